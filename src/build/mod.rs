@@ -1,0 +1,1 @@
+//! Wires parser, plan, cache, exec, layer and oci into a build.

@@ -1,0 +1,7 @@
+//! Text → AST. Logical lines, parser directives, heredoc bodies, nom
+//! instruction parsers, spans, shell-word expansion and `.dockerignore`
+//! patterns. Pure: no I/O beyond the bytes it is given.
+
+pub mod ast;
+
+pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Position, Span, Warning};

@@ -1,0 +1,1 @@
+//! The sandbox that runs a process over an overlay root. Knows nothing of Dockerfiles.

@@ -1,0 +1,1 @@
+//! Directory → deterministic tar → compressed blob, and safe extraction.

@@ -1,0 +1,7 @@
+//! The image model: digests, spec types, the content-addressed blob store
+//! (itself an OCI layout), layout directories, archives and `validate`.
+//! Nothing here knows about Dockerfiles.
+
+pub mod digest;
+
+pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};

@@ -1,0 +1,1 @@
+//! AST + build args + target + resolved base images → `BuildGraph`.
