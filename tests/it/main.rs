@@ -1,0 +1,3 @@
+//! The one integration-test binary. Each area has a module here.
+
+mod common;
