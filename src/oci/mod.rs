@@ -3,5 +3,10 @@
 //! Nothing here knows about Dockerfiles.
 
 pub mod digest;
+pub mod spec;
 
 pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};
+pub use spec::{
+    canonical_json, media_type, ContainerConfig, Descriptor, Empty, HealthConfig, History,
+    ImageConfig, Index, Manifest, Platform, RootFs,
+};
