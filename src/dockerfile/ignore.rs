@@ -89,18 +89,15 @@ impl IgnorePatterns {
             // COMPAT(buildkit): the context root itself is never excluded.
             return false;
         }
-        let parents: Vec<&str> = match file.rfind('/') {
-            Some(i) => file[..i].split('/').collect(),
-            None => Vec::new(),
-        };
+        // Every ancestor directory, as a prefix of `file` (no allocation per pattern).
+        let parents: Vec<&str> = file.match_indices('/').map(|(i, _)| &file[..i]).collect();
         let mut excluded = false;
         for p in &self.patterns {
             // An exclusion pattern only matters while not yet excluded, an exception only after.
             if p.exception != excluded {
                 continue;
             }
-            let hit =
-                p.matches(file) || (1..=parents.len()).any(|n| p.matches(&parents[..n].join("/")));
+            let hit = p.matches(file) || parents.iter().any(|d| p.matches(d));
             if hit {
                 excluded = !p.exception;
             }
