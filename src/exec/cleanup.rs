@@ -14,7 +14,11 @@ use super::rootfs::MountPoints;
 use super::ExecError;
 
 /// Removes `points` from `upper`. `lowers` are the overlay's lower dirs, top-most first.
-pub fn remove_mount_points(upper: &Path, lowers: &[PathBuf], points: &MountPoints) -> Result<(), ExecError> {
+pub fn remove_mount_points(
+    upper: &Path,
+    lowers: &[PathBuf],
+    points: &MountPoints,
+) -> Result<(), ExecError> {
     for rel in points.created.iter().rev() {
         let path = upper.join(rel);
         let meta = match fs::symlink_metadata(&path) {
@@ -70,14 +74,24 @@ fn is_noop_copy_up(path: &Path, lowers: &[PathBuf], rel: &Path) -> bool {
     if matches!(xattr::get(path, "trusted.overlay.opaque"), Ok(Some(v)) if v == b"y") {
         return false;
     }
-    let Some(lower) = lowers.iter().map(|l| l.join(rel)).find_map(|p| fs::symlink_metadata(p).ok()) else {
+    let Some(lower) = lowers
+        .iter()
+        .map(|l| l.join(rel))
+        .find_map(|p| fs::symlink_metadata(p).ok())
+    else {
         return false;
     };
-    lower.is_dir() && lower.mode() == meta.mode() && lower.uid() == meta.uid() && lower.gid() == meta.gid()
+    lower.is_dir()
+        && lower.mode() == meta.mode()
+        && lower.uid() == meta.uid()
+        && lower.gid() == meta.gid()
 }
 
 fn remove_err(path: &Path, err: &std::io::Error) -> ExecError {
-    ExecError::RemoveMountPoint { path: path.to_path_buf(), source: ExecError::errno_of(err) }
+    ExecError::RemoveMountPoint {
+        path: path.to_path_buf(),
+        source: ExecError::errno_of(err),
+    }
 }
 
 #[cfg(test)]
@@ -95,14 +109,25 @@ mod tests {
         fs::create_dir_all(upper.join("mnt/data")).unwrap();
         fs::write(upper.join("mnt/data/kept"), "written by the command").unwrap();
         let points = MountPoints {
-            created: vec!["etc/hosts".into(), "proc".into(), "mnt".into(), "mnt/data".into()],
+            created: vec![
+                "etc/hosts".into(),
+                "proc".into(),
+                "mnt".into(),
+                "mnt/data".into(),
+            ],
             parents: vec!["etc".into()],
         };
         remove_mount_points(&upper, &[lower], &points).unwrap();
         let mut left: Vec<_> = walkdir::WalkDir::new(&upper)
             .min_depth(1)
             .into_iter()
-            .map(|e| e.unwrap().path().strip_prefix(&upper).unwrap().to_path_buf())
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .strip_prefix(&upper)
+                    .unwrap()
+                    .to_path_buf()
+            })
             .collect();
         left.sort();
         let want: Vec<PathBuf> = vec!["mnt".into(), "mnt/data".into(), "mnt/data/kept".into()];
@@ -117,7 +142,10 @@ mod tests {
         fs::create_dir_all(lower.join("etc")).unwrap();
         fs::create_dir_all(upper.join("etc")).unwrap();
         fs::set_permissions(upper.join("etc"), fs::Permissions::from_mode(0o700)).unwrap();
-        let points = MountPoints { created: vec![], parents: vec!["etc".into()] };
+        let points = MountPoints {
+            created: vec![],
+            parents: vec!["etc".into()],
+        };
         remove_mount_points(&upper, &[lower], &points).unwrap();
         assert!(upper.join("etc").is_dir());
     }

@@ -21,7 +21,9 @@ pub enum ExecError {
         reason: String,
     },
     /// Overlay mount options would not fit in a page even with relative lower dirs.
-    #[error("overlay mount options are {len} bytes, over the {max}-byte limit ({layers} lower dirs)")]
+    #[error(
+        "overlay mount options are {len} bytes, over the {max}-byte limit ({layers} lower dirs)"
+    )]
     OverlayOptionsTooLong {
         /// Length of the option string.
         len: usize,

@@ -22,6 +22,7 @@
 mod cleanup;
 mod error;
 mod helper;
+mod mountpoint;
 mod overlay;
 mod parent;
 mod protocol;

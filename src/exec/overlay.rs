@@ -44,7 +44,9 @@ pub fn overlay_options(
     // A single lower dir (or one that is the common ancestor itself) is named by its
     // last component from its parent, never as "" or ".".
     if lowers.iter().any(|l| l == &base) {
-        base = base.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        base = base
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     }
     let rel: Vec<String> = lowers
         .iter()
@@ -57,7 +59,11 @@ pub fn overlay_options(
         .collect();
     let data = options(&rel, upper, work);
     if data.len() <= MAX_OPTIONS {
-        return Ok(OverlayOptions { base, data, links: Vec::new() });
+        return Ok(OverlayOptions {
+            base,
+            data,
+            links: Vec::new(),
+        });
     }
     let links: Vec<(String, PathBuf)> = lowers
         .iter()
@@ -73,7 +79,11 @@ pub fn overlay_options(
             layers: lowers.len(),
         });
     }
-    Ok(OverlayOptions { base: links_dir.to_path_buf(), data, links })
+    Ok(OverlayOptions {
+        base: links_dir.to_path_buf(),
+        data,
+        links,
+    })
 }
 
 fn options(lowers: &[String], upper: &Path, work: &Path) -> String {
@@ -118,7 +128,9 @@ pub fn check_overlay_path(path: &Path) -> Result<(), ExecError> {
     }
     if text.contains([',', ':', '\n']) {
         return Err(ExecError::InvalidSpec {
-            reason: format!("overlay path {text} contains ',' or ':', which overlay options cannot carry"),
+            reason: format!(
+                "overlay path {text} contains ',' or ':', which overlay options cannot carry"
+            ),
         });
     }
     Ok(())
@@ -134,7 +146,13 @@ mod tests {
             PathBuf::from("/store/snapshots/bbb"),
             PathBuf::from("/store/snapshots/aaa"),
         ];
-        let o = overlay_options(&lowers, Path::new("/t/up"), Path::new("/t/w"), Path::new("/l")).unwrap();
+        let o = overlay_options(
+            &lowers,
+            Path::new("/t/up"),
+            Path::new("/t/w"),
+            Path::new("/l"),
+        )
+        .unwrap();
         assert_eq!(o.base, PathBuf::from("/store/snapshots"));
         assert_eq!(o.data, "lowerdir=bbb:aaa,upperdir=/t/up,workdir=/t/w");
     }
@@ -142,7 +160,8 @@ mod tests {
     #[test]
     fn single_lower_dir_is_named_from_its_parent() {
         let lowers = vec![PathBuf::from("/s/one")];
-        let o = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
+        let o =
+            overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
         assert_eq!(o.base, PathBuf::from("/s"));
         assert!(o.data.starts_with("lowerdir=one,"));
     }
@@ -154,7 +173,8 @@ mod tests {
             .collect();
         let absolute: usize = lowers.iter().map(|l| l.as_os_str().len() + 1).sum();
         assert!(absolute > MAX_OPTIONS, "the test must need relative paths");
-        let o = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
+        let o =
+            overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
         assert!(o.data.len() <= MAX_OPTIONS && o.links.is_empty());
         assert_eq!(o.base, PathBuf::from("/var/lib/kiln/snapshots"));
     }
@@ -164,7 +184,8 @@ mod tests {
         let lowers: Vec<PathBuf> = (0..120)
             .map(|i| PathBuf::from(format!("/var/lib/kiln/snapshots/{i:064}")))
             .collect();
-        let o = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
+        let o =
+            overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
         assert!(o.data.len() <= MAX_OPTIONS);
         assert_eq!(o.base, PathBuf::from("/l"));
         assert_eq!(o.links.len(), 120);
@@ -178,8 +199,12 @@ mod tests {
         let lowers: Vec<PathBuf> = (0..1500)
             .map(|i| PathBuf::from(format!("/a{i}/{}", "x".repeat(20))))
             .collect();
-        let err = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap_err();
-        assert!(matches!(err, ExecError::OverlayOptionsTooLong { layers: 1500, .. }));
+        let err = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l"))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ExecError::OverlayOptionsTooLong { layers: 1500, .. }
+        ));
     }
 
     #[test]

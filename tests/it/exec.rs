@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use kiln::exec::{self, ExecError, Mount, MountKind, Network, Output, RunSpec};
 
 const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "ls", "id", "touch", "rm", "mkdir", "ip", "ping", "wget", "hostname", "env",
-    "sleep", "readlink", "stat", "head", "nc", "test", "grep", "wc",
+    "sh", "echo", "cat", "ls", "id", "touch", "rm", "mkdir", "ip", "ping", "wget", "hostname",
+    "env", "sleep", "readlink", "stat", "head", "nc", "test", "grep", "wc",
 ];
 
 /// The busybox rootfs every test uses as its lowest layer (built once, never written).
@@ -26,8 +26,16 @@ fn base() -> &'static Path {
         for a in APPLETS {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
         }
-        fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n").unwrap();
-        fs::write(root.join("etc/group"), "root:x:0:\nuser:x:1000:\nstaff:x:50:user\n").unwrap();
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join("etc/group"),
+            "root:x:0:\nuser:x:1000:\nstaff:x:50:user\n",
+        )
+        .unwrap();
         fs::write(root.join("srv/old"), "old").unwrap();
         fs::create_dir_all(root.join("srv/dir/inner")).unwrap();
         fs::write(root.join("srv/dir/inner/f"), "f").unwrap();
@@ -68,11 +76,19 @@ impl Run {
 
     fn go(&self) -> Result<(i32, String, String), ExecError> {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let res = exec::run(&self.spec, Path::new(env!("CARGO_BIN_EXE_kiln")), &mut |o| match o {
-            Output::Stdout(b) => out.extend_from_slice(b),
-            Output::Stderr(b) => err.extend_from_slice(b),
-        })?;
-        Ok((res.status, String::from_utf8_lossy(&out).into(), String::from_utf8_lossy(&err).into()))
+        let res = exec::run(
+            &self.spec,
+            Path::new(env!("CARGO_BIN_EXE_kiln")),
+            &mut |o| match o {
+                Output::Stdout(b) => out.extend_from_slice(b),
+                Output::Stderr(b) => err.extend_from_slice(b),
+            },
+        )?;
+        Ok((
+            res.status,
+            String::from_utf8_lossy(&out).into(),
+            String::from_utf8_lossy(&err).into(),
+        ))
     }
 
     /// Runs and asserts success; returns stdout.
@@ -91,7 +107,14 @@ impl Run {
         walkdir::WalkDir::new(self.upper())
             .min_depth(1)
             .into_iter()
-            .map(|e| e.unwrap().path().strip_prefix(self.upper()).unwrap().display().to_string())
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .strip_prefix(self.upper())
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
             .collect()
     }
 }
@@ -118,11 +141,16 @@ fn a_signal_shows_as_128_plus_its_number() {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
                     let cmdline = fs::read(e.path().join("cmdline")).ok()?;
-                    (cmdline == wanted.as_bytes()).then(|| e.file_name().to_string_lossy().parse::<i32>().ok())?
+                    (cmdline == wanted.as_bytes())
+                        .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())?
                 })
             })
             .expect("the sandboxed sleep never appeared");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         assert_eq!(waiter.join().unwrap(), 137);
     });
 }
@@ -131,9 +159,15 @@ fn a_signal_shows_as_128_plus_its_number() {
 fn upper_dir_holds_only_the_commands_writes() {
     let run = Run::new("touch /new && echo changed > /srv/old && rm /srv/dir/inner/f && rm -r /srv/dir && mkdir -p /srv/dir/fresh");
     run.ok();
-    let want: BTreeSet<String> = ["new", "srv", "srv/old", "srv/dir", "srv/dir/fresh"].iter().map(|s| s.to_string()).collect();
+    let want: BTreeSet<String> = ["new", "srv", "srv/old", "srv/dir", "srv/dir/fresh"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(run.upper_paths(), want);
-    assert_eq!(fs::read_to_string(run.upper().join("srv/old")).unwrap(), "changed\n");
+    assert_eq!(
+        fs::read_to_string(run.upper().join("srv/old")).unwrap(),
+        "changed\n"
+    );
     // The replaced dir is opaque; nothing of the old content shows through.
     let opaque = xattr::get(run.upper().join("srv/dir"), "trusted.overlay.opaque").unwrap();
     assert_eq!(opaque.as_deref(), Some(&b"y"[..]));
@@ -161,7 +195,10 @@ fn a_command_that_writes_nothing_leaves_an_empty_upper_dir() {
 fn user_by_name_and_by_number_with_supplementary_groups() {
     let mut run = Run::new("id");
     run.spec.user = "user".into();
-    assert_eq!(run.ok(), "uid=1000(user) gid=1000(user) groups=50(staff),1000(user)\n");
+    assert_eq!(
+        run.ok(),
+        "uid=1000(user) gid=1000(user) groups=50(staff),1000(user)\n"
+    );
     let mut run = Run::new("id");
     run.spec.user = "1000:50".into();
     assert_eq!(run.ok(), "uid=1000(user) gid=50(staff) groups=50(staff)\n");
@@ -179,7 +216,10 @@ fn cwd_is_created_env_and_hostname_apply() {
     run.spec.cwd = "/work/dir".into();
     run.spec.env.push("GREETING=hello there".into());
     assert_eq!(run.ok(), "/work/dir\nhello there\nkiln-test\n");
-    assert!(run.upper().join("work/dir").is_dir(), "the created cwd is layer content");
+    assert!(
+        run.upper().join("work/dir").is_dir(),
+        "the created cwd is layer content"
+    );
 }
 
 #[test]
@@ -237,13 +277,19 @@ fn network_none_has_only_loopback_up_and_no_host_listener() {
     ));
     run.spec.network = Network::None;
     let out = run.ok();
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1", "lo-up", "unreachable"], "{out}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["1", "lo-up", "unreachable"],
+        "{out}"
+    );
 }
 
 #[test]
 fn host_network_reaches_a_loopback_listener() {
     let port = listener();
-    let run = Run::new(&format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 {port}"));
+    let run = Run::new(&format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 {port}"
+    ));
     assert!(run.ok().ends_with("\r\n\r\npong"));
 }
 
@@ -259,21 +305,45 @@ fn bind_readonly_discard_and_tmpfs_mounts() {
     }
     fs::write(host.join("ro/file"), "ro-content\n").unwrap();
     fs::write(host.join("discard/file"), "discard-content\n").unwrap();
-    let bind = |s: &str, ro| MountKind::Bind { source: host.join(s), readonly: ro };
+    let bind = |s: &str, ro| MountKind::Bind {
+        source: host.join(s),
+        readonly: ro,
+    };
     run.spec.mounts = vec![
-        Mount { target: "/rw".into(), kind: bind("rw", false) },
-        Mount { target: "/ro".into(), kind: bind("ro", true) },
+        Mount {
+            target: "/rw".into(),
+            kind: bind("rw", false),
+        },
+        Mount {
+            target: "/ro".into(),
+            kind: bind("ro", true),
+        },
         Mount {
             target: "/discard".into(),
-            kind: MountKind::BindDiscardWrites { source: host.join("discard"), scratch: host.join("discard-scratch") },
+            kind: MountKind::BindDiscardWrites {
+                source: host.join("discard"),
+                scratch: host.join("discard-scratch"),
+            },
         },
-        Mount { target: "/scratch".into(), kind: MountKind::Tmpfs { size: Some(1 << 20) } },
+        Mount {
+            target: "/scratch".into(),
+            kind: MountKind::Tmpfs {
+                size: Some(1 << 20),
+            },
+        },
     ];
     assert_eq!(run.ok(), "ro-refused\nro-content\ndiscard-content\nt\n");
     assert_eq!(fs::read_to_string(host.join("rw/new")).unwrap(), "rw\n");
     assert!(!host.join("ro/new").exists());
-    assert!(!host.join("discard/new").exists(), "discarded writes reached the source");
-    assert_eq!(run.upper_paths(), BTreeSet::new(), "mount points leaked into the layer");
+    assert!(
+        !host.join("discard/new").exists(),
+        "discarded writes reached the source"
+    );
+    assert_eq!(
+        run.upper_paths(),
+        BTreeSet::new(),
+        "mount points leaked into the layer"
+    );
 }
 
 #[test]
@@ -285,26 +355,41 @@ fn a_chain_of_120_lower_dirs_mounts() {
         // Digest-long names: 120 of them do not fit in a page even relative.
         let snap = store.join(format!("{i:03}{}", "e".repeat(61)));
         fs::create_dir_all(snap.join("layers")).unwrap();
-        fs::write(snap.join("layers").join(format!("{i:03}")), format!("layer {i}\n")).unwrap();
+        fs::write(
+            snap.join("layers").join(format!("{i:03}")),
+            format!("layer {i}\n"),
+        )
+        .unwrap();
         lowers.push(snap);
     }
     lowers.reverse();
     lowers.push(base().to_path_buf());
     run.spec.lower_dirs = lowers;
-    assert_eq!(run.ok().split_whitespace().collect::<Vec<_>>(), ["layer", "0", "layer", "119", "120"]);
+    assert_eq!(
+        run.ok().split_whitespace().collect::<Vec<_>>(),
+        ["layer", "0", "layer", "119", "120"]
+    );
 }
 
 #[test]
 fn two_runs_at_once() {
-    let runs: Vec<Run> = (0..2).map(|i| Run::new(&format!("sleep 1; echo run{i} > /out; cat /out"))).collect();
+    let runs: Vec<Run> = (0..2)
+        .map(|i| Run::new(&format!("sleep 1; echo run{i} > /out; cat /out")))
+        .collect();
     let start = std::time::Instant::now();
     let outs: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = runs.iter().map(|r| s.spawn(|| r.ok())).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(outs, ["run0\n", "run1\n"]);
-    assert!(start.elapsed() < std::time::Duration::from_millis(1900), "runs did not overlap");
-    assert_eq!(fs::read_to_string(runs[1].upper().join("out")).unwrap(), "run1\n");
+    assert!(
+        start.elapsed() < std::time::Duration::from_millis(1900),
+        "runs did not overlap"
+    );
+    assert_eq!(
+        fs::read_to_string(runs[1].upper().join("out")).unwrap(),
+        "run1\n"
+    );
 }
 
 #[test]
@@ -313,7 +398,10 @@ fn setup_failures_come_back_typed() {
     run.spec.argv = vec!["/no/such/program".into()];
     match run.go() {
         Err(ExecError::Exec { argv0, source }) => {
-            assert_eq!((argv0.as_str(), source), ("/no/such/program", nix::errno::Errno::ENOENT));
+            assert_eq!(
+                (argv0.as_str(), source),
+                ("/no/such/program", nix::errno::Errno::ENOENT)
+            );
         }
         other => panic!("expected an exec error, got {other:?}"),
     }
