@@ -33,9 +33,7 @@ pub fn overlay_options(
     links_dir: &Path,
 ) -> Result<OverlayOptions, ExecError> {
     let Some(first) = lowers.first() else {
-        return Err(ExecError::InvalidSpec {
-            reason: "an overlay needs at least one lower dir".into(),
-        });
+        return Err(ExecError::NoLowerDir);
     };
     let mut base: PathBuf = first.clone();
     for lower in &lowers[1..] {
@@ -120,17 +118,10 @@ fn common_ancestor(a: &Path, b: &Path) -> PathBuf {
 /// Refuses paths the overlay option syntax cannot carry (`,` separates options, `:`
 /// separates lower dirs) and relative paths (the mount runs from another directory).
 pub fn check_overlay_path(path: &Path) -> Result<(), ExecError> {
-    let text = path.to_string_lossy();
-    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
-        return Err(ExecError::InvalidSpec {
-            reason: format!("overlay path {text} must be absolute without '..'"),
-        });
-    }
-    if text.contains([',', ':', '\n']) {
-        return Err(ExecError::InvalidSpec {
-            reason: format!(
-                "overlay path {text} contains ',' or ':', which overlay options cannot carry"
-            ),
+    let relative = !path.is_absolute() || path.components().any(|c| c == Component::ParentDir);
+    if relative || path.to_string_lossy().contains([',', ':', '\n']) {
+        return Err(ExecError::OverlayPath {
+            path: path.to_path_buf(),
         });
     }
     Ok(())

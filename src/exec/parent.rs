@@ -78,10 +78,15 @@ fn spawn(exe: &Path, report_w: &OwnedFd) -> Result<std::process::Child, ExecErro
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl,
-    // which are async-signal-safe; it allocates nothing and takes no lock.
+    // SAFETY: the closure runs between fork and exec and calls only prctl, dup2 and
+    // fcntl, which are async-signal-safe; it allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
+            // The helper (and through its own death signal, the sandbox) dies with the
+            // thread that waits for it, so a killed kiln leaves no build running.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if fd == REPORT_FD {
                 // dup2 onto itself keeps CLOEXEC: clear it by hand.
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
@@ -155,7 +160,6 @@ fn pump(
 /// Checks what the helper cannot report well and resolves bind sources to real paths
 /// (mounting follows symlinks on the host; the canonical path is what gets mounted).
 fn checked(spec: &RunSpec) -> Result<RunSpec, ExecError> {
-    let invalid = |reason: String| ExecError::InvalidSpec { reason };
     for dir in spec
         .lower_dirs
         .iter()
@@ -164,7 +168,7 @@ fn checked(spec: &RunSpec) -> Result<RunSpec, ExecError> {
         check_overlay_path(dir)?;
     }
     if spec.argv.is_empty() {
-        return Err(invalid("argv is empty".into()));
+        return Err(ExecError::EmptyArgv);
     }
     let texts = spec
         .argv
@@ -172,13 +176,12 @@ fn checked(spec: &RunSpec) -> Result<RunSpec, ExecError> {
         .chain(&spec.env)
         .chain([&spec.cwd, &spec.user, &spec.hostname]);
     if let Some(t) = texts.into_iter().find(|t| t.contains('\0')) {
-        return Err(invalid(format!("{t:?} contains a NUL byte")));
+        return Err(ExecError::NulByte { text: t.clone() });
     }
     if !spec.cwd.starts_with('/') {
-        return Err(invalid(format!(
-            "working directory {:?} is not absolute",
-            spec.cwd
-        )));
+        return Err(ExecError::RelativeCwd {
+            cwd: spec.cwd.clone(),
+        });
     }
     let mut spec = spec.clone();
     for m in &mut spec.mounts {
@@ -193,10 +196,9 @@ fn checked(spec: &RunSpec) -> Result<RunSpec, ExecError> {
                 check_overlay_path(source)?;
                 check_overlay_path(scratch)?;
                 if !source.is_dir() {
-                    return Err(invalid(format!(
-                        "discard-writes bind source {} is not a directory",
-                        source.display()
-                    )));
+                    return Err(ExecError::DiscardSourceNotDir {
+                        path: source.clone(),
+                    });
                 }
             }
             MountKind::Tmpfs { .. } => {}

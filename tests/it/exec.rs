@@ -1,123 +1,14 @@
 //! The RUN sandbox for real: as root, over an overlay whose lower dir is a busybox rootfs.
 
+mod fixture;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use kiln::exec::{self, ExecError, Mount, MountKind, Network, Output, RunSpec};
-
-const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "ls", "id", "touch", "rm", "mkdir", "ip", "ping", "wget", "hostname",
-    "env", "sleep", "readlink", "stat", "head", "nc", "test", "grep", "wc",
-];
-
-/// The busybox rootfs every test uses as its lowest layer (built once, never written).
-fn base() -> &'static Path {
-    static BASE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("base");
-        for d in ["bin", "etc", "tmp", "home/user", "srv"] {
-            fs::create_dir_all(root.join(d)).unwrap();
-        }
-        fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        for a in APPLETS {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
-        }
-        fs::write(
-            root.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
-        )
-        .unwrap();
-        fs::write(
-            root.join("etc/group"),
-            "root:x:0:\nuser:x:1000:\nstaff:x:50:user\n",
-        )
-        .unwrap();
-        fs::write(root.join("srv/old"), "old").unwrap();
-        fs::create_dir_all(root.join("srv/dir/inner")).unwrap();
-        fs::write(root.join("srv/dir/inner/f"), "f").unwrap();
-        dir
-    })
-    .path()
-    .join("base")
-    .leak()
-}
-
-/// One run's dirs: a fresh upper and work dir.
-struct Run {
-    dir: tempfile::TempDir,
-    spec: RunSpec,
-}
-
-impl Run {
-    fn new(script: &str) -> Run {
-        let dir = tempfile::tempdir().unwrap();
-        let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
-        fs::create_dir(&upper).unwrap();
-        fs::create_dir(&work).unwrap();
-        let spec = RunSpec {
-            lower_dirs: vec![base().to_path_buf()],
-            upper_dir: upper,
-            work_dir: work,
-            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            env: vec!["PATH=/bin".into(), "HOME=/root".into()],
-            cwd: "/".into(),
-            user: String::new(),
-            hostname: "kiln-test".into(),
-            network: Network::Host,
-            mounts: vec![],
-            stdin: None,
-        };
-        Run { dir, spec }
-    }
-
-    fn go(&self) -> Result<(i32, String, String), ExecError> {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let res = exec::run(
-            &self.spec,
-            Path::new(env!("CARGO_BIN_EXE_kiln")),
-            &mut |o| match o {
-                Output::Stdout(b) => out.extend_from_slice(b),
-                Output::Stderr(b) => err.extend_from_slice(b),
-            },
-        )?;
-        Ok((
-            res.status,
-            String::from_utf8_lossy(&out).into(),
-            String::from_utf8_lossy(&err).into(),
-        ))
-    }
-
-    /// Runs and asserts success; returns stdout.
-    fn ok(&self) -> String {
-        let (status, out, err) = self.go().unwrap();
-        assert_eq!(status, 0, "stdout: {out}\nstderr: {err}");
-        out
-    }
-
-    fn upper(&self) -> &Path {
-        &self.spec.upper_dir
-    }
-
-    /// Every path in the upper dir, relative.
-    fn upper_paths(&self) -> BTreeSet<String> {
-        walkdir::WalkDir::new(self.upper())
-            .min_depth(1)
-            .into_iter()
-            .map(|e| {
-                e.unwrap()
-                    .path()
-                    .strip_prefix(self.upper())
-                    .unwrap()
-                    .display()
-                    .to_string()
-            })
-            .collect()
-    }
-}
+use fixture::{base, listener, Run};
+use kiln::exec::{self, ExecError, Mount, MountKind, Network, Output};
 
 #[test]
 fn output_is_captured_and_exit_code_returned() {
@@ -234,10 +125,56 @@ fn dev_null_is_writable_and_pid_1_is_the_command_shell() {
 
 #[test]
 fn sys_is_read_only_and_proc_is_the_sandboxes() {
-    let run = Run::new("touch /sys/x 2>/dev/null && echo writable; ls /proc | grep -c '^[0-9]'");
-    // sh and ls/grep: a handful of processes, not the host's.
-    let n: u32 = run.ok().trim().parse().unwrap();
+    let run = Run::new("grep ' /sys ' /proc/mounts; ls /proc | grep -c '^[0-9]'");
+    let out = run.ok();
+    let (mounts, count) = out.trim().rsplit_once('\n').unwrap();
+    assert!(mounts.starts_with("sysfs /sys sysfs ro,"), "{mounts}");
+    // sh, ls and grep: a handful of processes, not the host's.
+    let n: u32 = count.parse().unwrap();
     assert!(n <= 4, "{n} processes visible");
+}
+
+#[test]
+fn output_streams_while_the_command_runs() {
+    let run = Run::new("echo first; sleep 1; echo second");
+    let start = std::time::Instant::now();
+    let mut arrivals = Vec::new();
+    exec::run(&run.spec, Path::new(env!("CARGO_BIN_EXE_kiln")), &mut |o| {
+        if let Output::Stdout(b) = o {
+            arrivals.push((String::from_utf8_lossy(b).into_owned(), start.elapsed()));
+        }
+    })
+    .unwrap();
+    assert_eq!(arrivals[0].0, "first\n");
+    assert!(
+        arrivals[0].1 < std::time::Duration::from_millis(900),
+        "{arrivals:?}"
+    );
+    assert!(arrivals.last().unwrap().1 >= std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn bad_specs_are_refused_before_anything_runs() {
+    let mut run = Run::new("true");
+    run.spec.cwd = "relative".into();
+    assert!(matches!(run.go(), Err(ExecError::RelativeCwd { .. })));
+    let mut run = Run::new("true");
+    run.spec.upper_dir = "/a,b".into();
+    assert!(matches!(run.go(), Err(ExecError::OverlayPath { .. })));
+    let mut run = Run::new("true");
+    let file = run.dir.path().join("file");
+    fs::write(&file, "").unwrap();
+    run.spec.mounts = vec![Mount {
+        target: "/m".into(),
+        kind: MountKind::BindDiscardWrites {
+            source: file,
+            scratch: run.dir.path().join("s"),
+        },
+    }];
+    assert!(matches!(
+        run.go(),
+        Err(ExecError::DiscardSourceNotDir { .. })
+    ));
 }
 
 #[test]
@@ -249,21 +186,6 @@ fn stdin_file_is_fed_else_dev_null() {
     fs::write(&script, "from a heredoc\n").unwrap();
     run.spec.stdin = Some(script);
     assert_eq!(run.ok(), "from a heredoc\n");
-}
-
-/// A loopback TCP listener that answers HTTP requests with "pong".
-fn listener() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            use std::io::{Read, Write};
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\npong");
-        }
-    });
-    port
 }
 
 #[test]
