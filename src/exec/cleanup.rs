@@ -20,6 +20,9 @@ pub fn remove_mount_points(
     points: &MountPoints,
 ) -> Result<(), ExecError> {
     for rel in points.created.iter().rev() {
+        if !under_real_dirs(upper, rel) {
+            continue;
+        }
         let path = upper.join(rel);
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
@@ -51,7 +54,7 @@ fn remove_copied_up(upper: &Path, lowers: &[PathBuf], rel: &Path) -> Result<(), 
     let mut rel = rel.to_path_buf();
     while !rel.as_os_str().is_empty() {
         let path = upper.join(&rel);
-        if !is_noop_copy_up(&path, lowers, &rel) {
+        if !under_real_dirs(upper, &rel) || !is_noop_copy_up(&path, lowers, &rel) {
             return Ok(());
         }
         match fs::remove_dir(&path) {
@@ -62,6 +65,18 @@ fn remove_copied_up(upper: &Path, lowers: &[PathBuf], rel: &Path) -> Result<(), 
         rel.pop();
     }
     Ok(())
+}
+
+/// Whether every parent of `rel` in `upper` is a real directory. The command ran as
+/// root and may have swapped a parent for a symlink; following it here, on the host,
+/// would remove host files.
+fn under_real_dirs(upper: &Path, rel: &Path) -> bool {
+    let mut dir = upper.to_path_buf();
+    let parents: Vec<_> = rel.components().collect();
+    parents[..parents.len().saturating_sub(1)].iter().all(|c| {
+        dir.push(c);
+        fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
+    })
 }
 
 fn is_noop_copy_up(path: &Path, lowers: &[PathBuf], rel: &Path) -> bool {
@@ -132,6 +147,24 @@ mod tests {
         left.sort();
         let want: Vec<PathBuf> = vec!["mnt".into(), "mnt/data".into(), "mnt/data/kept".into()];
         assert_eq!(left, want);
+    }
+
+    #[test]
+    fn a_parent_swapped_for_a_symlink_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (upper, outside) = (tmp.path().join("u"), tmp.path().join("host"));
+        fs::create_dir_all(&upper).unwrap();
+        fs::create_dir_all(outside.join("victim")).unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("etc")).unwrap();
+        let points = MountPoints {
+            created: vec!["etc".into(), "etc/victim".into()],
+            parents: vec!["etc/victim".into()],
+        };
+        remove_mount_points(&upper, &[], &points).unwrap();
+        assert!(
+            outside.join("victim").is_dir(),
+            "followed a symlink out of the upper dir"
+        );
     }
 
     #[test]
