@@ -91,15 +91,15 @@ fn run_helper() -> Result<i32, ExecError> {
             Err(e) => return Err(helper_err("waiting for the sandbox init", e)),
         }
     };
-    let mut points = MountPoints::default();
+    let (mut points, mut failed) = (MountPoints::default(), None);
     for msg in protocol::decode_lines::<InitMsg>(&bytes, "sandbox init message")? {
         match msg {
-            InitMsg::Failed(err) => return Err(err),
+            InitMsg::Failed(err) => failed = Some(err),
             InitMsg::MountPoints(p) => points = p,
         }
     }
     cleanup::remove_mount_points(&spec.upper_dir, &spec.lower_dirs, &points)?;
-    Ok(status)
+    failed.map_or(Ok(status), Err)
 }
 
 /// The sandbox init: never returns. Exits 127 after reporting a setup failure.
@@ -120,6 +120,9 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| helper_err("setting the parent-death signal", e))?;
     let points = rootfs::setup(&mut RealSys, spec)?;
+    protocol::send(pipe, &InitMsg::MountPoints(points))
+        .and_then(|()| pipe.flush())
+        .map_err(|e| helper_err("sending mount points", ExecError::errno_of(&e)))?;
     let passwd = read_id_file("/etc/passwd")?;
     let group = read_id_file("/etc/group")?;
     let ids = user::resolve(&spec.user, &passwd, &group)?;
@@ -129,9 +132,6 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     };
     // COMPAT(buildkit): a missing working directory is created, owned by root.
     std::fs::create_dir_all(&spec.cwd).map_err(|e| chdir_err(ExecError::errno_of(&e)))?;
-    protocol::send(pipe, &InitMsg::MountPoints(points))
-        .and_then(|()| pipe.flush())
-        .map_err(|e| helper_err("sending mount points", ExecError::errno_of(&e)))?;
     let user_err = |source| ExecError::SetUser {
         user: spec.user.clone(),
         uid: ids.uid,

@@ -99,6 +99,8 @@ fn user_by_name_and_by_number_with_supplementary_groups() {
     let mut run = Run::new("id");
     run.spec.user = "nobody".into();
     assert!(matches!(run.go(), Err(ExecError::UnknownId { .. })));
+    // Setup failed after the mounts: their mount points are cleaned all the same.
+    assert_eq!(run.upper_paths(), BTreeSet::new());
 }
 
 #[test]
@@ -340,4 +342,15 @@ fn setup_failures_come_back_typed() {
     let mut run = Run::new("true");
     run.spec.lower_dirs = vec![PathBuf::from("/no/such/snapshot")];
     assert!(matches!(run.go(), Err(ExecError::MountOverlay { .. })));
+}
+
+#[test]
+fn the_helper_refuses_to_run_without_kiln() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("__sandbox")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("internal"));
 }
