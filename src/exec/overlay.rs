@@ -49,10 +49,9 @@ pub fn overlay_options(
     let rel: Vec<String> = lowers
         .iter()
         .map(|l| {
-            l.strip_prefix(&base)
-                .expect("every lower dir is under the common ancestor")
-                .display()
-                .to_string()
+            // Every lower dir is under the common ancestor; were one not, its absolute
+            // path would still name it, whatever the current directory.
+            l.strip_prefix(&base).unwrap_or(l).display().to_string()
         })
         .collect();
     let data = options(&rel, upper, work);
