@@ -21,6 +21,8 @@
 //!   it afterwards. If setup fails, the caller discards the upper dir too.
 //! - This module is the only place in kiln with `unsafe`, namespaces and mounts.
 
+#![deny(missing_docs)]
+
 mod cleanup;
 mod error;
 mod helper;
