@@ -80,7 +80,7 @@ pub enum LayoutError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: ValidateError,
+        source: Box<ValidateError>,
     },
     /// Serializing `index.json`.
     #[error("serializing index.json")]
@@ -206,7 +206,7 @@ pub fn import_layout(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, Layou
         copy_tree(store, dir, d)?;
         validate(store, d).map_err(|source| LayoutError::Invalid {
             digest: d.digest,
-            source,
+            source: Box::new(source),
         })?;
         let name = entry_name(d)?;
         if let Some(n) = &name {

@@ -75,7 +75,7 @@ pub enum LoadError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: ValidateError,
+        source: Box<ValidateError>,
     },
     /// `--tag` was given for an input holding several images.
     #[error("--tag needs an input with one image, this one has {count}")]
@@ -228,7 +228,7 @@ fn load_docker_entry(
     let desc = store.put_json(media_type::OCI_MANIFEST, &manifest)?;
     validate(store, &desc).map_err(|source| LoadError::Invalid {
         digest: desc.digest,
-        source,
+        source: Box::new(source),
     })?;
     let mut name = None;
     for t in entry.repo_tags.iter().flatten() {
