@@ -211,6 +211,21 @@ fn load_reads_all_three_formats_and_keeps_names() {
             foreign.display()
         )));
     load_check(&foreign, &config);
+    // A gzip-compressed archive loads too.
+    let gz = d.path().join("oci.tar.gz");
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -c {} > {}", oci.display(), gz.display())));
+    load_check(&gz, &config);
+    // An OCI layout written by skopeo names the image by ref.name alone.
+    let skopeo_layout = d.path().join("skopeo-layout");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci-archive:{}", oci.display()))
+        .arg(format!("oci:{}:mine/bb:v2", skopeo_layout.display())));
+    let (_z, fresh) = self::store();
+    let loaded = load(&fresh, &skopeo_layout, None).unwrap();
+    assert_eq!(loaded[0].name.as_deref(), Some("mine/bb:v2"));
     // The OCI archive round trip keeps the manifest digest itself.
     let (_x, fresh) = self::store();
     load(&fresh, &oci, None).unwrap();
@@ -388,4 +403,110 @@ fn cli_load_images_inspect_save_rmi_prune() {
             .unwrap(),
         id
     );
+}
+
+#[test]
+fn validate_accepts_zstd_and_plain_layers_and_checks_history_and_platform() {
+    use std::io::Read;
+    let (_d, store) = store();
+    let desc = busybox_image(&store);
+    let (m, config) = store.load_image(&desc).unwrap();
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(store.open_blob(&m.layers[0].digest).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    let zst = zstd::encode_all(&raw[..], 3).unwrap();
+    for (bytes, mt) in [
+        (raw.clone(), media_type::OCI_LAYER),
+        (zst, media_type::OCI_LAYER_ZSTD),
+    ] {
+        let (digest, size) = store.put_blob(&bytes).unwrap();
+        let mut m2 = m.clone();
+        m2.layers = vec![Descriptor::new(mt, digest, size)];
+        let d2 = store.put_json(media_type::OCI_MANIFEST, &m2).unwrap();
+        validate(&store, &d2).unwrap_or_else(|e| panic!("{mt}: {e:?}"));
+        // A layer typed with the wrong codec is caught.
+        m2.layers[0].media_type = media_type::OCI_LAYER_GZIP.into();
+        let d3 = store.put_json(media_type::OCI_MANIFEST, &m2).unwrap();
+        assert!(validate(&store, &d3).is_err(), "{mt} passed as gzip");
+    }
+    let with_config = |c: &kiln::oci::ImageConfig| {
+        let mut m2 = m.clone();
+        m2.config = store.put_json(media_type::OCI_CONFIG, c).unwrap();
+        store.put_json(media_type::OCI_MANIFEST, &m2).unwrap()
+    };
+    let mut c = config.clone();
+    c.history[0].empty_layer = true;
+    let err = validate(&store, &with_config(&c)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ValidateError::HistoryCount {
+                layers: 1,
+                non_empty: 0
+            }
+        ),
+        "{err:?}"
+    );
+    let mut c = config.clone();
+    c.os.clear();
+    let err = validate(&store, &with_config(&c)).unwrap_err();
+    assert!(
+        matches!(err, ValidateError::MissingPlatform { field: "os", .. }),
+        "{err:?}"
+    );
+    let mut bad = desc.clone();
+    bad.media_type = media_type::DOCKER_MANIFEST.into();
+    assert!(matches!(
+        validate(&store, &bad),
+        Err(ValidateError::MediaType { .. })
+    ));
+}
+
+#[test]
+fn killed_loads_leave_a_usable_store() {
+    let d = tempfile::tempdir().unwrap();
+    let archive = d.path().join("bb.tar");
+    crate::fixtures::write_busybox_archive(&archive);
+    let root = d.path().join("root");
+    for i in 0..12u64 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(&root)
+            .args(["load", "-q", "-i"])
+            .arg(&archive)
+            .args(["--tag", &format!("t{i}")])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(i * 7));
+        let _ = child.kill(); // SIGKILL; it may have finished already
+        child.wait().unwrap();
+    }
+    // Whatever survived is whole: index.json parses and every named image validates.
+    let store = Store::open(&root).unwrap();
+    for e in store.images().unwrap() {
+        validate(&store, &e.descriptor).unwrap_or_else(|err| panic!("{}: {err:?}", e.name));
+    }
+    // And the store keeps working.
+    stdout_ok(kiln(
+        &root,
+        &[
+            "load",
+            "-q",
+            "-i",
+            archive.to_str().unwrap(),
+            "--tag",
+            "after",
+        ],
+    ));
+    validate(&store, &store.resolve("after").unwrap()).unwrap();
+    for entry in std::fs::read_dir(store.root().join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let hex = path.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(
+            Digest::of(&std::fs::read(&path).unwrap()).hex(),
+            hex,
+            "torn blob"
+        );
+    }
 }
