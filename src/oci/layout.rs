@@ -35,7 +35,7 @@ pub struct NamedImage {
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     /// A store operation.
-    #[error("store")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// Writing into the destination directory.
     #[error("writing {path}")]

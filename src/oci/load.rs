@@ -24,7 +24,7 @@ use super::{
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// A store operation.
-    #[error("store")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// Importing an OCI layout.
     #[error("importing OCI layout")]

@@ -50,8 +50,13 @@ fn store_round_trip() {
     assert_eq!(m.layers.len(), 1);
     assert_eq!(config.rootfs.diff_ids.len(), 1);
     assert_eq!(config.config.cmd.as_deref(), Some(&["sh".to_string()][..]));
-    // The store is itself an OCI layout.
+    // The store is itself an OCI layout, which skopeo reads by name.
     validate_layout(store.root()).unwrap();
+    let inspect = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:busybox:latest", store.root().display())));
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Digest"], desc.digest.to_string());
     // Reopening sees the same names.
     let again = Store::open(store.root()).unwrap();
     assert_eq!(again.images().unwrap()[0].name, "busybox:latest");

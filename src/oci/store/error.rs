@@ -121,7 +121,7 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     /// A reference that does not parse.
-    #[error("parsing reference")]
+    #[error(transparent)]
     Reference(#[from] ReferenceError),
     /// No image matches the reference.
     #[error("no such image: {reference}")]
