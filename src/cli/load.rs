@@ -32,12 +32,12 @@ pub fn run(cli: &Cli, args: &LoadArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     for img in images {
-        match img.name {
-            Some(n) => writeln!(out, "Loaded image: {n}")?,
-            None => {
-                let id = store.config_digest(&img.descriptor)?;
-                writeln!(out, "Loaded image ID: {id}")?
-            }
+        if img.names.is_empty() {
+            let id = store.config_digest(&img.descriptor)?;
+            writeln!(out, "Loaded image ID: {id}")?;
+        }
+        for n in img.names {
+            writeln!(out, "Loaded image: {n}")?;
         }
     }
     Ok(())

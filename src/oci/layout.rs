@@ -191,8 +191,9 @@ pub fn write_layout(store: &Store, images: &[NamedImage], dest: &Path) -> Result
     Ok(())
 }
 
-/// Copies every image a layout dir lists into the store, validates each and
-/// names it by its annotations. Returns the images found, in index order.
+/// Copies every image a layout dir lists into the store and validates each.
+/// Returns the images found, in index order, with the names their
+/// annotations carry; naming them in the store is the caller's choice.
 pub fn import_layout(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, LayoutError> {
     let path = dir.join("index.json");
     let bytes = fs::read(&path).map_err(|source| LayoutError::Read {
@@ -209,9 +210,6 @@ pub fn import_layout(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, Layou
             source: Box::new(source),
         })?;
         let name = entry_name(d)?;
-        if let Some(n) = &name {
-            store.tag(n, d)?;
-        }
         let mut descriptor = d.clone();
         descriptor.annotations.clear();
         out.push(NamedImage { name, descriptor });

@@ -62,7 +62,7 @@ impl Store {
         }
         store.ensure_file("oci-layout", OCI_LAYOUT_JSON)?;
         store.ensure_file("CACHEDIR.TAG", CACHEDIR_TAG)?;
-        store.ensure_file("index.json", br#"{"schemaVersion":2,"manifests":[]}"#)?;
+        store.ensure_index()?;
         store.clean_stale_tmp()?;
         Ok(store)
     }

@@ -181,7 +181,7 @@ fn load_check(tarball: &Path, want_config: &Digest) {
     let (_d, fresh) = store();
     let loaded = load(&fresh, tarball, None).unwrap();
     assert_eq!(loaded.len(), 1);
-    assert_eq!(loaded[0].name.as_deref(), Some("busybox:latest"));
+    assert_eq!(loaded[0].names, ["busybox:latest"]);
     let got = fresh.resolve("busybox:latest").unwrap();
     validate(&fresh, &got).unwrap();
     assert_eq!(&fresh.config_digest(&got).unwrap(), want_config);
@@ -230,7 +230,7 @@ fn load_reads_all_three_formats_and_keeps_names() {
         .arg(format!("oci:{}:mine/bb:v2", skopeo_layout.display())));
     let (_z, fresh) = self::store();
     let loaded = load(&fresh, &skopeo_layout, None).unwrap();
-    assert_eq!(loaded[0].name.as_deref(), Some("mine/bb:v2"));
+    assert_eq!(loaded[0].names, ["mine/bb:v2"]);
     // The OCI archive round trip keeps the manifest digest itself.
     let (_x, fresh) = self::store();
     load(&fresh, &oci, None).unwrap();
@@ -238,8 +238,10 @@ fn load_reads_all_three_formats_and_keeps_names() {
     // --tag renames the single image.
     let (_y, fresh) = self::store();
     let loaded = load(&fresh, &docker, Some("mine/bb:1")).unwrap();
-    assert_eq!(loaded[0].name.as_deref(), Some("mine/bb:1"));
+    assert_eq!(loaded[0].names, ["mine/bb:1"]);
     fresh.resolve("mine/bb:1").unwrap();
+    // --tag replaces the carried name rather than adding to it.
+    assert!(fresh.resolve("busybox").is_err());
 }
 
 #[test]
@@ -514,4 +516,45 @@ fn killed_loads_leave_a_usable_store() {
             "torn blob"
         );
     }
+}
+
+#[test]
+fn parallel_processes_share_a_fresh_store() {
+    let d = tempfile::tempdir().unwrap();
+    let archive = d.path().join("bb.tar");
+    crate::fixtures::write_busybox_archive(&archive);
+    let root = d.path().join("root");
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_kiln"))
+                .arg("--root")
+                .arg(&root)
+                .args(["load", "-q", "-i"])
+                .arg(&archive)
+                .args(["--tag", &format!("p{i}")])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let store = Store::open(&root).unwrap();
+    let names: Vec<String> = store
+        .images()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "p0:latest",
+            "p1:latest",
+            "p2:latest",
+            "p3:latest",
+            "p4:latest",
+            "p5:latest"
+        ]
+    );
 }
