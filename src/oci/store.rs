@@ -292,6 +292,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn store_is_shareable_across_threads() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<Store>();
+    }
+
+    #[test]
     fn blobs_round_trip_and_verify() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
