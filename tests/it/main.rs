@@ -2,5 +2,7 @@
 
 mod common;
 mod exec;
+mod fixtures;
 mod ignore;
+mod oci;
 mod shell;
