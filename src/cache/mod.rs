@@ -1,1 +1,36 @@
 //! Step cache keys, cache records and context hashing.
+//!
+//! The build calls, per step: a key function ([`from_key`], [`run_key`],
+//! [`copy_key`], [`workdir_key`]) on the parent's key and a small input
+//! struct; then [`StepCache::get`] (hit: reuse the record's layer) or, after
+//! running the step, [`StepCache::put`]. COPY sources and bind-mount sources
+//! from the context get their [`ContentDigest`] from a [`ContextHasher`],
+//! which is saved once at the end of the build.
+//!
+//! Store layout it owns (see DESIGN.md "Store"):
+//! `cache/steps/<ab>/<hex>` records (+ `<hex>.preimage` with `--debug-cache`)
+//! and `cache/context/v1-<id>.json` stat caches. Every write goes through
+//! the store's atomic temp + fsync + rename; `tmp/` leftovers are ignored.
+#![deny(missing_docs)]
+
+mod context;
+mod error;
+mod explain;
+mod key;
+mod ops;
+mod prune;
+mod record;
+mod statcache;
+mod walk;
+
+pub use context::ContextHasher;
+pub use error::CacheError;
+pub use explain::{diff_values, FieldChange};
+pub use key::{step_key, ContentDigest, OpKind, StepKey, KEY_VERSION};
+pub use ops::{
+    copy_key, from_key, run_key, workdir_key, AddKeyInput, CopyKeyInput, InlineFileKey,
+    MountKeyInput, NetworkKey, RunKeyInput, SecurityKey, SourceKey, PROXY_VARS,
+};
+pub use prune::CachePruneReport;
+pub use record::{CacheRecord, LayerRef, StepCache};
+pub use statcache::{FileStat, RACY_WINDOW_NS};
