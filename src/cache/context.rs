@@ -15,34 +15,27 @@
 //! in parallel (rayon) and nothing is held in memory beyond one buffer per
 //! thread and the tree's metadata.
 
-use std::fs::File;
-use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use rayon::prelude::*;
 
 use crate::oci::{Hasher, Store};
 
 use super::statcache::StatCache;
-use super::walk::{resolve, Content, Job, Node, Walker};
+use super::walk::{put_bytes, put_len, resolve, Walker};
 use super::{CacheError, ContentDigest};
 
 /// Version tag of the Merkle encoding.
 const CONTEXT_VERSION: &[u8] = b"kiln-context-v1";
-
-/// Read buffer for large files.
-const CHUNK: usize = 1 << 20;
 
 /// Hashes context paths, remembering content digests across runs.
 #[derive(Debug)]
 pub struct ContextHasher {
     store: Store,
     root: PathBuf,
-    cache: Mutex<StatCache>,
+    cache: RwLock<StatCache>,
     content_reads: AtomicU64,
 }
 
@@ -66,7 +59,7 @@ impl ContextHasher {
         Ok(Self {
             store,
             root,
-            cache: Mutex::new(cache),
+            cache: RwLock::new(cache),
             content_reads: AtomicU64::new(0),
         })
     }
@@ -80,7 +73,7 @@ impl ContextHasher {
     pub fn digest_paths(
         &self,
         rel_paths: &[PathBuf],
-        filter: &dyn Fn(&Path, bool) -> bool,
+        filter: &(dyn Fn(&Path, bool) -> bool + Sync),
     ) -> Result<ContentDigest, CacheError> {
         self.digest_paths_chmod(rel_paths, filter, None)
     }
@@ -91,52 +84,54 @@ impl ContextHasher {
     pub fn digest_paths_chmod(
         &self,
         rel_paths: &[PathBuf],
-        filter: &dyn Fn(&Path, bool) -> bool,
+        filter: &(dyn Fn(&Path, bool) -> bool + Sync),
         chmod: Option<u32>,
     ) -> Result<ContentDigest, CacheError> {
         let start_ns = now_ns();
-        let mut roots = Vec::with_capacity(rel_paths.len());
-        let jobs = {
-            let cache = self.lock_cache();
-            let mut walker = Walker {
+        let mut h = Hasher::new();
+        h.update(CONTEXT_VERSION);
+        put_len(&mut h, rel_paths.len());
+        let fresh = {
+            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            let walker = Walker {
                 root: &self.root,
                 cache: &cache,
                 filter,
                 chmod,
-                jobs: Vec::new(),
+                fresh: Mutex::new(Vec::new()),
+                reads: AtomicU64::new(0),
             };
             for rel in rel_paths {
                 let resolved = resolve(&self.root, rel)?;
-                let node = walker.node(&resolved.rel, &resolved.meta)?;
-                roots.push((rel, resolved, node));
+                put_bytes(&mut h, rel.as_os_str().as_bytes());
+                put_bytes(&mut h, resolved.rel.as_os_str().as_bytes());
+                put_len(&mut h, resolved.links.len());
+                for link in &resolved.links {
+                    put_bytes(&mut h, link.as_bytes());
+                }
+                h.update(&walker.node(&resolved.rel, &resolved.meta)?);
             }
-            walker.jobs
+            self.content_reads
+                .fetch_add(walker.reads.into_inner(), Ordering::Relaxed);
+            walker.fresh.into_inner().unwrap_or_else(|p| p.into_inner())
         };
-        let digests = self.hash_jobs(&jobs)?;
-        {
-            let mut cache = self.lock_cache();
-            for (job, digest) in jobs.iter().zip(&digests) {
-                cache.record(&job.rel, job.stat, *digest, start_ns);
+        if !fresh.is_empty() {
+            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            for f in fresh {
+                cache.record(&f.rel, f.stat, f.digest, start_ns);
             }
-        }
-        let mut h = Hasher::new();
-        h.update(CONTEXT_VERSION);
-        put_len(&mut h, roots.len());
-        for (rel, resolved, node) in &roots {
-            put_bytes(&mut h, rel.as_os_str().as_bytes());
-            put_bytes(&mut h, resolved.rel.as_os_str().as_bytes());
-            put_len(&mut h, resolved.links.len());
-            for link in &resolved.links {
-                put_bytes(&mut h, link.as_bytes());
-            }
-            h.update(&node_digest(node, &digests));
         }
         Ok(ContentDigest::from_bytes(h.finish()))
     }
 
     /// Writes the stat cache (atomically, and only if it changed).
     pub fn save(&self) -> Result<(), CacheError> {
-        self.lock_cache().save(&self.store)
+        // A panic while holding the lock leaves a map that is still
+        // consistent (every update is one insert or remove): keep using it.
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .save(&self.store)
     }
 
     /// How many files' contents this hasher has read: 0 on a no-op rebuild.
@@ -146,33 +141,12 @@ impl ContextHasher {
 
     /// How many files the stat cache vouches for.
     pub fn cached_files(&self) -> usize {
-        self.lock_cache().len()
+        self.cache.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The context root (absolute).
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, StatCache> {
-        // A panic while holding the lock leaves a map that is still
-        // consistent (every update is one insert or remove): keep using it.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn hash_jobs(&self, jobs: &[Job]) -> Result<Vec<ContentDigest>, CacheError> {
-        let out = jobs
-            .par_iter()
-            .map(|job| {
-                hash_file(&job.abs, job.stat.size).map_err(|source| CacheError::HashContextFile {
-                    path: job.abs.clone(),
-                    source,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.content_reads
-            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        Ok(out)
     }
 }
 
@@ -180,74 +154,4 @@ fn now_ns() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
-}
-
-fn hash_file(path: &Path, size_hint: u64) -> io::Result<ContentDigest> {
-    let mut file = File::open(path)?;
-    let mut h = Hasher::new();
-    if size_hint <= CHUNK as u64 {
-        let mut buf = Vec::with_capacity(size_hint as usize + 1);
-        file.read_to_end(&mut buf)?;
-        h.update(&buf);
-    } else {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-    }
-    Ok(ContentDigest::from_bytes(h.finish()))
-}
-
-fn put_len(h: &mut Hasher, n: usize) {
-    h.update(&(n as u64).to_le_bytes());
-}
-
-fn put_bytes(h: &mut Hasher, b: &[u8]) {
-    put_len(h, b.len());
-    h.update(b);
-}
-
-/// A node's digest: a type tag, then its fields, children by name.
-fn node_digest(node: &Node, jobs: &[ContentDigest]) -> [u8; 32] {
-    let mut h = Hasher::new();
-    match node {
-        Node::File {
-            mode,
-            size,
-            content,
-        } => {
-            h.update(b"f");
-            h.update(&mode.to_le_bytes());
-            h.update(&size.to_le_bytes());
-            let d = match content {
-                Content::Known(d) => d,
-                Content::Job(i) => &jobs[*i],
-            };
-            h.update(d.bytes());
-        }
-        Node::Dir { mode, children } => {
-            h.update(b"d");
-            h.update(&mode.to_le_bytes());
-            put_len(&mut h, children.len());
-            for (name, child) in children {
-                put_bytes(&mut h, name.as_bytes());
-                h.update(&node_digest(child, jobs));
-            }
-        }
-        Node::Symlink { mode, target } => {
-            h.update(b"l");
-            h.update(&mode.to_le_bytes());
-            put_bytes(&mut h, target.as_bytes());
-        }
-        Node::Other { st_mode, rdev } => {
-            h.update(b"o");
-            h.update(&st_mode.to_le_bytes());
-            h.update(&rdev.to_le_bytes());
-        }
-    }
-    h.finish()
 }

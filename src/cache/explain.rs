@@ -9,6 +9,9 @@ use serde_json::Value;
 
 use super::{CacheError, StepCache, StepKey};
 
+/// Arrays whose LCS table would exceed this many cells are reported whole.
+const LCS_LIMIT: usize = 1 << 20;
+
 /// One difference between two pre-images.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldChange {
@@ -80,6 +83,12 @@ fn diff_at(path: &str, a: &Value, b: &Value, out: &mut Vec<FieldChange>) {
 /// leaves out (removals at their index in `a`, additions at theirs in `b`).
 fn diff_arrays(path: &str, x: &[Value], y: &[Value], out: &mut Vec<FieldChange>) {
     let (n, m) = (x.len(), y.len());
+    if n.saturating_mul(m) > LCS_LIMIT {
+        // Too big for a quadratic table: name the whole array.
+        let (a, b) = (Value::Array(x.to_vec()), Value::Array(y.to_vec()));
+        out.push(change(path.to_string(), Some(&a), Some(&b)));
+        return;
+    }
     let mut lcs = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {

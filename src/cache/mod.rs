@@ -33,4 +33,4 @@ pub use ops::{
 };
 pub use prune::CachePruneReport;
 pub use record::{CacheRecord, LayerRef, StepCache};
-pub use statcache::{FileStat, RACY_WINDOW_NS};
+pub use statcache::RACY_WINDOW_NS;

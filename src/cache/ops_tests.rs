@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// A named edit of an input, for tables of "this change must move the key".
+type Change<T> = (&'static str, Box<dyn Fn(&mut T)>);
+
 fn run() -> RunKeyInput {
     RunKeyInput {
         argv: vec!["/bin/sh".into(), "-c".into(), "make".into()],
@@ -62,7 +65,7 @@ fn copy() -> CopyKeyInput {
 fn run_key_moves_with_every_field_that_matters() {
     let parent = StepKey::of(b"parent");
     let base = run_key(Some(&parent), &run()).0;
-    let changes: Vec<(&str, Box<dyn Fn(&mut RunKeyInput)>)> = vec![
+    let changes: Vec<Change<RunKeyInput>> = vec![
         ("argv", Box::new(|r| r.argv[2] = "make all".into())),
         ("env", Box::new(|r| r.env.push("A=1".into()))),
         ("env value", Box::new(|r| r.env[0] = "PATH=/bin".into())),
@@ -154,7 +157,7 @@ fn the_preimage_never_mentions_cache_or_secret_contents() {
 #[test]
 fn copy_key_moves_with_sources_and_every_flag() {
     let base = copy_key(None, &copy()).0;
-    let changes: Vec<(&str, Box<dyn Fn(&mut CopyKeyInput)>)> = vec![
+    let changes: Vec<Change<CopyKeyInput>> = vec![
         (
             "context",
             Box::new(|c| c.from = SourceKey::Context(ContentDigest::of(b"x"))),

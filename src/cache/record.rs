@@ -119,7 +119,9 @@ impl StepCache {
         self.record_path(key).with_extension("preimage")
     }
 
-    /// The record for `key`, if any; a hit marks it used now.
+    /// The record for `key`, if any; a hit marks it used now. A record
+    /// whose layer blob is no longer in the store (pruned, or never
+    /// committed) is a miss: the step runs again and `put` replaces it.
     pub fn get(&self, key: &StepKey) -> Result<Option<CacheRecord>, CacheError> {
         let path = self.record_path(key);
         let Some(mut rec) = read_record(&path)? else {
@@ -130,6 +132,13 @@ impl StepCache {
                 path,
                 found: rec.key,
             });
+        }
+        if rec
+            .layer
+            .as_ref()
+            .is_some_and(|l| !self.store.has_blob(&l.digest))
+        {
+            return Ok(None);
         }
         let now = unix_now();
         filetime::set_file_mtime(&path, FileTime::from_unix_time(now, 0))

@@ -30,7 +30,7 @@ pub const RACY_WINDOW_NS: i128 = 1_000_000_000;
 const STAT_CACHE_VERSION: u32 = 1;
 
 /// The stat fields that must all match for a cached digest to be trusted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileStat {
     /// Device.
     pub dev: u64,
@@ -64,10 +64,14 @@ impl FileStat {
     }
 }
 
+/// One entry on disk: a JSON array, so 10,000 entries stay small and fast to parse.
+#[derive(Serialize, Deserialize)]
+struct Row(u64, u64, u64, i64, i64, ContentDigest);
+
 #[derive(Serialize, Deserialize)]
 struct StatFile {
     v: u32,
-    entries: HashMap<String, (FileStat, ContentDigest)>,
+    entries: HashMap<String, Row>,
 }
 
 /// The loaded stat cache of one context.
@@ -98,6 +102,18 @@ impl StatCache {
                     })?;
                 if file.v == STAT_CACHE_VERSION {
                     file.entries
+                        .into_iter()
+                        .map(|(path, Row(dev, ino, size, mtime_ns, ctime_ns, d))| {
+                            let stat = FileStat {
+                                dev,
+                                ino,
+                                size,
+                                mtime_ns,
+                                ctime_ns,
+                            };
+                            (path, (stat, d))
+                        })
+                        .collect()
                 } else {
                     HashMap::new()
                 }
@@ -148,13 +164,15 @@ impl StatCache {
         if !self.dirty {
             return Ok(());
         }
+        let rows = self.entries.iter().map(|(path, (s, d))| {
+            let row = Row(s.dev, s.ino, s.size, s.mtime_ns, s.ctime_ns, *d);
+            (path.clone(), row)
+        });
         let file = StatFile {
             v: STAT_CACHE_VERSION,
-            entries: std::mem::take(&mut self.entries),
+            entries: rows.collect(),
         };
-        let encoded = serde_json::to_vec(&file);
-        self.entries = file.entries;
-        let bytes = encoded.map_err(|source| CacheError::Encode {
+        let bytes = serde_json::to_vec(&file).map_err(|source| CacheError::Encode {
             what: "context stat cache",
             source,
         })?;

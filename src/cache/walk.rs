@@ -1,6 +1,7 @@
-//! Walking the selected context paths into a tree of nodes, without reading
-//! file contents: regular files whose stat matches the stat cache get their
-//! digest from it, the others become hashing jobs.
+//! Walking the selected context paths into Merkle digests, bottom-up and in
+//! parallel (rayon, one task per directory entry): regular files whose stat
+//! matches the stat cache take their digest from it, the others are read and
+//! reported as fresh entries for the cache.
 //!
 //! Invariants: nothing outside the context root is ever read (a source path
 //! is resolved component by component, symlinks followed inside the root and
@@ -8,10 +9,17 @@
 //! nodes, never followed; children are visited in byte order of their names.
 
 use std::ffi::OsString;
-use std::fs::{self, Metadata};
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::oci::Hasher;
 
 use super::statcache::{FileStat, StatCache};
 use super::{CacheError, ContentDigest};
@@ -19,42 +27,12 @@ use super::{CacheError, ContentDigest};
 /// Symlinks followed before resolution gives up (Linux's own limit).
 const MAX_LINKS: usize = 40;
 
-/// The content of a regular file: known from the stat cache or to be hashed.
+/// A file whose content was read: what the stat cache should learn.
 #[derive(Debug)]
-pub(crate) enum Content {
-    Known(ContentDigest),
-    Job(usize),
-}
-
-/// One entry of the selected tree.
-#[derive(Debug)]
-pub(crate) enum Node {
-    File {
-        mode: u32,
-        size: u64,
-        content: Content,
-    },
-    Dir {
-        mode: u32,
-        children: Vec<(OsString, Node)>,
-    },
-    Symlink {
-        mode: u32,
-        target: OsString,
-    },
-    /// FIFO, socket or device: type bits, permissions and device number.
-    Other {
-        st_mode: u32,
-        rdev: u64,
-    },
-}
-
-/// A file whose content must be read.
-#[derive(Debug)]
-pub(crate) struct Job {
+pub(crate) struct Fresh {
     pub rel: PathBuf,
-    pub abs: PathBuf,
     pub stat: FileStat,
+    pub digest: ContentDigest,
 }
 
 /// A source path resolved inside the context.
@@ -65,12 +43,14 @@ pub(crate) struct Resolved {
     pub meta: Metadata,
 }
 
+/// One walk: shared by the rayon tasks that visit directories in parallel.
 pub(crate) struct Walker<'a> {
     pub root: &'a Path,
     pub cache: &'a StatCache,
-    pub filter: &'a dyn Fn(&Path, bool) -> bool,
+    pub filter: &'a (dyn Fn(&Path, bool) -> bool + Sync),
     pub chmod: Option<u32>,
-    pub jobs: Vec<Job>,
+    pub fresh: Mutex<Vec<Fresh>>,
+    pub reads: AtomicU64,
 }
 
 /// Resolves `rel` inside `root`, following every symlink (the last one too)
@@ -137,48 +117,64 @@ fn lstat(abs: &Path) -> Result<Metadata, CacheError> {
 }
 
 impl Walker<'_> {
-    /// The node for `rel` (context-relative) whose metadata is `meta`.
-    pub(crate) fn node(&mut self, rel: &Path, meta: &Metadata) -> Result<Node, CacheError> {
+    /// The Merkle digest of `rel` (context-relative) whose lstat is `meta`:
+    /// a type tag, then its fields; a directory's children by name.
+    pub(crate) fn node(&self, rel: &Path, meta: &Metadata) -> Result<[u8; 32], CacheError> {
         let ft = meta.file_type();
         let perm = meta.permissions().mode() & 0o7777;
+        let mut h = Hasher::new();
         if ft.is_file() {
-            let stat = FileStat::of(meta);
-            let content = match self.cache.lookup(rel, &stat) {
-                Some(d) => Content::Known(d),
-                None => {
-                    self.jobs.push(Job {
-                        rel: rel.to_path_buf(),
-                        abs: self.root.join(rel),
-                        stat,
-                    });
-                    Content::Job(self.jobs.len() - 1)
-                }
-            };
-            return Ok(Node::File {
-                mode: self.chmod.unwrap_or(perm),
-                size: meta.len(),
-                content,
-            });
-        }
-        if ft.is_dir() {
-            return self.dir(rel, perm);
-        }
-        if ft.is_symlink() {
+            h.update(b"f");
+            h.update(&self.chmod.unwrap_or(perm).to_le_bytes());
+            h.update(&meta.len().to_le_bytes());
+            h.update(self.content(rel, meta)?.bytes());
+        } else if ft.is_dir() {
+            h.update(b"d");
+            h.update(&perm.to_le_bytes());
+            for (name, digest) in self.children(rel)? {
+                put_bytes(&mut h, name.as_bytes());
+                h.update(&digest);
+            }
+        } else if ft.is_symlink() {
             let abs = self.root.join(rel);
             let target = fs::read_link(&abs)
                 .map_err(|source| CacheError::StatContext { path: abs, source })?;
-            return Ok(Node::Symlink {
-                mode: perm,
-                target: target.into_os_string(),
-            });
+            h.update(b"l");
+            h.update(&perm.to_le_bytes());
+            put_bytes(&mut h, target.as_os_str().as_bytes());
+        } else {
+            h.update(b"o");
+            h.update(&meta.mode().to_le_bytes());
+            h.update(&meta.rdev().to_le_bytes());
         }
-        Ok(Node::Other {
-            st_mode: meta.mode(),
-            rdev: meta.rdev(),
-        })
+        Ok(h.finish())
     }
 
-    fn dir(&mut self, rel: &Path, mode: u32) -> Result<Node, CacheError> {
+    /// A regular file's content digest: from the stat cache, else read.
+    fn content(&self, rel: &Path, meta: &Metadata) -> Result<ContentDigest, CacheError> {
+        let stat = FileStat::of(meta);
+        if let Some(d) = self.cache.lookup(rel, &stat) {
+            return Ok(d);
+        }
+        let abs = self.root.join(rel);
+        let digest = hash_file(&abs, stat.size)
+            .map_err(|source| CacheError::HashContextFile { path: abs, source })?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let fresh = Fresh {
+            rel: rel.to_path_buf(),
+            stat,
+            digest,
+        };
+        self.fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fresh);
+        Ok(digest)
+    }
+
+    /// The kept children of directory `rel` with their digests, in byte
+    /// order of their names; visited in parallel.
+    fn children(&self, rel: &Path) -> Result<Vec<(OsString, [u8; 32])>, CacheError> {
         let abs = self.root.join(rel);
         let err = |source| CacheError::ReadContextDir {
             path: abs.clone(),
@@ -192,18 +188,48 @@ impl Walker<'_> {
                 path: entry.path(),
                 source,
             })?;
-            entries.push((entry.file_name(), meta));
+            let child = rel.join(entry.file_name());
+            if (self.filter)(&child, meta.is_dir()) {
+                entries.push((entry.file_name(), child, meta));
+            }
         }
         entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let mut children = Vec::with_capacity(entries.len());
-        for (name, meta) in entries {
-            let child_rel = rel.join(&name);
-            if !(self.filter)(&child_rel, meta.is_dir()) {
-                continue;
-            }
-            let node = self.node(&child_rel, &meta)?;
-            children.push((name, node));
-        }
-        Ok(Node::Dir { mode, children })
+        let digests = entries
+            .par_iter()
+            .map(|(_, child, meta)| self.node(child, meta))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(entries.into_iter().map(|e| e.0).zip(digests).collect())
     }
+}
+
+/// Read buffer for large files.
+const CHUNK: usize = 1 << 20;
+
+fn hash_file(path: &Path, size_hint: u64) -> io::Result<ContentDigest> {
+    let mut file = File::open(path)?;
+    let mut h = Hasher::new();
+    if size_hint <= CHUNK as u64 {
+        let mut buf = Vec::with_capacity(size_hint as usize + 1);
+        file.read_to_end(&mut buf)?;
+        h.update(&buf);
+    } else {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(ContentDigest::from_bytes(h.finish()))
+}
+
+pub(crate) fn put_len(h: &mut Hasher, n: usize) {
+    h.update(&(n as u64).to_le_bytes());
+}
+
+pub(crate) fn put_bytes(h: &mut Hasher, b: &[u8]) {
+    put_len(h, b.len());
+    h.update(b);
 }

@@ -5,26 +5,27 @@
 mod context;
 
 use std::fs;
+use std::path::Path;
 
 use kiln::cache::{
     copy_key, from_key, run_key, CacheError, CacheRecord, ContentDigest, CopyKeyInput, LayerRef,
     NetworkKey, RunKeyInput, SecurityKey, SourceKey, StepCache, StepKey,
 };
-use kiln::oci::{DiffId, Digest};
+use kiln::oci::{DiffId, Digest, Store};
 
-fn layer(tag: &[u8], size: u64) -> LayerRef {
-    LayerRef {
-        digest: Digest::of(tag),
-        diff_id: DiffId::of(tag),
-        size,
-        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-    }
-}
-
-fn record(tag: &[u8], size: u64, last_used: i64) -> CacheRecord {
+/// A record whose layer is a real blob of `size` bytes in the store at `root`.
+fn record(root: &Path, tag: &[u8], size: u64, last_used: i64) -> CacheRecord {
+    let mut bytes = tag.to_vec();
+    bytes.resize(size as usize, b'.');
+    let (digest, size) = Store::open(root).unwrap().put_blob(&bytes).unwrap();
     CacheRecord {
         key: StepKey::of(tag),
-        layer: Some(layer(tag, size)),
+        layer: Some(LayerRef {
+            digest,
+            diff_id: DiffId::of(&bytes),
+            size,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        }),
         created: last_used,
         last_used,
     }
@@ -48,7 +49,7 @@ fn run_input(cmd: &str) -> RunKeyInput {
 fn put_then_get_round_trips_and_a_miss_is_none() {
     let dir = tempfile::tempdir().unwrap();
     let cache = StepCache::open(dir.path()).unwrap();
-    let rec = record(b"a", 10, 1_000);
+    let rec = record(dir.path(), b"a", 10, 1_000);
     cache.put(&rec, None).unwrap();
     let got = cache.get(&rec.key).unwrap().expect("a hit");
     assert_eq!(got.key, rec.key);
@@ -71,7 +72,7 @@ fn put_then_get_round_trips_and_a_miss_is_none() {
 fn records_are_where_the_design_says() {
     let dir = tempfile::tempdir().unwrap();
     let cache = StepCache::open(dir.path()).unwrap();
-    let rec = record(b"a", 1, 5);
+    let rec = record(dir.path(), b"a", 1, 5);
     cache.put(&rec, Some(b"{}")).unwrap();
     let hex = rec.key.hex();
     let path = dir.path().join("cache/steps").join(&hex[..2]).join(&hex);
@@ -84,7 +85,7 @@ fn records_are_where_the_design_says() {
 fn leftovers_of_a_killed_write_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let cache = StepCache::open(dir.path()).unwrap();
-    let rec = record(b"kept", 1, 5);
+    let rec = record(dir.path(), b"kept", 1, 5);
     cache.put(&rec, None).unwrap();
     // What a process killed mid-write can leave: a half-written temp file
     // beside the records and another in the store's tmp/.
@@ -104,10 +105,24 @@ fn leftovers_of_a_killed_write_are_ignored() {
 }
 
 #[test]
+fn a_record_whose_layer_blob_is_gone_is_a_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = StepCache::open(dir.path()).unwrap();
+    let rec = record(dir.path(), b"pruned", 10, 5);
+    cache.put(&rec, None).unwrap();
+    assert!(cache.get(&rec.key).unwrap().is_some());
+    let blob = Store::open(dir.path())
+        .unwrap()
+        .blob_path(&rec.layer.unwrap().digest);
+    fs::remove_file(blob).unwrap();
+    assert!(cache.get(&rec.key).unwrap().is_none());
+}
+
+#[test]
 fn a_record_filed_under_the_wrong_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cache = StepCache::open(dir.path()).unwrap();
-    let rec = record(b"a", 1, 5);
+    let rec = record(dir.path(), b"a", 1, 5);
     cache.put(&rec, None).unwrap();
     let other = StepKey::of(b"b");
     let dest = cache.record_path(&other);
@@ -121,13 +136,13 @@ fn a_record_filed_under_the_wrong_key_is_refused() {
 fn prune_keeps_the_most_recently_used() {
     let dir = tempfile::tempdir().unwrap();
     let cache = StepCache::open(dir.path()).unwrap();
-    let old = record(b"old", 100, 1_000);
-    let mid = record(b"mid", 100, 2_000);
-    let new = record(b"new", 100, 3_000);
+    let old = record(dir.path(), b"old", 100, 1_000);
+    let mid = record(dir.path(), b"mid", 100, 2_000);
+    let new = record(dir.path(), b"new", 100, 3_000);
     // `shared` uses the same layer as `new`: that blob counts once.
     let shared = CacheRecord {
         key: StepKey::of(b"shared"),
-        ..record(b"new", 100, 2_500)
+        ..record(dir.path(), b"new", 100, 2_500)
     };
     for r in [&old, &mid, &new, &shared] {
         cache.put(r, Some(b"{}")).unwrap();
@@ -142,7 +157,10 @@ fn prune_keeps_the_most_recently_used() {
     want.sort();
     assert_eq!(report.kept_layers, want);
     assert!(cache.get(&mid.key).unwrap().is_none());
-    assert!(!cache.record_path(&mid.key).with_extension("preimage").exists());
+    assert!(!cache
+        .record_path(&mid.key)
+        .with_extension("preimage")
+        .exists());
     assert!(cache.get(&shared.key).unwrap().is_some());
 
     let report = cache.prune(0).unwrap();
@@ -169,11 +187,7 @@ fn explain_names_the_field_that_changed() {
     let dir = tempfile::tempdir().unwrap();
     let cache = StepCache::open(dir.path()).unwrap();
     let base = from_key(&Digest::of(b"busybox manifest")).0;
-    let put = |k: &(StepKey, Vec<u8>)| {
-        cache
-            .put(&CacheRecord::new(k.0, None), Some(&k.1))
-            .unwrap()
-    };
+    let put = |k: &(StepKey, Vec<u8>)| cache.put(&CacheRecord::new(k.0, None), Some(&k.1)).unwrap();
     let a = run_key(Some(&base), &run_input("make"));
     let mut changed = run_input("make");
     changed.env.push("CGO_ENABLED=0".into());
@@ -219,7 +233,7 @@ fn explain_names_the_field_that_changed() {
 fn explain_without_debug_cache_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
     let cache = StepCache::open(dir.path()).unwrap();
-    let rec = record(b"a", 1, 5);
+    let rec = record(dir.path(), b"a", 1, 5);
     cache.put(&rec, None).unwrap();
     let err = cache.explain(&rec.key, &rec.key).unwrap_err();
     assert!(err.to_string().contains("--debug-cache"), "{err}");

@@ -13,6 +13,9 @@ use filetime::FileTime;
 use kiln::cache::{CacheError, ContentDigest, ContextHasher, RACY_WINDOW_NS};
 use kiln::dockerfile::ignore::IgnorePatterns;
 
+/// A named edit of a context directory.
+type Change = (&'static str, Box<dyn Fn(&Path)>);
+
 fn all(_: &Path, _: bool) -> bool {
     true
 }
@@ -50,18 +53,33 @@ fn digest_ignores_mtime_owner_and_inode_but_not_content_mode_or_names() {
     let base = digest(store.path(), a.path(), &["."]);
     assert_eq!(base, digest(store.path(), b.path(), &["."]));
 
-    let changes: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
-        ("content", Box::new(|r| fs::write(r.join("README"), b"hellO\n").unwrap())),
-        ("size", Box::new(|r| fs::write(r.join("README"), b"hello!\n").unwrap())),
+    let changes: Vec<Change> = vec![
+        (
+            "content",
+            Box::new(|r| fs::write(r.join("README"), b"hellO\n").unwrap()),
+        ),
+        (
+            "size",
+            Box::new(|r| fs::write(r.join("README"), b"hello!\n").unwrap()),
+        ),
         (
             "mode",
             Box::new(|r| {
                 fs::set_permissions(r.join("README"), fs::Permissions::from_mode(0o600)).unwrap()
             }),
         ),
-        ("name", Box::new(|r| fs::rename(r.join("README"), r.join("README.md")).unwrap())),
-        ("new file", Box::new(|r| fs::write(r.join("src/new"), b"").unwrap())),
-        ("new dir", Box::new(|r| fs::create_dir(r.join("src/empty")).unwrap())),
+        (
+            "name",
+            Box::new(|r| fs::rename(r.join("README"), r.join("README.md")).unwrap()),
+        ),
+        (
+            "new file",
+            Box::new(|r| fs::write(r.join("src/new"), b"").unwrap()),
+        ),
+        (
+            "new dir",
+            Box::new(|r| fs::create_dir(r.join("src/empty")).unwrap()),
+        ),
         (
             "link target",
             Box::new(|r| {
@@ -81,7 +99,11 @@ fn digest_ignores_mtime_owner_and_inode_but_not_content_mode_or_names() {
         let c = tempfile::tempdir().unwrap();
         make_context(c.path());
         change(c.path());
-        assert_ne!(digest(store.path(), c.path(), &["."]), base, "{what} must change the digest");
+        assert_ne!(
+            digest(store.path(), c.path(), &["."]),
+            base,
+            "{what} must change the digest"
+        );
     }
 }
 
@@ -136,7 +158,11 @@ fn a_warm_run_reads_no_contents() {
     assert_eq!(warm.cached_files(), 4);
     let d2 = warm.digest_paths(&[PathBuf::from(".")], &all).unwrap();
     assert_eq!(d1, d2);
-    assert_eq!(warm.content_reads(), 0, "a stat-cache hit must not read the file");
+    assert_eq!(
+        warm.content_reads(),
+        0,
+        "a stat-cache hit must not read the file"
+    );
 
     // Same size, content changed, mtime put back: the ctime still moves, so
     // the stale digest is never used.
@@ -171,7 +197,11 @@ fn symlinks_resolve_inside_the_context() {
     let store = tempfile::tempdir().unwrap();
     let ctx = tempfile::tempdir().unwrap();
     fs::create_dir(ctx.path().join("etc")).unwrap();
-    fs::write(ctx.path().join("etc/passwd"), b"root:x:0:0::/root:/bin/sh\n").unwrap();
+    fs::write(
+        ctx.path().join("etc/passwd"),
+        b"root:x:0:0::/root:/bin/sh\n",
+    )
+    .unwrap();
     // An absolute link names a path inside the context, never the host's.
     symlink("/etc/passwd", ctx.path().join("pw")).unwrap();
     symlink("../../../etc/passwd", ctx.path().join("up")).unwrap();
@@ -221,7 +251,10 @@ fn an_unchanged_cache_is_not_rewritten() {
     h.digest_paths(&[PathBuf::from(".")], &all).unwrap();
     h.save().unwrap();
     let dir = store.path().join("cache/context");
-    let files: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1);
     let stamp = fs::metadata(&files[0]).unwrap().modified().unwrap();
     let inode = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&files[0]).unwrap());
