@@ -15,6 +15,9 @@ use kiln::cache::{ContextHasher, RACY_WINDOW_NS};
 const DIRS: usize = 100;
 const FILES_PER_DIR: usize = 100;
 
+/// A named edit of one context file.
+type Change<'a> = (&'static str, &'a dyn Fn(&Path));
+
 fn all(_: &Path, _: bool) -> bool {
     true
 }
@@ -102,6 +105,22 @@ fn bench_context(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    let one = ctx.path().join("pkg050/m050.rs");
+    let touch = |p: &Path| filetime::set_file_mtime(p, filetime::FileTime::now()).unwrap();
+    let rewrite = |p: &Path| fs::write(p, b"changed\n").unwrap();
+    let changes: [Change; 2] = [("touched one file", &touch), ("changed one file", &rewrite)];
+    for (what, change) in changes {
+        change(&one);
+        let t = Instant::now();
+        let (h, d) = hash(warm_store.path(), ctx.path());
+        eprintln!(
+            "{what}: {:?}, {} files read, digest {}",
+            t.elapsed(),
+            h.content_reads(),
+            if d == cold_digest { "same" } else { "changed" }
+        );
+    }
 }
 
 criterion_group!(benches, bench_context);

@@ -3,6 +3,7 @@
 //! Context hashing is in `cache/context.rs`.
 
 mod context;
+mod crash;
 
 use std::fs;
 use std::path::Path;
