@@ -231,8 +231,10 @@ pub struct CopyKeyInput {
 }
 
 fn to_value<T: Serialize>(v: &T) -> Value {
-    // Plain structs of strings, integers and enums: serializing cannot fail.
-    serde_json::to_value(v).unwrap_or(Value::Null)
+    // Plain structs of strings, integers, options and unit/newtype enums
+    // (no maps, no custom serializers): to_value cannot fail, exactly as
+    // inside `json!`. A silent fallback would give every op the same key.
+    serde_json::to_value(v).expect("key inputs are plain data")
 }
 
 /// FROM an image: the stage's root key, from the manifest digest alone.
