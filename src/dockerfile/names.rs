@@ -55,24 +55,35 @@ fn suggest(word: &str) -> Option<&'static str> {
     let limit = (word.chars().count() / 3).max(2);
     KNOWN_INSTRUCTIONS
         .iter()
-        .map(|k| (levenshtein(word, k), *k))
+        .map(|k| (distance(word, k), *k))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
+/// Edit distance counting an adjacent transposition as one edit (optimal
+/// string alignment), so `RNU` is one step from `RUN`, not two.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -85,7 +96,8 @@ mod tests {
         assert_eq!(suggest("EXPSOE"), Some("EXPOSE"));
         assert_eq!(suggest("WORKDIRR"), Some("WORKDIR"));
         assert_eq!(suggest("XYZZYQ"), None);
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(distance("RNU", "RUN"), 1);
     }
 
     #[test]
