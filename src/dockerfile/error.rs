@@ -6,6 +6,7 @@
 //! bytes or spans (out-of-range lines are simply not printed).
 
 use super::ast::{Position, Span};
+use super::lexer::LexError;
 use thiserror::Error;
 
 /// Why a Dockerfile was rejected. Messages follow BuildKit's wording where a
@@ -79,12 +80,13 @@ pub enum ParseError {
         column: usize,
     },
     /// A heredoc delimiter word that the shell lexer cannot read.
-    #[error("reading heredoc delimiter {word:?}: {reason}")]
+    #[error("reading heredoc delimiter {word:?}")]
     HeredocWord {
         /// The delimiter word as written.
         word: String,
         /// What the lexer objected to.
-        reason: String,
+        #[source]
+        cause: LexError,
         /// The instruction's lines.
         span: Span,
         /// Column of the keyword.
@@ -171,7 +173,26 @@ impl ParseError {
             ParseError::UnknownInstruction { keyword, .. } => Some(keyword.as_str()),
             _ => None,
         };
-        excerpt(src, filename, self.span(), &self.to_string(), keyword)
+        let mut out = excerpt(src, filename, self.span(), &self.to_string(), keyword);
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(&format!("caused by: {c}\n"));
+            cause = c.source();
+        }
+        out
+    }
+
+    /// The message with its causes, `: `-separated (for one-line reports
+    /// such as `kiln parse --json`).
+    pub fn full_message(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
     }
 }
 
@@ -302,5 +323,25 @@ mod tests {
             "unknown instruction: RNU (did you mean RUN?)"
         );
         assert_eq!(e.position(), Position { line: 3, column: 1 });
+    }
+
+    #[test]
+    fn render_lists_causes() {
+        let e = ParseError::HeredocWord {
+            word: "<<${".into(),
+            cause: LexError::MissingBrace,
+            span: Span {
+                start_line: 1,
+                end_line: 1,
+            },
+            column: 1,
+        };
+        assert!(e
+            .render(b"RUN <<${", "D")
+            .ends_with("caused by: syntax error: missing '}'\n"));
+        assert_eq!(
+            e.full_message(),
+            "reading heredoc delimiter \"<<${\": syntax error: missing '}'"
+        );
     }
 }

@@ -19,6 +19,7 @@ mod dump;
 mod error;
 mod heredoc;
 mod json;
+mod lexer;
 mod lines;
 mod names;
 mod parse;
@@ -28,6 +29,7 @@ pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Position, Span, Warni
 pub use astjson::{ast_json, ast_json_error};
 pub use dump::{dump, dump_instruction, go_quote};
 pub use error::{render_excerpt, ParseError};
+pub use lexer::LexError;
 pub use names::{check_instruction_names, KNOWN_INSTRUCTIONS};
 
 use lines::{LogicalLine, Reader};
@@ -85,7 +87,7 @@ fn instruction(reader: &mut Reader, line: LogicalLine) -> Result<Instruction, Pa
     if can_contain_heredoc(&ins) && line.text.contains("<<") {
         let openers = heredoc::openers(&line.text).map_err(|e| ParseError::HeredocWord {
             word: e.word,
-            reason: e.reason,
+            cause: e.cause,
             span,
             column,
         })?;
