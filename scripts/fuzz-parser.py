@@ -96,6 +96,8 @@ def kiln(binary: str, src: bytes):
     for c in tree["children"]:
         sub = c.get("sub")
         args = (sub or c)["args"]
+        if sub and sub.get("sub"):
+            args = [""]  # the binding shows the nested node's empty value
         if (sub or c)["cmd"].lower() in ("env", "label"):
             # The binding leaves out the separator node of each triple.
             args = [a for i, a in enumerate(args) if i % 3 != 2]
