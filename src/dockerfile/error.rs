@@ -200,7 +200,8 @@ impl ParseError {
 const MAX_EXCERPT_LINES: usize = 8;
 
 /// Renders `error: message`, a `--> file:line:col` pointer and the source
-/// lines of `span`, each marked under its text. Later stages call this with
+/// lines of `span` (long spans elided in the middle), the first one marked
+/// under its text. Later stages call this with
 /// an instruction's span to show which instruction failed.
 pub fn render_excerpt(src: &[u8], filename: &str, span: Span, message: &str) -> String {
     excerpt(src, filename, span, message, None)
@@ -246,7 +247,10 @@ fn excerpt(src: &[u8], filename: &str, span: Span, message: &str, keyword: Optio
                 let before = &line[..byte_at(line, mark_at)];
                 (expanded_width(before), k.chars().count())
             }
+            // Continuation and heredoc lines are shown, not marked: the
+            // carets point at where the instruction starts.
             Some(_) => (0, 0),
+            None if n != start => (0, 0),
             None => (
                 leading_ws_chars(&shown_line),
                 shown_line.trim().chars().count(),
