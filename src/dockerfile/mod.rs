@@ -155,4 +155,13 @@ mod tests {
         let df = parse(b"FROM a\nRUN [\"<<EOF\"]\nEOF\n").unwrap();
         assert_eq!(dump(&df), "(from \"a\")\n(run \"<<EOF\")\n(eof \"\")\n");
     }
+
+    #[test]
+    fn directives_are_recorded() {
+        let df = parse(b"# syntax=docker/dockerfile:1\n# CHECK=skip=all\nFROM a\n").unwrap();
+        assert_eq!(df.directive("syntax"), Some("docker/dockerfile:1"));
+        assert_eq!(df.directive("check"), Some("skip=all"));
+        assert_eq!(df.directive("escape"), None);
+        assert!(df.instructions[0].comments.is_empty());
+    }
 }
