@@ -164,4 +164,16 @@ mod tests {
         assert_eq!(df.directive("escape"), None);
         assert!(df.instructions[0].comments.is_empty());
     }
+
+    #[test]
+    fn whitespace_only_line_inside_continuation_is_an_empty_continuation() {
+        let df = parse(b"RUN a \\\n  \t\n b\nFROM x\n").unwrap();
+        assert_eq!(dump(&df), "(run \"a  b\")\n(from \"x\")\n");
+        assert_eq!(df.warnings.len(), 1);
+        assert_eq!(
+            df.warnings[0].short,
+            "Empty continuation line found in: RUN a  b"
+        );
+        assert_eq!(df.warnings[0].line, 3);
+    }
 }
