@@ -5,4 +5,5 @@ mod exec;
 mod fixtures;
 mod ignore;
 mod oci;
+mod parser;
 mod shell;
