@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod parse;
+
 /// kiln: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
 #[command(name = "kiln", version, about)]
@@ -13,9 +15,14 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Parse a Dockerfile and print BuildKit's AST dump (or `--json`).
+    Parse(parse::ParseArgs),
+}
 
 /// Runs the CLI and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    match cli.command {}
+    match cli.command {
+        Command::Parse(args) => parse::run(args),
+    }
 }
