@@ -69,7 +69,10 @@ pub(super) fn predefined(opts: &PlanOptions, target_stage: &str) -> Env {
 }
 
 /// One ARG word split at its first `=`: `(name, raw default)`.
-pub(super) fn split_word(inst: &Instruction, word: &str) -> Result<(String, Option<String>), PlanError> {
+pub(super) fn split_word(
+    inst: &Instruction,
+    word: &str,
+) -> Result<(String, Option<String>), PlanError> {
     let (name, value) = match word.split_once('=') {
         Some((n, v)) => (n, Some(v.to_string())),
         None => (word, None),

@@ -12,7 +12,15 @@ use super::state::{Lowerer, Source, StageState};
 use super::{AddOptions, CopyFrom, CopyOp, InlineFile, Op, PlanError, WorkdirOp};
 
 const COPY_FLAGS: [&str; 6] = ["from", "chown", "chmod", "link", "parents", "exclude"];
-const ADD_FLAGS: [&str; 7] = ["chown", "chmod", "link", "exclude", "checksum", "keep-git-dir", "unpack"];
+const ADD_FLAGS: [&str; 7] = [
+    "chown",
+    "chmod",
+    "link",
+    "exclude",
+    "checksum",
+    "keep-git-dir",
+    "unpack",
+];
 
 /// Go's `path.Clean` of `p` joined to `base` when relative.
 pub(super) fn clean_abs(base: &str, p: &str) -> String {
@@ -37,7 +45,11 @@ pub(super) fn clean_abs(base: &str, p: &str) -> String {
 /// BuildKit's `pathRelativeToWorkingDir` with `keepSlash`: absolute, cleaned,
 /// a trailing `/` (or `/.`, or a bare `.`) kept as `/`.
 pub(super) fn resolve_dest(workdir: &str, dest: &str) -> String {
-    let dest = if dest.is_empty() || dest == "." { "./" } else { dest };
+    let dest = if dest.is_empty() || dest == "." {
+        "./"
+    } else {
+        dest
+    };
     let mut out = clean_abs(workdir, dest);
     if (dest.ends_with('/') || dest.ends_with("/.")) && !out.ends_with('/') {
         out.push('/');
@@ -55,14 +67,22 @@ fn is_git(s: &str) -> bool {
 }
 
 /// `COPY` (`add == false`) or `ADD`.
-pub(super) fn copy(lw: &mut Lowerer<'_>, st: &mut StageState, inst: &Instruction, add: bool) -> Result<(), PlanError> {
+pub(super) fn copy(
+    lw: &mut Lowerer<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+    add: bool,
+) -> Result<(), PlanError> {
     let kw = if add { "ADD" } else { "COPY" };
     let flags = Flags::parse(inst, if add { &ADD_FLAGS } else { &COPY_FLAGS })?;
     let Some((dest_raw, srcs_raw)) = inst.args.split_last().filter(|(_, s)| !s.is_empty()) else {
         return Err(bad_args(inst, "requires at least two arguments"));
     };
     if is_lone_heredoc(dest_raw) {
-        return Err(bad_args(inst, format!("{kw} cannot accept a heredoc as a destination")));
+        return Err(bad_args(
+            inst,
+            format!("{kw} cannot accept a heredoc as a destination"),
+        ));
     }
     let mut sources = Vec::new();
     let mut heredocs = Vec::new();
@@ -72,7 +92,9 @@ pub(super) fn copy(lw: &mut Lowerer<'_>, st: &mut StageState, inst: &Instruction
             sources.push(lw.exp.word(inst, s, &st.env)?);
             continue;
         }
-        let h = docs.next().ok_or_else(|| bad_args(inst, format!("heredoc {s} has no body")))?;
+        let h = docs
+            .next()
+            .ok_or_else(|| bad_args(inst, format!("heredoc {s} has no body")))?;
         let mut content = body(h);
         if h.expand {
             content = lw.exp.raw(inst, &content, &st.env)?;
@@ -94,7 +116,11 @@ pub(super) fn copy(lw: &mut Lowerer<'_>, st: &mut StageState, inst: &Instruction
     let chmod = expand_flag("chmod")?;
     if let Some(m) = &chmod {
         if !u32::from_str_radix(m, 8).is_ok_and(|v| v <= 0o7777) {
-            return Err(flags.bad("chmod", m, "it should be octal string and between 0 and 07777"));
+            return Err(flags.bad(
+                "chmod",
+                m,
+                "it should be octal string and between 0 and 07777",
+            ));
         }
     }
     let mut excludes = Vec::new();
@@ -102,7 +128,12 @@ pub(super) fn copy(lw: &mut Lowerer<'_>, st: &mut StageState, inst: &Instruction
         excludes.push(lw.exp.word(inst, e, &st.env)?);
     }
     let add_opts = if add {
-        Some(add_options(inst, &flags, expand_flag("checksum")?, &sources)?)
+        Some(add_options(
+            inst,
+            &flags,
+            expand_flag("checksum")?,
+            &sources,
+        )?)
     } else {
         check_copy_sources(inst, &sources)?;
         None
@@ -110,7 +141,7 @@ pub(super) fn copy(lw: &mut Lowerer<'_>, st: &mut StageState, inst: &Instruction
     let from = match flags.string("from")? {
         Some(f) if !f.is_empty() => match lw.source(inst, f, st)? {
             Source::Stage(id) => CopyFrom::Stage(id),
-            Source::Image(img) => CopyFrom::Image(img),
+            Source::Image(img) => CopyFrom::Image(*img),
         },
         _ => CopyFrom::Context,
     };
@@ -158,10 +189,16 @@ fn add_options(
     }
     if checksum.is_some() {
         if sources.len() != 1 {
-            return Err(bad_args(inst, "checksum can't be specified for multiple sources"));
+            return Err(bad_args(
+                inst,
+                "checksum can't be specified for multiple sources",
+            ));
         }
         if !is_url(&sources[0]) {
-            return Err(bad_args(inst, "checksum can't be specified for non-HTTP(S) sources"));
+            return Err(bad_args(
+                inst,
+                "checksum can't be specified for non-HTTP(S) sources",
+            ));
         }
     }
     Ok(AddOptions {
@@ -202,7 +239,11 @@ fn history(
 }
 
 /// `WORKDIR path`: relative to the previous WORKDIR; `/` makes no layer (and no op).
-pub(super) fn workdir(lw: &mut Lowerer<'_>, st: &mut StageState, inst: &Instruction) -> Result<(), PlanError> {
+pub(super) fn workdir(
+    lw: &mut Lowerer<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+) -> Result<(), PlanError> {
     let raw = lw.exp.word(inst, one_arg(inst)?, &st.env)?;
     if raw.is_empty() {
         return Err(bad_args(inst, "cannot normalize nothing"));

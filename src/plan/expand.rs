@@ -54,7 +54,7 @@ impl Expander {
     pub(super) fn new(escape: char) -> Self {
         Self {
             lexer: Lexer::new(escape),
-            raw_lexer: Lexer::new('\\'),
+            raw_lexer: Lexer::new('\\').skip_process_quotes(true),
         }
     }
 
@@ -84,29 +84,15 @@ impl Expander {
     }
 
     /// A heredoc body: variables expand, quotes stay as written.
-    // COMPAT(buildkit): BuildKit's `ExpandRaw` uses a `\` lexer with
-    // `SkipProcessQuotes`; escaping every unescaped quote gives the same result
-    // through the ordinary lexer.
-    pub(super) fn raw(&self, inst: &Instruction, text: &str, env: &Env) -> Result<String, PlanError> {
-        let mut guarded = String::with_capacity(text.len() + 8);
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => {
-                    guarded.push(c);
-                    if let Some(n) = chars.next() {
-                        guarded.push(n);
-                    }
-                }
-                '"' | '\'' => {
-                    guarded.push('\\');
-                    guarded.push(c);
-                }
-                _ => guarded.push(c),
-            }
-        }
+    // COMPAT(buildkit): `ExpandRaw` uses a `\` lexer with `SkipProcessQuotes`.
+    pub(super) fn raw(
+        &self,
+        inst: &Instruction,
+        text: &str,
+        env: &Env,
+    ) -> Result<String, PlanError> {
         self.raw_lexer
-            .expand_word(&guarded, env.pairs())
+            .expand_word(text, env.pairs())
             .map(|e| e.value)
             .map_err(|e| expand_error(inst, text, Box::new(e)))
     }

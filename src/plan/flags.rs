@@ -110,7 +110,13 @@ mod tests {
 
     #[test]
     fn values_bools_and_repeats() {
-        let i = inst(&["--link", "--exclude=a", "--exclude=b", "--from=x", "--parents=false"]);
+        let i = inst(&[
+            "--link",
+            "--exclude=a",
+            "--exclude=b",
+            "--from=x",
+            "--parents=false",
+        ]);
         let f = Flags::parse(&i, &["link", "exclude", "from", "parents"]).unwrap();
         assert_eq!(f.bool("link").unwrap(), Some(true));
         assert_eq!(f.bool("parents").unwrap(), Some(false));

@@ -34,7 +34,10 @@ fn push_escaped(out: &mut String, c: char) {
         // Go escapes non-printable runes; the Unicode printability table is
         // large, so only the common non-printables (C1 controls and the
         // Unicode spaces other than U+0020) are escaped here.
-        c if ('\u{80}'..='\u{a0}').contains(&c) || c == '\u{ad}' || (c.is_whitespace() && c != ' ') => {
+        c if ('\u{80}'..='\u{a0}').contains(&c)
+            || c == '\u{ad}'
+            || (c.is_whitespace() && c != ' ') =>
+        {
             let _ = write!(out, "\\u{:04x}", c as u32);
         }
         c => out.push(c),

@@ -34,7 +34,12 @@ pub(super) fn healthcheck(st: &mut StageState, inst: &Instruction) -> Result<(),
             }
         }
         "CMD" => check_cmd(inst, rest)?,
-        other => return Err(bad_args(inst, format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)"))),
+        other => {
+            return Err(bad_args(
+                inst,
+                format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)"),
+            ))
+        }
     };
     let created_by = format!(
         "HEALTHCHECK &{{{} {} {} {} {} {}}}",
@@ -62,7 +67,9 @@ fn check_cmd(inst: &Instruction, rest: &[String]) -> Result<HealthConfig, PlanEr
         return Err(bad_args(inst, "Missing command after HEALTHCHECK CMD"));
     }
     let test = if inst.json_form {
-        std::iter::once("CMD".to_string()).chain(rest.iter().cloned()).collect()
+        std::iter::once("CMD".to_string())
+            .chain(rest.iter().cloned())
+            .collect()
     } else {
         vec!["CMD-SHELL".to_string(), rest.join(" ")]
     };

@@ -12,7 +12,9 @@ use super::args;
 use super::expand::Expander;
 use super::stages::{self, resolve_ref, BaseRef, Ref, StageDecl};
 use super::state::{dispatch, Lowerer, StageState};
-use super::{Base, BuildGraph, ImageResolver, PlanError, PlanOptions, ResolvedImage, Stage, StageId};
+use super::{
+    Base, BuildGraph, ImageResolver, PlanError, PlanOptions, ResolvedImage, Stage, StageId,
+};
 
 /// See [`super::lower`].
 pub(super) fn lower(
@@ -20,6 +22,7 @@ pub(super) fn lower(
     opts: &PlanOptions,
     resolver: &dyn ImageResolver,
 ) -> Result<BuildGraph, PlanError> {
+    crate::dockerfile::check_instruction_names(df)?;
     let exp = Expander::new(df.escape);
     let (globals, chunks) = stages::split(df)?;
     let target_name = match &opts.target {
@@ -37,14 +40,18 @@ pub(super) fn lower(
     let mut lw = Lowerer::new(opts, exp, global, names, resolver);
     lw.declared = declared;
 
-    let mut deps: Vec<BTreeSet<StageId>> = (0..decls.len()).map(|i| static_deps(&decls, i, &lw.names)).collect();
+    let mut deps: Vec<BTreeSet<StageId>> = (0..decls.len())
+        .map(|i| static_deps(&decls, i, &lw.names))
+        .collect();
     let mut bases: Vec<Option<ResolvedImage>> = vec![None; decls.len()];
     let mut image_triggers: Vec<Vec<Instruction>> = vec![Vec::new(); decls.len()];
     let reached = loop {
         let reached = stages::reachable(target, &deps);
         let mut changed = false;
         for (i, decl) in decls.iter().enumerate() {
-            let BaseRef::Image(reference) = &decl.base else { continue };
+            let BaseRef::Image(reference) = &decl.base else {
+                continue;
+            };
             if !reached[i] || bases[i].is_some() {
                 continue;
             }
@@ -73,10 +80,18 @@ pub(super) fn lower(
         let (mut st, triggers) = match (&decl.base, &bases[i]) {
             (BaseRef::Stage(b), _) => {
                 // Invariant: a reached stage's base is reached and has a smaller id.
-                let base = states[b.0].as_ref().expect("base stage lowered before its children");
-                (StageState::stage(id, base), stage_triggers(&decls[b.0], decl.chunk.from.span))
+                let base = states[b.0]
+                    .as_ref()
+                    .expect("base stage lowered before its children");
+                (
+                    StageState::stage(id, base),
+                    stage_triggers(&decls[b.0], decl.chunk.from.span),
+                )
             }
-            (BaseRef::Image(_), Some(img)) => (StageState::image(id, img), std::mem::take(&mut image_triggers[i])),
+            (BaseRef::Image(_), Some(img)) => (
+                StageState::image(id, img),
+                std::mem::take(&mut image_triggers[i]),
+            ),
             _ => (StageState::scratch(id, &opts.platform), Vec::new()),
         };
         // Triggers run once, here; the image does not carry them on.
@@ -97,7 +112,11 @@ fn static_deps(decls: &[StageDecl<'_>], i: usize, names: &[Option<String>]) -> B
     let mut values = stages::from_values(decl.chunk.body.iter().copied());
     if let BaseRef::Stage(b) = decl.base {
         deps.insert(b);
-        let subs = decls[b.0].chunk.body.iter().filter_map(|inst| inst.sub.as_deref());
+        let subs = decls[b.0]
+            .chunk
+            .body
+            .iter()
+            .filter_map(|inst| inst.sub.as_deref());
         values.extend(stages::from_values(subs));
     }
     for v in values {
@@ -133,9 +152,9 @@ fn parse_triggers(config: &ImageConfig, span: Span) -> Result<Vec<Instruction>, 
             source,
         };
         let df = crate::dockerfile::parse(trigger.as_bytes()).map_err(|e| err(Box::new(e)))?;
+        crate::dockerfile::check_instruction_names(&df)?;
         let [inst] = <[Instruction; 1]>::try_from(df.instructions)
             .map_err(|_| err("onbuild trigger should be a single expression".into()))?;
-        stages::check_known(&inst)?;
         out.push(Instruction { span, ..inst });
     }
     Ok(out)

@@ -118,7 +118,11 @@ pub(super) fn parse(
         "cache" => {
             let t = target(true)?.unwrap_or_default();
             RunMount::Cache {
-                id: spec.id.clone().or(spec.target.clone()).unwrap_or_else(|| t.clone()),
+                id: spec
+                    .id
+                    .clone()
+                    .or(spec.target.clone())
+                    .unwrap_or_else(|| t.clone()),
                 target: t,
                 ro: spec.readonly == Some(true),
                 sharing: spec.sharing.unwrap_or(Sharing::Shared),
@@ -160,7 +164,7 @@ fn mount_from(
     };
     Ok(Some(match lw.source(inst, f, st)? {
         Source::Stage(id) => MountFrom::Stage(id),
-        Source::Image(img) => MountFrom::Image(img),
+        Source::Image(img) => MountFrom::Image(*img),
     }))
 }
 
@@ -175,7 +179,10 @@ fn secret(spec: &Spec, target: Option<String>) -> Result<RunMount, (&'static str
     let target = match (target, &spec.env) {
         (Some(t), _) => Some(t),
         (None, Some(_)) => None,
-        (None, None) => Some(format!("/run/secrets/{}", id.rsplit('/').next().unwrap_or(&id))),
+        (None, None) => Some(format!(
+            "/run/secrets/{}",
+            id.rsplit('/').next().unwrap_or(&id)
+        )),
     };
     Ok(RunMount::Secret {
         id,
@@ -196,18 +203,24 @@ fn set_key(spec: &mut Spec, key: &str, value: Option<String>) -> Result<(), Stri
         Some(other) => Err(format!("invalid boolean value {other:?}")),
     };
     let Some(v) = value.clone() else {
-        return match key {
-            "ro" | "readonly" => Ok(spec.readonly = Some(true)),
-            "rw" | "readwrite" => Ok(spec.readonly = Some(false)),
-            "required" => Ok(spec.required = true),
-            _ => Err("unexpected key without a value".into()),
-        };
+        match key {
+            "ro" | "readonly" => spec.readonly = Some(true),
+            "rw" | "readwrite" => spec.readonly = Some(false),
+            "required" => spec.required = true,
+            _ => return Err("unexpected key without a value".into()),
+        }
+        return Ok(());
     };
-    let number = |radix: u32| u32::from_str_radix(&v, radix).map_err(|_| format!("invalid value {v:?}"));
+    let number =
+        |radix: u32| u32::from_str_radix(&v, radix).map_err(|_| format!("invalid value {v:?}"));
     match key {
         "type" => match v.to_ascii_lowercase().as_str() {
             t @ ("bind" | "cache" | "tmpfs" | "secret" | "ssh") => spec.kind = t.to_string(),
-            _ => return Err(format!("unsupported mount type {v:?} (bind, cache, tmpfs, secret, ssh)")),
+            _ => {
+                return Err(format!(
+                    "unsupported mount type {v:?} (bind, cache, tmpfs, secret, ssh)"
+                ))
+            }
         },
         "from" => spec.from = Some(v),
         "source" | "src" => spec.source = Some(v),
@@ -262,7 +275,9 @@ fn check_kind(spec: &Spec) -> Result<(), (&'static str, String)> {
 /// docker's `units.RAMInBytes`: `64m`, `1g`, `1.5GiB`, `1024` (binary multiples).
 fn ram_in_bytes(s: &str) -> Option<u64> {
     let t = s.trim();
-    let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let num_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let num: f64 = t[..num_end].parse().ok()?;
     let unit = t[num_end..].trim_start().to_ascii_lowercase();
     let unit = unit.strip_suffix('b').unwrap_or(&unit);
@@ -285,8 +300,14 @@ mod tests {
 
     #[test]
     fn csv_quotes_protect_commas() {
-        assert_eq!(csv_fields("type=bind,\"source=a,b\",ro"), ["type=bind", "source=a,b", "ro"]);
-        assert_eq!(from_value("type=cache,FROM=builder,target=/x").as_deref(), Some("builder"));
+        assert_eq!(
+            csv_fields("type=bind,\"source=a,b\",ro"),
+            ["type=bind", "source=a,b", "ro"]
+        );
+        assert_eq!(
+            from_value("type=cache,FROM=builder,target=/x").as_deref(),
+            Some("builder")
+        );
         assert_eq!(from_value("type=cache,target=/x"), None);
     }
 

@@ -19,7 +19,11 @@ use super::state::{display, Lowerer, StageState};
 use super::{mount, InlineFile, NetworkMode, Op, PlanError, RunOp, Security};
 
 /// `RUN …`.
-pub(super) fn run(lw: &mut Lowerer<'_>, st: &mut StageState, inst: &Instruction) -> Result<(), PlanError> {
+pub(super) fn run(
+    lw: &mut Lowerer<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+) -> Result<(), PlanError> {
     let flags = Flags::parse(inst, &["mount", "network", "security"])?;
     let network = match flags.string("network")? {
         None | Some("default") => NetworkMode::Default,

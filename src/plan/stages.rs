@@ -11,28 +11,6 @@ use super::expand::{Env, Expander};
 use super::flags::Flags;
 use super::{PlanError, PlanOptions, StageId};
 
-/// Instructions kiln lowers (lower-case).
-pub(super) const KNOWN: [&str; 18] = [
-    "add",
-    "arg",
-    "cmd",
-    "copy",
-    "entrypoint",
-    "env",
-    "expose",
-    "from",
-    "healthcheck",
-    "label",
-    "maintainer",
-    "onbuild",
-    "run",
-    "shell",
-    "stopsignal",
-    "user",
-    "volume",
-    "workdir",
-];
-
 /// The instructions of one FROM block, unparsed.
 pub(super) struct Chunk<'a> {
     /// The FROM.
@@ -41,13 +19,12 @@ pub(super) struct Chunk<'a> {
     pub body: Vec<&'a Instruction>,
 }
 
-/// Splits the file into global ARGs and stage chunks; refuses unknown
-/// instructions and anything but ARG before the first FROM.
+/// Splits the file into global ARGs and stage chunks; refuses anything but
+/// ARG before the first FROM.
 pub(super) fn split(df: &Dockerfile) -> Result<(Vec<&Instruction>, Vec<Chunk<'_>>), PlanError> {
     let mut globals = Vec::new();
     let mut chunks: Vec<Chunk<'_>> = Vec::new();
     for inst in &df.instructions {
-        check_known(inst)?;
         let cmd = inst.command();
         match (cmd.as_str(), chunks.last_mut()) {
             ("from", _) => chunks.push(Chunk {
@@ -68,39 +45,6 @@ pub(super) fn split(df: &Dockerfile) -> Result<(Vec<&Instruction>, Vec<Chunk<'_>
         return Err(PlanError::NoStages);
     }
     Ok((globals, chunks))
-}
-
-/// Refuses an instruction word kiln does not know, with a did-you-mean.
-pub(super) fn check_known(inst: &Instruction) -> Result<(), PlanError> {
-    let cmd = inst.command();
-    if KNOWN.contains(&cmd.as_str()) {
-        return Ok(());
-    }
-    let suggestion = KNOWN
-        .iter()
-        .map(|k| (edit_distance(&cmd, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k.to_ascii_uppercase());
-    Err(PlanError::UnknownInstruction {
-        span: inst.span,
-        keyword: inst.keyword.clone(),
-        suggestion,
-    })
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The `AS name` of a FROM, lower-cased, without expansion (for TARGETSTAGE
@@ -131,13 +75,6 @@ pub(super) struct StageDecl<'a> {
     pub name: Option<String>,
     /// Its base.
     pub base: BaseRef,
-}
-
-impl StageDecl<'_> {
-    /// The name BuildKit uses in messages: the `AS` name or `stage-N`.
-    pub(super) fn label(&self, id: StageId) -> String {
-        self.name.clone().unwrap_or_else(|| format!("stage-{}", id.0))
-    }
 }
 
 /// Parses every FROM: expands base and `--platform` with the global scope,
@@ -323,11 +260,5 @@ mod tests {
             BTreeSet::from([StageId(1)]),
         ];
         assert_eq!(reachable(StageId(3), &deps), [true, true, false, true]);
-    }
-
-    #[test]
-    fn did_you_mean_is_close() {
-        assert_eq!(edit_distance("cpy", "copy"), 1);
-        assert_eq!(edit_distance("workdir", "workdir"), 0);
     }
 }

@@ -17,7 +17,8 @@ use super::{copy, health, meta, run};
 use super::{ImageResolver, Op, PlanError, PlanOptions, ResolvedImage, StageId, Step};
 
 /// BuildKit's `system.DefaultPathEnv` for Linux.
-pub(super) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the whole lowering shares across stages.
 pub(super) struct Lowerer<'a> {
@@ -42,7 +43,7 @@ pub(super) enum Source {
     /// An earlier stage.
     Stage(StageId),
     /// An image.
-    Image(ResolvedImage),
+    Image(Box<ResolvedImage>),
 }
 
 impl<'a> Lowerer<'a> {
@@ -72,7 +73,11 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Resolves an image once per reference.
-    pub(super) fn image(&mut self, span: Span, reference: &str) -> Result<ResolvedImage, PlanError> {
+    pub(super) fn image(
+        &mut self,
+        span: Span,
+        reference: &str,
+    ) -> Result<ResolvedImage, PlanError> {
         if let Some(img) = self.images.get(reference) {
             return Ok(img.clone());
         }
@@ -109,7 +114,7 @@ impl<'a> Lowerer<'a> {
                 span: inst.span,
                 index,
             }),
-            Ref::Image(r) => self.image(inst.span, &r).map(Source::Image),
+            Ref::Image(r) => Ok(Source::Image(Box::new(self.image(inst.span, &r)?))),
         }
     }
 }
@@ -168,7 +173,12 @@ impl StageState {
         st
     }
 
-    fn init(id: StageId, mut config: ImageConfig, mut env: Env, build_args: Vec<(String, Option<String>)>) -> Self {
+    fn init(
+        id: StageId,
+        mut config: ImageConfig,
+        mut env: Env,
+        build_args: Vec<(String, Option<String>)>,
+    ) -> Self {
         // COMPAT(buildkit): "make sure that PATH is always set" (convert.go).
         if config.config.env_get("PATH").is_none() {
             config.config.env_set("PATH", DEFAULT_PATH);
@@ -215,7 +225,13 @@ impl StageState {
     }
 
     /// Records a step.
-    pub(super) fn push(&mut self, inst: &Instruction, op: Op, created_by: String, empty_layer: bool) {
+    pub(super) fn push(
+        &mut self,
+        inst: &Instruction,
+        op: Op,
+        created_by: String,
+        empty_layer: bool,
+    ) {
         self.steps.push(Step {
             op,
             span: inst.span,
@@ -236,7 +252,11 @@ pub(super) fn display(inst: &Instruction) -> String {
 }
 
 /// Lowers one instruction into `st`.
-pub(super) fn dispatch(lw: &mut Lowerer<'_>, st: &mut StageState, inst: &Instruction) -> Result<(), PlanError> {
+pub(super) fn dispatch(
+    lw: &mut Lowerer<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+) -> Result<(), PlanError> {
     match inst.command().as_str() {
         "arg" => meta::arg(lw, st, inst),
         "env" => meta::env(lw, st, inst),
@@ -260,6 +280,10 @@ pub(super) fn dispatch(lw: &mut Lowerer<'_>, st: &mut StageState, inst: &Instruc
             instruction: "FROM".into(),
             reason: "not allowed here (an ONBUILD trigger cannot be FROM)".into(),
         }),
-        _ => super::stages::check_known(inst),
+        // `lower` ran `check_instruction_names` on every instruction first.
+        _ => Err(PlanError::Unsupported {
+            span: inst.span,
+            what: format!("instruction {}", inst.keyword),
+        }),
     }
 }

@@ -2,5 +2,6 @@
 
 mod common;
 mod ignore;
-mod shell;
 mod parser;
+mod plan;
+mod shell;
