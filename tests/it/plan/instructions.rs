@@ -97,7 +97,10 @@ fn unknown_instruction_suggests_the_nearest() {
 fn stage_without_path_gets_buildkit_default() {
     let g = plan("FROM scratch\nRUN true\n").unwrap();
     let path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string();
-    assert_eq!(g.target_stage().config.config.env, [path.clone()]);
+    assert_eq!(
+        g.target_stage().config.config.env,
+        std::slice::from_ref(&path)
+    );
     assert!(runs(&g)[0].env.contains(&path));
     let g = plan("FROM busybox\nRUN true\n").unwrap();
     assert_eq!(g.target_stage().config.config.env, ["PATH=/bin:/usr/bin"]);
@@ -142,8 +145,10 @@ fn created_by_matches_buildkit_history() {
 
 #[test]
 fn cli_labels_apply_to_the_target_and_run_network_is_kept() {
-    let mut o = PlanOptions::default();
-    o.labels = BTreeMap::from([("org.x".to_string(), "1".to_string())]);
+    let o = PlanOptions {
+        labels: BTreeMap::from([("org.x".to_string(), "1".to_string())]),
+        ..Default::default()
+    };
     let g = plan_with(
         "FROM busybox\nLABEL a=b\nRUN --network=none true\n",
         &o,
