@@ -257,10 +257,8 @@ pub(super) fn workdir(
     st: &mut StageState,
     inst: &Instruction,
 ) -> Result<(), PlanError> {
+    // An empty path (an unset variable) joins to the current WORKDIR.
     let raw = lw.exp.word(inst, one_arg(inst)?, &st.env)?;
-    if raw.is_empty() {
-        return Err(bad_args(inst, "cannot normalize nothing"));
-    }
     let path = clean_abs(&st.workdir(), &raw);
     st.config.config.working_dir = Some(path.clone());
     let created_by = format!("WORKDIR {path}");

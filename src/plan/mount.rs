@@ -157,16 +157,20 @@ fn read_spec(
     Ok(spec)
 }
 
-/// The mount point made absolute against WORKDIR; `/` is refused.
+/// The mount point made absolute against WORKDIR; `/` is refused. Without
+/// a target, a file mount (`dir == false`: secret, ssh) gets its default
+/// later, a directory mount is the WORKDIR itself.
+// COMPAT(buildkit): dispatchRunMounts joins an empty target onto the
+// working directory (`filepath.Join("/", dir, "")`).
 fn resolve_target(
     spec: &Spec,
     workdir: &str,
-    required: bool,
+    dir: bool,
 ) -> Result<Option<String>, (&'static str, String)> {
     match spec.target.as_deref() {
-        None | Some("") if required => Err(("target", "mount target is required".into())),
-        None | Some("") => Ok(None),
-        Some(t) => {
+        None | Some("") if !dir => Ok(None),
+        t => {
+            let t = t.unwrap_or_default();
             let abs = clean_abs(workdir, t);
             if abs == "/" {
                 return Err(("target", format!("invalid mount target \"{t}\"")));

@@ -2,6 +2,7 @@
 //! image resolver whose configs the tests construct. Shared helpers here;
 //! the tests live in the submodules.
 
+mod corpus;
 mod instructions;
 mod run_copy;
 mod stages;

@@ -111,3 +111,13 @@ fn copy_and_add_source_rules() {
     let err = plan("FROM busybox\nADD https://github.com/a/b.git /src\n").unwrap_err();
     assert!(matches!(err, PlanError::Unsupported { .. }), "{err}");
 }
+
+#[test]
+fn a_directory_mount_without_target_is_the_workdir() {
+    let g = plan("FROM busybox AS src\nFROM busybox\nWORKDIR /usr/src/x\nRUN --mount=from=src,src=/x,rw make\n").unwrap();
+    assert!(
+        matches!(&runs(&g)[0].mounts[0], RunMount::Bind { target, rw: true, .. } if target == "/usr/src/x")
+    );
+    let err = plan("FROM busybox\nRUN --mount=type=cache true\n").unwrap_err();
+    assert!(err.to_string().contains("invalid mount target"), "{err}");
+}

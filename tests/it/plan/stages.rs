@@ -174,3 +174,19 @@ fn an_unresolvable_reached_image_is_an_error_with_its_cause() {
     assert!(err.source().unwrap().to_string().contains("not found"));
     assert_eq!(err.span().unwrap().start_line, 1);
 }
+
+#[test]
+fn a_base_image_trigger_naming_a_stage_makes_it_reached() {
+    let base = image(|c| c.on_build = Some(vec!["COPY --from=tools /t /t".into()]));
+    let fake = Fake::new().with("onbase", base);
+    let src = "FROM alpine AS tools\nFROM busybox AS other\nFROM onbase\n";
+    let g = plan_with(src, &PlanOptions::default(), &fake).unwrap();
+    assert_eq!(
+        g.stages.iter().map(|s| s.reached).collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    assert!(
+        matches!(&g.target_stage().steps[0].op, Op::Copy(c) if matches!(c.from, CopyFrom::Stage(StageId(0))))
+    );
+    assert_eq!(g.target_stage().deps, [StageId(0)]);
+}
