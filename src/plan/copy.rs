@@ -79,10 +79,7 @@ pub(super) fn copy(
         return Err(bad_args(inst, "requires at least two arguments"));
     };
     if is_lone_heredoc(dest_raw) {
-        return Err(bad_args(
-            inst,
-            format!("{kw} cannot accept a heredoc as a destination"),
-        ));
+        return Err(bad_args(inst, "cannot accept a heredoc as a destination"));
     }
     let (sources, heredocs) = sources(lw, st, inst, srcs_raw)?;
     let dest_text = lw.exp.word(inst, dest_raw, &st.env)?;

@@ -160,3 +160,47 @@ fn cli_labels_apply_to_the_target_and_run_network_is_kept() {
     assert_eq!(labels.get("a").map(String::as_str), Some("b"));
     assert_eq!(runs(&g)[0].network, NetworkMode::None);
 }
+
+#[test]
+fn shell_must_be_json_and_changes_later_shell_forms() {
+    let err = plan("FROM busybox\nSHELL /bin/bash -c\n").unwrap_err();
+    assert!(err.to_string().contains("JSON form"), "{err}");
+    let g = plan(
+        "FROM busybox\nSHELL [\"/bin/ash\", \"-eo\", \"pipefail\", \"-c\"]\nRUN a | b\nCMD c\n",
+    )
+    .unwrap();
+    assert_eq!(
+        runs(&g)[0].argv,
+        ["/bin/ash", "-eo", "pipefail", "-c", "a | b"]
+    );
+    let cmd = g.target_stage().config.config.cmd.clone().unwrap();
+    assert_eq!(cmd, ["/bin/ash", "-eo", "pipefail", "-c", "c"]);
+}
+
+#[test]
+fn user_volume_stopsignal_maintainer_set_the_config() {
+    let src = "FROM scratch\nARG U=app\nUSER ${U}:grp\nVOLUME [\"/data\", \"/$U\"]\nSTOPSIGNAL SIGQUIT\nMAINTAINER Jo <jo@x>\n";
+    let g = plan(src).unwrap();
+    let cfg = &g.target_stage().config;
+    assert_eq!(cfg.config.user.as_deref(), Some("app:grp"));
+    assert_eq!(
+        cfg.config.volumes.keys().collect::<Vec<_>>(),
+        ["/app", "/data"]
+    );
+    assert_eq!(cfg.config.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert_eq!(cfg.author.as_deref(), Some("Jo <jo@x>"));
+    assert_eq!(created_by(&g)[2], "VOLUME [/data /app]");
+    let err = plan("FROM scratch\nSTOPSIGNAL SIGNOPE\n").unwrap_err();
+    assert!(err.to_string().contains("invalid signal"), "{err}");
+}
+
+#[test]
+fn legacy_env_form_and_backtick_escape() {
+    let g = plan("FROM scratch\nENV GREETING hello   big world\n").unwrap();
+    assert_eq!(
+        g.target_stage().config.config.env_get("GREETING"),
+        Some("hello   big world")
+    );
+    let g = plan("# escape=`\nFROM scratch\nENV A=x B=`$A\n").unwrap();
+    assert_eq!(g.target_stage().config.config.env_get("B"), Some("$A"));
+}
