@@ -152,9 +152,18 @@ fn platform_other_than_the_host_is_refused() {
 fn proxy_build_args_reach_run_but_not_history() {
     let o = opts(&[("HTTP_PROXY", "http://proxy:3128")]);
     let g = plan_with("FROM busybox\nRUN wget x\n", &o, &Fake::new()).unwrap();
-    let env = &runs(&g)[0].env;
-    assert!(env.contains(&"HTTP_PROXY=http://proxy:3128".to_string()));
-    assert!(env.contains(&"http_proxy=http://proxy:3128".to_string()));
+    let r = runs(&g)[0];
+    assert_eq!(
+        r.proxy_env,
+        [
+            "HTTP_PROXY=http://proxy:3128",
+            "http_proxy=http://proxy:3128"
+        ]
+    );
+    assert!(!r
+        .env
+        .iter()
+        .any(|e| e.to_ascii_lowercase().starts_with("http_proxy")));
     assert_eq!(created_by(&g)[0], "RUN /bin/sh -c wget x # buildkit");
     assert!(g.unused_build_args.is_empty());
 }
@@ -189,4 +198,39 @@ fn a_base_image_trigger_naming_a_stage_makes_it_reached() {
         matches!(&g.target_stage().steps[0].op, Op::Copy(c) if matches!(c.from, CopyFrom::Stage(StageId(0))))
     );
     assert_eq!(g.target_stage().deps, [StageId(0)]);
+}
+
+#[test]
+fn a_declared_proxy_arg_is_ordinary_env() {
+    let o = opts(&[("HTTP_PROXY", "http://proxy:3128")]);
+    let g = plan_with(
+        "FROM busybox\nARG HTTP_PROXY\nRUN wget x\n",
+        &o,
+        &Fake::new(),
+    )
+    .unwrap();
+    let r = runs(&g)[0];
+    assert!(r.env.contains(&"HTTP_PROXY=http://proxy:3128".to_string()));
+    assert_eq!(r.proxy_env, ["http_proxy=http://proxy:3128"]);
+}
+
+#[test]
+fn the_graph_serializes_with_tagged_ops() {
+    let src = "FROM busybox AS b\nFROM b\nRUN --mount=type=cache,target=/c,from=b true\nCOPY --from=0 a /a\n";
+    let g = plan(src).unwrap();
+    let v = serde_json::to_value(&g).unwrap();
+    let steps = &v["stages"][1]["steps"];
+    assert_eq!(steps[0]["op"]["kind"], "run");
+    assert_eq!(steps[0]["op"]["mounts"][0]["type"], "cache");
+    assert_eq!(steps[1]["op"]["kind"], "copy");
+    assert_eq!(steps[0]["op"]["mounts"][0]["from"]["value"], 0);
+    assert_eq!(
+        steps[1]["op"]["from"],
+        serde_json::json!({"kind": "stage", "value": 0})
+    );
+    assert_eq!(v["stages"][0]["base"]["kind"], "image");
+    assert_eq!(
+        v["stages"][1]["base"],
+        serde_json::json!({"kind": "stage", "value": 0})
+    );
 }
