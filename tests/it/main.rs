@@ -6,4 +6,5 @@ mod fixtures;
 mod ignore;
 mod oci;
 mod parser;
+mod plan;
 mod shell;
