@@ -1,3 +1,4 @@
 //! The one integration-test binary. Each area has a module here.
 
 mod common;
+mod layer;
