@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use kiln::layer::{
     pack, unpack, unpack_verified, Compression, LayerError, PackOptions, SourceKind, UnpackMode,
@@ -374,4 +375,278 @@ fn plain_sources_refuse_reserved_whiteout_names() {
     )
     .unwrap_err();
     assert!(err.to_string().contains(".wh.sneaky"), "{err}");
+}
+
+/// Raw archive entries, written byte for byte so hostile names survive.
+enum Raw<'a> {
+    File(&'a str, &'a [u8]),
+    Dir(&'a str),
+    Symlink(&'a str, &'a str),
+    Link(&'a str, &'a str),
+}
+
+fn raw_tar(entries: &[Raw]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_ustar();
+        let (name, link, ty, data): (&str, &str, _, &[u8]) = match e {
+            Raw::File(n, d) => (n, "", tar::EntryType::Regular, d),
+            Raw::Dir(n) => (n, "", tar::EntryType::Directory, b""),
+            Raw::Symlink(n, t) => (n, t, tar::EntryType::Symlink, b""),
+            Raw::Link(n, t) => (n, t, tar::EntryType::Link, b""),
+        };
+        let old = h.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(ty);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A destination with a sibling `outside` dir holding `secret`; returns (root, dest).
+fn arena() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir(root.path().join("dest")).unwrap();
+    fs::create_dir(root.path().join("outside")).unwrap();
+    fs::write(root.path().join("outside/secret"), b"secret").unwrap();
+    let dest = root.path().join("dest");
+    (root, dest)
+}
+
+fn assert_outside_untouched(root: &Path) {
+    let names: Vec<_> = fs::read_dir(root.join("outside"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["secret"], "something was written outside dest");
+    let secret = root.join("outside/secret");
+    assert_eq!(fs::read(&secret).unwrap(), b"secret");
+    assert_eq!(
+        fs::metadata(&secret).unwrap().nlink(),
+        1,
+        "outside file was hard linked"
+    );
+    let mut top: Vec<_> = fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    top.sort();
+    assert_eq!(
+        top,
+        ["dest", "outside"],
+        "something was written next to dest"
+    );
+}
+
+#[test]
+fn hostile_archives_are_refused_naming_the_entry() {
+    let probe = arena();
+    let outside = probe.0.path().join("outside");
+    let out_secret = outside.join("secret").display().to_string();
+    let out_dir = outside.display().to_string();
+    let cases: Vec<(Vec<Raw>, &str, &str)> = vec![
+        (vec![Raw::File("../escape", b"x")], "../escape", "`..`"),
+        (
+            vec![Raw::File("a/../../escape", b"x")],
+            "a/../../escape",
+            "`..`",
+        ),
+        (
+            vec![
+                Raw::Symlink("link", &out_dir),
+                Raw::File("link/pwned", b"x"),
+            ],
+            "link/pwned",
+            "symlink",
+        ),
+        (
+            vec![Raw::Symlink("up", ".."), Raw::File("up/pwned", b"x")],
+            "up/pwned",
+            "symlink",
+        ),
+        (
+            vec![Raw::Symlink("up", ".."), Raw::Dir("up/d/")],
+            "up/d/",
+            "symlink",
+        ),
+        (vec![Raw::Link("h", "../outside/secret")], "h", "`..`"),
+        (
+            vec![Raw::Link("h", &out_secret)],
+            "h",
+            "not in the layer tree",
+        ),
+        (
+            vec![
+                Raw::Symlink("link", &out_dir),
+                Raw::Link("h", "link/secret"),
+            ],
+            "h",
+            "symlink",
+        ),
+        (
+            vec![Raw::File("f", b"x"), Raw::File("f/g", b"x")],
+            "f/g",
+            "not a directory",
+        ),
+    ];
+    for (entries, entry, reason) in cases {
+        let (root, dest) = arena();
+        let blob = raw_tar(&entries);
+        for mode in [UnpackMode::Snapshot, UnpackMode::Apply] {
+            let err = unpack(&blob[..], &dest, mode).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, LayerError::UnsafeEntry { .. }),
+                "{entry}: {msg}"
+            );
+            assert!(
+                msg.contains(&format!("{entry:?}")) && msg.contains(reason),
+                "{entry}: {msg}"
+            );
+            assert_outside_untouched(root.path());
+        }
+    }
+}
+
+#[test]
+fn absolute_paths_and_replaced_symlinks_stay_inside() {
+    let (root, dest) = arena();
+    let secret = root.path().join("outside/secret").display().to_string();
+    let out_dir = root.path().join("outside").display().to_string();
+    let blob = raw_tar(&[
+        Raw::File("/abs/file", b"inside"),
+        Raw::Symlink("s", &out_dir),
+        Raw::Dir("s/"),
+        Raw::File("s/secret", b"mine"),
+        Raw::Symlink("x", &secret),
+        Raw::File("x", b"overwritten"),
+        Raw::File("./dot/./f", b"dot"),
+    ]);
+    unpack(&blob[..], &dest, UnpackMode::Apply).unwrap();
+    assert_eq!(fs::read(dest.join("abs/file")).unwrap(), b"inside");
+    assert!(fs::symlink_metadata(dest.join("s")).unwrap().is_dir());
+    assert_eq!(fs::read(dest.join("s/secret")).unwrap(), b"mine");
+    assert!(fs::symlink_metadata(dest.join("x")).unwrap().is_file());
+    assert_eq!(fs::read(dest.join("dot/f")).unwrap(), b"dot");
+    assert_outside_untouched(root.path());
+}
+
+/// A tree big enough for several gzip members, with incompressible bytes.
+fn noisy_tree(root: &Path, len: usize) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::create_dir(root.join("d")).unwrap();
+    fs::write(root.join("d/noise"), &data).unwrap();
+    fs::write(root.join("d/small"), b"small").unwrap();
+}
+
+fn tool(cmd: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn gzip_blobs_are_multi_member_and_read_by_gzip_and_tar() {
+    let src = tempfile::tempdir().unwrap();
+    noisy_tree(src.path(), 3 << 20);
+    let blob_file = tempfile::NamedTempFile::new().unwrap();
+    let packed = pack(
+        src.path(),
+        SourceKind::Plain,
+        &opts(Compression::Gzip, None),
+        blob_file.as_file(),
+    )
+    .unwrap();
+    let path = blob_file.path().to_str().unwrap();
+    tool("gzip", &["-t", path]);
+    let listing = tool("tar", &["-tzf", path]);
+    assert_eq!(
+        String::from_utf8_lossy(&listing.stdout),
+        "d/\nd/noise\nd/small\n"
+    );
+    // A single-member reader stops at the first member; the whole stream is longer.
+    let blob = fs::read(path).unwrap();
+    let mut first = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&blob[..]), &mut first).unwrap();
+    assert_eq!(first.len(), 1 << 20);
+    assert!(packed.uncompressed_size > 3 << 20);
+    let zcat = tool("gzip", &["-dc", path]);
+    assert_eq!(DiffId::of(&zcat.stdout), packed.diff_id);
+    assert_eq!(zcat.stdout.len() as u64, packed.uncompressed_size);
+}
+
+#[test]
+fn zstd_blobs_are_read_by_zstd_and_tar() {
+    if Command::new("zstd").arg("--version").output().is_err() {
+        eprintln!("zstd is not installed; the zstd CLI check is skipped");
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    noisy_tree(src.path(), 1 << 20);
+    let blob_file = tempfile::NamedTempFile::new().unwrap();
+    let packed = pack(
+        src.path(),
+        SourceKind::Plain,
+        &opts(Compression::Zstd, Some(19)),
+        blob_file.as_file(),
+    )
+    .unwrap();
+    let path = blob_file.path().to_str().unwrap();
+    tool("zstd", &["-t", path]);
+    let plain = tool("zstd", &["-dc", path]);
+    assert_eq!(DiffId::of(&plain.stdout), packed.diff_id);
+    let listing = tool("tar", &["--zstd", "-tf", path]);
+    assert_eq!(
+        String::from_utf8_lossy(&listing.stdout),
+        "d/\nd/noise\nd/small\n"
+    );
+}
+
+#[test]
+fn tars_made_by_gnu_tar_unpack_with_metadata() {
+    let src = tempfile::tempdir().unwrap();
+    make_tree(src.path());
+    let want = describe(src.path());
+    let blob = tempfile::NamedTempFile::new().unwrap();
+    let (s, b) = (src.path().to_str().unwrap(), blob.path().to_str().unwrap());
+    tool(
+        "tar",
+        &[
+            "--xattrs",
+            "--xattrs-include=*",
+            "--numeric-owner",
+            "-C",
+            s,
+            "-czf",
+            b,
+            ".",
+        ],
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let diff_id = unpack(fs::File::open(b).unwrap(), dest.path(), UnpackMode::Apply).unwrap();
+    let plain = tool("gzip", &["-dc", b]);
+    assert_eq!(diff_id, DiffId::of(&plain.stdout));
+    assert_eq!(describe(dest.path()), want);
 }
