@@ -650,3 +650,70 @@ fn tars_made_by_gnu_tar_unpack_with_metadata() {
     assert_eq!(diff_id, DiffId::of(&plain.stdout));
     assert_eq!(describe(dest.path()), want);
 }
+
+fn vm_hwm_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Packs a 200 MB tree in a child process (this same test, re-run alone) and reads the
+/// child's peak resident memory, so other tests' allocations cannot blur it.
+#[test]
+fn a_200_mb_tree_packs_in_bounded_memory() {
+    const CHILD: &str = "KILN_LAYER_MEMORY_CHILD";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let before = vm_hwm_kib();
+        let packed = pack(
+            Path::new(&dir),
+            SourceKind::Plain,
+            &opts(Compression::Gzip, None),
+            std::io::sink(),
+        )
+        .unwrap();
+        assert!(packed.uncompressed_size > 200_000_000);
+        println!("hwm-before={before} hwm-after={}", vm_hwm_kib());
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..4 {
+        // Sparse: 200 MB to read and compress without 200 MB of disk.
+        let f = fs::File::create(src.path().join(format!("big{i}"))).unwrap();
+        f.set_len(50_000_000).unwrap();
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "layer::a_200_mb_tree_packs_in_bounded_memory",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, src.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |name: &str| -> u64 {
+        let at = stdout
+            .find(name)
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+            + name.len();
+        stdout[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (before, after) = (field("hwm-before="), field("hwm-after="));
+    // The gzip queue holds a few 1 MiB chunks per core; a whole layer would be 200 MB.
+    assert!(
+        after - before < 48 * 1024,
+        "peak memory grew by {} KiB",
+        after - before
+    );
+}
