@@ -28,7 +28,7 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if x % 4 == 0 {
+        if x.is_multiple_of(4) {
             out.extend_from_slice(&x.to_le_bytes());
         } else {
             out.extend_from_slice(WORDS[(x >> 8) as usize % WORDS.len()]);

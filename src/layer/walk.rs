@@ -16,7 +16,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::header::{EntryHeader, Kind};
+use super::header::{EntryHeader, Kind, Xattrs};
 use super::{LayerError, SourceKind};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -234,11 +234,7 @@ impl Walker {
     }
 
     /// The xattrs to carry (sorted) and whether overlay marked the directory opaque.
-    fn xattrs(
-        &self,
-        rel: &[u8],
-        meta: &Metadata,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), LayerError> {
+    fn xattrs(&self, rel: &[u8], meta: &Metadata) -> Result<(Xattrs, bool), LayerError> {
         let abs = self.abs(rel);
         let names = match xattr::list(&abs) {
             Ok(names) => names,
