@@ -150,21 +150,8 @@ impl Unpacker<'_> {
         name: &str,
     ) -> Result<(), LayerError> {
         let ex = |step| move |s| extract(name, step, s);
-        let node = |kind: SFlag, dev| {
-            mknod(path, kind, Mode::from_bits_truncate(0o600), dev)
-                .map_err(|e| extract(name, "creating a special file", e.into()))
-        };
         match ty {
-            EntryType::Regular | EntryType::Continuous => {
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(path)
-                    .map_err(ex("creating file"))?;
-                io::copy(e, &mut file).map_err(ex("writing file data"))?;
-            }
+            EntryType::Regular | EntryType::Continuous => write_file(e, path, name)?,
             EntryType::Directory => {
                 if !path.is_dir() {
                     fs::create_dir(path).map_err(ex("creating directory"))?;
@@ -186,16 +173,9 @@ impl Unpacker<'_> {
                 // Linking shares the inode: its metadata is the target's, already set.
                 return fs::hard_link(target, path).map_err(ex("creating hard link"));
             }
-            EntryType::Char | EntryType::Block => {
-                let (major, minor) = device(e.header(), name)?;
-                let kind = if ty == EntryType::Char {
-                    SFlag::S_IFCHR
-                } else {
-                    SFlag::S_IFBLK
-                };
-                node(kind, makedev(major, minor))?;
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                make_node(e.header(), path, name)?
             }
-            EntryType::Fifo => node(SFlag::S_IFIFO, 0)?,
             other => {
                 return Err(LayerError::UnsupportedEntry {
                     entry: name.to_string(),
@@ -237,6 +217,10 @@ impl Unpacker<'_> {
             };
         }
         let hidden = &base[WHITEOUT_PREFIX.len()..];
+        if hidden == b"." || hidden == b".." {
+            // `.wh..` would delete the directory itself, `.wh...` its parent.
+            return Err(unsafe_entry(name, "it whites out `.` or `..`"));
+        }
         if hidden.starts_with(WHITEOUT_PREFIX) || hidden.is_empty() {
             return Err(LayerError::UnsupportedEntry {
                 entry: name.to_string(),
@@ -283,13 +267,42 @@ impl Unpacker<'_> {
     }
 }
 
-fn device(h: &tar::Header, name: &str) -> Result<(u64, u64), LayerError> {
+/// Creates a regular file that did not exist (never opening through a symlink) and
+/// writes the entry's data into it.
+fn write_file<R: Read>(
+    e: &mut tar::Entry<'_, R>,
+    path: &Path,
+    name: &str,
+) -> Result<(), LayerError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|s| extract(name, "creating file", s))?;
+    io::copy(e, &mut file).map_err(|s| extract(name, "writing file data", s))?;
+    Ok(())
+}
+
+/// Creates a character or block device or a fifo (mode and owner are set afterwards).
+fn make_node(h: &tar::Header, path: &Path, name: &str) -> Result<(), LayerError> {
+    let (kind, dev) = match h.entry_type() {
+        EntryType::Char => (SFlag::S_IFCHR, device(h, name)?),
+        EntryType::Block => (SFlag::S_IFBLK, device(h, name)?),
+        _ => (SFlag::S_IFIFO, 0),
+    };
+    mknod(path, kind, Mode::from_bits_truncate(0o600), dev)
+        .map_err(|e| extract(name, "creating a special file", e.into()))
+}
+
+fn device(h: &tar::Header, name: &str) -> Result<u64, LayerError> {
     let get = |v: io::Result<Option<u32>>| {
         v.map_err(LayerError::ReadArchive)?
             .map(u64::from)
             .ok_or_else(|| unsafe_entry(name, "a device without device numbers"))
     };
-    Ok((get(h.device_major())?, get(h.device_minor())?))
+    Ok(makedev(get(h.device_major())?, get(h.device_minor())?))
 }
 
 /// Owner, mode, xattrs and mtime from the header, with PAX `mtime` and
