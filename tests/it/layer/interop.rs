@@ -73,7 +73,10 @@ fn zstd_blobs_are_read_by_zstd_and_tar() {
     let packed = pack(
         src.path(),
         SourceKind::Plain,
-        &opts(Compression::Zstd, Some(19)),
+        &PackOptions {
+            level: Some(19),
+            ..opts(Compression::Zstd, None)
+        },
         blob_file.as_file(),
     )
     .unwrap();
