@@ -101,6 +101,30 @@ struct Meta {
     xattrs: Xattrs,
 }
 
+/// The entry types unpack creates; anything else is refused before touching the tree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Node {
+    File,
+    Dir,
+    Symlink,
+    Link,
+    /// Character and block devices and fifos.
+    Special,
+}
+
+impl Node {
+    fn of(ty: EntryType) -> Option<Node> {
+        Some(match ty {
+            EntryType::Regular | EntryType::Continuous => Node::File,
+            EntryType::Directory => Node::Dir,
+            EntryType::Symlink => Node::Symlink,
+            EntryType::Link => Node::Link,
+            EntryType::Char | EntryType::Block | EntryType::Fifo => Node::Special,
+            _ => return None,
+        })
+    }
+}
+
 struct Unpacker<'a> {
     confined: Confined<'a>,
     mode: UnpackMode,
@@ -128,13 +152,19 @@ impl Unpacker<'_> {
         if base.starts_with(WHITEOUT_PREFIX) {
             return self.whiteout(parents, base, &name, e);
         }
+        let Some(node) = Node::of(ty) else {
+            return Err(LayerError::UnsupportedEntry {
+                entry: name,
+                what: format!("tar entry type {:?}", ty.as_byte() as char),
+            });
+        };
         let dir = self.confined.parent(parents, &name, true)?;
         let dir = dir.ok_or_else(|| unsafe_entry(&name, "its parent directory is missing"))?;
         let path = dir.join(OsStr::from_bytes(base));
         let meta = read_meta(e, &name)?;
-        clear_for(&path, ty == EntryType::Directory)
+        clear_for(&path, node == Node::Dir)
             .map_err(|s| extract(&name, "removing what was there", s))?;
-        self.create(e, ty, &path, &meta, &name)?;
+        self.create(e, node, &path, &meta, &name)?;
         if let Some(written) = &mut self.written {
             written.insert(comps.iter().collect());
         }
@@ -144,28 +174,28 @@ impl Unpacker<'_> {
     fn create<R: Read>(
         &mut self,
         e: &mut tar::Entry<'_, R>,
-        ty: EntryType,
+        node: Node,
         path: &Path,
         meta: &Meta,
         name: &str,
     ) -> Result<(), LayerError> {
         let ex = |step| move |s| extract(name, step, s);
-        match ty {
-            EntryType::Regular | EntryType::Continuous => write_file(e, path, name)?,
-            EntryType::Directory => {
+        match node {
+            Node::File => write_file(e, path, name)?,
+            Node::Dir => {
                 if !path.is_dir() {
                     fs::create_dir(path).map_err(ex("creating directory"))?;
                 }
                 self.dirs.push((path.to_path_buf(), meta.mtime));
             }
-            EntryType::Symlink => {
+            Node::Symlink => {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(name, "a symlink without a target"))?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), path)
                     .map_err(ex("creating symlink"))?;
             }
-            EntryType::Link => {
+            Node::Link => {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(name, "a hard link without a target"))?;
@@ -173,23 +203,9 @@ impl Unpacker<'_> {
                 // Linking shares the inode: its metadata is the target's, already set.
                 return fs::hard_link(target, path).map_err(ex("creating hard link"));
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                make_node(e.header(), path, name)?
-            }
-            other => {
-                return Err(LayerError::UnsupportedEntry {
-                    entry: name.to_string(),
-                    what: format!("tar entry type {:?}", other.as_byte() as char),
-                })
-            }
+            Node::Special => make_node(e.header(), path, name)?,
         }
-        apply_meta(
-            path,
-            meta,
-            ty == EntryType::Symlink,
-            ty == EntryType::Directory,
-            name,
-        )
+        apply_meta(path, meta, node == Node::Symlink, node == Node::Dir, name)
     }
 
     /// `.wh.<name>` and `.wh..wh..opq`, according to the mode.

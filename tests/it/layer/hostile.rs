@@ -1,4 +1,5 @@
-//! Crafted archives that try to write outside the destination.
+//! Crafted archives that try to write outside the destination, or that carry what
+//! unpack does not handle.
 
 use super::*;
 
@@ -8,6 +9,7 @@ enum Raw<'a> {
     Dir(&'a str),
     Symlink(&'a str, &'a str),
     Link(&'a str, &'a str),
+    Typed(&'a str, tar::EntryType),
 }
 
 fn raw_tar(entries: &[Raw]) -> Vec<u8> {
@@ -19,6 +21,7 @@ fn raw_tar(entries: &[Raw]) -> Vec<u8> {
             Raw::Dir(n) => (n, "", tar::EntryType::Directory, b""),
             Raw::Symlink(n, t) => (n, t, tar::EntryType::Symlink, b""),
             Raw::Link(n, t) => (n, t, tar::EntryType::Link, b""),
+            Raw::Typed(n, ty) => (n, "", *ty, b""),
         };
         let old = h.as_old_mut();
         old.name[..name.len()].copy_from_slice(name.as_bytes());
@@ -167,4 +170,17 @@ fn absolute_paths_and_replaced_symlinks_stay_inside() {
     assert!(fs::symlink_metadata(dest.join("x")).unwrap().is_file());
     assert_eq!(fs::read(dest.join("dot/f")).unwrap(), b"dot");
     assert_outside_untouched(root.path());
+}
+
+#[test]
+fn unsupported_entry_types_are_refused_before_touching_the_tree() {
+    let (_root, dest) = arena();
+    fs::write(dest.join("x"), b"lower").unwrap();
+    let blob = raw_tar(&[Raw::Typed("x", tar::EntryType::new(b'V'))]);
+    let err = unpack(&blob[..], &dest, UnpackMode::Apply).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "layer entry \"x\": tar entry type 'V' is not supported"
+    );
+    assert_eq!(fs::read(dest.join("x")).unwrap(), b"lower");
 }
