@@ -4,6 +4,7 @@ mod common;
 mod exec;
 mod fixtures;
 mod ignore;
+mod layer;
 mod oci;
 mod parser;
 mod plan;
