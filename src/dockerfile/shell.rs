@@ -14,6 +14,7 @@ mod scan;
 mod subst;
 
 use scan::Scan;
+pub(crate) use scan::Words;
 
 /// Where variable values come from.
 pub trait VarLookup {

@@ -8,15 +8,16 @@ use super::{Lexer, ShellError, VarLookup};
 
 /// Word-splitting state: text from quotes, escapes and literal characters is
 /// "raw" (never splits); the value of an unquoted `$` expansion splits at whitespace.
+/// Empty words are never produced. The parser's heredoc lexer shares it.
 #[derive(Default)]
-pub(super) struct Words {
+pub(crate) struct Words {
     word: String,
     words: Vec<String>,
     in_word: bool,
 }
 
 impl Words {
-    fn add_char(&mut self, ch: char) {
+    pub(crate) fn add_char(&mut self, ch: char) {
         if !ch.is_whitespace() {
             self.add_raw_char(ch);
         } else if self.in_word && !self.word.is_empty() {
@@ -25,21 +26,21 @@ impl Words {
         }
     }
 
-    fn add_raw_char(&mut self, ch: char) {
+    pub(crate) fn add_raw_char(&mut self, ch: char) {
         self.word.push(ch);
         self.in_word = true;
     }
 
-    fn add_str(&mut self, s: &str) {
+    pub(crate) fn add_str(&mut self, s: &str) {
         s.chars().for_each(|c| self.add_char(c));
     }
 
-    fn add_raw_str(&mut self, s: &str) {
+    pub(crate) fn add_raw_str(&mut self, s: &str) {
         self.word.push_str(s);
         self.in_word = true;
     }
 
-    fn finish(mut self) -> Vec<String> {
+    pub(crate) fn finish(mut self) -> Vec<String> {
         if !self.word.is_empty() {
             self.words.push(self.word);
         }
