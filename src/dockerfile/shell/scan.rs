@@ -172,43 +172,45 @@ impl<'a, E: VarLookup + ?Sized> Scan<'a, E> {
         })
     }
 
-    fn single_quote(&mut self) -> Result<String, ShellError> {
+    /// Consumes the opening quote: its offset, and the text so far (the
+    /// quote itself when quotes stay raw).
+    fn open_quote(&mut self) -> (usize, String) {
         let start = self.offset();
-        let mut result = String::new();
         let open = self.next();
+        let result = match open {
+            Some(q) if self.lexer.raw_quotes => q.to_string(),
+            _ => String::new(),
+        };
+        (start, result)
+    }
+
+    /// The closing `quote` has been consumed: keep it when quotes stay raw.
+    fn close_quote(&self, mut result: String, quote: char) -> String {
         if self.lexer.raw_quotes {
-            result.extend(open);
+            result.push(quote);
         }
+        result
+    }
+
+    fn single_quote(&mut self) -> Result<String, ShellError> {
+        let (start, mut result) = self.open_quote();
         loop {
             match self.next() {
                 None => return Err(self.unterminated(start, '\'')),
-                Some('\'') => {
-                    if self.lexer.raw_quotes {
-                        result.push('\'');
-                    }
-                    return Ok(result);
-                }
+                Some('\'') => return Ok(self.close_quote(result, '\'')),
                 Some(c) => result.push(c),
             }
         }
     }
 
     fn double_quote(&mut self) -> Result<String, ShellError> {
-        let start = self.offset();
-        let mut result = String::new();
-        let open = self.next();
-        if self.lexer.raw_quotes {
-            result.extend(open);
-        }
+        let (start, mut result) = self.open_quote();
         loop {
             match self.peek() {
                 None => return Err(self.unterminated(start, '"')),
                 Some('"') => {
                     self.pos += 1;
-                    if self.lexer.raw_quotes {
-                        result.push('"');
-                    }
-                    return Ok(result);
+                    return Ok(self.close_quote(result, '"'));
                 }
                 Some('$') => result.push_str(&self.dollar()?),
                 Some(ch) => {
