@@ -1,4 +1,4 @@
-// Not shell/scan.rs (whose `Words` it shares): BuildKit's parser errors, `<<  EOF` kept whole, bounded `${` nesting.
+// Not shell/scan.rs (whose `Words` it shares): parser error texts, `<<  EOF` kept whole, bounded `${`, own name rule.
 //! The slice of BuildKit's shell lexer that heredoc detection needs
 //! (grammar §5.2): word splitting with quotes and escapes optionally kept,
 //! and every variable unset and kept as written ("skip unset" mode). The
