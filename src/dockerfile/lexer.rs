@@ -1,3 +1,4 @@
+// Not shell/scan.rs (whose `Words` it shares): parser error texts, `<<  EOF` kept whole, bounded `${`, own name rule.
 //! The slice of BuildKit's shell lexer that heredoc detection needs
 //! (grammar §5.2): word splitting with quotes and escapes optionally kept,
 //! and every variable unset and kept as written ("skip unset" mode). The
@@ -6,6 +7,8 @@
 //! Invariant: nesting of `${…}` is bounded, so no input exhausts the stack.
 
 use thiserror::Error;
+
+use super::shell::Words;
 
 /// Nesting limit for `${…}` inside `${…}`; deeper input is a lexing error.
 const MAX_DEPTH: usize = 32;
@@ -40,45 +43,6 @@ pub(crate) struct Lexer {
     pub raw_quotes: bool,
     /// Keep escape characters in the words.
     pub raw_escapes: bool,
-}
-
-/// Word accumulation with BuildKit's rules: unquoted whitespace splits,
-/// empty words are never produced.
-#[derive(Default)]
-struct Words {
-    word: String,
-    words: Vec<String>,
-    in_word: bool,
-}
-
-impl Words {
-    fn add_char(&mut self, c: char) {
-        if c.is_whitespace() {
-            if self.in_word && !self.word.is_empty() {
-                self.words.push(std::mem::take(&mut self.word));
-                self.in_word = false;
-            }
-        } else {
-            self.add_raw_char(c);
-        }
-    }
-    fn add_raw_char(&mut self, c: char) {
-        self.word.push(c);
-        self.in_word = true;
-    }
-    fn add_string(&mut self, s: &str) {
-        s.chars().for_each(|c| self.add_char(c));
-    }
-    fn add_raw_string(&mut self, s: &str) {
-        self.word.push_str(s);
-        self.in_word = true;
-    }
-    fn finish(mut self) -> Vec<String> {
-        if !self.word.is_empty() {
-            self.words.push(self.word);
-        }
-        self.words
-    }
 }
 
 type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
@@ -118,9 +82,9 @@ impl Lexer {
                     };
                     result.push_str(&tmp);
                     if c == '$' {
-                        words.add_string(&tmp);
+                        words.add_str(&tmp);
                     } else {
-                        words.add_raw_string(&tmp);
+                        words.add_raw_str(&tmp);
                     }
                 }
                 _ => {

@@ -31,6 +31,7 @@ pub mod shell;
 
 pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Position, Span, Warning};
 pub use astjson::{ast_json, ast_json_error};
+pub(crate) use dump::push_go_escaped;
 pub use dump::{dump, dump_instruction, go_quote};
 pub use error::{render_excerpt, ParseError};
 pub use lexer::LexError;

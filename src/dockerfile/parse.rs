@@ -105,22 +105,17 @@ fn one(rest: &str) -> Vec<String> {
 
 /// RUN/CMD/ENTRYPOINT/SHELL: JSON array, else the rest verbatim.
 fn maybe_json(rest: &str) -> Result<Args, RuleError> {
-    if rest.is_empty() {
-        return Ok(Args::default());
-    }
-    match parse_array(rest) {
-        JsonArgs::Strings(args) => Ok(Args {
-            args,
-            json: true,
-            sub: None,
-        }),
-        JsonArgs::NotStrings => Err(RuleError::JsonNotStrings),
-        JsonArgs::NotJson => Ok(Args::plain(one(rest))),
-    }
+    json_or(rest, one)
 }
 
 /// ADD/COPY/VOLUME: JSON array, else whitespace-split.
 fn maybe_json_list(rest: &str) -> Result<Args, RuleError> {
+    json_or(rest, split_ws)
+}
+
+/// A JSON array of strings as JSON-form arguments; text that is not a JSON
+/// array goes to `plain` (an empty rest included: it yields no arguments).
+fn json_or(rest: &str, plain: fn(&str) -> Vec<String>) -> Result<Args, RuleError> {
     match parse_array(rest) {
         JsonArgs::Strings(args) => Ok(Args {
             args,
@@ -128,7 +123,7 @@ fn maybe_json_list(rest: &str) -> Result<Args, RuleError> {
             sub: None,
         }),
         JsonArgs::NotStrings => Err(RuleError::JsonNotStrings),
-        JsonArgs::NotJson => Ok(Args::plain(split_ws(rest))),
+        JsonArgs::NotJson => Ok(Args::plain(plain(rest))),
     }
 }
 

@@ -65,10 +65,7 @@ impl Expander {
         word: &str,
         env: &Env,
     ) -> Result<String, PlanError> {
-        self.lexer
-            .expand_word(word, env.pairs())
-            .map(|e| e.value)
-            .map_err(|e| expand_error(inst, word, Box::new(e)))
+        expand_word(&self.lexer, inst, word, env)
     }
 
     /// Expands and splits into words, as BuildKit's `ProcessWords` (EXPOSE).
@@ -91,11 +88,21 @@ impl Expander {
         text: &str,
         env: &Env,
     ) -> Result<String, PlanError> {
-        self.raw_lexer
-            .expand_word(text, env.pairs())
-            .map(|e| e.value)
-            .map_err(|e| expand_error(inst, text, Box::new(e)))
+        expand_word(&self.raw_lexer, inst, text, env)
     }
+}
+
+/// `lexer`'s expansion of one word, its error tied to `inst`.
+fn expand_word(
+    lexer: &Lexer,
+    inst: &Instruction,
+    word: &str,
+    env: &Env,
+) -> Result<String, PlanError> {
+    lexer
+        .expand_word(word, env.pairs())
+        .map(|e| e.value)
+        .map_err(|e| expand_error(inst, word, Box::new(e)))
 }
 
 fn expand_error(inst: &Instruction, word: &str, source: super::Cause) -> PlanError {

@@ -1,52 +1,14 @@
 //! Go `fmt` renderings that BuildKit's history strings depend on: `%q` of a
 //! string, a `[]string` and an int; `%v` of a `[]string`; `time.Duration`.
 //! `docker history` shows these strings, so they must match byte for byte.
+//! String and rune escaping is the parser's (`dockerfile::go_quote`), so the
+//! dump and the history agree on what Go treats as printable.
 
-use std::fmt::Write;
-
-/// `strconv.Quote`: `"…"` with Go's escapes.
-pub(super) fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            _ => push_escaped(&mut out, c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn push_escaped(out: &mut String, c: char) {
-    match c {
-        '\x07' => out.push_str("\\a"),
-        '\x08' => out.push_str("\\b"),
-        '\x0c' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\x0b' => out.push_str("\\v"),
-        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        }
-        // Go escapes non-printable runes; the Unicode printability table is
-        // large, so only the common non-printables (C1 controls and the
-        // Unicode spaces other than U+0020) are escaped here.
-        c if ('\u{80}'..='\u{a0}').contains(&c)
-            || c == '\u{ad}'
-            || (c.is_whitespace() && c != ' ') =>
-        {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        }
-        c => out.push(c),
-    }
-}
+use crate::dockerfile::{go_quote, push_go_escaped};
 
 /// `%q` of a `[]string`: `["a" "b"]`.
 pub(super) fn quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
+    let quoted: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
     format!("[{}]", quoted.join(" "))
 }
 
@@ -55,19 +17,16 @@ pub(super) fn plain_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-/// `%q` of an int: a quoted rune, `'\x03'`.
+/// `%q` of an int: a quoted rune, `'\x03'`; an invalid rune is Go's `RuneError`.
 pub(super) fn quote_rune(v: i64) -> String {
-    match u32::try_from(v).ok().and_then(char::from_u32) {
-        Some('\'') => "'\\''".to_string(),
-        Some('\\') => "'\\\\'".to_string(),
-        Some(c) if c != '"' => {
-            let mut s = String::new();
-            push_escaped(&mut s, c);
-            format!("'{s}'")
-        }
-        Some(c) => format!("'{c}'"),
-        None => "'\u{fffd}'".to_string(),
-    }
+    let c = u32::try_from(v)
+        .ok()
+        .and_then(char::from_u32)
+        .unwrap_or('\u{fffd}');
+    let mut s = String::from('\'');
+    push_go_escaped(&mut s, c, '\'');
+    s.push('\'');
+    s
 }
 
 /// `time.Duration.String()` of `ns` nanoseconds: `1m30s`, `500ms`, `0s`.
@@ -161,8 +120,8 @@ mod tests {
 
     #[test]
     fn quotes_like_go() {
-        assert_eq!(quote("a \"b\"\n\\"), r#""a \"b\"\n\\""#);
-        assert_eq!(quote("\u{0}é"), "\"\\x00é\"");
+        assert_eq!(go_quote("a \"b\"\n\\"), r#""a \"b\"\n\\""#);
+        assert_eq!(go_quote("\u{0}é"), "\"\\x00é\"");
         assert_eq!(
             quote_list(&["/bin/sh".into(), "-c".into(), "echo hi".into()]),
             r#"["/bin/sh" "-c" "echo hi"]"#
@@ -171,6 +130,10 @@ mod tests {
         assert_eq!(quote_rune(3), "'\\x03'");
         assert_eq!(quote_rune(0), "'\\x00'");
         assert_eq!(quote_rune(65), "'A'");
+        assert_eq!(quote_rune(39), r"'\''");
+        assert_eq!(quote_rune(34), "'\"'");
+        assert_eq!(quote_rune(0xa0), r"'\u00a0'");
+        assert_eq!(quote_rune(-1), "'\u{fffd}'");
     }
 
     #[test]

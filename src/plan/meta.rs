@@ -33,6 +33,15 @@ pub(super) fn one_arg(inst: &Instruction) -> Result<&str, PlanError> {
     }
 }
 
+/// The arguments of EXPOSE, VOLUME, ENV and LABEL: no flags, at least one.
+fn some_args(inst: &Instruction) -> Result<&[String], PlanError> {
+    Flags::parse(inst, &[])?;
+    if inst.args.is_empty() {
+        return Err(bad_args(inst, "requires at least one argument"));
+    }
+    Ok(&inst.args)
+}
+
 /// `ARG name[=default] …` inside a stage.
 pub(super) fn arg(
     lw: &mut Lowerer<'_>,
@@ -67,15 +76,12 @@ fn pairs(
     st: &StageState,
     inst: &Instruction,
 ) -> Result<Vec<(String, String)>, PlanError> {
-    Flags::parse(inst, &[])?;
-    if inst.args.is_empty() {
-        return Err(bad_args(inst, "requires at least one argument"));
-    }
-    if !inst.args.len().is_multiple_of(3) {
+    let args = some_args(inst)?;
+    if !args.len().is_multiple_of(3) {
         return Err(bad_args(inst, "malformed key/value pairs"));
     }
     let mut out = Vec::new();
-    for kv in inst.args.chunks(3) {
+    for kv in args.chunks(3) {
         let key = lw.exp.word(inst, &kv[0], &st.env)?;
         if key.is_empty() {
             return Err(bad_args(inst, "names can not be blank"));
@@ -85,20 +91,33 @@ fn pairs(
     Ok(out)
 }
 
+/// ENV and LABEL: `apply` records each pair; history is `KEYWORD k=v …`.
+fn set_pairs(
+    lw: &Lowerer<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+    keyword: &str,
+    apply: fn(&mut StageState, String, String),
+) -> Result<(), PlanError> {
+    let mut commit = String::from(keyword);
+    for (k, v) in pairs(lw, st, inst)? {
+        commit.push_str(&format!(" {k}={v}"));
+        apply(st, k, v);
+    }
+    st.push_meta(inst, commit);
+    Ok(())
+}
+
 /// `ENV k=v …`.
 pub(super) fn env(
     lw: &mut Lowerer<'_>,
     st: &mut StageState,
     inst: &Instruction,
 ) -> Result<(), PlanError> {
-    let mut commit = String::from("ENV");
-    for (k, v) in pairs(lw, st, inst)? {
-        commit.push_str(&format!(" {k}={v}"));
+    set_pairs(lw, st, inst, "ENV", |st, k, v| {
         st.env.set(&k, &v);
         st.config.config.env_set(&k, &v);
-    }
-    st.push_meta(inst, commit);
-    Ok(())
+    })
 }
 
 /// `LABEL k=v …`.
@@ -107,13 +126,9 @@ pub(super) fn label(
     st: &mut StageState,
     inst: &Instruction,
 ) -> Result<(), PlanError> {
-    let mut commit = String::from("LABEL");
-    for (k, v) in pairs(lw, st, inst)? {
-        commit.push_str(&format!(" {k}={v}"));
+    set_pairs(lw, st, inst, "LABEL", |st, k, v| {
         st.config.config.labels.insert(k, v);
-    }
-    st.push_meta(inst, commit);
-    Ok(())
+    })
 }
 
 /// `MAINTAINER name` (not expanded).
@@ -130,12 +145,8 @@ pub(super) fn expose(
     st: &mut StageState,
     inst: &Instruction,
 ) -> Result<(), PlanError> {
-    Flags::parse(inst, &[])?;
-    if inst.args.is_empty() {
-        return Err(bad_args(inst, "requires at least one argument"));
-    }
     let mut ports = BTreeSet::new();
-    for word in &inst.args {
+    for word in some_args(inst)? {
         for spec in lw.exp.words(inst, word, &st.env)? {
             ports.extend(port_spec(&spec).map_err(|r| bad_args(inst, r))?);
         }
@@ -193,12 +204,8 @@ pub(super) fn volume(
     st: &mut StageState,
     inst: &Instruction,
 ) -> Result<(), PlanError> {
-    Flags::parse(inst, &[])?;
-    if inst.args.is_empty() {
-        return Err(bad_args(inst, "requires at least one argument"));
-    }
     let mut vols = Vec::new();
-    for v in &inst.args {
+    for v in some_args(inst)? {
         let v = v.trim();
         if v.is_empty() {
             return Err(bad_args(inst, "a volume can not be an empty string"));
