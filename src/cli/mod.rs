@@ -14,9 +14,9 @@ use crate::oci::{LoadError, Store, StoreError};
 pub mod images;
 pub mod inspect;
 pub mod load;
+pub mod parse;
 pub mod prune;
 pub mod rmi;
-pub mod parse;
 pub mod save;
 
 /// kiln: build OCI images from Dockerfiles, without a daemon.
