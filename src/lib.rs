@@ -3,8 +3,10 @@
 pub mod build;
 pub mod cache;
 pub mod cli;
+#[deny(missing_docs)]
 pub mod dockerfile;
 pub mod exec;
 pub mod layer;
 pub mod oci;
+#[deny(missing_docs)]
 pub mod plan;

@@ -14,6 +14,7 @@ use crate::oci::{LoadError, Store, StoreError};
 pub mod images;
 pub mod inspect;
 pub mod load;
+pub mod parse;
 pub mod prune;
 pub mod rmi;
 pub mod save;
@@ -33,6 +34,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Parse a Dockerfile and print BuildKit's AST dump (or `--json`).
+    Parse(parse::ParseArgs),
     /// Internal: the RUN sandbox helper kiln re-executes itself as.
     #[command(hide = true, name = "__sandbox")]
     Sandbox,
@@ -61,6 +64,7 @@ impl Cli {
 /// Runs the CLI and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let result = match &cli.command {
+        Command::Parse(args) => return parse::run(args.clone()),
         Command::Sandbox => crate::exec::helper_main(),
         Command::Images(a) => images::run(&cli, a),
         Command::Inspect(a) => inspect::run(&cli, a),

@@ -36,6 +36,16 @@ pub struct Dockerfile {
     pub warnings: Vec<Warning>,
 }
 
+impl Dockerfile {
+    /// The value of a parser directive (`syntax`, `escape`, `check`), if set.
+    pub fn directive(&self, name: &str) -> Option<&str> {
+        self.directives
+            .iter()
+            .find(|d| d.name.eq_ignore_ascii_case(name))
+            .map(|d| d.value.as_str())
+    }
+}
+
 /// A parser directive (`# syntax=…`, `# escape=…`, `# check=…`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Directive {
@@ -71,7 +81,8 @@ pub struct Instruction {
     pub sub: Option<Box<Instruction>>,
     /// The logical line after continuation joining.
     pub original: String,
-    /// Physical lines consumed, heredoc bodies included.
+    /// Physical lines consumed, heredoc bodies included (an ONBUILD's
+    /// wrapped instruction has its ONBUILD's span).
     pub span: Span,
     /// Heredocs, in order of appearance (for ONBUILD they sit here, not on `sub`).
     pub heredocs: Vec<Heredoc>,

@@ -20,19 +20,28 @@ use super::pattern::{self, PatternError};
 pub enum IgnoreError {
     /// A line that is only `!`.
     #[error(".dockerignore line {line}: illegal exclusion pattern: \"!\"")]
-    LoneExclamation { line: usize },
+    LoneExclamation {
+        /// The 1-based line number.
+        line: usize,
+    },
     /// A pattern Go's `filepath.Match` rejects.
     #[error(".dockerignore line {line}: checking pattern {pattern:?}")]
     BadPattern {
+        /// The 1-based line number.
         line: usize,
+        /// The pattern, path-cleaned, without its `!` or leading `/`.
         pattern: String,
+        /// Why `filepath.Match` rejects it.
         source: PatternError,
     },
     /// A pattern whose translation the regex engine rejects (e.g. `\y`).
     #[error(".dockerignore line {line}: compiling pattern {pattern:?}")]
     Compile {
+        /// The 1-based line number.
         line: usize,
+        /// The pattern, path-cleaned, without its `!` or leading `/`.
         pattern: String,
+        /// The regex engine's refusal.
         source: regex::Error,
     },
 }

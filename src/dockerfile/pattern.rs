@@ -12,7 +12,9 @@ pub enum PatternError {
     /// The pattern is malformed; `reason` says how.
     #[error("syntax error in pattern {pattern:?}: {reason}")]
     BadPattern {
+        /// The pattern as given.
         pattern: String,
+        /// What is wrong with it.
         reason: BadPatternReason,
     },
 }

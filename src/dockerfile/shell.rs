@@ -14,6 +14,7 @@ mod scan;
 mod subst;
 
 use scan::Scan;
+pub(crate) use scan::Words;
 
 /// Where variable values come from.
 pub trait VarLookup {
@@ -67,49 +68,79 @@ pub enum ShellError {
     /// A `'` or `"` without its closing partner.
     #[error("expanding {word:?}: unterminated {quote} quote starting at byte {offset}")]
     UnterminatedQuote {
+        /// The whole input word.
         word: String,
+        /// Byte offset in `word` of the failing construct.
         offset: usize,
+        /// The quote character, `'` or `"`.
         quote: char,
     },
     /// `${` without its closing `}`.
     #[error(
         "expanding {word:?}: syntax error: missing '}}' for the substitution at byte {offset}"
     )]
-    MissingBrace { word: String, offset: usize },
+    MissingBrace {
+        /// The whole input word.
+        word: String,
+        /// Byte offset in `word` of the failing construct.
+        offset: usize,
+    },
     /// `${}`, `${{…`, `${:…`.
     #[error("expanding {word:?}: syntax error: bad substitution at byte {offset}")]
-    BadSubstitution { word: String, offset: usize },
+    BadSubstitution {
+        /// The whole input word.
+        word: String,
+        /// Byte offset in `word` of the failing construct.
+        offset: usize,
+    },
     /// `${name/pattern}` without the `/` that starts the replacement.
     #[error("expanding {word:?}: syntax error: missing '/' in ${{}} at byte {offset}")]
-    MissingSlash { word: String, offset: usize },
+    MissingSlash {
+        /// The whole input word.
+        word: String,
+        /// Byte offset in `word` of the failing construct.
+        offset: usize,
+    },
     /// `${name:=w}`, `${name=w}`, `${name:#p}`, … (BuildKit supports none of them).
     #[error(
         "expanding {word:?}: unsupported modifier ({modifier}) in substitution at byte {offset}"
     )]
     UnsupportedModifier {
+        /// The whole input word.
         word: String,
+        /// Byte offset in `word` of the failing construct.
         offset: usize,
+        /// The modifier as written, e.g. `:=`.
         modifier: String,
     },
     /// `${name?message}` / `${name:?message}` on an unset (or empty) variable.
     #[error("expanding {word:?}: {name}: {message}")]
     Required {
+        /// The whole input word.
         word: String,
+        /// The variable's name.
         name: String,
+        /// The word after `?`, or the default complaint when it is empty.
         message: String,
     },
     /// A `#`/`%`/`/` pattern with `\` before a character that cannot be escaped.
     #[error("expanding {word:?}: invalid pattern ({pattern}) in substitution: invalid escape '\\{found}'")]
     InvalidPatternEscape {
+        /// The whole input word.
         word: String,
+        /// The pattern, after expansion.
         pattern: String,
+        /// The character after the `\`.
         found: String,
     },
     /// A pattern the regex engine refused (only a huge one can be).
     #[error("expanding {word:?}: compiling pattern ({pattern}) in substitution")]
     PatternTooLarge {
+        /// The whole input word.
         word: String,
+        /// The pattern, after expansion.
         pattern: String,
+        /// The regex engine's refusal.
         source: regex::Error,
     },
 }

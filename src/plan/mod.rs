@@ -1,1 +1,57 @@
-//! AST + build args + target + resolved base images → `BuildGraph`.
+//! AST + build args + target + resolved base images → [`BuildGraph`].
+//!
+//! `lower` is BuildKit's `dockerfile2llb` without the LLB: it splits the
+//! Dockerfile into stages, scopes ARG and ENV, expands variables exactly where
+//! BuildKit does (ADD, COPY, ENV, EXPOSE, FROM, LABEL, STOPSIGNAL, USER,
+//! VOLUME, WORKDIR and their flags; never RUN/CMD/ENTRYPOINT/SHELL), marks the
+//! stages the target reaches and resolves base images only for those, and
+//! accumulates the image config each stage ends with. Output is plain data:
+//! no I/O happens here except through the caller's [`ImageResolver`].
+//!
+//! Invariants of the graph: a stage only depends on stages with a smaller
+//! id; every destination, mount target and working directory in an op is
+//! absolute; the steps of a reached stage are in instruction order (its base's
+//! ONBUILD triggers first); a stage the target does not reach has no steps
+//! and, when its base is an image, a `Base::Unresolved` base.
+//!
+//! Compatibility choices (see `COMPAT(buildkit)` in the code): `--from` is
+//! matched before expansion; a stage built on a stage inherits its ARG values;
+//! ENTRYPOINT clears only a CMD inherited from the base; ARG values are in
+//! RUN's env; undeclared proxy build args travel in `RunOp::proxy_env`.
+
+mod args;
+mod copy;
+mod error;
+mod expand;
+mod flags;
+mod gofmt;
+mod graph;
+mod health;
+mod lower;
+mod meta;
+mod mount;
+mod run;
+mod stages;
+mod state;
+
+pub use error::{Cause, PlanError};
+pub use graph::{
+    AddOptions, Base, BuildGraph, CopyFrom, CopyOp, ImageResolver, InlineFile, MountFrom,
+    NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp, Security, Sharing, Stage,
+    StageId, Step, WorkdirOp,
+};
+
+use crate::dockerfile::Dockerfile;
+
+/// Lowers a parsed Dockerfile into a build graph for `opts.target`.
+///
+/// Base images are resolved through `resolver` only for stages the target
+/// reaches; errors in stages it does not reach (other than syntax: unknown
+/// instructions, malformed FROM lines) do not fail the build.
+pub fn lower(
+    df: &Dockerfile,
+    opts: &PlanOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<BuildGraph, PlanError> {
+    lower::lower(df, opts, resolver)
+}

@@ -5,5 +5,8 @@ mod common;
 mod exec;
 mod fixtures;
 mod ignore;
+mod layer;
 mod oci;
+mod parser;
+mod plan;
 mod shell;

@@ -8,15 +8,16 @@ use super::{Lexer, ShellError, VarLookup};
 
 /// Word-splitting state: text from quotes, escapes and literal characters is
 /// "raw" (never splits); the value of an unquoted `$` expansion splits at whitespace.
+/// Empty words are never produced. The parser's heredoc lexer shares it.
 #[derive(Default)]
-pub(super) struct Words {
+pub(crate) struct Words {
     word: String,
     words: Vec<String>,
     in_word: bool,
 }
 
 impl Words {
-    fn add_char(&mut self, ch: char) {
+    pub(crate) fn add_char(&mut self, ch: char) {
         if !ch.is_whitespace() {
             self.add_raw_char(ch);
         } else if self.in_word && !self.word.is_empty() {
@@ -25,21 +26,21 @@ impl Words {
         }
     }
 
-    fn add_raw_char(&mut self, ch: char) {
+    pub(crate) fn add_raw_char(&mut self, ch: char) {
         self.word.push(ch);
         self.in_word = true;
     }
 
-    fn add_str(&mut self, s: &str) {
+    pub(crate) fn add_str(&mut self, s: &str) {
         s.chars().for_each(|c| self.add_char(c));
     }
 
-    fn add_raw_str(&mut self, s: &str) {
+    pub(crate) fn add_raw_str(&mut self, s: &str) {
         self.word.push_str(s);
         self.in_word = true;
     }
 
-    fn finish(mut self) -> Vec<String> {
+    pub(crate) fn finish(mut self) -> Vec<String> {
         if !self.word.is_empty() {
             self.words.push(self.word);
         }
@@ -171,43 +172,45 @@ impl<'a, E: VarLookup + ?Sized> Scan<'a, E> {
         })
     }
 
-    fn single_quote(&mut self) -> Result<String, ShellError> {
+    /// Consumes the opening quote: its offset, and the text so far (the
+    /// quote itself when quotes stay raw).
+    fn open_quote(&mut self) -> (usize, String) {
         let start = self.offset();
-        let mut result = String::new();
         let open = self.next();
+        let result = match open {
+            Some(q) if self.lexer.raw_quotes => q.to_string(),
+            _ => String::new(),
+        };
+        (start, result)
+    }
+
+    /// The closing `quote` has been consumed: keep it when quotes stay raw.
+    fn close_quote(&self, mut result: String, quote: char) -> String {
         if self.lexer.raw_quotes {
-            result.extend(open);
+            result.push(quote);
         }
+        result
+    }
+
+    fn single_quote(&mut self) -> Result<String, ShellError> {
+        let (start, mut result) = self.open_quote();
         loop {
             match self.next() {
                 None => return Err(self.unterminated(start, '\'')),
-                Some('\'') => {
-                    if self.lexer.raw_quotes {
-                        result.push('\'');
-                    }
-                    return Ok(result);
-                }
+                Some('\'') => return Ok(self.close_quote(result, '\'')),
                 Some(c) => result.push(c),
             }
         }
     }
 
     fn double_quote(&mut self) -> Result<String, ShellError> {
-        let start = self.offset();
-        let mut result = String::new();
-        let open = self.next();
-        if self.lexer.raw_quotes {
-            result.extend(open);
-        }
+        let (start, mut result) = self.open_quote();
         loop {
             match self.peek() {
                 None => return Err(self.unterminated(start, '"')),
                 Some('"') => {
                     self.pos += 1;
-                    if self.lexer.raw_quotes {
-                        result.push('"');
-                    }
-                    return Ok(result);
+                    return Ok(self.close_quote(result, '"'));
                 }
                 Some('$') => result.push_str(&self.dollar()?),
                 Some(ch) => {
