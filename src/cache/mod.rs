@@ -29,7 +29,7 @@ pub use explain::{diff_values, FieldChange};
 pub use key::{step_key, ContentDigest, OpKind, StepKey, KEY_VERSION};
 pub use ops::{
     copy_key, from_key, run_key, workdir_key, AddKeyInput, CopyKeyInput, InlineFileKey,
-    MountKeyInput, NetworkKey, RunKeyInput, SecurityKey, SourceKey, PROXY_VARS,
+    MountKeyInput, NetworkKey, RunKeyInput, SecurityKey, SourceKey,
 };
 pub use prune::CachePruneReport;
 pub use record::{CacheRecord, LayerRef, StepCache};

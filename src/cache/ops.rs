@@ -4,9 +4,8 @@
 //!
 //! What matters, as BuildKit decides (see DESIGN.md "Cache keys"):
 //! - FROM: the resolved manifest digest, never the tag.
-//! - RUN: argv, the effective env (proxy variables left out unless the
-//!   Dockerfile declared them), user, workdir, network, security, inline
-//!   files, and mount specs: cache mounts by id, bind mounts by the content
+//! - RUN: argv, the effective env (undeclared proxy build args left out),
+//!   user, workdir, network, security, inline files, stdin, and mount specs: cache mounts by id, bind mounts by the content
 //!   digest of their source, secrets by id; never the content of a cache
 //!   mount or a secret.
 //! - COPY/ADD: destination, flags, the sources as written, and the Merkle
@@ -22,22 +21,6 @@ use serde_json::Value;
 use crate::oci::Digest;
 
 use super::key::{step_key, ContentDigest, OpKind, StepKey};
-
-/// Proxy variables BuildKit passes to RUN without making them part of the
-/// cache key (unless the Dockerfile declares them with ARG).
-// COMPAT(buildkit): the same ten names as dockerfile2llb's proxy args.
-pub const PROXY_VARS: [&str; 10] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
 
 /// A file whose content is in the Dockerfile (heredoc): its content matters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -166,12 +149,15 @@ pub enum MountKeyInput {
 pub struct RunKeyInput {
     /// The process argv (shell already prepended).
     pub argv: Vec<String>,
-    /// `KEY=VALUE` as the process gets it, in order.
+    /// `KEY=VALUE`, in order: the plan's `RunOp::env` (config env and ARGs
+    /// in scope; a proxy variable only when the Dockerfile declares it).
     pub env: Vec<String>,
-    /// Proxy variables ([`PROXY_VARS`]) the Dockerfile declared with ARG or
-    /// set with ENV: only these keep their env entry in the key.
+    /// The plan's `RunOp::proxy_env`: undeclared proxy `--build-arg`s the
+    /// process also gets. Never part of the key.
+    // COMPAT(buildkit): `llb.WithProxy` values stay out of the cache key, so
+    // a CI runner behind another proxy still hits.
     #[serde(skip)]
-    pub declared_proxy: Vec<String>,
+    pub proxy_env: Vec<String>,
     /// USER in effect (empty: root).
     pub user: String,
     /// WORKDIR in effect.
@@ -184,6 +170,8 @@ pub struct RunKeyInput {
     pub mounts: Vec<MountKeyInput>,
     /// Heredoc scripts mounted for the process.
     pub files: Vec<InlineFileKey>,
+    /// Data fed to the process's stdin.
+    pub stdin: Option<String>,
 }
 
 /// ADD-only options.
@@ -246,12 +234,7 @@ pub fn from_key(manifest: &Digest) -> (StepKey, Vec<u8>) {
 
 /// RUN on top of `parent`.
 pub fn run_key(parent: Option<&StepKey>, run: &RunKeyInput) -> (StepKey, Vec<u8>) {
-    let mut op = run.clone();
-    op.env.retain(|entry| {
-        let name = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
-        !PROXY_VARS.contains(&name) || run.declared_proxy.iter().any(|d| d == name)
-    });
-    step_key(parent, OpKind::Run, &to_value(&op), &[])
+    step_key(parent, OpKind::Run, &to_value(run), &[])
 }
 
 /// COPY or ADD on top of `parent`. The key's inputs are the context digest

@@ -36,13 +36,14 @@ fn run_input(cmd: &str) -> RunKeyInput {
     RunKeyInput {
         argv: vec!["/bin/sh".into(), "-c".into(), cmd.into()],
         env: vec!["PATH=/bin".into()],
-        declared_proxy: vec![],
+        proxy_env: vec![],
         user: String::new(),
         workdir: "/".into(),
         network: NetworkKey::Default,
         security: SecurityKey::Sandbox,
         mounts: vec![],
         files: vec![],
+        stdin: None,
     }
 }
 
