@@ -7,6 +7,41 @@
 //! from the context get their [`ContentDigest`] from a [`ContextHasher`],
 //! which is saved once at the end of the build.
 //!
+//! ```no_run
+//! use std::path::{Path, PathBuf};
+//! use kiln::cache::*;
+//! # fn main() -> Result<(), CacheError> {
+//! # let (store_root, context, manifest) = (Path::new("/s"), Path::new("/c"), kiln::oci::Digest::of(b""));
+//! let steps = StepCache::open(store_root)?;
+//! let ctx = ContextHasher::open(store_root, context)?;
+//! let (base, _) = from_key(&manifest);
+//! let sources = ctx.digest_paths(&[PathBuf::from("src")], &|_, _| true)?;
+//! let copy = CopyKeyInput {
+//!     from: SourceKey::Context(sources),
+//!     sources: vec!["src".into()],
+//!     heredocs: vec![],
+//!     dest: "/app/".into(),
+//!     dest_is_dir: true,
+//!     chown: None,
+//!     chmod: None,
+//!     link: false,
+//!     parents: false,
+//!     excludes: vec![],
+//!     add: None,
+//! };
+//! let (key, preimage) = copy_key(Some(&base), &copy);
+//! match steps.get(&key)? {
+//!     Some(_hit) => { /* reuse _hit.layer, show CACHED */ }
+//!     None => {
+//!         // run the step, pack its layer, then:
+//!         let debug_cache = true; // --debug-cache: keep the pre-image for explain
+//!         steps.put(&CacheRecord::new(key, None), debug_cache.then_some(&preimage[..]))?;
+//!     }
+//! }
+//! ctx.save()?; // once, at the end of the build
+//! # Ok(()) }
+//! ```
+//!
 //! Store layout it owns (see DESIGN.md "Store"):
 //! `cache/steps/<ab>/<hex>` records (+ `<hex>.preimage` with `--debug-cache`)
 //! and `cache/context/v1-<id>.json` stat caches. Every write goes through
