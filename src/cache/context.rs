@@ -131,7 +131,7 @@ impl ContextHasher {
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .save(&self.store)
+            .save(&self.store, &self.root)
     }
 
     /// How many files' contents this hasher has read: 0 on a no-op rebuild.

@@ -159,11 +159,15 @@ impl StatCache {
         self.entries.len()
     }
 
-    /// Writes the cache when it changed.
-    pub(crate) fn save(&mut self, store: &Store) -> Result<(), CacheError> {
+    /// Writes the cache when it changed, first forgetting files that no
+    /// longer exist under `context_root` (so deleted files do not pile up;
+    /// the extra lstat per entry is paid only on a run that hashed something).
+    pub(crate) fn save(&mut self, store: &Store, context_root: &Path) -> Result<(), CacheError> {
         if !self.dirty {
             return Ok(());
         }
+        self.entries
+            .retain(|rel, _| fs::symlink_metadata(context_root.join(rel)).is_ok());
         let rows = self.entries.iter().map(|(path, (s, d))| {
             let row = Row(s.dev, s.ino, s.size, s.mtime_ns, s.ctime_ns, *d);
             (path.clone(), row)

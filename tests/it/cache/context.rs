@@ -265,3 +265,24 @@ fn an_unchanged_cache_is_not_rewritten() {
     assert_eq!(meta.modified().unwrap(), stamp);
     assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta), inode);
 }
+
+#[test]
+fn deleted_files_leave_the_stat_cache_on_the_next_write() {
+    let store = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    make_context(ctx.path());
+    age_past_racy_window();
+    let h = ContextHasher::open(store.path(), ctx.path()).unwrap();
+    h.digest_paths(&[PathBuf::from(".")], &all).unwrap();
+    h.save().unwrap();
+    assert_eq!(h.cached_files(), 4);
+
+    fs::remove_file(ctx.path().join("src/lib/a.o")).unwrap();
+    fs::write(ctx.path().join("README"), b"new content\n").unwrap();
+    let again = ContextHasher::open(store.path(), ctx.path()).unwrap();
+    again.digest_paths(&[PathBuf::from(".")], &all).unwrap();
+    again.save().unwrap();
+    // a.o is gone; README is racy (just written), so it is not trusted either.
+    let reopened = ContextHasher::open(store.path(), ctx.path()).unwrap();
+    assert_eq!(reopened.cached_files(), 2);
+}
