@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod progress;
+
 /// kiln: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
 #[command(name = "kiln", version, about)]
