@@ -5,3 +5,6 @@
 pub mod ast;
 
 pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Position, Span, Warning};
+pub mod ignore;
+pub mod pattern;
+pub mod shell;

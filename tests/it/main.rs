@@ -1,3 +1,5 @@
 //! The one integration-test binary. Each area has a module here.
 
 mod common;
+mod ignore;
+mod shell;

@@ -1,0 +1,1 @@
+//! `.dockerignore` matching (filled in below).
