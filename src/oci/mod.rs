@@ -2,11 +2,24 @@
 //! (itself an OCI layout), layout directories, archives and `validate`.
 //! Nothing here knows about Dockerfiles.
 
+pub mod archive;
+pub mod compression;
 pub mod digest;
+pub mod layout;
+pub mod load;
+pub mod reference;
 pub mod spec;
+pub mod store;
+pub mod validate;
 
+pub use archive::{write_docker_archive, write_oci_archive, ArchiveError, DockerArchiveEntry};
 pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};
+pub use layout::{import_layout, write_layout, LayoutError, NamedImage};
+pub use load::{load, LoadError};
+pub use reference::{normalize_name, Reference, ReferenceError};
 pub use spec::{
     canonical_json, media_type, ContainerConfig, Descriptor, Empty, HealthConfig, History,
     ImageConfig, Index, Manifest, Platform, RootFs,
 };
+pub use store::{BlobWriter, ImageEntry, PruneReport, Store, StoreError};
+pub use validate::{validate, validate_layout, BlobSource, LayoutDir, ValidateError};

@@ -1,0 +1,286 @@
+//! OCI image layout directories (`oci-layout`, `index.json`, `blobs/`):
+//! writing images from the store into one, and importing one into the store.
+//!
+//! Invariants: an import copies every blob through a verifying writer (a blob
+//! whose bytes do not match its descriptor never enters the store) and runs
+//! `validate` on each image before naming it; an export lists images in the
+//! order given, so the same images give the same `index.json` bytes.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::reference::normalize_name;
+use super::spec::ANNOTATION_REF_NAME;
+use super::store::OCI_LAYOUT_JSON;
+use super::{
+    canonical_json, media_type, validate, Descriptor, Digest, Index, Manifest, Reference,
+    ReferenceError, Store, StoreError, ValidateError,
+};
+
+/// containerd's (and docker 25's) annotation for the full image name.
+pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+/// An image with the name it is exported or was loaded under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedImage {
+    /// The familiar name (`busybox:latest`), when it has one.
+    pub name: Option<String>,
+    /// The manifest or index.
+    pub descriptor: Descriptor,
+}
+
+/// Errors writing or importing a layout dir.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// A store operation.
+    #[error("store")]
+    Store(#[from] StoreError),
+    /// Writing into the destination directory.
+    #[error("writing {path}")]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading from the source layout.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A layout's `index.json` or a manifest in it does not parse.
+    #[error("parsing {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A name annotation is not a valid reference.
+    #[error("image name annotation {name:?}")]
+    Name {
+        /// The annotation's value.
+        name: String,
+        /// The cause.
+        #[source]
+        source: ReferenceError,
+    },
+    /// An imported image failed `validate`.
+    #[error("validating image {digest}")]
+    Invalid {
+        /// The manifest.
+        digest: Digest,
+        /// The cause.
+        #[source]
+        source: ValidateError,
+    },
+    /// Serializing `index.json`.
+    #[error("serializing index.json")]
+    Serialize(#[source] serde_json::Error),
+}
+
+/// The descriptors of every blob the image needs (itself first, then for
+/// each manifest its config and layers), without duplicates.
+pub fn image_blobs(store: &Store, image: &Descriptor) -> Result<Vec<Descriptor>, StoreError> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    collect(store, image, &mut out, &mut seen)?;
+    Ok(out)
+}
+
+fn collect(
+    store: &Store,
+    d: &Descriptor,
+    out: &mut Vec<Descriptor>,
+    seen: &mut BTreeSet<Digest>,
+) -> Result<(), StoreError> {
+    if !seen.insert(d.digest) {
+        return Ok(());
+    }
+    out.push(Descriptor::new(d.media_type.clone(), d.digest, d.size));
+    match d.media_type.as_str() {
+        media_type::OCI_INDEX | media_type::DOCKER_MANIFEST_LIST => {
+            let bytes = store.read_blob(&d.digest)?;
+            let index: Index =
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::ParseBlob {
+                    what: "index",
+                    digest: d.digest,
+                    source,
+                })?;
+            for child in &index.manifests {
+                collect(store, child, out, seen)?;
+            }
+        }
+        _ => {
+            let (m, _) = store.load_manifest(d)?;
+            for blob in std::iter::once(&m.config).chain(&m.layers) {
+                if seen.insert(blob.digest) {
+                    out.push(blob.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `index.json` of a layout holding `images`.
+// COMPAT(buildkit): like BuildKit and docker 25, the ref.name annotation is
+// the tag and io.containerd.image.name the full name, so `umoci --image
+// dir:latest` and `skopeo oci:dir:latest` find it.
+pub fn layout_index(images: &[NamedImage]) -> Result<Index, LayoutError> {
+    let mut manifests = Vec::new();
+    for img in images {
+        let mut d = img.descriptor.clone();
+        d.annotations.clear();
+        if let Some(name) = &img.name {
+            let r = Reference::parse(name).map_err(|source| LayoutError::Name {
+                name: name.clone(),
+                source,
+            })?;
+            d.annotations
+                .insert(ANNOTATION_CONTAINERD_NAME.into(), r.qualified());
+            if let Some(tag) = r.tag {
+                d.annotations.insert(ANNOTATION_REF_NAME.into(), tag);
+            }
+        }
+        manifests.push(d);
+    }
+    Ok(Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.into()),
+        manifests,
+        annotations: Default::default(),
+    })
+}
+
+/// Writes `images` from the store into the layout dir `dest` (created when
+/// absent; its `index.json` is replaced, existing blobs are kept).
+pub fn write_layout(store: &Store, images: &[NamedImage], dest: &Path) -> Result<(), LayoutError> {
+    let blobs = dest.join("blobs/sha256");
+    fs::create_dir_all(&blobs).map_err(|source| LayoutError::Write {
+        path: blobs.clone(),
+        source,
+    })?;
+    for img in images {
+        for b in image_blobs(store, &img.descriptor)? {
+            let to = blobs.join(b.digest.hex());
+            if fs::metadata(&to).is_ok_and(|m| m.len() == b.size) {
+                continue;
+            }
+            fs::copy(store.blob_path(&b.digest), &to)
+                .map_err(|source| LayoutError::Write { path: to, source })?;
+        }
+    }
+    let index = layout_index(images)?;
+    let index_bytes = canonical_json(&index).map_err(LayoutError::Serialize)?;
+    for (name, bytes) in [
+        ("oci-layout", OCI_LAYOUT_JSON),
+        ("index.json", &index_bytes),
+    ] {
+        let path = dest.join(name);
+        fs::write(&path, bytes).map_err(|source| LayoutError::Write { path, source })?;
+    }
+    Ok(())
+}
+
+/// Copies every image a layout dir lists into the store, validates each and
+/// names it by its annotations. Returns the images found, in index order.
+pub fn import_layout(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, LayoutError> {
+    let path = dir.join("index.json");
+    let bytes = fs::read(&path).map_err(|source| LayoutError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let index: Index =
+        serde_json::from_slice(&bytes).map_err(|source| LayoutError::Parse { path, source })?;
+    let mut out = Vec::new();
+    for d in &index.manifests {
+        copy_tree(store, dir, d)?;
+        validate(store, d).map_err(|source| LayoutError::Invalid {
+            digest: d.digest,
+            source,
+        })?;
+        let name = entry_name(d)?;
+        if let Some(n) = &name {
+            store.tag(n, d)?;
+        }
+        let mut descriptor = d.clone();
+        descriptor.annotations.clear();
+        out.push(NamedImage { name, descriptor });
+    }
+    Ok(out)
+}
+
+/// The image name an index entry carries, if any.
+// COMPAT(buildkit): a bare ref.name ("latest") is only a tag, not a name;
+// io.containerd.image.name wins when present.
+fn entry_name(d: &Descriptor) -> Result<Option<String>, LayoutError> {
+    let raw = match (
+        d.annotations.get(ANNOTATION_CONTAINERD_NAME),
+        d.annotations.get(ANNOTATION_REF_NAME),
+    ) {
+        (Some(n), _) => n,
+        (None, Some(r)) if r.contains(':') || r.contains('/') => r,
+        _ => return Ok(None),
+    };
+    normalize_name(raw)
+        .map(Some)
+        .map_err(|source| LayoutError::Name {
+            name: raw.clone(),
+            source,
+        })
+}
+
+/// Copies `d` and everything it references from the layout into the store.
+fn copy_tree(store: &Store, dir: &Path, d: &Descriptor) -> Result<(), LayoutError> {
+    copy_blob(store, dir, d)?;
+    let path = dir.join("blobs/sha256").join(d.digest.hex());
+    let parse_err = |source| LayoutError::Parse {
+        path: path.clone(),
+        source,
+    };
+    match d.media_type.as_str() {
+        media_type::OCI_INDEX | media_type::DOCKER_MANIFEST_LIST => {
+            let index: Index =
+                serde_json::from_slice(&store.read_blob(&d.digest)?).map_err(parse_err)?;
+            index
+                .manifests
+                .iter()
+                .try_for_each(|c| copy_tree(store, dir, c))
+        }
+        media_type::OCI_MANIFEST | media_type::DOCKER_MANIFEST => {
+            let m: Manifest =
+                serde_json::from_slice(&store.read_blob(&d.digest)?).map_err(parse_err)?;
+            std::iter::once(&m.config)
+                .chain(&m.layers)
+                .try_for_each(|b| copy_blob(store, dir, b))
+        }
+        // validate names the unsupported media type.
+        _ => Ok(()),
+    }
+}
+
+/// Copies one blob into the store through a verifying writer.
+pub(crate) fn copy_blob(store: &Store, dir: &Path, d: &Descriptor) -> Result<(), LayoutError> {
+    if store.has_blob(&d.digest) {
+        return Ok(());
+    }
+    let path = dir.join("blobs/sha256").join(d.digest.hex());
+    let read_err = |source| LayoutError::Read {
+        path: path.clone(),
+        source,
+    };
+    let mut src = File::open(&path).map_err(read_err)?;
+    let mut w = store.begin_blob()?;
+    io::copy(&mut src, &mut w).map_err(read_err)?;
+    w.commit_verified(&d.digest, d.size)?;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Garbage collection: drops blobs that no named image (nor a caller-given
+//! root, e.g. the step cache's layers) reaches, and temp files left by killed
+//! processes.
+//!
+//! Invariant: a blob reachable from `index.json` or from `extra_roots` is
+//! never removed. Prune holds the index lock, so no tag lands mid-walk; a
+//! build that has written blobs but not yet tagged them must pass them as
+//! `extra_roots` (or not run concurrently with prune).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::{Store, StoreError};
+use crate::oci::{media_type, Digest, Index, Manifest};
+
+/// Temp entries untouched this long belong to a dead process.
+const TMP_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Manifest/index blobs larger than this are not sniffed for children.
+const SNIFF_LIMIT: u64 = 4 << 20;
+
+/// What [`Store::prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// The blobs removed.
+    pub removed: Vec<Digest>,
+    /// Their total size in bytes.
+    pub reclaimed: u64,
+    /// Stale temp entries removed.
+    pub tmp_removed: usize,
+}
+
+impl Store {
+    /// Removes every blob not reachable from a named image or `extra_roots`
+    /// (a root that is a manifest or index keeps what it lists).
+    pub fn prune(&self, extra_roots: &[Digest]) -> Result<PruneReport, StoreError> {
+        let lock = self.lock_index()?;
+        let index = self.read_index()?;
+        let mut keep = BTreeSet::new();
+        for d in &index.manifests {
+            self.mark(&d.digest, Some(&d.media_type), &mut keep);
+        }
+        for d in extra_roots {
+            self.mark(d, None, &mut keep);
+        }
+        let mut report = PruneReport::default();
+        let dir = self.blobs_dir();
+        let entries = fs::read_dir(&dir).map_err(|source| prune_err(&dir, source))?;
+        for entry in entries {
+            let entry = entry.map_err(|source| prune_err(&dir, source))?;
+            let name = entry.file_name();
+            let Ok(digest) = Digest::parse(&format!("sha256:{}", name.to_string_lossy())) else {
+                continue; // not a blob kiln wrote; leave it alone
+            };
+            if keep.contains(&digest) {
+                continue;
+            }
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(entry.path()).map_err(|source| prune_err(&entry.path(), source))?;
+            report.removed.push(digest);
+            report.reclaimed += size;
+        }
+        drop(lock);
+        report.tmp_removed = self.clean_stale_tmp()?;
+        Ok(report)
+    }
+
+    /// Adds `digest` and everything it references to `keep`. Unreadable or
+    /// missing children are kept out of the walk, never an error: prune must
+    /// still make progress on a store with a damaged image.
+    fn mark(&self, digest: &Digest, media: Option<&str>, keep: &mut BTreeSet<Digest>) {
+        if !keep.insert(*digest) {
+            return;
+        }
+        let sniff = match media {
+            Some(m) => is_manifest(m) || is_index(m),
+            None => fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.len() <= SNIFF_LIMIT),
+        };
+        if !sniff {
+            return;
+        }
+        let Ok(bytes) = self.read_blob(digest) else {
+            return;
+        };
+        if let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) {
+            keep.insert(m.config.digest);
+            for l in &m.layers {
+                keep.insert(l.digest);
+            }
+        } else if let Ok(i) = serde_json::from_slice::<Index>(&bytes) {
+            for d in &i.manifests {
+                self.mark(&d.digest, Some(&d.media_type), keep);
+            }
+        }
+    }
+
+    /// Removes entries of `tmp/` untouched for a day (left by killed
+    /// processes); returns how many.
+    pub(super) fn clean_stale_tmp(&self) -> Result<usize, StoreError> {
+        let dir = self.tmp_dir();
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in fs::read_dir(&dir).map_err(|source| prune_err(&dir, source))? {
+            let entry = entry.map_err(|source| prune_err(&dir, source))?;
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue; // removed by its owner meanwhile
+            };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age < TMP_GRACE {
+                continue;
+            }
+            let path = entry.path();
+            let res = if meta.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match res {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(prune_err(&path, source)),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn is_manifest(m: &str) -> bool {
+    m == media_type::OCI_MANIFEST || m == media_type::DOCKER_MANIFEST
+}
+
+fn is_index(m: &str) -> bool {
+    m == media_type::OCI_INDEX || m == media_type::DOCKER_MANIFEST_LIST
+}
+
+fn prune_err(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Prune {
+        path: path.to_path_buf(),
+        source,
+    }
+}

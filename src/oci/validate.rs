@@ -1,0 +1,434 @@
+//! `validate`: the invariant checker every test that makes an image calls.
+//! It reads an image from a store or an OCI layout dir and checks what a
+//! registry, `docker load` or a runtime would trip over: every blob present
+//! with its descriptor's size and digest, consistent media types, a config
+//! that parses and whose `rootfs.diff_ids` match the decompressed layers, a
+//! history that agrees with the layers, and a platform.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use super::compression::{Compression, UnsupportedMediaType};
+use super::{media_type, DiffId, Digest, DigestWriter, ImageConfig, Index, Manifest, Store};
+
+/// Where `validate` reads blobs from.
+pub trait BlobSource {
+    /// Opens the blob `digest`; `NotFound` when absent.
+    fn open_blob(&self, digest: &Digest) -> io::Result<Box<dyn Read + '_>>;
+}
+
+impl BlobSource for Store {
+    fn open_blob(&self, digest: &Digest) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(File::open(self.blob_path(digest))?))
+    }
+}
+
+/// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`).
+#[derive(Debug, Clone)]
+pub struct LayoutDir(pub PathBuf);
+
+impl BlobSource for LayoutDir {
+    fn open_blob(&self, digest: &Digest) -> io::Result<Box<dyn Read + '_>> {
+        let p = self.0.join("blobs/sha256").join(digest.hex());
+        Ok(Box::new(File::open(p)?))
+    }
+}
+
+/// What `validate` found wrong; each variant names the check that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// A descriptor's blob is absent.
+    #[error("blob {digest} is missing")]
+    MissingBlob {
+        /// The blob.
+        digest: Digest,
+    },
+    /// Reading a blob failed.
+    #[error("reading blob {digest}")]
+    ReadBlob {
+        /// The blob.
+        digest: Digest,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A blob's bytes do not hash to its descriptor's digest.
+    #[error("blob {expected} has digest {actual}")]
+    DigestMismatch {
+        /// The descriptor's digest.
+        expected: Digest,
+        /// The bytes' digest.
+        actual: Digest,
+    },
+    /// A blob's size differs from its descriptor's.
+    #[error("blob {digest} is {actual} bytes, its descriptor says {expected}")]
+    SizeMismatch {
+        /// The blob.
+        digest: Digest,
+        /// The descriptor's size.
+        expected: u64,
+        /// The real size.
+        actual: u64,
+    },
+    /// A media type is not what its place requires.
+    #[error("{what} {digest} has media type {media_type:?}, expected {expected}")]
+    MediaType {
+        /// `manifest`, `config` or `layer`.
+        what: &'static str,
+        /// The blob.
+        digest: Digest,
+        /// What it says.
+        media_type: String,
+        /// What would be consistent.
+        expected: String,
+    },
+    /// A JSON blob does not parse as its kind.
+    #[error("parsing {what} {digest}")]
+    Parse {
+        /// `manifest`, `index` or `config`.
+        what: &'static str,
+        /// The blob.
+        digest: Digest,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `rootfs.diff_ids` and `layers` differ in length.
+    #[error("config lists {diff_ids} diff_ids for {layers} layers")]
+    DiffIdCount {
+        /// Layers in the manifest.
+        layers: usize,
+        /// diff_ids in the config.
+        diff_ids: usize,
+    },
+    /// A layer decompresses to something other than its diff_id.
+    #[error("layer {index} ({digest}) decompresses to {actual}, config says {expected}")]
+    DiffId {
+        /// Position in `layers`.
+        index: usize,
+        /// The layer blob.
+        digest: Digest,
+        /// `rootfs.diff_ids[index]`.
+        expected: DiffId,
+        /// What it hashes to.
+        actual: DiffId,
+    },
+    /// A layer's media type names no codec kiln knows.
+    #[error("layer {digest}")]
+    LayerMediaType {
+        /// The layer blob.
+        digest: Digest,
+        /// The cause.
+        #[source]
+        source: UnsupportedMediaType,
+    },
+    /// Decompressing a layer failed.
+    #[error("decompressing layer {digest}")]
+    Decompress {
+        /// The layer blob.
+        digest: Digest,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// History's non-empty entries do not match the layers.
+    #[error("history has {non_empty} entries that made a layer, the manifest has {layers} layers")]
+    HistoryCount {
+        /// Layers in the manifest.
+        layers: usize,
+        /// History entries without `empty_layer`.
+        non_empty: usize,
+    },
+    /// `os` or `architecture` is empty.
+    #[error("config {digest} has no {field}")]
+    MissingPlatform {
+        /// The config blob.
+        digest: Digest,
+        /// `os` or `architecture`.
+        field: &'static str,
+    },
+    /// Reading a layout's `index.json`.
+    #[error("reading layout index {path}")]
+    ReadLayout {
+        /// The index file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A layout's `index.json` does not parse.
+    #[error("parsing layout index {path}")]
+    ParseLayout {
+        /// The index file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Checks the image (manifest or index) `manifest` in `source`.
+pub fn validate(
+    source: &dyn BlobSource,
+    manifest: &super::Descriptor,
+) -> Result<(), ValidateError> {
+    match manifest.media_type.as_str() {
+        media_type::OCI_INDEX | media_type::DOCKER_MANIFEST_LIST => {
+            let bytes = read_verified(source, &manifest.digest, manifest.size)?;
+            let index: Index = parse("index", &manifest.digest, &bytes)?;
+            check_self_type("index", manifest, index.media_type.as_deref())?;
+            index
+                .manifests
+                .iter()
+                .try_for_each(|child| validate(source, child))
+        }
+        media_type::OCI_MANIFEST | media_type::DOCKER_MANIFEST => {
+            validate_manifest(source, manifest)
+        }
+        other => Err(ValidateError::MediaType {
+            what: "manifest",
+            digest: manifest.digest,
+            media_type: other.to_string(),
+            expected: format!("{} or {}", media_type::OCI_MANIFEST, media_type::OCI_INDEX),
+        }),
+    }
+}
+
+/// Checks every image an OCI layout dir's `index.json` lists.
+pub fn validate_layout(dir: &Path) -> Result<(), ValidateError> {
+    let path = dir.join("index.json");
+    let bytes = std::fs::read(&path).map_err(|source| ValidateError::ReadLayout {
+        path: path.clone(),
+        source,
+    })?;
+    let index: Index = serde_json::from_slice(&bytes)
+        .map_err(|source| ValidateError::ParseLayout { path, source })?;
+    let layout = LayoutDir(dir.to_path_buf());
+    index
+        .manifests
+        .iter()
+        .try_for_each(|m| validate(&layout, m))
+}
+
+fn validate_manifest(
+    source: &dyn BlobSource,
+    desc: &super::Descriptor,
+) -> Result<(), ValidateError> {
+    let bytes = read_verified(source, &desc.digest, desc.size)?;
+    let m: Manifest = parse("manifest", &desc.digest, &bytes)?;
+    check_self_type("manifest", desc, m.media_type.as_deref())?;
+    let docker = desc.media_type == media_type::DOCKER_MANIFEST;
+    let want_config = if docker {
+        media_type::DOCKER_CONFIG
+    } else {
+        media_type::OCI_CONFIG
+    };
+    if m.config.media_type != want_config {
+        return Err(ValidateError::MediaType {
+            what: "config",
+            digest: m.config.digest,
+            media_type: m.config.media_type.clone(),
+            expected: want_config.to_string(),
+        });
+    }
+    let config_bytes = read_verified(source, &m.config.digest, m.config.size)?;
+    let config: ImageConfig = parse("config", &m.config.digest, &config_bytes)?;
+    check_config(&m, &config)?;
+    for (i, layer) in m.layers.iter().enumerate() {
+        check_layer_type(layer, docker)?;
+        let actual = layer_diff_id(source, layer)?;
+        let expected = config.rootfs.diff_ids[i];
+        if actual != expected {
+            return Err(ValidateError::DiffId {
+                index: i,
+                digest: layer.digest,
+                expected,
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_config(m: &Manifest, config: &ImageConfig) -> Result<(), ValidateError> {
+    for (field, value) in [("os", &config.os), ("architecture", &config.architecture)] {
+        if value.is_empty() {
+            return Err(ValidateError::MissingPlatform {
+                digest: m.config.digest,
+                field,
+            });
+        }
+    }
+    if config.rootfs.diff_ids.len() != m.layers.len() {
+        return Err(ValidateError::DiffIdCount {
+            layers: m.layers.len(),
+            diff_ids: config.rootfs.diff_ids.len(),
+        });
+    }
+    // COMPAT(buildkit): history is optional in the spec; only check it when present.
+    let non_empty = config.history.iter().filter(|h| !h.empty_layer).count();
+    if !config.history.is_empty() && non_empty != m.layers.len() {
+        return Err(ValidateError::HistoryCount {
+            layers: m.layers.len(),
+            non_empty,
+        });
+    }
+    Ok(())
+}
+
+fn check_self_type(
+    what: &'static str,
+    desc: &super::Descriptor,
+    declared: Option<&str>,
+) -> Result<(), ValidateError> {
+    match declared {
+        Some(t) if t != desc.media_type => Err(ValidateError::MediaType {
+            what,
+            digest: desc.digest,
+            media_type: t.to_string(),
+            expected: desc.media_type.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_layer_type(layer: &super::Descriptor, docker: bool) -> Result<(), ValidateError> {
+    let ok: &[&str] = if docker {
+        &[media_type::DOCKER_LAYER, media_type::DOCKER_LAYER_GZIP]
+    } else {
+        &[
+            media_type::OCI_LAYER,
+            media_type::OCI_LAYER_GZIP,
+            media_type::OCI_LAYER_ZSTD,
+        ]
+    };
+    if ok.contains(&layer.media_type.as_str()) {
+        return Ok(());
+    }
+    Err(ValidateError::MediaType {
+        what: "layer",
+        digest: layer.digest,
+        media_type: layer.media_type.clone(),
+        expected: ok.join(" or "),
+    })
+}
+
+/// Streams a layer once: checks its digest and size and returns the sha256
+/// of its decompressed bytes.
+fn layer_diff_id(
+    source: &dyn BlobSource,
+    layer: &super::Descriptor,
+) -> Result<DiffId, ValidateError> {
+    let codec = Compression::from_media_type(&layer.media_type).map_err(|source| {
+        ValidateError::LayerMediaType {
+            digest: layer.digest,
+            source,
+        }
+    })?;
+    let raw = open(source, &layer.digest)?;
+    let mut tee = HashingReader::new(raw);
+    let mut decoded = DigestWriter::new(io::sink());
+    let decompress = |source| ValidateError::Decompress {
+        digest: layer.digest,
+        source,
+    };
+    let mut dec = codec.decoder(&mut tee).map_err(decompress)?;
+    io::copy(&mut dec, &mut decoded).map_err(decompress)?;
+    drop(dec);
+    // Trailing bytes after the compressed stream still belong to the blob.
+    io::copy(&mut tee, &mut io::sink()).map_err(|source| ValidateError::ReadBlob {
+        digest: layer.digest,
+        source,
+    })?;
+    let (actual, size) = tee.finish();
+    check_blob(&layer.digest, layer.size, actual, size)?;
+    Ok(DiffId::from_bytes(decoded.finish().1))
+}
+
+fn open<'a>(
+    source: &'a dyn BlobSource,
+    digest: &Digest,
+) -> Result<Box<dyn Read + 'a>, ValidateError> {
+    source.open_blob(digest).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => ValidateError::MissingBlob { digest: *digest },
+        _ => ValidateError::ReadBlob {
+            digest: *digest,
+            source: e,
+        },
+    })
+}
+
+fn read_verified(
+    source: &dyn BlobSource,
+    digest: &Digest,
+    size: u64,
+) -> Result<Vec<u8>, ValidateError> {
+    let mut bytes = Vec::new();
+    open(source, digest)?
+        .read_to_end(&mut bytes)
+        .map_err(|source| ValidateError::ReadBlob {
+            digest: *digest,
+            source,
+        })?;
+    check_blob(digest, size, Digest::of(&bytes), bytes.len() as u64)?;
+    Ok(bytes)
+}
+
+fn check_blob(digest: &Digest, size: u64, actual: Digest, len: u64) -> Result<(), ValidateError> {
+    if actual != *digest {
+        return Err(ValidateError::DigestMismatch {
+            expected: *digest,
+            actual,
+        });
+    }
+    if len != size {
+        return Err(ValidateError::SizeMismatch {
+            digest: *digest,
+            expected: size,
+            actual: len,
+        });
+    }
+    Ok(())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    digest: &Digest,
+    bytes: &[u8],
+) -> Result<T, ValidateError> {
+    serde_json::from_slice(bytes).map_err(|source| ValidateError::Parse {
+        what,
+        digest: *digest,
+        source,
+    })
+}
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: super::Hasher,
+    read: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: super::Hasher::new(),
+            read: 0,
+        }
+    }
+    fn finish(self) -> (Digest, u64) {
+        (Digest::from_bytes(self.hasher.finish()), self.read)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
