@@ -1,1 +1,224 @@
-//! Directory → deterministic tar → compressed blob, and safe extraction.
+//! Layers: a directory → a deterministic tar stream → a compressed blob, and the safe
+//! way back from a blob to a directory.
+//!
+//! Invariants kept here:
+//! - The same tree gives the same bytes: entries in walk order with each directory's
+//!   children sorted bytewise (a directory before its contents), ustar headers with PAX
+//!   records only where ustar cannot say it, empty uname/gname, no atime/ctime, mtimes
+//!   clamped to `source_date_epoch` when it is set.
+//! - One pass: the diff_id is hashed from the tar bytes as they flow into the compressor;
+//!   nothing holds a whole layer in memory (gzip works on a bounded queue of ~1 MiB
+//!   chunks, compressed in parallel as concatenated gzip members).
+//! - Unpacking never writes outside its destination: `..`, escapes, entries under a
+//!   symlinked parent and hard links out of the tree are refused, naming the entry.
+//!
+//! This module writes to any `Write` and reads from any `Read`; it knows nothing of the
+//! blob store.
+
+mod compress;
+mod confine;
+mod header;
+mod pack;
+mod unpack;
+mod walk;
+
+use std::path::PathBuf;
+
+use crate::oci::DiffId;
+
+pub use pack::pack;
+pub use unpack::{unpack, unpack_verified};
+
+/// The compression of a layer blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip, as concatenated members compressed in parallel.
+    Gzip,
+    /// zstd, multi-threaded.
+    Zstd,
+    /// A plain tar.
+    None,
+}
+
+impl Compression {
+    /// The OCI media type of a layer blob with this compression.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+        }
+    }
+
+    /// Parses the names BuildKit accepts for `compression=` (`gzip`, `zstd`, `uncompressed`).
+    pub fn parse(s: &str) -> Result<Self, LayerError> {
+        // COMPAT(buildkit): `uncompressed` is BuildKit's word; `none` is accepted too.
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            "uncompressed" | "none" => Ok(Compression::None),
+            other => Err(LayerError::UnknownCompression(other.to_string())),
+        }
+    }
+}
+
+/// How [`pack`] writes a layer.
+#[derive(Clone, Debug)]
+pub struct PackOptions {
+    /// The blob's compression.
+    pub compression: Compression,
+    /// When set, every mtime becomes `min(mtime, epoch)`.
+    pub source_date_epoch: Option<i64>,
+    /// Compression level: gzip 0–9 (default 6), zstd 1–22 (default 3).
+    pub level: Option<i32>,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        Self {
+            compression: Compression::Gzip,
+            source_date_epoch: None,
+            level: None,
+        }
+    }
+}
+
+/// How to read the source directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// An overlayfs upper dir: 0:0 char devices are whiteouts → `.wh.<name>`; a dir with
+    /// xattr `trusted.overlay.opaque=y` (or `user.overlay.opaque`) → `.wh..wh..opq` inside it.
+    OverlayUpper,
+    /// A plain directory (COPY staging): every entry as is.
+    Plain,
+}
+
+/// How [`unpack`] treats whiteouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnpackMode {
+    /// For overlay lower dirs (snapshots): `.wh.x` → 0:0 char device x; `.wh..wh..opq` →
+    /// opaque xattr on the dir.
+    Snapshot,
+    /// Apply onto an existing tree (flattening for `-o type=local`): `.wh.x` deletes x;
+    /// opaque clears the dir's prior contents.
+    Apply,
+}
+
+/// What [`pack`] reports about the layer it wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packed {
+    /// The sha256 of the uncompressed tar stream.
+    pub diff_id: DiffId,
+    /// The length of the uncompressed tar stream.
+    pub uncompressed_size: u64,
+}
+
+/// Why packing or unpacking a layer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// `compression=` named something unknown.
+    #[error("unknown layer compression {0:?} (expected gzip, zstd or uncompressed)")]
+    UnknownCompression(String),
+    /// The compression level is out of range for the compression.
+    #[error("compression level {level} is out of range for {compression:?}")]
+    Level {
+        /// The compression.
+        compression: Compression,
+        /// The level asked for.
+        level: i32,
+    },
+    /// Reading a file or directory of the source tree failed.
+    #[error("reading {}", path.display())]
+    ReadSource {
+        /// The path read.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file changed size while it was being packed.
+    #[error("{} changed while packing (expected {expected} bytes, read {actual})", path.display())]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+        /// Its size when its header was written.
+        expected: u64,
+        /// What could be read.
+        actual: u64,
+    },
+    /// A source entry cannot be represented in a layer.
+    #[error("{}: {what} is not supported in a layer", path.display())]
+    Unsupported {
+        /// The entry.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
+    /// Writing the tar stream or the compressed blob failed.
+    #[error("writing layer blob")]
+    Write(#[source] std::io::Error),
+    /// Reading or decompressing the blob, or parsing its tar stream, failed.
+    #[error("reading layer blob")]
+    ReadArchive(#[source] std::io::Error),
+    /// An archive entry would write outside the destination or through a symlink.
+    #[error("refusing layer entry {entry:?}: {reason}")]
+    UnsafeEntry {
+        /// The entry's path as written in the archive.
+        entry: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// An archive entry has a type or attribute the unpacker does not handle.
+    #[error("layer entry {entry:?}: {what} is not supported")]
+    UnsupportedEntry {
+        /// The entry's path as written in the archive.
+        entry: String,
+        /// What is unsupported.
+        what: String,
+    },
+    /// Creating an entry or setting its metadata failed.
+    #[error("unpacking layer entry {entry:?}: {step}")]
+    Extract {
+        /// The entry's path as written in the archive.
+        entry: String,
+        /// The step that failed ("creating file", "setting owner", …).
+        step: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The unpacked stream does not hash to the diff_id expected.
+    #[error("layer diff_id mismatch: expected {expected}, got {actual}")]
+    DiffIdMismatch {
+        /// What the caller expected.
+        expected: DiffId,
+        /// What the stream hashed to.
+        actual: DiffId,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_names_and_media_types() {
+        assert_eq!(Compression::parse("gzip").unwrap(), Compression::Gzip);
+        assert_eq!(Compression::parse("zstd").unwrap(), Compression::Zstd);
+        assert_eq!(
+            Compression::parse("uncompressed").unwrap(),
+            Compression::None
+        );
+        let err = Compression::parse("lz4").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown layer compression \"lz4\" (expected gzip, zstd or uncompressed)"
+        );
+        assert_eq!(
+            Compression::Zstd.media_type(),
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+        assert!(Compression::Gzip.media_type().ends_with("tar+gzip"));
+        assert!(Compression::None.media_type().ends_with(".tar"));
+    }
+}
