@@ -1,0 +1,205 @@
+//! `PlanError`: why a Dockerfile could not be lowered. Every variant that
+//! comes from an instruction carries its `Span`, so the CLI can print the
+//! Dockerfile excerpt; causes from other modules (shell expansion, parsing
+//! ONBUILD triggers, image resolution) are kept as `source`.
+
+use std::error::Error;
+
+use crate::dockerfile::Span;
+
+/// A boxed cause from another module.
+pub type Cause = Box<dyn Error + Send + Sync>;
+
+/// Why lowering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The Dockerfile has no FROM.
+    #[error("dockerfile contains no stages to build")]
+    NoStages,
+    /// Something other than ARG before the first FROM.
+    #[error("{keyword} before the first FROM: only ARG may come before it")]
+    BeforeFrom {
+        /// The instruction's lines.
+        span: Span,
+        /// The keyword as written.
+        keyword: String,
+    },
+    /// An instruction word kiln does not know.
+    #[error("unknown instruction: {keyword}{}", hint(.suggestion))]
+    UnknownInstruction {
+        /// The instruction's lines.
+        span: Span,
+        /// The keyword as written.
+        keyword: String,
+        /// The closest known instruction.
+        suggestion: Option<String>,
+    },
+    /// A `--flag` the instruction does not take.
+    #[error("unknown flag for {instruction}: --{flag}")]
+    UnknownFlag {
+        /// The instruction's lines.
+        span: Span,
+        /// The instruction, upper-cased.
+        instruction: String,
+        /// The flag name without dashes.
+        flag: String,
+    },
+    /// A flag given a value it does not accept.
+    #[error("{instruction} --{flag}: invalid value {value:?}: {reason}")]
+    FlagValue {
+        /// The instruction's lines.
+        span: Span,
+        /// The instruction, upper-cased.
+        instruction: String,
+        /// The flag name.
+        flag: String,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The instruction's arguments are malformed.
+    #[error("{instruction}: {reason}")]
+    Arguments {
+        /// The instruction's lines.
+        span: Span,
+        /// The instruction, upper-cased.
+        instruction: String,
+        /// What is wrong, e.g. `requires at least two arguments`.
+        reason: String,
+    },
+    /// `$VAR` expansion failed (e.g. `${X?msg}` with X unset).
+    #[error("{instruction}: expanding {word:?}")]
+    Expand {
+        /// The instruction's lines.
+        span: Span,
+        /// The instruction, upper-cased.
+        instruction: String,
+        /// The word being expanded.
+        word: String,
+        /// The shell lexer's error.
+        source: Cause,
+    },
+    /// `AS name` that BuildKit would refuse.
+    #[error("invalid stage name {name:?}: must start with a letter and contain only letters, digits, '-', '_' and '.'")]
+    StageName {
+        /// The FROM's lines.
+        span: Span,
+        /// The name as written.
+        name: String,
+    },
+    /// Two stages with the same name.
+    #[error("duplicate stage name {name:?}")]
+    DuplicateStage {
+        /// The second FROM's lines.
+        span: Span,
+        /// The name.
+        name: String,
+    },
+    /// `FROM --platform` naming a platform other than the host's.
+    #[error("FROM --platform={platform}: kiln builds only for the host platform {host}")]
+    Platform {
+        /// The FROM's lines.
+        span: Span,
+        /// The requested platform.
+        platform: String,
+        /// The host platform.
+        host: String,
+    },
+    /// `--target` names no stage.
+    #[error("target stage {target:?} could not be found (stages: {})", .stages.join(", "))]
+    UnknownTarget {
+        /// The requested target.
+        target: String,
+        /// The named stages.
+        stages: Vec<String>,
+    },
+    /// A reached stage's image could not be resolved.
+    #[error("resolving image {reference}")]
+    Resolve {
+        /// The instruction that named the image.
+        span: Span,
+        /// The reference.
+        reference: String,
+        /// The resolver's error.
+        source: Cause,
+    },
+    /// `--from` naming the current stage or a later one.
+    #[error("cannot copy from stage {from:?}, it needs to be defined before current stage {current:?}")]
+    ForwardReference {
+        /// The instruction's lines.
+        span: Span,
+        /// The `from` value.
+        from: String,
+        /// The current stage's name (or `stage-N`).
+        current: String,
+    },
+    /// `--from=<n>` with no stage n before this one.
+    #[error("invalid stage index {index}")]
+    StageIndex {
+        /// The instruction's lines.
+        span: Span,
+        /// The index.
+        index: usize,
+    },
+    /// A `RUN --mount` option is wrong.
+    #[error("RUN --mount: {key}: {reason}")]
+    Mount {
+        /// The RUN's lines.
+        span: Span,
+        /// The offending key (or the whole option).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A base image's ONBUILD trigger does not parse.
+    #[error("parsing ONBUILD trigger {trigger:?}")]
+    OnBuildTrigger {
+        /// The FROM's lines.
+        span: Span,
+        /// The trigger text.
+        trigger: String,
+        /// The parser's error.
+        source: Cause,
+    },
+    /// A construct kiln does not support (named in `what`).
+    #[error("{what} is not supported")]
+    Unsupported {
+        /// The instruction's lines.
+        span: Span,
+        /// The unsupported thing.
+        what: String,
+    },
+}
+
+fn hint(suggestion: &Option<String>) -> String {
+    match suggestion {
+        Some(s) => format!(" (did you mean {s}?)"),
+        None => String::new(),
+    }
+}
+
+impl PlanError {
+    /// The Dockerfile lines the error is about, when it has some.
+    pub fn span(&self) -> Option<Span> {
+        use PlanError::*;
+        match self {
+            NoStages | UnknownTarget { .. } => None,
+            BeforeFrom { span, .. }
+            | UnknownInstruction { span, .. }
+            | UnknownFlag { span, .. }
+            | FlagValue { span, .. }
+            | Arguments { span, .. }
+            | Expand { span, .. }
+            | StageName { span, .. }
+            | DuplicateStage { span, .. }
+            | Platform { span, .. }
+            | Resolve { span, .. }
+            | ForwardReference { span, .. }
+            | StageIndex { span, .. }
+            | Mount { span, .. }
+            | OnBuildTrigger { span, .. }
+            | Unsupported { span, .. } => Some(*span),
+        }
+    }
+}

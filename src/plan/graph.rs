@@ -1,0 +1,381 @@
+//! The plan's output: a `BuildGraph` of stages, each a base plus ordered
+//! steps. Plain serializable data: every variable is already expanded, every
+//! path already absolute, every stage reference already an index. Source
+//! spans travel beside the ops (in `Step::span`) so they never reach a cache
+//! key unless the cache module puts them there.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+
+use serde::Serialize;
+
+use crate::dockerfile::Span;
+use crate::oci::{Descriptor, ImageConfig, Platform};
+
+/// What the caller decides for a build.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanOptions {
+    /// `--build-arg NAME=VALUE`: overrides only ARGs the Dockerfile declares
+    /// (proxy args excepted, see `RunOp::env`).
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build (matched case-insensitively); `None` is the last stage.
+    pub target: Option<String>,
+    /// The build and target platform (kiln builds for the host only today).
+    pub platform: Platform,
+    /// `--label NAME=VALUE`: applied to the target stage's config last.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self {
+            build_args: BTreeMap::new(),
+            target: None,
+            platform: Platform::host(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// Turns an image reference into a pinned manifest and its config. The plan
+/// calls it only for stages the target reaches.
+pub trait ImageResolver {
+    /// Resolves `reference` (as written after expansion, e.g. `busybox:1.36`) for `platform`.
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, Box<dyn Error + Send + Sync>>;
+}
+
+/// A base image pinned by digest.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedImage {
+    /// The reference as the Dockerfile named it (after expansion).
+    pub reference: String,
+    /// The platform-specific manifest.
+    pub manifest: Descriptor,
+    /// Its config.
+    pub config: ImageConfig,
+}
+
+/// A stage's index in `BuildGraph::stages`, in Dockerfile order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct StageId(pub usize);
+
+/// The whole plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct BuildGraph {
+    /// Every stage of the Dockerfile; index = `StageId.0`. Stages the target
+    /// does not reach are kept (so ids are stable) with `reached == false`
+    /// and no steps.
+    pub stages: Vec<Stage>,
+    /// The stage whose result is the image.
+    pub target: StageId,
+    /// `--build-arg` names no reached ARG declared (BuildKit warns about them).
+    pub unused_build_args: Vec<String>,
+}
+
+impl BuildGraph {
+    /// The target stage.
+    pub fn target_stage(&self) -> &Stage {
+        &self.stages[self.target.0]
+    }
+}
+
+/// One FROM block.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stage {
+    /// Its index.
+    pub id: StageId,
+    /// `AS name`, lower-cased (BuildKit matches names case-insensitively).
+    pub name: Option<String>,
+    /// What it starts from.
+    pub base: Base,
+    /// Base-image ONBUILD triggers first, then its own instructions.
+    pub steps: Vec<Step>,
+    /// Stages it reads: its base stage, `COPY --from`, `RUN --mount from=`; sorted, no duplicates.
+    pub deps: Vec<StageId>,
+    /// True when the target needs it; only reached stages are lowered and built.
+    pub reached: bool,
+    /// The final config: base config plus this stage's metadata, `OnBuild`
+    /// replaced by the stage's own ONBUILD instructions. `rootfs` and
+    /// `history` are left as the base had them: the build appends.
+    pub config: ImageConfig,
+    /// The platform the stage runs on.
+    pub platform: Platform,
+}
+
+/// What a stage starts from.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Base {
+    /// `FROM scratch`: an empty filesystem and an empty config.
+    Scratch,
+    /// A resolved image.
+    Image(ResolvedImage),
+    /// The result of an earlier stage.
+    Stage(StageId),
+    /// An image reference that was not resolved because the stage is not reached.
+    Unresolved {
+        /// The reference after expansion.
+        reference: String,
+    },
+}
+
+/// One plan node: an op plus where it came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// What the step does.
+    pub op: Op,
+    /// The instruction's lines (for an ONBUILD trigger from an image: the FROM line).
+    pub span: Span,
+    /// The history text BuildKit writes, e.g. `RUN /bin/sh -c make # buildkit`, `ENV A=b`.
+    pub created_by: String,
+    /// True when the step makes no layer (history `empty_layer`).
+    pub empty_layer: bool,
+    /// The instruction for progress output, keyword upper-cased: `RUN make`.
+    pub display: String,
+}
+
+/// What a step does.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Op {
+    /// Run a process in the stage's filesystem.
+    Run(RunOp),
+    /// COPY or ADD.
+    Copy(CopyOp),
+    /// WORKDIR: create the directory (a layer unless it is `/`).
+    Workdir(WorkdirOp),
+    /// ENV, LABEL, CMD, ARG, …: history only, the effect is in `Stage::config`
+    /// and in later ops.
+    Meta,
+}
+
+/// RUN.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOp {
+    /// The process argv: the SHELL (default `/bin/sh -c`) already prepended for shell form.
+    pub argv: Vec<String>,
+    /// `KEY=VALUE`: the config env, then ARGs in scope (BuildKit puts declared
+    /// ARGs in the process env), then proxy build args (`HTTP_PROXY`, …) even
+    /// when undeclared. Later entries never repeat a key.
+    pub env: Vec<String>,
+    /// USER in effect (empty: root).
+    pub user: String,
+    /// WORKDIR in effect, absolute.
+    pub workdir: String,
+    /// `--network`.
+    pub network: NetworkMode,
+    /// `--security`.
+    pub security: Security,
+    /// `--mount`s, in order.
+    pub mounts: Vec<RunMount>,
+    /// Heredoc scripts to mount read-only under `/dev/pipes/<name>` (BuildKit's
+    /// place for a lone `<<EOF` script that starts with `#!`; `argv` then runs
+    /// `/dev/pipes/<name>` through the shell).
+    pub files: Vec<InlineFile>,
+    /// Data for the process's stdin. BuildKit never feeds stdin (heredoc text
+    /// goes into `argv` or `files`), so lowering leaves this `None`.
+    pub stdin: Option<String>,
+}
+
+impl RunOp {
+    /// Where `files` are mounted.
+    pub const FILES_DIR: &'static str = "/dev/pipes";
+}
+
+/// `RUN --network`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// The builder's default (kiln: the host network, like BuildKit's default).
+    Default,
+    /// An empty network namespace.
+    None,
+    /// The host network.
+    Host,
+}
+
+/// `RUN --security`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    /// The normal sandbox.
+    Sandbox,
+    /// All capabilities (needs the builder to allow it).
+    Insecure,
+}
+
+/// One `RUN --mount=…`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunMount {
+    /// `type=bind`: a directory of the context, a stage or an image.
+    Bind {
+        /// Absolute mount point.
+        target: String,
+        /// Path inside `from` (default `/`).
+        source: String,
+        /// Where the files come from.
+        from: MountFrom,
+        /// `rw`: writes allowed (and discarded).
+        rw: bool,
+    },
+    /// `type=cache`: a persistent directory keyed by `id`.
+    Cache {
+        /// Cache id (default: the target).
+        id: String,
+        /// Absolute mount point.
+        target: String,
+        /// Read-only.
+        ro: bool,
+        /// Concurrent access policy.
+        sharing: Sharing,
+        /// Seed the cache from a stage or image.
+        from: Option<MountFrom>,
+        /// Path inside `from`.
+        source: String,
+        /// Mode of a new cache directory (default 0755).
+        mode: u32,
+        /// Owner of a new cache directory.
+        uid: u32,
+        /// Group of a new cache directory.
+        gid: u32,
+    },
+    /// `type=tmpfs`.
+    Tmpfs {
+        /// Absolute mount point.
+        target: String,
+        /// Size limit in bytes.
+        size: Option<u64>,
+    },
+    /// `type=secret`.
+    Secret {
+        /// Secret id (default: the target's file name).
+        id: String,
+        /// File to mount it at (default `/run/secrets/<id>` unless `env` is set).
+        target: Option<String>,
+        /// Environment variable to expose it as.
+        env: Option<String>,
+        /// Fail when the secret is not provided.
+        required: bool,
+        /// File mode (default 0400).
+        mode: u32,
+        /// File owner.
+        uid: u32,
+        /// File group.
+        gid: u32,
+    },
+    /// `type=ssh`.
+    Ssh {
+        /// Agent id (default `default`).
+        id: String,
+        /// Socket path (default `/run/buildkit/ssh_agent.<n>`).
+        target: String,
+        /// Fail when the agent is not provided.
+        required: bool,
+        /// Socket mode (default 0600).
+        mode: u32,
+        /// Socket owner.
+        uid: u32,
+        /// Socket group.
+        gid: u32,
+    },
+}
+
+/// `sharing=` of a cache mount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sharing {
+    /// Concurrent writers share it (default).
+    Shared,
+    /// Each concurrent writer gets its own copy.
+    Private,
+    /// Writers wait for each other.
+    Locked,
+}
+
+/// Where a bind or cache mount takes its files from.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MountFrom {
+    /// The build context.
+    Context,
+    /// An earlier stage's result.
+    Stage(StageId),
+    /// An image.
+    Image(ResolvedImage),
+}
+
+/// Where COPY takes its sources from.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CopyFrom {
+    /// The build context (after `.dockerignore`).
+    Context,
+    /// An earlier stage's result.
+    Stage(StageId),
+    /// An image.
+    Image(ResolvedImage),
+}
+
+/// COPY or ADD.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopyOp {
+    /// Where sources are read.
+    pub from: CopyFrom,
+    /// Source paths, expanded, as written (wildcards intact, relative to the
+    /// context or the `from` root). ADD may give `http(s)://` URLs here.
+    pub sources: Vec<String>,
+    /// `COPY <<EOF`: inline files (content expanded unless the delimiter was quoted), mode 0644.
+    pub heredocs: Vec<InlineFile>,
+    /// Destination, expanded, absolute (resolved against WORKDIR), keeps a trailing `/`.
+    pub dest: String,
+    /// `--chown` (expanded), as `user[:group]`.
+    pub chown: Option<String>,
+    /// `--chmod` (expanded), octal.
+    pub chmod: Option<String>,
+    /// `--link`.
+    pub link: bool,
+    /// `--parents`.
+    pub parents: bool,
+    /// `--exclude` patterns, expanded.
+    pub excludes: Vec<String>,
+    /// `Some` for ADD.
+    pub add: Option<AddOptions>,
+    /// True when `dest` ends in `/` (or is `.`-like): sources go inside it.
+    pub dest_is_dir_hint: bool,
+}
+
+/// ADD-only options.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AddOptions {
+    /// `--checksum` (only for one http(s) source).
+    pub checksum: Option<String>,
+    /// `--keep-git-dir`.
+    pub keep_git_dir: bool,
+    /// `--unpack`: `None` is ADD's default (unpack local archives, not URLs).
+    pub unpack: Option<bool>,
+}
+
+/// WORKDIR.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkdirOp {
+    /// Absolute, cleaned.
+    pub path: String,
+    /// USER in effect: owner of directories it creates (empty: root).
+    pub user: String,
+}
+
+/// A file whose content is in the Dockerfile (a heredoc).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InlineFile {
+    /// File name (the heredoc delimiter).
+    pub name: String,
+    /// Content, `<<-` tab stripping already applied.
+    pub content: String,
+    /// File mode.
+    pub mode: u32,
+}
