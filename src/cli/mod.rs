@@ -15,9 +15,15 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Internal: the RUN sandbox helper kiln re-executes itself as.
+    #[command(hide = true, name = "__sandbox")]
+    Sandbox,
+}
 
 /// Runs the CLI and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    match cli.command {}
+    match cli.command {
+        Command::Sandbox => crate::exec::helper_main(),
+    }
 }

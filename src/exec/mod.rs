@@ -1,1 +1,125 @@
 //! The sandbox that runs a process over an overlay root. Knows nothing of Dockerfiles.
+//!
+//! [`run`] re-executes kiln as a single-threaded helper (`kiln __sandbox`, see
+//! [`helper_main`]) and sends it the [`RunSpec`] as JSON on its stdin. The helper
+//! unshares a PID namespace and forks the sandbox init (PID 1), which unshares mount,
+//! UTS, IPC (and, for [`Network::None`], network) namespaces, mounts the overlay root,
+//! /proc, a minimal /dev, read-only /sys, the host's resolv.conf and hosts, the spec's
+//! extra mounts, pivots into the root, drops to the user and execs the command. Setup
+//! failures come back as typed [`ExecError`]s over a close-on-exec pipe; the helper
+//! sends its verdict to kiln over fd 3. The command's stdout and stderr stream to the
+//! caller as it runs.
+//!
+//! Invariants:
+//! - After [`run`] returns, the upper dir holds only what the command wrote: every mount
+//!   point the sandbox created in the overlay (and each existing directory overlay copied
+//!   up only to hold one) is removed by the helper once the command has exited. Mount
+//!   targets that exist in the image are used as they are and never recorded.
+//! - The work dir is the sandbox's scratch space for the run (overlay work dir, mount
+//!   point of the root); the caller discards it afterwards.
+//! - This module is the only place in kiln with `unsafe`, namespaces and mounts.
+
+mod cleanup;
+mod error;
+mod helper;
+mod overlay;
+mod parent;
+mod protocol;
+mod rootfs;
+mod sys;
+mod user;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::ExecError;
+pub use helper::helper_main;
+pub use parent::run;
+
+/// Everything the sandbox needs to run one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Read-only lower dirs of the root overlay, top-most first. Absolute; sharing a
+    /// parent dir keeps the overlay options short (they are passed relative to it).
+    pub lower_dirs: Vec<PathBuf>,
+    /// Fresh, empty directory that receives the command's writes and becomes the layer.
+    pub upper_dir: PathBuf,
+    /// Scratch directory on the same filesystem as `upper_dir`.
+    pub work_dir: PathBuf,
+    /// The command, already final (shell applied by the caller). `argv[0]` without a
+    /// `/` is looked up in the `PATH` of `env`.
+    pub argv: Vec<String>,
+    /// `KEY=VALUE` pairs, final.
+    pub env: Vec<String>,
+    /// Working directory in the container; created (in the overlay) if missing.
+    pub cwd: String,
+    /// `""`, `name`, `uid`, `name:group` or `uid:gid`, resolved in the image.
+    pub user: String,
+    /// The sandbox's hostname.
+    pub hostname: String,
+    /// The network the command sees.
+    pub network: Network,
+    /// Extra mounts, applied after the system mounts, in order.
+    pub mounts: Vec<Mount>,
+    /// A host file fed as stdin (heredoc scripts); `/dev/null` when absent.
+    pub stdin: Option<PathBuf>,
+}
+
+/// The network a command sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    /// The host's network namespace.
+    Host,
+    /// A new network namespace with only loopback, up.
+    None,
+}
+
+/// An extra mount inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Container path; relative paths are taken from `cwd`. Created if missing.
+    pub target: String,
+    /// What is mounted.
+    pub kind: MountKind,
+}
+
+/// The kinds of extra mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// A bind mount of a host file or directory.
+    Bind {
+        /// The host path.
+        source: PathBuf,
+        /// Mounted read-only.
+        readonly: bool,
+    },
+    /// A bind whose writes are discarded: an overlay with its own temp upper over `source`.
+    BindDiscardWrites {
+        /// The host directory.
+        source: PathBuf,
+        /// A host directory on one filesystem for the overlay's upper and work dirs.
+        scratch: PathBuf,
+    },
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// Size limit in bytes; the kernel default (half of RAM) when absent.
+        size: Option<u64>,
+    },
+}
+
+/// A chunk of the command's output, as it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output<'a> {
+    /// Bytes from stdout.
+    Stdout(&'a [u8]),
+    /// Bytes from stderr.
+    Stderr(&'a [u8]),
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunResult {
+    /// The exit code, or 128 + the signal number if a signal killed it.
+    pub status: i32,
+}

@@ -1,0 +1,278 @@
+//! The one error type of the sandbox. Each variant names the step that failed and keeps
+//! its cause. Errors raised inside the sandboxed child cross the process boundary as
+//! JSON, so every child-side variant is serializable: its cause is an [`Errno`], sent as
+//! its number. Parent-side variants (spawning, pipes) are never sent and are skipped by
+//! serde.
+
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+
+/// Why running a process in the sandbox failed (the process itself exiting non-zero is
+/// not an error: see [`super::RunResult::status`]).
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ExecError {
+    /// The spec cannot be run as asked (checked before any syscall).
+    #[error("invalid run spec: {reason}")]
+    InvalidSpec {
+        /// What is wrong, as a lowercase phrase.
+        reason: String,
+    },
+    /// Overlay mount options would not fit in a page even with relative lower dirs.
+    #[error("overlay mount options are {len} bytes, over the {max}-byte limit ({layers} lower dirs)")]
+    OverlayOptionsTooLong {
+        /// Length of the option string.
+        len: usize,
+        /// The kernel's limit.
+        max: usize,
+        /// How many lower dirs were asked for.
+        layers: usize,
+    },
+    /// A namespace could not be created.
+    #[error("unsharing namespaces {flags}")]
+    Unshare {
+        /// The namespaces, as clone flags.
+        flags: String,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Mounting the overlay root or a discard-writes overlay.
+    #[error("mounting overlay on {target} (lower dirs under {source_dir})")]
+    MountOverlay {
+        /// Where the overlay was mounted.
+        target: PathBuf,
+        /// The directory lower dirs are relative to.
+        source_dir: PathBuf,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Any other mount (proc, dev, sys, binds, tmpfs) or remount.
+    #[error("mounting {what} on {target}")]
+    Mount {
+        /// The mount, e.g. `proc` or `bind /host/path`.
+        what: String,
+        /// The mount point.
+        target: PathBuf,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Creating a mount point, device node, link or directory in the rootfs.
+    #[error("creating {path}")]
+    Create {
+        /// The host path being created.
+        path: PathBuf,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Inspecting a path while resolving it inside the rootfs.
+    #[error("resolving {path} inside the root")]
+    Resolve {
+        /// The container path.
+        path: String,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// `pivot_root` into the overlay, or detaching the old root.
+    #[error("pivoting into {new_root}")]
+    PivotRoot {
+        /// The new root.
+        new_root: PathBuf,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Setting the hostname.
+    #[error("setting hostname {hostname:?}")]
+    SetHostname {
+        /// The hostname.
+        hostname: String,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Bringing up the loopback interface of a new network namespace.
+    #[error("bringing up loopback")]
+    Loopback {
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// A user or group name is not in the image's /etc/passwd or /etc/group.
+    #[error("unable to find {kind} {name:?} in the image's {file}")]
+    UnknownId {
+        /// `user` or `group`.
+        kind: String,
+        /// The name asked for.
+        name: String,
+        /// The file searched.
+        file: String,
+    },
+    /// Reading the image's /etc/passwd or /etc/group.
+    #[error("reading {file}")]
+    ReadIdFile {
+        /// The file.
+        file: String,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Dropping to the step's user.
+    #[error("switching to user {user:?} (uid {uid}, gid {gid})")]
+    SetUser {
+        /// The user as the spec wrote it.
+        user: String,
+        /// The resolved uid.
+        uid: u32,
+        /// The resolved gid.
+        gid: u32,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Creating or entering the working directory.
+    #[error("changing to working directory {cwd}")]
+    Chdir {
+        /// The directory.
+        cwd: String,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Opening the file fed as stdin.
+    #[error("opening stdin file {path}")]
+    OpenStdin {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// The command could not be started.
+    #[error("executing {argv0:?}")]
+    Exec {
+        /// The program.
+        argv0: String,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// A process-level step of the helper (fork, pipe, wait, dup).
+    #[error("sandbox helper: {step}")]
+    Helper {
+        /// The step, e.g. `forking the sandbox init`.
+        step: String,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// Removing a mount point the sandbox created from the upper dir.
+    #[error("removing mount point {path} from the upper dir")]
+    RemoveMountPoint {
+        /// The host path.
+        path: PathBuf,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// The helper is multi-threaded, so forking it is unsafe.
+    #[error("sandbox helper has {threads} threads; it must be single-threaded to fork")]
+    NotSingleThreaded {
+        /// Threads seen in /proc/self/status.
+        threads: usize,
+    },
+    /// Starting the helper process.
+    #[error("starting sandbox helper {exe}")]
+    #[serde(skip)]
+    SpawnHelper {
+        /// The executable.
+        exe: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A bind mount's source cannot be resolved on the host.
+    #[error("resolving bind mount source {path}")]
+    #[serde(skip)]
+    BindSource {
+        /// The source as given.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Talking to the helper over its pipes.
+    #[error("talking to the sandbox helper: {step}")]
+    #[serde(skip)]
+    Pipe {
+        /// What was being sent or read.
+        step: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A message from the helper or the child did not decode, or the spec did not.
+    #[error("decoding {what}")]
+    #[serde(skip)]
+    Protocol {
+        /// The message.
+        what: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// The helper exited without reporting a result.
+    #[error("sandbox helper exited without a report (status {status})")]
+    HelperDied {
+        /// Its exit status as the shell shows it.
+        status: i32,
+    },
+}
+
+impl ExecError {
+    /// Wraps an `io::Error` from a child-side file read as an errno.
+    pub(crate) fn errno_of(err: &std::io::Error) -> Errno {
+        err.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+    }
+}
+
+/// Serde for [`Errno`] as its number.
+mod errno_serde {
+    use nix::errno::Errno;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(errno: &Errno, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(*errno as i32)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Errno, D::Error> {
+        i32::deserialize(d).map(Errno::from_raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_errors_cross_the_pipe_with_their_cause() {
+        let err = ExecError::MountOverlay {
+            target: "/r".into(),
+            source_dir: "/s".into(),
+            source: Errno::EINVAL,
+        };
+        let json = serde_json::to_string(&err).unwrap();
+        let back: ExecError = serde_json::from_str(&json).unwrap();
+        match back {
+            ExecError::MountOverlay { source, .. } => assert_eq!(source, Errno::EINVAL),
+            other => panic!("wrong variant {other:?}"),
+        }
+        let io = ExecError::Pipe {
+            step: "x".into(),
+            source: std::io::Error::other("y"),
+        };
+        assert!(serde_json::to_string(&io).is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! The `kiln __sandbox` helper and the sandbox init it forks. The helper is a fresh,
+//! single-threaded process (it checks), so forking it is sound. It unshares a PID
+//! namespace, forks the init (PID 1 of that namespace), waits for it, removes the mount
+//! points the init created from the upper dir and reports to kiln on fd 3. The init
+//! builds the root ([`super::rootfs::setup`]), drops to the user and execs the command;
+//! a setup failure goes back over a close-on-exec pipe, whose end of file tells the
+//! helper the exec happened.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, open, FcntlArg, FdFlag, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{dup2, fork, pipe2, ForkResult, Gid, Uid};
+
+use super::protocol::{self, InitMsg, Report, REPORT_FD};
+use super::rootfs::{self, MountPoints};
+use super::sys::RealSys;
+use super::{cleanup, user, ExecError, RunSpec};
+
+/// Entry point of `kiln __sandbox`: reads the spec from stdin, runs it, writes the
+/// [`Report`] to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
+pub fn helper_main() -> ! {
+    // SAFETY: kiln's `run` passes the write end of its report pipe as fd 3; nothing
+    // else in this fresh process owns fd 3. F_GETFD checks it is open first.
+    let mut report = match fcntl(REPORT_FD, FcntlArg::F_GETFD) {
+        Ok(_) => unsafe { File::from_raw_fd(REPORT_FD) },
+        Err(_) => {
+            eprintln!("error: kiln __sandbox is internal: it is started by kiln with a report pipe on fd 3");
+            std::process::exit(3);
+        }
+    };
+    // The command must not inherit the report pipe.
+    let _ = fcntl(REPORT_FD, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    let msg = match run_helper() {
+        Ok(status) => Report::Exited { status },
+        Err(err) => Report::Failed(err),
+    };
+    let code = match protocol::send(&mut report, &msg) {
+        Ok(()) => 0,
+        Err(_) => 3,
+    };
+    std::process::exit(code)
+}
+
+fn run_helper() -> Result<i32, ExecError> {
+    let threads = thread_count();
+    if threads != 1 {
+        return Err(ExecError::NotSingleThreaded { threads });
+    }
+    let mut json = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut json)
+        .map_err(|e| helper_err("reading the run spec", ExecError::errno_of(&e)))?;
+    let spec: RunSpec = serde_json::from_slice(&json)
+        .map_err(|source| ExecError::Protocol { what: "run spec".into(), source })?;
+    redirect_stdin(spec.stdin.as_deref())?;
+    let (init_r, init_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| helper_err("creating the init pipe", e))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|source| ExecError::Unshare {
+        flags: "CLONE_NEWPID".into(),
+        source,
+    })?;
+    // SAFETY: this process is single-threaded (checked above), so the child may run
+    // arbitrary code after the fork.
+    let pid = match unsafe { fork() }.map_err(|e| helper_err("forking the sandbox init", e))? {
+        ForkResult::Child => {
+            drop(init_r);
+            init_main(&spec, init_w)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(init_w);
+    let mut bytes = Vec::new();
+    File::from(init_r)
+        .read_to_end(&mut bytes)
+        .map_err(|e| helper_err("reading from the sandbox init", ExecError::errno_of(&e)))?;
+    let status = loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => break code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(helper_err("waiting for the sandbox init", e)),
+        }
+    };
+    let mut points = MountPoints::default();
+    for msg in protocol::decode_lines::<InitMsg>(&bytes, "sandbox init message")? {
+        match msg {
+            InitMsg::Failed(err) => return Err(err),
+            InitMsg::MountPoints(p) => points = p,
+        }
+    }
+    cleanup::remove_mount_points(&spec.upper_dir, &spec.lower_dirs, &points)?;
+    Ok(status)
+}
+
+/// The sandbox init: never returns. Exits 127 after reporting a setup failure.
+fn init_main(spec: &RunSpec, pipe: OwnedFd) -> ! {
+    let mut pipe = File::from(pipe);
+    let err = match init_setup(spec, &mut pipe) {
+        Ok(never) => match never {},
+        Err(err) => err,
+    };
+    let _ = protocol::send(&mut pipe, &InitMsg::Failed(err));
+    // SAFETY: _exit skips the parent's atexit handlers and buffered state, which a
+    // forked child must not run twice.
+    unsafe { libc::_exit(127) }
+}
+
+fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallible, ExecError> {
+    // The sandbox dies with the helper.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| helper_err("setting the parent-death signal", e))?;
+    let points = rootfs::setup(&mut RealSys, spec)?;
+    let passwd = read_id_file("/etc/passwd")?;
+    let group = read_id_file("/etc/group")?;
+    let ids = user::resolve(&spec.user, &passwd, &group)?;
+    let chdir_err = |source| ExecError::Chdir { cwd: spec.cwd.clone(), source };
+    // COMPAT(buildkit): a missing working directory is created, owned by root.
+    std::fs::create_dir_all(&spec.cwd).map_err(|e| chdir_err(ExecError::errno_of(&e)))?;
+    protocol::send(pipe, &InitMsg::MountPoints(points))
+        .and_then(|()| pipe.flush())
+        .map_err(|e| helper_err("sending mount points", ExecError::errno_of(&e)))?;
+    let user_err = |source| ExecError::SetUser { user: spec.user.clone(), uid: ids.uid, gid: ids.gid, source };
+    let groups: Vec<Gid> = ids.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).map_err(user_err)?;
+    nix::unistd::setgid(Gid::from_raw(ids.gid)).map_err(user_err)?;
+    nix::unistd::setuid(Uid::from_raw(ids.uid)).map_err(user_err)?;
+    nix::unistd::chdir(spec.cwd.as_str()).map_err(chdir_err)?;
+    exec(spec)
+}
+
+fn exec(spec: &RunSpec) -> Result<std::convert::Infallible, ExecError> {
+    let argv0 = spec.argv.first().cloned().unwrap_or_default();
+    let exec_err = |source| ExecError::Exec { argv0: argv0.clone(), source };
+    let cstr = |s: &str| CString::new(s).map_err(|_| exec_err(Errno::EINVAL));
+    let argv = spec.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let env = spec.env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
+    let program = find_program(&argv0, &spec.env).ok_or_else(|| exec_err(Errno::ENOENT))?;
+    let program = cstr(&program.to_string_lossy())?;
+    nix::unistd::execve(&program, &argv, &env).map_err(exec_err)
+}
+
+/// `argv0` as given when it has a `/`, else the first executable file of that name in
+/// the `PATH` of `env` (Docker's default `PATH` when it has none).
+fn find_program(argv0: &str, env: &[String]) -> Option<PathBuf> {
+    if argv0.contains('/') {
+        return Some(PathBuf::from(argv0));
+    }
+    if argv0.is_empty() {
+        return None;
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':').map(|dir| Path::new(dir).join(argv0)).find(|p| {
+        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file()
+    })
+}
+
+fn read_id_file(file: &str) -> Result<String, ExecError> {
+    match std::fs::read(file) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(ExecError::ReadIdFile { file: file.into(), source: ExecError::errno_of(&e) }),
+    }
+}
+
+fn redirect_stdin(path: Option<&Path>) -> Result<(), ExecError> {
+    let path = path.unwrap_or(Path::new("/dev/null"));
+    let open_err = |source| ExecError::OpenStdin { path: path.to_path_buf(), source };
+    let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(open_err)?;
+    // SAFETY: `open` just returned this fd and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    dup2(fd.as_raw_fd(), 0).map_err(open_err)?;
+    Ok(())
+}
+
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn helper_err(step: &str, source: Errno) -> ExecError {
+    ExecError::Helper { step: step.into(), source }
+}

@@ -1,0 +1,157 @@
+//! kiln's side of a run: checks the spec, starts `exe __sandbox` with the spec on its
+//! stdin and a report pipe on fd 3, streams the command's stdout and stderr to the
+//! caller as they arrive, and turns the helper's report into a result. Safe to call
+//! from many threads at once: every pipe is created close-on-exec, so a concurrent
+//! spawn never inherits another run's pipe.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use nix::fcntl::OFlag;
+
+use super::overlay::check_overlay_path;
+use super::protocol::{self, Report, REPORT_FD};
+use super::{ExecError, MountKind, Output, RunResult, RunSpec};
+
+/// Runs `spec` in a sandbox by re-executing `exe` (normally `/proc/self/exe`, the kiln
+/// binary) as `exe __sandbox`, calling `on_output` with each chunk of output on the
+/// calling thread. A command that exits non-zero is `Ok` with its status.
+pub fn run(spec: &RunSpec, exe: &Path, on_output: &mut dyn FnMut(Output<'_>)) -> Result<RunResult, ExecError> {
+    let spec = checked(spec)?;
+    let json = serde_json::to_vec(&spec).map_err(|source| ExecError::Protocol { what: "run spec".into(), source })?;
+    let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| ExecError::Pipe { step: "creating the report pipe".into(), source: e.into() })?;
+    let mut child = spawn(exe, &report_w)?;
+    drop(report_w);
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // A helper that dies before reading the spec is reported through its exit below.
+    let sent = stdin.write_all(&json);
+    drop(stdin);
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    stream(stdout, stderr, on_output)?;
+    let mut report = Vec::new();
+    std::fs::File::from(report_r)
+        .read_to_end(&mut report)
+        .map_err(|source| ExecError::Pipe { step: "reading the helper's report".into(), source })?;
+    let status = child
+        .wait()
+        .map_err(|source| ExecError::Pipe { step: "waiting for the helper".into(), source })?;
+    match protocol::decode_lines::<Report>(&report, "helper report")?.pop() {
+        Some(Report::Exited { status }) => Ok(RunResult { status }),
+        Some(Report::Failed(err)) => Err(err),
+        None => {
+            sent.map_err(|source| ExecError::Pipe { step: "sending the run spec".into(), source })?;
+            let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            Err(ExecError::HelperDied { status: code })
+        }
+    }
+}
+
+fn spawn(exe: &Path, report_w: &OwnedFd) -> Result<std::process::Child, ExecError> {
+    let fd = report_w.as_raw_fd();
+    let mut cmd = Command::new(exe);
+    cmd.arg("__sandbox")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl,
+    // which are async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == REPORT_FD {
+                // dup2 onto itself keeps CLOEXEC: clear it by hand.
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, REPORT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|source| ExecError::SpawnHelper { exe: exe.to_path_buf(), source })
+}
+
+/// Forwards stdout and stderr chunks to `on_output` until both reach end of file (the
+/// PID namespace dies with the command, so no straggler keeps them open).
+fn stream(
+    stdout: impl Read + Send,
+    stderr: impl Read + Send,
+    on_output: &mut dyn FnMut(Output<'_>),
+) -> Result<(), ExecError> {
+    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
+    std::thread::scope(|s| {
+        let readers = [
+            s.spawn({
+                let tx = tx.clone();
+                move || pump(stdout, true, &tx)
+            }),
+            s.spawn(move || pump(stderr, false, &tx)),
+        ];
+        for (is_stdout, chunk) in rx {
+            on_output(if is_stdout { Output::Stdout(&chunk) } else { Output::Stderr(&chunk) });
+        }
+        for reader in readers {
+            reader
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                .map_err(|source| ExecError::Pipe { step: "reading the command's output".into(), source })?;
+        }
+        Ok(())
+    })
+}
+
+fn pump(mut from: impl Read, is_stdout: bool, tx: &mpsc::Sender<(bool, Vec<u8>)>) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            // The receiver lives until both pumps end; a send cannot fail.
+            Ok(n) => drop(tx.send((is_stdout, buf[..n].to_vec()))),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Checks what the helper cannot report well and resolves bind sources to real paths
+/// (mounting follows symlinks on the host; the canonical path is what gets mounted).
+fn checked(spec: &RunSpec) -> Result<RunSpec, ExecError> {
+    let invalid = |reason: String| ExecError::InvalidSpec { reason };
+    for dir in spec.lower_dirs.iter().chain([&spec.upper_dir, &spec.work_dir]) {
+        check_overlay_path(dir)?;
+    }
+    if spec.argv.is_empty() {
+        return Err(invalid("argv is empty".into()));
+    }
+    let texts = spec.argv.iter().chain(&spec.env).chain([&spec.cwd, &spec.user, &spec.hostname]);
+    if let Some(t) = texts.into_iter().find(|t| t.contains('\0')) {
+        return Err(invalid(format!("{t:?} contains a NUL byte")));
+    }
+    if !spec.cwd.starts_with('/') {
+        return Err(invalid(format!("working directory {:?} is not absolute", spec.cwd)));
+    }
+    let mut spec = spec.clone();
+    for m in &mut spec.mounts {
+        match &mut m.kind {
+            MountKind::Bind { source, .. } => {
+                *source = std::fs::canonicalize(&*source)
+                    .map_err(|e| ExecError::BindSource { path: source.clone(), source: e })?;
+            }
+            MountKind::BindDiscardWrites { source, scratch } => {
+                check_overlay_path(source)?;
+                check_overlay_path(scratch)?;
+                if !source.is_dir() {
+                    return Err(invalid(format!("discard-writes bind source {} is not a directory", source.display())));
+                }
+            }
+            MountKind::Tmpfs { .. } => {}
+        }
+    }
+    Ok(spec)
+}

@@ -1,0 +1,77 @@
+//! The typed messages between kiln, the helper and the sandbox init. Each is one JSON
+//! line. kiln → helper: the [`super::RunSpec`] on the helper's stdin. init → helper:
+//! [`InitMsg`] on a close-on-exec pipe (end of file without `Failed` means the exec
+//! happened). helper → kiln: one [`Report`] on fd 3.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::rootfs::MountPoints;
+use super::ExecError;
+
+/// The fd on which the helper writes its [`Report`].
+pub const REPORT_FD: i32 = 3;
+
+/// What the sandbox init tells the helper before it execs (or instead).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum InitMsg {
+    /// The mount points setup created, to remove from the upper dir afterwards.
+    MountPoints(MountPoints),
+    /// Setup failed; the init exits without running the command.
+    Failed(ExecError),
+}
+
+/// The helper's verdict.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Report {
+    /// The command ran; its status as [`super::RunResult::status`].
+    Exited {
+        /// The status.
+        status: i32,
+    },
+    /// The sandbox could not run the command.
+    Failed(ExecError),
+}
+
+/// Writes one message as a JSON line. The write is a single `write_all` of a small
+/// buffer, so a reader sees whole lines.
+pub fn send<T: Serialize>(out: &mut impl Write, msg: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)
+}
+
+/// Decodes every JSON line of `bytes`.
+pub fn decode_lines<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<Vec<T>, ExecError> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).map_err(|source| ExecError::Protocol { what: what.into(), source }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn messages_round_trip_as_lines() {
+        let mut buf = Vec::new();
+        let points = MountPoints {
+            created: vec![PathBuf::from("proc")],
+            parents: vec![],
+        };
+        send(&mut buf, &InitMsg::MountPoints(points.clone())).unwrap();
+        send(&mut buf, &InitMsg::Failed(ExecError::HelperDied { status: 3 })).unwrap();
+        let msgs: Vec<InitMsg> = decode_lines(&buf, "init message").unwrap();
+        assert!(matches!(&msgs[0], InitMsg::MountPoints(p) if *p == points));
+        assert!(matches!(&msgs[1], InitMsg::Failed(ExecError::HelperDied { status: 3 })));
+        let bad = decode_lines::<Report>(b"{nope}\n", "report");
+        assert!(matches!(bad, Err(ExecError::Protocol { what, .. }) if what == "report"));
+    }
+}
