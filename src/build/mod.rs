@@ -12,3 +12,5 @@ pub mod rootfs;
 
 pub use event::{Event, Progress, StepRef, Stream, Vertex};
 pub use output::{OutputSpec, OutputSpecError};
+pub mod image;
+pub mod snapshot;
