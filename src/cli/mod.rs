@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod progress;
+pub mod parse;
 
 /// kiln: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
@@ -19,11 +20,14 @@ pub enum Command {
     /// Internal: the RUN sandbox helper kiln re-executes itself as.
     #[command(hide = true, name = "__sandbox")]
     Sandbox,
+    /// Parse a Dockerfile and print BuildKit's AST dump (or `--json`).
+    Parse(parse::ParseArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Sandbox => crate::exec::helper_main(),
+        Command::Parse(args) => parse::run(args),
     }
 }

@@ -1,10 +1,121 @@
 //! Text → AST. Logical lines, parser directives, heredoc bodies, nom
 //! instruction parsers, spans, shell-word expansion and `.dockerignore`
 //! patterns. Pure: no I/O beyond the bytes it is given.
+//!
+//! Parsing follows BuildKit's two phases (see `grammar/dockerfile.md`):
+//! [`lines`] turns physical lines into logical lines (directives, comments,
+//! continuations, the line table), [`parse`](mod@parse) turns each logical
+//! line into an [`Instruction`], and heredoc bodies are read back from the
+//! line reader right after the instruction that opens them.
+//!
+//! Invariants: `parse` accepts and splits exactly what BuildKit's parser
+//! accepts and splits (the conformance corpus checks it), never expands
+//! variables, and never panics on any input.
 
 pub mod ast;
+mod astjson;
+mod directives;
+mod dump;
+mod error;
+mod heredoc;
+mod json;
+mod lines;
+mod names;
+mod parse;
+mod words;
 
 pub use ast::{Directive, Dockerfile, Heredoc, Instruction, Position, Span, Warning};
 pub mod ignore;
 pub mod pattern;
 pub mod shell;
+pub use astjson::{ast_json, ast_json_error};
+pub use dump::{dump, dump_instruction, go_quote};
+pub use error::{render_excerpt, ParseError};
+pub use names::{check_instruction_names, KNOWN_INSTRUCTIONS};
+
+use lines::{LogicalLine, Reader};
+use parse::RuleError;
+
+/// Parses a Dockerfile. Accepts exactly what BuildKit's parser accepts.
+pub fn parse(src: &[u8]) -> Result<Dockerfile, ParseError> {
+    let mut reader = Reader::new(src);
+    let mut instructions = Vec::new();
+    let mut warnings = Vec::new();
+    while let Some(line) = reader.next_logical()? {
+        if line.empty_continuation {
+            warnings.push(Warning {
+                short: format!("Empty continuation line found in: {}", line.text),
+                line: line.end_line,
+            });
+        }
+        instructions.push(instruction(&mut reader, line)?);
+    }
+    if instructions.is_empty() {
+        return Err(ParseError::NoInstructions {
+            line: reader.line(),
+        });
+    }
+    let escape = reader.escape();
+    Ok(Dockerfile {
+        escape,
+        directives: reader.into_directives().into_found(),
+        instructions,
+        warnings,
+    })
+}
+
+/// Phase two for one logical line, then its heredoc bodies (grammar §5).
+fn instruction(reader: &mut Reader, line: LogicalLine) -> Result<Instruction, ParseError> {
+    let span = Span {
+        start_line: line.start_line,
+        end_line: line.end_line,
+    };
+    let column = line.column;
+    let mut ins = parse::instruction(&line.text, reader.escape()).map_err(|e| match e {
+        RuleError::MissingValue(keyword) => ParseError::MissingValue {
+            keyword,
+            span,
+            column,
+        },
+        RuleError::MissingEquals(word) => ParseError::MissingEquals { word, span, column },
+        RuleError::JsonNotStrings => ParseError::JsonNotStrings { span, column },
+        RuleError::OnbuildTooDeep => ParseError::OnbuildTooDeep {
+            limit: parse::MAX_ONBUILD_DEPTH,
+            span,
+            column,
+        },
+    })?;
+    if can_contain_heredoc(&ins) && line.text.contains("<<") {
+        let openers = heredoc::openers(&line.text).map_err(|e| ParseError::HeredocWord {
+            word: e.word,
+            reason: e.reason,
+            span,
+            column,
+        })?;
+        for op in openers {
+            let content = reader.heredoc_body(&op.name, op.chomp, (span.start_line, column))?;
+            ins.heredocs.push(Heredoc {
+                name: op.name,
+                fd: op.fd,
+                expand: op.expand,
+                chomp: op.chomp,
+                content,
+            });
+        }
+    }
+    ins.span = Span {
+        start_line: span.start_line,
+        end_line: reader.line(),
+    };
+    ins.comments = line.comments;
+    Ok(ins)
+}
+
+/// RUN/COPY/ADD in shell form, also when wrapped by ONBUILD (grammar §5.1).
+fn can_contain_heredoc(ins: &Instruction) -> bool {
+    let target = match &ins.sub {
+        Some(sub) if ins.keyword.eq_ignore_ascii_case("onbuild") => sub,
+        _ => ins,
+    };
+    heredoc::keyword_allows(&target.keyword) && !target.json_form
+}

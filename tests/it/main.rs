@@ -3,3 +3,4 @@
 mod common;
 mod ignore;
 mod shell;
+mod parser;
