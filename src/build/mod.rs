@@ -5,6 +5,7 @@
 //! Dockerfile span; nothing a build writes is visible in the store until it
 //! is complete (blobs are content-addressed, tags are written last).
 
+pub mod add;
 pub mod event;
 pub mod output;
 pub mod perms;
@@ -14,3 +15,4 @@ pub use event::{Event, Progress, StepRef, Stream, Vertex};
 pub use output::{OutputSpec, OutputSpecError};
 pub mod image;
 pub mod snapshot;
+pub mod source;
