@@ -6,6 +6,7 @@
 //! is complete (blobs are content-addressed, tags are written last).
 
 pub mod add;
+pub mod copy;
 pub mod event;
 pub mod output;
 pub mod perms;
