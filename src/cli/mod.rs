@@ -1,14 +1,32 @@
 //! Command-line interface: clap structs, one file per subcommand, error printing.
+//!
+//! Exit codes: 0 ok, 2 usage (bad arguments, unknown image, bad reference),
+//! 3 I/O or internal error. Errors print as `error: …` then one
+//! `caused by: …` line per cause. A closed stdout (`kiln images | head`)
+//! exits quietly.
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub mod progress;
+use crate::oci::{LoadError, Store, StoreError};
+
+pub mod images;
+pub mod inspect;
+pub mod load;
 pub mod parse;
+pub mod progress;
+pub mod prune;
+pub mod rmi;
+pub mod save;
 
 /// kiln: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
 #[command(name = "kiln", version, about)]
 pub struct Cli {
+    /// The store directory [default: $XDG_DATA_HOME/kiln or ~/.local/share/kiln].
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -22,12 +40,86 @@ pub enum Command {
     Sandbox,
     /// Parse a Dockerfile and print BuildKit's AST dump (or `--json`).
     Parse(parse::ParseArgs),
+    /// List images in the store.
+    Images(images::ImagesArgs),
+    /// Show an image's manifest and config as JSON.
+    Inspect(inspect::InspectArgs),
+    /// Remove image names (blobs are reclaimed by `kiln prune`).
+    Rmi(rmi::RmiArgs),
+    /// Load images from an OCI archive, OCI layout dir or docker-archive.
+    Load(load::LoadArgs),
+    /// Save images as an OCI archive, OCI layout dir or docker-archive.
+    Save(save::SaveArgs),
+    /// Remove blobs no image uses, and stale temp files.
+    Prune(prune::PruneArgs),
+}
+
+impl Cli {
+    /// Opens the store `--root` (or the default) names.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        let root = self.root.clone().unwrap_or_else(Store::default_root);
+        Ok(Store::open(&root)?)
+    }
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    match cli.command {
+    let cli = match cli {
+        Cli {
+            command: Command::Parse(args),
+            ..
+        } => return parse::run(args),
+        cli => cli,
+    };
+    let result = match &cli.command {
         Command::Sandbox => crate::exec::helper_main(),
-        Command::Parse(args) => parse::run(args),
+        Command::Parse(_) => unreachable!("handled above"),
+        Command::Images(a) => images::run(&cli, a),
+        Command::Inspect(a) => inspect::run(&cli, a),
+        Command::Rmi(a) => rmi::run(&cli, a),
+        Command::Load(a) => load::run(&cli, a),
+        Command::Save(a) => save::run(&cli, a),
+        Command::Prune(a) => prune::run(&cli, a),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints `e` with its causes and returns the exit code it deserves.
+pub fn report(e: &anyhow::Error) -> i32 {
+    let broken_pipe = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return 0;
+    }
+    eprintln!("error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("caused by: {cause}");
+    }
+    exit_code(e)
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    let usage = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<StoreError>(),
+            Some(
+                StoreError::NotFound { .. }
+                    | StoreError::Ambiguous { .. }
+                    | StoreError::Reference(_)
+            )
+        ) || matches!(
+            c.downcast_ref::<LoadError>(),
+            Some(LoadError::TagMany { .. } | LoadError::UnknownFormat { .. })
+        )
+    });
+    if usage {
+        2
+    } else {
+        3
     }
 }

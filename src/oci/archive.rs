@@ -35,10 +35,10 @@ pub struct DockerArchiveEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// Reading from the store.
-    #[error("store")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// Building the layout index.
-    #[error("layout index")]
+    #[error(transparent)]
     Layout(#[from] LayoutError),
     /// Writing the tar stream.
     #[error("writing archive entry {path}")]

@@ -85,4 +85,14 @@ mod tests {
         assert_eq!(Compression::sniff(b"plain"), Compression::None);
         assert!(Compression::from_media_type("text/plain").is_err());
     }
+
+    #[test]
+    fn zstd_decodes_by_media_type() {
+        let z = zstd::encode_all(&b"layer"[..], 3).unwrap();
+        assert_eq!(Compression::sniff(&z), Compression::Zstd);
+        let c = Compression::from_media_type(media_type::OCI_LAYER_ZSTD).unwrap();
+        let mut out = Vec::new();
+        c.decoder(&z[..]).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"layer");
+    }
 }

@@ -35,7 +35,7 @@ pub struct NamedImage {
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     /// A store operation.
-    #[error("store")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// Writing into the destination directory.
     #[error("writing {path}")]
@@ -80,7 +80,7 @@ pub enum LayoutError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: ValidateError,
+        source: Box<ValidateError>,
     },
     /// Serializing `index.json`.
     #[error("serializing index.json")]
@@ -191,8 +191,9 @@ pub fn write_layout(store: &Store, images: &[NamedImage], dest: &Path) -> Result
     Ok(())
 }
 
-/// Copies every image a layout dir lists into the store, validates each and
-/// names it by its annotations. Returns the images found, in index order.
+/// Copies every image a layout dir lists into the store and validates each.
+/// Returns the images found, in index order, with the names their
+/// annotations carry; naming them in the store is the caller's choice.
 pub fn import_layout(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, LayoutError> {
     let path = dir.join("index.json");
     let bytes = fs::read(&path).map_err(|source| LayoutError::Read {
@@ -206,12 +207,9 @@ pub fn import_layout(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, Layou
         copy_tree(store, dir, d)?;
         validate(store, d).map_err(|source| LayoutError::Invalid {
             digest: d.digest,
-            source,
+            source: Box::new(source),
         })?;
         let name = entry_name(d)?;
-        if let Some(n) = &name {
-            store.tag(n, d)?;
-        }
         let mut descriptor = d.clone();
         descriptor.annotations.clear();
         out.push(NamedImage { name, descriptor });

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::archive::DockerArchiveEntry;
 use super::compression::Compression;
-use super::layout::{import_layout, LayoutError, NamedImage};
+use super::layout::{import_layout, LayoutError};
 use super::{
     media_type, validate, Descriptor, Digest, ImageConfig, Manifest, Store, StoreError,
     ValidateError,
@@ -24,7 +24,7 @@ use super::{
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// A store operation.
-    #[error("store")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// Importing an OCI layout.
     #[error("importing OCI layout")]
@@ -75,7 +75,7 @@ pub enum LoadError {
         digest: Digest,
         /// The cause.
         #[source]
-        source: ValidateError,
+        source: Box<ValidateError>,
     },
     /// `--tag` was given for an input holding several images.
     #[error("--tag needs an input with one image, this one has {count}")]
@@ -85,10 +85,19 @@ pub enum LoadError {
     },
 }
 
+/// An image `load` brought into the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedImage {
+    /// The names it was tagged with (familiar form); empty when it has none.
+    pub names: Vec<String>,
+    /// The manifest or index.
+    pub descriptor: Descriptor,
+}
+
 /// Loads every image in `input` (a layout dir or an archive file, optionally
-/// gzip-compressed) into the store. `tag`, when given, names the single
-/// image instead of the names the input carries.
-pub fn load(store: &Store, input: &Path, tag: Option<&str>) -> Result<Vec<NamedImage>, LoadError> {
+/// gzip-compressed) into the store and names it. `tag`, when given, names
+/// the single image instead of the names the input carries.
+pub fn load(store: &Store, input: &Path, tag: Option<&str>) -> Result<Vec<LoadedImage>, LoadError> {
     let mut images = if input.is_dir() {
         load_dir(store, input)?
     } else {
@@ -104,11 +113,14 @@ pub fn load(store: &Store, input: &Path, tag: Option<&str>) -> Result<Vec<NamedI
     };
     if let Some(t) = tag {
         match images.as_mut_slice() {
-            [one] => {
-                store.tag(t, &one.descriptor)?;
-                one.name = Some(super::normalize_name(t).map_err(StoreError::from)?);
-            }
+            [one] => one.names = vec![t.to_string()],
             many => return Err(LoadError::TagMany { count: many.len() }),
+        }
+    }
+    for img in &mut images {
+        for name in &mut img.names {
+            store.tag(name, &img.descriptor)?;
+            *name = super::normalize_name(name).map_err(StoreError::from)?;
         }
     }
     Ok(images)
@@ -141,7 +153,7 @@ fn unpack(input: &Path, dest: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn load_dir(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, LoadError> {
+fn load_dir(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, LoadError> {
     let manifest_json = dir.join("manifest.json");
     let docker = if manifest_json.is_file() {
         let bytes = fs::read(&manifest_json).map_err(|source| LoadError::Read {
@@ -159,7 +171,13 @@ fn load_dir(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, LoadError> {
     };
     match (dir.join("index.json").is_file(), docker) {
         (true, docker) => {
-            let mut images = import_layout(store, dir)?;
+            let mut images: Vec<LoadedImage> = import_layout(store, dir)?
+                .into_iter()
+                .map(|i| LoadedImage {
+                    names: i.name.into_iter().collect(),
+                    descriptor: i.descriptor,
+                })
+                .collect();
             if let Some(entries) = docker {
                 name_from_repo_tags(store, &mut images, &entries)?;
             }
@@ -179,19 +197,15 @@ fn load_dir(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, LoadError> {
 /// gave them none (a docker 25 archive names images in both places).
 fn name_from_repo_tags(
     store: &Store,
-    images: &mut [NamedImage],
+    images: &mut [LoadedImage],
     entries: &[DockerArchiveEntry],
 ) -> Result<(), LoadError> {
-    for img in images.iter_mut().filter(|i| i.name.is_none()) {
+    for img in images.iter_mut().filter(|i| i.names.is_empty()) {
         let config = store.config_digest(&img.descriptor)?;
         let hit = entries
             .iter()
             .find(|e| e.config.trim_end_matches(".json").ends_with(&config.hex()));
-        let tags = hit.and_then(|e| e.repo_tags.as_ref());
-        for t in tags.into_iter().flatten() {
-            store.tag(t, &img.descriptor)?;
-            img.name = Some(super::normalize_name(t).map_err(StoreError::from)?);
-        }
+        img.names = hit.and_then(|e| e.repo_tags.clone()).unwrap_or_default();
     }
     Ok(())
 }
@@ -200,7 +214,7 @@ fn load_docker_entry(
     store: &Store,
     dir: &Path,
     entry: &DockerArchiveEntry,
-) -> Result<NamedImage, LoadError> {
+) -> Result<LoadedImage, LoadError> {
     let config_path = inside(dir, &entry.config)?;
     let config_bytes = fs::read(&config_path).map_err(|source| LoadError::Read {
         path: config_path.clone(),
@@ -228,15 +242,10 @@ fn load_docker_entry(
     let desc = store.put_json(media_type::OCI_MANIFEST, &manifest)?;
     validate(store, &desc).map_err(|source| LoadError::Invalid {
         digest: desc.digest,
-        source,
+        source: Box::new(source),
     })?;
-    let mut name = None;
-    for t in entry.repo_tags.iter().flatten() {
-        store.tag(t, &desc)?;
-        name = Some(super::normalize_name(t).map_err(StoreError::from)?);
-    }
-    Ok(NamedImage {
-        name,
+    Ok(LoadedImage {
+        names: entry.repo_tags.clone().unwrap_or_default(),
         descriptor: desc,
     })
 }

@@ -1,6 +1,7 @@
 //! The image model: digests, spec types, the content-addressed blob store
 //! (itself an OCI layout), layout directories, archives and `validate`.
 //! Nothing here knows about Dockerfiles.
+#![deny(missing_docs)]
 
 pub mod archive;
 pub mod compression;
@@ -15,7 +16,7 @@ pub mod validate;
 pub use archive::{write_docker_archive, write_oci_archive, ArchiveError, DockerArchiveEntry};
 pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};
 pub use layout::{import_layout, write_layout, LayoutError, NamedImage};
-pub use load::{load, LoadError};
+pub use load::{load, LoadError, LoadedImage};
 pub use reference::{normalize_name, Reference, ReferenceError};
 pub use spec::{
     canonical_json, media_type, ContainerConfig, Descriptor, Empty, HealthConfig, History,

@@ -14,6 +14,7 @@
 //!   `index.json.lock`, so several processes may share one store.
 //! - the store root is itself a valid OCI image layout.
 
+mod error;
 mod names;
 mod prune;
 
@@ -24,9 +25,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::reference::ReferenceError;
 use super::{canonical_json, Descriptor, Digest, DigestWriter};
 
+pub use error::StoreError;
 pub use names::ImageEntry;
 pub use prune::PruneReport;
 
@@ -36,169 +37,6 @@ pub const OCI_LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 const CACHEDIR_TAG: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by kiln.\n\
 # For information about cache directory tags, see https://bford.info/cachedir/\n";
-
-/// Errors from the store; each variant names the step that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Creating one of the store's directories or marker files.
-    #[error("creating store directory {path}")]
-    CreateDir {
-        /// The directory or file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Writing a blob into `tmp/`.
-    #[error("writing blob to {path}")]
-    WriteBlob {
-        /// The temp file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Moving a finished blob into `blobs/`.
-    #[error("committing blob {digest}")]
-    CommitBlob {
-        /// The blob.
-        digest: Digest,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// A blob's bytes did not hash to what was expected.
-    #[error("blob digest mismatch: expected {expected}, got {actual}")]
-    DigestMismatch {
-        /// What the descriptor said.
-        expected: Digest,
-        /// What the bytes hash to.
-        actual: Digest,
-    },
-    /// A blob's size did not match its descriptor.
-    #[error("blob {digest} size mismatch: expected {expected} bytes, got {actual}")]
-    SizeMismatch {
-        /// The blob.
-        digest: Digest,
-        /// What the descriptor said.
-        expected: u64,
-        /// What was read.
-        actual: u64,
-    },
-    /// Opening or reading a stored blob.
-    #[error("reading blob {digest}")]
-    ReadBlob {
-        /// The blob.
-        digest: Digest,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Replacing a file atomically (temp + fsync + rename).
-    #[error("writing {path}")]
-    WriteFile {
-        /// The destination.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Taking the `index.json` lock.
-    #[error("locking {path}")]
-    Lock {
-        /// The lock file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Reading `index.json`.
-    #[error("reading {path}")]
-    ReadIndex {
-        /// The index file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// `index.json` is not a valid OCI index.
-    #[error("parsing {path}")]
-    ParseIndex {
-        /// The index file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// Serializing JSON for the store.
-    #[error("serializing {what}")]
-    Serialize {
-        /// What was being serialized.
-        what: &'static str,
-        /// The cause.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// A stored manifest, index or config blob is not valid JSON of its kind.
-    #[error("parsing {what} {digest}")]
-    ParseBlob {
-        /// `manifest`, `index` or `config`.
-        what: &'static str,
-        /// The blob.
-        digest: Digest,
-        /// The cause.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// A reference that does not parse.
-    #[error("parsing reference")]
-    Reference(#[from] ReferenceError),
-    /// No image matches the reference.
-    #[error("no such image: {reference}")]
-    NotFound {
-        /// The reference as given.
-        reference: String,
-    },
-    /// A short ID matches several images.
-    #[error("image ID prefix {reference} is ambiguous ({count} images match)")]
-    Ambiguous {
-        /// The prefix.
-        reference: String,
-        /// How many matched.
-        count: usize,
-    },
-    /// Tagging a manifest whose blob is not in the store.
-    #[error("manifest {digest} is not in the store")]
-    MissingManifest {
-        /// The manifest.
-        digest: Digest,
-    },
-    /// A descriptor's media type is not one `load_image` understands.
-    #[error("unsupported media type {media_type:?} for {digest}")]
-    UnsupportedMediaType {
-        /// The media type.
-        media_type: String,
-        /// The blob.
-        digest: Digest,
-    },
-    /// An index lists no manifest for this host's platform.
-    #[error("index {digest} has no manifest for platform {platform}")]
-    NoPlatform {
-        /// The index.
-        digest: Digest,
-        /// The wanted platform.
-        platform: String,
-    },
-    /// Removing unreachable blobs or stale temp files.
-    #[error("pruning {path}")]
-    Prune {
-        /// What was being removed.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-}
 
 /// A handle on a store directory. Cheap to clone; safe to share across
 /// threads and with other processes using the same root.
@@ -224,7 +62,7 @@ impl Store {
         }
         store.ensure_file("oci-layout", OCI_LAYOUT_JSON)?;
         store.ensure_file("CACHEDIR.TAG", CACHEDIR_TAG)?;
-        store.ensure_file("index.json", br#"{"schemaVersion":2,"manifests":[]}"#)?;
+        store.ensure_index()?;
         store.clean_stale_tmp()?;
         Ok(store)
     }
@@ -452,6 +290,12 @@ impl Write for BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_is_shareable_across_threads() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<Store>();
+    }
 
     #[test]
     fn blobs_round_trip_and_verify() {

@@ -4,3 +4,5 @@ mod common;
 mod ignore;
 mod shell;
 mod parser;
+mod fixtures;
+mod oci;

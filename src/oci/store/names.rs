@@ -55,6 +55,25 @@ impl Store {
         Ok(IndexLock(f))
     }
 
+    /// Creates an empty `index.json` unless one exists. Under the lock: a
+    /// process that checked before another tagged must not write over it.
+    pub(super) fn ensure_index(&self) -> Result<(), StoreError> {
+        if self.index_path().is_file() {
+            return Ok(());
+        }
+        let lock = self.lock_index()?;
+        if self.index_path().is_file() {
+            return Ok(());
+        }
+        let mut empty = Index {
+            schema_version: 2,
+            media_type: None,
+            manifests: Vec::new(),
+            annotations: Default::default(),
+        };
+        self.write_index(&mut empty, &lock)
+    }
+
     /// Reads `index.json` (a snapshot: renames make every read whole).
     pub fn read_index(&self) -> Result<Index, StoreError> {
         let path = self.index_path();

@@ -1,0 +1,218 @@
+//! `kiln images`: the store's named images, as `docker images` shows them
+//! (REPOSITORY TAG IMAGE ID CREATED SIZE). The image ID is the config digest,
+//! SIZE the sum of the (compressed) layer blobs.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use crate::oci::{Reference, Store};
+
+use super::Cli;
+
+/// Arguments of `kiln images`.
+#[derive(Debug, clap::Args)]
+pub struct ImagesArgs {
+    /// Only images of this repository (e.g. `busybox`).
+    pub repository: Option<String>,
+    /// Print only image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not shorten image IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+/// One row of the table.
+struct Row {
+    repository: String,
+    tag: String,
+    id: String,
+    created: String,
+    size: String,
+}
+
+/// Runs `kiln images`.
+pub fn run(cli: &Cli, args: &ImagesArgs) -> anyhow::Result<()> {
+    let store = cli.open_store()?;
+    let want = match &args.repository {
+        Some(r) => Some(Reference::parse(r)?.familiar_repository()),
+        None => None,
+    };
+    let mut rows = Vec::new();
+    for entry in store.images()? {
+        let r = Reference::parse(&entry.name)?;
+        if want.as_ref().is_some_and(|w| *w != r.familiar_repository()) {
+            continue;
+        }
+        rows.push(row(&store, &r, &entry.descriptor, args.no_trunc)?);
+    }
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for r in rows {
+            writeln!(out, "{}", r.id)?;
+        }
+        return Ok(());
+    }
+    let header = Row {
+        repository: "REPOSITORY".into(),
+        tag: "TAG".into(),
+        id: "IMAGE ID".into(),
+        created: "CREATED".into(),
+        size: "SIZE".into(),
+    };
+    let cells = |r: &Row| {
+        [
+            r.repository.clone(),
+            r.tag.clone(),
+            r.id.clone(),
+            r.created.clone(),
+        ]
+    };
+    let mut widths = [0usize; 4];
+    for r in std::iter::once(&header).chain(&rows) {
+        for (w, c) in widths.iter_mut().zip(cells(r)) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (w, c) in widths.iter().zip(cells(r)) {
+            // Docker's tabwriter pads each column by three spaces.
+            line.push_str(&format!("{c:<width$}", width = w + 3));
+        }
+        line.push_str(&r.size);
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+fn row(
+    store: &Store,
+    r: &Reference,
+    desc: &crate::oci::Descriptor,
+    no_trunc: bool,
+) -> anyhow::Result<Row> {
+    let (manifest, config) = store
+        .load_image(desc)
+        .with_context(|| format!("reading image {}", r.familiar()))?;
+    let id = manifest.config.digest.to_string();
+    let id = if no_trunc {
+        id
+    } else {
+        manifest.config.digest.hex()[..12].to_string()
+    };
+    let created = config
+        .created
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .map_or_else(|| "N/A".to_string(), ago);
+    Ok(Row {
+        repository: r.familiar_repository(),
+        tag: r.tag.clone().unwrap_or_else(|| "<none>".into()),
+        id,
+        created,
+        size: human_size(manifest.layers.iter().map(|l| l.size).sum()),
+    })
+}
+
+/// Docker's `units.HumanSize`: decimal units, three significant digits.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", UNITS[unit])
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.6Z`,
+/// offsets allowed); `None` when it does not parse.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let rest = s
+        .get(19..)?
+        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Howard Hinnant's days_from_civil.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+/// "3 weeks ago", as docker's `units.HumanDuration` words it.
+fn ago(then: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let s = (now - then).max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    let words = match () {
+        _ if s < 1 => "Less than a second".to_string(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".to_string(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".to_string(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if h < 24 * 7 * 2 => format!("{d} days"),
+        _ if h < 24 * 30 * 2 => format!("{} weeks", d / 7),
+        _ if h < 24 * 365 * 2 => format!("{} months", d / 30),
+        _ => format!("{} years", d / 365),
+    };
+    format!("{words} ago")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(4_261_000), "4.26MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+    }
+
+    #[test]
+    fn rfc3339_parses_with_fractions_and_offsets() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:00:00.123456789Z"),
+            Some(1_709_208_000)
+        );
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}
