@@ -16,6 +16,9 @@ const MAX_OCTAL_7: u64 = 0o7777777;
 /// The largest value the 11-digit octal size and mtime fields hold.
 const MAX_OCTAL_11: u64 = 0o77777777777;
 
+/// Extended attributes as (name, value) pairs; also the shape of PAX records.
+pub(super) type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What an entry is, with what its type needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -41,7 +44,7 @@ pub(super) struct EntryHeader {
     /// Seconds since the epoch, already clamped; negative values are written as 0.
     pub mtime: i64,
     /// Extended attributes, sorted by name.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Xattrs,
 }
 
 impl EntryHeader {
@@ -52,7 +55,7 @@ impl EntryHeader {
             // COMPAT(buildkit): directories carry a trailing slash, as Go's tar writer emits.
             name.push(b'/');
         }
-        let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut pax: Xattrs = Vec::new();
         let mut header = Header::new_ustar();
         if !set_ustar_name(&mut header, &name) {
             pax.push((b"path".to_vec(), name.clone()));
@@ -88,7 +91,7 @@ impl EntryHeader {
     fn type_and_size(
         &self,
         header: &mut Header,
-        pax: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        pax: &mut Xattrs,
     ) -> Result<(EntryType, u64), LayerError> {
         let devices = |header: &mut Header, major: u64, minor: u64| {
             if major > MAX_OCTAL_7 || minor > MAX_OCTAL_7 {
@@ -127,7 +130,7 @@ impl EntryHeader {
 }
 
 /// Writes `value` into a 7-digit field, or 0 there and a PAX record when it does not fit.
-fn octal7_or_pax(value: u64, key: &[u8], pax: &mut Vec<(Vec<u8>, Vec<u8>)>) -> u64 {
+fn octal7_or_pax(value: u64, key: &[u8], pax: &mut Xattrs) -> u64 {
     if value > MAX_OCTAL_7 {
         pax.push((key.to_vec(), value.to_string().into_bytes()));
         0
@@ -136,7 +139,7 @@ fn octal7_or_pax(value: u64, key: &[u8], pax: &mut Vec<(Vec<u8>, Vec<u8>)>) -> u
     }
 }
 
-fn set_link_name(header: &mut Header, target: &[u8], pax: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+fn set_link_name(header: &mut Header, target: &[u8], pax: &mut Xattrs) {
     let ustar = header.as_ustar_mut().expect("a ustar header");
     let field = truncated(target, ustar.linkname.len());
     ustar.linkname[..field.len()].copy_from_slice(field);

@@ -19,6 +19,7 @@ use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use tar::EntryType;
 
 use super::confine::{clear_for, extract, normalize, unsafe_entry, Confined};
+use super::header::Xattrs;
 use super::{LayerError, UnpackMode};
 use crate::oci::{DiffId, Hasher};
 
@@ -97,7 +98,7 @@ struct Meta {
     uid: u32,
     gid: u32,
     mtime: FileTime,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    xattrs: Xattrs,
 }
 
 struct Unpacker<'a> {

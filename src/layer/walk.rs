@@ -1,5 +1,6 @@
 //! Walking a source directory into tar entries, in the layer's fixed order: depth first,
-//! each directory before its contents, siblings sorted bytewise by name.
+//! each directory before its contents, siblings sorted bytewise by the name they take in
+//! the layer (a whiteout sorts as `.wh.<name>`).
 //!
 //! For an overlayfs upper dir, 0:0 character devices become `.wh.<name>` whiteouts and an
 //! opaque directory gets a `.wh..wh..opq` entry as its first child (so an unpacker that
@@ -15,7 +16,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::header::{EntryHeader, Kind};
+use super::header::{EntryHeader, Kind, Xattrs};
 use super::{LayerError, SourceKind};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -73,13 +74,24 @@ impl Walker {
     /// Pushes the children of directory `rel` so they pop in sorted order.
     fn push_children(&mut self, rel: &[u8]) -> Result<(), LayerError> {
         let dir = self.abs(rel);
-        let mut names: Vec<OsString> = fs::read_dir(&dir)
-            .map_err(self.read_error(rel))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
-            .map_err(self.read_error(rel))?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names.into_iter().rev() {
+        let overlay = self.kind == SourceKind::OverlayUpper;
+        // Sorted by the name each child takes in the layer: a whiteout sorts as `.wh.<name>`.
+        let mut names: Vec<(Vec<u8>, OsString)> = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(self.read_error(rel))? {
+            let entry = entry.map_err(self.read_error(rel))?;
+            let name = entry.file_name();
+            let mut key = name.as_bytes().to_vec();
+            if overlay {
+                // DirEntry::metadata does not follow symlinks.
+                let meta = entry.metadata().map_err(self.read_error(rel))?;
+                if is_whiteout(&meta) {
+                    key.splice(0..0, WHITEOUT_PREFIX.iter().copied());
+                }
+            }
+            names.push((key, name));
+        }
+        names.sort();
+        for (_, name) in names.into_iter().rev() {
             let mut child = rel.to_vec();
             if !child.is_empty() {
                 child.push(b'/');
@@ -102,7 +114,7 @@ impl Walker {
             let meta = fs::symlink_metadata(&abs).map_err(self.read_error(&rel))?;
             let name = rel.rsplit(|&b| b == b'/').next().unwrap_or_default();
             let ft = meta.file_type();
-            if self.kind == SourceKind::OverlayUpper && ft.is_char_device() && meta.rdev() == 0 {
+            if self.kind == SourceKind::OverlayUpper && is_whiteout(&meta) {
                 let mut wh = WHITEOUT_PREFIX.to_vec();
                 wh.extend_from_slice(name);
                 return Ok(Some(self.marker(&parent(&rel), &wh)?));
@@ -222,11 +234,7 @@ impl Walker {
     }
 
     /// The xattrs to carry (sorted) and whether overlay marked the directory opaque.
-    fn xattrs(
-        &self,
-        rel: &[u8],
-        meta: &Metadata,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), LayerError> {
+    fn xattrs(&self, rel: &[u8], meta: &Metadata) -> Result<(Xattrs, bool), LayerError> {
         let abs = self.abs(rel);
         let names = match xattr::list(&abs) {
             Ok(names) => names,
@@ -267,6 +275,11 @@ impl Walker {
         out.sort();
         Ok((out, opaque))
     }
+}
+
+/// overlayfs marks a deleted path with a 0:0 character device.
+fn is_whiteout(meta: &Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
 fn parent(rel: &[u8]) -> Vec<u8> {

@@ -6,3 +6,4 @@ mod shell;
 mod parser;
 mod fixtures;
 mod oci;
+mod layer;
