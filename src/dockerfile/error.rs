@@ -37,7 +37,7 @@ pub enum ParseError {
     /// Only comments, directives and blank lines.
     #[error("file with no instructions")]
     NoInstructions {
-        /// Last line of the file.
+        /// Last line of the file (0 for an empty file).
         line: usize,
     },
     /// ENV/LABEL legacy form (`ENV PATH`) without a value.
@@ -130,8 +130,12 @@ impl ParseError {
         match self {
             ParseError::LineTooLong { line }
             | ParseError::DuplicateDirective { line, .. }
-            | ParseError::InvalidEscape { line, .. }
-            | ParseError::NoInstructions { line } => one(*line),
+            | ParseError::InvalidEscape { line, .. } => one(*line),
+            // The whole file is the problem.
+            ParseError::NoInstructions { line } => Span {
+                start_line: 1,
+                end_line: (*line).max(1),
+            },
             ParseError::MissingValue { span, .. }
             | ParseError::MissingEquals { span, .. }
             | ParseError::JsonNotStrings { span, .. }
@@ -190,7 +194,12 @@ fn excerpt(src: &[u8], filename: &str, span: Span, message: &str, keyword: Optio
     let end = span.end_line.max(start);
     let width = end.to_string().len();
     let first = lines.get(start - 1).map(|l| trim_cr(l)).unwrap_or("");
-    let column = leading_ws_chars(first) + 1;
+    // The marked keyword may sit after ONBUILD; without one, the text starts
+    // after the indentation.
+    let mark_at = keyword
+        .and_then(|k| first.find(k))
+        .map_or(leading_ws_chars(first), |at| first[..at].chars().count());
+    let column = mark_at + 1;
     let pad = " ".repeat(width);
     let mut out = format!("error: {message}\n{pad}--> {filename}:{start}:{column}\n{pad} |\n");
     let shown: Vec<usize> = if end - start < MAX_EXCERPT_LINES {
@@ -209,13 +218,18 @@ fn excerpt(src: &[u8], filename: &str, span: Span, message: &str, keyword: Optio
             out.push_str(&format!("{pad} ...\n"));
         }
         prev = Some(n);
-        let line = line.replace('\t', "    ");
-        out.push_str(&format!("{n:>width$} | {line}\n"));
-        let lead = leading_ws_chars(&line);
-        let marked = match keyword {
-            Some(k) if n == start => k.chars().count(),
-            Some(_) => 0,
-            None => line.trim().chars().count(),
+        let shown_line = line.replace('\t', "    ");
+        out.push_str(&format!("{n:>width$} | {shown_line}\n"));
+        let (lead, marked) = match keyword {
+            Some(k) if n == start => {
+                let before = &line[..byte_at(line, mark_at)];
+                (expanded_width(before), k.chars().count())
+            }
+            Some(_) => (0, 0),
+            None => (
+                leading_ws_chars(&shown_line),
+                shown_line.trim().chars().count(),
+            ),
         };
         if marked > 0 {
             let marks = "^".repeat(marked);
@@ -223,6 +237,18 @@ fn excerpt(src: &[u8], filename: &str, span: Span, message: &str, keyword: Optio
         }
     }
     out
+}
+
+/// Byte offset of the `chars`-th character (or the end).
+fn byte_at(line: &str, chars: usize) -> usize {
+    line.char_indices()
+        .nth(chars)
+        .map_or(line.len(), |(i, _)| i)
+}
+
+/// Width of `text` once tabs are shown as four spaces.
+fn expanded_width(text: &str) -> usize {
+    text.chars().map(|c| if c == '\t' { 4 } else { 1 }).sum()
 }
 
 fn trim_cr(line: &str) -> &str {

@@ -5,7 +5,7 @@
 
 use std::error::Error;
 
-use crate::dockerfile::Span;
+use crate::dockerfile::{ParseError, Span};
 
 /// A boxed cause from another module.
 pub type Cause = Box<dyn Error + Send + Sync>;
@@ -24,16 +24,10 @@ pub enum PlanError {
         /// The keyword as written.
         keyword: String,
     },
-    /// An instruction word kiln does not know.
-    #[error("unknown instruction: {keyword}{}", hint(.suggestion))]
-    UnknownInstruction {
-        /// The instruction's lines.
-        span: Span,
-        /// The keyword as written.
-        keyword: String,
-        /// The closest known instruction.
-        suggestion: Option<String>,
-    },
+    /// An unknown instruction word (with the parser's did-you-mean), or an
+    /// ONBUILD trigger of a base image that does not parse.
+    #[error(transparent)]
+    Syntax(#[from] ParseError),
     /// A `--flag` the instruction does not take.
     #[error("unknown flag for {instruction}: --{flag}")]
     UnknownFlag {
@@ -125,7 +119,9 @@ pub enum PlanError {
         source: Cause,
     },
     /// `--from` naming the current stage or a later one.
-    #[error("cannot copy from stage {from:?}, it needs to be defined before current stage {current:?}")]
+    #[error(
+        "cannot copy from stage {from:?}, it needs to be defined before current stage {current:?}"
+    )]
     ForwardReference {
         /// The instruction's lines.
         span: Span,
@@ -172,21 +168,14 @@ pub enum PlanError {
     },
 }
 
-fn hint(suggestion: &Option<String>) -> String {
-    match suggestion {
-        Some(s) => format!(" (did you mean {s}?)"),
-        None => String::new(),
-    }
-}
-
 impl PlanError {
     /// The Dockerfile lines the error is about, when it has some.
     pub fn span(&self) -> Option<Span> {
         use PlanError::*;
         match self {
             NoStages | UnknownTarget { .. } => None,
+            Syntax(e) => Some(e.span()),
             BeforeFrom { span, .. }
-            | UnknownInstruction { span, .. }
             | UnknownFlag { span, .. }
             | FlagValue { span, .. }
             | Arguments { span, .. }

@@ -107,6 +107,9 @@ pub struct Stage {
 }
 
 /// What a stage starts from.
+// Built once per stage or step and never copied in a hot loop: boxing would
+// only make every match on the plan noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Base {
@@ -139,6 +142,9 @@ pub struct Step {
 }
 
 /// What a step does.
+// Built once per stage or step and never copied in a hot loop: boxing would
+// only make every match on the plan noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Op {
@@ -298,6 +304,9 @@ pub enum Sharing {
 }
 
 /// Where a bind or cache mount takes its files from.
+// Built once per stage or step and never copied in a hot loop: boxing would
+// only make every match on the plan noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MountFrom {
@@ -310,6 +319,9 @@ pub enum MountFrom {
 }
 
 /// Where COPY takes its sources from.
+// Built once per stage or step and never copied in a hot loop: boxing would
+// only make every match on the plan noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CopyFrom {

@@ -12,8 +12,20 @@
 //! id; every path in an op is absolute; every `Step` of a reached stage is in
 //! instruction order (base-image ONBUILD triggers first).
 
+mod args;
+mod copy;
 mod error;
+mod expand;
+mod flags;
+mod gofmt;
 mod graph;
+mod health;
+mod lower;
+mod meta;
+mod mount;
+mod run;
+mod stages;
+mod state;
 
 pub use error::{Cause, PlanError};
 pub use graph::{
@@ -25,19 +37,14 @@ pub use graph::{
 use crate::dockerfile::Dockerfile;
 
 /// Lowers a parsed Dockerfile into a build graph for `opts.target`.
+///
+/// Base images are resolved through `resolver` only for stages the target
+/// reaches; errors in stages it does not reach (other than syntax: unknown
+/// instructions, malformed FROM lines) do not fail the build.
 pub fn lower(
     df: &Dockerfile,
     opts: &PlanOptions,
     resolver: &dyn ImageResolver,
 ) -> Result<BuildGraph, PlanError> {
-    let _ = (opts, resolver);
-    let span = df
-        .instructions
-        .first()
-        .map(|i| i.span)
-        .ok_or(PlanError::NoStages)?;
-    Err(PlanError::Unsupported {
-        span,
-        what: "lowering (being written)".into(),
-    })
+    lower::lower(df, opts, resolver)
 }

@@ -7,3 +7,6 @@ mod parser;
 mod fixtures;
 mod oci;
 mod layer;
+mod parser;
+mod plan;
+mod shell;

@@ -61,13 +61,21 @@ fn assert_no_failures(what: &str, total: usize, failures: &[String]) {
 #[test]
 fn dumps_match_buildkit_results() {
     let cases = positive_cases();
-    assert!(cases.len() >= 33 + 3 + 1 + 231, "corpus incomplete: {} cases", cases.len());
+    assert!(
+        cases.len() >= 33 + 3 + 1 + 231,
+        "corpus incomplete: {} cases",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for dir in &cases {
         let expected = String::from_utf8_lossy(&read(&dir.join("result"))).into_owned();
         match dump_of(&read(&dir.join("Dockerfile"))) {
             Ok(got) if got == expected => {}
-            Ok(got) => failures.push(format!("{}: dump differs:\n{}", dir.display(), first_diff(&got, &expected))),
+            Ok(got) => failures.push(format!(
+                "{}: dump differs:\n{}",
+                dir.display(),
+                first_diff(&got, &expected)
+            )),
             Err(e) => failures.push(format!("{}: rejected: {e}", dir.display())),
         }
     }
@@ -78,7 +86,13 @@ fn first_diff(got: &str, want: &str) -> String {
     let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
     for i in 0..g.len().max(w.len()) {
         if g.get(i) != w.get(i) {
-            return format!("  line {}: got  {:?}\n  line {}: want {:?}", i + 1, g.get(i), i + 1, w.get(i));
+            return format!(
+                "  line {}: got  {:?}\n  line {}: want {:?}",
+                i + 1,
+                g.get(i),
+                i + 1,
+                w.get(i)
+            );
         }
     }
     "  (trailing newline differs)".into()
@@ -107,16 +121,31 @@ fn testfile_line_numbers() {
         .collect();
     assert_eq!(spans, vec![(5, 5), (11, 12), (17, 31)]);
     let json = ast_json(&df);
-    assert_eq!((json["start_line"].as_u64(), json["end_line"].as_u64()), (Some(5), Some(31)));
+    assert_eq!(
+        (json["start_line"].as_u64(), json["end_line"].as_u64()),
+        (Some(5), Some(31))
+    );
 }
 
 /// Fields of `ast.json` that must match exactly (README §2).
-const CHILD_FIELDS: [&str; 8] = ["cmd", "flags", "json_form", "args", "start_line", "end_line", "heredocs", "comments"];
+const CHILD_FIELDS: [&str; 8] = [
+    "cmd",
+    "flags",
+    "json_form",
+    "args",
+    "start_line",
+    "end_line",
+    "heredocs",
+    "comments",
+];
 
 fn compare_child(got: &Value, want: &Value, path: &str, out: &mut Vec<String>) {
     for field in CHILD_FIELDS.iter().chain(["original"].iter()) {
         if got[field] != want[field] {
-            out.push(format!("{path}.{field}: got {} want {}", got[field], want[field]));
+            out.push(format!(
+                "{path}.{field}: got {} want {}",
+                got[field], want[field]
+            ));
         }
     }
     match (got.get("sub"), want.get("sub")) {
@@ -129,7 +158,11 @@ fn compare_child(got: &Value, want: &Value, path: &str, out: &mut Vec<String>) {
 fn compare_ast(got: &Value, want: &Value, out: &mut Vec<String>) {
     for field in ["ok", "escape_token", "start_line", "end_line", "warnings"] {
         if got.get(field) != want.get(field) {
-            out.push(format!("{field}: got {:?} want {:?}", got.get(field), want.get(field)));
+            out.push(format!(
+                "{field}: got {:?} want {:?}",
+                got.get(field),
+                want.get(field)
+            ));
         }
     }
     let (g, w) = (got["children"].as_array(), want["children"].as_array());
@@ -226,4 +259,220 @@ fn real_world_files_pass_the_instruction_name_check() {
         }
     }
     assert_no_failures("real-world name checks", 231, &failures);
+}
+
+/// A tiny deterministic generator (xorshift64*), so failures reproduce.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Fragments that reach the parser's tricky paths.
+const TOKENS: [&[u8]; 24] = [
+    b"\\",
+    b"`",
+    b"\n",
+    b"\r\n",
+    b"<<EOF",
+    b"<<-'X'\n\tX\n",
+    b"\nEOF\n",
+    b"\"",
+    b"'",
+    b"[",
+    b"]",
+    b"${",
+    b"}",
+    b"--",
+    b" --mount=type=cache ",
+    b"ONBUILD ",
+    b"RUN ",
+    b"ENV a=",
+    b"# escape=`\n",
+    b"\xef\xbb\xbf",
+    b"\t",
+    b"\xff\xfe",
+    b"[\"a\", 1]",
+    b"HEALTHCHECK \xc3\xa0 CMD x",
+];
+
+fn mutate(rng: &mut XorShift, seeds: &[Vec<u8>]) -> Vec<u8> {
+    let mut data = seeds[rng.below(seeds.len())].clone();
+    for _ in 0..1 + rng.below(8) {
+        let at = rng.below(data.len() + 1);
+        match rng.below(6) {
+            0 => data
+                .splice(at..at, TOKENS[rng.below(TOKENS.len())].iter().copied())
+                .for_each(drop),
+            1 if at < data.len() => data[at] = rng.next() as u8,
+            2 => {
+                let end = (at + rng.below(64)).min(data.len());
+                data.drain(at..end);
+            }
+            3 => {
+                let other = &seeds[rng.below(seeds.len())];
+                let from = rng.below(other.len());
+                let to = (from + rng.below(200)).min(other.len());
+                data.splice(at..at, other[from..to].iter().copied())
+                    .for_each(drop);
+            }
+            4 => data.truncate(at),
+            _ => data
+                .splice(at..at, (0..rng.below(16)).map(|_| rng.next() as u8))
+                .for_each(drop),
+        }
+    }
+    data
+}
+
+#[test]
+fn parse_never_panics_on_mutated_input() {
+    let seeds: Vec<Vec<u8>> = positive_cases()
+        .iter()
+        .map(|d| read(&d.join("Dockerfile")))
+        .collect();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let (mut accepted, mut rejected) = (0, 0);
+    for _ in 0..6000 {
+        let input = mutate(&mut rng, &seeds);
+        match parse(&input) {
+            Ok(df) => {
+                accepted += 1;
+                let _ = (dump(&df), ast_json(&df));
+                if let Err(e) = check_instruction_names(&df) {
+                    let _ = e.render(&input, "Dockerfile");
+                }
+            }
+            Err(e) => {
+                rejected += 1;
+                let _ = (e.render(&input, "Dockerfile"), e.position());
+            }
+        }
+    }
+    // Both outcomes must be exercised, or the mutator is not reaching the parser.
+    assert!(
+        accepted > 1000 && rejected > 100,
+        "accepted {accepted}, rejected {rejected}"
+    );
+}
+
+#[test]
+fn parse_never_panics_on_random_bytes_and_extremes() {
+    let mut rng = XorShift(42);
+    for len in 0..2000 {
+        let bytes: Vec<u8> = (0..len % 300).map(|_| rng.next() as u8).collect();
+        let _ = parse(&bytes);
+    }
+    let deep_onbuild = format!("{}RUN x\n", "ONBUILD ".repeat(5000));
+    let deep_json = format!("CMD {}{}\n", "[".repeat(30_000), "]".repeat(30_000));
+    let deep_subst = format!("RUN {}<<EOF\nEOF\n", "${a:-".repeat(5000));
+    let long_join = "RUN a \\\n".repeat(20_000) + "b\n";
+    for src in [deep_onbuild, deep_json, deep_subst, long_join] {
+        let _ = parse(src.as_bytes());
+    }
+    assert!(parse(&vec![b'x'; 70_000]).is_err());
+}
+
+/// `testdata/parser/<case>.Dockerfile` rendered (parse, then the name
+/// check) must equal `<case>.err`. `KILN_BLESS=1` rewrites the goldens.
+#[test]
+fn diagnostics_match_goldens() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/parser");
+    let bless = std::env::var_os("KILN_BLESS").is_some();
+    let mut cases = 0;
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("Dockerfile") {
+            continue;
+        }
+        cases += 1;
+        let src = read(&path);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let err = match parse(&src) {
+            Err(e) => e,
+            Ok(df) => match check_instruction_names(&df) {
+                Err(e) => e,
+                Ok(()) => {
+                    failures.push(format!("{name}: accepted"));
+                    continue;
+                }
+            },
+        };
+        let got = err.render(&src, "Dockerfile");
+        let golden = path.with_extension("err");
+        if bless {
+            std::fs::write(&golden, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_default();
+        if got != want {
+            failures.push(format!("{name}:\n--- got\n{got}--- want\n{want}"));
+        }
+    }
+    assert!(cases >= 8, "only {cases} golden cases");
+    assert_no_failures("diagnostic goldens", cases, &failures);
+}
+
+fn kiln_parse(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("parse")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
+#[test]
+fn cli_prints_dump_json_and_diagnostics() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/Dockerfile.example");
+    let (code, out, _) = kiln_parse(&[example.to_str().unwrap()], b"");
+    assert_eq!(code, 0);
+    assert_eq!(out, dump(&parse(&read(&example)).unwrap()));
+    assert!(
+        out.starts_with("(arg ") && out.contains("\n(from "),
+        "{out}"
+    );
+
+    let (code, out, _) = kiln_parse(&["--json", "-"], b"FROM a\nRUN <<EOF\nx\nEOF\n");
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["children"][1]["heredocs"][0]["content"], "x\n");
+
+    let (code, out, err) = kiln_parse(&["-"], b"FROM a\nENV PATH\n");
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("ENV must have two arguments") && err.contains("--> <stdin>:2:1"),
+        "{err}"
+    );
+
+    let (code, out, _) = kiln_parse(&["--json"], b"");
+    assert_eq!(code, 2);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["ok"].as_bool(), v["error"].as_str()),
+        (Some(false), Some("file with no instructions"))
+    );
+
+    let (code, _, err) = kiln_parse(&["/nonexistent/Dockerfile"], b"");
+    assert_eq!(code, 3, "{err}");
 }

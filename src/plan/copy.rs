@@ -1,0 +1,288 @@
+//! COPY, ADD and WORKDIR: the file ops. Sources, destination and the
+//! `--chown`/`--chmod`/`--exclude`/`--checksum` flags are expanded (`--from`
+//! is not: BuildKit resolves it before expansion); the destination is made
+//! absolute against WORKDIR and keeps a trailing `/`.
+
+use crate::dockerfile::Instruction;
+
+use super::flags::Flags;
+use super::meta::{bad_args, one_arg};
+use super::run::{body, is_lone_heredoc};
+use super::state::{Lowerer, Source, StageState};
+use super::{AddOptions, CopyFrom, CopyOp, InlineFile, Op, PlanError, WorkdirOp};
+
+const COPY_FLAGS: [&str; 6] = ["from", "chown", "chmod", "link", "parents", "exclude"];
+const ADD_FLAGS: [&str; 7] = [
+    "chown",
+    "chmod",
+    "link",
+    "exclude",
+    "checksum",
+    "keep-git-dir",
+    "unpack",
+];
+
+/// Go's `path.Clean` of `p` joined to `base` when relative.
+pub(super) fn clean_abs(base: &str, p: &str) -> String {
+    let joined = if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("{base}/{p}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in joined.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// BuildKit's `pathRelativeToWorkingDir` with `keepSlash`: absolute, cleaned,
+/// a trailing `/` (or `/.`, or a bare `.`) kept as `/`.
+pub(super) fn resolve_dest(workdir: &str, dest: &str) -> String {
+    let dest = if dest.is_empty() || dest == "." {
+        "./"
+    } else {
+        dest
+    };
+    let mut out = clean_abs(workdir, dest);
+    if (dest.ends_with('/') || dest.ends_with("/.")) && !out.ends_with('/') {
+        out.push('/');
+    }
+    out
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+fn is_git(s: &str) -> bool {
+    let no_frag = s.split('#').next().unwrap_or(s);
+    s.starts_with("git@") || s.starts_with("git://") || (is_url(s) && no_frag.ends_with(".git"))
+}
+
+/// `COPY` (`add == false`) or `ADD`.
+pub(super) fn copy(
+    lw: &mut Lowerer<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+    add: bool,
+) -> Result<(), PlanError> {
+    let kw = if add { "ADD" } else { "COPY" };
+    let flags = Flags::parse(inst, if add { &ADD_FLAGS } else { &COPY_FLAGS })?;
+    let Some((dest_raw, srcs_raw)) = inst.args.split_last().filter(|(_, s)| !s.is_empty()) else {
+        return Err(bad_args(inst, "requires at least two arguments"));
+    };
+    if is_lone_heredoc(dest_raw) {
+        return Err(bad_args(
+            inst,
+            format!("{kw} cannot accept a heredoc as a destination"),
+        ));
+    }
+    let mut sources = Vec::new();
+    let mut heredocs = Vec::new();
+    let mut docs = inst.heredocs.iter();
+    for s in srcs_raw {
+        if !is_lone_heredoc(s) {
+            sources.push(lw.exp.word(inst, s, &st.env)?);
+            continue;
+        }
+        let h = docs
+            .next()
+            .ok_or_else(|| bad_args(inst, format!("heredoc {s} has no body")))?;
+        let mut content = body(h);
+        if h.expand {
+            content = lw.exp.raw(inst, &content, &st.env)?;
+        }
+        heredocs.push(InlineFile {
+            name: h.name.clone(),
+            content,
+            mode: 0o644,
+        });
+    }
+    let dest_text = lw.exp.word(inst, dest_raw, &st.env)?;
+    let expand_flag = |name: &str| -> Result<Option<String>, PlanError> {
+        match flags.string(name)? {
+            Some(v) if !v.is_empty() => Ok(Some(lw.exp.word(inst, v, &st.env)?)),
+            _ => Ok(None),
+        }
+    };
+    let chown = expand_flag("chown")?;
+    let chmod = expand_flag("chmod")?;
+    if let Some(m) = &chmod {
+        if !u32::from_str_radix(m, 8).is_ok_and(|v| v <= 0o7777) {
+            return Err(flags.bad(
+                "chmod",
+                m,
+                "it should be octal string and between 0 and 07777",
+            ));
+        }
+    }
+    let mut excludes = Vec::new();
+    for e in flags.strings("exclude")? {
+        excludes.push(lw.exp.word(inst, e, &st.env)?);
+    }
+    let add_opts = if add {
+        Some(add_options(
+            inst,
+            &flags,
+            expand_flag("checksum")?,
+            &sources,
+        )?)
+    } else {
+        check_copy_sources(inst, &sources)?;
+        None
+    };
+    let from = match flags.string("from")? {
+        Some(f) if !f.is_empty() => match lw.source(inst, f, st)? {
+            Source::Stage(id) => CopyFrom::Stage(id),
+            Source::Image(img) => CopyFrom::Image(*img),
+        },
+        _ => CopyFrom::Context,
+    };
+    let parents = flags.bool("parents")?.unwrap_or(false);
+    let created_by = history(kw, parents, &chown, &chmod, &sources, &heredocs, &dest_text);
+    let dest = resolve_dest(&st.workdir(), &dest_text);
+    let op = CopyOp {
+        from,
+        sources,
+        heredocs,
+        dest_is_dir_hint: dest.ends_with('/'),
+        dest,
+        chown,
+        chmod,
+        link: flags.bool("link")?.unwrap_or(false),
+        parents,
+        excludes,
+        add: add_opts,
+    };
+    st.push(inst, Op::Copy(op), created_by, false);
+    Ok(())
+}
+
+fn check_copy_sources(inst: &Instruction, sources: &[String]) -> Result<(), PlanError> {
+    if sources.iter().any(|s| is_git(s)) {
+        return Err(bad_args(inst, "source can't be a git ref for COPY"));
+    }
+    if sources.iter().any(|s| is_url(s)) {
+        return Err(bad_args(inst, "source can't be a URL for COPY"));
+    }
+    Ok(())
+}
+
+fn add_options(
+    inst: &Instruction,
+    flags: &Flags<'_>,
+    checksum: Option<String>,
+    sources: &[String],
+) -> Result<AddOptions, PlanError> {
+    if sources.iter().any(|s| is_git(s)) {
+        return Err(PlanError::Unsupported {
+            span: inst.span,
+            what: "ADD from a git repository".into(),
+        });
+    }
+    if checksum.is_some() {
+        if sources.len() != 1 {
+            return Err(bad_args(
+                inst,
+                "checksum can't be specified for multiple sources",
+            ));
+        }
+        if !is_url(&sources[0]) {
+            return Err(bad_args(
+                inst,
+                "checksum can't be specified for non-HTTP(S) sources",
+            ));
+        }
+    }
+    Ok(AddOptions {
+        checksum,
+        keep_git_dir: flags.bool("keep-git-dir")?.unwrap_or(false),
+        unpack: flags.bool("unpack")?,
+    })
+}
+
+/// BuildKit's commit message for COPY/ADD (`--link`, `--from` not shown).
+fn history(
+    kw: &str,
+    parents: bool,
+    chown: &Option<String>,
+    chmod: &Option<String>,
+    sources: &[String],
+    heredocs: &[InlineFile],
+    dest: &str,
+) -> String {
+    let mut s = kw.to_string();
+    if parents {
+        s.push_str(" --parents");
+    }
+    if let Some(c) = chown {
+        s.push_str(&format!(" --chown={c}"));
+    }
+    if let Some(m) = chmod {
+        s.push_str(&format!(" --chmod={m}"));
+    }
+    for src in sources {
+        s.push(' ');
+        s.push_str(src);
+    }
+    for h in heredocs {
+        s.push_str(&format!(" <<{}", h.name));
+    }
+    format!("{s} {dest} # buildkit")
+}
+
+/// `WORKDIR path`: relative to the previous WORKDIR; `/` makes no layer (and no op).
+pub(super) fn workdir(
+    lw: &mut Lowerer<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+) -> Result<(), PlanError> {
+    let raw = lw.exp.word(inst, one_arg(inst)?, &st.env)?;
+    if raw.is_empty() {
+        return Err(bad_args(inst, "cannot normalize nothing"));
+    }
+    let path = clean_abs(&st.workdir(), &raw);
+    st.config.config.working_dir = Some(path.clone());
+    let created_by = format!("WORKDIR {path}");
+    if path == "/" {
+        st.push_meta(inst, created_by);
+        return Ok(());
+    }
+    let op = Op::Workdir(WorkdirOp {
+        path,
+        user: st.user(),
+    });
+    st.push(inst, op, created_by, false);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_clean_like_go() {
+        assert_eq!(clean_abs("/a", "b/../c"), "/a/c");
+        assert_eq!(clean_abs("/a", "/x//y/."), "/x/y");
+        assert_eq!(clean_abs("/", ".."), "/");
+        assert_eq!(resolve_dest("/app", "."), "/app/");
+        assert_eq!(resolve_dest("/app", "sub/"), "/app/sub/");
+        assert_eq!(resolve_dest("/app", "/etc/x"), "/etc/x");
+        assert_eq!(resolve_dest("/", "/"), "/");
+    }
+
+    #[test]
+    fn url_and_git_sources() {
+        assert!(is_git("https://github.com/a/b.git#main"));
+        assert!(is_git("git@github.com:a/b.git"));
+        assert!(!is_git("https://example.com/x.tar.gz"));
+        assert!(is_url("https://example.com/x.tar.gz"));
+    }
+}

@@ -1,0 +1,224 @@
+//! The lowering driver, in BuildKit's order: global ARGs → FROMs → target →
+//! reachability; then resolve base images of reached stages only (their
+//! ONBUILD triggers may add dependencies, so repeat until nothing changes);
+//! then lower reached stages in file order, each from its base's state.
+
+use std::collections::BTreeSet;
+
+use crate::dockerfile::{Dockerfile, Instruction, Span};
+use crate::oci::ImageConfig;
+
+use super::args;
+use super::expand::Expander;
+use super::stages::{self, resolve_ref, BaseRef, Ref, StageDecl};
+use super::state::{dispatch, Lowerer, StageState};
+use super::{
+    Base, BuildGraph, ImageResolver, PlanError, PlanOptions, ResolvedImage, Stage, StageId,
+};
+
+/// See [`super::lower`].
+pub(super) fn lower(
+    df: &Dockerfile,
+    opts: &PlanOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<BuildGraph, PlanError> {
+    crate::dockerfile::check_instruction_names(df)?;
+    let exp = Expander::new(df.escape);
+    let (globals, chunks) = stages::split(df)?;
+    let target_name = match &opts.target {
+        Some(t) => t.to_ascii_lowercase(),
+        None => chunks
+            .last()
+            .and_then(|c| stages::stage_name(c.from))
+            .unwrap_or_default(),
+    };
+    let mut declared = BTreeSet::new();
+    let global = args::global_scope(&globals, opts, &target_name, &exp, &mut declared)?;
+    let decls = stages::declare(chunks, &global, &exp, opts)?;
+    let target = stages::target(&decls, opts)?;
+    let names = decls.iter().map(|d| d.name.clone()).collect();
+    let mut lw = Lowerer::new(opts, exp, global, names, resolver);
+    lw.declared = declared;
+
+    let mut deps: Vec<BTreeSet<StageId>> = (0..decls.len())
+        .map(|i| static_deps(&decls, i, &lw.names))
+        .collect();
+    let mut bases: Vec<Option<ResolvedImage>> = vec![None; decls.len()];
+    let mut image_triggers: Vec<Vec<Instruction>> = vec![Vec::new(); decls.len()];
+    let reached = loop {
+        let reached = stages::reachable(target, &deps);
+        let mut changed = false;
+        for (i, decl) in decls.iter().enumerate() {
+            let BaseRef::Image(reference) = &decl.base else {
+                continue;
+            };
+            if !reached[i] || bases[i].is_some() {
+                continue;
+            }
+            let span = decl.chunk.from.span;
+            let img = lw.image(span, reference)?;
+            let triggers = parse_triggers(&img.config, span)?;
+            for v in stages::from_values(&triggers) {
+                if let Ref::Stage(id) = resolve_ref(&v, &lw.names) {
+                    changed |= deps[i].insert(id);
+                }
+            }
+            image_triggers[i] = triggers;
+            bases[i] = Some(img);
+        }
+        if !changed {
+            break reached;
+        }
+    };
+
+    let mut states: Vec<Option<StageState>> = vec![None; decls.len()];
+    for (i, decl) in decls.iter().enumerate() {
+        if !reached[i] {
+            continue;
+        }
+        let id = StageId(i);
+        let (mut st, triggers) = match (&decl.base, &bases[i]) {
+            (BaseRef::Stage(b), _) => {
+                // Invariant: a reached stage's base is reached and has a smaller id.
+                let base = states[b.0]
+                    .as_ref()
+                    .expect("base stage lowered before its children");
+                (
+                    StageState::stage(id, base),
+                    stage_triggers(&decls[b.0], decl.chunk.from.span),
+                )
+            }
+            (BaseRef::Image(_), Some(img)) => (
+                StageState::image(id, img),
+                std::mem::take(&mut image_triggers[i]),
+            ),
+            _ => (StageState::scratch(id, &opts.platform), Vec::new()),
+        };
+        // Triggers run once, here; the image does not carry them on.
+        st.config.config.on_build = None;
+        for inst in triggers.iter().chain(decl.chunk.body.iter().copied()) {
+            dispatch(&mut lw, &mut st, inst)?;
+        }
+        states[i] = Some(st);
+    }
+    Ok(assemble(decls, deps, bases, states, &reached, target, &lw))
+}
+
+/// Dependencies visible without resolving anything: the base stage, `--from`
+/// values of the body and of the base stage's ONBUILD triggers.
+fn static_deps(decls: &[StageDecl<'_>], i: usize, names: &[Option<String>]) -> BTreeSet<StageId> {
+    let decl = &decls[i];
+    let mut deps = BTreeSet::new();
+    let mut values = stages::from_values(decl.chunk.body.iter().copied());
+    if let BaseRef::Stage(b) = decl.base {
+        deps.insert(b);
+        let subs = decls[b.0]
+            .chunk
+            .body
+            .iter()
+            .filter_map(|inst| inst.sub.as_deref());
+        values.extend(stages::from_values(subs));
+    }
+    for v in values {
+        if let Ref::Stage(id) = resolve_ref(&v, names) {
+            deps.insert(id);
+        }
+    }
+    deps
+}
+
+/// A base stage's ONBUILD instructions as triggers located at `from_span`.
+fn stage_triggers(base: &StageDecl<'_>, from_span: Span) -> Vec<Instruction> {
+    base.chunk
+        .body
+        .iter()
+        .filter(|inst| inst.command() == "onbuild")
+        .filter_map(|inst| {
+            let mut sub = inst.sub.as_deref()?.clone();
+            sub.heredocs = inst.heredocs.clone();
+            sub.span = from_span;
+            Some(sub)
+        })
+        .collect()
+}
+
+/// A base image's `OnBuild` entries, parsed, located at the FROM.
+fn parse_triggers(config: &ImageConfig, span: Span) -> Result<Vec<Instruction>, PlanError> {
+    let mut out = Vec::new();
+    for trigger in config.config.on_build.iter().flatten() {
+        let err = |source| PlanError::OnBuildTrigger {
+            span,
+            trigger: trigger.clone(),
+            source,
+        };
+        let df = crate::dockerfile::parse(trigger.as_bytes()).map_err(|e| err(Box::new(e)))?;
+        crate::dockerfile::check_instruction_names(&df)?;
+        let [inst] = <[Instruction; 1]>::try_from(df.instructions)
+            .map_err(|_| err("onbuild trigger should be a single expression".into()))?;
+        out.push(Instruction { span, ..inst });
+    }
+    Ok(out)
+}
+
+fn assemble(
+    decls: Vec<StageDecl<'_>>,
+    deps: Vec<BTreeSet<StageId>>,
+    bases: Vec<Option<ResolvedImage>>,
+    states: Vec<Option<StageState>>,
+    reached: &[bool],
+    target: StageId,
+    lw: &Lowerer<'_>,
+) -> BuildGraph {
+    let platform = &lw.opts.platform;
+    let mut stages = Vec::with_capacity(decls.len());
+    let parts = decls.into_iter().zip(deps).zip(bases).zip(states);
+    for (i, (((decl, mut deps), img), state)) in parts.enumerate() {
+        let base = match (decl.base, img) {
+            (BaseRef::Scratch, _) => Base::Scratch,
+            (BaseRef::Stage(b), _) => Base::Stage(b),
+            (BaseRef::Image(_), Some(img)) => Base::Image(img),
+            (BaseRef::Image(reference), None) => Base::Unresolved { reference },
+        };
+        let (steps, config) = match state {
+            Some(st) => {
+                deps.extend(st.deps);
+                (st.steps, st.config)
+            }
+            None => (Vec::new(), unreached_config(lw)),
+        };
+        stages.push(Stage {
+            id: StageId(i),
+            name: decl.name,
+            base,
+            steps,
+            deps: deps.into_iter().collect(),
+            reached: reached[i],
+            config,
+            platform: platform.clone(),
+        });
+    }
+    let t = &mut stages[target.0].config.config.labels;
+    t.extend(lw.opts.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let unused_build_args = lw
+        .opts
+        .build_args
+        .keys()
+        .filter(|k| !lw.declared.contains(*k) && !args::is_predefined(k))
+        .cloned()
+        .collect();
+    BuildGraph {
+        stages,
+        target,
+        unused_build_args,
+    }
+}
+
+fn unreached_config(lw: &Lowerer<'_>) -> ImageConfig {
+    let p = &lw.opts.platform;
+    ImageConfig {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        variant: p.variant.clone(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,289 @@
+//! The state one stage accumulates while its instructions are lowered
+//! (BuildKit's `dispatchState` without LLB) and the dispatch from an
+//! instruction word to the function that lowers it.
+//!
+//! Two environments are kept apart, as in BuildKit: `config.config.env` is
+//! the image's `Env` (ENV only), `env` is what expansion and RUN see (the
+//! image env plus ARG values, a later definition replacing an earlier one).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::dockerfile::{Instruction, Span};
+use crate::oci::{ImageConfig, Platform, RootFs};
+
+use super::expand::{Env, Expander};
+use super::stages::{resolve_ref, Ref};
+use super::{copy, health, meta, run};
+use super::{ImageResolver, Op, PlanError, PlanOptions, ResolvedImage, StageId, Step};
+
+/// BuildKit's `system.DefaultPathEnv` for Linux.
+pub(super) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What the whole lowering shares across stages.
+pub(super) struct Lowerer<'a> {
+    /// The caller's options.
+    pub opts: &'a PlanOptions,
+    /// Expansion with the file's escape character.
+    pub exp: Expander,
+    /// Predefined args and global ARGs.
+    pub global: Env,
+    /// Stage names by id.
+    pub names: Vec<Option<String>>,
+    /// Stage labels (`name` or `stage-N`) by id, for messages.
+    pub labels: Vec<String>,
+    /// ARG names declared in the global scope or a lowered stage.
+    pub declared: BTreeSet<String>,
+    resolver: &'a dyn ImageResolver,
+    images: HashMap<String, ResolvedImage>,
+}
+
+/// Where a `--from` points, resolved.
+pub(super) enum Source {
+    /// An earlier stage.
+    Stage(StageId),
+    /// An image.
+    Image(Box<ResolvedImage>),
+}
+
+impl<'a> Lowerer<'a> {
+    /// A lowerer over stages named `names`.
+    pub(super) fn new(
+        opts: &'a PlanOptions,
+        exp: Expander,
+        global: Env,
+        names: Vec<Option<String>>,
+        resolver: &'a dyn ImageResolver,
+    ) -> Self {
+        let labels = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.clone().unwrap_or_else(|| format!("stage-{i}")))
+            .collect();
+        Self {
+            opts,
+            exp,
+            global,
+            names,
+            labels,
+            declared: BTreeSet::new(),
+            resolver,
+            images: HashMap::new(),
+        }
+    }
+
+    /// Resolves an image once per reference.
+    pub(super) fn image(
+        &mut self,
+        span: Span,
+        reference: &str,
+    ) -> Result<ResolvedImage, PlanError> {
+        if let Some(img) = self.images.get(reference) {
+            return Ok(img.clone());
+        }
+        let img = self
+            .resolver
+            .resolve(reference, &self.opts.platform)
+            .map_err(|source| PlanError::Resolve {
+                span,
+                reference: reference.to_string(),
+                source,
+            })?;
+        self.images.insert(reference.to_string(), img.clone());
+        Ok(img)
+    }
+
+    /// Resolves a `--from` value for stage `st`: only earlier stages may be named.
+    pub(super) fn source(
+        &mut self,
+        inst: &Instruction,
+        value: &str,
+        st: &mut StageState,
+    ) -> Result<Source, PlanError> {
+        match resolve_ref(value, &self.names) {
+            Ref::Stage(id) if id < st.id => {
+                st.deps.insert(id);
+                Ok(Source::Stage(id))
+            }
+            Ref::Stage(_) => Err(PlanError::ForwardReference {
+                span: inst.span,
+                from: value.to_string(),
+                current: self.labels[st.id.0].clone(),
+            }),
+            Ref::BadIndex(index) => Err(PlanError::StageIndex {
+                span: inst.span,
+                index,
+            }),
+            Ref::Image(r) => Ok(Source::Image(Box::new(self.image(inst.span, &r)?))),
+        }
+    }
+}
+
+/// One stage being lowered.
+#[derive(Clone, Debug)]
+pub(super) struct StageState {
+    /// Its id.
+    pub id: StageId,
+    /// The image config so far.
+    pub config: ImageConfig,
+    /// What expansion and RUN see.
+    pub env: Env,
+    /// ARGs declared so far (inherited from a base stage too), with values.
+    pub build_args: Vec<(String, Option<String>)>,
+    /// CMD was set in this stage (ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+    /// Stages it reads.
+    pub deps: BTreeSet<StageId>,
+    /// Steps so far.
+    pub steps: Vec<Step>,
+}
+
+impl StageState {
+    /// `FROM scratch`.
+    pub(super) fn scratch(id: StageId, platform: &Platform) -> Self {
+        let config = ImageConfig {
+            architecture: platform.architecture.clone(),
+            os: platform.os.clone(),
+            variant: platform.variant.clone(),
+            ..Default::default()
+        };
+        Self::init(id, config, Env::default(), Vec::new())
+    }
+
+    /// `FROM image`: its config without creation time, rootfs or history
+    /// (the build composes those).
+    pub(super) fn image(id: StageId, img: &ResolvedImage) -> Self {
+        let mut config = img.config.clone();
+        config.created = None;
+        config.rootfs = RootFs::default();
+        config.history.clear();
+        Self::init(id, config, Env::default(), Vec::new())
+    }
+
+    /// `FROM stage`: BuildKit carries the base stage's env (ARG values
+    /// included) and declared ARGs into the new stage.
+    pub(super) fn stage(id: StageId, base: &StageState) -> Self {
+        let mut st = Self::init(
+            id,
+            base.config.clone(),
+            base.env.clone(),
+            base.build_args.clone(),
+        );
+        st.deps.insert(base.id);
+        st
+    }
+
+    fn init(
+        id: StageId,
+        mut config: ImageConfig,
+        mut env: Env,
+        build_args: Vec<(String, Option<String>)>,
+    ) -> Self {
+        // COMPAT(buildkit): "make sure that PATH is always set" (convert.go).
+        if config.config.env_get("PATH").is_none() {
+            config.config.env_set("PATH", DEFAULT_PATH);
+        }
+        for kv in &config.config.env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            env.set(k, v);
+        }
+        Self {
+            id,
+            config,
+            env,
+            build_args,
+            cmd_set: false,
+            deps: BTreeSet::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// WORKDIR in effect.
+    pub(super) fn workdir(&self) -> String {
+        match self.config.config.working_dir.as_deref() {
+            None | Some("") => "/".to_string(),
+            Some(w) => w.to_string(),
+        }
+    }
+
+    /// USER in effect.
+    pub(super) fn user(&self) -> String {
+        self.config.config.user.clone().unwrap_or_default()
+    }
+
+    /// SHELL in effect (default `/bin/sh -c`).
+    pub(super) fn shell(&self) -> Vec<String> {
+        match &self.config.config.shell {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => vec!["/bin/sh".into(), "-c".into()],
+        }
+    }
+
+    /// Records a metadata step (no layer).
+    pub(super) fn push_meta(&mut self, inst: &Instruction, created_by: String) {
+        self.push(inst, Op::Meta, created_by, true);
+    }
+
+    /// Records a step.
+    pub(super) fn push(
+        &mut self,
+        inst: &Instruction,
+        op: Op,
+        created_by: String,
+        empty_layer: bool,
+    ) {
+        self.steps.push(Step {
+            op,
+            span: inst.span,
+            created_by,
+            empty_layer,
+            display: display(inst),
+        });
+    }
+}
+
+/// The instruction as progress output shows it: keyword upper-cased, the rest as written.
+pub(super) fn display(inst: &Instruction) -> String {
+    let line = inst.original.trim_start();
+    match line.split_once(char::is_whitespace) {
+        Some((kw, rest)) => format!("{} {}", kw.to_ascii_uppercase(), rest.trim_start()),
+        None => line.to_ascii_uppercase(),
+    }
+}
+
+/// Lowers one instruction into `st`.
+pub(super) fn dispatch(
+    lw: &mut Lowerer<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+) -> Result<(), PlanError> {
+    match inst.command().as_str() {
+        "arg" => meta::arg(lw, st, inst),
+        "env" => meta::env(lw, st, inst),
+        "label" => meta::label(lw, st, inst),
+        "maintainer" => meta::maintainer(st, inst),
+        "expose" => meta::expose(lw, st, inst),
+        "user" => meta::user(lw, st, inst),
+        "volume" => meta::volume(lw, st, inst),
+        "stopsignal" => meta::stopsignal(lw, st, inst),
+        "shell" => meta::shell(st, inst),
+        "cmd" => meta::cmd(st, inst),
+        "entrypoint" => meta::entrypoint(st, inst),
+        "onbuild" => meta::onbuild(st, inst),
+        "healthcheck" => health::healthcheck(st, inst),
+        "run" => run::run(lw, st, inst),
+        "copy" => copy::copy(lw, st, inst, false),
+        "add" => copy::copy(lw, st, inst, true),
+        "workdir" => copy::workdir(lw, st, inst),
+        "from" => Err(PlanError::Arguments {
+            span: inst.span,
+            instruction: "FROM".into(),
+            reason: "not allowed here (an ONBUILD trigger cannot be FROM)".into(),
+        }),
+        // `lower` ran `check_instruction_names` on every instruction first.
+        _ => Err(PlanError::Unsupported {
+            span: inst.span,
+            what: format!("instruction {}", inst.keyword),
+        }),
+    }
+}

@@ -1,0 +1,3 @@
+FROM alpine
+LABEL a=b \
+      c

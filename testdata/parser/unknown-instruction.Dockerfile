@@ -1,0 +1,3 @@
+FROM alpine
+
+RNU echo hi
