@@ -14,8 +14,15 @@ use super::rootfs::MountPoints;
 use super::ExecError;
 
 /// Removes `points` from `upper`. `lowers` are the overlay's lower dirs, top-most first.
-pub fn remove_mount_points(upper: &Path, lowers: &[PathBuf], points: &MountPoints) -> Result<(), ExecError> {
+pub fn remove_mount_points(
+    upper: &Path,
+    lowers: &[PathBuf],
+    points: &MountPoints,
+) -> Result<(), ExecError> {
     for rel in points.created.iter().rev() {
+        if !under_real_dirs(upper, rel) {
+            continue;
+        }
         let path = upper.join(rel);
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
@@ -47,7 +54,7 @@ fn remove_copied_up(upper: &Path, lowers: &[PathBuf], rel: &Path) -> Result<(), 
     let mut rel = rel.to_path_buf();
     while !rel.as_os_str().is_empty() {
         let path = upper.join(&rel);
-        if !is_noop_copy_up(&path, lowers, &rel) {
+        if !under_real_dirs(upper, &rel) || !is_noop_copy_up(&path, lowers, &rel) {
             return Ok(());
         }
         match fs::remove_dir(&path) {
@@ -60,6 +67,18 @@ fn remove_copied_up(upper: &Path, lowers: &[PathBuf], rel: &Path) -> Result<(), 
     Ok(())
 }
 
+/// Whether every parent of `rel` in `upper` is a real directory. The command ran as
+/// root and may have swapped a parent for a symlink; following it here, on the host,
+/// would remove host files.
+fn under_real_dirs(upper: &Path, rel: &Path) -> bool {
+    let mut dir = upper.to_path_buf();
+    let parents: Vec<_> = rel.components().collect();
+    parents[..parents.len().saturating_sub(1)].iter().all(|c| {
+        dir.push(c);
+        fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
+    })
+}
+
 fn is_noop_copy_up(path: &Path, lowers: &[PathBuf], rel: &Path) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
@@ -70,14 +89,24 @@ fn is_noop_copy_up(path: &Path, lowers: &[PathBuf], rel: &Path) -> bool {
     if matches!(xattr::get(path, "trusted.overlay.opaque"), Ok(Some(v)) if v == b"y") {
         return false;
     }
-    let Some(lower) = lowers.iter().map(|l| l.join(rel)).find_map(|p| fs::symlink_metadata(p).ok()) else {
+    let Some(lower) = lowers
+        .iter()
+        .map(|l| l.join(rel))
+        .find_map(|p| fs::symlink_metadata(p).ok())
+    else {
         return false;
     };
-    lower.is_dir() && lower.mode() == meta.mode() && lower.uid() == meta.uid() && lower.gid() == meta.gid()
+    lower.is_dir()
+        && lower.mode() == meta.mode()
+        && lower.uid() == meta.uid()
+        && lower.gid() == meta.gid()
 }
 
 fn remove_err(path: &Path, err: &std::io::Error) -> ExecError {
-    ExecError::RemoveMountPoint { path: path.to_path_buf(), source: ExecError::errno_of(err) }
+    ExecError::RemoveMountPoint {
+        path: path.to_path_buf(),
+        source: ExecError::errno_of(err),
+    }
 }
 
 #[cfg(test)]
@@ -95,18 +124,47 @@ mod tests {
         fs::create_dir_all(upper.join("mnt/data")).unwrap();
         fs::write(upper.join("mnt/data/kept"), "written by the command").unwrap();
         let points = MountPoints {
-            created: vec!["etc/hosts".into(), "proc".into(), "mnt".into(), "mnt/data".into()],
+            created: vec![
+                "etc/hosts".into(),
+                "proc".into(),
+                "mnt".into(),
+                "mnt/data".into(),
+            ],
             parents: vec!["etc".into()],
         };
         remove_mount_points(&upper, &[lower], &points).unwrap();
         let mut left: Vec<_> = walkdir::WalkDir::new(&upper)
             .min_depth(1)
             .into_iter()
-            .map(|e| e.unwrap().path().strip_prefix(&upper).unwrap().to_path_buf())
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .strip_prefix(&upper)
+                    .unwrap()
+                    .to_path_buf()
+            })
             .collect();
         left.sort();
         let want: Vec<PathBuf> = vec!["mnt".into(), "mnt/data".into(), "mnt/data/kept".into()];
         assert_eq!(left, want);
+    }
+
+    #[test]
+    fn a_parent_swapped_for_a_symlink_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (upper, outside) = (tmp.path().join("u"), tmp.path().join("host"));
+        fs::create_dir_all(&upper).unwrap();
+        fs::create_dir_all(outside.join("victim")).unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("etc")).unwrap();
+        let points = MountPoints {
+            created: vec!["etc".into(), "etc/victim".into()],
+            parents: vec!["etc/victim".into()],
+        };
+        remove_mount_points(&upper, &[], &points).unwrap();
+        assert!(
+            outside.join("victim").is_dir(),
+            "followed a symlink out of the upper dir"
+        );
     }
 
     #[test]
@@ -117,7 +175,10 @@ mod tests {
         fs::create_dir_all(lower.join("etc")).unwrap();
         fs::create_dir_all(upper.join("etc")).unwrap();
         fs::set_permissions(upper.join("etc"), fs::Permissions::from_mode(0o700)).unwrap();
-        let points = MountPoints { created: vec![], parents: vec!["etc".into()] };
+        let points = MountPoints {
+            created: vec![],
+            parents: vec!["etc".into()],
+        };
         remove_mount_points(&upper, &[lower], &points).unwrap();
         assert!(upper.join("etc").is_dir());
     }

@@ -14,14 +14,40 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ExecError {
-    /// The spec cannot be run as asked (checked before any syscall).
-    #[error("invalid run spec: {reason}")]
-    InvalidSpec {
-        /// What is wrong, as a lowercase phrase.
-        reason: String,
+    /// An overlay path the mount options cannot carry (checked before any syscall).
+    #[error("overlay path {path} must be absolute, without '..', ',' or ':'")]
+    OverlayPath {
+        /// The path.
+        path: PathBuf,
+    },
+    /// An overlay was asked for with no lower dir.
+    #[error("an overlay needs at least one lower dir")]
+    NoLowerDir,
+    /// The spec has no command.
+    #[error("the command (argv) is empty")]
+    EmptyArgv,
+    /// A string passed to the kernel contains a NUL byte.
+    #[error("{text:?} contains a NUL byte")]
+    NulByte {
+        /// The string.
+        text: String,
+    },
+    /// The working directory is not an absolute container path.
+    #[error("working directory {cwd:?} is not absolute")]
+    RelativeCwd {
+        /// The directory.
+        cwd: String,
+    },
+    /// A discard-writes bind needs a directory to lay an overlay over.
+    #[error("discard-writes bind source {path} is not a directory")]
+    DiscardSourceNotDir {
+        /// The source.
+        path: PathBuf,
     },
     /// Overlay mount options would not fit in a page even with relative lower dirs.
-    #[error("overlay mount options are {len} bytes, over the {max}-byte limit ({layers} lower dirs)")]
+    #[error(
+        "overlay mount options are {len} bytes, over the {max}-byte limit ({layers} lower dirs)"
+    )]
     OverlayOptionsTooLong {
         /// Length of the option string.
         len: usize,

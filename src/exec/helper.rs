@@ -58,10 +58,13 @@ fn run_helper() -> Result<i32, ExecError> {
     std::io::stdin()
         .read_to_end(&mut json)
         .map_err(|e| helper_err("reading the run spec", ExecError::errno_of(&e)))?;
-    let spec: RunSpec = serde_json::from_slice(&json)
-        .map_err(|source| ExecError::Protocol { what: "run spec".into(), source })?;
+    let spec: RunSpec = serde_json::from_slice(&json).map_err(|source| ExecError::Protocol {
+        what: "run spec".into(),
+        source,
+    })?;
     redirect_stdin(spec.stdin.as_deref())?;
-    let (init_r, init_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| helper_err("creating the init pipe", e))?;
+    let (init_r, init_w) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| helper_err("creating the init pipe", e))?;
     nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|source| ExecError::Unshare {
         flags: "CLONE_NEWPID".into(),
         source,
@@ -88,15 +91,15 @@ fn run_helper() -> Result<i32, ExecError> {
             Err(e) => return Err(helper_err("waiting for the sandbox init", e)),
         }
     };
-    let mut points = MountPoints::default();
+    let (mut points, mut failed) = (MountPoints::default(), None);
     for msg in protocol::decode_lines::<InitMsg>(&bytes, "sandbox init message")? {
         match msg {
-            InitMsg::Failed(err) => return Err(err),
+            InitMsg::Failed(err) => failed = Some(err),
             InitMsg::MountPoints(p) => points = p,
         }
     }
     cleanup::remove_mount_points(&spec.upper_dir, &spec.lower_dirs, &points)?;
-    Ok(status)
+    failed.map_or(Ok(status), Err)
 }
 
 /// The sandbox init: never returns. Exits 127 after reporting a setup failure.
@@ -117,16 +120,24 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| helper_err("setting the parent-death signal", e))?;
     let points = rootfs::setup(&mut RealSys, spec)?;
-    let passwd = read_id_file("/etc/passwd")?;
-    let group = read_id_file("/etc/group")?;
-    let ids = user::resolve(&spec.user, &passwd, &group)?;
-    let chdir_err = |source| ExecError::Chdir { cwd: spec.cwd.clone(), source };
-    // COMPAT(buildkit): a missing working directory is created, owned by root.
-    std::fs::create_dir_all(&spec.cwd).map_err(|e| chdir_err(ExecError::errno_of(&e)))?;
     protocol::send(pipe, &InitMsg::MountPoints(points))
         .and_then(|()| pipe.flush())
         .map_err(|e| helper_err("sending mount points", ExecError::errno_of(&e)))?;
-    let user_err = |source| ExecError::SetUser { user: spec.user.clone(), uid: ids.uid, gid: ids.gid, source };
+    let passwd = read_id_file("/etc/passwd")?;
+    let group = read_id_file("/etc/group")?;
+    let ids = user::resolve(&spec.user, &passwd, &group)?;
+    let chdir_err = |source| ExecError::Chdir {
+        cwd: spec.cwd.clone(),
+        source,
+    };
+    // COMPAT(buildkit): a missing working directory is created, owned by root.
+    std::fs::create_dir_all(&spec.cwd).map_err(|e| chdir_err(ExecError::errno_of(&e)))?;
+    let user_err = |source| ExecError::SetUser {
+        user: spec.user.clone(),
+        uid: ids.uid,
+        gid: ids.gid,
+        source,
+    };
     let groups: Vec<Gid> = ids.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     nix::unistd::setgroups(&groups).map_err(user_err)?;
     nix::unistd::setgid(Gid::from_raw(ids.gid)).map_err(user_err)?;
@@ -137,10 +148,21 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
 
 fn exec(spec: &RunSpec) -> Result<std::convert::Infallible, ExecError> {
     let argv0 = spec.argv.first().cloned().unwrap_or_default();
-    let exec_err = |source| ExecError::Exec { argv0: argv0.clone(), source };
+    let exec_err = |source| ExecError::Exec {
+        argv0: argv0.clone(),
+        source,
+    };
     let cstr = |s: &str| CString::new(s).map_err(|_| exec_err(Errno::EINVAL));
-    let argv = spec.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
-    let env = spec.env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
+    let argv = spec
+        .argv
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = spec
+        .env
+        .iter()
+        .map(|e| cstr(e))
+        .collect::<Result<Vec<_>, _>>()?;
     let program = find_program(&argv0, &spec.env).ok_or_else(|| exec_err(Errno::ENOENT))?;
     let program = cstr(&program.to_string_lossy())?;
     nix::unistd::execve(&program, &argv, &env).map_err(exec_err)
@@ -159,22 +181,28 @@ fn find_program(argv0: &str, env: &[String]) -> Option<PathBuf> {
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    path.split(':').map(|dir| Path::new(dir).join(argv0)).find(|p| {
-        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file()
-    })
+    path.split(':')
+        .map(|dir| Path::new(dir).join(argv0))
+        .find(|p| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file())
 }
 
 fn read_id_file(file: &str) -> Result<String, ExecError> {
     match std::fs::read(file) {
         Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(ExecError::ReadIdFile { file: file.into(), source: ExecError::errno_of(&e) }),
+        Err(e) => Err(ExecError::ReadIdFile {
+            file: file.into(),
+            source: ExecError::errno_of(&e),
+        }),
     }
 }
 
 fn redirect_stdin(path: Option<&Path>) -> Result<(), ExecError> {
     let path = path.unwrap_or(Path::new("/dev/null"));
-    let open_err = |source| ExecError::OpenStdin { path: path.to_path_buf(), source };
+    let open_err = |source| ExecError::OpenStdin {
+        path: path.to_path_buf(),
+        source,
+    };
     let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(open_err)?;
     // SAFETY: `open` just returned this fd and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -194,5 +222,8 @@ fn thread_count() -> usize {
 }
 
 fn helper_err(step: &str, source: Errno) -> ExecError {
-    ExecError::Helper { step: step.into(), source }
+    ExecError::Helper {
+        step: step.into(),
+        source,
+    }
 }

@@ -15,13 +15,18 @@
 //!   point the sandbox created in the overlay (and each existing directory overlay copied
 //!   up only to hold one) is removed by the helper once the command has exited. Mount
 //!   targets that exist in the image are used as they are and never recorded.
-//! - The work dir is the sandbox's scratch space for the run (overlay work dir, mount
-//!   point of the root); the caller discards it afterwards.
+//! - The work dir is the sandbox's scratch space for the run (`root/`, the root's mount
+//!   point; `w/`, overlay's work dir; `l/`, short links to lower dirs when their names do
+//!   not fit in a page; `empty/`, the lower dir of a root with none); the caller discards
+//!   it afterwards. If setup fails, the caller discards the upper dir too.
 //! - This module is the only place in kiln with `unsafe`, namespaces and mounts.
+
+#![deny(missing_docs)]
 
 mod cleanup;
 mod error;
 mod helper;
+mod mountpoint;
 mod overlay;
 mod parent;
 mod protocol;

@@ -33,9 +33,7 @@ pub fn overlay_options(
     links_dir: &Path,
 ) -> Result<OverlayOptions, ExecError> {
     let Some(first) = lowers.first() else {
-        return Err(ExecError::InvalidSpec {
-            reason: "an overlay needs at least one lower dir".into(),
-        });
+        return Err(ExecError::NoLowerDir);
     };
     let mut base: PathBuf = first.clone();
     for lower in &lowers[1..] {
@@ -44,20 +42,25 @@ pub fn overlay_options(
     // A single lower dir (or one that is the common ancestor itself) is named by its
     // last component from its parent, never as "" or ".".
     if lowers.iter().any(|l| l == &base) {
-        base = base.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        base = base
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     }
     let rel: Vec<String> = lowers
         .iter()
         .map(|l| {
-            l.strip_prefix(&base)
-                .expect("every lower dir is under the common ancestor")
-                .display()
-                .to_string()
+            // Every lower dir is under the common ancestor; were one not, its absolute
+            // path would still name it, whatever the current directory.
+            l.strip_prefix(&base).unwrap_or(l).display().to_string()
         })
         .collect();
     let data = options(&rel, upper, work);
     if data.len() <= MAX_OPTIONS {
-        return Ok(OverlayOptions { base, data, links: Vec::new() });
+        return Ok(OverlayOptions {
+            base,
+            data,
+            links: Vec::new(),
+        });
     }
     let links: Vec<(String, PathBuf)> = lowers
         .iter()
@@ -73,7 +76,11 @@ pub fn overlay_options(
             layers: lowers.len(),
         });
     }
-    Ok(OverlayOptions { base: links_dir.to_path_buf(), data, links })
+    Ok(OverlayOptions {
+        base: links_dir.to_path_buf(),
+        data,
+        links,
+    })
 }
 
 fn options(lowers: &[String], upper: &Path, work: &Path) -> String {
@@ -110,15 +117,10 @@ fn common_ancestor(a: &Path, b: &Path) -> PathBuf {
 /// Refuses paths the overlay option syntax cannot carry (`,` separates options, `:`
 /// separates lower dirs) and relative paths (the mount runs from another directory).
 pub fn check_overlay_path(path: &Path) -> Result<(), ExecError> {
-    let text = path.to_string_lossy();
-    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
-        return Err(ExecError::InvalidSpec {
-            reason: format!("overlay path {text} must be absolute without '..'"),
-        });
-    }
-    if text.contains([',', ':', '\n']) {
-        return Err(ExecError::InvalidSpec {
-            reason: format!("overlay path {text} contains ',' or ':', which overlay options cannot carry"),
+    let relative = !path.is_absolute() || path.components().any(|c| c == Component::ParentDir);
+    if relative || path.to_string_lossy().contains([',', ':', '\n']) {
+        return Err(ExecError::OverlayPath {
+            path: path.to_path_buf(),
         });
     }
     Ok(())
@@ -134,7 +136,13 @@ mod tests {
             PathBuf::from("/store/snapshots/bbb"),
             PathBuf::from("/store/snapshots/aaa"),
         ];
-        let o = overlay_options(&lowers, Path::new("/t/up"), Path::new("/t/w"), Path::new("/l")).unwrap();
+        let o = overlay_options(
+            &lowers,
+            Path::new("/t/up"),
+            Path::new("/t/w"),
+            Path::new("/l"),
+        )
+        .unwrap();
         assert_eq!(o.base, PathBuf::from("/store/snapshots"));
         assert_eq!(o.data, "lowerdir=bbb:aaa,upperdir=/t/up,workdir=/t/w");
     }
@@ -142,7 +150,8 @@ mod tests {
     #[test]
     fn single_lower_dir_is_named_from_its_parent() {
         let lowers = vec![PathBuf::from("/s/one")];
-        let o = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
+        let o =
+            overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
         assert_eq!(o.base, PathBuf::from("/s"));
         assert!(o.data.starts_with("lowerdir=one,"));
     }
@@ -154,7 +163,8 @@ mod tests {
             .collect();
         let absolute: usize = lowers.iter().map(|l| l.as_os_str().len() + 1).sum();
         assert!(absolute > MAX_OPTIONS, "the test must need relative paths");
-        let o = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
+        let o =
+            overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
         assert!(o.data.len() <= MAX_OPTIONS && o.links.is_empty());
         assert_eq!(o.base, PathBuf::from("/var/lib/kiln/snapshots"));
     }
@@ -164,7 +174,8 @@ mod tests {
         let lowers: Vec<PathBuf> = (0..120)
             .map(|i| PathBuf::from(format!("/var/lib/kiln/snapshots/{i:064}")))
             .collect();
-        let o = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
+        let o =
+            overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap();
         assert!(o.data.len() <= MAX_OPTIONS);
         assert_eq!(o.base, PathBuf::from("/l"));
         assert_eq!(o.links.len(), 120);
@@ -178,8 +189,12 @@ mod tests {
         let lowers: Vec<PathBuf> = (0..1500)
             .map(|i| PathBuf::from(format!("/a{i}/{}", "x".repeat(20))))
             .collect();
-        let err = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l")).unwrap_err();
-        assert!(matches!(err, ExecError::OverlayOptionsTooLong { layers: 1500, .. }));
+        let err = overlay_options(&lowers, Path::new("/u"), Path::new("/w"), Path::new("/l"))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ExecError::OverlayOptionsTooLong { layers: 1500, .. }
+        ));
     }
 
     #[test]

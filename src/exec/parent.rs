@@ -20,11 +20,21 @@ use super::{ExecError, MountKind, Output, RunResult, RunSpec};
 /// Runs `spec` in a sandbox by re-executing `exe` (normally `/proc/self/exe`, the kiln
 /// binary) as `exe __sandbox`, calling `on_output` with each chunk of output on the
 /// calling thread. A command that exits non-zero is `Ok` with its status.
-pub fn run(spec: &RunSpec, exe: &Path, on_output: &mut dyn FnMut(Output<'_>)) -> Result<RunResult, ExecError> {
+pub fn run(
+    spec: &RunSpec,
+    exe: &Path,
+    on_output: &mut dyn FnMut(Output<'_>),
+) -> Result<RunResult, ExecError> {
     let spec = checked(spec)?;
-    let json = serde_json::to_vec(&spec).map_err(|source| ExecError::Protocol { what: "run spec".into(), source })?;
-    let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-        .map_err(|e| ExecError::Pipe { step: "creating the report pipe".into(), source: e.into() })?;
+    let json = serde_json::to_vec(&spec).map_err(|source| ExecError::Protocol {
+        what: "run spec".into(),
+        source,
+    })?;
+    let (report_r, report_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ExecError::Pipe {
+            step: "creating the report pipe".into(),
+            source: e.into(),
+        })?;
     let mut child = spawn(exe, &report_w)?;
     drop(report_w);
     let mut stdin = child.stdin.take().expect("stdin is piped");
@@ -37,16 +47,25 @@ pub fn run(spec: &RunSpec, exe: &Path, on_output: &mut dyn FnMut(Output<'_>)) ->
     let mut report = Vec::new();
     std::fs::File::from(report_r)
         .read_to_end(&mut report)
-        .map_err(|source| ExecError::Pipe { step: "reading the helper's report".into(), source })?;
-    let status = child
-        .wait()
-        .map_err(|source| ExecError::Pipe { step: "waiting for the helper".into(), source })?;
+        .map_err(|source| ExecError::Pipe {
+            step: "reading the helper's report".into(),
+            source,
+        })?;
+    let status = child.wait().map_err(|source| ExecError::Pipe {
+        step: "waiting for the helper".into(),
+        source,
+    })?;
     match protocol::decode_lines::<Report>(&report, "helper report")?.pop() {
         Some(Report::Exited { status }) => Ok(RunResult { status }),
         Some(Report::Failed(err)) => Err(err),
         None => {
-            sent.map_err(|source| ExecError::Pipe { step: "sending the run spec".into(), source })?;
-            let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            sent.map_err(|source| ExecError::Pipe {
+                step: "sending the run spec".into(),
+                source,
+            })?;
+            let code = status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
             Err(ExecError::HelperDied { status: code })
         }
     }
@@ -59,10 +78,15 @@ fn spawn(exe: &Path, report_w: &OwnedFd) -> Result<std::process::Child, ExecErro
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl,
-    // which are async-signal-safe; it allocates nothing and takes no lock.
+    // SAFETY: the closure runs between fork and exec and calls only prctl, dup2 and
+    // fcntl, which are async-signal-safe; it allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
+            // The helper (and through its own death signal, the sandbox) dies with the
+            // thread that waits for it, so a killed kiln leaves no build running.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if fd == REPORT_FD {
                 // dup2 onto itself keeps CLOEXEC: clear it by hand.
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
@@ -74,7 +98,10 @@ fn spawn(exe: &Path, report_w: &OwnedFd) -> Result<std::process::Child, ExecErro
             Ok(())
         });
     }
-    cmd.spawn().map_err(|source| ExecError::SpawnHelper { exe: exe.to_path_buf(), source })
+    cmd.spawn().map_err(|source| ExecError::SpawnHelper {
+        exe: exe.to_path_buf(),
+        source,
+    })
 }
 
 /// Forwards stdout and stderr chunks to `on_output` until both reach end of file (the
@@ -94,19 +121,30 @@ fn stream(
             s.spawn(move || pump(stderr, false, &tx)),
         ];
         for (is_stdout, chunk) in rx {
-            on_output(if is_stdout { Output::Stdout(&chunk) } else { Output::Stderr(&chunk) });
+            on_output(if is_stdout {
+                Output::Stdout(&chunk)
+            } else {
+                Output::Stderr(&chunk)
+            });
         }
         for reader in readers {
             reader
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                .map_err(|source| ExecError::Pipe { step: "reading the command's output".into(), source })?;
+                .map_err(|source| ExecError::Pipe {
+                    step: "reading the command's output".into(),
+                    source,
+                })?;
         }
         Ok(())
     })
 }
 
-fn pump(mut from: impl Read, is_stdout: bool, tx: &mpsc::Sender<(bool, Vec<u8>)>) -> std::io::Result<()> {
+fn pump(
+    mut from: impl Read,
+    is_stdout: bool,
+    tx: &mpsc::Sender<(bool, Vec<u8>)>,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match from.read(&mut buf) {
@@ -122,32 +160,45 @@ fn pump(mut from: impl Read, is_stdout: bool, tx: &mpsc::Sender<(bool, Vec<u8>)>
 /// Checks what the helper cannot report well and resolves bind sources to real paths
 /// (mounting follows symlinks on the host; the canonical path is what gets mounted).
 fn checked(spec: &RunSpec) -> Result<RunSpec, ExecError> {
-    let invalid = |reason: String| ExecError::InvalidSpec { reason };
-    for dir in spec.lower_dirs.iter().chain([&spec.upper_dir, &spec.work_dir]) {
+    for dir in spec
+        .lower_dirs
+        .iter()
+        .chain([&spec.upper_dir, &spec.work_dir])
+    {
         check_overlay_path(dir)?;
     }
     if spec.argv.is_empty() {
-        return Err(invalid("argv is empty".into()));
+        return Err(ExecError::EmptyArgv);
     }
-    let texts = spec.argv.iter().chain(&spec.env).chain([&spec.cwd, &spec.user, &spec.hostname]);
+    let texts = spec
+        .argv
+        .iter()
+        .chain(&spec.env)
+        .chain([&spec.cwd, &spec.user, &spec.hostname]);
     if let Some(t) = texts.into_iter().find(|t| t.contains('\0')) {
-        return Err(invalid(format!("{t:?} contains a NUL byte")));
+        return Err(ExecError::NulByte { text: t.clone() });
     }
     if !spec.cwd.starts_with('/') {
-        return Err(invalid(format!("working directory {:?} is not absolute", spec.cwd)));
+        return Err(ExecError::RelativeCwd {
+            cwd: spec.cwd.clone(),
+        });
     }
     let mut spec = spec.clone();
     for m in &mut spec.mounts {
         match &mut m.kind {
             MountKind::Bind { source, .. } => {
-                *source = std::fs::canonicalize(&*source)
-                    .map_err(|e| ExecError::BindSource { path: source.clone(), source: e })?;
+                *source = std::fs::canonicalize(&*source).map_err(|e| ExecError::BindSource {
+                    path: source.clone(),
+                    source: e,
+                })?;
             }
             MountKind::BindDiscardWrites { source, scratch } => {
                 check_overlay_path(source)?;
                 check_overlay_path(scratch)?;
                 if !source.is_dir() {
-                    return Err(invalid(format!("discard-writes bind source {} is not a directory", source.display())));
+                    return Err(ExecError::DiscardSourceNotDir {
+                        path: source.clone(),
+                    });
                 }
             }
             MountKind::Tmpfs { .. } => {}

@@ -50,7 +50,12 @@ pub fn decode_lines<T: for<'de> Deserialize<'de>>(
     bytes
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).map_err(|source| ExecError::Protocol { what: what.into(), source }))
+        .map(|l| {
+            serde_json::from_slice(l).map_err(|source| ExecError::Protocol {
+                what: what.into(),
+                source,
+            })
+        })
         .collect()
 }
 
@@ -67,10 +72,17 @@ mod tests {
             parents: vec![],
         };
         send(&mut buf, &InitMsg::MountPoints(points.clone())).unwrap();
-        send(&mut buf, &InitMsg::Failed(ExecError::HelperDied { status: 3 })).unwrap();
+        send(
+            &mut buf,
+            &InitMsg::Failed(ExecError::HelperDied { status: 3 }),
+        )
+        .unwrap();
         let msgs: Vec<InitMsg> = decode_lines(&buf, "init message").unwrap();
         assert!(matches!(&msgs[0], InitMsg::MountPoints(p) if *p == points));
-        assert!(matches!(&msgs[1], InitMsg::Failed(ExecError::HelperDied { status: 3 })));
+        assert!(matches!(
+            &msgs[1],
+            InitMsg::Failed(ExecError::HelperDied { status: 3 })
+        ));
         let bad = decode_lines::<Report>(b"{nope}\n", "report");
         assert!(matches!(bad, Err(ExecError::Protocol { what, .. }) if what == "report"));
     }

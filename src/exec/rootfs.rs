@@ -4,27 +4,18 @@
 //! host path); every path the setup creates in the overlay only to mount on is recorded
 //! in [`MountPoints`], so it can be removed from the upper dir after the run.
 
-use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
-use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
+use super::mountpoint::resolve_in_root;
+pub use super::mountpoint::MountPoints;
+use super::mountpoint::{create_err, ensure_point, resolve_err};
 use super::overlay::overlay_options;
 use super::sys::{Kind, Sys};
 use super::{ExecError, MountKind, Network, RunSpec};
-
-/// Paths (relative to the root) the setup created only as mount points, in creation
-/// order, and the existing directories they were created in (which overlay copied up).
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MountPoints {
-    /// Created mount points and the missing parents made for them.
-    pub created: Vec<PathBuf>,
-    /// Existing directories a mount point was created in.
-    pub parents: Vec<PathBuf>,
-}
 
 /// Where, under the spec's work dir, the overlay is mounted, works and finds an empty
 /// lower dir when the spec has none (a `FROM scratch` first step).
@@ -57,7 +48,15 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
         source,
     })?;
     // Nothing below may propagate back to the host's mounts.
-    mount(sys, None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None, "private /")?;
+    mount(
+        sys,
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+        "private /",
+    )?;
     let root = root_dir(spec);
     mount_overlay_root(sys, spec, &root)?;
     let mut points = MountPoints::default();
@@ -67,10 +66,14 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
         mount_extra(sys, &root, &target, &m.kind, &mut points)?;
     }
     if spec.network == Network::None {
-        sys.loopback_up().map_err(|source| ExecError::Loopback { source })?;
+        sys.loopback_up()
+            .map_err(|source| ExecError::Loopback { source })?;
     }
     sys.sethostname(&spec.hostname)
-        .map_err(|source| ExecError::SetHostname { hostname: spec.hostname.clone(), source })?;
+        .map_err(|source| ExecError::SetHostname {
+            hostname: spec.hostname.clone(),
+            source,
+        })?;
     pivot(sys, &root)?;
     Ok(points)
 }
@@ -81,7 +84,12 @@ fn mount_overlay_root(sys: &mut dyn Sys, spec: &RunSpec, root: &Path) -> Result<
         lowers.push(empty_lower(spec));
     }
     let links_dir = spec.work_dir.join("l");
-    for dir in [root.to_path_buf(), overlay_work(spec), empty_lower(spec), links_dir.clone()] {
+    for dir in [
+        root.to_path_buf(),
+        overlay_work(spec),
+        empty_lower(spec),
+        links_dir.clone(),
+    ] {
         if sys.kind(&dir).map_err(|source| create_err(&dir, source))? == Kind::Missing {
             sys.mkdir(&dir).map_err(|source| create_err(&dir, source))?;
         }
@@ -89,7 +97,8 @@ fn mount_overlay_root(sys: &mut dyn Sys, spec: &RunSpec, root: &Path) -> Result<
     let opts = overlay_options(&lowers, &spec.upper_dir, &overlay_work(spec), &links_dir)?;
     for (name, target) in &opts.links {
         let link = links_dir.join(name);
-        sys.symlink(&target.to_string_lossy(), &link).map_err(|source| create_err(&link, source))?;
+        sys.symlink(&target.to_string_lossy(), &link)
+            .map_err(|source| create_err(&link, source))?;
     }
     let overlay_err = |source| ExecError::MountOverlay {
         target: root.to_path_buf(),
@@ -98,24 +107,58 @@ fn mount_overlay_root(sys: &mut dyn Sys, spec: &RunSpec, root: &Path) -> Result<
     };
     sys.chdir(&opts.base).map_err(overlay_err)?;
     let fs = Path::new("overlay");
-    sys.mount(Some(fs), root, Some("overlay"), MsFlags::empty(), Some(&opts.data))
-        .map_err(overlay_err)
+    sys.mount(
+        Some(fs),
+        root,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&opts.data),
+    )
+    .map_err(overlay_err)
 }
 
 /// /proc, a minimal /dev, read-only /sys, and the host's resolv.conf and hosts.
 fn mount_system(sys: &mut dyn Sys, root: &Path, points: &mut MountPoints) -> Result<(), ExecError> {
     let nosuid_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc = ensure_point(sys, root, "/proc", true, points)?;
-    mount(sys, Some("proc"), &proc, Some("proc"), nosuid_noexec, None, "proc")?;
+    mount(
+        sys,
+        Some("proc"),
+        &proc,
+        Some("proc"),
+        nosuid_noexec,
+        None,
+        "proc",
+    )?;
     let dev = ensure_point(sys, root, "/dev", true, points)?;
     let dev_flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
-    mount(sys, Some("tmpfs"), &dev, Some("tmpfs"), dev_flags, Some("mode=755,size=65536k"), "tmpfs /dev")?;
+    mount(
+        sys,
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        dev_flags,
+        Some("mode=755,size=65536k"),
+        "tmpfs /dev",
+    )?;
     populate_dev(sys, &dev)?;
     let sysfs = ensure_point(sys, root, "/sys", true, points)?;
-    mount(sys, Some("sysfs"), &sysfs, Some("sysfs"), nosuid_noexec | MsFlags::MS_RDONLY, None, "sysfs")?;
+    mount(
+        sys,
+        Some("sysfs"),
+        &sysfs,
+        Some("sysfs"),
+        nosuid_noexec | MsFlags::MS_RDONLY,
+        None,
+        "sysfs",
+    )?;
     for file in ["/etc/resolv.conf", "/etc/hosts"] {
         // A host without the file has nothing to share; the image's own copy stays.
-        if sys.kind(Path::new(file)).map_err(|source| resolve_err(file, source))? == Kind::Missing {
+        if sys
+            .kind(Path::new(file))
+            .map_err(|source| resolve_err(file, source))?
+            == Kind::Missing
+        {
             continue;
         }
         let target = ensure_point(sys, root, file, false, points)?;
@@ -126,28 +169,69 @@ fn mount_system(sys: &mut dyn Sys, root: &Path, points: &mut MountPoints) -> Res
 }
 
 fn populate_dev(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
-    for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
         let path = dev.join(name);
-        sys.mknod_char(&path, major, minor, 0o666).map_err(|source| create_err(&path, source))?;
+        sys.mknod_char(&path, major, minor, 0o666)
+            .map_err(|source| create_err(&path, source))?;
     }
-    for (name, target) in [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (name, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         let path = dev.join(name);
-        sys.symlink(target, &path).map_err(|source| create_err(&path, source))?;
+        sys.symlink(target, &path)
+            .map_err(|source| create_err(&path, source))?;
     }
     for name in ["pts", "shm"] {
         let path = dev.join(name);
-        sys.mkdir(&path).map_err(|source| create_err(&path, source))?;
+        sys.mkdir(&path)
+            .map_err(|source| create_err(&path, source))?;
     }
     let pts_data = "newinstance,ptmxmode=0666,mode=0620,gid=5";
-    mount(sys, Some("devpts"), &dev.join("pts"), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some(pts_data), "devpts")?;
+    mount(
+        sys,
+        Some("devpts"),
+        &dev.join("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(pts_data),
+        "devpts",
+    )?;
     let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(sys, Some("shm"), &dev.join("shm"), Some("tmpfs"), shm_flags, Some("mode=1777,size=65536k"), "tmpfs /dev/shm")
+    mount(
+        sys,
+        Some("shm"),
+        &dev.join("shm"),
+        Some("tmpfs"),
+        shm_flags,
+        Some("mode=1777,size=65536k"),
+        "tmpfs /dev/shm",
+    )
 }
 
-fn mount_extra(sys: &mut dyn Sys, root: &Path, target: &str, kind: &MountKind, points: &mut MountPoints) -> Result<(), ExecError> {
+fn mount_extra(
+    sys: &mut dyn Sys,
+    root: &Path,
+    target: &str,
+    kind: &MountKind,
+    points: &mut MountPoints,
+) -> Result<(), ExecError> {
     match kind {
         MountKind::Bind { source, readonly } => {
-            let is_dir = sys.kind(source).map_err(|e| resolve_err(&source.to_string_lossy(), e))? == Kind::Dir;
+            let is_dir = sys
+                .kind(source)
+                .map_err(|e| resolve_err(&source.to_string_lossy(), e))?
+                == Kind::Dir;
             let host = ensure_point(sys, root, target, is_dir, points)?;
             bind(sys, source, &host, *readonly)
         }
@@ -159,14 +243,37 @@ fn mount_extra(sys: &mut dyn Sys, root: &Path, target: &str, kind: &MountKind, p
                     sys.mkdir(dir).map_err(|e| create_err(dir, e))?;
                 }
             }
-            let data = format!("lowerdir={},upperdir={},workdir={}", source.display(), upper.display(), work.display());
-            sys.mount(Some(Path::new("overlay")), &host, Some("overlay"), MsFlags::empty(), Some(&data))
-                .map_err(|e| ExecError::MountOverlay { target: host.clone(), source_dir: source.clone(), source: e })
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                source.display(),
+                upper.display(),
+                work.display()
+            );
+            sys.mount(
+                Some(Path::new("overlay")),
+                &host,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(&data),
+            )
+            .map_err(|e| ExecError::MountOverlay {
+                target: host.clone(),
+                source_dir: source.clone(),
+                source: e,
+            })
         }
         MountKind::Tmpfs { size } => {
             let host = ensure_point(sys, root, target, true, points)?;
             let data = size.map(|s| format!("size={s}"));
-            mount(sys, Some("tmpfs"), &host, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, data.as_deref(), "tmpfs")
+            mount(
+                sys,
+                Some("tmpfs"),
+                &host,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                data.as_deref(),
+                "tmpfs",
+            )
         }
     }
 }
@@ -174,21 +281,41 @@ fn mount_extra(sys: &mut dyn Sys, root: &Path, target: &str, kind: &MountKind, p
 fn bind(sys: &mut dyn Sys, source: &Path, target: &Path, readonly: bool) -> Result<(), ExecError> {
     let what = format!("bind {}", source.display());
     let src = source.to_str();
-    mount(sys, src, target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, &what)?;
+    mount(
+        sys,
+        src,
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        &what,
+    )?;
     if readonly {
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        mount(sys, None, target, None, flags, None, &format!("read-only remount of {what}"))?;
+        mount(
+            sys,
+            None,
+            target,
+            None,
+            flags,
+            None,
+            &format!("read-only remount of {what}"),
+        )?;
     }
     Ok(())
 }
 
 fn pivot(sys: &mut dyn Sys, root: &Path) -> Result<(), ExecError> {
-    let err = |source| ExecError::PivotRoot { new_root: root.to_path_buf(), source };
+    let err = |source| ExecError::PivotRoot {
+        new_root: root.to_path_buf(),
+        source,
+    };
     sys.chdir(root).map_err(err)?;
     // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only
     // the new root, with no put_old directory to clean out of the layer.
     sys.pivot_here().map_err(err)?;
-    sys.umount(Path::new("."), MntFlags::MNT_DETACH).map_err(err)?;
+    sys.umount(Path::new("."), MntFlags::MNT_DETACH)
+        .map_err(err)?;
     sys.chdir(Path::new("/")).map_err(err)
 }
 
@@ -203,74 +330,11 @@ fn mount(
     what: &str,
 ) -> Result<(), ExecError> {
     sys.mount(source.map(Path::new), target, fstype, flags, data)
-        .map_err(|source| ExecError::Mount { what: what.to_string(), target: target.to_path_buf(), source })
-}
-
-/// Resolves `path` (absolute in the container) inside `root`, creating what is missing
-/// (parents as dirs, the last as a dir or an empty file), and returns the host path.
-fn ensure_point(sys: &mut dyn Sys, root: &Path, path: &str, dir: bool, points: &mut MountPoints) -> Result<PathBuf, ExecError> {
-    let (existing, missing) = resolve_in_root(sys, root, path)?;
-    if !missing.is_empty() && !existing.as_os_str().is_empty() {
-        points.parents.push(existing.clone());
-    }
-    let mut rel = existing;
-    for (i, part) in missing.iter().enumerate() {
-        rel.push(part);
-        let host = root.join(&rel);
-        let made = if dir || i + 1 < missing.len() { sys.mkdir(&host) } else { sys.create_file(&host) };
-        made.map_err(|source| create_err(&host, source))?;
-        points.created.push(rel.clone());
-    }
-    Ok(root.join(rel))
-}
-
-/// Follows `path` component by component under `root`, treating symlinks as if `root`
-/// were `/`. Returns the resolved existing part (relative to `root`) and the names that
-/// do not exist yet below it.
-pub fn resolve_in_root(sys: &mut dyn Sys, root: &Path, path: &str) -> Result<(PathBuf, Vec<OsString>), ExecError> {
-    let mut todo: Vec<OsString> = components(Path::new(path)).into_iter().rev().collect();
-    let mut resolved = PathBuf::new();
-    let mut missing: Vec<OsString> = Vec::new();
-    let mut hops = 0;
-    while let Some(part) = todo.pop() {
-        if part == ".." {
-            if missing.pop().is_none() {
-                resolved.pop();
-            }
-            continue;
-        }
-        if !missing.is_empty() {
-            missing.push(part);
-            continue;
-        }
-        let host = root.join(&resolved).join(&part);
-        match sys.kind(&host).map_err(|source| resolve_err(path, source))? {
-            Kind::Missing => missing.push(part),
-            Kind::Symlink => {
-                hops += 1;
-                if hops > 40 {
-                    return Err(resolve_err(path, Errno::ELOOP));
-                }
-                let target = sys.read_link(&host).map_err(|source| resolve_err(path, source))?;
-                if target.is_absolute() {
-                    resolved = PathBuf::new();
-                }
-                todo.extend(components(&target).into_iter().rev());
-            }
-            Kind::Dir | Kind::Other => resolved.push(part),
-        }
-    }
-    Ok((resolved, missing))
-}
-
-fn components(path: &Path) -> Vec<OsString> {
-    path.components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
+        .map_err(|source| ExecError::Mount {
+            what: what.to_string(),
+            target: target.to_path_buf(),
+            source,
         })
-        .collect()
 }
 
 fn join_cwd(cwd: &str, target: &str) -> String {
@@ -279,14 +343,6 @@ fn join_cwd(cwd: &str, target: &str) -> String {
     } else {
         format!("{}/{target}", cwd.trim_end_matches('/'))
     }
-}
-
-fn create_err(path: &Path, source: Errno) -> ExecError {
-    ExecError::Create { path: path.to_path_buf(), source }
-}
-
-fn resolve_err(path: &str, source: Errno) -> ExecError {
-    ExecError::Resolve { path: path.to_string(), source }
 }
 
 #[cfg(test)]

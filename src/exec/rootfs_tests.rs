@@ -51,21 +51,35 @@ impl Sys for Fake {
         Ok(())
     }
     fn mknod_char(&mut self, path: &Path, major: u64, minor: u64, _mode: u32) -> Result<(), Errno> {
-        self.calls.push(format!("mknod {} {major}:{minor}", path.display()));
+        self.calls
+            .push(format!("mknod {} {major}:{minor}", path.display()));
         Ok(())
     }
     fn symlink(&mut self, target: &str, path: &Path) -> Result<(), Errno> {
-        self.calls.push(format!("symlink {} -> {target}", path.display()));
+        self.calls
+            .push(format!("symlink {} -> {target}", path.display()));
         Ok(())
     }
-    fn mount(&mut self, source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<(), Errno> {
+    fn mount(
+        &mut self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), Errno> {
         if self.fail_mount_on.as_deref() == Some(target) {
             return Err(Errno::EPERM);
         }
         let src = source.map_or("-".into(), |s| s.display().to_string());
         let flags = format!("{flags:?}");
         let flags = flags.trim_start_matches("MsFlags(").trim_end_matches(')');
-        self.calls.push(format!("mount {src} {} {} {flags} {}", target.display(), fstype.unwrap_or("-"), data.unwrap_or("-")));
+        self.calls.push(format!(
+            "mount {src} {} {} {flags} {}",
+            target.display(),
+            fstype.unwrap_or("-"),
+            data.unwrap_or("-")
+        ));
         Ok(())
     }
     fn umount(&mut self, target: &Path, _flags: MntFlags) -> Result<(), Errno> {
@@ -120,7 +134,10 @@ fn image() -> Fake {
 }
 
 fn position(calls: &[String], prefix: &str) -> usize {
-    calls.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("no call {prefix:?} in {calls:#?}"))
+    calls
+        .iter()
+        .position(|c| c.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no call {prefix:?} in {calls:#?}"))
 }
 
 #[test]
@@ -128,12 +145,26 @@ fn overlay_is_mounted_from_the_lower_dirs_parent_with_relative_names() {
     let mut fake = image();
     setup(&mut fake, &spec()).unwrap();
     let c = &fake.calls;
-    assert_eq!(c[0], format!("unshare {:?}", CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC));
-    assert!(c[1].starts_with("mount - / - MS_REC | MS_PRIVATE"), "{}", c[1]);
+    assert_eq!(
+        c[0],
+        format!(
+            "unshare {:?}",
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC
+        )
+    );
+    assert!(
+        c[1].starts_with("mount - / - MS_REC | MS_PRIVATE"),
+        "{}",
+        c[1]
+    );
     let chdir = position(c, "chdir /s/snap");
     let overlay = position(c, "mount overlay /t/work/root overlay");
     assert_eq!(chdir + 1, overlay);
-    assert!(c[overlay].ends_with("lowerdir=b:a,upperdir=/t/up,workdir=/t/work/w"), "{}", c[overlay]);
+    assert!(
+        c[overlay].ends_with("lowerdir=b:a,upperdir=/t/up,workdir=/t/work/w"),
+        "{}",
+        c[overlay]
+    );
 }
 
 #[test]
@@ -145,7 +176,10 @@ fn system_mounts_then_pivot_then_detach() {
     let dev = position(c, "mount tmpfs /t/work/root/dev tmpfs");
     let null = position(c, "mknod /t/work/root/dev/null 1:3");
     let sys = position(c, "mount sysfs /t/work/root/sys sysfs");
-    let resolv = position(c, "mount /etc/resolv.conf /t/work/root/etc/resolv.conf - MS_BIND | MS_REC");
+    let resolv = position(
+        c,
+        "mount /etc/resolv.conf /t/work/root/etc/resolv.conf - MS_BIND | MS_REC",
+    );
     let pivot = position(c, "pivot . .");
     assert!(proc < dev && dev < null && null < sys && sys < resolv && resolv < pivot);
     assert!(c[sys].contains("MS_RDONLY"));
@@ -175,10 +209,16 @@ fn missing_system_dirs_and_scratch_image_get_recorded_points() {
     let mut s = spec();
     s.lower_dirs.clear();
     let points = setup(&mut fake, &s).unwrap();
-    let want: Vec<PathBuf> = ["proc", "dev", "sys", "etc", "etc/hosts"].iter().map(PathBuf::from).collect();
+    let want: Vec<PathBuf> = ["proc", "dev", "sys", "etc", "etc/hosts"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
     assert_eq!(points.created, want);
     assert!(points.parents.is_empty());
-    assert!(fake.calls.iter().any(|l| l.ends_with("lowerdir=empty,upperdir=/t/up,workdir=/t/work/w")));
+    assert!(fake
+        .calls
+        .iter()
+        .any(|l| l.ends_with("lowerdir=empty,upperdir=/t/up,workdir=/t/work/w")));
 }
 
 #[test]
@@ -188,35 +228,71 @@ fn extra_mounts_in_order_with_readonly_remount() {
     let mut s = spec();
     s.cwd = "/app".into();
     s.mounts = vec![
-        Mount { target: "/data".into(), kind: MountKind::Bind { source: "/host/data".into(), readonly: true } },
-        Mount { target: "cache".into(), kind: MountKind::BindDiscardWrites { source: "/host/data".into(), scratch: "/t/scr".into() } },
-        Mount { target: "/tmp".into(), kind: MountKind::Tmpfs { size: Some(1 << 20) } },
+        Mount {
+            target: "/data".into(),
+            kind: MountKind::Bind {
+                source: "/host/data".into(),
+                readonly: true,
+            },
+        },
+        Mount {
+            target: "cache".into(),
+            kind: MountKind::BindDiscardWrites {
+                source: "/host/data".into(),
+                scratch: "/t/scr".into(),
+            },
+        },
+        Mount {
+            target: "/tmp".into(),
+            kind: MountKind::Tmpfs {
+                size: Some(1 << 20),
+            },
+        },
     ];
     let points = setup(&mut fake, &s).unwrap();
     let c = &fake.calls;
     let bind = position(c, "mount /host/data /t/work/root/data - MS_BIND | MS_REC");
-    assert!(c[bind + 1].starts_with("mount - /t/work/root/data - MS_RDONLY | MS_REMOUNT | MS_BIND"), "{}", c[bind + 1]);
+    assert!(
+        c[bind + 1].starts_with("mount - /t/work/root/data - MS_RDONLY | MS_REMOUNT | MS_BIND"),
+        "{}",
+        c[bind + 1]
+    );
     let discard = position(c, "mount overlay /t/work/root/app/cache overlay");
     assert!(c[discard].ends_with("lowerdir=/host/data,upperdir=/t/scr/upper,workdir=/t/scr/work"));
     let tmpfs = position(c, "mount tmpfs /t/work/root/tmp tmpfs");
     assert!(c[tmpfs].ends_with("size=1048576"));
     assert!(bind < discard && discard < tmpfs);
     for p in ["data", "app", "app/cache", "tmp"] {
-        assert!(points.created.contains(&PathBuf::from(p)), "{p} not recorded: {:?}", points.created);
+        assert!(
+            points.created.contains(&PathBuf::from(p)),
+            "{p} not recorded: {:?}",
+            points.created
+        );
     }
 }
 
 #[test]
 fn symlinked_mount_points_resolve_inside_the_root() {
     let mut fake = image();
-    fake.fs.insert("/t/work/root/etc/resolv.conf".into(), Kind::Symlink);
-    fake.links.insert("/t/work/root/etc/resolv.conf".into(), "/run/resolv.conf".into());
+    fake.fs
+        .insert("/t/work/root/etc/resolv.conf".into(), Kind::Symlink);
+    fake.links.insert(
+        "/t/work/root/etc/resolv.conf".into(),
+        "/run/resolv.conf".into(),
+    );
     fake.fs.insert("/t/work/root/run".into(), Kind::Dir);
     let points = setup(&mut fake, &spec()).unwrap();
-    assert!(fake.calls.iter().any(|l| l.starts_with("mount /etc/resolv.conf /t/work/root/run/resolv.conf")));
+    assert!(fake
+        .calls
+        .iter()
+        .any(|l| l.starts_with("mount /etc/resolv.conf /t/work/root/run/resolv.conf")));
     assert_eq!(points.created, vec![PathBuf::from("run/resolv.conf")]);
-    let (existing, missing) = resolve_in_root(&mut fake, Path::new("/t/work/root"), "/etc/../../../x/y").unwrap();
-    assert_eq!((existing, missing), (PathBuf::new(), vec!["x".into(), "y".into()]));
+    let (existing, missing) =
+        resolve_in_root(&mut fake, Path::new("/t/work/root"), "/etc/../../../x/y").unwrap();
+    assert_eq!(
+        (existing, missing),
+        (PathBuf::new(), vec!["x".into(), "y".into()])
+    );
 }
 
 #[test]
@@ -225,8 +301,15 @@ fn a_failed_mount_names_its_step_and_keeps_the_cause() {
     fake.fail_mount_on = Some("/t/work/root/sys".into());
     let err = setup(&mut fake, &spec()).unwrap_err();
     match err {
-        ExecError::Mount { what, target, source } => {
-            assert_eq!((what.as_str(), target, source), ("sysfs", PathBuf::from("/t/work/root/sys"), Errno::EPERM));
+        ExecError::Mount {
+            what,
+            target,
+            source,
+        } => {
+            assert_eq!(
+                (what.as_str(), target, source),
+                ("sysfs", PathBuf::from("/t/work/root/sys"), Errno::EPERM)
+            );
         }
         other => panic!("wrong error {other:?}"),
     }

@@ -80,7 +80,11 @@ pub fn resolve(user: &str, passwd: &str, group: &str) -> Result<Ids, ExecError> 
             None => g.parse().map_err(|_| unknown("group", g, "/etc/group"))?,
         };
         // COMPAT(buildkit): an explicit group replaces the supplementary groups.
-        return Ok(Ids { uid, gid, groups: vec![gid] });
+        return Ok(Ids {
+            uid,
+            gid,
+            groups: vec![gid],
+        });
     }
     let mut groups = vec![gid];
     if let Some(name) = name {
@@ -111,30 +115,74 @@ mod tests {
     #[test]
     fn empty_user_is_root_with_roots_groups() {
         let ids = resolve("", PASSWD, GROUP).unwrap();
-        assert_eq!(ids, Ids { uid: 0, gid: 0, groups: vec![0, 10] });
+        assert_eq!(
+            ids,
+            Ids {
+                uid: 0,
+                gid: 0,
+                groups: vec![0, 10]
+            }
+        );
     }
 
     #[test]
     fn name_brings_primary_and_supplementary_groups() {
         let ids = resolve("user", PASSWD, GROUP).unwrap();
-        assert_eq!(ids, Ids { uid: 1000, gid: 1000, groups: vec![1000, 10, 29] });
+        assert_eq!(
+            ids,
+            Ids {
+                uid: 1000,
+                gid: 1000,
+                groups: vec![1000, 10, 29]
+            }
+        );
     }
 
     #[test]
     fn known_uid_is_looked_up_unknown_uid_gets_gid_zero() {
-        assert_eq!(resolve("1000", PASSWD, GROUP).unwrap().groups, vec![1000, 10, 29]);
-        assert_eq!(resolve("4242", PASSWD, GROUP).unwrap(), Ids { uid: 4242, gid: 0, groups: vec![0] });
+        assert_eq!(
+            resolve("1000", PASSWD, GROUP).unwrap().groups,
+            vec![1000, 10, 29]
+        );
+        assert_eq!(
+            resolve("4242", PASSWD, GROUP).unwrap(),
+            Ids {
+                uid: 4242,
+                gid: 0,
+                groups: vec![0]
+            }
+        );
     }
 
     #[test]
     fn explicit_group_by_name_or_number() {
-        assert_eq!(resolve("user:audio", PASSWD, GROUP).unwrap(), Ids { uid: 1000, gid: 29, groups: vec![29] });
-        assert_eq!(resolve("5:7", "", "").unwrap(), Ids { uid: 5, gid: 7, groups: vec![7] });
+        assert_eq!(
+            resolve("user:audio", PASSWD, GROUP).unwrap(),
+            Ids {
+                uid: 1000,
+                gid: 29,
+                groups: vec![29]
+            }
+        );
+        assert_eq!(
+            resolve("5:7", "", "").unwrap(),
+            Ids {
+                uid: 5,
+                gid: 7,
+                groups: vec![7]
+            }
+        );
     }
 
     #[test]
     fn unknown_names_are_errors() {
-        assert!(matches!(resolve("nobody", PASSWD, GROUP), Err(ExecError::UnknownId { .. })));
-        assert!(matches!(resolve("user:nogroup", PASSWD, GROUP), Err(ExecError::UnknownId { .. })));
+        assert!(matches!(
+            resolve("nobody", PASSWD, GROUP),
+            Err(ExecError::UnknownId { .. })
+        ));
+        assert!(matches!(
+            resolve("user:nogroup", PASSWD, GROUP),
+            Err(ExecError::UnknownId { .. })
+        ));
     }
 }

@@ -10,3 +10,4 @@ mod layer;
 mod parser;
 mod plan;
 mod shell;
+mod exec;
