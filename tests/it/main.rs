@@ -7,7 +7,5 @@ mod parser;
 mod fixtures;
 mod oci;
 mod layer;
-mod parser;
 mod plan;
-mod shell;
 mod exec;
