@@ -172,6 +172,35 @@ pub fn stage_copy(
     st.finish()
 }
 
+/// WORKDIR: creates `path` (and its parents) in `staging` unless the target
+/// already has it as a directory; new directories belong to `user`.
+pub fn stage_mkdir(
+    path: &str,
+    user: &str,
+    target: &RootFs,
+    staging: &Path,
+) -> Result<(), CopyError> {
+    if target.resolve(path, true)?.is_some_and(|n| n.meta.is_dir()) {
+        return Ok(());
+    }
+    let owner = match user {
+        "" => None,
+        u => Some(resolve_chown(u, target)?),
+    };
+    let mut st = Stager {
+        src: &Source::image(RootFs::default()),
+        staging,
+        view: target,
+        owner,
+        chmod: None,
+        keep_owner: false,
+        excludes: None,
+        dir_times: Vec::new(),
+    };
+    st.ensure_dir(path)?;
+    st.finish()
+}
+
 fn resolve_chown(value: &str, target: &RootFs) -> Result<(u32, u32), CopyError> {
     let chown = Chown::parse(value)?;
     if !chown.needs_lookup() {
