@@ -31,7 +31,7 @@ pub fn run(args: ParseArgs) -> i32 {
     let (out, code) = match dockerfile::parse(&src) {
         Ok(df) if args.json => (pretty(&dockerfile::ast_json(&df)), 0),
         Ok(df) => (dockerfile::dump(&df), 0),
-        Err(e) if args.json => (pretty(&dockerfile::ast_json_error(&e.to_string())), 2),
+        Err(e) if args.json => (pretty(&dockerfile::ast_json_error(&e.full_message())), 2),
         Err(e) => {
             eprint!("{}", e.render(&src, &name));
             return 2;

@@ -71,7 +71,8 @@ pub struct Instruction {
     pub sub: Option<Box<Instruction>>,
     /// The logical line after continuation joining.
     pub original: String,
-    /// Physical lines consumed, heredoc bodies included.
+    /// Physical lines consumed, heredoc bodies included (an ONBUILD's
+    /// wrapped instruction has its ONBUILD's span).
     pub span: Span,
     /// Heredocs, in order of appearance (for ONBUILD they sit here, not on `sub`).
     pub heredocs: Vec<Heredoc>,

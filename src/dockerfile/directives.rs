@@ -11,7 +11,7 @@ use super::error::ParseError;
 use nom::bytes::complete::{take_while, take_while1};
 use nom::character::complete::{char, satisfy};
 use nom::combinator::recognize;
-use nom::sequence::{pair, preceded, tuple};
+use nom::sequence::{pair, preceded};
 use nom::IResult;
 
 /// Directive names BuildKit recognises.
@@ -101,12 +101,9 @@ fn name(input: &str) -> IResult<&str, &str> {
 /// `#` ws* NAME \s* `=` \s* VALUE (grammar §2), value trimmed of `\s`.
 fn split_directive(line: &str) -> Option<(String, String)> {
     let rest = line.strip_prefix('#')?.trim_start();
-    let parsed: IResult<&str, (&str, &str, char)> = tuple((
-        name,
-        take_while(is_re_space),
-        preceded(take_while(is_re_space), char('=')),
-    ))(rest);
-    let (after_eq, (name, _, _)) = parsed.ok()?;
+    let parsed: IResult<&str, (&str, char)> =
+        pair(name, preceded(take_while(is_re_space), char('=')))(rest);
+    let (after_eq, (name, _)) = parsed.ok()?;
     let value = after_eq.trim_matches(is_re_space);
     if !value.is_empty() {
         return Some((name.to_string(), value.to_string()));
@@ -140,7 +137,7 @@ mod tests {
     #[test]
     fn block_closes_at_first_other_line() {
         let mut d = Directives::new();
-        assert!(d.observe("# comment", 1).unwrap() == false);
+        assert!(!d.observe("# comment", 1).unwrap());
         assert!(!d.observe("# escape=`", 2).unwrap());
         assert_eq!(d.escape(), '\\');
     }

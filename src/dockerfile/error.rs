@@ -6,6 +6,7 @@
 //! bytes or spans (out-of-range lines are simply not printed).
 
 use super::ast::{Position, Span};
+use super::lexer::LexError;
 use thiserror::Error;
 
 /// Why a Dockerfile was rejected. Messages follow BuildKit's wording where a
@@ -79,12 +80,13 @@ pub enum ParseError {
         column: usize,
     },
     /// A heredoc delimiter word that the shell lexer cannot read.
-    #[error("reading heredoc delimiter {word:?}: {reason}")]
+    #[error("reading heredoc delimiter {word:?}")]
     HeredocWord {
         /// The delimiter word as written.
         word: String,
         /// What the lexer objected to.
-        reason: String,
+        #[source]
+        cause: LexError,
         /// The instruction's lines.
         span: Span,
         /// Column of the keyword.
@@ -171,7 +173,26 @@ impl ParseError {
             ParseError::UnknownInstruction { keyword, .. } => Some(keyword.as_str()),
             _ => None,
         };
-        excerpt(src, filename, self.span(), &self.to_string(), keyword)
+        let mut out = excerpt(src, filename, self.span(), &self.to_string(), keyword);
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(&format!("caused by: {c}\n"));
+            cause = c.source();
+        }
+        out
+    }
+
+    /// The message with its causes, `: `-separated (for one-line reports
+    /// such as `kiln parse --json`).
+    pub fn full_message(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
     }
 }
 
@@ -179,7 +200,8 @@ impl ParseError {
 const MAX_EXCERPT_LINES: usize = 8;
 
 /// Renders `error: message`, a `--> file:line:col` pointer and the source
-/// lines of `span`, each marked under its text. Later stages call this with
+/// lines of `span` (long spans elided in the middle), the first one marked
+/// under its text. Later stages call this with
 /// an instruction's span to show which instruction failed.
 pub fn render_excerpt(src: &[u8], filename: &str, span: Span, message: &str) -> String {
     excerpt(src, filename, span, message, None)
@@ -225,7 +247,10 @@ fn excerpt(src: &[u8], filename: &str, span: Span, message: &str, keyword: Optio
                 let before = &line[..byte_at(line, mark_at)];
                 (expanded_width(before), k.chars().count())
             }
+            // Continuation and heredoc lines are shown, not marked: the
+            // carets point at where the instruction starts.
             Some(_) => (0, 0),
+            None if n != start => (0, 0),
             None => (
                 leading_ws_chars(&shown_line),
                 shown_line.trim().chars().count(),
@@ -302,5 +327,25 @@ mod tests {
             "unknown instruction: RNU (did you mean RUN?)"
         );
         assert_eq!(e.position(), Position { line: 3, column: 1 });
+    }
+
+    #[test]
+    fn render_lists_causes() {
+        let e = ParseError::HeredocWord {
+            word: "<<${".into(),
+            cause: LexError::MissingBrace,
+            span: Span {
+                start_line: 1,
+                end_line: 1,
+            },
+            column: 1,
+        };
+        assert!(e
+            .render(b"RUN <<${", "D")
+            .ends_with("caused by: syntax error: missing '}'\n"));
+        assert_eq!(
+            e.full_message(),
+            "reading heredoc delimiter \"<<${\": syntax error: missing '}'"
+        );
     }
 }

@@ -3,12 +3,12 @@
 //!
 //! BuildKit finds heredocs by lexing the whole line with its shell lexer
 //! (quotes and escapes kept, unset variables kept) and matching every word
-//! against `^(\d*)<<(-?)([^<]*)$`. This module carries the small slice of
-//! that lexer the detection needs; the full expander lives in `shell.rs`.
+//! against `^(\d*)<<(-?)([^<]*)$` (the lexer slice is in `lexer.rs`).
 //!
-//! Invariants: a line the lexer rejects has no heredocs (BuildKit ignores
-//! that error); lexing is bounded in depth, so no input can exhaust the stack.
+//! Invariant: a line the lexer rejects has no heredocs (BuildKit ignores
+//! that error).
 
+use super::lexer::{LexError, Lexer};
 use nom::bytes::complete::{tag, take_while};
 use nom::combinator::opt;
 use nom::sequence::tuple;
@@ -27,11 +27,8 @@ pub(crate) struct Opener {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WordError {
     pub word: String,
-    pub reason: String,
+    pub cause: LexError,
 }
-
-/// Nesting limit for `${…}` inside `${…}`; deeper input is a lexing error.
-const MAX_DEPTH: usize = 32;
 
 /// Whether an instruction keyword may carry heredocs (grammar §5.1).
 pub(crate) fn keyword_allows(keyword: &str) -> bool {
@@ -76,9 +73,9 @@ fn opener(word: &str) -> Result<Option<Opener>, WordError> {
     if rest.is_empty() || rest.contains('<') {
         return Ok(None);
     }
-    let fail = |reason: String| WordError {
+    let fail = |cause: LexError| WordError {
         word: word.to_string(),
-        reason,
+        cause,
     };
     let cooked = Lexer {
         raw_quotes: false,
@@ -94,9 +91,7 @@ fn opener(word: &str) -> Result<Option<Opener>, WordError> {
     };
     let raw_words = raw.words(rest).map_err(fail)?;
     let [raw_name] = raw_words.as_slice() else {
-        return Err(fail(
-            "internal lexing of heredoc produced inconsistent results".into(),
-        ));
+        return Err(fail(LexError::Inconsistent));
     };
     let quotes = |s: &str| s.chars().filter(|c| matches!(c, '\'' | '"')).count();
     // COMPAT(buildkit): digits beyond the range saturate instead of wrapping.
@@ -111,274 +106,6 @@ fn opener(word: &str) -> Result<Option<Opener>, WordError> {
         expand: quotes(name) == quotes(raw_name),
         chomp: dash.is_some(),
     }))
-}
-
-/// BuildKit's shell lexer in "skip unset variables" mode with an empty
-/// environment: `$x` and `${…}` stay as written.
-struct Lexer {
-    raw_quotes: bool,
-    raw_escapes: bool,
-}
-
-/// Word accumulation with BuildKit's rules: unquoted whitespace splits,
-/// empty words are never produced.
-#[derive(Default)]
-struct Words {
-    word: String,
-    words: Vec<String>,
-    in_word: bool,
-}
-
-impl Words {
-    fn add_char(&mut self, c: char) {
-        if c.is_whitespace() {
-            if self.in_word && !self.word.is_empty() {
-                self.words.push(std::mem::take(&mut self.word));
-                self.in_word = false;
-            }
-        } else {
-            self.add_raw_char(c);
-        }
-    }
-    fn add_raw_char(&mut self, c: char) {
-        self.word.push(c);
-        self.in_word = true;
-    }
-    fn add_string(&mut self, s: &str) {
-        s.chars().for_each(|c| self.add_char(c));
-    }
-    fn add_raw_string(&mut self, s: &str) {
-        self.word.push_str(s);
-        self.in_word = true;
-    }
-    fn finish(mut self) -> Vec<String> {
-        if !self.word.is_empty() {
-            self.words.push(self.word);
-        }
-        self.words
-    }
-}
-
-type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
-
-impl Lexer {
-    fn words(&self, input: &str) -> Result<Vec<String>, String> {
-        let mut it = input.chars().peekable();
-        let (_, words) = self.stop_on(&mut it, None, self.raw_escapes, 0)?;
-        Ok(words.finish())
-    }
-
-    fn stop_on(
-        &self,
-        it: &mut Chars,
-        stop: Option<char>,
-        raw_escapes: bool,
-        depth: usize,
-    ) -> Result<(String, Words), String> {
-        if depth > MAX_DEPTH {
-            return Err("substitutions nested too deeply".into());
-        }
-        let mut result = String::new();
-        let mut words = Words::default();
-        while let Some(&c) = it.peek() {
-            if Some(c) == stop {
-                it.next();
-                return Ok((result, words));
-            }
-            match c {
-                '\'' | '"' | '$' | '<' => {
-                    let tmp = match c {
-                        '\'' => self.single_quote(it)?,
-                        '"' => self.double_quote(it, depth)?,
-                        '$' => self.dollar(it, depth)?,
-                        _ => possible_heredoc(it),
-                    };
-                    result.push_str(&tmp);
-                    if c == '$' {
-                        words.add_string(&tmp);
-                    } else {
-                        words.add_raw_string(&tmp);
-                    }
-                }
-                _ => {
-                    it.next();
-                    if c == '\\' {
-                        if raw_escapes {
-                            words.add_raw_char(c);
-                            result.push(c);
-                        }
-                        let Some(next) = it.next() else { break };
-                        words.add_raw_char(next);
-                        result.push(next);
-                    } else {
-                        words.add_char(c);
-                        result.push(c);
-                    }
-                }
-            }
-        }
-        match stop {
-            Some(s) => Err(format!(
-                "unexpected end of statement while looking for matching {s}"
-            )),
-            None => Ok((result, words)),
-        }
-    }
-
-    fn single_quote(&self, it: &mut Chars) -> Result<String, String> {
-        let mut out = String::new();
-        let open = it.next().unwrap_or('\'');
-        if self.raw_quotes {
-            out.push(open);
-        }
-        loop {
-            match it.next() {
-                None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching single-quote"
-                            .into(),
-                    )
-                }
-                Some('\'') => {
-                    if self.raw_quotes {
-                        out.push('\'');
-                    }
-                    return Ok(out);
-                }
-                Some(c) => out.push(c),
-            }
-        }
-    }
-
-    fn double_quote(&self, it: &mut Chars, depth: usize) -> Result<String, String> {
-        let mut out = String::new();
-        let open = it.next().unwrap_or('"');
-        if self.raw_quotes {
-            out.push(open);
-        }
-        loop {
-            match it.peek().copied() {
-                None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .into(),
-                    )
-                }
-                Some('"') => {
-                    it.next();
-                    if self.raw_quotes {
-                        out.push('"');
-                    }
-                    return Ok(out);
-                }
-                Some('$') => out.push_str(&self.dollar(it, depth)?),
-                Some(c) => {
-                    it.next();
-                    let mut c = c;
-                    if c == '\\' {
-                        if self.raw_escapes {
-                            out.push(c);
-                        }
-                        match it.peek().copied() {
-                            None => continue,
-                            Some(n @ ('"' | '$' | '\\')) => {
-                                it.next();
-                                c = n;
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                    out.push(c);
-                }
-            }
-        }
-    }
-
-    /// `$name` and `${…}` with every variable unset and kept as written.
-    fn dollar(&self, it: &mut Chars, depth: usize) -> Result<String, String> {
-        it.next();
-        if it.peek() != Some(&'{') {
-            let name = var_name(it);
-            return Ok(format!("${name}"));
-        }
-        it.next();
-        match it.peek().copied() {
-            None => return Err("syntax error: missing '}'".into()),
-            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
-            Some(_) => {}
-        }
-        let name = var_name(it);
-        let mut op = String::new();
-        match it.next() {
-            Some('}') => return Ok(format!("${{{name}}}")),
-            Some(':') => {
-                op.push(':');
-                let next = it.next();
-                if matches!(next, Some('#' | '%')) {
-                    return Err("unsupported modifier in substitution".into());
-                }
-                op.extend(next);
-            }
-            Some(c @ ('+' | '-' | '?' | '#' | '%')) => op.push(c),
-            Some('/') => {
-                if it.peek() == Some(&'/') {
-                    it.next();
-                }
-                let (pattern, _) = self.stop_on(it, Some('/'), true, depth + 1)?;
-                let (repl, _) = self.stop_on(it, Some('}'), true, depth + 1)?;
-                return Ok(format!("${{{name}/{pattern}/{repl}}}"));
-            }
-            _ => return Err("unsupported modifier in substitution".into()),
-        }
-        let raw = op.ends_with('#') || op.ends_with('%');
-        let (word, _) = self.stop_on(it, Some('}'), raw, depth + 1)?;
-        Ok(format!("${{{name}{op}{word}}}"))
-    }
-}
-
-/// A variable name: digits, one special parameter, or `[A-Za-z0-9_]` run.
-fn var_name(it: &mut Chars) -> String {
-    let mut name = String::new();
-    while let Some(&c) = it.peek() {
-        if name.is_empty() && c.is_numeric() {
-            while let Some(&d) = it.peek() {
-                if !d.is_numeric() {
-                    break;
-                }
-                name.push(d);
-                it.next();
-            }
-            return name;
-        }
-        if name.is_empty() && matches!(c, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
-            it.next();
-            return c.to_string();
-        }
-        if !c.is_alphanumeric() && c != '_' {
-            break;
-        }
-        name.push(c);
-        it.next();
-    }
-    name
-}
-
-/// `<<` swallows the blanks after it, so `<<  EOF` stays one word.
-fn possible_heredoc(it: &mut Chars) -> String {
-    it.next();
-    if it.peek() != Some(&'<') {
-        return "<".into();
-    }
-    it.next();
-    let mut out = String::from("<<");
-    while let Some(&c) = it.peek() {
-        if c != ' ' && c != '\t' {
-            break;
-        }
-        out.push(c);
-        it.next();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod dump;
 mod error;
 mod heredoc;
 mod json;
+mod lexer;
 mod lines;
 mod names;
 mod parse;
@@ -31,6 +32,7 @@ pub mod shell;
 pub use astjson::{ast_json, ast_json_error};
 pub use dump::{dump, dump_instruction, go_quote};
 pub use error::{render_excerpt, ParseError};
+pub use lexer::LexError;
 pub use names::{check_instruction_names, KNOWN_INSTRUCTIONS};
 
 use lines::{LogicalLine, Reader};
@@ -88,7 +90,7 @@ fn instruction(reader: &mut Reader, line: LogicalLine) -> Result<Instruction, Pa
     if can_contain_heredoc(&ins) && line.text.contains("<<") {
         let openers = heredoc::openers(&line.text).map_err(|e| ParseError::HeredocWord {
             word: e.word,
-            reason: e.reason,
+            cause: e.cause,
             span,
             column,
         })?;
@@ -103,10 +105,17 @@ fn instruction(reader: &mut Reader, line: LogicalLine) -> Result<Instruction, Pa
             });
         }
     }
-    ins.span = Span {
+    let full = Span {
         start_line: span.start_line,
         end_line: reader.line(),
     };
+    // Wrapped instructions share the ONBUILD's lines, so an error in a
+    // trigger can still be shown in place (ast.json reports them as 0..0).
+    let mut cur = Some(&mut ins);
+    while let Some(i) = cur {
+        i.span = full;
+        cur = i.sub.as_deref_mut();
+    }
     ins.comments = line.comments;
     Ok(ins)
 }
@@ -118,4 +127,35 @@ fn can_contain_heredoc(ins: &Instruction) -> bool {
         _ => ins,
     };
     heredoc::keyword_allows(&target.keyword) && !target.json_form
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onbuild_heredoc_attaches_to_onbuild_and_sub_shares_span() {
+        let df = parse(b"FROM a\nONBUILD RUN <<EOF\nx\nEOF\nRUN y\n").unwrap();
+        let ob = &df.instructions[1];
+        assert_eq!(ob.heredocs.len(), 1);
+        assert_eq!((ob.span.start_line, ob.span.end_line), (2, 4));
+        assert_eq!(ob.sub.as_ref().unwrap().span, ob.span);
+        assert_eq!(df.instructions[2].span.start_line, 5);
+    }
+
+    #[test]
+    fn errors_carry_the_instruction_lines() {
+        let err = parse(b"FROM a\n  ENV a=b \\\n  c\n").unwrap_err();
+        assert_eq!(err.position(), Position { line: 2, column: 3 });
+        assert_eq!(err.span().end_line, 3);
+        let err = parse(b"FROM a\nRUN <<EOF\nbody\n").unwrap_err();
+        assert!(matches!(err, ParseError::UnterminatedHeredoc { ref name, .. } if name == "EOF"));
+        assert_eq!(err.span().end_line, 3);
+    }
+
+    #[test]
+    fn json_form_is_never_a_heredoc() {
+        let df = parse(b"FROM a\nRUN [\"<<EOF\"]\nEOF\n").unwrap();
+        assert_eq!(dump(&df), "(from \"a\")\n(run \"<<EOF\")\n(eof \"\")\n");
+    }
 }

@@ -52,6 +52,10 @@ pub fn check_instruction_names(df: &Dockerfile) -> Result<(), ParseError> {
 /// The known instruction within edit distance 2 (or a third of the
 /// word's length, if longer), closest first.
 fn suggest(word: &str) -> Option<&'static str> {
+    // Nothing known is longer than 11 characters; skip the matrix for junk.
+    if word.chars().count() > 16 {
+        return None;
+    }
     let limit = (word.chars().count() / 3).max(2);
     KNOWN_INSTRUCTIONS
         .iter()
@@ -70,8 +74,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

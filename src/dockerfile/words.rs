@@ -43,6 +43,10 @@ pub(crate) fn split_ws(rest: &str) -> Vec<String> {
 /// COMPAT(buildkit): the scan is byte-wise and each byte is taken as the
 /// code point of the same value, so non-ASCII flag text is re-encoded as
 /// Latin-1 and bytes 0x85/0xA0 count as blanks; the escape is always `\`.
+///
+/// Longer than house style on purpose: it follows BuildKit's
+/// `extractBuilderFlags` loop statement by statement, so the two can be
+/// compared side by side.
 pub(crate) fn extract_flags(line: &str) -> (String, Vec<String>) {
     #[derive(PartialEq)]
     enum Phase {
@@ -126,6 +130,9 @@ pub(crate) fn extract_flags(line: &str) -> (String, Vec<String>) {
 
 /// The quote-aware split of ENV, LABEL and ARG (grammar §4.3): quotes and
 /// escapes are kept in the words, only unquoted whitespace separates.
+///
+/// Like `extract_flags`, one function on purpose: it follows BuildKit's
+/// `parseWords` loop statement by statement.
 pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
     #[derive(PartialEq)]
     enum Phase {

@@ -79,48 +79,16 @@ pub(super) fn copy(
         return Err(bad_args(inst, "requires at least two arguments"));
     };
     if is_lone_heredoc(dest_raw) {
-        return Err(bad_args(
-            inst,
-            format!("{kw} cannot accept a heredoc as a destination"),
-        ));
+        return Err(bad_args(inst, "cannot accept a heredoc as a destination"));
     }
-    let mut sources = Vec::new();
-    let mut heredocs = Vec::new();
-    let mut docs = inst.heredocs.iter();
-    for s in srcs_raw {
-        if !is_lone_heredoc(s) {
-            sources.push(lw.exp.word(inst, s, &st.env)?);
-            continue;
-        }
-        let h = docs
-            .next()
-            .ok_or_else(|| bad_args(inst, format!("heredoc {s} has no body")))?;
-        let mut content = body(h);
-        if h.expand {
-            content = lw.exp.raw(inst, &content, &st.env)?;
-        }
-        heredocs.push(InlineFile {
-            name: h.name.clone(),
-            content,
-            mode: 0o644,
-        });
-    }
+    let (sources, heredocs) = sources(lw, st, inst, srcs_raw)?;
     let dest_text = lw.exp.word(inst, dest_raw, &st.env)?;
-    let expand_flag = |name: &str| -> Result<Option<String>, PlanError> {
-        match flags.string(name)? {
-            Some(v) if !v.is_empty() => Ok(Some(lw.exp.word(inst, v, &st.env)?)),
-            _ => Ok(None),
-        }
-    };
-    let chown = expand_flag("chown")?;
-    let chmod = expand_flag("chmod")?;
+    let chown = expanded_flag(lw, st, inst, &flags, "chown")?;
+    let chmod = expanded_flag(lw, st, inst, &flags, "chmod")?;
     if let Some(m) = &chmod {
         if !u32::from_str_radix(m, 8).is_ok_and(|v| v <= 0o7777) {
-            return Err(flags.bad(
-                "chmod",
-                m,
-                "it should be octal string and between 0 and 07777",
-            ));
+            let reason = "it should be octal string and between 0 and 07777";
+            return Err(flags.bad("chmod", m, reason));
         }
     }
     let mut excludes = Vec::new();
@@ -128,12 +96,8 @@ pub(super) fn copy(
         excludes.push(lw.exp.word(inst, e, &st.env)?);
     }
     let add_opts = if add {
-        Some(add_options(
-            inst,
-            &flags,
-            expand_flag("checksum")?,
-            &sources,
-        )?)
+        let checksum = expanded_flag(lw, st, inst, &flags, "checksum")?;
+        Some(add_options(inst, &flags, checksum, &sources)?)
     } else {
         check_copy_sources(inst, &sources)?;
         None
@@ -163,6 +127,52 @@ pub(super) fn copy(
     };
     st.push(inst, Op::Copy(op), created_by, false);
     Ok(())
+}
+
+/// Sources as expanded words, and `<<EOF` sources as inline files (bodies
+/// expanded unless the delimiter was quoted).
+fn sources(
+    lw: &Lowerer<'_>,
+    st: &StageState,
+    inst: &Instruction,
+    raw: &[String],
+) -> Result<(Vec<String>, Vec<InlineFile>), PlanError> {
+    let mut sources = Vec::new();
+    let mut heredocs = Vec::new();
+    let mut docs = inst.heredocs.iter();
+    for s in raw {
+        if !is_lone_heredoc(s) {
+            sources.push(lw.exp.word(inst, s, &st.env)?);
+            continue;
+        }
+        let h = docs
+            .next()
+            .ok_or_else(|| bad_args(inst, format!("heredoc {s} has no body")))?;
+        let mut content = body(h);
+        if h.expand {
+            content = lw.exp.raw(inst, &content, &st.env)?;
+        }
+        heredocs.push(InlineFile {
+            name: h.name.clone(),
+            content,
+            mode: 0o644,
+        });
+    }
+    Ok((sources, heredocs))
+}
+
+/// A string flag, expanded; empty counts as absent.
+fn expanded_flag(
+    lw: &Lowerer<'_>,
+    st: &StageState,
+    inst: &Instruction,
+    flags: &Flags<'_>,
+    name: &str,
+) -> Result<Option<String>, PlanError> {
+    match flags.string(name)? {
+        Some(v) if !v.is_empty() => Ok(Some(lw.exp.word(inst, v, &st.env)?)),
+        _ => Ok(None),
+    }
 }
 
 fn check_copy_sources(inst: &Instruction, sources: &[String]) -> Result<(), PlanError> {
@@ -244,10 +254,8 @@ pub(super) fn workdir(
     st: &mut StageState,
     inst: &Instruction,
 ) -> Result<(), PlanError> {
+    // An empty path (an unset variable) joins to the current WORKDIR.
     let raw = lw.exp.word(inst, one_arg(inst)?, &st.env)?;
-    if raw.is_empty() {
-        return Err(bad_args(inst, "cannot normalize nothing"));
-    }
     let path = clean_abs(&st.workdir(), &raw);
     st.config.config.working_dir = Some(path.clone());
     let created_by = format!("WORKDIR {path}");

@@ -111,7 +111,7 @@ pub struct Stage {
 // only make every match on the plan noisier.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Base {
     /// `FROM scratch`: an empty filesystem and an empty config.
     Scratch,
@@ -164,10 +164,14 @@ pub enum Op {
 pub struct RunOp {
     /// The process argv: the SHELL (default `/bin/sh -c`) already prepended for shell form.
     pub argv: Vec<String>,
-    /// `KEY=VALUE`: the config env, then ARGs in scope (BuildKit puts declared
-    /// ARGs in the process env), then proxy build args (`HTTP_PROXY`, …) even
-    /// when undeclared. Later entries never repeat a key.
+    /// `KEY=VALUE`, keys unique: the config env and the ARGs in scope
+    /// (BuildKit puts declared ARGs in the process env), in definition order.
+    /// A proxy variable is here only when the Dockerfile declares it.
     pub env: Vec<String>,
+    /// Proxy `--build-arg`s (`HTTP_PROXY`=…, both spellings) the process also
+    /// gets although undeclared (BuildKit's `llb.WithProxy`): the executor
+    /// appends them to `env`; like BuildKit, cache keys and history leave them out.
+    pub proxy_env: Vec<String>,
     /// USER in effect (empty: root).
     pub user: String,
     /// WORKDIR in effect, absolute.
@@ -308,7 +312,7 @@ pub enum Sharing {
 // only make every match on the plan noisier.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum MountFrom {
     /// The build context.
     Context,
@@ -323,7 +327,7 @@ pub enum MountFrom {
 // only make every match on the plan noisier.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum CopyFrom {
     /// The build context (after `.dockerignore`).
     Context,

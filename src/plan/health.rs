@@ -26,7 +26,7 @@ pub(super) fn healthcheck(st: &mut StageState, inst: &Instruction) -> Result<(),
         "NONE" => {
             Flags::parse(inst, &[])?;
             if !rest.is_empty() {
-                return Err(bad_args(inst, "HEALTHCHECK NONE takes no arguments"));
+                return Err(bad_args(inst, "NONE takes no arguments"));
             }
             HealthConfig {
                 test: vec!["NONE".into()],
@@ -37,7 +37,7 @@ pub(super) fn healthcheck(st: &mut StageState, inst: &Instruction) -> Result<(),
         other => {
             return Err(bad_args(
                 inst,
-                format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)"),
+                format!("unknown type \"{other}\" (try CMD)"),
             ))
         }
     };
@@ -64,7 +64,7 @@ fn check_cmd(inst: &Instruction, rest: &[String]) -> Result<HealthConfig, PlanEr
     flags_list.push("retries");
     let flags = Flags::parse(inst, &flags_list)?;
     if rest.is_empty() {
-        return Err(bad_args(inst, "Missing command after HEALTHCHECK CMD"));
+        return Err(bad_args(inst, "missing command after CMD"));
     }
     let test = if inst.json_form {
         std::iter::once("CMD".to_string())

@@ -40,19 +40,42 @@ pub(super) fn lower(
     let mut lw = Lowerer::new(opts, exp, global, names, resolver);
     lw.declared = declared;
 
-    let mut deps: Vec<BTreeSet<StageId>> = (0..decls.len())
-        .map(|i| static_deps(&decls, i, &lw.names))
-        .collect();
-    let mut bases: Vec<Option<ResolvedImage>> = vec![None; decls.len()];
-    let mut image_triggers: Vec<Vec<Instruction>> = vec![Vec::new(); decls.len()];
-    let reached = loop {
-        let reached = stages::reachable(target, &deps);
+    let mut res = resolve_reached(&mut lw, &decls, target)?;
+    let states = lower_stages(&mut lw, &decls, &mut res)?;
+    Ok(assemble(decls, res, states, target, &lw))
+}
+
+/// What resolution found: per stage, its dependencies, resolved base image,
+/// parsed base-image triggers and whether the target reaches it.
+struct Resolved {
+    deps: Vec<BTreeSet<StageId>>,
+    bases: Vec<Option<ResolvedImage>>,
+    triggers: Vec<Vec<Instruction>>,
+    reached: Vec<bool>,
+}
+
+/// Resolves base images of reached stages; their ONBUILD triggers may name
+/// more stages, so this repeats until reachability stops changing.
+fn resolve_reached(
+    lw: &mut Lowerer<'_>,
+    decls: &[StageDecl<'_>],
+    target: StageId,
+) -> Result<Resolved, PlanError> {
+    let n = decls.len();
+    let mut res = Resolved {
+        deps: (0..n).map(|i| static_deps(decls, i, &lw.names)).collect(),
+        bases: vec![None; n],
+        triggers: vec![Vec::new(); n],
+        reached: Vec::new(),
+    };
+    loop {
+        res.reached = stages::reachable(target, &res.deps);
         let mut changed = false;
         for (i, decl) in decls.iter().enumerate() {
             let BaseRef::Image(reference) = &decl.base else {
                 continue;
             };
-            if !reached[i] || bases[i].is_some() {
+            if !res.reached[i] || res.bases[i].is_some() {
                 continue;
             }
             let span = decl.chunk.from.span;
@@ -60,24 +83,31 @@ pub(super) fn lower(
             let triggers = parse_triggers(&img.config, span)?;
             for v in stages::from_values(&triggers) {
                 if let Ref::Stage(id) = resolve_ref(&v, &lw.names) {
-                    changed |= deps[i].insert(id);
+                    changed |= res.deps[i].insert(id);
                 }
             }
-            image_triggers[i] = triggers;
-            bases[i] = Some(img);
+            res.triggers[i] = triggers;
+            res.bases[i] = Some(img);
         }
         if !changed {
-            break reached;
+            return Ok(res);
         }
-    };
+    }
+}
 
+/// Lowers reached stages in file order, each starting from its base's state.
+fn lower_stages(
+    lw: &mut Lowerer<'_>,
+    decls: &[StageDecl<'_>],
+    res: &mut Resolved,
+) -> Result<Vec<Option<StageState>>, PlanError> {
     let mut states: Vec<Option<StageState>> = vec![None; decls.len()];
     for (i, decl) in decls.iter().enumerate() {
-        if !reached[i] {
+        if !res.reached[i] {
             continue;
         }
         let id = StageId(i);
-        let (mut st, triggers) = match (&decl.base, &bases[i]) {
+        let (mut st, triggers) = match (&decl.base, &res.bases[i]) {
             (BaseRef::Stage(b), _) => {
                 // Invariant: a reached stage's base is reached and has a smaller id.
                 let base = states[b.0]
@@ -90,18 +120,18 @@ pub(super) fn lower(
             }
             (BaseRef::Image(_), Some(img)) => (
                 StageState::image(id, img),
-                std::mem::take(&mut image_triggers[i]),
+                std::mem::take(&mut res.triggers[i]),
             ),
-            _ => (StageState::scratch(id, &opts.platform), Vec::new()),
+            _ => (StageState::scratch(id, &lw.opts.platform), Vec::new()),
         };
         // Triggers run once, here; the image does not carry them on.
         st.config.config.on_build = None;
         for inst in triggers.iter().chain(decl.chunk.body.iter().copied()) {
-            dispatch(&mut lw, &mut st, inst)?;
+            dispatch(lw, &mut st, inst)?;
         }
         states[i] = Some(st);
     }
-    Ok(assemble(decls, deps, bases, states, &reached, target, &lw))
+    Ok(states)
 }
 
 /// Dependencies visible without resolving anything: the base stage, `--from`
@@ -162,16 +192,15 @@ fn parse_triggers(config: &ImageConfig, span: Span) -> Result<Vec<Instruction>, 
 
 fn assemble(
     decls: Vec<StageDecl<'_>>,
-    deps: Vec<BTreeSet<StageId>>,
-    bases: Vec<Option<ResolvedImage>>,
+    res: Resolved,
     states: Vec<Option<StageState>>,
-    reached: &[bool],
     target: StageId,
     lw: &Lowerer<'_>,
 ) -> BuildGraph {
     let platform = &lw.opts.platform;
     let mut stages = Vec::with_capacity(decls.len());
-    let parts = decls.into_iter().zip(deps).zip(bases).zip(states);
+    let reached = res.reached;
+    let parts = decls.into_iter().zip(res.deps).zip(res.bases).zip(states);
     for (i, (((decl, mut deps), img), state)) in parts.enumerate() {
         let base = match (decl.base, img) {
             (BaseRef::Scratch, _) => Base::Scratch,

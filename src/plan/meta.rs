@@ -201,17 +201,11 @@ pub(super) fn volume(
     for v in &inst.args {
         let v = v.trim();
         if v.is_empty() {
-            return Err(bad_args(
-                inst,
-                "VOLUME specified can not be an empty string",
-            ));
+            return Err(bad_args(inst, "a volume can not be an empty string"));
         }
         let v = lw.exp.word(inst, v, &st.env)?;
         if v.is_empty() {
-            return Err(bad_args(
-                inst,
-                "VOLUME specified can not be an empty string",
-            ));
+            return Err(bad_args(inst, "a volume can not be an empty string"));
         }
         vols.push(v);
     }
@@ -265,13 +259,10 @@ fn valid_signal(s: &str) -> bool {
 pub(super) fn shell(st: &mut StageState, inst: &Instruction) -> Result<(), PlanError> {
     Flags::parse(inst, &[])?;
     if !inst.json_form {
-        return Err(bad_args(
-            inst,
-            "SHELL requires the arguments to be in JSON form",
-        ));
+        return Err(bad_args(inst, "requires the arguments to be in JSON form"));
     }
     if inst.args.is_empty() {
-        return Err(bad_args(inst, "SHELL requires at least one argument"));
+        return Err(bad_args(inst, "requires at least one argument"));
     }
     st.config.config.shell = Some(inst.args.clone());
     st.push_meta(inst, format!("SHELL {}", plain_list(&inst.args)));
@@ -329,7 +320,7 @@ pub(super) fn onbuild(st: &mut StageState, inst: &Instruction) -> Result<(), Pla
         "onbuild" => {
             return Err(bad_args(
                 inst,
-                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
             ))
         }
         "from" | "maintainer" => {

@@ -72,42 +72,14 @@ pub(super) fn parse(
     option: &str,
     ssh_index: &mut usize,
 ) -> Result<RunMount, PlanError> {
-    let err = |key: &str, reason: String| PlanError::Mount {
+    let err = |(key, reason): (&str, String)| PlanError::Mount {
         span: inst.span,
         key: key.to_string(),
         reason,
     };
-    let mut spec = Spec {
-        kind: "bind".into(),
-        ..Default::default()
-    };
-    for field in csv_fields(option) {
-        let (key, value) = match field.split_once('=') {
-            Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
-            None => (field.to_ascii_lowercase(), None),
-        };
-        let value = match (key.as_str(), value) {
-            ("type" | "from", Some(v)) => Some(v),
-            (_, Some(v)) => Some(lw.exp.word(inst, &v, &st.env)?),
-            (_, None) => None,
-        };
-        set_key(&mut spec, &key, value).map_err(|r| err(&key, r))?;
-    }
-    check_kind(&spec).map_err(|(k, r)| err(k, r))?;
+    let spec = read_spec(lw, st, inst, option)?;
     let workdir = st.workdir();
-    let target = |required: bool| -> Result<Option<String>, PlanError> {
-        match spec.target.as_deref() {
-            None | Some("") if required => Err(err("target", "mount target is required".into())),
-            None | Some("") => Ok(None),
-            Some(t) => {
-                let abs = clean_abs(&workdir, t);
-                if abs == "/" {
-                    return Err(err("target", format!("invalid mount target \"{t}\"")));
-                }
-                Ok(Some(abs))
-            }
-        }
-    };
+    let target = |required| resolve_target(&spec, &workdir, required).map_err(err);
     Ok(match spec.kind.as_str() {
         "bind" => RunMount::Bind {
             target: target(true)?.unwrap_or_default(),
@@ -137,7 +109,7 @@ pub(super) fn parse(
             target: target(true)?.unwrap_or_default(),
             size: spec.size,
         },
-        "secret" => secret(&spec, target(false)?).map_err(|(k, r)| err(k, r))?,
+        "secret" => secret(&spec, target(false)?).map_err(err)?,
         _ => {
             let n = *ssh_index;
             *ssh_index += 1;
@@ -151,6 +123,61 @@ pub(super) fn parse(
             }
         }
     })
+}
+
+/// Reads the CSV options into a `Spec`, expanding values (not `type`/`from`).
+fn read_spec(
+    lw: &Lowerer<'_>,
+    st: &StageState,
+    inst: &Instruction,
+    option: &str,
+) -> Result<Spec, PlanError> {
+    let err = |key: &str, reason: String| PlanError::Mount {
+        span: inst.span,
+        key: key.to_string(),
+        reason,
+    };
+    let mut spec = Spec {
+        kind: "bind".into(),
+        ..Default::default()
+    };
+    for field in csv_fields(option) {
+        let (key, value) = match field.split_once('=') {
+            Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
+            None => (field.to_ascii_lowercase(), None),
+        };
+        let value = match (key.as_str(), value) {
+            ("type" | "from", Some(v)) => Some(v),
+            (_, Some(v)) => Some(lw.exp.word(inst, &v, &st.env)?),
+            (_, None) => None,
+        };
+        set_key(&mut spec, &key, value).map_err(|r| err(&key, r))?;
+    }
+    check_kind(&spec).map_err(|(k, r)| err(k, r))?;
+    Ok(spec)
+}
+
+/// The mount point made absolute against WORKDIR; `/` is refused. Without
+/// a target, a file mount (`dir == false`: secret, ssh) gets its default
+/// later, a directory mount is the WORKDIR itself.
+// COMPAT(buildkit): dispatchRunMounts joins an empty target onto the
+// working directory (`filepath.Join("/", dir, "")`).
+fn resolve_target(
+    spec: &Spec,
+    workdir: &str,
+    dir: bool,
+) -> Result<Option<String>, (&'static str, String)> {
+    match spec.target.as_deref() {
+        None | Some("") if !dir => Ok(None),
+        t => {
+            let t = t.unwrap_or_default();
+            let abs = clean_abs(workdir, t);
+            if abs == "/" {
+                return Err(("target", format!("invalid mount target \"{t}\"")));
+            }
+            Ok(Some(abs))
+        }
+    }
 }
 
 fn mount_from(

@@ -42,12 +42,11 @@ pub(super) fn run(
         mounts.push(mount::parse(lw, st, inst, m, &mut ssh_index)?);
     }
     let (argv, files, summary) = command(st, inst);
-    let mut env = st.env.to_strings();
-    env.extend(proxy_env(&lw.opts.build_args, &st.env));
     let created_by = format!("RUN {} # buildkit", history_text(st, &argv));
     let op = RunOp {
         argv,
-        env,
+        env: st.env.to_strings(),
+        proxy_env: proxy_env(&lw.opts.build_args, &st.env),
         user: st.user(),
         workdir: st.workdir(),
         network,
