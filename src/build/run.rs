@@ -144,6 +144,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         lower.push(empty);
     }
     let mut env = op.env.clone();
+    env.extend(op.proxy_env.iter().cloned());
     let mut mounts = Vec::new();
     for (m, src) in op.mounts.iter().zip(&cx.mount_sources) {
         if let Some(mount) = prepare_mount(cx, m, src.as_ref(), &mut env, &mut temps)? {

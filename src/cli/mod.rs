@@ -11,12 +11,14 @@ use clap::{Parser, Subcommand};
 
 use crate::oci::{LoadError, Store, StoreError};
 
+pub mod build;
 pub mod images;
 pub mod inspect;
 pub mod load;
 pub mod parse;
 pub mod progress;
 pub mod prune;
+pub mod report;
 pub mod rmi;
 pub mod save;
 
@@ -40,6 +42,8 @@ pub enum Command {
     Sandbox,
     /// Parse a Dockerfile and print BuildKit's AST dump (or `--json`).
     Parse(parse::ParseArgs),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// List images in the store.
     Images(images::ImagesArgs),
     /// Show an image's manifest and config as JSON.
@@ -71,7 +75,11 @@ pub fn run(cli: Cli) -> i32 {
         } => return parse::run(args),
         cli => cli,
     };
+    if let Command::Build(a) = &cli.command {
+        return build::run(&cli, a);
+    }
     let result = match &cli.command {
+        Command::Build(_) => unreachable!("handled above"),
         Command::Sandbox => crate::exec::helper_main(),
         Command::Parse(_) => unreachable!("handled above"),
         Command::Images(a) => images::run(&cli, a),
