@@ -87,7 +87,11 @@ pub fn is_git(source: &str) -> bool {
     source.starts_with("git@")
         || source.starts_with("git://")
         || source.starts_with("ssh://")
-        || (is_url(source) && source.split(['#', '?']).next().is_some_and(|u| u.ends_with(".git")))
+        || (is_url(source)
+            && source
+                .split(['#', '?'])
+                .next()
+                .is_some_and(|u| u.ends_with(".git")))
 }
 
 /// Which archive `path` is, by its first bytes; `None` for anything else
@@ -185,12 +189,10 @@ pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<(), AddEr
             })
         })
         .transpose()?;
-    let resp = ureq::get(url)
-        .call()
-        .map_err(|source| AddError::Fetch {
-            url: url.into(),
-            source: Box::new(source),
-        })?;
+    let resp = ureq::get(url).call().map_err(|source| AddError::Fetch {
+        url: url.into(),
+        source: Box::new(source),
+    })?;
     let dl = |source| AddError::Download {
         url: url.into(),
         source,

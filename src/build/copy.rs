@@ -151,7 +151,9 @@ pub fn stage_copy(
     }
     let dest_dir = slash
         || selected.len() + urls.len() + op.heredocs.len() > 1
-        || view.resolve(&op.dest, true)?.is_some_and(|n| n.meta.is_dir());
+        || view
+            .resolve(&op.dest, true)?
+            .is_some_and(|n| n.meta.is_dir());
     let dest = op.dest.trim_end_matches('/');
     let dest = if dest.is_empty() { "/" } else { dest };
     for (s, node) in &selected {
@@ -166,7 +168,11 @@ pub fn stage_copy(
         st.fetch(url, checksum, &to)?;
     }
     for h in &op.heredocs {
-        let to = if dest_dir { join(dest, &h.name) } else { dest.to_string() };
+        let to = if dest_dir {
+            join(dest, &h.name)
+        } else {
+            dest.to_string()
+        };
         st.write_inline(&to, h.content.as_bytes(), h.mode)?;
     }
     st.finish()
@@ -499,7 +505,8 @@ fn set_owner_mode(p: &Path, uid: u32, gid: u32, mode: Option<u32>) -> Result<(),
     std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(werr("changing owner of", p))?;
     if let Some(m) = mode {
         // After chown: chown clears setuid/setgid bits.
-        fs::set_permissions(p, fs::Permissions::from_mode(m)).map_err(werr("changing mode of", p))?;
+        fs::set_permissions(p, fs::Permissions::from_mode(m))
+            .map_err(werr("changing mode of", p))?;
     }
     Ok(())
 }

@@ -17,7 +17,14 @@ fn fixture() -> Fixture {
     for d in ["dir/sub", "logs"] {
         fs::create_dir_all(ctx.join(d)).unwrap();
     }
-    for f in ["a.txt", "b.txt", "dir/x", "dir/sub/y", "dir/skip.log", "logs/l"] {
+    for f in [
+        "a.txt",
+        "b.txt",
+        "dir/x",
+        "dir/sub/y",
+        "dir/skip.log",
+        "logs/l",
+    ] {
         fs::write(ctx.join(f), f).unwrap();
     }
     fs::set_permissions(ctx.join("a.txt"), fs::Permissions::from_mode(0o640)).unwrap();
@@ -28,7 +35,11 @@ fn fixture() -> Fixture {
     fs::set_permissions(img.join("opt"), fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::lchown(img.join("opt"), Some(5), Some(6)).unwrap();
     symlink("usr/bin", img.join("bin")).unwrap();
-    fs::write(img.join("etc/passwd"), "root:x:0:0::/:/bin/sh\napp:x:1000:1001::/:/bin/sh\n").unwrap();
+    fs::write(
+        img.join("etc/passwd"),
+        "root:x:0:0::/:/bin/sh\napp:x:1000:1001::/:/bin/sh\n",
+    )
+    .unwrap();
     fs::write(img.join("etc/group"), "root:x:0:\napp:x:1001:\n").unwrap();
     let staging = t.path().join("stage");
     fs::create_dir(&staging).unwrap();

@@ -5,8 +5,8 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::dockerfile::{ParseError, Span};
 use crate::dockerfile::ignore::IgnoreError;
+use crate::dockerfile::{ParseError, Span};
 use crate::oci::StoreError;
 use crate::plan::PlanError;
 
@@ -23,7 +23,7 @@ pub enum StepError {
     Copy(#[from] CopyError),
     /// RUN.
     #[error(transparent)]
-    Run(#[from] RunError),
+    Run(Box<RunError>),
     /// Storing the layer or unpacking a parent's.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
@@ -39,6 +39,12 @@ pub enum StepError {
         #[source]
         source: StoreError,
     },
+}
+
+impl From<RunError> for StepError {
+    fn from(e: RunError) -> Self {
+        Self::Run(Box::new(e))
+    }
 }
 
 /// Why a build failed.
@@ -92,7 +98,7 @@ pub enum BuildError {
         display: String,
         /// The cause.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// Writing the image to the store.
     #[error("writing the image to the store")]

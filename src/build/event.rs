@@ -204,7 +204,9 @@ mod tests {
         assert_eq!(events.len(), 5);
         assert!(matches!(&events[2], Event::Log { vertex: 2, data, .. } if data == b"hi\n"));
         assert!(matches!(&events[3], Event::Done { vertex: 1, .. }));
-        assert!(matches!(&events[4], Event::Failed { vertex: 2, message, .. } if message == "boom"));
+        assert!(
+            matches!(&events[4], Event::Failed { vertex: 2, message, .. } if message == "boom")
+        );
     }
 
     #[test]

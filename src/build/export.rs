@@ -39,7 +39,7 @@ pub enum ExportError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: ArchiveError,
+        source: Box<ArchiveError>,
     },
     /// An OCI layout dir.
     #[error("writing OCI layout {path}")]
@@ -48,7 +48,7 @@ pub enum ExportError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: LayoutError,
+        source: Box<LayoutError>,
     },
     /// Applying a layer onto the flattened tree.
     #[error("applying layer {digest}")]
@@ -109,16 +109,22 @@ pub fn export(
         })
     };
     match spec {
-        OutputSpec::Oci { dest, tar: true, name } => {
+        OutputSpec::Oci {
+            dest,
+            tar: true,
+            name,
+        } => {
             let n = named(name)?;
             write_file(dest, |f| write_oci_archive(store, &[n], f).map(drop))
         }
-        OutputSpec::Oci { dest, tar: false, name } => {
-            write_layout(store, &[named(name)?], dest).map_err(|source| ExportError::Layout {
-                path: dest.clone(),
-                source,
-            })
-        }
+        OutputSpec::Oci {
+            dest,
+            tar: false,
+            name,
+        } => write_layout(store, &[named(name)?], dest).map_err(|source| ExportError::Layout {
+            path: dest.clone(),
+            source: Box::new(source),
+        }),
         OutputSpec::Docker { dest, name } => {
             let n = named(name)?;
             write_file(dest, |f| write_docker_archive(store, &[n], f).map(drop))
@@ -149,7 +155,7 @@ fn write_file(
     let mut f = BufWriter::new(File::create(dest).map_err(werr)?);
     write(&mut f).map_err(|source| ExportError::Archive {
         path: dest.into(),
-        source,
+        source: Box::new(source),
     })?;
     f.flush().map_err(werr)
 }
@@ -162,12 +168,13 @@ pub fn flatten(store: &Store, img: &BuiltImage, dest: &Path) -> Result<(), Expor
     })?;
     for l in &img.layers {
         let blob = store.open_blob(&l.descriptor.digest)?;
-        let got = layer::unpack(io::BufReader::new(blob), dest, UnpackMode::Apply).map_err(
-            |source| ExportError::Apply {
-                digest: l.descriptor.digest,
-                source,
-            },
-        )?;
+        let got =
+            layer::unpack(io::BufReader::new(blob), dest, UnpackMode::Apply).map_err(|source| {
+                ExportError::Apply {
+                    digest: l.descriptor.digest,
+                    source,
+                }
+            })?;
         if got != l.diff_id {
             return Err(ExportError::Apply {
                 digest: l.descriptor.digest,

@@ -97,7 +97,11 @@ fn load_ignore(opts: &BuildOptions) -> Result<Option<IgnorePatterns>, BuildError
 }
 
 /// Parses, plans and builds; returns the image, stored but not named.
-pub fn build(store: &Store, opts: &BuildOptions, progress: &Progress) -> Result<BuiltImage, BuildError> {
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &Progress,
+) -> Result<BuiltImage, BuildError> {
     if !opts.context.is_dir() {
         return Err(BuildError::ContextDir {
             path: opts.context.clone(),
@@ -132,6 +136,13 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &Progress) -> Result<
         graph: &graph,
     };
     let out = schedule::run_graph(&env)?;
-    image::store_image(store, out.config, out.layers, out.history, &out.platform, &created)
-        .map_err(BuildError::Store)
+    image::store_image(
+        store,
+        out.config,
+        out.layers,
+        out.history,
+        &out.platform,
+        &created,
+    )
+    .map_err(BuildError::Store)
 }

@@ -137,7 +137,12 @@ fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, O
             ("image", "push") => push = parse_bool(&k, &v)?,
             // COMPAT(buildkit): these exporter knobs change nothing kiln writes.
             (_, "compression" | "oci-mediatypes" | "force-compression" | "unpack") => {}
-            _ => return Err(OutputSpecError::UnknownKey { kind: kname, key: k }),
+            _ => {
+                return Err(OutputSpecError::UnknownKey {
+                    kind: kname,
+                    key: k,
+                })
+            }
         }
     }
     let need_dest = || {

@@ -57,7 +57,11 @@ impl Chmod {
         };
         if !value.is_empty() && value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
             let m = u32::from_str_radix(value, 8).map_err(|_| bad())?;
-            return if m <= 0o7777 { Ok(Self::Octal(m)) } else { Err(bad()) };
+            return if m <= 0o7777 {
+                Ok(Self::Octal(m))
+            } else {
+                Err(bad())
+            };
         }
         let mut clauses = Vec::new();
         for part in value.split(',') {
@@ -139,7 +143,9 @@ enum IdOrName {
 
 impl IdOrName {
     fn parse(s: &str) -> Self {
-        s.parse().map(Self::Id).unwrap_or_else(|_| Self::Name(s.into()))
+        s.parse()
+            .map(Self::Id)
+            .unwrap_or_else(|_| Self::Name(s.into()))
     }
 }
 
@@ -173,16 +179,14 @@ impl Chown {
     pub fn resolve(&self, passwd: &str, group: &str) -> Result<(u32, u32), PermsError> {
         let (uid, mut gid) = match &self.user {
             IdOrName::Id(id) => (*id, *id),
-            IdOrName::Name(n) => lookup_passwd(passwd, n).ok_or_else(|| PermsError::UnknownUser {
-                name: n.clone(),
-            })?,
+            IdOrName::Name(n) => lookup_passwd(passwd, n)
+                .ok_or_else(|| PermsError::UnknownUser { name: n.clone() })?,
         };
         match &self.group {
             Some(IdOrName::Id(id)) => gid = *id,
             Some(IdOrName::Name(n)) => {
-                gid = lookup_group(group, n).ok_or_else(|| PermsError::UnknownGroup {
-                    name: n.clone(),
-                })?
+                gid = lookup_group(group, n)
+                    .ok_or_else(|| PermsError::UnknownGroup { name: n.clone() })?
             }
             None => {}
         }
@@ -217,7 +221,10 @@ mod tests {
         assert_eq!(Chmod::parse("u+x").unwrap().apply(0o644, false), 0o744);
         assert_eq!(Chmod::parse("go-w").unwrap().apply(0o666, false), 0o644);
         assert_eq!(Chmod::parse("a=r").unwrap().apply(0o755, false), 0o444);
-        assert_eq!(Chmod::parse("u=rwx,g=rx,o=").unwrap().apply(0, false), 0o750);
+        assert_eq!(
+            Chmod::parse("u=rwx,g=rx,o=").unwrap().apply(0, false),
+            0o750
+        );
         assert_eq!(Chmod::parse("+x").unwrap().apply(0o600, false), 0o711);
         assert_eq!(Chmod::parse("a+X").unwrap().apply(0o600, true), 0o711);
         assert_eq!(Chmod::parse("a+X").unwrap().apply(0o600, false), 0o600);

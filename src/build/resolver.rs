@@ -53,13 +53,13 @@ impl ImageResolver for StoreResolver<'_> {
         reference: &str,
         platform: &Platform,
     ) -> Result<ResolvedImage, Box<dyn Error + Send + Sync>> {
-        let manifest = self
-            .store
-            .resolve(reference)
-            .map_err(|source| ResolveError::NotInStore {
-                reference: reference.into(),
-                source,
-            })?;
+        let manifest =
+            self.store
+                .resolve(reference)
+                .map_err(|source| ResolveError::NotInStore {
+                    reference: reference.into(),
+                    source,
+                })?;
         let (_, config) =
             self.store
                 .load_image(&manifest)

@@ -178,10 +178,11 @@ impl RootFs {
                 if hops > 40 {
                     return Err(RootFsError::SymlinkLoop { path: path.into() });
                 }
-                let target = std::fs::read_link(&node.host).map_err(|source| RootFsError::Read {
-                    path: node.host.clone(),
-                    source,
-                })?;
+                let target =
+                    std::fs::read_link(&node.host).map_err(|source| RootFsError::Read {
+                        path: node.host.clone(),
+                        source,
+                    })?;
                 let target = target.to_string_lossy().into_owned();
                 cur.pop();
                 if target.starts_with('/') {
@@ -223,18 +224,24 @@ impl RootFs {
                 seen.insert(name, m.is_some_and(|m| !is_whiteout(&m)));
             }
         }
-        Ok(seen.into_iter().filter(|(_, v)| *v).map(|(k, _)| k).collect())
+        Ok(seen
+            .into_iter()
+            .filter(|(_, v)| *v)
+            .map(|(k, _)| k)
+            .collect())
     }
 
     /// The content of a regular file (symlinks followed), `None` when absent.
     pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, RootFsError> {
         match self.resolve(path, true)? {
-            Some(n) if n.meta.is_file() => std::fs::read(&n.host)
-                .map(Some)
-                .map_err(|source| RootFsError::Read {
-                    path: n.host,
-                    source,
-                }),
+            Some(n) if n.meta.is_file() => {
+                std::fs::read(&n.host)
+                    .map(Some)
+                    .map_err(|source| RootFsError::Read {
+                        path: n.host,
+                        source,
+                    })
+            }
             _ => Ok(None),
         }
     }
@@ -258,7 +265,11 @@ mod tests {
 
     fn layers() -> (tempfile::TempDir, RootFs) {
         let t = tempfile::tempdir().unwrap();
-        let (lo, mid, top) = (t.path().join("lo"), t.path().join("mid"), t.path().join("top"));
+        let (lo, mid, top) = (
+            t.path().join("lo"),
+            t.path().join("mid"),
+            t.path().join("top"),
+        );
         fs::create_dir_all(lo.join("etc")).unwrap();
         fs::write(lo.join("etc/passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
         fs::write(lo.join("etc/gone"), "x").unwrap();
@@ -287,7 +298,12 @@ mod tests {
         assert_eq!(fs.children("/opq").unwrap(), ["new"]);
         assert!(fs.resolve("/etc/gone", false).unwrap().is_none());
         assert!(fs.resolve("/opq/old/f", false).unwrap().is_none());
-        assert!(fs.resolve("/shadowed", false).unwrap().unwrap().meta.is_dir());
+        assert!(fs
+            .resolve("/shadowed", false)
+            .unwrap()
+            .unwrap()
+            .meta
+            .is_dir());
         assert_eq!(
             fs.children("/").unwrap(),
             ["bin", "etc", "loop", "opq", "shadowed", "usr"]

@@ -68,7 +68,7 @@ pub enum RunError {
         target: String,
         /// The cause.
         #[source]
-        source: CopyError,
+        source: Box<CopyError>,
     },
     /// A required secret was not given with `--secret`.
     #[error("secret {id} is required but was not provided (use --secret id={id},src=FILE)")]
@@ -214,10 +214,12 @@ fn prepare_mount(
     env: &mut Vec<String>,
     temps: &mut Temps,
 ) -> Result<Option<Mount>, RunError> {
-    let mount = |target: &str, kind| Some(Mount {
-        target: target.into(),
-        kind,
-    });
+    let mount = |target: &str, kind| {
+        Some(Mount {
+            target: target.into(),
+            kind,
+        })
+    };
     Ok(match m {
         RunMount::Tmpfs { target, size } => mount(target, MountKind::Tmpfs { size: *size }),
         RunMount::Cache {
@@ -278,10 +280,12 @@ fn prepare_mount(
             gid,
         } => {
             let value = match cx.secrets.get(id) {
-                Some(SecretSource::File(p)) => fs::read(p).map_err(|source| RunError::ReadSecret {
-                    id: id.clone(),
-                    source,
-                })?,
+                Some(SecretSource::File(p)) => {
+                    fs::read(p).map_err(|source| RunError::ReadSecret {
+                        id: id.clone(),
+                        source,
+                    })?
+                }
                 Some(SecretSource::Env(v)) => v.clone().into_bytes(),
                 None if *required => return Err(RunError::MissingSecret { id: id.clone() }),
                 None => return Ok(None),
@@ -300,7 +304,9 @@ fn prepare_mount(
                 .map_err(ioerr("changing owner of", &file))?;
             fs::set_permissions(&file, fs::Permissions::from_mode(*mode))
                 .map_err(ioerr("setting the mode of", &file))?;
-            let at = target.clone().unwrap_or_else(|| format!("/run/secrets/{id}"));
+            let at = target
+                .clone()
+                .unwrap_or_else(|| format!("/run/secrets/{id}"));
             mount(
                 &at,
                 MountKind::Bind {
@@ -344,7 +350,7 @@ fn materialise(
 ) -> Result<PathBuf, RunError> {
     let err = |source| RunError::BindSource {
         target: target.into(),
-        source,
+        source: Box::new(source),
     };
     let dir = staging_dir(store, "bind-")?;
     temps.0.push(dir.clone());

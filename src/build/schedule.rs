@@ -120,16 +120,18 @@ fn stage_thread(env: &BuildEnv<'_>, st: &Stage, board: &Board) -> Result<StageOu
             config: Default::default(),
             platform: st.platform.clone(),
         },
-        Base::Image(img) => {
-            image_output(env.store, img).map_err(|source| BuildError::Step {
-                span: st.steps.first().map(|s| s.span).unwrap_or(crate::dockerfile::Span {
+        Base::Image(img) => image_output(env.store, img).map_err(|source| BuildError::Step {
+            span: st
+                .steps
+                .first()
+                .map(|s| s.span)
+                .unwrap_or(crate::dockerfile::Span {
                     start_line: 1,
                     end_line: 1,
                 }),
-                display: format!("FROM {}", img.reference),
-                source,
-            })?
-        }
+            display: format!("FROM {}", img.reference),
+            source: Box::new(source),
+        })?,
         Base::Stage(id) => match outputs.get(&id.0) {
             Some(o) => (**o).clone(),
             None => return Err(BuildError::Cancelled),

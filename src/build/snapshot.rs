@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::layer::{self, LayerError, PackOptions, SourceKind, UnpackMode};
-use crate::oci::{DiffId, Descriptor, Store, StoreError};
+use crate::oci::{Descriptor, DiffId, Store, StoreError};
 
 /// Why a layer could not be stored or unpacked.
 #[derive(Debug, thiserror::Error)]

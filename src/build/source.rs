@@ -127,12 +127,11 @@ impl Source {
                 if pattern::has_meta(comp) {
                     for child in self.children(dir)? {
                         let name = child.path.rsplit('/').next().unwrap_or("");
-                        let hit = pattern::matches(comp, name).map_err(|source| {
-                            SourceError::Pattern {
+                        let hit =
+                            pattern::matches(comp, name).map_err(|source| SourceError::Pattern {
                                 source_path: source_str(&source),
                                 source,
-                            }
-                        });
+                            });
                         if hit? {
                             next.push(child.path);
                         }
@@ -171,7 +170,15 @@ mod tests {
         let r = t.path();
         fs::create_dir_all(r.join("src/sub")).unwrap();
         fs::create_dir_all(r.join("docs")).unwrap();
-        for f in ["a.txt", "b.txt", "c.md", "src/x.rs", "src/sub/y.rs", "docs/keep", "docs/drop"] {
+        for f in [
+            "a.txt",
+            "b.txt",
+            "c.md",
+            "src/x.rs",
+            "src/sub/y.rs",
+            "docs/keep",
+            "docs/drop",
+        ] {
             fs::write(r.join(f), f).unwrap();
         }
         std::os::unix::fs::symlink("../../etc", r.join("src/escape")).unwrap();

@@ -121,7 +121,11 @@ pub fn build_stage(
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
 ) -> Result<StageOutput, BuildError> {
     let mut out = base;
-    let visible: Vec<&Step> = stage.steps.iter().filter(|s| !matches!(s.op, Op::Meta)).collect();
+    let visible: Vec<&Step> = stage
+        .steps
+        .iter()
+        .filter(|s| !matches!(s.op, Op::Meta))
+        .collect();
     let total = visible.len() + 1;
     let label = label(env.graph, stage);
     if let Base::Image(img) = &stage.base {
@@ -137,7 +141,8 @@ pub fn build_stage(
     let mut n = 1;
     for (i, step) in stage.steps.iter().enumerate() {
         if matches!(step.op, Op::Meta) {
-            out.history.push(history(&env.created, &step.created_by, true));
+            out.history
+                .push(history(&env.created, &step.created_by, true));
             continue;
         }
         n += 1;
@@ -152,7 +157,8 @@ pub fn build_stage(
             Ok(layer) => {
                 let empty = layer.is_none();
                 out.layers.extend(layer);
-                out.history.push(history(&env.created, &step.created_by, empty));
+                out.history
+                    .push(history(&env.created, &step.created_by, empty));
                 v.done();
             }
             Err(source) => {
@@ -160,7 +166,7 @@ pub fn build_stage(
                 return Err(BuildError::Step {
                     span: step.span,
                     display: step.display.clone(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         }

@@ -98,7 +98,11 @@ enum UsageError {
     },
 }
 
-fn key_values(flag: &'static str, vals: &[String], from_env: bool) -> Result<BTreeMap<String, String>, UsageError> {
+fn key_values(
+    flag: &'static str,
+    vals: &[String],
+    from_env: bool,
+) -> Result<BTreeMap<String, String>, UsageError> {
     let mut out = BTreeMap::new();
     for v in vals {
         match v.split_once('=') {
@@ -165,7 +169,8 @@ fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
         let host = Platform::host();
         let ok = p.split(',').all(|one| {
             let mut parts = one.split('/');
-            parts.next() == Some(host.os.as_str()) && parts.next() == Some(host.architecture.as_str())
+            parts.next() == Some(host.os.as_str())
+                && parts.next() == Some(host.architecture.as_str())
         });
         if !ok {
             return Err(UsageError::Platform {
@@ -205,7 +210,11 @@ fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
                 })?,
         );
     }
-    if !tags.is_empty() && !outputs.iter().any(|o| matches!(o, OutputSpec::Image { .. })) {
+    if !tags.is_empty()
+        && !outputs
+            .iter()
+            .any(|o| matches!(o, OutputSpec::Image { .. }))
+    {
         // COMPAT(buildkit): -t names the image in the store even beside other outputs.
         outputs.push(OutputSpec::Image {
             names: vec![],
@@ -233,9 +242,15 @@ fn read_dockerfile(args: &BuildArgs, opts: &mut BuildOptions) -> std::io::Result
             opts.dockerfile_name = "<stdin>".into();
         }
         file => {
-            let path = file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
+            let path = file
+                .clone()
+                .unwrap_or_else(|| args.context.join("Dockerfile"));
             opts.dockerfile = std::fs::read(&path)?;
-            opts.dockerfile_name = path.display().to_string();
+            // COMPAT(buildkit): diagnostics name the default file `Dockerfile`.
+            opts.dockerfile_name = match file {
+                Some(f) => f.display().to_string(),
+                None => "Dockerfile".into(),
+            };
             opts.dockerfile_path = Some(path);
         }
     }
@@ -252,12 +267,21 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
         }
     };
     if let Err(e) = read_dockerfile(args, &mut r.opts) {
-        let what = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
-        eprintln!("error: reading dockerfile {}\ncaused by: {e}", what.display());
+        let what = args
+            .file
+            .clone()
+            .unwrap_or_else(|| args.context.join("Dockerfile"));
+        eprintln!(
+            "error: reading dockerfile {}\ncaused by: {e}",
+            what.display()
+        );
         return EXIT_USAGE;
     }
     // RUN hands snapshot paths to overlayfs, which needs them absolute.
-    let root = cli.root.clone().unwrap_or_else(crate::oci::Store::default_root);
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(crate::oci::Store::default_root);
     let root = std::path::absolute(&root).unwrap_or(root);
     let store = match crate::oci::Store::open(&root) {
         Ok(s) => s,
@@ -346,8 +370,14 @@ fn describe(spec: &OutputSpec) -> String {
 /// buildx's metadata file keys.
 fn metadata(img: &build::BuiltImage, tags: &[String]) -> String {
     let mut m = serde_json::Map::new();
-    m.insert("containerimage.digest".into(), img.manifest.digest.to_string().into());
-    m.insert("containerimage.config.digest".into(), img.config_digest.to_string().into());
+    m.insert(
+        "containerimage.digest".into(),
+        img.manifest.digest.to_string().into(),
+    );
+    m.insert(
+        "containerimage.config.digest".into(),
+        img.config_digest.to_string().into(),
+    );
     m.insert(
         "containerimage.descriptor".into(),
         serde_json::to_value(&img.manifest).unwrap_or_default(),

@@ -43,7 +43,7 @@ pub enum Command {
     /// Parse a Dockerfile and print BuildKit's AST dump (or `--json`).
     Parse(parse::ParseArgs),
     /// Build an image from a Dockerfile.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// List images in the store.
     Images(images::ImagesArgs),
     /// Show an image's manifest and config as JSON.

@@ -71,15 +71,18 @@ mod tests {
                 end_line: 2,
             },
             display: "COPY missing /x".into(),
-            source: StepError::Copy(CopyError::NotFound {
+            source: Box::new(StepError::Copy(CopyError::NotFound {
                 source_path: "missing".into(),
-            }),
+            })),
         };
         let text = render_build_error(&e, src, "Dockerfile");
         assert!(text.starts_with("error: COPY missing /x\n"), "{text}");
         assert!(text.contains("--> Dockerfile:2:1"), "{text}");
         assert!(text.contains("2 | COPY missing /x"), "{text}");
-        assert!(text.ends_with("caused by: \"missing\": not found\n"), "{text}");
+        assert!(
+            text.ends_with("caused by: \"missing\": not found\n"),
+            "{text}"
+        );
         assert_eq!(e.exit_code(), EXIT_STEP);
     }
 }

@@ -1,11 +1,12 @@
 //! The one integration-test binary. Each area has a module here.
 
+mod build;
 mod common;
-mod ignore;
-mod shell;
-mod parser;
-mod fixtures;
-mod oci;
-mod layer;
-mod plan;
 mod exec;
+mod fixtures;
+mod ignore;
+mod layer;
+mod oci;
+mod parser;
+mod plan;
+mod shell;
