@@ -60,7 +60,9 @@ KEYWORDS = [b"FROM", b"RUN", b"CMD", b"ENV", b"LABEL", b"ARG", b"COPY", b"ADD", 
             b"VOLUME", b"EXPOSE", b"USER", b"SHELL", b"ENTRYPOINT", b"run", b"Env", b"BOGUS", b"#", b""]
 PIECES = [b"a", b"b=c", b"'x y'", b'"p q"', b"\\ ", b"\\", b"`", b"=", b"--f=1", b"--", b"-x", b"[", b"]",
           b'["s"]', b'["s", 2]', b"<<E", b"<<-E", b"2<<'E'", b'<<"E"', b"E", b"\tE", b"$V", b"${V:-w}", b"${",
-          b"CMD", b"NONE", b"\t", b" ", b"  ", b"#c", b"{", b"}", b"\xc2\xa0"]
+          b"CMD", b"NONE", b"\t", b" ", b"  ", b"#c", b"{", b"}", b"\xc2\xa0",
+          b"k='v w'", b'k="v\\"w"', b"k=v\\ w", b"k=`\"", b'--chown="a b"', b"--m='x'", b"--a\\ b",
+          b"\\\\", b"'", b'"', b"\\'", b"a=", b"=b", b"\\\n", b"`\n", b"\\\n\n", b"\\\n# c\n", b"\\ \t\n"]
 
 
 def synthesize(rng: random.Random):
@@ -181,7 +183,7 @@ def main():
     rng = random.Random(args.seed)
     outdir = ROOT / "target/fuzz-parser"
     outdir.mkdir(parents=True, exist_ok=True)
-    bad = 0
+    bad = known = 0
     for n in range(args.cases):
         src = mutate(rng, seeds) if n % 2 else synthesize(rng)
         try:
@@ -189,11 +191,15 @@ def main():
         except UnicodeDecodeError:
             continue  # kiln documents its U+FFFD deviation for non-UTF-8 input
         want, got = reference(src), kiln(args.kiln, src)
-        if not same(want, got) and not known_input(src, want, got):
+        if same(want, got):
+            continue
+        if known_input(src, want, got):
+            known += 1
+        else:
             bad += 1
             (outdir / f"{n}.Dockerfile").write_bytes(src)
             (outdir / f"{n}.diff").write_text(json.dumps({"buildkit": want, "kiln": got}, indent=1))
-    print(f"{bad} of {args.cases} inputs differ (see {outdir})")
+    print(f"{bad} of {args.cases} inputs differ (see {outdir}); {known} more differ in known ways")
     sys.exit(1 if bad else 0)
 
 

@@ -36,6 +36,16 @@ pub struct Dockerfile {
     pub warnings: Vec<Warning>,
 }
 
+impl Dockerfile {
+    /// The value of a parser directive (`syntax`, `escape`, `check`), if set.
+    pub fn directive(&self, name: &str) -> Option<&str> {
+        self.directives
+            .iter()
+            .find(|d| d.name.eq_ignore_ascii_case(name))
+            .map(|d| d.value.as_str())
+    }
+}
+
 /// A parser directive (`# syntax=…`, `# escape=…`, `# check=…`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Directive {

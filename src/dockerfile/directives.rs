@@ -130,6 +130,11 @@ mod tests {
             Some(("syntax".into(), "docker/dockerfile:1".into()))
         );
         assert_eq!(split_directive("# not a directive"), None);
+        assert_eq!(
+            split_directive("# syntax=  \t"),
+            Some(("syntax".into(), "\t".into()))
+        );
+        assert_eq!(split_directive("# syntax="), None);
         assert_eq!(split_directive("# a-b=c"), None);
         assert_eq!(split_directive("FROM x"), None);
     }

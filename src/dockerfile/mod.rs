@@ -158,4 +158,25 @@ mod tests {
         let df = parse(b"FROM a\nRUN [\"<<EOF\"]\nEOF\n").unwrap();
         assert_eq!(dump(&df), "(from \"a\")\n(run \"<<EOF\")\n(eof \"\")\n");
     }
+
+    #[test]
+    fn directives_are_recorded() {
+        let df = parse(b"# syntax=docker/dockerfile:1\n# CHECK=skip=all\nFROM a\n").unwrap();
+        assert_eq!(df.directive("syntax"), Some("docker/dockerfile:1"));
+        assert_eq!(df.directive("check"), Some("skip=all"));
+        assert_eq!(df.directive("escape"), None);
+        assert!(df.instructions[0].comments.is_empty());
+    }
+
+    #[test]
+    fn whitespace_only_line_inside_continuation_is_an_empty_continuation() {
+        let df = parse(b"RUN a \\\n  \t\n b\nFROM x\n").unwrap();
+        assert_eq!(dump(&df), "(run \"a  b\")\n(from \"x\")\n");
+        assert_eq!(df.warnings.len(), 1);
+        assert_eq!(
+            df.warnings[0].short,
+            "Empty continuation line found in: RUN a  b"
+        );
+        assert_eq!(df.warnings[0].line, 3);
+    }
 }
