@@ -280,6 +280,21 @@ mod tests {
     }
 
     #[test]
+    fn zstd_output_does_not_depend_on_the_worker_count() {
+        // `TarSink` relies on this to give the same blob on machines with any core count.
+        let data = pseudo_random(CHUNK * 12);
+        let run = |workers| {
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            enc.multithread(workers).unwrap();
+            enc.write_all(&data).unwrap();
+            enc.finish().unwrap()
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(5));
+    }
+
+    #[test]
     fn levels_are_checked() {
         assert_eq!(resolve_level(Compression::Zstd, Some(19)).unwrap(), 19);
         assert!(resolve_level(Compression::Gzip, Some(10)).is_err());

@@ -101,6 +101,30 @@ struct Meta {
     xattrs: Xattrs,
 }
 
+/// The entry types unpack creates; anything else is refused before touching the tree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Node {
+    File,
+    Dir,
+    Symlink,
+    Link,
+    /// Character and block devices and fifos.
+    Special,
+}
+
+impl Node {
+    fn of(ty: EntryType) -> Option<Node> {
+        Some(match ty {
+            EntryType::Regular | EntryType::Continuous => Node::File,
+            EntryType::Directory => Node::Dir,
+            EntryType::Symlink => Node::Symlink,
+            EntryType::Link => Node::Link,
+            EntryType::Char | EntryType::Block | EntryType::Fifo => Node::Special,
+            _ => return None,
+        })
+    }
+}
+
 struct Unpacker<'a> {
     confined: Confined<'a>,
     mode: UnpackMode,
@@ -128,13 +152,19 @@ impl Unpacker<'_> {
         if base.starts_with(WHITEOUT_PREFIX) {
             return self.whiteout(parents, base, &name, e);
         }
+        let Some(node) = Node::of(ty) else {
+            return Err(LayerError::UnsupportedEntry {
+                entry: name,
+                what: format!("tar entry type {:?}", ty.as_byte() as char),
+            });
+        };
         let dir = self.confined.parent(parents, &name, true)?;
         let dir = dir.ok_or_else(|| unsafe_entry(&name, "its parent directory is missing"))?;
         let path = dir.join(OsStr::from_bytes(base));
         let meta = read_meta(e, &name)?;
-        clear_for(&path, ty == EntryType::Directory)
+        clear_for(&path, node == Node::Dir)
             .map_err(|s| extract(&name, "removing what was there", s))?;
-        self.create(e, ty, &path, &meta, &name)?;
+        self.create(e, node, &path, &meta, &name)?;
         if let Some(written) = &mut self.written {
             written.insert(comps.iter().collect());
         }
@@ -144,41 +174,28 @@ impl Unpacker<'_> {
     fn create<R: Read>(
         &mut self,
         e: &mut tar::Entry<'_, R>,
-        ty: EntryType,
+        node: Node,
         path: &Path,
         meta: &Meta,
         name: &str,
     ) -> Result<(), LayerError> {
         let ex = |step| move |s| extract(name, step, s);
-        let node = |kind: SFlag, dev| {
-            mknod(path, kind, Mode::from_bits_truncate(0o600), dev)
-                .map_err(|e| extract(name, "creating a special file", e.into()))
-        };
-        match ty {
-            EntryType::Regular | EntryType::Continuous => {
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(path)
-                    .map_err(ex("creating file"))?;
-                io::copy(e, &mut file).map_err(ex("writing file data"))?;
-            }
-            EntryType::Directory => {
+        match node {
+            Node::File => write_file(e, path, name)?,
+            Node::Dir => {
                 if !path.is_dir() {
                     fs::create_dir(path).map_err(ex("creating directory"))?;
                 }
                 self.dirs.push((path.to_path_buf(), meta.mtime));
             }
-            EntryType::Symlink => {
+            Node::Symlink => {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(name, "a symlink without a target"))?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), path)
                     .map_err(ex("creating symlink"))?;
             }
-            EntryType::Link => {
+            Node::Link => {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(name, "a hard link without a target"))?;
@@ -186,30 +203,9 @@ impl Unpacker<'_> {
                 // Linking shares the inode: its metadata is the target's, already set.
                 return fs::hard_link(target, path).map_err(ex("creating hard link"));
             }
-            EntryType::Char | EntryType::Block => {
-                let (major, minor) = device(e.header(), name)?;
-                let kind = if ty == EntryType::Char {
-                    SFlag::S_IFCHR
-                } else {
-                    SFlag::S_IFBLK
-                };
-                node(kind, makedev(major, minor))?;
-            }
-            EntryType::Fifo => node(SFlag::S_IFIFO, 0)?,
-            other => {
-                return Err(LayerError::UnsupportedEntry {
-                    entry: name.to_string(),
-                    what: format!("tar entry type {:?}", other.as_byte() as char),
-                })
-            }
+            Node::Special => make_node(e.header(), path, name)?,
         }
-        apply_meta(
-            path,
-            meta,
-            ty == EntryType::Symlink,
-            ty == EntryType::Directory,
-            name,
-        )
+        apply_meta(path, meta, node == Node::Symlink, node == Node::Dir, name)
     }
 
     /// `.wh.<name>` and `.wh..wh..opq`, according to the mode.
@@ -237,6 +233,10 @@ impl Unpacker<'_> {
             };
         }
         let hidden = &base[WHITEOUT_PREFIX.len()..];
+        if hidden == b"." || hidden == b".." {
+            // `.wh..` would delete the directory itself, `.wh...` its parent.
+            return Err(unsafe_entry(name, "it whites out `.` or `..`"));
+        }
         if hidden.starts_with(WHITEOUT_PREFIX) || hidden.is_empty() {
             return Err(LayerError::UnsupportedEntry {
                 entry: name.to_string(),
@@ -283,13 +283,42 @@ impl Unpacker<'_> {
     }
 }
 
-fn device(h: &tar::Header, name: &str) -> Result<(u64, u64), LayerError> {
+/// Creates a regular file that did not exist (never opening through a symlink) and
+/// writes the entry's data into it.
+fn write_file<R: Read>(
+    e: &mut tar::Entry<'_, R>,
+    path: &Path,
+    name: &str,
+) -> Result<(), LayerError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|s| extract(name, "creating file", s))?;
+    io::copy(e, &mut file).map_err(|s| extract(name, "writing file data", s))?;
+    Ok(())
+}
+
+/// Creates a character or block device or a fifo (mode and owner are set afterwards).
+fn make_node(h: &tar::Header, path: &Path, name: &str) -> Result<(), LayerError> {
+    let (kind, dev) = match h.entry_type() {
+        EntryType::Char => (SFlag::S_IFCHR, device(h, name)?),
+        EntryType::Block => (SFlag::S_IFBLK, device(h, name)?),
+        _ => (SFlag::S_IFIFO, 0),
+    };
+    mknod(path, kind, Mode::from_bits_truncate(0o600), dev)
+        .map_err(|e| extract(name, "creating a special file", e.into()))
+}
+
+fn device(h: &tar::Header, name: &str) -> Result<u64, LayerError> {
     let get = |v: io::Result<Option<u32>>| {
         v.map_err(LayerError::ReadArchive)?
             .map(u64::from)
             .ok_or_else(|| unsafe_entry(name, "a device without device numbers"))
     };
-    Ok((get(h.device_major())?, get(h.device_minor())?))
+    Ok(makedev(get(h.device_major())?, get(h.device_minor())?))
 }
 
 /// Owner, mode, xattrs and mtime from the header, with PAX `mtime` and

@@ -288,3 +288,68 @@ fn parent(rel: &[u8]) -> Vec<u8> {
         None => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+
+    fn items(root: &Path, kind: SourceKind) -> Result<Vec<EntryHeader>, LayerError> {
+        let mut walker = Walker::new(root, kind, Some(5))?;
+        let mut out = Vec::new();
+        while let Some(item) = walker.next_item()? {
+            out.push(item.header);
+        }
+        Ok(out)
+    }
+
+    fn fake_upper() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir(root.join("d")).unwrap();
+        fs::write(root.join("d/f"), b"f").unwrap();
+        xattr::set(root.join("d"), "trusted.overlay.opaque", b"y").unwrap();
+        xattr::set(root.join("d"), "trusted.overlay.origin", b"\0\x01").unwrap();
+        xattr::set(root.join("d"), "user.keep", b"1").unwrap();
+        mknod(
+            &root.join("gone"),
+            SFlag::S_IFCHR,
+            Mode::empty(),
+            makedev(0, 0),
+        )
+        .unwrap();
+        std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn overlay_upper_markers_sort_by_their_layer_names() {
+        let upper = fake_upper();
+        let got = items(upper.path(), SourceKind::OverlayUpper).unwrap();
+        let paths: Vec<_> = got
+            .iter()
+            .map(|h| String::from_utf8_lossy(&h.path))
+            .collect();
+        assert_eq!(paths, [".wh.gone", "d", "d/.wh..wh..opq", "d/f"]);
+        assert_eq!(got[1].xattrs, vec![(b"user.keep".to_vec(), b"1".to_vec())]);
+        assert!(
+            got.iter().all(|h| h.mtime <= 5),
+            "mtimes clamped to the epoch"
+        );
+        assert_eq!(
+            (got[0].mode, got[0].kind.clone()),
+            (0, Kind::File { size: 0 })
+        );
+    }
+
+    #[test]
+    fn plain_sources_keep_devices_and_overlay_redirects_are_refused() {
+        let upper = fake_upper();
+        let plain = items(upper.path(), SourceKind::Plain).unwrap();
+        let gone = plain.iter().find(|h| h.path == b"gone").unwrap();
+        assert_eq!(gone.kind, Kind::Char { major: 0, minor: 0 });
+        xattr::set(upper.path().join("d"), "trusted.overlay.redirect", b"/x").unwrap();
+        let err = items(upper.path(), SourceKind::OverlayUpper).unwrap_err();
+        assert!(err.to_string().contains("redirect"), "{err}");
+    }
+}
