@@ -102,6 +102,8 @@ pub(super) fn copy(
         check_copy_sources(inst, &sources)?;
         None
     };
+    // COMPAT(buildkit): `--from` is not expanded; stage dependencies are
+    // computed from it before any instruction runs (`toCommand`).
     let from = match flags.string("from")? {
         Some(f) if !f.is_empty() => match lw.source(inst, f, st)? {
             Source::Stage(id) => CopyFrom::Stage(id),

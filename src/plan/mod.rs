@@ -9,8 +9,15 @@
 //! no I/O happens here except through the caller's [`ImageResolver`].
 //!
 //! Invariants of the graph: a stage only depends on stages with a smaller
-//! id; every path in an op is absolute; every `Step` of a reached stage is in
-//! instruction order (base-image ONBUILD triggers first).
+//! id; every destination, mount target and working directory in an op is
+//! absolute; the steps of a reached stage are in instruction order (its base's
+//! ONBUILD triggers first); a stage the target does not reach has no steps
+//! and, when its base is an image, a `Base::Unresolved` base.
+//!
+//! Compatibility choices (see `COMPAT(buildkit)` in the code): `--from` is
+//! matched before expansion; a stage built on a stage inherits its ARG values;
+//! ENTRYPOINT clears only a CMD inherited from the base; ARG values are in
+//! RUN's env; undeclared proxy build args travel in `RunOp::proxy_env`.
 
 mod args;
 mod copy;

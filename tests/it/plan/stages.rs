@@ -234,3 +234,35 @@ fn the_graph_serializes_with_tagged_ops() {
         serde_json::json!({"kind": "stage", "value": 0})
     );
 }
+
+#[test]
+fn platform_args_are_global_and_need_arg_inside_a_stage() {
+    let o = PlanOptions {
+        platform: Platform {
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            variant: Some("v8".into()),
+            os_version: None,
+        },
+        ..Default::default()
+    };
+    let fake = Fake::new();
+    let g = plan_with(
+        "FROM busybox AS x\nRUN a\nARG TARGETPLATFORM\nARG TARGETARCH\nRUN b\n",
+        &o,
+        &fake,
+    )
+    .unwrap();
+    let r = runs(&g);
+    assert!(!r[0].env.iter().any(|e| e.starts_with("TARGET")));
+    assert!(r[1]
+        .env
+        .contains(&"TARGETPLATFORM=linux/arm64/v8".to_string()));
+    assert!(r[1].env.contains(&"TARGETARCH=arm64".to_string()));
+    let g = plan_with(
+        "ARG IMG=busy\nFROM ${IMG}box:${TARGETARCH}\n",
+        &o,
+        &fake.with("busybox:arm64", image(|_| {})),
+    );
+    assert!(matches!(&g.unwrap().stages[0].base, Base::Image(i) if i.reference == "busybox:arm64"));
+}
