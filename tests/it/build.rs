@@ -6,6 +6,8 @@
 mod errors;
 #[path = "build/outputs.rs"]
 mod outputs;
+#[path = "build/run.rs"]
+mod run;
 #[path = "build/steps.rs"]
 mod steps;
 
