@@ -134,6 +134,12 @@ pub fn build(
         secrets: &opts.secrets,
         exe: &opts.exe,
         graph: &graph,
+        from_spans: df
+            .instructions
+            .iter()
+            .filter(|i| i.command() == "from")
+            .map(|i| i.span)
+            .collect(),
     };
     let out = schedule::run_graph(&env)?;
     image::store_image(

@@ -121,10 +121,10 @@ fn stage_thread(env: &BuildEnv<'_>, st: &Stage, board: &Board) -> Result<StageOu
             platform: st.platform.clone(),
         },
         Base::Image(img) => image_output(env.store, img).map_err(|source| BuildError::Step {
-            span: st
-                .steps
-                .first()
-                .map(|s| s.span)
+            span: env
+                .from_spans
+                .get(st.id.0)
+                .copied()
                 .unwrap_or(crate::dockerfile::Span {
                     start_line: 1,
                     end_line: 1,

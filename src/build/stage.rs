@@ -69,6 +69,8 @@ pub struct BuildEnv<'a> {
     pub exe: &'a Path,
     /// The graph being built.
     pub graph: &'a BuildGraph,
+    /// Each stage's FROM line (index = stage id), for errors about its base.
+    pub from_spans: Vec<crate::dockerfile::Span>,
 }
 
 /// Loads an image from the store as a stage base.

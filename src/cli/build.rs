@@ -328,6 +328,16 @@ fn finish(
 ) -> Result<(), (String, i32)> {
     for spec in &r.outputs {
         let v = progress.start(format!("exporting to {}", describe(spec)), None);
+        if let OutputSpec::Image { names, .. } = spec {
+            for n in names.iter().chain(&r.tags) {
+                if let Ok(q) = Reference::parse(n) {
+                    v.log(
+                        build::Stream::Stdout,
+                        format!("naming to {}\n", q.qualified()).as_bytes(),
+                    );
+                }
+            }
+        }
         if let Err(e) = build::export::export(store, img, spec, &r.tags) {
             v.failed(e.to_string());
             let code = match e {

@@ -189,3 +189,34 @@ fn zstd_and_uncompressed_layers() {
         assert_eq!(m.layers[0].media_type, mt);
     }
 }
+
+/// README's main job: the example image, no base and no network, into an
+/// OCI archive.
+#[test]
+fn readme_example_builds_into_an_oci_archive() {
+    let env = Env::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/build/example");
+    let tar = env.path("example.tar");
+    env.build(&[
+        "-t",
+        "example",
+        "-o",
+        &format!("type=oci,dest={}", tar.display()),
+        example.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&tool(
+        Command::new("skopeo").args(["inspect", &format!("oci-archive:{}", tar.display())]),
+    ))
+    .unwrap();
+    assert_eq!(
+        v["Labels"]["org.opencontainers.image.title"],
+        "kiln example"
+    );
+    let fs_ = env.rootfs("example");
+    assert_eq!(
+        fs::read_to_string(fs_.join("srv/VERSION")).unwrap(),
+        "1.0\n"
+    );
+    assert!(fs_.join("srv/site/index.html").is_file());
+    assert_eq!(super::attrs(&fs_.join("srv/site/serve")).0, 0o755);
+}
