@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::plan::{AddOptions, CopyFrom, InlineFile};
-use std::os::unix::fs::MetadataExt;
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 
 struct Fixture {
     _t: tempfile::TempDir,

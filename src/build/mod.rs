@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod snapshot;
 pub mod source;
 pub mod stage;
+mod stager;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
