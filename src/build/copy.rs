@@ -126,26 +126,7 @@ pub fn stage_copy(
         return Err(CopyError::DestNotDir);
     }
     let checksum = op.add.as_ref().and_then(|a| a.checksum.as_deref());
-    let mut selected: Vec<(String, Node)> = Vec::new();
-    let mut urls = Vec::new();
-    for s in &op.sources {
-        if op.add.is_some() && add::is_git(s) {
-            return Err(CopyError::Unsupported {
-                what: format!("ADD from a git repository ({s})"),
-            });
-        }
-        if op.add.is_some() && add::is_url(s) {
-            urls.push(s.clone());
-            continue;
-        }
-        let nodes = src.select(s)?;
-        if nodes.is_empty() && !pattern::has_meta(s) {
-            return Err(CopyError::NotFound {
-                source_path: s.clone(),
-            });
-        }
-        selected.extend(nodes.into_iter().map(|n| (s.clone(), n)));
-    }
+    let (selected, urls) = select_sources(op, src)?;
     if checksum.is_some() && (urls.len() != 1 || !selected.is_empty()) {
         return Err(CopyError::ChecksumNotUrl);
     }
@@ -176,6 +157,35 @@ pub fn stage_copy(
         st.write_inline(&to, h.content.as_bytes(), h.mode)?;
     }
     st.finish()
+}
+
+/// The nodes each source selects (with the source as written), and ADD's URLs.
+#[allow(clippy::type_complexity)]
+fn select_sources(
+    op: &CopyOp,
+    src: &Source,
+) -> Result<(Vec<(String, Node)>, Vec<String>), CopyError> {
+    let mut selected = Vec::new();
+    let mut urls = Vec::new();
+    for s in &op.sources {
+        if op.add.is_some() && add::is_git(s) {
+            return Err(CopyError::Unsupported {
+                what: format!("ADD from a git repository ({s})"),
+            });
+        }
+        if op.add.is_some() && add::is_url(s) {
+            urls.push(s.clone());
+            continue;
+        }
+        let nodes = src.select(s)?;
+        if nodes.is_empty() && !pattern::has_meta(s) {
+            return Err(CopyError::NotFound {
+                source_path: s.clone(),
+            });
+        }
+        selected.extend(nodes.into_iter().map(|n| (s.clone(), n)));
+    }
+    Ok((selected, urls))
 }
 
 /// WORKDIR: creates `path` (and its parents) in `staging` unless the target

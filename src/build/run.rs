@@ -152,21 +152,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         }
     }
     if !op.files.is_empty() {
-        let dir = staging_dir(cx.store, "files-")?;
-        temps.0.push(dir.clone());
-        for f in &op.files {
-            let p = dir.join(&f.name);
-            fs::write(&p, &f.content).map_err(ioerr("writing", &p))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(f.mode))
-                .map_err(ioerr("setting the mode of", &p))?;
-        }
-        mounts.push(Mount {
-            target: RunOp::FILES_DIR.into(),
-            kind: MountKind::Bind {
-                source: dir,
-                readonly: true,
-            },
-        });
+        mounts.push(files_mount(cx.store, op, &mut temps)?);
     }
     let upper = staging_dir(cx.store, "upper-")?;
     let work = staging_dir(cx.store, "work-")?;
@@ -207,6 +193,25 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
     }
 }
 
+/// Heredoc scripts, read-only at [`RunOp::FILES_DIR`].
+fn files_mount(store: &Store, op: &RunOp, temps: &mut Temps) -> Result<Mount, RunError> {
+    let dir = staging_dir(store, "files-")?;
+    temps.0.push(dir.clone());
+    for f in &op.files {
+        let p = dir.join(&f.name);
+        fs::write(&p, &f.content).map_err(ioerr("writing", &p))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(f.mode))
+            .map_err(ioerr("setting the mode of", &p))?;
+    }
+    Ok(Mount {
+        target: RunOp::FILES_DIR.into(),
+        kind: MountKind::Bind {
+            source: dir,
+            readonly: true,
+        },
+    })
+}
+
 fn prepare_mount(
     cx: &RunContext<'_>,
     m: &RunMount,
@@ -214,14 +219,8 @@ fn prepare_mount(
     env: &mut Vec<String>,
     temps: &mut Temps,
 ) -> Result<Option<Mount>, RunError> {
-    let mount = |target: &str, kind| {
-        Some(Mount {
-            target: target.into(),
-            kind,
-        })
-    };
-    Ok(match m {
-        RunMount::Tmpfs { target, size } => mount(target, MountKind::Tmpfs { size: *size }),
+    let (target, kind) = match m {
+        RunMount::Tmpfs { target, size } => (target.clone(), MountKind::Tmpfs { size: *size }),
         RunMount::Cache {
             id,
             target,
@@ -238,89 +237,110 @@ fn prepare_mount(
                 });
             }
             let dir = cache_dir(cx.store, id, *mode, *uid, *gid)?;
-            mount(
-                target,
-                MountKind::Bind {
-                    source: dir,
-                    readonly: *ro,
-                },
-            )
+            let kind = MountKind::Bind {
+                source: dir,
+                readonly: *ro,
+            };
+            (target.clone(), kind)
         }
         RunMount::Bind {
             target, source, rw, ..
-        } => {
-            let Some(src) = src else {
-                return Err(RunError::Unsupported {
-                    what: format!("RUN --mount=type=bind at {target} without a source tree"),
-                });
-            };
-            let host = materialise(cx.store, src, source, target, temps)?;
-            let kind = if *rw {
-                let scratch = staging_dir(cx.store, "bindrw-")?;
-                temps.0.push(scratch.clone());
-                MountKind::BindDiscardWrites {
-                    source: host,
-                    scratch,
-                }
-            } else {
-                MountKind::Bind {
-                    source: host,
-                    readonly: true,
-                }
-            };
-            mount(target, kind)
-        }
-        RunMount::Secret {
-            id,
-            target,
-            env: var,
-            required,
-            mode,
-            uid,
-            gid,
-        } => {
-            let value = match cx.secrets.get(id) {
-                Some(SecretSource::File(p)) => {
-                    fs::read(p).map_err(|source| RunError::ReadSecret {
-                        id: id.clone(),
-                        source,
-                    })?
-                }
-                Some(SecretSource::Env(v)) => v.clone().into_bytes(),
-                None if *required => return Err(RunError::MissingSecret { id: id.clone() }),
-                None => return Ok(None),
-            };
-            if let Some(var) = var {
-                env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
-                if target.is_none() {
-                    return Ok(None);
-                }
-            }
-            let dir = staging_dir(cx.store, "secret-")?;
-            temps.0.push(dir.clone());
-            let file = dir.join("secret");
-            fs::write(&file, &value).map_err(ioerr("writing", &file))?;
-            std::os::unix::fs::chown(&file, Some(*uid), Some(*gid))
-                .map_err(ioerr("changing owner of", &file))?;
-            fs::set_permissions(&file, fs::Permissions::from_mode(*mode))
-                .map_err(ioerr("setting the mode of", &file))?;
-            let at = target
-                .clone()
-                .unwrap_or_else(|| format!("/run/secrets/{id}"));
-            mount(
-                &at,
-                MountKind::Bind {
-                    source: file,
-                    readonly: true,
-                },
-            )
-        }
+        } => (
+            target.clone(),
+            bind_mount(cx, src, source, target, *rw, temps)?,
+        ),
+        RunMount::Secret { .. } => match secret_mount(cx, m, env, temps)? {
+            Some(x) => x,
+            None => return Ok(None),
+        },
         RunMount::Ssh { .. } => {
             return Err(RunError::Unsupported {
                 what: "RUN --mount=type=ssh".into(),
             })
         }
+    };
+    Ok(Some(Mount { target, kind }))
+}
+
+fn bind_mount(
+    cx: &RunContext<'_>,
+    src: Option<&Source>,
+    source: &str,
+    target: &str,
+    rw: bool,
+    temps: &mut Temps,
+) -> Result<MountKind, RunError> {
+    let Some(src) = src else {
+        return Err(RunError::Unsupported {
+            what: format!("RUN --mount=type=bind at {target} without a source tree"),
+        });
+    };
+    let host = materialise(cx.store, src, source, target, temps)?;
+    if !rw {
+        return Ok(MountKind::Bind {
+            source: host,
+            readonly: true,
+        });
+    }
+    let scratch = staging_dir(cx.store, "bindrw-")?;
+    temps.0.push(scratch.clone());
+    Ok(MountKind::BindDiscardWrites {
+        source: host,
+        scratch,
     })
+}
+
+/// A secret as a read-only file (and/or an env var); `None` when an
+/// optional secret was not given, or it goes only into the environment.
+fn secret_mount(
+    cx: &RunContext<'_>,
+    m: &RunMount,
+    env: &mut Vec<String>,
+    temps: &mut Temps,
+) -> Result<Option<(String, MountKind)>, RunError> {
+    let RunMount::Secret {
+        id,
+        target,
+        env: var,
+        required,
+        mode,
+        uid,
+        gid,
+    } = m
+    else {
+        return Ok(None);
+    };
+    let value = match cx.secrets.get(id) {
+        Some(SecretSource::File(p)) => fs::read(p).map_err(|source| RunError::ReadSecret {
+            id: id.clone(),
+            source,
+        })?,
+        Some(SecretSource::Env(v)) => v.clone().into_bytes(),
+        None if *required => return Err(RunError::MissingSecret { id: id.clone() }),
+        None => return Ok(None),
+    };
+    if let Some(var) = var {
+        env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+        if target.is_none() {
+            return Ok(None);
+        }
+    }
+    let dir = staging_dir(cx.store, "secret-")?;
+    temps.0.push(dir.clone());
+    let file = dir.join("secret");
+    fs::write(&file, &value).map_err(ioerr("writing", &file))?;
+    std::os::unix::fs::chown(&file, Some(*uid), Some(*gid))
+        .map_err(ioerr("changing owner of", &file))?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(*mode))
+        .map_err(ioerr("setting the mode of", &file))?;
+    let at = target
+        .clone()
+        .unwrap_or_else(|| format!("/run/secrets/{id}"));
+    let kind = MountKind::Bind {
+        source: file,
+        readonly: true,
+    };
+    Ok(Some((at, kind)))
 }
 
 /// `cache/mounts/<sha256 of id>`, created with the mount's mode and owner.

@@ -131,6 +131,23 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     let source_date_epoch = epoch_text
         .map(|v| v.parse::<i64>().map_err(|_| UsageError::Epoch { value: v }))
         .transpose()?;
+    let (outputs, tags) = outputs_and_tags(args)?;
+    let mut opts = BuildOptions::new(args.context.clone(), Vec::new());
+    opts.plan = plan;
+    opts.source_date_epoch = source_date_epoch;
+    opts.compression = Compression::parse(&args.compression).map_err(UsageError::Compression)?;
+    opts.secrets = secrets(&args.secrets)?;
+    Ok(Resolved {
+        opts,
+        outputs,
+        tags,
+        iidfile: args.iidfile.clone(),
+        metadata_file: args.metadata_file.clone(),
+    })
+}
+
+/// The `-o` specs (plus `type=image` when `-t` is given) and the `-t` names.
+fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), UsageError> {
     let mut outputs = Vec::new();
     for o in &args.outputs {
         outputs.push(OutputSpec::parse(o).map_err(|source| UsageError::Output {
@@ -157,22 +174,12 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
             .iter()
             .any(|o| matches!(o, OutputSpec::Image { .. }))
     {
-        // COMPAT(buildkit): -t names the image in the store even beside other outputs.
+        // The blobs are in the store anyway: -t names them there even
+        // beside other outputs, so `kiln images` shows what was built.
         outputs.push(OutputSpec::Image {
             names: vec![],
             push: false,
         });
     }
-    let mut opts = BuildOptions::new(args.context.clone(), Vec::new());
-    opts.plan = plan;
-    opts.source_date_epoch = source_date_epoch;
-    opts.compression = Compression::parse(&args.compression).map_err(UsageError::Compression)?;
-    opts.secrets = secrets(&args.secrets)?;
-    Ok(Resolved {
-        opts,
-        outputs,
-        tags,
-        iidfile: args.iidfile.clone(),
-        metadata_file: args.metadata_file.clone(),
-    })
+    Ok((outputs, tags))
 }
