@@ -355,3 +355,45 @@ fn run_writes_layers_whiteouts_and_streams_output() {
         "the second build sees the first build's cache entry"
     );
 }
+
+#[test]
+fn copy_flags_exclude_parents_link_and_from_image() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("src/a/one.txt", "1"),
+            ("src/a/skip.log", "s"),
+            ("src/b/two.txt", "2"),
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY --exclude=**/*.log src /ex/\n\
+                 COPY --parents src/a/one.txt src/b/two.txt /par/\n\
+                 COPY --link src/b/two.txt /bin/linked\n\
+                 COPY --from=busybox /etc/passwd /from-image\n",
+            ),
+        ],
+    );
+    env.build(&["-t", "flags", ctx.to_str().unwrap()]);
+    let fs_ = env.rootfs("flags");
+    assert!(fs_.join("ex/a/one.txt").is_file());
+    assert!(!fs_.join("ex/a/skip.log").exists());
+    assert_eq!(
+        fs::read_to_string(fs_.join("par/src/a/one.txt")).unwrap(),
+        "1"
+    );
+    assert_eq!(
+        fs::read_to_string(fs_.join("par/src/b/two.txt")).unwrap(),
+        "2"
+    );
+    assert_eq!(fs::read_to_string(fs_.join("bin/linked")).unwrap(), "2");
+    assert!(fs::read_to_string(fs_.join("from-image"))
+        .unwrap()
+        .contains("user:x:1000"));
+    // The busybox applets under /bin are untouched by the --link layer.
+    assert!(fs::symlink_metadata(fs_.join("bin/sh"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
