@@ -32,6 +32,12 @@ pub enum CopyError {
         /// The source as written.
         source_path: String,
     },
+    /// A destination below something that is not a directory in the target.
+    #[error("cannot copy to a path below {path}: it is not a directory")]
+    NotADirectory {
+        /// The non-directory in the target.
+        path: String,
+    },
     /// Several sources and a destination without a trailing `/`.
     #[error("when using COPY with more than one source file, the destination must be a directory and end with a /")]
     DestNotDir,

@@ -130,6 +130,11 @@ fn chown_chmod_exclude_and_missing() {
     let mut ghost = op(&["a.txt"], "/x");
     ghost.chown = Some("ghost".into());
     assert!(matches!(run(&f, &ghost), Err(CopyError::Perms(_))));
+    // A destination below a file of the target is refused, not shadowed.
+    assert!(matches!(
+        run(&f, &op(&["a.txt"], "/etc/passwd/x")),
+        Err(CopyError::NotADirectory { .. })
+    ));
     // A wildcard that matches nothing is not an error.
     run(&f, &op(&["*.none"], "/y/")).unwrap();
 }

@@ -116,7 +116,12 @@ pub fn build(
     v.done();
     let resolver = resolver::StoreResolver { store };
     let graph = plan::lower(&df, &opts.plan, &resolver).map_err(BuildError::Plan)?;
-    for arg in &graph.unused_build_args {
+    // COMPAT(buildkit): SOURCE_DATE_EPOCH is the builder's own argument.
+    for arg in graph
+        .unused_build_args
+        .iter()
+        .filter(|a| *a != "SOURCE_DATE_EPOCH")
+    {
         progress.warn(format!("build argument {arg} was not consumed"));
     }
     let ignore = load_ignore(opts)?;

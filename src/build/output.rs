@@ -34,6 +34,9 @@ pub enum OutputSpecError {
         /// The key as written.
         key: String,
     },
+    /// `dest=-`: streaming an output to stdout.
+    #[error("dest=- (writing an output to stdout) is not supported yet")]
+    Stdout,
     /// A boolean field with another value.
     #[error("output field {key}={value:?} is not true or false")]
     NotBool {
@@ -145,6 +148,9 @@ fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, O
             }
         }
     }
+    if dest.as_deref() == Some("-") {
+        return Err(OutputSpecError::Stdout);
+    }
     let need_dest = || {
         dest.clone()
             .map(PathBuf::from)
@@ -248,6 +254,10 @@ mod tests {
             OutputSpec::parse("type=oci,dest=x,tar=maybe"),
             Err(OutputSpecError::NotBool { .. })
         ));
+        assert_eq!(
+            OutputSpec::parse("type=tar,dest=-"),
+            Err(OutputSpecError::Stdout)
+        );
         assert!(matches!(
             OutputSpec::parse("type=oci,dest"),
             Err(OutputSpecError::NotKeyValue { .. })

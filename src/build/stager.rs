@@ -102,6 +102,9 @@ impl Stager<'_> {
         for (i, c) in comps.iter().enumerate() {
             let next = join(&cur, c);
             match self.view.resolve(&next, true)? {
+                Some(n) if !n.meta.is_dir() && i + 1 < comps.len() => {
+                    return Err(CopyError::NotADirectory { path: n.path });
+                }
                 Some(n) => cur = n.path,
                 None => {
                     let rest = comps[i..].join("/");
