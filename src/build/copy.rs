@@ -125,6 +125,7 @@ pub fn stage_copy(
         keep_owner: src.keeps_owner(),
         excludes,
         dir_times: Vec::new(),
+        links: Default::default(),
     };
     let n_written = op.sources.len() + op.heredocs.len();
     let slash = op.dest.ends_with('/') || op.dest_is_dir_hint;
@@ -218,6 +219,7 @@ pub fn stage_mkdir(
         keep_owner: false,
         excludes: None,
         dir_times: Vec::new(),
+        links: Default::default(),
     };
     st.ensure_dir(path)?;
     st.finish()

@@ -101,10 +101,16 @@ fn file_to_file_and_into_dirs() {
 #[test]
 fn directory_copies_contents_and_dest_follows_target_symlinks() {
     let f = fixture();
+    fs::hard_link(f.ctx.join("dir/x"), f.ctx.join("dir/x-link")).unwrap();
     run(&f, &op(&["dir"], "/out")).unwrap();
     assert_eq!(read(&f, "out/x"), "dir/x");
     assert_eq!(read(&f, "out/sub/y"), "dir/sub/y");
     assert!(!f.staging.join("out/dir").exists());
+    let (a, b) = (
+        fs::metadata(f.staging.join("out/x")).unwrap(),
+        fs::metadata(f.staging.join("out/x-link")).unwrap(),
+    );
+    assert_eq!(a.ino(), b.ino(), "hard links stay linked");
     run(&f, &op(&["b.txt"], "/bin/")).unwrap();
     assert_eq!(read(&f, "usr/bin/b.txt"), "b.txt");
     assert!(fs::symlink_metadata(f.staging.join("bin")).is_err());

@@ -30,6 +30,8 @@ pub(super) struct Stager<'a> {
     pub(super) excludes: Option<IgnorePatterns>,
     /// Directory mtimes to set last (writing children changes them).
     pub(super) dir_times: Vec<(PathBuf, FileTime)>,
+    /// Staged path of each multiply-linked source inode copied so far.
+    pub(super) links: std::collections::HashMap<(u64, u64), PathBuf>,
 }
 
 impl Stager<'_> {
@@ -191,6 +193,14 @@ impl Stager<'_> {
     fn copy_node(&mut self, node: &Node, to: &Path) -> Result<(), CopyError> {
         remove_any(to)?;
         let ft = node.meta.file_type();
+        // Hard links within one copy stay hard links, as BuildKit's copier keeps them.
+        let inode = (node.meta.dev(), node.meta.ino());
+        if ft.is_file() && node.meta.nlink() > 1 {
+            if let Some(first) = self.links.get(&inode) {
+                return fs::hard_link(first, to).map_err(werr("linking", to));
+            }
+            self.links.insert(inode, to.to_path_buf());
+        }
         if ft.is_symlink() {
             let target = fs::read_link(&node.host).map_err(werr("reading link", &node.host))?;
             symlink(&target, to).map_err(werr("creating symlink", to))?;

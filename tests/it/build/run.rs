@@ -104,3 +104,29 @@ fn independent_stages_run_in_parallel() {
     assert_eq!(fs::read_to_string(fs_.join("a")).unwrap(), "a\n");
     assert_eq!(fs::read_to_string(fs_.join("b")).unwrap(), "b\n");
 }
+
+#[test]
+fn two_builds_share_one_store_at_once() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("f", "same"),
+            ("Dockerfile", "FROM busybox\nCOPY f /f\nRUN cat /f > /g\n"),
+        ],
+    );
+    let ctx = ctx.to_str().unwrap().to_string();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| env.build(&["-t", "x:a", &ctx]));
+        let b = s.spawn(|| env.build(&["-t", "x:b", &ctx]));
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+    for tag in ["x:a", "x:b"] {
+        assert_eq!(
+            fs::read_to_string(env.rootfs(tag).join("g")).unwrap(),
+            "same"
+        );
+    }
+}
