@@ -139,3 +139,140 @@ fn stage_thread(env: &BuildEnv<'_>, st: &Stage, board: &Board) -> Result<StageOu
     };
     build_stage(env, st, base, &outputs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::event::{Event, Progress};
+    use crate::build::source::Source;
+    use crate::dockerfile::Span;
+    use crate::plan::{CopyFrom, CopyOp, Op, Stage, StageId, Step, WorkdirOp};
+
+    fn step(op: Op, line: usize) -> Step {
+        Step {
+            op,
+            span: Span {
+                start_line: line,
+                end_line: line,
+            },
+            created_by: format!("step {line}"),
+            empty_layer: false,
+            display: format!("STEP {line}"),
+        }
+    }
+
+    fn workdir(path: &str, line: usize) -> Step {
+        step(
+            Op::Workdir(WorkdirOp {
+                path: path.into(),
+                user: String::new(),
+            }),
+            line,
+        )
+    }
+
+    fn stage(id: usize, base: Base, steps: Vec<Step>, deps: &[usize], reached: bool) -> Stage {
+        Stage {
+            id: StageId(id),
+            name: None,
+            base,
+            steps,
+            deps: deps.iter().map(|d| StageId(*d)).collect(),
+            reached,
+            config: Default::default(),
+            platform: crate::oci::Platform::host(),
+        }
+    }
+
+    /// Runs `stages` (the last is the target); returns the result and the
+    /// stage index of every started step, in order.
+    fn run(stages: Vec<Stage>) -> (Result<StageOutput, BuildError>, Vec<usize>) {
+        let root = tempfile::tempdir().unwrap();
+        let store = crate::oci::Store::open(root.path()).unwrap();
+        let ctx = tempfile::tempdir().unwrap();
+        let context = Source::context(ctx.path().into(), None);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let progress = Progress::new(tx);
+        let graph = BuildGraph {
+            target: StageId(stages.len() - 1),
+            stages,
+            unused_build_args: vec![],
+        };
+        let env = BuildEnv {
+            store: &store,
+            context: &context,
+            progress: &progress,
+            pack: Default::default(),
+            created: "1970-01-01T00:00:00Z".into(),
+            secrets: &Default::default(),
+            exe: std::path::Path::new("/proc/self/exe"),
+            graph: &graph,
+            from_spans: vec![],
+        };
+        let res = run_graph(&env);
+        drop(env);
+        drop(progress);
+        let started = rx
+            .iter()
+            .filter_map(|e| match e {
+                Event::Started { step: Some(s), .. } => Some(s.stage),
+                _ => None,
+            })
+            .collect();
+        (res, started)
+    }
+
+    #[test]
+    fn only_reached_stages_run_and_deps_come_first() {
+        let (res, started) = run(vec![
+            stage(0, Base::Scratch, vec![workdir("/a", 2)], &[], true),
+            stage(1, Base::Scratch, vec![workdir("/never", 4)], &[], false),
+            stage(
+                2,
+                Base::Stage(StageId(0)),
+                vec![workdir("/b", 6)],
+                &[0],
+                true,
+            ),
+        ]);
+        let out = res.unwrap();
+        assert_eq!(started, [0, 2], "stage 1 is not reached");
+        assert_eq!(out.layers.len(), 2, "stage 2 carries stage 0's layer");
+        assert_eq!(out.history.len(), 2);
+    }
+
+    #[test]
+    fn a_failing_stage_cancels_its_dependents_and_returns_its_error() {
+        let missing = step(
+            Op::Copy(CopyOp {
+                from: CopyFrom::Context,
+                sources: vec!["missing".into()],
+                heredocs: vec![],
+                dest: "/x".into(),
+                chown: None,
+                chmod: None,
+                link: false,
+                parents: false,
+                excludes: vec![],
+                add: None,
+                dest_is_dir_hint: false,
+            }),
+            7,
+        );
+        let (res, started) = run(vec![
+            stage(0, Base::Scratch, vec![missing], &[], true),
+            stage(
+                1,
+                Base::Stage(StageId(0)),
+                vec![workdir("/b", 9)],
+                &[0],
+                true,
+            ),
+        ]);
+        match res {
+            Err(BuildError::Step { span, .. }) => assert_eq!(span.start_line, 7),
+            other => panic!("expected the COPY's error, got {other:?}"),
+        }
+        assert_eq!(started, [0], "the dependent stage never starts");
+    }
+}
