@@ -103,6 +103,14 @@ pub enum BuildError {
     /// Writing the image to the store.
     #[error("writing the image to the store")]
     Store(#[source] StoreError),
+    /// A reached stage whose base image lowering left unresolved (a bug in kiln).
+    #[error("internal error: stage {stage} reached with unresolved base image {reference}")]
+    Unresolved {
+        /// The stage index.
+        stage: usize,
+        /// The image reference.
+        reference: String,
+    },
     /// A stage thread panicked (a bug in kiln).
     #[error("internal error: stage {stage} panicked")]
     Panicked {
@@ -136,7 +144,7 @@ impl BuildError {
             | Self::ParseIgnore { .. }
             | Self::Parse(_)
             | Self::Plan(_) => 2,
-            Self::Store(_) | Self::Panicked { .. } | Self::Cancelled => 3,
+            Self::Store(_) | Self::Panicked { .. } | Self::Unresolved { .. } | Self::Cancelled => 3,
         }
     }
 }

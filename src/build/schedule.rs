@@ -114,7 +114,13 @@ fn stage_thread(env: &BuildEnv<'_>, st: &Stage, board: &Board) -> Result<StageOu
         return Err(BuildError::Cancelled);
     }
     let base = match &st.base {
-        Base::Scratch | Base::Unresolved { .. } => StageOutput {
+        Base::Unresolved { reference } => {
+            return Err(BuildError::Unresolved {
+                stage: st.id.0,
+                reference: reference.clone(),
+            })
+        }
+        Base::Scratch => StageOutput {
             layers: vec![],
             history: vec![],
             config: Default::default(),
