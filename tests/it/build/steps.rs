@@ -13,6 +13,7 @@ fn scratch_copy_workdir_and_metadata() {
         &[
             ("app/main.txt", "main"),
             ("app/sub/deep.txt", "deep"),
+            ("app/ln", "->sub/deep.txt"),
             ("one.txt", "one"),
             ("two.txt", "two"),
             ("link", "->one.txt"),
@@ -65,6 +66,14 @@ fn scratch_copy_workdir_and_metadata() {
         "two"
     );
     assert_eq!(fs::read_to_string(fs_.join("srv/rel")).unwrap(), "one");
+    // Inside a copied directory, symlinks stay symlinks with their targets.
+    let ln = fs_.join("srv/app/ln");
+    assert!(fs::symlink_metadata(&ln).unwrap().file_type().is_symlink());
+    assert_eq!(
+        fs::read_link(&ln).unwrap(),
+        std::path::Path::new("sub/deep.txt")
+    );
+    assert_eq!(attrs(&fs_.join("srv/app/sub")).0, 0o755);
     // A symlink source is followed (BuildKit's FollowSymlinks for sources).
     assert_eq!(fs::read_to_string(fs_.join("l")).unwrap(), "one");
     assert_eq!(
