@@ -79,3 +79,18 @@ fn usage_errors_exit_2() {
     let (code, _) = fail(&env, "FROM scratch\n", &["-f", "nope/Dockerfile"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn an_unwritable_output_is_an_io_error() {
+    let env = Env::new();
+    let (code, err) = fail(
+        &env,
+        "FROM scratch\nCOPY a /a\n",
+        &["-o", "type=oci,dest=/nonexistent-dir/x.tar"],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.starts_with("error: writing /nonexistent-dir/x.tar"),
+        "{err}"
+    );
+}
