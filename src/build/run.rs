@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exec::{self, ExecError, Mount, MountKind, Network, Output, RunSpec};
 use crate::oci::{Digest, Store};
-use crate::plan::{CopyFrom, CopyOp, NetworkMode, RunMount, RunOp, Security};
+use crate::plan::{CopyFrom, CopyOp, NetworkMode, RunMount, RunOp, Security, Sharing};
 
 use super::copy::{stage_copy, CopyError};
 use super::event::{Stream, Vertex};
@@ -116,11 +116,16 @@ pub struct RunContext<'a> {
 }
 
 /// Temp dirs made for one run, removed when it ends whatever happened.
-struct Temps(Vec<PathBuf>);
+/// Also holds the cache-mount locks of the run (released on drop).
+#[derive(Default)]
+struct Temps {
+    dirs: Vec<PathBuf>,
+    locks: Vec<fs::File>,
+}
 
 impl Drop for Temps {
     fn drop(&mut self) {
-        for d in &self.0 {
+        for d in &self.dirs {
             // Leftovers under tmp/ are harmless and cleaned by `kiln prune`.
             let _ = remove_tree(d);
         }
@@ -135,12 +140,12 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
             what: "RUN --security=insecure".into(),
         });
     }
-    let mut temps = Temps(Vec::new());
+    let mut temps = Temps::default();
     let mut lower = cx.lower.clone();
     if lower.is_empty() {
         // overlayfs needs a lower dir; scratch has none.
         let empty = staging_dir(cx.store, "empty-")?;
-        temps.0.push(empty.clone());
+        temps.dirs.push(empty.clone());
         lower.push(empty);
     }
     let mut env = op.env.clone();
@@ -156,7 +161,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
     }
     let upper = staging_dir(cx.store, "upper-")?;
     let work = staging_dir(cx.store, "work-")?;
-    temps.0.push(work.clone());
+    temps.dirs.push(work.clone());
     let spec = RunSpec {
         lower_dirs: lower,
         upper_dir: upper.clone(),
@@ -196,7 +201,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
 /// Heredoc scripts, read-only at [`RunOp::FILES_DIR`].
 fn files_mount(store: &Store, op: &RunOp, temps: &mut Temps) -> Result<Mount, RunError> {
     let dir = staging_dir(store, "files-")?;
-    temps.0.push(dir.clone());
+    temps.dirs.push(dir.clone());
     for f in &op.files {
         let p = dir.join(&f.name);
         fs::write(&p, &f.content).map_err(ioerr("writing", &p))?;
@@ -229,6 +234,7 @@ fn prepare_mount(
             mode,
             uid,
             gid,
+            sharing,
             ..
         } => {
             if from.is_some() {
@@ -237,6 +243,11 @@ fn prepare_mount(
                 });
             }
             let dir = cache_dir(cx.store, id, *mode, *uid, *gid)?;
+            // COMPAT(buildkit): `locked` waits for other writers; kiln gives
+            // `private` the same exclusive access instead of a second copy.
+            if *sharing != Sharing::Shared {
+                temps.locks.push(lock_cache(&dir)?);
+            }
             let kind = MountKind::Bind {
                 source: dir,
                 readonly: *ro,
@@ -283,7 +294,7 @@ fn bind_mount(
         });
     }
     let scratch = staging_dir(cx.store, "bindrw-")?;
-    temps.0.push(scratch.clone());
+    temps.dirs.push(scratch.clone());
     Ok(MountKind::BindDiscardWrites {
         source: host,
         scratch,
@@ -326,7 +337,7 @@ fn secret_mount(
         }
     }
     let dir = staging_dir(cx.store, "secret-")?;
-    temps.0.push(dir.clone());
+    temps.dirs.push(dir.clone());
     let file = dir.join("secret");
     fs::write(&file, &value).map_err(ioerr("writing", &file))?;
     std::os::unix::fs::chown(&file, Some(*uid), Some(*gid))
@@ -341,6 +352,16 @@ fn secret_mount(
         readonly: true,
     };
     Ok(Some((at, kind)))
+}
+
+/// An exclusive lock on a cache dir (a `.lock` file beside it), waiting for
+/// other holders.
+fn lock_cache(dir: &Path) -> Result<fs::File, RunError> {
+    use fs2::FileExt;
+    let path = dir.with_extension("lock");
+    let f = fs::File::create(&path).map_err(ioerr("creating", &path))?;
+    f.lock_exclusive().map_err(ioerr("locking", &path))?;
+    Ok(f)
 }
 
 /// `cache/mounts/<sha256 of id>`, created with the mount's mode and owner.
@@ -373,7 +394,7 @@ fn materialise(
         source: Box::new(source),
     };
     let dir = staging_dir(store, "bind-")?;
-    temps.0.push(dir.clone());
+    temps.dirs.push(dir.clone());
     let op = CopyOp {
         from: CopyFrom::Context,
         sources: vec![source.into()],

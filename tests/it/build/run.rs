@@ -25,7 +25,8 @@ fn run_mounts_heredocs_and_network_leave_no_trace() {
                  RUN --mount=type=bind,source=c.txt,target=/mnt/c.txt cat /mnt/c.txt\n\
                  RUN --mount=type=bind,from=helper,source=/h.txt,target=/h cat /h\n\
                  RUN --mount=type=tmpfs,target=/t touch /t/x && ls /t\n\
-                 RUN --network=none ls /sys/class/net > /nets\n",
+                 RUN --network=none ls /sys/class/net > /nets\n\
+                 RUN --mount=type=cache,target=/c,sharing=locked echo locked > /c/f && cat /c/f\n",
             ),
         ],
     );
@@ -51,6 +52,7 @@ fn run_mounts_heredocs_and_network_leave_no_trace() {
         " s3cr3t",
         " from-context",
         " from-stage",
+        " locked",
     ] {
         assert!(
             log.lines().any(|l| l.ends_with(expected)),
