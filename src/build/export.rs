@@ -129,7 +129,7 @@ pub fn export(
             let n = named(name)?;
             write_file(dest, |f| write_docker_archive(store, &[n], f).map(drop))
         }
-        OutputSpec::Local { dest } => flatten(store, img, dest),
+        OutputSpec::Local { dest } => export_local(store, img, dest),
         OutputSpec::Tar { dest } => rootfs_tar(store, img, dest),
         OutputSpec::Image { names, push } => {
             if *push {
@@ -183,6 +183,71 @@ pub fn flatten(store: &Store, img: &BuiltImage, dest: &Path) -> Result<(), Expor
                     actual: got,
                 },
             });
+        }
+    }
+    Ok(())
+}
+
+/// `type=local`: an empty or missing `dest` gets the layers applied in
+/// place; into a directory that has files the image is flattened aside and
+/// merged over it, so a whiteout or opaque dir of the image can never
+/// delete files the user had there.
+fn export_local(store: &Store, img: &BuiltImage, dest: &Path) -> Result<(), ExportError> {
+    let werr = |source| ExportError::Write {
+        path: dest.into(),
+        source,
+    };
+    let has_files = match fs::read_dir(dest) {
+        Ok(mut d) => d.next().is_some(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(werr(e)),
+    };
+    if !has_files {
+        return flatten(store, img, dest);
+    }
+    let dir = staging_dir(store, "local-")?;
+    let res = flatten(store, img, &dir).and_then(|()| merge(&dir, dest).map_err(werr));
+    remove_tree(&dir)?;
+    res
+}
+
+/// Moves every entry of `from` over `to`, directories merged, anything
+/// else replaced; copies when a rename cannot cross filesystems.
+fn merge(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let m = fs::symlink_metadata(&src)?;
+        let dst_dir = fs::symlink_metadata(&dst).is_ok_and(|d| d.is_dir());
+        if m.is_dir() && dst_dir {
+            merge(&src, &dst)?;
+            continue;
+        }
+        match fs::symlink_metadata(&dst) {
+            Ok(d) if d.is_dir() => fs::remove_dir_all(&dst)?,
+            Ok(_) => fs::remove_file(&dst)?,
+            Err(_) => {}
+        }
+        if fs::rename(&src, &dst).is_ok() {
+            continue;
+        }
+        if m.is_dir() {
+            fs::create_dir(&dst)?;
+            merge(&src, &dst)?;
+        } else if m.file_type().is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        } else if m.is_file() {
+            fs::copy(&src, &dst)?;
+        } else {
+            // Devices and fifos: recreate the node, never read from it.
+            let kind = nix::sys::stat::SFlag::from_bits_truncate(m.mode() & libc::S_IFMT);
+            let perm = nix::sys::stat::Mode::from_bits_truncate(m.mode() & 0o7777);
+            nix::sys::stat::mknod(&dst, kind, perm, m.rdev()).map_err(io::Error::from)?;
+        }
+        std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()))?;
+        if !m.file_type().is_symlink() {
+            fs::set_permissions(&dst, m.permissions())?;
         }
     }
     Ok(())

@@ -75,6 +75,22 @@ fn every_output_type_reads_back() {
     );
     let listing = tool(Command::new("tar").args(["-tf", &p("rootfs.tar")]));
     assert_eq!(listing.trim(), "hello.txt");
+    // Into a directory with files: merged over them, nothing of theirs lost.
+    fs::write(env.path("local/mine.txt"), "mine").unwrap();
+    fs::write(env.path("local/hello.txt"), "old").unwrap();
+    env.build(&[
+        "-o",
+        &format!("type=local,dest={}", p("local")),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fs::read_to_string(env.path("local/mine.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        fs::read_to_string(env.path("local/hello.txt")).unwrap(),
+        "hello\n"
+    );
 }
 
 #[test]
