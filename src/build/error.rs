@@ -30,6 +30,12 @@ pub enum StepError {
     /// Reading a filesystem the step needs.
     #[error(transparent)]
     RootFs(#[from] RootFsError),
+    /// A `--from` stage that was not built before this step (a bug in kiln).
+    #[error("internal error: stage {stage} was not built before a step that reads it")]
+    StageNotBuilt {
+        /// The stage index.
+        stage: usize,
+    },
     /// Reading a base image from the store.
     #[error("reading image {reference}")]
     Image {

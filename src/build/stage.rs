@@ -199,9 +199,9 @@ fn source_for(
         CopyFrom::Context => env.context.clone(),
         CopyFrom::Stage(id) => match outputs.get(&id.0) {
             Some(o) => Source::image(o.rootfs(env.store)?),
-            // The scheduler waits for every dependency: absence means it was
-            // not built, which lowering rules out; treat it as empty.
-            None => Source::image(RootFs::default()),
+            // The scheduler waits for every dependency, so this is a bug
+            // (a `--from` stage missing from `deps`): say so, never copy nothing.
+            None => return Err(StepError::StageNotBuilt { stage: id.0 }),
         },
         CopyFrom::Image(img) => Source::image(image_output(env.store, img)?.rootfs(env.store)?),
     })
