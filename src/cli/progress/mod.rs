@@ -27,7 +27,8 @@ pub enum ProgressMode {
     Tty,
     /// Nothing.
     Quiet,
-    /// One JSON object per event and line.
+    /// One JSON object per event and line (`json` also accepted).
+    #[value(alias = "json")]
     Rawjson,
 }
 
