@@ -110,6 +110,13 @@ pub fn build(
     }
     let v = progress.start("[internal] load build definition from Dockerfile", None);
     let df = crate::dockerfile::parse(&opts.dockerfile).map_err(BuildError::Parse)?;
+    for d in df.directives.iter().filter(|d| d.name == "syntax") {
+        // kiln is its own frontend: say so rather than pretend to honour it.
+        progress.warn(format!(
+            "ignoring `# syntax={}` (line {}): kiln builds with its built-in Dockerfile frontend",
+            d.value, d.line
+        ));
+    }
     for w in &df.warnings {
         progress.warn(format!("{} (line {})", w.short, w.line));
     }
