@@ -140,6 +140,20 @@ impl BuildError {
         }
     }
 
+    /// The last output lines of a RUN that failed, when that is the error.
+    pub fn output_tail(&self) -> &[String] {
+        match self {
+            Self::Step { source, .. } => match &**source {
+                StepError::Run(r) => match &**r {
+                    RunError::Failed { tail, .. } => tail,
+                    _ => &[],
+                },
+                _ => &[],
+            },
+            _ => &[],
+        }
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {

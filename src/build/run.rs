@@ -43,6 +43,8 @@ pub enum RunError {
         command: String,
         /// The exit code (128 + signal).
         status: i32,
+        /// The last lines the command printed (stdout and stderr), for the report.
+        tail: Vec<String>,
     },
     /// The sandbox could not run it.
     #[error("running in the sandbox")]
@@ -179,9 +181,16 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         mounts,
         stdin: None,
     };
+    let mut tail = OutputTail::default();
     let mut on_output = |o: Output<'_>| match o {
-        Output::Stdout(b) => vertex.log(Stream::Stdout, b),
-        Output::Stderr(b) => vertex.log(Stream::Stderr, b),
+        Output::Stdout(b) => {
+            tail.push(b);
+            vertex.log(Stream::Stdout, b)
+        }
+        Output::Stderr(b) => {
+            tail.push(b);
+            vertex.log(Stream::Stderr, b)
+        }
     };
     let result = exec::run(&spec, cx.exe, &mut on_output);
     let fail = |e: RunError| {
@@ -193,8 +202,43 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         Ok(r) => fail(RunError::Failed {
             command: op.argv.join(" "),
             status: r.status,
+            tail: tail.lines(),
         }),
         Err(e) => fail(e.into()),
+    }
+}
+
+/// The last [`OutputTail::KEEP`] lines of a command's output, bounded in
+/// memory however much it prints.
+#[derive(Default)]
+struct OutputTail {
+    lines: std::collections::VecDeque<String>,
+    partial: Vec<u8>,
+}
+
+impl OutputTail {
+    const KEEP: usize = 10;
+
+    fn push(&mut self, data: &[u8]) {
+        for &b in data {
+            if b == b'\n' {
+                let line = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial.clear();
+                self.lines.push_back(line);
+                if self.lines.len() > Self::KEEP {
+                    self.lines.pop_front();
+                }
+            } else if self.partial.len() < 4096 {
+                self.partial.push(b);
+            }
+        }
+    }
+
+    fn lines(mut self) -> Vec<String> {
+        if !self.partial.is_empty() {
+            self.push(b"\n");
+        }
+        self.lines.into()
     }
 }
 

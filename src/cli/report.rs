@@ -30,6 +30,15 @@ pub fn render_build_error(e: &BuildError, src: &[u8], filename: &str) -> String 
     if !out.ends_with('\n') {
         out.push('\n');
     }
+    // COMPAT(buildkit): a failed RUN's last output lines, between rules.
+    let tail = e.output_tail();
+    if !tail.is_empty() {
+        out.push_str("------\n");
+        for l in tail {
+            out.push_str(&format!("  {l}\n"));
+        }
+        out.push_str("------\n");
+    }
     // Transparent wrappers repeat their inner message as the first source.
     let mut last = e.to_string();
     let mut cur = e.source();
