@@ -109,7 +109,13 @@ pub fn build(
         });
     }
     let v = progress.start("[internal] load build definition from Dockerfile", None);
-    let df = crate::dockerfile::parse(&opts.dockerfile).map_err(BuildError::Parse)?;
+    let df = match crate::dockerfile::parse(&opts.dockerfile) {
+        Ok(df) => df,
+        Err(e) => {
+            v.failed(e.to_string());
+            return Err(BuildError::Parse(e));
+        }
+    };
     for d in df.directives.iter().filter(|d| d.name == "syntax") {
         // kiln is its own frontend: say so rather than pretend to honour it.
         progress.warn(format!(
