@@ -179,8 +179,32 @@ pub fn url_file_name(url: &str) -> String {
     }
 }
 
+/// Seconds since the epoch of an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let mut it = s.split_whitespace().skip(1);
+    let day: i64 = it.next()?.parse().ok()?;
+    let month = it.next()?;
+    let year: i64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = months.iter().position(|x| *x == month)? as i64 + 1;
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec)
+}
+
 /// Downloads `url` into `dest` (created), verifying `checksum` when given.
-pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<(), AddError> {
+/// Returns the `Last-Modified` time, which BuildKit gives the file.
+pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<Option<i64>, AddError> {
     let expected = checksum
         .map(|c| {
             Digest::parse(c).map_err(|source| AddError::BadChecksum {
@@ -197,6 +221,7 @@ pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<(), AddEr
         url: url.into(),
         source,
     };
+    let mtime = resp.header("Last-Modified").and_then(parse_http_date);
     let file = File::create(dest).map_err(dl)?;
     let mut w = DigestWriter::new(file);
     io::copy(&mut resp.into_reader(), &mut w).map_err(dl)?;
@@ -214,12 +239,25 @@ pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<(), AddEr
             });
         }
     }
-    Ok(())
+    Ok(mtime)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_http_dates() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 14 Nov 2023 22:13:20 GMT"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
 
     #[test]
     fn names_urls_and_git() {

@@ -258,10 +258,14 @@ impl Stager<'_> {
     ) -> Result<(), CopyError> {
         let host = self.prepare(to)?;
         remove_any(&host)?;
-        add::fetch(url, checksum, &host).map_err(|source| CopyError::Add {
+        let mtime = add::fetch(url, checksum, &host).map_err(|source| CopyError::Add {
             source_path: url.into(),
             source,
         })?;
+        if let Some(t) = mtime {
+            let t = FileTime::from_unix_time(t, 0);
+            filetime::set_file_mtime(&host, t).map_err(werr("setting times of", &host))?;
+        }
         // COMPAT(buildkit): downloaded files are 0600 unless --chmod says otherwise.
         let mode = self.chmod.as_ref().map_or(0o600, |c| c.apply(0o600, false));
         let (uid, gid) = self.owner.unwrap_or((0, 0));

@@ -228,7 +228,8 @@ fn serve(body: &'static [u8], requests: usize) -> (String, std::thread::JoinHand
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\
+                 Last-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\n\r\n",
                 body.len()
             );
             s.write_all(head.as_bytes()).unwrap();
@@ -277,6 +278,18 @@ fn add_extracts_local_archives_and_fetches_urls() {
         "downloaded\n"
     );
     assert_eq!(attrs(&fs_.join("dl/dl.txt")).0, 0o600);
+    let mtime = fs::metadata(fs_.join("dl/dl.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let secs = mtime
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(
+        secs, 1_700_000_000,
+        "Last-Modified becomes the file's mtime"
+    );
     assert!(fs_.join("named").is_file());
     assert!(fs_.join("copied.tgz").is_file(), "COPY never extracts");
     // A wrong checksum fails the step.
