@@ -1,1 +1,173 @@
-//! Wires parser, plan, cache, exec, layer and oci into a build.
+//! The integrator: turns a Dockerfile and a context into an image in the
+//! store, wiring parser, plan, layer, exec and oci. Owns scheduling (stages
+//! the target reaches, independent ones in parallel), progress events and
+//! error context per step. Invariants: a failing step's error carries its
+//! Dockerfile span; nothing a build writes is visible under a name until it
+//! is complete (blobs are content-addressed, tags are written last, by the
+//! caller).
+
+pub mod add;
+pub mod copy;
+pub mod error;
+pub mod event;
+pub mod export;
+pub mod image;
+pub mod output;
+pub mod perms;
+pub mod resolver;
+pub mod rootfs;
+pub mod run;
+pub mod schedule;
+pub mod snapshot;
+pub mod source;
+pub mod stage;
+mod stager;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use error::{BuildError, StepError};
+pub use event::{Event, Progress, StepRef, Stream, Vertex};
+pub use image::BuiltImage;
+pub use output::{OutputSpec, OutputSpecError};
+pub use run::SecretSource;
+
+use crate::dockerfile::ignore::{ignore_file_candidates, IgnorePatterns};
+use crate::layer::{Compression, PackOptions};
+use crate::oci::Store;
+use crate::plan::{self, PlanOptions};
+
+/// Everything one build needs besides the store.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile's bytes.
+    pub dockerfile: Vec<u8>,
+    /// Its name in diagnostics (`Dockerfile`, `<stdin>`).
+    pub dockerfile_name: String,
+    /// Its path, when it is a file: `<name>.dockerignore` beside it wins.
+    pub dockerfile_path: Option<PathBuf>,
+    /// Build args, target, labels, platform.
+    pub plan: PlanOptions,
+    /// Layer compression.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: `created` and clamped file times.
+    pub source_date_epoch: Option<i64>,
+    /// `--secret`s by id.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// The kiln binary RUN re-executes as its sandbox helper.
+    pub exe: PathBuf,
+}
+
+impl BuildOptions {
+    /// Options for `context` with the Dockerfile `bytes`, everything else default.
+    pub fn new(context: impl Into<PathBuf>, dockerfile: Vec<u8>) -> Self {
+        Self {
+            context: context.into(),
+            dockerfile,
+            dockerfile_name: "Dockerfile".into(),
+            dockerfile_path: None,
+            plan: PlanOptions::default(),
+            compression: Compression::Gzip,
+            source_date_epoch: None,
+            secrets: BTreeMap::new(),
+            exe: PathBuf::from("/proc/self/exe"),
+        }
+    }
+}
+
+/// Reads the `.dockerignore` that applies (BuildKit's order), if any.
+fn load_ignore(opts: &BuildOptions) -> Result<Option<IgnorePatterns>, BuildError> {
+    let df = opts
+        .dockerfile_path
+        .clone()
+        .unwrap_or_else(|| opts.context.join("Dockerfile"));
+    for cand in ignore_file_candidates(&opts.context, &df) {
+        match std::fs::read_to_string(&cand) {
+            Ok(text) => {
+                return IgnorePatterns::parse(&text)
+                    .map(Some)
+                    .map_err(|source| BuildError::ParseIgnore { path: cand, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(BuildError::ReadIgnore { path: cand, source }),
+        }
+    }
+    Ok(None)
+}
+
+/// Parses, plans and builds; returns the image, stored but not named.
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &Progress,
+) -> Result<BuiltImage, BuildError> {
+    if !opts.context.is_dir() {
+        return Err(BuildError::ContextDir {
+            path: opts.context.clone(),
+        });
+    }
+    let v = progress.start("[internal] load build definition from Dockerfile", None);
+    let df = match crate::dockerfile::parse(&opts.dockerfile) {
+        Ok(df) => df,
+        Err(e) => {
+            v.failed(e.to_string());
+            return Err(BuildError::Parse(e));
+        }
+    };
+    for d in df.directives.iter().filter(|d| d.name == "syntax") {
+        // kiln is its own frontend: say so rather than pretend to honour it.
+        progress.warn(format!(
+            "ignoring `# syntax={}` (line {}): kiln builds with its built-in Dockerfile frontend",
+            d.value, d.line
+        ));
+    }
+    for w in &df.warnings {
+        progress.warn(format!("{} (line {})", w.short, w.line));
+    }
+    v.done();
+    let resolver = resolver::StoreResolver { store };
+    let graph = plan::lower(&df, &opts.plan, &resolver).map_err(BuildError::Plan)?;
+    // COMPAT(buildkit): SOURCE_DATE_EPOCH is the builder's own argument.
+    for arg in graph
+        .unused_build_args
+        .iter()
+        .filter(|a| *a != "SOURCE_DATE_EPOCH")
+    {
+        progress.warn(format!("build argument {arg} was not consumed"));
+    }
+    let ignore = load_ignore(opts)?;
+    let context = source::Source::context(opts.context.clone(), ignore);
+    let created = image::created_time(opts.source_date_epoch);
+    let env = stage::BuildEnv {
+        store,
+        context: &context,
+        progress,
+        pack: PackOptions {
+            compression: opts.compression,
+            source_date_epoch: opts.source_date_epoch,
+            level: None,
+        },
+        created: created.clone(),
+        secrets: &opts.secrets,
+        exe: &opts.exe,
+        graph: &graph,
+        from_spans: df
+            .instructions
+            .iter()
+            .filter(|i| i.command() == "from")
+            .map(|i| i.span)
+            .collect(),
+    };
+    let out = schedule::run_graph(&env)?;
+    image::store_image(
+        store,
+        out.config,
+        out.layers,
+        out.history,
+        &out.platform,
+        &created,
+    )
+    .map_err(BuildError::Store)
+}

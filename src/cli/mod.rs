@@ -11,11 +11,14 @@ use clap::{Parser, Subcommand};
 
 use crate::oci::{LoadError, Store, StoreError};
 
+pub mod build;
 pub mod images;
 pub mod inspect;
 pub mod load;
 pub mod parse;
+pub mod progress;
 pub mod prune;
+pub mod report;
 pub mod rmi;
 pub mod save;
 
@@ -34,11 +37,13 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Parse a Dockerfile and print BuildKit's AST dump (or `--json`).
-    Parse(parse::ParseArgs),
     /// Internal: the RUN sandbox helper kiln re-executes itself as.
     #[command(hide = true, name = "__sandbox")]
     Sandbox,
+    /// Parse a Dockerfile and print BuildKit's AST dump (or `--json`).
+    Parse(parse::ParseArgs),
+    /// Build an image from a Dockerfile.
+    Build(Box<build::BuildArgs>),
     /// List images in the store.
     Images(images::ImagesArgs),
     /// Show an image's manifest and config as JSON.
@@ -65,6 +70,7 @@ impl Cli {
 pub fn run(cli: Cli) -> i32 {
     let result = match &cli.command {
         Command::Parse(args) => return parse::run(args.clone()),
+        Command::Build(a) => return build::run(&cli, a),
         Command::Sandbox => crate::exec::helper_main(),
         Command::Images(a) => images::run(&cli, a),
         Command::Inspect(a) => inspect::run(&cli, a),

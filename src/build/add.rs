@@ -1,0 +1,304 @@
+//! ADD's extras over COPY: recognising local tar archives (plain, gzip,
+//! bzip2, xz — by magic bytes, never by name) and extracting them, fetching
+//! http(s) URLs (with `--checksum`), and refusing git URLs clearly.
+//!
+//! Invariants: extraction never writes outside its destination (the `tar`
+//! crate's `unpack` refuses `..`, absolute paths and writes through symlinks
+//! that leave the tree); a fetched file whose digest differs from
+//! `--checksum` is an error and is never staged.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use crate::oci::{Digest, DigestWriter};
+
+/// Why ADD could not fetch or extract a source.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// Reading or extracting an archive.
+    #[error("extracting archive {path}")]
+    Extract {
+        /// The archive on the host.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The HTTP request failed.
+    #[error("fetching {url}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    /// Writing the fetched body.
+    #[error("downloading {url}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `--checksum` did not parse.
+    #[error("invalid --checksum {value:?}")]
+    BadChecksum {
+        /// The value as given.
+        value: String,
+        /// The cause.
+        #[source]
+        source: crate::oci::DigestError,
+    },
+    /// The fetched content does not match `--checksum`.
+    #[error("digest mismatch for {url}: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// The URL.
+        url: String,
+        /// What `--checksum` said.
+        expected: Digest,
+        /// What the body hashes to.
+        actual: Digest,
+    },
+}
+
+/// The compression of a tar archive ADD unpacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// A plain tar.
+    Tar,
+    /// gzip.
+    Gzip,
+    /// bzip2.
+    Bzip2,
+    /// xz.
+    Xz,
+}
+
+/// True for a URL ADD fetches over HTTP.
+pub fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// True for a source BuildKit treats as a git repository.
+pub fn is_git(source: &str) -> bool {
+    source.starts_with("git@")
+        || source.starts_with("git://")
+        || source.starts_with("ssh://")
+        || (is_url(source)
+            && source
+                .split(['#', '?'])
+                .next()
+                .is_some_and(|u| u.ends_with(".git")))
+}
+
+/// Which archive `path` is, by its first bytes; `None` for anything else
+/// (a compressed file that is not a tar stays a file, as BuildKit does).
+pub fn archive_kind(path: &Path) -> io::Result<Option<ArchiveKind>> {
+    let mut head = [0u8; 512];
+    let mut f = File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let head = &head[..n];
+    let kind = if head.starts_with(&[0x1f, 0x8b]) {
+        ArchiveKind::Gzip
+    } else if head.starts_with(b"BZh") {
+        ArchiveKind::Bzip2
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        ArchiveKind::Xz
+    } else if n >= 262 && &head[257..262] == b"ustar" {
+        ArchiveKind::Tar
+    } else {
+        return Ok(None);
+    };
+    if kind == ArchiveKind::Tar {
+        return Ok(Some(kind));
+    }
+    // A compressed stream is an archive only when it holds a tar.
+    f.rewind()?;
+    let mut inner = [0u8; 262];
+    let mut r = decoder(kind, f);
+    let mut m = 0;
+    while m < inner.len() {
+        match r.read(&mut inner[m..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => m += k,
+        }
+    }
+    Ok((m == inner.len() && &inner[257..262] == b"ustar").then_some(kind))
+}
+
+fn decoder<'a>(kind: ArchiveKind, f: File) -> Box<dyn Read + 'a> {
+    let r = BufReader::new(f);
+    match kind {
+        ArchiveKind::Tar => Box::new(r),
+        ArchiveKind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        ArchiveKind::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
+        ArchiveKind::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(r)),
+    }
+}
+
+/// Extracts the archive at `path` into the directory `dest`, keeping modes,
+/// owners, mtimes and xattrs from the archive.
+pub fn extract(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<(), AddError> {
+    let err = |source| AddError::Extract {
+        path: path.into(),
+        source,
+    };
+    let f = File::open(path).map_err(err)?;
+    let mut ar = tar::Archive::new(decoder(kind, f));
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_ownerships(true);
+    ar.set_preserve_mtime(true);
+    ar.set_unpack_xattrs(true);
+    ar.set_overwrite(true);
+    ar.unpack(dest).map_err(err)
+}
+
+/// The file name ADD gives a URL's content: the last path segment.
+pub fn url_file_name(url: &str) -> String {
+    let path = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(url)
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    let path = path.split_once('/').map(|(_, p)| p).unwrap_or("");
+    match path.rsplit('/').find(|s| !s.is_empty()) {
+        Some(name) => name.to_string(),
+        // COMPAT(buildkit): a URL with no path names its file `index`.
+        None => "index".to_string(),
+    }
+}
+
+/// Seconds since the epoch of an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let mut it = s.split_whitespace().skip(1);
+    let day: i64 = it.next()?.parse().ok()?;
+    let month = it.next()?;
+    let year: i64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = months.iter().position(|x| *x == month)? as i64 + 1;
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec)
+}
+
+/// Downloads `url` into `dest` (created), verifying `checksum` when given.
+/// Returns the `Last-Modified` time, which BuildKit gives the file.
+pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<Option<i64>, AddError> {
+    let expected = checksum
+        .map(|c| {
+            Digest::parse(c).map_err(|source| AddError::BadChecksum {
+                value: c.into(),
+                source,
+            })
+        })
+        .transpose()?;
+    let resp = ureq::get(url).call().map_err(|source| AddError::Fetch {
+        url: url.into(),
+        source: Box::new(source),
+    })?;
+    let dl = |source| AddError::Download {
+        url: url.into(),
+        source,
+    };
+    let mtime = resp.header("Last-Modified").and_then(parse_http_date);
+    let file = File::create(dest).map_err(dl)?;
+    let mut w = DigestWriter::new(file);
+    io::copy(&mut resp.into_reader(), &mut w).map_err(dl)?;
+    let (mut file, sum, _) = w.finish();
+    file.flush().map_err(dl)?;
+    let actual = Digest::from_bytes(sum);
+    if let Some(expected) = expected {
+        if expected != actual {
+            // The content is not what the Dockerfile pinned: never stage it.
+            let _ = std::fs::remove_file(dest);
+            return Err(AddError::ChecksumMismatch {
+                url: url.into(),
+                expected,
+                actual,
+            });
+        }
+    }
+    Ok(mtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_http_dates() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 14 Nov 2023 22:13:20 GMT"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn names_urls_and_git() {
+        assert_eq!(url_file_name("http://h:1/a/b/c.tar.gz?x=1"), "c.tar.gz");
+        assert_eq!(url_file_name("https://h/dir/"), "dir");
+        assert_eq!(url_file_name("https://h"), "index");
+        assert!(is_git("https://github.com/moby/buildkit.git#v0.12"));
+        assert!(is_git("git@github.com:moby/buildkit.git"));
+        assert!(!is_git("https://h/x.tar.gz"));
+    }
+
+    #[test]
+    fn sniffs_archives_by_content() {
+        let t = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_path("f").unwrap();
+        h.set_size(2);
+        h.set_mode(0o640);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &b"hi"[..]).unwrap();
+        let tar_bytes = b.into_inner().unwrap();
+        std::fs::write(t.path().join("plain"), &tar_bytes).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar_bytes).unwrap();
+        std::fs::write(t.path().join("x.gz"), gz.finish().unwrap()).unwrap();
+        let mut notar = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        notar.write_all(b"just text").unwrap();
+        std::fs::write(t.path().join("text.gz"), notar.finish().unwrap()).unwrap();
+        std::fs::write(t.path().join("readme.tar"), "not a tar").unwrap();
+        let k = |n: &str| archive_kind(&t.path().join(n)).unwrap();
+        assert_eq!(k("plain"), Some(ArchiveKind::Tar));
+        assert_eq!(k("x.gz"), Some(ArchiveKind::Gzip));
+        assert_eq!(k("text.gz"), None);
+        assert_eq!(k("readme.tar"), None);
+        let out = t.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        extract(&t.path().join("x.gz"), ArchiveKind::Gzip, &out).unwrap();
+        assert_eq!(std::fs::read(out.join("f")).unwrap(), b"hi");
+    }
+}

@@ -1,0 +1,248 @@
+//! COPY and ADD with BuildKit's semantics, staged into a plain directory that
+//! becomes the layer: sources selected from the context or another
+//! filesystem, a directory source copies its contents, several sources need
+//! a directory destination, a destination that is a directory in the target
+//! (or ends in `/`) receives sources by name, parents are created, and
+//! `--chown`/`--chmod`/`--exclude`/`--parents`/`--link` applied.
+//!
+//! Invariants: the destination is resolved through the target's symlinks
+//! (staging `bin/x` where the image has `bin -> usr/bin` would shadow the
+//! link); parent directories that exist in the target are staged with the
+//! target's own mode, owner and mtime, so the layer never changes them.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::dockerfile::ignore::{IgnoreError, IgnorePatterns};
+use crate::dockerfile::pattern;
+use crate::plan::CopyOp;
+
+use super::add::{self, AddError};
+use super::perms::{Chmod, Chown, PermsError};
+use super::rootfs::{Node, RootFs, RootFsError};
+use super::source::{Source, SourceError};
+use super::stager::Stager;
+
+/// Why a COPY or ADD failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// A literal source that does not exist (or is ignored).
+    #[error("{source_path:?}: not found")]
+    NotFound {
+        /// The source as written.
+        source_path: String,
+    },
+    /// A destination below something that is not a directory in the target.
+    #[error("cannot copy to a path below {path}: it is not a directory")]
+    NotADirectory {
+        /// The non-directory in the target.
+        path: String,
+    },
+    /// Several sources and a destination without a trailing `/`.
+    #[error("when using COPY with more than one source file, the destination must be a directory and end with a /")]
+    DestNotDir,
+    /// Selecting sources.
+    #[error("selecting sources")]
+    Source(#[from] SourceError),
+    /// Reading the target's filesystem.
+    #[error("reading the target filesystem")]
+    Target(#[from] RootFsError),
+    /// `--chown`/`--chmod`.
+    #[error("applying permissions")]
+    Perms(#[from] PermsError),
+    /// `--exclude` patterns.
+    #[error("parsing --exclude patterns")]
+    Exclude(#[source] IgnoreError),
+    /// ADD's archive or URL handling.
+    #[error("adding {source_path}")]
+    Add {
+        /// The source.
+        source_path: String,
+        /// The cause.
+        #[source]
+        source: AddError,
+    },
+    /// Something kiln does not support, named.
+    #[error("{what} is not supported yet")]
+    Unsupported {
+        /// The feature.
+        what: String,
+    },
+    /// `--checksum` on a source that is not a URL.
+    #[error("--checksum can only be used with a single http(s) source")]
+    ChecksumNotUrl,
+    /// Writing into the staging dir.
+    #[error("{step} {path}")]
+    Write {
+        /// What was being done.
+        step: &'static str,
+        /// The staged path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub(super) fn werr<'a>(
+    step: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> CopyError + 'a {
+    move |source| CopyError::Write {
+        step,
+        path: path.into(),
+        source,
+    }
+}
+
+/// Stages `op` into `staging`: `src` is where sources are read, `target` the
+/// stage's filesystem before this step.
+pub fn stage_copy(
+    op: &CopyOp,
+    src: &Source,
+    target: &RootFs,
+    staging: &Path,
+) -> Result<(), CopyError> {
+    let owner = match &op.chown {
+        Some(c) => Some(resolve_chown(c, target)?),
+        None => None,
+    };
+    let chmod = op.chmod.as_deref().map(Chmod::parse).transpose()?;
+    let excludes = match op.excludes.is_empty() {
+        true => None,
+        false => Some(IgnorePatterns::parse(&op.excludes.join("\n")).map_err(CopyError::Exclude)?),
+    };
+    // COMPAT(buildkit): --link copies onto an empty tree: no target symlinks
+    // or directories are consulted.
+    let empty = RootFs::default();
+    let view = if op.link { &empty } else { target };
+    let mut st = Stager {
+        src,
+        staging,
+        view,
+        owner,
+        chmod,
+        keep_owner: src.keeps_owner(),
+        excludes,
+        dir_times: Vec::new(),
+        links: Default::default(),
+    };
+    let n_written = op.sources.len() + op.heredocs.len();
+    let slash = op.dest.ends_with('/') || op.dest_is_dir_hint;
+    if n_written > 1 && !slash {
+        return Err(CopyError::DestNotDir);
+    }
+    let checksum = op.add.as_ref().and_then(|a| a.checksum.as_deref());
+    let (selected, urls) = select_sources(op, src)?;
+    if checksum.is_some() && (urls.len() != 1 || !selected.is_empty()) {
+        return Err(CopyError::ChecksumNotUrl);
+    }
+    let dest_dir = slash
+        || selected.len() + urls.len() + op.heredocs.len() > 1
+        || view
+            .resolve(&op.dest, true)?
+            .is_some_and(|n| n.meta.is_dir());
+    let dest = op.dest.trim_end_matches('/');
+    let dest = if dest.is_empty() { "/" } else { dest };
+    for (s, node) in &selected {
+        st.copy_source(op, s, node, dest, dest_dir)?;
+    }
+    for url in &urls {
+        let to = if dest_dir {
+            join(dest, &add::url_file_name(url))
+        } else {
+            dest.to_string()
+        };
+        st.fetch(url, checksum, &to)?;
+    }
+    for h in &op.heredocs {
+        let to = if dest_dir {
+            join(dest, &h.name)
+        } else {
+            dest.to_string()
+        };
+        st.write_inline(&to, h.content.as_bytes(), h.mode)?;
+    }
+    st.finish()
+}
+
+/// The nodes each source selects (with the source as written), and ADD's URLs.
+#[allow(clippy::type_complexity)]
+fn select_sources(
+    op: &CopyOp,
+    src: &Source,
+) -> Result<(Vec<(String, Node)>, Vec<String>), CopyError> {
+    let mut selected = Vec::new();
+    let mut urls = Vec::new();
+    for s in &op.sources {
+        if op.add.is_some() && add::is_git(s) {
+            return Err(CopyError::Unsupported {
+                what: format!("ADD from a git repository ({s})"),
+            });
+        }
+        if op.add.is_some() && add::is_url(s) {
+            urls.push(s.clone());
+            continue;
+        }
+        let nodes = src.select(s)?;
+        if nodes.is_empty() && !pattern::has_meta(s) {
+            return Err(CopyError::NotFound {
+                source_path: s.clone(),
+            });
+        }
+        selected.extend(nodes.into_iter().map(|n| (s.clone(), n)));
+    }
+    Ok((selected, urls))
+}
+
+/// WORKDIR: creates `path` (and its parents) in `staging` unless the target
+/// already has it as a directory; new directories belong to `user`.
+pub fn stage_mkdir(
+    path: &str,
+    user: &str,
+    target: &RootFs,
+    staging: &Path,
+) -> Result<(), CopyError> {
+    if target.resolve(path, true)?.is_some_and(|n| n.meta.is_dir()) {
+        return Ok(());
+    }
+    let owner = match user {
+        "" => None,
+        u => Some(resolve_chown(u, target)?),
+    };
+    let mut st = Stager {
+        src: &Source::image(RootFs::default()),
+        staging,
+        view: target,
+        owner,
+        chmod: None,
+        keep_owner: false,
+        excludes: None,
+        dir_times: Vec::new(),
+        links: Default::default(),
+    };
+    st.ensure_dir(path)?;
+    st.finish()
+}
+
+pub(super) fn resolve_chown(value: &str, target: &RootFs) -> Result<(u32, u32), CopyError> {
+    let chown = Chown::parse(value)?;
+    if !chown.needs_lookup() {
+        return Ok(chown.resolve("", "")?);
+    }
+    let read = |p: &str| -> Result<String, CopyError> {
+        Ok(target
+            .read_file(p)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default())
+    };
+    Ok(chown.resolve(&read("/etc/passwd")?, &read("/etc/group")?)?)
+}
+
+pub(super) fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+#[path = "copy_tests.rs"]
+mod tests;

@@ -1,0 +1,170 @@
+//! `BuildError`: why a build failed, with the Dockerfile span of the failing
+//! step or instruction when there is one, and the exit code the CLI uses
+//! (1 a step failed, 2 usage or Dockerfile error, 3 internal or I/O).
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::dockerfile::ignore::IgnoreError;
+use crate::dockerfile::{ParseError, Span};
+use crate::oci::StoreError;
+use crate::plan::PlanError;
+
+use super::copy::CopyError;
+use super::rootfs::RootFsError;
+use super::run::RunError;
+use super::snapshot::SnapshotError;
+
+/// Why one step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// COPY or ADD (or WORKDIR's mkdir).
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    /// RUN.
+    #[error(transparent)]
+    Run(Box<RunError>),
+    /// Storing the layer or unpacking a parent's.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// Reading a filesystem the step needs.
+    #[error(transparent)]
+    RootFs(#[from] RootFsError),
+    /// A `--from` stage that was not built before this step (a bug in kiln).
+    #[error("internal error: stage {stage} was not built before a step that reads it")]
+    StageNotBuilt {
+        /// The stage index.
+        stage: usize,
+    },
+    /// Reading a base image from the store.
+    #[error("reading image {reference}")]
+    Image {
+        /// The image.
+        reference: String,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl From<RunError> for StepError {
+    fn from(e: RunError) -> Self {
+        Self::Run(Box::new(e))
+    }
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The Dockerfile could not be read.
+    #[error("reading dockerfile {path}")]
+    ReadDockerfile {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The build context is not a directory.
+    #[error("build context {path} is not a directory")]
+    ContextDir {
+        /// The context path.
+        path: PathBuf,
+    },
+    /// The `.dockerignore` could not be read.
+    #[error("reading {path}")]
+    ReadIgnore {
+        /// The ignore file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The `.dockerignore` has a bad pattern.
+    #[error("parsing {path}")]
+    ParseIgnore {
+        /// The ignore file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: IgnoreError,
+    },
+    /// The Dockerfile does not parse.
+    #[error(transparent)]
+    Parse(ParseError),
+    /// The Dockerfile does not lower (unknown instruction, bad flag, unknown image…).
+    #[error(transparent)]
+    Plan(PlanError),
+    /// A step failed; `display` is the instruction as progress shows it.
+    #[error("{display}")]
+    Step {
+        /// The instruction's lines.
+        span: Span,
+        /// e.g. `COPY app /app`.
+        display: String,
+        /// The cause.
+        #[source]
+        source: Box<StepError>,
+    },
+    /// Writing the image to the store.
+    #[error("writing the image to the store")]
+    Store(#[source] StoreError),
+    /// A reached stage whose base image lowering left unresolved (a bug in kiln).
+    #[error("internal error: stage {stage} reached with unresolved base image {reference}")]
+    Unresolved {
+        /// The stage index.
+        stage: usize,
+        /// The image reference.
+        reference: String,
+    },
+    /// A stage thread panicked (a bug in kiln).
+    #[error("internal error: stage {stage} panicked")]
+    Panicked {
+        /// The stage index.
+        stage: usize,
+    },
+    /// A dependency failed, so this stage was not built (never the error a
+    /// build returns: the dependency's error is).
+    #[error("cancelled because another stage failed")]
+    Cancelled,
+}
+
+impl BuildError {
+    /// The Dockerfile lines the error is about.
+    pub fn span(&self) -> Option<Span> {
+        match self {
+            Self::Parse(e) => Some(e.span()),
+            Self::Plan(e) => e.span(),
+            Self::Step { span, .. } => Some(*span),
+            _ => None,
+        }
+    }
+
+    /// The last output lines of a RUN that failed, when that is the error.
+    pub fn output_tail(&self) -> &[String] {
+        match self {
+            Self::Step { source, .. } => match &**source {
+                StepError::Run(r) => match &**r {
+                    RunError::Failed { tail, .. } => tail,
+                    _ => &[],
+                },
+                _ => &[],
+            },
+            _ => &[],
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Step { .. } => 1,
+            Self::ReadDockerfile { .. }
+            | Self::ContextDir { .. }
+            | Self::ReadIgnore { .. }
+            | Self::ParseIgnore { .. }
+            | Self::Parse(_)
+            | Self::Plan(_) => 2,
+            Self::Store(_) | Self::Panicked { .. } | Self::Unresolved { .. } | Self::Cancelled => 3,
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Writing a built image where `-o` says: OCI archive or layout dir, docker
+//! archive, the flattened root filesystem as a directory or a tar, or names
+//! in the store. Registry pushes are a later issue and say so.
+//!
+//! Invariants: archives come from the oci module's deterministic writers; a
+//! flattened filesystem applies the layers base first with whiteouts
+//! honoured (`layer::unpack` in `Apply` mode), exactly what a container sees.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::layer::{self, Compression, LayerError, PackOptions, SourceKind, UnpackMode};
+use crate::oci::{
+    normalize_name, write_docker_archive, write_layout, write_oci_archive, ArchiveError,
+    LayoutError, NamedImage, ReferenceError, Store, StoreError,
+};
+
+use super::image::BuiltImage;
+use super::output::OutputSpec;
+use super::snapshot::{remove_tree, staging_dir, SnapshotError};
+
+/// Why an output could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Creating or writing the destination.
+    #[error("writing {path}")]
+    Write {
+        /// The destination.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// An OCI or docker archive.
+    #[error("writing archive {path}")]
+    Archive {
+        /// The destination.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<ArchiveError>,
+    },
+    /// An OCI layout dir.
+    #[error("writing OCI layout {path}")]
+    Layout {
+        /// The destination.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<LayoutError>,
+    },
+    /// Applying a layer onto the flattened tree.
+    #[error("applying layer {digest}")]
+    Apply {
+        /// The layer.
+        digest: crate::oci::Digest,
+        /// The cause.
+        #[source]
+        source: LayerError,
+    },
+    /// Packing the flattened tree as a tar.
+    #[error("packing the root filesystem")]
+    Pack(#[source] LayerError),
+    /// A name given with `-t` or `name=`.
+    #[error("invalid image name {name:?}")]
+    Name {
+        /// The name.
+        name: String,
+        /// The cause.
+        #[source]
+        source: ReferenceError,
+    },
+    /// Reading from or naming in the store.
+    #[error("store")]
+    Store(#[from] StoreError),
+    /// Temp dirs.
+    #[error("temp dir")]
+    Temp(#[from] SnapshotError),
+    /// `type=registry` / `push=true`.
+    #[error("pushing to a registry (type=registry, --push) is not supported yet")]
+    PushUnsupported,
+}
+
+/// Normalizes `name` as docker shows it (`app` → `app:latest`).
+pub fn image_name(name: &str) -> Result<String, ExportError> {
+    normalize_name(name).map_err(|source| ExportError::Name {
+        name: name.into(),
+        source,
+    })
+}
+
+/// Writes `img` to `spec`; `tags` are the `-t` names (the first one names
+/// the image inside archives unless the spec has `name=`).
+pub fn export(
+    store: &Store,
+    img: &BuiltImage,
+    spec: &OutputSpec,
+    tags: &[String],
+) -> Result<(), ExportError> {
+    let named = |name: &Option<String>| -> Result<NamedImage, ExportError> {
+        let name = match name.as_ref().or(tags.first()) {
+            Some(n) => Some(image_name(n)?),
+            None => None,
+        };
+        Ok(NamedImage {
+            name,
+            descriptor: img.manifest.clone(),
+        })
+    };
+    match spec {
+        OutputSpec::Oci {
+            dest,
+            tar: true,
+            name,
+        } => {
+            let n = named(name)?;
+            write_file(dest, |f| write_oci_archive(store, &[n], f).map(drop))
+        }
+        OutputSpec::Oci {
+            dest,
+            tar: false,
+            name,
+        } => write_layout(store, &[named(name)?], dest).map_err(|source| ExportError::Layout {
+            path: dest.clone(),
+            source: Box::new(source),
+        }),
+        OutputSpec::Docker { dest, name } => {
+            let n = named(name)?;
+            write_file(dest, |f| write_docker_archive(store, &[n], f).map(drop))
+        }
+        OutputSpec::Local { dest } => export_local(store, img, dest),
+        OutputSpec::Tar { dest } => rootfs_tar(store, img, dest),
+        OutputSpec::Image { names, push } => {
+            if *push {
+                return Err(ExportError::PushUnsupported);
+            }
+            for n in names.iter().chain(tags) {
+                store.tag(&image_name(n)?, &img.manifest)?;
+            }
+            Ok(())
+        }
+        OutputSpec::Registry => Err(ExportError::PushUnsupported),
+    }
+}
+
+fn write_file(
+    dest: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<(), ArchiveError>,
+) -> Result<(), ExportError> {
+    let werr = |source| ExportError::Write {
+        path: dest.into(),
+        source,
+    };
+    let mut f = BufWriter::new(File::create(dest).map_err(werr)?);
+    write(&mut f).map_err(|source| ExportError::Archive {
+        path: dest.into(),
+        source: Box::new(source),
+    })?;
+    f.flush().map_err(werr)
+}
+
+/// Applies every layer, base first, onto `dest` (created when missing).
+pub fn flatten(store: &Store, img: &BuiltImage, dest: &Path) -> Result<(), ExportError> {
+    fs::create_dir_all(dest).map_err(|source| ExportError::Write {
+        path: dest.into(),
+        source,
+    })?;
+    for l in &img.layers {
+        let blob = store.open_blob(&l.descriptor.digest)?;
+        let got =
+            layer::unpack(io::BufReader::new(blob), dest, UnpackMode::Apply).map_err(|source| {
+                ExportError::Apply {
+                    digest: l.descriptor.digest,
+                    source,
+                }
+            })?;
+        if got != l.diff_id {
+            return Err(ExportError::Apply {
+                digest: l.descriptor.digest,
+                source: LayerError::DiffIdMismatch {
+                    expected: l.diff_id,
+                    actual: got,
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `type=local`: an empty or missing `dest` gets the layers applied in
+/// place; into a directory that has files the image is flattened aside and
+/// merged over it, so a whiteout or opaque dir of the image can never
+/// delete files the user had there.
+fn export_local(store: &Store, img: &BuiltImage, dest: &Path) -> Result<(), ExportError> {
+    let werr = |source| ExportError::Write {
+        path: dest.into(),
+        source,
+    };
+    let has_files = match fs::read_dir(dest) {
+        Ok(mut d) => d.next().is_some(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(werr(e)),
+    };
+    if !has_files {
+        return flatten(store, img, dest);
+    }
+    let dir = staging_dir(store, "local-")?;
+    let res = flatten(store, img, &dir).and_then(|()| merge(&dir, dest).map_err(werr));
+    remove_tree(&dir)?;
+    res
+}
+
+/// Moves every entry of `from` over `to`, directories merged, anything
+/// else replaced; copies when a rename cannot cross filesystems.
+fn merge(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let m = fs::symlink_metadata(&src)?;
+        let dst_dir = fs::symlink_metadata(&dst).is_ok_and(|d| d.is_dir());
+        if m.is_dir() && dst_dir {
+            merge(&src, &dst)?;
+            continue;
+        }
+        match fs::symlink_metadata(&dst) {
+            Ok(d) if d.is_dir() => fs::remove_dir_all(&dst)?,
+            Ok(_) => fs::remove_file(&dst)?,
+            Err(_) => {}
+        }
+        if fs::rename(&src, &dst).is_ok() {
+            continue;
+        }
+        if m.is_dir() {
+            fs::create_dir(&dst)?;
+            merge(&src, &dst)?;
+        } else if m.file_type().is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        } else if m.is_file() {
+            fs::copy(&src, &dst)?;
+        } else {
+            // Devices and fifos: recreate the node, never read from it.
+            let kind = nix::sys::stat::SFlag::from_bits_truncate(m.mode() & libc::S_IFMT);
+            let perm = nix::sys::stat::Mode::from_bits_truncate(m.mode() & 0o7777);
+            nix::sys::stat::mknod(&dst, kind, perm, m.rdev()).map_err(io::Error::from)?;
+        }
+        std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()))?;
+        if !m.file_type().is_symlink() {
+            fs::set_permissions(&dst, m.permissions())?;
+        }
+    }
+    Ok(())
+}
+
+fn rootfs_tar(store: &Store, img: &BuiltImage, dest: &Path) -> Result<(), ExportError> {
+    let dir = staging_dir(store, "rootfs-")?;
+    let res = flatten(store, img, &dir).and_then(|()| {
+        let werr = |source| ExportError::Write {
+            path: dest.into(),
+            source,
+        };
+        let mut f = BufWriter::new(File::create(dest).map_err(werr)?);
+        let opts = PackOptions {
+            compression: Compression::None,
+            source_date_epoch: None,
+            level: None,
+        };
+        layer::pack(&dir, SourceKind::Plain, &opts, &mut f).map_err(ExportError::Pack)?;
+        f.flush().map_err(werr)
+    });
+    remove_tree(&dir)?;
+    res
+}

@@ -1,0 +1,163 @@
+//! Assembling the image a stage ends with: its config (rootfs, history,
+//! created, platform, docker's default PATH) and its OCI manifest, stored as
+//! canonical JSON blobs.
+//!
+//! Invariants: `rootfs.diff_ids` and the manifest's layers are the same
+//! layers in the same order, and history has exactly one non-empty entry per
+//! layer; the same inputs give the same bytes (sorted keys, `created` from
+//! `SOURCE_DATE_EPOCH` when it is set).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::oci::{
+    media_type, Descriptor, Digest, History, ImageConfig, Manifest, Platform, Store, StoreError,
+};
+
+use super::snapshot::LayerRef;
+
+/// Docker's default PATH for Linux images.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// BuildKit's history comment.
+pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+/// An image written to the store.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The manifest's descriptor (what names and outputs point at).
+    pub manifest: Descriptor,
+    /// The config digest: the image ID, as docker shows it.
+    pub config_digest: Digest,
+    /// The config as stored.
+    pub config: ImageConfig,
+    /// The layers, base first.
+    pub layers: Vec<LayerRef>,
+}
+
+/// `secs` since the epoch as RFC 3339 UTC (`2023-11-14T22:13:20Z`), with
+/// nanoseconds when `nanos` is not 0, as Go's `time.RFC3339Nano` writes.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let mut out = format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+    if nanos != 0 {
+        let frac = format!("{nanos:09}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+/// The `created` time of a build: `SOURCE_DATE_EPOCH` when given, else now.
+pub fn created_time(source_date_epoch: Option<i64>) -> String {
+    match source_date_epoch {
+        Some(epoch) => rfc3339(epoch, 0),
+        None => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            rfc3339(now.as_secs() as i64, now.subsec_nanos())
+        }
+    }
+}
+
+/// A history entry for one step.
+pub fn history(created: &str, created_by: &str, empty_layer: bool) -> History {
+    History {
+        created: Some(created.to_string()),
+        created_by: Some(created_by.to_string()),
+        author: None,
+        comment: Some(HISTORY_COMMENT.to_string()),
+        empty_layer,
+    }
+}
+
+/// Completes `config` (platform, PATH, rootfs, history, created) for
+/// `layers`, stores config and manifest, and returns the image.
+pub fn store_image(
+    store: &Store,
+    mut config: ImageConfig,
+    layers: Vec<LayerRef>,
+    history: Vec<History>,
+    platform: &Platform,
+    created: &str,
+) -> Result<BuiltImage, StoreError> {
+    if config.os.is_empty() || config.architecture.is_empty() {
+        config.os = platform.os.clone();
+        config.architecture = platform.architecture.clone();
+        config.variant = platform.variant.clone();
+    }
+    if config.config.env_get("PATH").is_none() {
+        // COMPAT(buildkit): every Linux image gets docker's default PATH.
+        config.config.env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id).collect();
+    config.history = history;
+    config.created = Some(created.to_string());
+    let config_desc = store.put_json(media_type::OCI_CONFIG, &config)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_MANIFEST.to_string()),
+        config: config_desc.clone(),
+        layers: layers.iter().map(|l| l.descriptor.clone()).collect(),
+        annotations: Default::default(),
+    };
+    let manifest_desc = store.put_json(media_type::OCI_MANIFEST, &manifest)?;
+    Ok(BuiltImage {
+        manifest: manifest_desc,
+        config_digest: config_desc.digest,
+        config,
+        layers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000, 0), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400, 0), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            rfc3339(1_700_000_000, 120_000_000),
+            "2023-11-14T22:13:20.12Z"
+        );
+        assert_eq!(rfc3339(-86_400, 0), "1969-12-31T00:00:00Z");
+    }
+
+    #[test]
+    fn stores_a_valid_scratch_image() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let created = created_time(Some(1_700_000_000));
+        let hist = vec![history(&created, "ENV A=b", true)];
+        let img = store_image(
+            &store,
+            ImageConfig::default(),
+            vec![],
+            hist,
+            &Platform::host(),
+            &created,
+        )
+        .unwrap();
+        crate::oci::validate(&store, &img.manifest).unwrap();
+        let (_, cfg) = store.load_image(&img.manifest).unwrap();
+        assert_eq!(cfg.created.as_deref(), Some("2023-11-14T22:13:20Z"));
+        assert_eq!(cfg.config.env_get("PATH"), Some(DEFAULT_PATH));
+        assert_eq!(cfg.os, "linux");
+    }
+}

@@ -1,0 +1,266 @@
+//! `-o/--output` specs in buildx's syntax (`type=oci,dest=img.tar,tar=false`)
+//! parsed into a typed [`OutputSpec`]. Pure: writing the outputs lives in
+//! `export.rs`. Invariant: every spec that parses names a destination its
+//! type needs; an unknown type or key is an error, never ignored.
+
+use std::path::PathBuf;
+
+/// Why an output spec was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OutputSpecError {
+    /// A `key=value` field without `=`.
+    #[error("output spec field {field:?} is not key=value")]
+    NotKeyValue {
+        /// The field as written.
+        field: String,
+    },
+    /// `type=` names something kiln does not know.
+    #[error("unknown output type {kind:?} (expected oci, docker, local, tar, image, registry)")]
+    UnknownType {
+        /// The type as written.
+        kind: String,
+    },
+    /// A type that needs `dest=` has none.
+    #[error("output type {kind} needs dest=")]
+    MissingDest {
+        /// The type.
+        kind: &'static str,
+    },
+    /// A key the type does not understand.
+    #[error("output type {kind} does not support {key:?}")]
+    UnknownKey {
+        /// The type.
+        kind: &'static str,
+        /// The key as written.
+        key: String,
+    },
+    /// `dest=-`: streaming an output to stdout.
+    #[error("dest=- (writing an output to stdout) is not supported yet")]
+    Stdout,
+    /// A boolean field with another value.
+    #[error("output field {key}={value:?} is not true or false")]
+    NotBool {
+        /// The key.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+}
+
+/// One parsed output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputSpec {
+    /// `type=oci`: an OCI archive, or a layout dir with `tar=false`.
+    Oci {
+        /// Where to write (`-` for stdout is not supported).
+        dest: PathBuf,
+        /// False: a layout directory instead of a tar.
+        tar: bool,
+        /// `name=` overrides the name written into the archive.
+        name: Option<String>,
+    },
+    /// `type=docker`: a docker-archive.
+    Docker {
+        /// Where to write.
+        dest: PathBuf,
+        /// `name=`.
+        name: Option<String>,
+    },
+    /// `type=local`: the final root filesystem as a directory.
+    Local {
+        /// The directory.
+        dest: PathBuf,
+    },
+    /// `type=tar`: the final root filesystem as a tar file.
+    Tar {
+        /// The file.
+        dest: PathBuf,
+    },
+    /// `type=image`: the local store (the default with `-t`).
+    Image {
+        /// `name=` adds names besides `-t`.
+        names: Vec<String>,
+        /// `push=true` asks for a registry push.
+        push: bool,
+    },
+    /// `type=registry` (or `--push`): not supported yet.
+    Registry,
+}
+
+impl OutputSpec {
+    /// Parses one `-o` value. A bare path (no `=`) means `type=local,dest=PATH`,
+    /// as buildx does; `-` is rejected (stdout output is not supported).
+    pub fn parse(spec: &str) -> Result<Self, OutputSpecError> {
+        if !spec.contains('=') {
+            return Ok(Self::Local { dest: spec.into() });
+        }
+        let mut kind = None;
+        let mut fields = Vec::new();
+        for field in spec.split(',') {
+            let (k, v) = field
+                .split_once('=')
+                .ok_or_else(|| OutputSpecError::NotKeyValue {
+                    field: field.into(),
+                })?;
+            let k = k.trim().to_ascii_lowercase();
+            if k == "type" {
+                kind = Some(v.trim().to_string());
+            } else {
+                fields.push((k, v.to_string()));
+            }
+        }
+        let kind = kind.unwrap_or_else(|| "local".into());
+        build_spec(&kind, fields)
+    }
+}
+
+fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, OutputSpecError> {
+    let mut dest = None;
+    let mut tar = true;
+    let mut names = Vec::new();
+    let mut push = false;
+    let kname: &'static str = match kind {
+        "oci" => "oci",
+        "docker" => "docker",
+        "local" => "local",
+        "tar" => "tar",
+        "image" => "image",
+        "registry" => "registry",
+        other => {
+            return Err(OutputSpecError::UnknownType { kind: other.into() });
+        }
+    };
+    for (k, v) in fields {
+        match (kname, k.as_str()) {
+            (_, "dest") if kname != "image" && kname != "registry" => dest = Some(v),
+            ("oci", "tar") => tar = parse_bool(&k, &v)?,
+            ("oci" | "docker" | "image" | "registry", "name") => {
+                names.extend(v.split(',').map(str::to_string))
+            }
+            ("image", "push") => push = parse_bool(&k, &v)?,
+            // COMPAT(buildkit): these exporter knobs change nothing kiln writes.
+            (_, "compression" | "oci-mediatypes" | "force-compression" | "unpack") => {}
+            _ => {
+                return Err(OutputSpecError::UnknownKey {
+                    kind: kname,
+                    key: k,
+                })
+            }
+        }
+    }
+    if dest.as_deref() == Some("-") {
+        return Err(OutputSpecError::Stdout);
+    }
+    let need_dest = || {
+        dest.clone()
+            .map(PathBuf::from)
+            .ok_or(OutputSpecError::MissingDest { kind: kname })
+    };
+    Ok(match kname {
+        "oci" => OutputSpec::Oci {
+            dest: need_dest()?,
+            tar,
+            name: names.into_iter().next(),
+        },
+        "docker" => OutputSpec::Docker {
+            dest: need_dest()?,
+            name: names.into_iter().next(),
+        },
+        "local" => OutputSpec::Local { dest: need_dest()? },
+        "tar" => OutputSpec::Tar { dest: need_dest()? },
+        "image" => OutputSpec::Image { names, push },
+        _ => OutputSpec::Registry,
+    })
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, OutputSpecError> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(OutputSpecError::NotBool {
+            key: key.into(),
+            value: v.into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_type() {
+        assert_eq!(
+            OutputSpec::parse("type=oci,dest=a.tar").unwrap(),
+            OutputSpec::Oci {
+                dest: "a.tar".into(),
+                tar: true,
+                name: None
+            }
+        );
+        assert_eq!(
+            OutputSpec::parse("type=oci,dest=dir,tar=false").unwrap(),
+            OutputSpec::Oci {
+                dest: "dir".into(),
+                tar: false,
+                name: None
+            }
+        );
+        assert_eq!(
+            OutputSpec::parse("type=docker,dest=d.tar,name=app:1").unwrap(),
+            OutputSpec::Docker {
+                dest: "d.tar".into(),
+                name: Some("app:1".into())
+            }
+        );
+        assert_eq!(
+            OutputSpec::parse("out").unwrap(),
+            OutputSpec::Local { dest: "out".into() }
+        );
+        assert_eq!(
+            OutputSpec::parse("type=tar,dest=r.tar").unwrap(),
+            OutputSpec::Tar {
+                dest: "r.tar".into()
+            }
+        );
+        assert_eq!(
+            OutputSpec::parse("type=image").unwrap(),
+            OutputSpec::Image {
+                names: vec![],
+                push: false
+            }
+        );
+        assert_eq!(
+            OutputSpec::parse("type=registry").unwrap(),
+            OutputSpec::Registry
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_does_not_know() {
+        assert!(matches!(
+            OutputSpec::parse("type=s3,dest=x"),
+            Err(OutputSpecError::UnknownType { .. })
+        ));
+        assert!(matches!(
+            OutputSpec::parse("type=oci"),
+            Err(OutputSpecError::MissingDest { kind: "oci" })
+        ));
+        assert!(matches!(
+            OutputSpec::parse("type=local,dest=x,tar=false"),
+            Err(OutputSpecError::UnknownKey { .. })
+        ));
+        assert!(matches!(
+            OutputSpec::parse("type=oci,dest=x,tar=maybe"),
+            Err(OutputSpecError::NotBool { .. })
+        ));
+        assert_eq!(
+            OutputSpec::parse("type=tar,dest=-"),
+            Err(OutputSpecError::Stdout)
+        );
+        assert!(matches!(
+            OutputSpec::parse("type=oci,dest"),
+            Err(OutputSpecError::NotKeyValue { .. })
+        ));
+    }
+}

@@ -1,0 +1,463 @@
+//! RUN: the stage's snapshot dirs become the overlay's lower dirs, a fresh
+//! upper dir under the store's `tmp/` receives the writes, and the plan's
+//! mounts become sandbox mounts (cache dirs under `cache/mounts/`, bind
+//! sources materialised from the context or a stage, tmpfs, secrets, heredoc
+//! scripts). Output streams to the step's progress vertex.
+//!
+//! Invariants: nothing but the command's own writes reaches the upper dir
+//! (exec removes its mount points); a secret's content never reaches a layer
+//! or a cache key; every temp dir made for the run is removed afterwards.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::exec::{self, ExecError, Mount, MountKind, Network, Output, RunSpec};
+use crate::oci::{Digest, Store};
+use crate::plan::{CopyFrom, CopyOp, NetworkMode, RunMount, RunOp, Security, Sharing};
+
+use super::copy::{stage_copy, CopyError};
+use super::event::{Stream, Vertex};
+use super::rootfs::RootFs;
+use super::snapshot::{remove_tree, staging_dir, SnapshotError};
+use super::source::Source;
+
+/// Where a `--secret` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `src=FILE`.
+    File(PathBuf),
+    /// `env=VAR`: the value of the variable when kiln started.
+    Env(String),
+}
+
+/// Why a RUN failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The command exited non-zero.
+    #[error("process {command:?} did not complete successfully: exit code: {status}")]
+    Failed {
+        /// The argv joined with spaces.
+        command: String,
+        /// The exit code (128 + signal).
+        status: i32,
+        /// The last lines the command printed (stdout and stderr), for the report.
+        tail: Vec<String>,
+    },
+    /// The sandbox could not run it.
+    #[error("running in the sandbox")]
+    Exec(#[from] ExecError),
+    /// Preparing a mount or the upper dir.
+    #[error("{step} {path}")]
+    Io {
+        /// What was being done.
+        step: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A temp dir under the store.
+    #[error("preparing a temp dir")]
+    Temp(#[from] SnapshotError),
+    /// Materialising a bind mount's source.
+    #[error("preparing the bind mount at {target}")]
+    BindSource {
+        /// The mount point.
+        target: String,
+        /// The cause.
+        #[source]
+        source: Box<CopyError>,
+    },
+    /// A required secret was not given with `--secret`.
+    #[error("secret {id} is required but was not provided (use --secret id={id},src=FILE)")]
+    MissingSecret {
+        /// The secret id.
+        id: String,
+    },
+    /// Reading a secret's source.
+    #[error("reading secret {id}")]
+    ReadSecret {
+        /// The secret id.
+        id: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A RUN feature kiln does not support yet, named.
+    #[error("{what} is not supported yet")]
+    Unsupported {
+        /// The feature.
+        what: String,
+    },
+}
+
+fn ioerr<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> RunError + 'a {
+    move |source| RunError::Io {
+        step,
+        path: path.into(),
+        source,
+    }
+}
+
+/// What a RUN needs from the build around it.
+pub struct RunContext<'a> {
+    /// The store (temp dirs, cache mounts).
+    pub store: &'a Store,
+    /// The kiln binary to re-execute as the sandbox helper.
+    pub exe: &'a Path,
+    /// The stage's snapshot dirs, top-most first (empty for scratch).
+    pub lower: Vec<PathBuf>,
+    /// `--secret`s by id.
+    pub secrets: &'a BTreeMap<String, SecretSource>,
+    /// For each of the op's mounts, the tree a bind/cache `from` reads.
+    pub mount_sources: Vec<Option<Source>>,
+}
+
+/// Temp dirs made for one run, removed when it ends whatever happened.
+/// Also holds the cache-mount locks of the run (released on drop).
+#[derive(Default)]
+struct Temps {
+    dirs: Vec<PathBuf>,
+    locks: Vec<fs::File>,
+}
+
+impl Drop for Temps {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            // Leftovers under tmp/ are harmless and cleaned by `kiln prune`.
+            let _ = remove_tree(d);
+        }
+    }
+}
+
+/// Runs `op`; returns the upper dir holding its writes (the caller commits
+/// it as a layer and owns removing it).
+pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<PathBuf, RunError> {
+    if op.security == Security::Insecure {
+        return Err(RunError::Unsupported {
+            what: "RUN --security=insecure".into(),
+        });
+    }
+    let mut temps = Temps::default();
+    let mut lower = cx.lower.clone();
+    if lower.is_empty() {
+        // overlayfs needs a lower dir; scratch has none.
+        let empty = staging_dir(cx.store, "empty-")?;
+        temps.dirs.push(empty.clone());
+        lower.push(empty);
+    }
+    let mut env = op.env.clone();
+    env.extend(op.proxy_env.iter().cloned());
+    let mut mounts = Vec::new();
+    for (m, src) in op.mounts.iter().zip(&cx.mount_sources) {
+        if let Some(mount) = prepare_mount(cx, m, src.as_ref(), &mut env, &mut temps)? {
+            mounts.push(mount);
+        }
+    }
+    if !op.files.is_empty() {
+        mounts.push(files_mount(cx.store, op, &mut temps)?);
+    }
+    let upper = staging_dir(cx.store, "upper-")?;
+    let work = staging_dir(cx.store, "work-")?;
+    temps.dirs.push(work.clone());
+    let spec = RunSpec {
+        lower_dirs: lower,
+        upper_dir: upper.clone(),
+        work_dir: work,
+        argv: op.argv.clone(),
+        env,
+        cwd: op.workdir.clone(),
+        user: op.user.clone(),
+        // COMPAT(buildkit): its sandboxes are named this.
+        hostname: "buildkitsandbox".into(),
+        network: match op.network {
+            NetworkMode::None => Network::None,
+            NetworkMode::Default | NetworkMode::Host => Network::Host,
+        },
+        mounts,
+        stdin: None,
+    };
+    let mut tail = OutputTail::default();
+    let mut on_output = |o: Output<'_>| match o {
+        Output::Stdout(b) => {
+            tail.push(b);
+            vertex.log(Stream::Stdout, b)
+        }
+        Output::Stderr(b) => {
+            tail.push(b);
+            vertex.log(Stream::Stderr, b)
+        }
+    };
+    let result = exec::run(&spec, cx.exe, &mut on_output);
+    let fail = |e: RunError| {
+        let _ = remove_tree(&upper);
+        Err(e)
+    };
+    match result {
+        Ok(r) if r.status == 0 => Ok(upper),
+        Ok(r) => fail(RunError::Failed {
+            command: op.argv.join(" "),
+            status: r.status,
+            tail: tail.lines(),
+        }),
+        Err(e) => fail(e.into()),
+    }
+}
+
+/// The last [`OutputTail::KEEP`] lines of a command's output, bounded in
+/// memory however much it prints.
+#[derive(Default)]
+struct OutputTail {
+    lines: std::collections::VecDeque<String>,
+    partial: Vec<u8>,
+}
+
+impl OutputTail {
+    const KEEP: usize = 10;
+
+    fn push(&mut self, data: &[u8]) {
+        for &b in data {
+            if b == b'\n' {
+                let line = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial.clear();
+                self.lines.push_back(line);
+                if self.lines.len() > Self::KEEP {
+                    self.lines.pop_front();
+                }
+            } else if self.partial.len() < 4096 {
+                self.partial.push(b);
+            }
+        }
+    }
+
+    fn lines(mut self) -> Vec<String> {
+        if !self.partial.is_empty() {
+            self.push(b"\n");
+        }
+        self.lines.into()
+    }
+}
+
+/// Heredoc scripts, read-only at [`RunOp::FILES_DIR`].
+fn files_mount(store: &Store, op: &RunOp, temps: &mut Temps) -> Result<Mount, RunError> {
+    let dir = staging_dir(store, "files-")?;
+    temps.dirs.push(dir.clone());
+    for f in &op.files {
+        let p = dir.join(&f.name);
+        fs::write(&p, &f.content).map_err(ioerr("writing", &p))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(f.mode))
+            .map_err(ioerr("setting the mode of", &p))?;
+    }
+    Ok(Mount {
+        target: RunOp::FILES_DIR.into(),
+        kind: MountKind::Bind {
+            source: dir,
+            readonly: true,
+        },
+    })
+}
+
+fn prepare_mount(
+    cx: &RunContext<'_>,
+    m: &RunMount,
+    src: Option<&Source>,
+    env: &mut Vec<String>,
+    temps: &mut Temps,
+) -> Result<Option<Mount>, RunError> {
+    let (target, kind) = match m {
+        RunMount::Tmpfs { target, size } => (target.clone(), MountKind::Tmpfs { size: *size }),
+        RunMount::Cache {
+            id,
+            target,
+            ro,
+            from,
+            mode,
+            uid,
+            gid,
+            sharing,
+            ..
+        } => {
+            if from.is_some() {
+                return Err(RunError::Unsupported {
+                    what: "RUN --mount=type=cache,from=".into(),
+                });
+            }
+            let dir = cache_dir(cx.store, id, *mode, *uid, *gid)?;
+            // COMPAT(buildkit): `locked` waits for other writers; kiln gives
+            // `private` the same exclusive access instead of a second copy.
+            if *sharing != Sharing::Shared {
+                temps.locks.push(lock_cache(&dir)?);
+            }
+            let kind = MountKind::Bind {
+                source: dir,
+                readonly: *ro,
+            };
+            (target.clone(), kind)
+        }
+        RunMount::Bind {
+            target, source, rw, ..
+        } => (
+            target.clone(),
+            bind_mount(cx, src, source, target, *rw, temps)?,
+        ),
+        RunMount::Secret { .. } => match secret_mount(cx, m, env, temps)? {
+            Some(x) => x,
+            None => return Ok(None),
+        },
+        RunMount::Ssh { .. } => {
+            return Err(RunError::Unsupported {
+                what: "RUN --mount=type=ssh".into(),
+            })
+        }
+    };
+    Ok(Some(Mount { target, kind }))
+}
+
+fn bind_mount(
+    cx: &RunContext<'_>,
+    src: Option<&Source>,
+    source: &str,
+    target: &str,
+    rw: bool,
+    temps: &mut Temps,
+) -> Result<MountKind, RunError> {
+    let Some(src) = src else {
+        return Err(RunError::Unsupported {
+            what: format!("RUN --mount=type=bind at {target} without a source tree"),
+        });
+    };
+    let host = materialise(cx.store, src, source, target, temps)?;
+    if !rw {
+        return Ok(MountKind::Bind {
+            source: host,
+            readonly: true,
+        });
+    }
+    let scratch = staging_dir(cx.store, "bindrw-")?;
+    temps.dirs.push(scratch.clone());
+    Ok(MountKind::BindDiscardWrites {
+        source: host,
+        scratch,
+    })
+}
+
+/// A secret as a read-only file (and/or an env var); `None` when an
+/// optional secret was not given, or it goes only into the environment.
+fn secret_mount(
+    cx: &RunContext<'_>,
+    m: &RunMount,
+    env: &mut Vec<String>,
+    temps: &mut Temps,
+) -> Result<Option<(String, MountKind)>, RunError> {
+    let RunMount::Secret {
+        id,
+        target,
+        env: var,
+        required,
+        mode,
+        uid,
+        gid,
+    } = m
+    else {
+        return Ok(None);
+    };
+    let value = match cx.secrets.get(id) {
+        Some(SecretSource::File(p)) => fs::read(p).map_err(|source| RunError::ReadSecret {
+            id: id.clone(),
+            source,
+        })?,
+        Some(SecretSource::Env(v)) => v.clone().into_bytes(),
+        None if *required => return Err(RunError::MissingSecret { id: id.clone() }),
+        None => return Ok(None),
+    };
+    if let Some(var) = var {
+        env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+        if target.is_none() {
+            return Ok(None);
+        }
+    }
+    let dir = staging_dir(cx.store, "secret-")?;
+    temps.dirs.push(dir.clone());
+    let file = dir.join("secret");
+    fs::write(&file, &value).map_err(ioerr("writing", &file))?;
+    std::os::unix::fs::chown(&file, Some(*uid), Some(*gid))
+        .map_err(ioerr("changing owner of", &file))?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(*mode))
+        .map_err(ioerr("setting the mode of", &file))?;
+    let at = target
+        .clone()
+        .unwrap_or_else(|| format!("/run/secrets/{id}"));
+    let kind = MountKind::Bind {
+        source: file,
+        readonly: true,
+    };
+    Ok(Some((at, kind)))
+}
+
+/// An exclusive lock on a cache dir (a `.lock` file beside it), waiting for
+/// other holders.
+fn lock_cache(dir: &Path) -> Result<fs::File, RunError> {
+    use fs2::FileExt;
+    let path = dir.with_extension("lock");
+    let f = fs::File::create(&path).map_err(ioerr("creating", &path))?;
+    f.lock_exclusive().map_err(ioerr("locking", &path))?;
+    Ok(f)
+}
+
+/// `cache/mounts/<sha256 of id>`, created with the mount's mode and owner.
+fn cache_dir(store: &Store, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf, RunError> {
+    let dir = store
+        .cache_dir()
+        .join("mounts")
+        .join(Digest::of(id.as_bytes()).hex());
+    if !dir.is_dir() {
+        fs::create_dir_all(&dir).map_err(ioerr("creating cache mount", &dir))?;
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+            .map_err(ioerr("changing owner of", &dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .map_err(ioerr("setting the mode of", &dir))?;
+    }
+    Ok(dir)
+}
+
+/// Copies `source` of `src` into a temp dir (merged layers cannot be bind
+/// mounted as one directory) and returns the host path to mount.
+fn materialise(
+    store: &Store,
+    src: &Source,
+    source: &str,
+    target: &str,
+    temps: &mut Temps,
+) -> Result<PathBuf, RunError> {
+    let err = |source| RunError::BindSource {
+        target: target.into(),
+        source: Box::new(source),
+    };
+    let dir = staging_dir(store, "bind-")?;
+    temps.dirs.push(dir.clone());
+    let op = CopyOp {
+        from: CopyFrom::Context,
+        sources: vec![source.into()],
+        heredocs: vec![],
+        dest: "/".into(),
+        chown: None,
+        chmod: None,
+        link: true,
+        parents: false,
+        excludes: vec![],
+        add: None,
+        dest_is_dir_hint: true,
+    };
+    stage_copy(&op, src, &RootFs::default(), &dir).map_err(err)?;
+    let node = src
+        .lookup(source, true)
+        .map_err(|e| err(CopyError::Source(e)))?;
+    Ok(match node {
+        Some(n) if !n.meta.is_dir() => dir.join(n.path.rsplit('/').next().unwrap_or("")),
+        _ => dir,
+    })
+}

@@ -1,0 +1,187 @@
+//! Layers in and out of the store: packing a staged directory into a blob
+//! (and keeping the directory as that layer's snapshot), and unpacking a
+//! stored layer once into `snapshots/<diff_id hex>` so later steps can read
+//! it or use it as an overlay lower dir.
+//!
+//! Invariants: a snapshot dir appears only complete (unpacked into `tmp/`,
+//! then renamed); its root is mode 0755 owned by root; two builds racing for
+//! the same snapshot both succeed (the loser drops its copy).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::layer::{self, LayerError, PackOptions, SourceKind, UnpackMode};
+use crate::oci::{Descriptor, DiffId, Store, StoreError};
+
+/// Why a layer could not be stored or unpacked.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Packing the staged directory.
+    #[error("packing layer from {dir}")]
+    Pack {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: LayerError,
+    },
+    /// Writing or reading the blob.
+    #[error("storing layer blob")]
+    Store(#[from] StoreError),
+    /// Unpacking a stored layer.
+    #[error("unpacking layer {digest}")]
+    Unpack {
+        /// The blob.
+        digest: crate::oci::Digest,
+        /// The cause.
+        #[source]
+        source: LayerError,
+    },
+    /// A filesystem step on the snapshot dirs.
+    #[error("{step} {path}")]
+    Io {
+        /// What was being done.
+        step: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A layer of an image: its blob descriptor and its diff_id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRef {
+    /// The (compressed) blob.
+    pub descriptor: Descriptor,
+    /// The sha256 of the uncompressed tar.
+    pub diff_id: DiffId,
+}
+
+fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
+    move |source| SnapshotError::Io {
+        step,
+        path: path.into(),
+        source,
+    }
+}
+
+/// A fresh empty directory under the store's `tmp/`, for staging a layer.
+pub fn staging_dir(store: &Store, prefix: &str) -> Result<PathBuf, SnapshotError> {
+    let tmp = store.tmp_dir();
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&tmp)
+        .map_err(io_err("creating a staging dir in", &tmp))?;
+    let path = dir.keep();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+        .map_err(io_err("setting the mode of", &path))?;
+    Ok(path)
+}
+
+/// Packs `dir` into a blob in the store, then moves `dir` to become the
+/// layer's snapshot (it is one already: a plain staging dir has no
+/// whiteouts, an overlay upper dir has overlay's own).
+pub fn commit_dir(
+    store: &Store,
+    dir: &Path,
+    kind: SourceKind,
+    opts: &PackOptions,
+) -> Result<LayerRef, SnapshotError> {
+    let mut w = store.begin_blob()?;
+    let packed = layer::pack(dir, kind, opts, &mut w).map_err(|source| SnapshotError::Pack {
+        dir: dir.into(),
+        source,
+    })?;
+    let (digest, size) = w.commit()?;
+    let snap = store.snapshots_dir().join(packed.diff_id.hex());
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+        .map_err(io_err("setting the mode of", dir))?;
+    place(dir, &snap)?;
+    Ok(LayerRef {
+        descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
+        diff_id: packed.diff_id,
+    })
+}
+
+/// Renames `from` to `to` unless `to` exists, in which case `from` is dropped.
+fn place(from: &Path, to: &Path) -> Result<(), SnapshotError> {
+    if to.exists() {
+        return remove_tree(from);
+    }
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+    }
+    match fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        // Another build placed the same snapshot first: ours is identical.
+        Err(_) if to.exists() => remove_tree(from),
+        Err(e) => Err(io_err("moving a snapshot to", to)(e)),
+    }
+}
+
+/// Removes a staging tree (best effort is not enough: a leftover dir under
+/// `tmp/` is harmless, but a failure here means the disk is in trouble).
+pub fn remove_tree(dir: &Path) -> Result<(), SnapshotError> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("removing", dir)(e)),
+    }
+}
+
+/// The snapshot dir of `layer`, unpacking the blob when it is not there yet.
+pub fn ensure_snapshot(store: &Store, layer: &LayerRef) -> Result<PathBuf, SnapshotError> {
+    let snap = store.snapshots_dir().join(layer.diff_id.hex());
+    if snap.is_dir() {
+        return Ok(snap);
+    }
+    let tmp = staging_dir(store, "snap-")?;
+    let blob = store.open_blob(&layer.descriptor.digest)?;
+    let res = layer::unpack_verified(
+        io::BufReader::new(blob),
+        &tmp,
+        UnpackMode::Snapshot,
+        layer.diff_id,
+    );
+    if let Err(source) = res {
+        // The partial tree is untrusted; the unpack error is what matters.
+        let _ = remove_tree(&tmp);
+        return Err(SnapshotError::Unpack {
+            digest: layer.descriptor.digest,
+            source,
+        });
+    }
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+        .map_err(io_err("setting the mode of", &tmp))?;
+    place(&tmp, &snap)?;
+    Ok(snap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_then_snapshot_round_trips() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let dir = staging_dir(&store, "t-").unwrap();
+        fs::create_dir_all(dir.join("app")).unwrap();
+        fs::write(dir.join("app/hello"), "hi").unwrap();
+        let opts = PackOptions::default();
+        let layer = commit_dir(&store, &dir, SourceKind::Plain, &opts).unwrap();
+        assert!(!dir.exists(), "the staging dir became the snapshot");
+        let snap = ensure_snapshot(&store, &layer).unwrap();
+        assert_eq!(fs::read(snap.join("app/hello")).unwrap(), b"hi");
+        // Without the snapshot, it is unpacked again from the blob.
+        fs::remove_dir_all(&snap).unwrap();
+        let again = ensure_snapshot(&store, &layer).unwrap();
+        assert_eq!(fs::read(again.join("app/hello")).unwrap(), b"hi");
+        let mode = fs::metadata(&again).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+    }
+}

@@ -1,0 +1,277 @@
+//! Building one stage: its base (scratch, a store image or an earlier
+//! stage's result) and then its steps in order, each COPY/ADD/WORKDIR/RUN
+//! staged into a directory under `tmp/` and committed as a layer, metadata
+//! steps recorded in history only.
+//!
+//! Invariants: `layers` and the non-empty history entries correspond one to
+//! one; a step whose result is an empty directory adds no layer (its history
+//! says `empty_layer`, as BuildKit's exporter writes it); every failing step
+//! reports its span and fails its progress vertex.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::layer::{PackOptions, SourceKind};
+use crate::oci::{History, ImageConfig, Platform, Store};
+use crate::plan::{
+    Base, BuildGraph, CopyFrom, MountFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
+};
+
+use super::copy::{stage_copy, stage_mkdir};
+use super::error::{BuildError, StepError};
+use super::event::{Progress, StepRef};
+use super::image::history;
+use super::rootfs::RootFs;
+use super::run::{run_step, RunContext, SecretSource};
+use super::snapshot::{commit_dir, ensure_snapshot, remove_tree, staging_dir, LayerRef};
+use super::source::Source;
+
+/// What a finished stage hands to stages that use it and to the image.
+#[derive(Debug, Clone)]
+pub struct StageOutput {
+    /// Layers, base first.
+    pub layers: Vec<LayerRef>,
+    /// History, base first.
+    pub history: Vec<History>,
+    /// The final config (rootfs and history not yet filled in).
+    pub config: ImageConfig,
+    /// The stage's platform.
+    pub platform: Platform,
+}
+
+impl StageOutput {
+    /// The merged filesystem, unpacking any layer not yet in `snapshots/`.
+    pub fn rootfs(&self, store: &Store) -> Result<RootFs, StepError> {
+        let mut dirs = Vec::with_capacity(self.layers.len());
+        for l in self.layers.iter().rev() {
+            dirs.push(ensure_snapshot(store, l)?);
+        }
+        Ok(RootFs::new(dirs))
+    }
+}
+
+/// What every stage of one build shares.
+pub struct BuildEnv<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// The build context, `.dockerignore` applied.
+    pub context: &'a Source,
+    /// Progress.
+    pub progress: &'a Progress,
+    /// How layers are packed.
+    pub pack: PackOptions,
+    /// The `created` time of new history entries.
+    pub created: String,
+    /// `--secret`s.
+    pub secrets: &'a BTreeMap<String, SecretSource>,
+    /// The kiln binary for RUN's sandbox helper.
+    pub exe: &'a Path,
+    /// The graph being built.
+    pub graph: &'a BuildGraph,
+    /// Each stage's FROM line (index = stage id), for errors about its base.
+    pub from_spans: Vec<crate::dockerfile::Span>,
+}
+
+/// Loads an image from the store as a stage base.
+pub fn image_output(store: &Store, img: &ResolvedImage) -> Result<StageOutput, StepError> {
+    let err = |source| StepError::Image {
+        reference: img.reference.clone(),
+        source,
+    };
+    let (manifest, config) = store.load_image(&img.manifest).map_err(err)?;
+    let layers = manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .map(|(d, id)| LayerRef {
+            descriptor: d.clone(),
+            diff_id: *id,
+        })
+        .collect();
+    Ok(StageOutput {
+        layers,
+        history: config.history.clone(),
+        platform: Platform {
+            architecture: config.architecture.clone(),
+            os: config.os.clone(),
+            variant: config.variant.clone(),
+            os_version: None,
+        },
+        config,
+    })
+}
+
+/// The progress label of a stage: its name, `stage-N` when the Dockerfile
+/// has several stages, nothing for a single-stage file.
+fn label(graph: &BuildGraph, stage: &Stage) -> String {
+    if graph.stages.len() < 2 {
+        return String::new();
+    }
+    match &stage.name {
+        Some(n) => format!("{n} "),
+        None => format!("stage-{} ", stage.id.0),
+    }
+}
+
+/// Builds `stage` on top of `base`; `outputs` holds the finished stages it
+/// depends on.
+pub fn build_stage(
+    env: &BuildEnv<'_>,
+    stage: &Stage,
+    base: StageOutput,
+    outputs: &BTreeMap<usize, Arc<StageOutput>>,
+) -> Result<StageOutput, BuildError> {
+    let mut out = base;
+    let visible: Vec<&Step> = stage
+        .steps
+        .iter()
+        .filter(|s| !matches!(s.op, Op::Meta))
+        .collect();
+    let total = visible.len() + 1;
+    let label = label(env.graph, stage);
+    if let Base::Image(img) = &stage.base {
+        let v = env.progress.start(
+            format!("[{label}1/{total}] FROM {}", img.reference),
+            Some(StepRef {
+                stage: stage.id.0,
+                index: 0,
+            }),
+        );
+        v.done();
+    }
+    let mut n = 1;
+    for (i, step) in stage.steps.iter().enumerate() {
+        if matches!(step.op, Op::Meta) {
+            out.history
+                .push(history(&env.created, &step.created_by, true));
+            continue;
+        }
+        n += 1;
+        let v = env.progress.start(
+            format!("[{label}{n}/{total}] {}", step.display),
+            Some(StepRef {
+                stage: stage.id.0,
+                index: i + 1,
+            }),
+        );
+        match run_one(env, step, &out, outputs, &v) {
+            Ok(layer) => {
+                let empty = layer.is_none();
+                out.layers.extend(layer);
+                out.history
+                    .push(history(&env.created, &step.created_by, empty));
+                v.done();
+            }
+            Err(source) => {
+                v.failed(chain(&source));
+                return Err(BuildError::Step {
+                    span: step.span,
+                    display: step.display.clone(),
+                    source: Box::new(source),
+                });
+            }
+        }
+    }
+    out.config = stage.config.clone();
+    out.platform = stage.platform.clone();
+    Ok(out)
+}
+
+/// An error and its causes on one line, for the progress stream.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn source_for(
+    env: &BuildEnv<'_>,
+    from: &CopyFrom,
+    outputs: &BTreeMap<usize, Arc<StageOutput>>,
+) -> Result<Source, StepError> {
+    Ok(match from {
+        CopyFrom::Context => env.context.clone(),
+        CopyFrom::Stage(id) => match outputs.get(&id.0) {
+            Some(o) => Source::image(o.rootfs(env.store)?),
+            // The scheduler waits for every dependency, so this is a bug
+            // (a `--from` stage missing from `deps`): say so, never copy nothing.
+            None => return Err(StepError::StageNotBuilt { stage: id.0 }),
+        },
+        CopyFrom::Image(img) => Source::image(image_output(env.store, img)?.rootfs(env.store)?),
+    })
+}
+
+fn mount_from(m: &RunMount) -> Option<CopyFrom> {
+    let from = match m {
+        RunMount::Bind { from, .. } => from,
+        _ => return None,
+    };
+    Some(match from {
+        MountFrom::Context => CopyFrom::Context,
+        MountFrom::Stage(id) => CopyFrom::Stage(*id),
+        MountFrom::Image(img) => CopyFrom::Image(img.clone()),
+    })
+}
+
+/// Runs one step; `Some(layer)` when it changed the filesystem.
+fn run_one(
+    env: &BuildEnv<'_>,
+    step: &Step,
+    cur: &StageOutput,
+    outputs: &BTreeMap<usize, Arc<StageOutput>>,
+    vertex: &super::event::Vertex,
+) -> Result<Option<LayerRef>, StepError> {
+    let (dir, kind): (PathBuf, SourceKind) = match &step.op {
+        Op::Meta => return Ok(None),
+        Op::Copy(op) => {
+            let src = source_for(env, &op.from, outputs)?;
+            let target = cur.rootfs(env.store)?;
+            let dir = staging_dir(env.store, "copy-")?;
+            stage_copy(op, &src, &target, &dir).inspect_err(|_| {
+                let _ = remove_tree(&dir);
+            })?;
+            (dir, SourceKind::Plain)
+        }
+        Op::Workdir(WorkdirOp { path, user }) => {
+            let target = cur.rootfs(env.store)?;
+            let dir = staging_dir(env.store, "workdir-")?;
+            stage_mkdir(path, user, &target, &dir).inspect_err(|_| {
+                let _ = remove_tree(&dir);
+            })?;
+            (dir, SourceKind::Plain)
+        }
+        Op::Run(op) => {
+            let mut mount_sources = Vec::new();
+            for m in &op.mounts {
+                mount_sources.push(match mount_from(m) {
+                    Some(f) => Some(source_for(env, &f, outputs)?),
+                    None => None,
+                });
+            }
+            let lower = cur.rootfs(env.store)?.layers().to_vec();
+            let cx = RunContext {
+                store: env.store,
+                exe: env.exe,
+                lower,
+                secrets: env.secrets,
+                mount_sources,
+            };
+            (run_step(&cx, op, vertex)?, SourceKind::OverlayUpper)
+        }
+    };
+    if is_empty_dir(&dir) {
+        remove_tree(&dir)?;
+        return Ok(None);
+    }
+    Ok(Some(commit_dir(env.store, &dir, kind, &env.pack)?))
+}
+
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+}

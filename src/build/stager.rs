@@ -1,0 +1,365 @@
+//! The staging half of COPY/ADD: writing selected nodes into a plain
+//! directory that becomes the layer, with the destination resolved through
+//! the target's symlinks, parents staged with the target's own attributes,
+//! ownership (`--chown`, or root for the context, or the source's owner for
+//! another stage) and modes (`--chmod`) applied, and directory mtimes set
+//! last, deepest first, so writing children cannot disturb them.
+
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use filetime::FileTime;
+
+use crate::dockerfile::ignore::IgnorePatterns;
+use crate::plan::CopyOp;
+
+use super::add::{self, AddError};
+use super::copy::{join, werr, CopyError};
+use super::perms::Chmod;
+use super::rootfs::{Node, RootFs};
+use super::source::{clean, Source};
+
+pub(super) struct Stager<'a> {
+    pub(super) src: &'a Source,
+    pub(super) staging: &'a Path,
+    pub(super) view: &'a RootFs,
+    pub(super) owner: Option<(u32, u32)>,
+    pub(super) chmod: Option<Chmod>,
+    pub(super) keep_owner: bool,
+    pub(super) excludes: Option<IgnorePatterns>,
+    /// Directory mtimes to set last (writing children changes them).
+    pub(super) dir_times: Vec<(PathBuf, FileTime)>,
+    /// Staged path of each multiply-linked source inode copied so far.
+    pub(super) links: std::collections::HashMap<(u64, u64), PathBuf>,
+}
+
+impl Stager<'_> {
+    fn host(&self, canonical: &str) -> PathBuf {
+        self.staging.join(canonical.trim_start_matches('/'))
+    }
+
+    pub(super) fn copy_source(
+        &mut self,
+        op: &CopyOp,
+        source: &str,
+        node: &Node,
+        dest: &str,
+        dest_dir: bool,
+    ) -> Result<(), CopyError> {
+        let name = node.path.rsplit('/').next().unwrap_or("");
+        let to = if op.parents {
+            parents_dest(dest, source, &node.path)
+        } else if node.meta.is_dir() {
+            dest.to_string()
+        } else if dest_dir {
+            join(dest, name)
+        } else {
+            dest.to_string()
+        };
+        if self.excluded(&node.path, "") {
+            return Ok(());
+        }
+        let unpack = op.add.as_ref().is_some_and(|a| a.unpack != Some(false));
+        if unpack && node.meta.is_file() {
+            let kind = add::archive_kind(&node.host).map_err(|e| CopyError::Add {
+                source_path: source.into(),
+                source: AddError::Extract {
+                    path: node.host.clone(),
+                    source: e,
+                },
+            })?;
+            if let Some(kind) = kind {
+                let dir = self.ensure_dir(dest)?;
+                return add::extract(&node.host, kind, &dir)
+                    .and_then(|()| self.chown_tree(&dir))
+                    .map_err(|e| CopyError::Add {
+                        source_path: source.into(),
+                        source: e,
+                    });
+            }
+        }
+        if node.meta.is_dir() {
+            let dir = self.ensure_dir(&to)?;
+            self.copy_children(node, &dir, &node.path)
+        } else {
+            let host = self.prepare(&to)?;
+            self.copy_node(node, &host)
+        }
+    }
+
+    fn excluded(&self, path: &str, rel_to_source: &str) -> bool {
+        let Some(ex) = &self.excludes else {
+            return false;
+        };
+        let rel = path.trim_start_matches('/');
+        (!rel.is_empty() && ex.is_excluded(rel))
+            || (!rel_to_source.is_empty() && ex.is_excluded(rel_to_source))
+    }
+
+    /// The canonical image path of `path`, symlinks of the target followed.
+    fn resolve_dest(&self, path: &str) -> Result<String, CopyError> {
+        let mut cur = String::from("/");
+        let comps = clean(path);
+        for (i, c) in comps.iter().enumerate() {
+            let next = join(&cur, c);
+            match self.view.resolve(&next, true)? {
+                Some(n) if !n.meta.is_dir() && i + 1 < comps.len() => {
+                    return Err(CopyError::NotADirectory { path: n.path });
+                }
+                Some(n) => cur = n.path,
+                None => {
+                    let rest = comps[i..].join("/");
+                    return Ok(join(&cur, &rest));
+                }
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Creates the staged parents of canonical `path`; returns its host path.
+    fn prepare(&mut self, path: &str) -> Result<PathBuf, CopyError> {
+        let canon = self.resolve_dest(path)?;
+        let comps = clean(&canon);
+        let mut cur = String::new();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            cur = format!("{cur}/{c}");
+            self.stage_dir(&cur)?;
+        }
+        Ok(self.host(&canon))
+    }
+
+    /// Stages directory `path` (canonical): the target's attributes when it
+    /// exists there, else 0755 owned by `--chown` (or root).
+    fn stage_dir(&mut self, path: &str) -> Result<PathBuf, CopyError> {
+        let host = self.host(path);
+        if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+            return Ok(host);
+        }
+        remove_any(&host)?;
+        fs::create_dir(&host).map_err(werr("creating", &host))?;
+        let (mode, uid, gid, mtime) = match self.view.resolve(path, false)? {
+            Some(n) if n.meta.is_dir() => (
+                n.meta.mode() & 0o7777,
+                n.meta.uid(),
+                n.meta.gid(),
+                Some(FileTime::from_last_modification_time(&n.meta)),
+            ),
+            _ => {
+                let (u, g) = self.owner.unwrap_or((0, 0));
+                (0o755, u, g, None)
+            }
+        };
+        set_owner_mode(&host, uid, gid, Some(mode))?;
+        if let Some(t) = mtime {
+            self.dir_times.push((host.clone(), t));
+        }
+        Ok(host)
+    }
+
+    pub(super) fn ensure_dir(&mut self, path: &str) -> Result<PathBuf, CopyError> {
+        let canon = self.resolve_dest(path)?;
+        self.prepare(&canon)?;
+        if canon == "/" {
+            return Ok(self.staging.to_path_buf());
+        }
+        self.stage_dir(&canon)
+    }
+
+    fn copy_children(&mut self, dir: &Node, host: &Path, root: &str) -> Result<(), CopyError> {
+        for child in self.src.children(&dir.path)? {
+            let rel = child.path[root.len()..].trim_start_matches('/').to_string();
+            if self.excluded(&child.path, &rel) {
+                continue;
+            }
+            let name = child.path.rsplit('/').next().unwrap_or("");
+            let to = host.join(name);
+            if child.meta.is_dir() {
+                remove_non_dir(&to)?;
+                if !to.is_dir() {
+                    fs::create_dir(&to).map_err(werr("creating", &to))?;
+                }
+                self.apply_attrs(&child, &to)?;
+                self.copy_children(&child, &to, root)?;
+                self.dir_times
+                    .push((to, FileTime::from_last_modification_time(&child.meta)));
+            } else {
+                self.copy_node(&child, &to)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_node(&mut self, node: &Node, to: &Path) -> Result<(), CopyError> {
+        remove_any(to)?;
+        let ft = node.meta.file_type();
+        // Hard links within one copy stay hard links, as BuildKit's copier keeps them.
+        let inode = (node.meta.dev(), node.meta.ino());
+        if ft.is_file() && node.meta.nlink() > 1 {
+            if let Some(first) = self.links.get(&inode) {
+                return fs::hard_link(first, to).map_err(werr("linking", to));
+            }
+            self.links.insert(inode, to.to_path_buf());
+        }
+        if ft.is_symlink() {
+            let target = fs::read_link(&node.host).map_err(werr("reading link", &node.host))?;
+            symlink(&target, to).map_err(werr("creating symlink", to))?;
+        } else if ft.is_file() {
+            fs::copy(&node.host, to).map_err(werr("copying to", to))?;
+            copy_xattrs(&node.host, to);
+        } else {
+            let kind = nix::sys::stat::SFlag::from_bits_truncate(node.meta.mode() & libc::S_IFMT);
+            let perm = nix::sys::stat::Mode::from_bits_truncate(node.meta.mode() & 0o7777);
+            nix::sys::stat::mknod(to, kind, perm, node.meta.rdev())
+                .map_err(|e| werr("creating device node", to)(e.into()))?;
+        }
+        self.apply_attrs(node, to)?;
+        let t = FileTime::from_last_modification_time(&node.meta);
+        filetime::set_symlink_file_times(to, t, t).map_err(werr("setting times of", to))
+    }
+
+    fn apply_attrs(&self, node: &Node, to: &Path) -> Result<(), CopyError> {
+        let (uid, gid) = match (self.owner, self.keep_owner) {
+            (Some(o), _) => o,
+            (None, true) => (node.meta.uid(), node.meta.gid()),
+            (None, false) => (0, 0),
+        };
+        let mode = if node.meta.file_type().is_symlink() {
+            None
+        } else {
+            let m = node.meta.mode() & 0o7777;
+            Some(match &self.chmod {
+                Some(c) => c.apply(m, node.meta.is_dir()),
+                None => m,
+            })
+        };
+        set_owner_mode(to, uid, gid, mode)
+    }
+
+    pub(super) fn write_inline(
+        &mut self,
+        to: &str,
+        content: &[u8],
+        mode: u32,
+    ) -> Result<(), CopyError> {
+        let host = self.prepare(to)?;
+        remove_any(&host)?;
+        fs::write(&host, content).map_err(werr("writing", &host))?;
+        let mode = self.chmod.as_ref().map_or(mode, |c| c.apply(mode, false));
+        let (uid, gid) = self.owner.unwrap_or((0, 0));
+        set_owner_mode(&host, uid, gid, Some(mode))
+    }
+
+    pub(super) fn fetch(
+        &mut self,
+        url: &str,
+        checksum: Option<&str>,
+        to: &str,
+    ) -> Result<(), CopyError> {
+        let host = self.prepare(to)?;
+        remove_any(&host)?;
+        let mtime = add::fetch(url, checksum, &host).map_err(|source| CopyError::Add {
+            source_path: url.into(),
+            source,
+        })?;
+        if let Some(t) = mtime {
+            let t = FileTime::from_unix_time(t, 0);
+            filetime::set_file_mtime(&host, t).map_err(werr("setting times of", &host))?;
+        }
+        // COMPAT(buildkit): downloaded files are 0600 unless --chmod says otherwise.
+        let mode = self.chmod.as_ref().map_or(0o600, |c| c.apply(0o600, false));
+        let (uid, gid) = self.owner.unwrap_or((0, 0));
+        set_owner_mode(&host, uid, gid, Some(mode))
+    }
+
+    /// After extracting an archive: `--chown` applies to what it held.
+    fn chown_tree(&self, dir: &Path) -> Result<(), AddError> {
+        let Some((uid, gid)) = self.owner else {
+            return Ok(());
+        };
+        for e in walkdir::WalkDir::new(dir).min_depth(1) {
+            let e = e.map_err(|e| AddError::Extract {
+                path: dir.into(),
+                source: e.into(),
+            })?;
+            std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid)).map_err(|source| {
+                AddError::Extract {
+                    path: e.path().into(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(mut self) -> Result<(), CopyError> {
+        // Deepest first, so setting a child's time cannot disturb a parent's.
+        self.dir_times.sort_by(|a, b| b.0.cmp(&a.0));
+        for (p, t) in &self.dir_times {
+            filetime::set_file_mtime(p, *t).map_err(werr("setting times of", p))?;
+        }
+        Ok(())
+    }
+}
+
+/// `--parents`: the source's path below the context root (or below a `/./`
+/// pivot in the source) is kept under the destination.
+fn parents_dest(dest: &str, source: &str, node_path: &str) -> String {
+    let kept = match source.find("/./") {
+        Some(i) => {
+            let prefix = clean(&source[..i]).join("/");
+            let rel = node_path.trim_start_matches('/');
+            rel.strip_prefix(&prefix)
+                .unwrap_or(rel)
+                .trim_start_matches('/')
+                .to_string()
+        }
+        None => node_path.trim_start_matches('/').to_string(),
+    };
+    if kept.is_empty() {
+        dest.to_string()
+    } else {
+        join(dest, &kept)
+    }
+}
+
+fn set_owner_mode(p: &Path, uid: u32, gid: u32, mode: Option<u32>) -> Result<(), CopyError> {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(werr("changing owner of", p))?;
+    if let Some(m) = mode {
+        // After chown: chown clears setuid/setgid bits.
+        fs::set_permissions(p, fs::Permissions::from_mode(m))
+            .map_err(werr("changing mode of", p))?;
+    }
+    Ok(())
+}
+
+fn copy_xattrs(from: &Path, to: &Path) {
+    let Ok(names) = xattr::list(from) else {
+        return;
+    };
+    for name in names {
+        let n = name.to_string_lossy();
+        if n.starts_with("trusted.overlay.") || n == "security.selinux" {
+            continue;
+        }
+        if let Ok(Some(v)) = xattr::get(from, &name) {
+            // An xattr the staging filesystem refuses is dropped, as cp -a does.
+            let _ = xattr::set(to, &name, &v);
+        }
+    }
+}
+
+fn remove_any(p: &Path) -> Result<(), CopyError> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p).map_err(werr("replacing", p)),
+        Ok(_) => fs::remove_file(p).map_err(werr("replacing", p)),
+        Err(_) => Ok(()),
+    }
+}
+
+fn remove_non_dir(p: &Path) -> Result<(), CopyError> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if !m.is_dir() => fs::remove_file(p).map_err(werr("replacing", p)),
+        _ => Ok(()),
+    }
+}

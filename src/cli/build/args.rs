@@ -1,0 +1,185 @@
+//! Resolving `kiln build`'s flags into `BuildOptions` and outputs before
+//! anything is built: `NAME=VALUE` lists, the host-only `--platform`,
+//! `SOURCE_DATE_EPOCH` (environment or `--build-arg`), `--secret` specs,
+//! `-o` specs and `-t` names. Every bad value is a usage error (exit 2).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::BuildArgs;
+use crate::build::{self, BuildOptions, OutputSpec, SecretSource};
+use crate::layer::Compression;
+use crate::oci::{Platform, Reference};
+
+/// A command-line value that does not make sense.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum UsageError {
+    #[error("{flag} {value:?}: expected NAME=VALUE")]
+    KeyValue { flag: &'static str, value: String },
+    #[error("--platform {value}: kiln builds only for the host platform {host}")]
+    Platform { value: String, host: String },
+    #[error("invalid SOURCE_DATE_EPOCH {value:?}: expected seconds since 1970")]
+    Epoch { value: String },
+    #[error("--secret {value:?}: expected id=ID,src=FILE or id=ID,env=VAR")]
+    Secret { value: String },
+    #[error("--compression")]
+    Compression(#[source] crate::layer::LayerError),
+    #[error("-o {value:?}")]
+    Output {
+        value: String,
+        #[source]
+        source: build::OutputSpecError,
+    },
+    #[error("pushing to a registry (--push, type=registry) is not supported yet")]
+    Push,
+    #[error("invalid tag {name:?}")]
+    Tag {
+        name: String,
+        #[source]
+        source: crate::oci::ReferenceError,
+    },
+}
+
+fn key_values(
+    flag: &'static str,
+    vals: &[String],
+    from_env: bool,
+) -> Result<BTreeMap<String, String>, UsageError> {
+    let mut out = BTreeMap::new();
+    for v in vals {
+        match v.split_once('=') {
+            Some((k, val)) if !k.is_empty() => {
+                out.insert(k.to_string(), val.to_string());
+            }
+            // COMPAT(buildkit): `--build-arg NAME` takes NAME from the environment, if set.
+            None if from_env && !v.is_empty() => {
+                if let Ok(val) = std::env::var(v) {
+                    out.insert(v.clone(), val);
+                }
+            }
+            _ => {
+                return Err(UsageError::KeyValue {
+                    flag,
+                    value: v.clone(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn secrets(vals: &[String]) -> Result<BTreeMap<String, SecretSource>, UsageError> {
+    let mut out = BTreeMap::new();
+    for v in vals {
+        let bad = || UsageError::Secret { value: v.clone() };
+        let mut id = None;
+        let mut src = None;
+        for field in v.split(',') {
+            match field.split_once('=').ok_or_else(bad)? {
+                ("id", x) => id = Some(x.to_string()),
+                ("src" | "source", x) => src = Some(SecretSource::File(x.into())),
+                ("env", x) => src = Some(SecretSource::Env(std::env::var(x).unwrap_or_default())),
+                ("type", "file" | "env") => {}
+                _ => return Err(bad()),
+            }
+        }
+        let id = id.ok_or_else(bad)?;
+        // COMPAT(buildkit): without src/env, the secret is the env var named like its id.
+        let src = src.unwrap_or_else(|| SecretSource::Env(std::env::var(&id).unwrap_or_default()));
+        out.insert(id, src);
+    }
+    Ok(out)
+}
+
+/// What the arguments resolve to, before anything is built.
+pub(super) struct Resolved {
+    pub(super) opts: BuildOptions,
+    pub(super) outputs: Vec<OutputSpec>,
+    pub(super) tags: Vec<String>,
+    pub(super) iidfile: Option<PathBuf>,
+    pub(super) metadata_file: Option<PathBuf>,
+}
+
+pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
+    let mut plan = crate::plan::PlanOptions {
+        build_args: key_values("--build-arg", &args.build_args, true)?,
+        target: args.target.clone(),
+        labels: key_values("--label", &args.labels, false)?,
+        ..Default::default()
+    };
+    if let Some(p) = &args.platform {
+        let host = Platform::host();
+        let ok = p.split(',').all(|one| {
+            let mut parts = one.split('/');
+            parts.next() == Some(host.os.as_str())
+                && parts.next() == Some(host.architecture.as_str())
+        });
+        if !ok {
+            return Err(UsageError::Platform {
+                value: p.clone(),
+                host: host.to_specifier(),
+            });
+        }
+    }
+    plan.platform = Platform::host();
+    let epoch_text = plan
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|s| !s.is_empty());
+    let source_date_epoch = epoch_text
+        .map(|v| v.parse::<i64>().map_err(|_| UsageError::Epoch { value: v }))
+        .transpose()?;
+    let (outputs, tags) = outputs_and_tags(args)?;
+    let mut opts = BuildOptions::new(args.context.clone(), Vec::new());
+    opts.plan = plan;
+    opts.source_date_epoch = source_date_epoch;
+    opts.compression = Compression::parse(&args.compression).map_err(UsageError::Compression)?;
+    opts.secrets = secrets(&args.secrets)?;
+    Ok(Resolved {
+        opts,
+        outputs,
+        tags,
+        iidfile: args.iidfile.clone(),
+        metadata_file: args.metadata_file.clone(),
+    })
+}
+
+/// The `-o` specs (plus `type=image` when `-t` is given) and the `-t` names.
+fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), UsageError> {
+    let mut outputs = Vec::new();
+    for o in &args.outputs {
+        outputs.push(OutputSpec::parse(o).map_err(|source| UsageError::Output {
+            value: o.clone(),
+            source,
+        })?);
+    }
+    if args.push || outputs.contains(&OutputSpec::Registry) {
+        return Err(UsageError::Push);
+    }
+    let mut tags = Vec::new();
+    for t in &args.tags {
+        tags.push(
+            Reference::parse(t)
+                .map(|r| r.familiar())
+                .map_err(|source| UsageError::Tag {
+                    name: t.clone(),
+                    source,
+                })?,
+        );
+    }
+    if !tags.is_empty()
+        && !outputs
+            .iter()
+            .any(|o| matches!(o, OutputSpec::Image { .. }))
+    {
+        // The blobs are in the store anyway: -t names them there even
+        // beside other outputs, so `kiln images` shows what was built.
+        outputs.push(OutputSpec::Image {
+            names: vec![],
+            push: false,
+        });
+    }
+    Ok((outputs, tags))
+}

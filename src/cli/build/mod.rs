@@ -1,0 +1,241 @@
+//! `kiln build`: docker-build-compatible flags resolved into
+//! `build::BuildOptions`, progress rendered on a thread, outputs written,
+//! `--iidfile`/`--metadata-file` written last. With no `-t` and no `-o` the
+//! image still lands in the store and its ID is printed.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use clap::Args;
+
+mod args;
+
+use args::{resolve, Resolved};
+
+use super::progress::{self, ProgressMode};
+use super::report::{render_build_error, render_error, EXIT_INTERNAL, EXIT_USAGE};
+use super::Cli;
+use crate::build::{self, BuildOptions, OutputSpec, Progress};
+use crate::oci::Reference;
+
+/// Arguments of `kiln build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The Dockerfile (`-` reads standard input) [default: CONTEXT/Dockerfile].
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Name the image (repeatable).
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Set a build argument (`NAME=VALUE`, or `NAME` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// The stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Add a label to the image (`NAME=VALUE`).
+    #[arg(long = "label", value_name = "NAME=VALUE")]
+    pub labels: Vec<String>,
+    /// The target platform (only the host's is supported).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Output (`type=oci|docker|local|tar|image|registry,dest=…`), repeatable.
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// Progress output.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+    /// No progress; print the image ID on success.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Write build result metadata (JSON) to this file.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Do not use cached steps (kiln has no step cache yet: every build is fresh).
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Layer compression: gzip, zstd or uncompressed.
+    #[arg(long, default_value = "gzip")]
+    pub compression: String,
+    /// Shorthand for `--output=type=registry` (not supported yet).
+    #[arg(long)]
+    pub push: bool,
+    /// A secret for `RUN --mount=type=secret` (`id=ID,src=FILE` or `id=ID,env=VAR`).
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+    /// The build context directory.
+    pub context: PathBuf,
+}
+
+fn read_dockerfile(args: &BuildArgs, opts: &mut BuildOptions) -> std::io::Result<()> {
+    match &args.file {
+        Some(f) if f.as_os_str() == "-" => {
+            std::io::stdin().read_to_end(&mut opts.dockerfile)?;
+            opts.dockerfile_name = "<stdin>".into();
+        }
+        file => {
+            let path = file
+                .clone()
+                .unwrap_or_else(|| args.context.join("Dockerfile"));
+            opts.dockerfile = std::fs::read(&path)?;
+            // COMPAT(buildkit): diagnostics name the default file `Dockerfile`.
+            opts.dockerfile_name = match file {
+                Some(f) => f.display().to_string(),
+                None => "Dockerfile".into(),
+            };
+            opts.dockerfile_path = Some(path);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `kiln build`; returns the exit code.
+pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
+    let mut r = match resolve(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprint!("{}", render_error(&e));
+            return EXIT_USAGE;
+        }
+    };
+    if let Err(e) = read_dockerfile(args, &mut r.opts) {
+        let what = args
+            .file
+            .clone()
+            .unwrap_or_else(|| args.context.join("Dockerfile"));
+        eprintln!(
+            "error: reading dockerfile {}\ncaused by: {e}",
+            what.display()
+        );
+        return EXIT_USAGE;
+    }
+    // RUN hands snapshot paths to overlayfs, which needs them absolute.
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(crate::oci::Store::default_root);
+    let root = std::path::absolute(&root).unwrap_or(root);
+    let store = match crate::oci::Store::open(&root) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{}", render_error(&e));
+            return EXIT_INTERNAL;
+        }
+    };
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress
+    };
+    let (tx, rx) = mpsc::channel();
+    let renderer = progress::spawn(mode, rx);
+    let progress = Progress::new(tx);
+    let result = build::build(&store, &r.opts, &progress).map_err(|e| {
+        let text = render_build_error(&e, &r.opts.dockerfile, &r.opts.dockerfile_name);
+        (text, e.exit_code())
+    });
+    let result = result.and_then(|img| finish(&store, &img, &r, &progress).map(|()| img));
+    drop(progress);
+    let _ = renderer.join();
+    match result {
+        Ok(img) => {
+            if args.quiet || r.outputs.is_empty() {
+                println!("{}", img.config_digest);
+            }
+            0
+        }
+        Err((text, code)) => {
+            eprint!("{text}");
+            code
+        }
+    }
+}
+
+/// Outputs, then `--iidfile` and `--metadata-file`.
+fn finish(
+    store: &crate::oci::Store,
+    img: &build::BuiltImage,
+    r: &Resolved,
+    progress: &Progress,
+) -> Result<(), (String, i32)> {
+    for spec in &r.outputs {
+        let v = progress.start(format!("exporting to {}", describe(spec)), None);
+        if let OutputSpec::Image { names, .. } = spec {
+            for n in names.iter().chain(&r.tags) {
+                if let Ok(q) = Reference::parse(n) {
+                    v.log(
+                        build::Stream::Stdout,
+                        format!("naming to {}\n", q.qualified()).as_bytes(),
+                    );
+                }
+            }
+        }
+        if let Err(e) = build::export::export(store, img, spec, &r.tags) {
+            v.failed(e.to_string());
+            let code = match e {
+                build::export::ExportError::PushUnsupported
+                | build::export::ExportError::Name { .. } => EXIT_USAGE,
+                _ => EXIT_INTERNAL,
+            };
+            return Err((render_error(&e), code));
+        }
+        v.done();
+    }
+    let write = |path: &PathBuf, text: String| {
+        std::fs::write(path, text).map_err(|e| {
+            (
+                format!("error: writing {}\ncaused by: {e}\n", path.display()),
+                EXIT_INTERNAL,
+            )
+        })
+    };
+    if let Some(p) = &r.iidfile {
+        write(p, img.config_digest.to_string())?;
+    }
+    if let Some(p) = &r.metadata_file {
+        write(p, metadata(img, &r.tags))?;
+    }
+    Ok(())
+}
+
+fn describe(spec: &OutputSpec) -> String {
+    match spec {
+        OutputSpec::Oci { dest, .. } => format!("oci image format {}", dest.display()),
+        OutputSpec::Docker { dest, .. } => format!("docker image format {}", dest.display()),
+        OutputSpec::Local { dest } => format!("client directory {}", dest.display()),
+        OutputSpec::Tar { dest } => format!("client tarball {}", dest.display()),
+        OutputSpec::Image { .. } => "image".into(),
+        OutputSpec::Registry => "registry".into(),
+    }
+}
+
+/// buildx's metadata file keys.
+fn metadata(img: &build::BuiltImage, tags: &[String]) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "containerimage.digest".into(),
+        img.manifest.digest.to_string().into(),
+    );
+    m.insert(
+        "containerimage.config.digest".into(),
+        img.config_digest.to_string().into(),
+    );
+    m.insert(
+        "containerimage.descriptor".into(),
+        serde_json::to_value(&img.manifest).unwrap_or_default(),
+    );
+    let names: Vec<String> = tags
+        .iter()
+        .filter_map(|t| Reference::parse(t).ok().map(|r| r.qualified()))
+        .collect();
+    if !names.is_empty() {
+        m.insert("image.name".into(), names.join(",").into());
+    }
+    let mut s = serde_json::to_string_pretty(&serde_json::Value::Object(m)).unwrap_or_default();
+    s.push('\n');
+    s
+}
