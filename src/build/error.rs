@@ -36,6 +36,9 @@ pub enum StepError {
         /// The stage index.
         stage: usize,
     },
+    /// Computing the step's cache key or using its record.
+    #[error("step cache")]
+    Cache(#[source] crate::cache::CacheError),
     /// Reading a base image from the store.
     #[error("reading image {reference}")]
     Image {
@@ -123,6 +126,9 @@ pub enum BuildError {
         /// The stage index.
         stage: usize,
     },
+    /// Opening or saving the step cache.
+    #[error("step cache")]
+    Cache(#[source] crate::cache::CacheError),
     /// A dependency failed, so this stage was not built (never the error a
     /// build returns: the dependency's error is).
     #[error("cancelled because another stage failed")]
@@ -164,7 +170,11 @@ impl BuildError {
             | Self::ParseIgnore { .. }
             | Self::Parse(_)
             | Self::Plan(_) => 2,
-            Self::Store(_) | Self::Panicked { .. } | Self::Unresolved { .. } | Self::Cancelled => 3,
+            Self::Store(_)
+            | Self::Cache(_)
+            | Self::Panicked { .. }
+            | Self::Unresolved { .. }
+            | Self::Cancelled => 3,
         }
     }
 }

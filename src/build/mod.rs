@@ -7,6 +7,7 @@
 //! caller).
 
 pub mod add;
+pub mod cached;
 pub mod copy;
 pub mod error;
 pub mod event;
@@ -22,6 +23,7 @@ pub mod snapshot;
 pub mod source;
 pub mod stage;
 mod stager;
+pub mod stepkey;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,6 +60,8 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, SecretSource>,
     /// The kiln binary RUN re-executes as its sandbox helper.
     pub exe: PathBuf,
+    /// `--no-cache`, `--no-cache-filter`, `--debug-cache`.
+    pub cache: cached::CacheOptions,
 }
 
 impl BuildOptions {
@@ -73,6 +77,7 @@ impl BuildOptions {
             source_date_epoch: None,
             secrets: BTreeMap::new(),
             exe: PathBuf::from("/proc/self/exe"),
+            cache: Default::default(),
         }
     }
 }
@@ -138,17 +143,27 @@ pub fn build(
         progress.warn(format!("build argument {arg} was not consumed"));
     }
     let ignore = load_ignore(opts)?;
+    let pack = PackOptions {
+        compression: opts.compression,
+        source_date_epoch: opts.source_date_epoch,
+        level: None,
+    };
+    let cache = cached::CacheSession::open(
+        store,
+        &opts.context,
+        &opts.dockerfile_name,
+        ignore.clone(),
+        opts.cache.clone(),
+        &pack,
+    )
+    .map_err(BuildError::Cache)?;
     let context = source::Source::context(opts.context.clone(), ignore);
     let created = image::created_time(opts.source_date_epoch);
     let env = stage::BuildEnv {
         store,
         context: &context,
         progress,
-        pack: PackOptions {
-            compression: opts.compression,
-            source_date_epoch: opts.source_date_epoch,
-            level: None,
-        },
+        pack,
         created: created.clone(),
         secrets: &opts.secrets,
         exe: &opts.exe,
@@ -159,8 +174,15 @@ pub fn build(
             .filter(|i| i.command() == "from")
             .map(|i| i.span)
             .collect(),
+        cache: &cache,
     };
-    let out = schedule::run_graph(&env)?;
+    let out = schedule::run_graph(&env);
+    // The stat cache and the log are worth keeping after a failed step too.
+    let log = cache.finish(&graph).map_err(BuildError::Cache);
+    let out = out?;
+    log?;
+    // A rebuild that hit every step is dated like the build it reuses.
+    let created = out.time.map_or(created, |t| cache.created(t));
     image::store_image(
         store,
         out.config,

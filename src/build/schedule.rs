@@ -125,6 +125,8 @@ fn stage_thread(env: &BuildEnv<'_>, st: &Stage, board: &Board) -> Result<StageOu
             history: vec![],
             config: Default::default(),
             platform: st.platform.clone(),
+            key: None,
+            time: None,
         },
         Base::Image(img) => image_output(env.store, img).map_err(|source| BuildError::Step {
             span: env
@@ -199,6 +201,15 @@ mod tests {
         let context = Source::context(ctx.path().into(), None);
         let (tx, rx) = std::sync::mpsc::channel();
         let progress = Progress::new(tx);
+        let cache = crate::build::cached::CacheSession::open(
+            &store,
+            ctx.path(),
+            "Dockerfile",
+            None,
+            Default::default(),
+            &Default::default(),
+        )
+        .unwrap();
         let graph = BuildGraph {
             target: StageId(stages.len() - 1),
             stages,
@@ -214,6 +225,7 @@ mod tests {
             exe: std::path::Path::new("/proc/self/exe"),
             graph: &graph,
             from_spans: vec![],
+            cache: &cache,
         };
         let res = run_graph(&env);
         drop(env);

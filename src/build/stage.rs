@@ -18,6 +18,9 @@ use crate::plan::{
     Base, BuildGraph, CopyFrom, MountFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
 };
 
+use crate::cache::{from_key, StepKey};
+
+use super::cached::{from_cache_layer, CacheSession};
 use super::copy::{stage_copy, stage_mkdir};
 use super::error::{BuildError, StepError};
 use super::event::{Progress, StepRef};
@@ -26,6 +29,7 @@ use super::rootfs::RootFs;
 use super::run::{run_step, RunContext, SecretSource};
 use super::snapshot::{commit_dir, ensure_snapshot, remove_tree, staging_dir, LayerRef};
 use super::source::Source;
+use super::stepkey::{key_after_run, key_step, Keyed};
 
 /// What a finished stage hands to stages that use it and to the image.
 #[derive(Debug, Clone)]
@@ -38,6 +42,10 @@ pub struct StageOutput {
     pub config: ImageConfig,
     /// The stage's platform.
     pub platform: Platform,
+    /// The cache key of its last step (`None`: the empty filesystem).
+    pub key: Option<StepKey>,
+    /// When its newest step's result was made (unix seconds; `None`: no step).
+    pub time: Option<i64>,
 }
 
 impl StageOutput {
@@ -71,6 +79,8 @@ pub struct BuildEnv<'a> {
     pub graph: &'a BuildGraph,
     /// Each stage's FROM line (index = stage id), for errors about its base.
     pub from_spans: Vec<crate::dockerfile::Span>,
+    /// The step cache.
+    pub cache: &'a CacheSession,
 }
 
 /// Loads an image from the store as a stage base.
@@ -99,6 +109,8 @@ pub fn image_output(store: &Store, img: &ResolvedImage) -> Result<StageOutput, S
             os_version: None,
         },
         config,
+        key: Some(from_key(&img.manifest.digest).0),
+        time: None,
     })
 }
 
@@ -140,11 +152,14 @@ pub fn build_stage(
         );
         v.done();
     }
+    if !matches!(stage.base, Base::Stage(_)) {
+        out.key = env.cache.root_key(out.key);
+    }
     let mut n = 1;
     for (i, step) in stage.steps.iter().enumerate() {
         if matches!(step.op, Op::Meta) {
-            out.history
-                .push(history(&env.created, &step.created_by, true));
+            let created = step_time(env, out.time);
+            out.history.push(history(&created, &step.created_by, true));
             continue;
         }
         n += 1;
@@ -155,13 +170,19 @@ pub fn build_stage(
                 index: i + 1,
             }),
         );
-        match run_one(env, step, &out, outputs, &v) {
-            Ok(layer) => {
-                let empty = layer.is_none();
-                out.layers.extend(layer);
-                out.history
-                    .push(history(&env.created, &step.created_by, empty));
-                v.done();
+        match cached_step(env, stage, i + 1, step, &out, outputs, &v) {
+            Ok(done) => {
+                let empty = done.layer.is_none();
+                out.layers.extend(done.layer);
+                out.key = Some(done.key);
+                out.time = Some(out.time.map_or(done.time, |t| t.max(done.time)));
+                let created = step_time(env, out.time);
+                out.history.push(history(&created, &step.created_by, empty));
+                if done.hit {
+                    v.cached();
+                } else {
+                    v.done();
+                }
             }
             Err(source) => {
                 v.failed(chain(&source));
@@ -176,6 +197,85 @@ pub fn build_stage(
     out.config = stage.config.clone();
     out.platform = stage.platform.clone();
     Ok(out)
+}
+
+/// A step's result: from the cache or from running it.
+struct StepDone {
+    layer: Option<LayerRef>,
+    key: StepKey,
+    time: i64,
+    hit: bool,
+}
+
+/// The history time of a step whose result dates from `time` (`None`:
+/// no step yet: the build's own time).
+fn step_time(env: &BuildEnv<'_>, time: Option<i64>) -> String {
+    match time {
+        Some(t) => env.cache.created(t),
+        None => env.created.clone(),
+    }
+}
+
+/// Keys `step`, serves it from the cache when its record is there, else
+/// runs it and records the result.
+fn cached_step(
+    env: &BuildEnv<'_>,
+    stage: &Stage,
+    index: usize,
+    step: &Step,
+    cur: &StageOutput,
+    outputs: &BTreeMap<usize, Arc<StageOutput>>,
+    vertex: &super::event::Vertex,
+) -> Result<StepDone, StepError> {
+    let parent = cur.key;
+    let keyed = key_step(
+        &env.cache.key_env(env.context),
+        step,
+        parent.as_ref(),
+        outputs,
+    )?;
+    if let Keyed::Before(key, _) = &keyed {
+        if let Some(rec) = env.cache.lookup(stage, key).map_err(StepError::Cache)? {
+            env.cache.note(stage, index, &step.display, *key, true);
+            return Ok(StepDone {
+                layer: rec.layer.as_ref().map(from_cache_layer),
+                key: *key,
+                time: rec.created,
+                hit: true,
+            });
+        }
+    }
+    let layer = run_one(env, step, cur, outputs, vertex)?;
+    let (key, pre) = match keyed {
+        Keyed::Before(key, pre) => (key, pre),
+        Keyed::AfterRun(input) => key_after_run(
+            parent.as_ref(),
+            *input,
+            layer.as_ref().map(|l| l.diff_id.bytes()),
+        ),
+        // A step that could not be keyed but ran fine (a source appeared
+        // meanwhile): key it by its result, so the chain goes on.
+        Keyed::Never => {
+            let content = layer.as_ref().map_or([0; 32], |l| *l.diff_id.bytes());
+            crate::cache::step_key(
+                parent.as_ref(),
+                crate::cache::OpKind::Run,
+                &serde_json::json!({ "unkeyed": step.display }),
+                &[crate::cache::ContentDigest::from_bytes(content)],
+            )
+        }
+    };
+    let rec = env
+        .cache
+        .commit(key, layer.as_ref(), &pre)
+        .map_err(StepError::Cache)?;
+    env.cache.note(stage, index, &step.display, key, false);
+    Ok(StepDone {
+        layer,
+        key,
+        time: rec.created,
+        hit: false,
+    })
 }
 
 /// An error and its causes on one line, for the progress stream.

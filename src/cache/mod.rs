@@ -52,6 +52,7 @@ mod context;
 mod error;
 mod explain;
 mod key;
+mod log;
 mod ops;
 mod prune;
 mod record;
@@ -62,6 +63,7 @@ pub use context::ContextHasher;
 pub use error::CacheError;
 pub use explain::{diff_values, FieldChange};
 pub use key::{step_key, ContentDigest, OpKind, StepKey, KEY_VERSION};
+pub use log::{BuildLog, LoggedStep, KEEP_LOGS};
 pub use ops::{
     copy_key, from_key, run_key, workdir_key, AddKeyInput, CopyKeyInput, InlineFileKey,
     MountKeyInput, NetworkKey, RunKeyInput, SecurityKey, SourceKey,

@@ -79,8 +79,8 @@ struct RecordFile {
 /// one store (every write is an atomic replace of one file).
 #[derive(Clone, Debug)]
 pub struct StepCache {
-    store: Store,
-    dir: PathBuf,
+    pub(super) store: Store,
+    pub(super) dir: PathBuf,
 }
 
 pub(crate) fn unix_now() -> i64 {

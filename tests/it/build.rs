@@ -2,6 +2,8 @@
 //! testdata/build/, results read back through the store, `oci::validate`
 //! and the flattened root filesystem.
 
+#[path = "build/cache.rs"]
+mod cache;
 #[path = "build/errors.rs"]
 mod errors;
 #[path = "build/outputs.rs"]

@@ -137,6 +137,11 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.source_date_epoch = source_date_epoch;
     opts.compression = Compression::parse(&args.compression).map_err(UsageError::Compression)?;
     opts.secrets = secrets(&args.secrets)?;
+    opts.cache = crate::build::cached::CacheOptions {
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        debug_cache: args.debug_cache,
+    };
     Ok(Resolved {
         opts,
         outputs,

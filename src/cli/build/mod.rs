@@ -55,7 +55,7 @@ pub struct BuildArgs {
     /// Write build result metadata (JSON) to this file.
     #[arg(long = "metadata-file", value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
-    /// Do not use cached steps (kiln has no step cache yet: every build is fresh).
+    /// Look up no cached steps (every step runs; its result is still cached).
     #[arg(long = "no-cache")]
     pub no_cache: bool,
     /// Layer compression: gzip, zstd or uncompressed.
@@ -67,6 +67,18 @@ pub struct BuildArgs {
     /// A secret for `RUN --mount=type=secret` (`id=ID,src=FILE` or `id=ID,env=VAR`).
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+    /// Stages (name or index) whose steps are not looked up in the cache; repeatable or comma-separated.
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+    /// Store each step key's pre-image so `kiln cache explain` can say why a step missed.
+    #[arg(long = "debug-cache")]
+    pub debug_cache: bool,
+    /// Export the step cache: `type=local,dest=DIR[,mode=min|max]`.
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Import a step cache before building: `type=local,src=DIR`.
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
     /// The build context directory.
     pub context: PathBuf,
 }

@@ -66,7 +66,7 @@ fn run_mounts_heredocs_and_network_leave_no_trace() {
     }
     // COMPAT(buildkit): a missing optional secret is not mounted, so the
     // command fails; a required one fails before running, naming the flag.
-    let out = env.kiln(&["build", ctx.to_str().unwrap()], None);
+    let out = env.kiln(&["build", "--no-cache", ctx.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
     let req = env.context(
         "req",

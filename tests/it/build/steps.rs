@@ -365,7 +365,13 @@ fn run_writes_layers_whiteouts_and_streams_output() {
     );
     // The cache mount persists across builds.
     let again = env.kiln(
-        &["build", "--progress", "plain", ctx.to_str().unwrap()],
+        &[
+            "build",
+            "--no-cache",
+            "--progress",
+            "plain",
+            ctx.to_str().unwrap(),
+        ],
         None,
     );
     let hits = String::from_utf8_lossy(&again.stderr)

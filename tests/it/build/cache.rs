@@ -1,0 +1,230 @@
+//! The step cache in `kiln build`: which steps run again after which change
+//! (issue 5's invalidation rules), read from the plain progress (`#N CACHED`
+//! or `#N DONE` per step) — never from timings.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::Env;
+
+/// Each Dockerfile step's progress name and whether it was CACHED, in order.
+pub fn steps(stderr: &str) -> Vec<(String, bool)> {
+    let mut names = std::collections::BTreeMap::new();
+    let mut out = Vec::new();
+    for line in stderr.lines() {
+        let Some((id, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else {
+            continue;
+        };
+        if rest.starts_with('[') && !rest.starts_with("[internal]") {
+            names.insert(id.to_string(), rest.to_string());
+        } else if rest == "CACHED" || rest.starts_with("DONE") {
+            if let Some(name) = names.get(id) {
+                if !name.contains(" FROM ") {
+                    out.push((name.clone(), rest == "CACHED"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Builds and returns which steps were CACHED (one flag per step, in order).
+pub fn build(env: &Env, args: &[&str]) -> Vec<bool> {
+    let mut full = vec!["build", "--progress", "plain"];
+    full.extend_from_slice(args);
+    let out = env.kiln(&full, None);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "kiln {full:?} failed:\n{log}");
+    steps(&log).into_iter().map(|s| s.1).collect()
+}
+
+/// As [`build`], for multi-stage files whose stages run in parallel: the
+/// flags ordered by step name (`[a 2/2]`, `[b 2/2]`, `[stage-2 2/2]`).
+pub fn build_sorted(env: &Env, args: &[&str]) -> Vec<bool> {
+    let mut full = vec!["build", "--progress", "plain"];
+    full.extend_from_slice(args);
+    let out = env.kiln(&full, None);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "kiln {full:?} failed:\n{log}");
+    let mut s = steps(&log);
+    s.sort();
+    s.into_iter().map(|s| s.1).collect()
+}
+
+fn iid(env: &Env, ctx: &Path, extra: &[&str]) -> (Vec<bool>, String) {
+    let file = env.path("iid");
+    let mut args = vec!["--iidfile", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let hits = build(env, &args);
+    (hits, fs::read_to_string(file).unwrap())
+}
+
+#[test]
+fn a_noop_rebuild_hits_every_step_and_gives_the_same_image() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("a.txt", "a"),
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY a.txt /a\nENV X=1\nWORKDIR /w\nRUN echo run > r\n\
+                 USER user\nRUN id -u > /tmp/u\n",
+            ),
+        ],
+    );
+    let (first, id1) = iid(&env, &ctx, &[]);
+    assert_eq!(first, [false; 4]);
+    let (second, id2) = iid(&env, &ctx, &[]);
+    assert_eq!(second, [true; 4]);
+    assert_eq!(id1, id2, "an all-CACHED rebuild is the same image");
+    // --no-cache runs everything, and still leaves records behind.
+    let (nocache, _) = iid(&env, &ctx, &["--no-cache"]);
+    assert_eq!(nocache, [false; 4]);
+    assert_eq!(iid(&env, &ctx, &[]).0, [true; 4]);
+}
+
+#[test]
+fn copy_keys_on_content_mode_and_selection_not_mtime_owner_or_ignored_files() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("src/a.txt", "a"),
+            ("src/b.txt", "b"),
+            ("other.txt", "o"),
+            (".dockerignore", "src/*.log\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY src /src\nRUN echo after-copy > /r\n",
+            ),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    assert_eq!(build(&env, &[c]), [false, false]);
+    let a = ctx.join("src/a.txt");
+    // mtime only (same bytes), uid/gid only, ignored file, unselected file.
+    let t = filetime::FileTime::from_unix_time(1_000_000, 0);
+    filetime::set_file_mtime(&a, t).unwrap();
+    assert_eq!(build(&env, &[c]), [true, true], "mtime-only touch");
+    std::os::unix::fs::chown(&a, Some(1234), Some(4321)).unwrap();
+    assert_eq!(build(&env, &[c]), [true, true], "uid/gid-only change");
+    fs::write(ctx.join("src/debug.log"), "ignored").unwrap();
+    assert_eq!(build(&env, &[c]), [true, true], "ignored file");
+    fs::write(ctx.join("other.txt"), "not selected").unwrap();
+    assert_eq!(build(&env, &[c]), [true, true], "unselected file");
+    // Content, mode and a new file each run the COPY and what follows.
+    fs::write(&a, "A").unwrap();
+    assert_eq!(build(&env, &[c]), [false, false], "content");
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(build(&env, &[c]), [false, false], "mode");
+    fs::write(ctx.join("src/new.txt"), "n").unwrap();
+    assert_eq!(build(&env, &[c]), [false, false], "new file");
+    assert_eq!(build(&env, &[c]), [true, true]);
+}
+
+#[test]
+fn run_keys_on_text_args_it_sees_and_env_user_workdir_before_it() {
+    let env = Env::new();
+    env.busybox();
+    let df = |body: &str| format!("FROM busybox\nRUN echo early\nARG FOO\n{body}RUN echo $FOO\n");
+    let ctx = env.context("ctx", &[("Dockerfile", &df(""))]);
+    let c = ctx.to_str().unwrap();
+    assert_eq!(build(&env, &["--build-arg", "FOO=1", c]), [false, false]);
+    assert_eq!(build(&env, &["--build-arg", "FOO=1", c]), [true, true]);
+    // The ARG is seen only by the RUN after its declaration.
+    assert_eq!(build(&env, &["--build-arg", "FOO=2", c]), [true, false]);
+    // An undeclared build arg is seen by nobody.
+    let args = ["--build-arg", "FOO=2", "--build-arg", "BAR=x", c];
+    assert_eq!(build(&env, &args), [true, true]);
+    for (body, expect) in [
+        ("ENV E=1\n", &[true, false][..]),
+        ("ENV E=2\n", &[true, false]),
+        ("USER user\n", &[true, false]),
+        ("WORKDIR /tmp\n", &[true, false, false]),
+        ("LABEL only=metadata\n", &[true, true]),
+    ] {
+        fs::write(ctx.join("Dockerfile"), df(body)).unwrap();
+        let got = build(&env, &["--build-arg", "FOO=2", c]);
+        assert_eq!(got, expect, "after {body:?}");
+    }
+    // The step's own text.
+    fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo  early\n").unwrap();
+    assert_eq!(build(&env, &[c]), [false]);
+}
+
+#[test]
+fn bind_mount_content_counts_cache_mount_and_secret_contents_do_not() {
+    let env = Env::new();
+    env.busybox();
+    let secret = env.path("secret");
+    fs::write(&secret, "one").unwrap();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("b.txt", "b"),
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN --mount=type=cache,id=c,target=/c date >> /c/log\n\
+                 RUN --mount=type=secret,id=s cat /run/secrets/s >/dev/null\n\
+                 RUN --mount=type=bind,source=b.txt,target=/b cat /b\n",
+            ),
+        ],
+    );
+    let s = format!("id=s,src={}", secret.display());
+    let args = ["--secret", s.as_str(), ctx.to_str().unwrap()];
+    assert_eq!(build(&env, &args), [false, false, false]);
+    let mounts = env.root().join("cache/mounts");
+    assert!(
+        fs::read_dir(&mounts).unwrap().count() > 0,
+        "cache mount used"
+    );
+    fs::write(&secret, "two").unwrap();
+    assert_eq!(build(&env, &args), [true, true, true], "secret contents");
+    fs::write(ctx.join("b.txt"), "B").unwrap();
+    assert_eq!(build(&env, &args), [true, true, false], "bind source");
+}
+
+#[test]
+fn a_new_base_digest_misses_and_a_later_stage_still_hits() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+            (
+                "Dockerfile",
+                "FROM busybox AS a\nRUN echo stage-a > /a\n\
+                 FROM scratch AS b\nCOPY b.txt /b\n\
+                 FROM b\nCOPY --from=a /a /a\n",
+            ),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    assert_eq!(build_sorted(&env, &[c]), [false, false, false]);
+    // Stage a is not looked up; its result is the same, so the COPY
+    // --from=a after it hits: a miss does not end lookups.
+    assert_eq!(
+        build_sorted(&env, &["--no-cache-filter", "a", c]),
+        [false, true, true]
+    );
+    // Filters skip lookups, they never change keys: the last stage hits.
+    assert_eq!(
+        build_sorted(&env, &["--no-cache-filter", "b,0", c]),
+        [false, false, true]
+    );
+    // A base image that now resolves to another digest.
+    let bb = env.context(
+        "bb2",
+        &[("Dockerfile", "FROM busybox\nRUN echo x > /motd\n")],
+    );
+    build(&env, &["-t", "busybox", bb.to_str().unwrap()]);
+    assert_eq!(build_sorted(&env, &[c]), [false, true, false]);
+}
