@@ -163,14 +163,15 @@ pub fn build_stage(
             continue;
         }
         n += 1;
+        let name = format!("[{label}{n}/{total}] {}", step.display);
         let v = env.progress.start(
-            format!("[{label}{n}/{total}] {}", step.display),
+            name.clone(),
             Some(StepRef {
                 stage: stage.id.0,
                 index: i + 1,
             }),
         );
-        match cached_step(env, stage, i + 1, step, &out, outputs, &v) {
+        match cached_step(env, stage, (i + 1, &name), step, &out, outputs, &v) {
             Ok(done) => {
                 let empty = done.layer.is_none();
                 out.layers.extend(done.layer);
@@ -221,7 +222,7 @@ fn step_time(env: &BuildEnv<'_>, time: Option<i64>) -> String {
 fn cached_step(
     env: &BuildEnv<'_>,
     stage: &Stage,
-    index: usize,
+    (index, name): (usize, &str),
     step: &Step,
     cur: &StageOutput,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
@@ -236,7 +237,7 @@ fn cached_step(
     )?;
     if let Keyed::Before(key, _) = &keyed {
         if let Some(rec) = env.cache.lookup(stage, key).map_err(StepError::Cache)? {
-            env.cache.note(stage, index, &step.display, *key, true);
+            env.cache.note(stage, index, name, *key, true);
             return Ok(StepDone {
                 layer: rec.layer.as_ref().map(from_cache_layer),
                 key: *key,
@@ -269,7 +270,7 @@ fn cached_step(
         .cache
         .commit(key, layer.as_ref(), &pre)
         .map_err(StepError::Cache)?;
-    env.cache.note(stage, index, &step.display, key, false);
+    env.cache.note(stage, index, name, key, false);
     Ok(StepDone {
         layer,
         key,

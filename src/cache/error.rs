@@ -139,4 +139,64 @@ pub enum CacheError {
         /// The path as given (relative to the context).
         path: PathBuf,
     },
+    /// `--cache-to …,mode=` that is neither `min` nor `max`.
+    #[error("cache export mode {mode:?}: expected min or max")]
+    BadMode {
+        /// What was given.
+        mode: String,
+    },
+    /// Exporting the latest build's cache when no build was logged.
+    #[error("no build is logged in this store: build first, then export its cache")]
+    NoBuildLogged,
+    /// Reading or writing a blob of the store.
+    #[error("cache blob in the store")]
+    Blob(#[source] StoreError),
+    /// Packing a cache mount's directory for `mode=max`.
+    #[error("packing cache mount {path}")]
+    PackMount {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: crate::layer::LayerError,
+    },
+    /// Restoring a cache mount's contents on import.
+    #[error("unpacking cache mount blob {digest}")]
+    UnpackMount {
+        /// The blob.
+        digest: crate::oci::Digest,
+        /// The cause.
+        #[source]
+        source: crate::layer::LayerError,
+    },
+    /// An artifact that is not a kiln cache as this version writes it.
+    #[error("not a kiln cache artifact: {what}")]
+    BadArtifact {
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// Reading or writing a file of a cache layout directory.
+    #[error("cache layout file {path}")]
+    Layout {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A layout blob whose bytes do not match its digest or size.
+    #[error("cache layout blob {path} does not match its digest")]
+    BlobMismatch {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Copying a layout blob into the store (digest verified on commit).
+    #[error("importing cache blob {path}")]
+    ImportBlob {
+        /// The file.
+        path: PathBuf,
+        /// The cause (a digest mismatch or an I/O error).
+        #[source]
+        source: StoreError,
+    },
 }

@@ -4,8 +4,9 @@
 //! image's steps.
 //!
 //! Invariants: logs are written atomically and named by a nanosecond time
-//! (newest sorts last); at most [`KEEP_LOGS`] are kept; a build whose log
-//! equals the newest one writes nothing (a no-op rebuild stays cheap).
+//! (newest sorts last); at most [`KEEP_LOGS`] are kept; a build that hit
+//! every step and whose log equals the newest one writes nothing (a no-op
+//! rebuild stays cheap).
 
 use std::fs;
 use std::io;
@@ -116,7 +117,10 @@ impl StepCache {
             what: "build log",
             source,
         })?;
-        if names.last().and_then(|p| fs::read(p).ok()).as_deref() == Some(&bytes[..]) {
+        // Only an all-hit rebuild may skip its log: after a build with a
+        // miss the newest log must be this one (explain reads it).
+        let all_hit = log.steps.iter().all(|s| s.hit);
+        if all_hit && names.last().and_then(|p| fs::read(p).ok()).as_deref() == Some(&bytes[..]) {
             return Ok(());
         }
         let ns = SystemTime::now()

@@ -51,6 +51,7 @@
 mod context;
 mod error;
 mod explain;
+pub mod export;
 mod key;
 mod log;
 mod ops;
@@ -58,6 +59,7 @@ mod prune;
 mod record;
 mod statcache;
 mod walk;
+mod why;
 
 pub use context::ContextHasher;
 pub use error::CacheError;
@@ -71,3 +73,4 @@ pub use ops::{
 pub use prune::CachePruneReport;
 pub use record::{CacheRecord, LayerRef, StepCache};
 pub use statcache::RACY_WINDOW_NS;
+pub use why::{describe_change, render as render_explanations, MissReason, StepExplanation};

@@ -26,6 +26,16 @@ pub struct CachePruneReport {
     pub kept_bytes: u64,
 }
 
+/// A record's last use with the file's full mtime precision (0 when the
+/// file vanished meanwhile: it sorts as the oldest).
+fn precise_mtime(path: &std::path::Path) -> i128 {
+    std::fs::metadata(path)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 impl StepCache {
     /// Keeps the most recently used records whose layers (each distinct blob
     /// counted once) fit in `keep_bytes`, removes the rest with their
@@ -35,7 +45,10 @@ impl StepCache {
         let mut recs = Vec::new();
         for path in self.record_files()? {
             match read_record(&path) {
-                Ok(Some(rec)) => recs.push((rec, path)),
+                Ok(Some(rec)) => {
+                    let used = precise_mtime(&path);
+                    recs.push((rec, path, used));
+                }
                 Ok(None) => {}
                 Err(CacheError::Parse { .. }) => {
                     self.remove(&path)?;
@@ -44,12 +57,12 @@ impl StepCache {
                 Err(e) => return Err(e),
             }
         }
-        recs.sort_by(|(a, _), (b, _)| {
-            (b.last_used, b.created, b.key).cmp(&(a.last_used, a.created, a.key))
+        recs.sort_by(|(a, _, au), (b, _, bu)| {
+            (bu, b.last_used, b.created, b.key).cmp(&(au, a.last_used, a.created, a.key))
         });
         let mut kept: BTreeSet<Digest> = BTreeSet::new();
         let mut full = false;
-        for (rec, path) in recs {
+        for (rec, path, _) in recs {
             let extra = match &rec.layer {
                 Some(l) if !kept.contains(&l.digest) => l.size,
                 _ => 0,

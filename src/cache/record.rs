@@ -140,10 +140,11 @@ impl StepCache {
         {
             return Ok(None);
         }
-        let now = unix_now();
-        filetime::set_file_mtime(&path, FileTime::from_unix_time(now, 0))
+        // Full precision: LRU order holds between uses within one second.
+        let now = FileTime::now();
+        filetime::set_file_mtime(&path, now)
             .map_err(|source| CacheError::Touch { path, source })?;
-        rec.last_used = now;
+        rec.last_used = now.unix_seconds();
         Ok(Some(rec))
     }
 
@@ -173,8 +174,15 @@ impl StepCache {
             source,
         })?;
         self.write(&path, &bytes)?;
-        filetime::set_file_mtime(&path, FileTime::from_unix_time(rec.last_used, 0))
-            .map_err(|source| CacheError::Touch { path, source })
+        // A record used now gets the precise time (LRU order within a
+        // second); an older `last_used` (an import, a test) is kept as given.
+        let now = FileTime::now();
+        let t = if rec.last_used >= now.unix_seconds() {
+            now
+        } else {
+            FileTime::from_unix_time(rec.last_used, 0)
+        };
+        filetime::set_file_mtime(&path, t).map_err(|source| CacheError::Touch { path, source })
     }
 
     fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), CacheError> {

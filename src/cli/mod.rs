@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::oci::{LoadError, Store, StoreError};
 
 pub mod build;
+pub mod cache;
 pub mod images;
 pub mod inspect;
 pub mod load;
@@ -56,6 +57,8 @@ pub enum Command {
     Save(save::SaveArgs),
     /// Remove blobs no image uses, and stale temp files.
     Prune(prune::PruneArgs),
+    /// The step cache: explain misses, export and import.
+    Cache(cache::CacheArgs),
 }
 
 impl Cli {
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Load(a) => load::run(&cli, a),
         Command::Save(a) => save::run(&cli, a),
         Command::Prune(a) => prune::run(&cli, a),
+        Command::Cache(a) => cache::run(&cli, a),
     };
     match result {
         Ok(()) => 0,

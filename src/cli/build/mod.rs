@@ -114,6 +114,13 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
+    let cache_specs = match super::cache::build_specs(&args.cache_to, &args.cache_from) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{}", render_error(&e));
+            return EXIT_USAGE;
+        }
+    };
     if let Err(e) = read_dockerfile(args, &mut r.opts) {
         let what = args
             .file
@@ -146,9 +153,18 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
     let (tx, rx) = mpsc::channel();
     let renderer = progress::spawn(mode, rx);
     let progress = Progress::new(tx);
-    let result = build::build(&store, &r.opts, &progress).map_err(|e| {
-        let text = render_build_error(&e, &r.opts.dockerfile, &r.opts.dockerfile_name);
-        (text, e.exit_code())
+    let imported = super::cache::import_specs(&store, &cache_specs, &progress)
+        .map_err(|e| (render_error(&e), EXIT_INTERNAL));
+    let result = imported.and_then(|()| {
+        build::build(&store, &r.opts, &progress).map_err(|e| {
+            let text = render_build_error(&e, &r.opts.dockerfile, &r.opts.dockerfile_name);
+            (text, e.exit_code())
+        })
+    });
+    let result = result.and_then(|img| {
+        super::cache::export_specs(&store, &cache_specs, &progress)
+            .map(|()| img)
+            .map_err(|e| (render_error(&e), EXIT_INTERNAL))
     });
     let result = result.and_then(|img| finish(&store, &img, &r, &progress).map(|()| img));
     drop(progress);

@@ -228,3 +228,171 @@ fn a_new_base_digest_misses_and_a_later_stage_still_hits() {
     build(&env, &["-t", "busybox", bb.to_str().unwrap()]);
     assert_eq!(build_sorted(&env, &[c]), [false, true, false]);
 }
+
+fn stdout(env: &Env, args: &[&str]) -> String {
+    let out = env.kiln(args, None);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kiln {args:?}: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn explain_names_the_changed_field_and_admits_what_it_cannot_know() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("a.txt", "a"),
+            (
+                "Dockerfile",
+                "FROM busybox\nARG FOO\nRUN echo $FOO\nCOPY a.txt /a\n",
+            ),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    build(&env, &["--debug-cache", "--build-arg", "FOO=1", c]);
+    let text = stdout(&env, &["cache", "explain"]);
+    assert!(
+        text.contains("no earlier build of this step is logged"),
+        "{text}"
+    );
+    build(&env, &["--build-arg", "FOO=1", c]);
+    assert_eq!(
+        stdout(&env, &["cache", "explain"]),
+        "the latest build used the cache for every step\n"
+    );
+    fs::write(ctx.join("a.txt"), "b").unwrap();
+    let hits = build(&env, &["--debug-cache", "--build-arg", "FOO=2", c]);
+    assert_eq!(hits, [false, false]);
+    let text = stdout(&env, &["cache", "explain"]);
+    assert!(text.contains("[2/3] RUN echo $FOO: missed"), "{text}");
+    assert!(text.contains(r#": "FOO=1" -> "FOO=2""#), "{text}");
+    assert!(text.contains("parent: "), "{text}");
+    assert!(text.contains("(an earlier step changed)"), "{text}");
+    assert!(
+        text.contains("inputs[0]: ")
+            && text.contains("(the content of the files it reads changed)"),
+        "{text}"
+    );
+    // Two keys: how the second differs from the first.
+    let keys: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("previous key: ")
+                .or_else(|| l.trim().strip_prefix("key: "))
+        })
+        .take(2)
+        .collect();
+    let diff = stdout(&env, &["cache", "explain", keys[1], keys[0]]);
+    assert!(diff.contains(r#""FOO=1" -> "FOO=2""#), "{diff}");
+    // Without pre-images it says so instead of guessing.
+    build(&env, &["--build-arg", "FOO=3", c]);
+    let text = stdout(&env, &["cache", "explain"]);
+    assert!(text.contains("cannot tell which field changed"), "{text}");
+    // --no-cache: same key, record not used.
+    build(&env, &["--no-cache", "--build-arg", "FOO=3", c]);
+    let text = stdout(&env, &["cache", "explain"]);
+    assert!(text.contains("same key as before"), "{text}");
+}
+
+/// `len` bytes that do not compress (xorshift), different per `seed`.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn prune_keep_storage_drops_least_recently_used_records_first() {
+    let env = Env::new();
+    let mut ctxs = vec![];
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let ctx = env.context(name, &[("Dockerfile", "FROM scratch\nCOPY big /big\n")]);
+        fs::write(ctx.join("big"), noise(i as u64 + 1, 200_000)).unwrap();
+        assert_eq!(build(&env, &[ctx.to_str().unwrap()]), [false]);
+        ctxs.push(ctx);
+    }
+    // a is used again: now the most recent, then c, then b.
+    assert_eq!(build(&env, &[ctxs[0].to_str().unwrap()]), [true]);
+    let out = stdout(&env, &["prune", "--keep-storage", "450k"]);
+    assert_eq!(out.matches("Deleted cache record").count(), 1, "{out}");
+    assert!(
+        out.contains("Deleted: sha256:"),
+        "b's unreferenced blob goes: {out}"
+    );
+    assert_eq!(build(&env, &[ctxs[0].to_str().unwrap()]), [true]);
+    assert_eq!(build(&env, &[ctxs[2].to_str().unwrap()]), [true]);
+    assert_eq!(build(&env, &[ctxs[1].to_str().unwrap()]), [false]);
+    // A plain prune keeps every record's layers.
+    stdout(&env, &["prune"]);
+    for ctx in &ctxs {
+        assert_eq!(build(&env, &[ctx.to_str().unwrap()]), [true]);
+    }
+}
+
+#[test]
+fn exported_cache_makes_a_fresh_store_hit_everything_and_max_restores_cache_mounts() {
+    let env = Env::new();
+    env.busybox();
+    let base = env.path("busybox.tar");
+    stdout(&env, &["save", "-o", base.to_str().unwrap(), "busybox"]);
+    let df = "FROM busybox AS tool\nRUN echo tool > /t\n\
+              FROM busybox\nCOPY a.txt /a\n\
+              RUN --mount=type=cache,id=m,target=/c echo kept > /c/data\n\
+              COPY --from=tool /t /t\n";
+    let ctx = env.context("ctx", &[("a.txt", "a"), ("Dockerfile", df)]);
+    let (min_dir, max_dir) = (env.path("cache-min"), env.path("cache-max"));
+    let to_min = format!("type=local,dest={}", min_dir.display());
+    let to_max = format!("type=local,dest={},mode=max", max_dir.display());
+    let (first, id1) = iid(&env, &ctx, &["--cache-to", &to_min, "--cache-to", &to_max]);
+    assert_eq!(first, [false; 4]);
+    assert!(min_dir.join("oci-layout").is_file() && max_dir.join("index.json").is_file());
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(max_dir.join("index.json")).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(max_dir.join("blobs/sha256").join(&mdigest[7..])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.kiln.cache.v1+json"
+    );
+    // Sorted by name: [stage-1 2/4], [stage-1 3/4], [stage-1 4/4], [tool 2/2].
+    // min carries the final image's steps only: the tool stage runs again,
+    // and the COPY --from=tool still hits (its key is the tool stage's key).
+    for (dir, hits) in [(&min_dir, [true, true, true, false]), (&max_dir, [true; 4])] {
+        // A fresh store and a fresh checkout of the same context.
+        let other = Env::new();
+        stdout(
+            &other,
+            &["load", "-i", base.to_str().unwrap(), "-t", "busybox"],
+        );
+        let ctx2 = other.context("ctx", &[("a.txt", "a"), ("Dockerfile", df)]);
+        let from = format!("type=local,src={}", dir.display());
+        let got = build_sorted(&other, &["--cache-from", &from, ctx2.to_str().unwrap()]);
+        assert_eq!(got, hits, "importing {}", dir.display());
+        let (again, id2) = iid(&other, &ctx2, &[]);
+        assert_eq!(again, [true; 4]);
+        assert_eq!(id1, id2, "the same image from the imported cache");
+        if dir == &max_dir {
+            let mount = other
+                .root()
+                .join("cache/mounts")
+                .join(kiln::oci::Digest::of(b"m").hex());
+            assert_eq!(fs::read_to_string(mount.join("data")).unwrap(), "kept\n");
+        }
+    }
+}
