@@ -30,7 +30,7 @@ base_archive=$state/oci/busybox.oci.tar
 kiln=$repo/target/release/kiln
 export KILN_ROOT=$work/kiln-root
 mkdir -p "$work"
-"$kiln" load -i "$base_archive" >/dev/null
+"$kiln" load -i "$base_archive" -t busybox:latest >/dev/null
 
 bah="buildah --root $state/storage/overlay --runroot /run/peers/overlay --storage-driver overlay"
 have_buildah() { [[ " $PEERS " == *" buildah "* ]] && command -v buildah >/dev/null; }

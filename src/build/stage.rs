@@ -1,10 +1,14 @@
 //! Building one stage: its base (scratch, a store image or an earlier
 //! stage's result) and then its steps in order, each COPY/ADD/WORKDIR/RUN
 //! staged into a directory under `tmp/` and committed as a layer, metadata
-//! steps recorded in history only.
+//! steps recorded in history only. Each layer step is keyed first
+//! ([`super::stepkey`]) and served from the step cache when its record is
+//! there (progress says CACHED); a miss runs it and records the result.
 //!
 //! Invariants: `layers` and the non-empty history entries correspond one to
-//! one; a step whose result is an empty directory adds no layer (its history
+//! one; a stage's `key` is its last step's (metadata steps pass the parent's
+//! key on: their effect reaches later RUNs through the env, user and
+//! workdir the plan gives them); a step whose result is an empty directory adds no layer (its history
 //! says `empty_layer`, as BuildKit's exporter writes it); every failing step
 //! reports its span and fails its progress vertex.
 

@@ -43,8 +43,11 @@
 //! ```
 //!
 //! Store layout it owns (see DESIGN.md "Store"):
-//! `cache/steps/<ab>/<hex>` records (+ `<hex>.preimage` with `--debug-cache`)
-//! and `cache/context/v1-<id>.json` stat caches. Every write goes through
+//! `cache/steps/<ab>/<hex>` records (+ `<hex>.preimage` with `--debug-cache`),
+//! `cache/context/v1-<id>.json` stat caches and `cache/builds/<ns>.json`
+//! build logs ([`BuildLog`], read by explain and by `--cache-to`).
+//! [`export`] moves records and layers (and cache mounts) in and out as an
+//! OCI artifact. Every write goes through
 //! the store's atomic temp + fsync + rename; `tmp/` leftovers are ignored.
 #![deny(missing_docs)]
 
