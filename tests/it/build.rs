@@ -4,6 +4,8 @@
 
 #[path = "build/cache.rs"]
 mod cache;
+#[path = "build/cache_sources.rs"]
+mod cache_sources;
 #[path = "build/errors.rs"]
 mod errors;
 #[path = "build/outputs.rs"]

@@ -1,0 +1,108 @@
+//! Step-cache rules that need more than a context: ADD of a URL (served on
+//! loopback), a record whose layer blob was removed, and reproducible
+//! builds that must not reuse layers packed without SOURCE_DATE_EPOCH.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use super::cache::build;
+use super::Env;
+
+/// Serves `body` (changeable through the handle) to every GET on loopback;
+/// returns the base URL.
+fn serve(body: Arc<Mutex<Vec<u8>>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = body.lock().unwrap().clone();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&body);
+        }
+    });
+    url
+}
+
+#[test]
+fn add_url_without_checksum_always_fetches_and_later_steps_key_on_its_content() {
+    let env = Env::new();
+    let body = Arc::new(Mutex::new(b"v1".to_vec()));
+    let url = serve(body.clone());
+    let sum = kiln::oci::Digest::of(b"v1");
+    let df =
+        format!("FROM scratch\nADD {url}/f /f\nCOPY a.txt /a\nADD --checksum={sum} {url}/g /g\n");
+    let ctx = env.context("ctx", &[("a.txt", "a"), ("Dockerfile", &df)]);
+    let c = ctx.to_str().unwrap();
+    assert_eq!(build(&env, &[c]), [false, false, false]);
+    // COMPAT(buildkit): an unpinned URL is fetched every build; what it
+    // returned decides whether the steps after it hit. A pinned one hits.
+    assert_eq!(build(&env, &[c]), [false, true, true]);
+    *body.lock().unwrap() = b"v2".to_vec();
+    let out = env.kiln(&["build", "--progress", "plain", c], None);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let steps: Vec<bool> = super::cache::steps(&log).into_iter().map(|s| s.1).collect();
+    // The COPY after the changed download runs again; the pinned ADD's
+    // checksum no longer matches what the server sends, so it fails.
+    assert_eq!(steps[..2], [false, false], "{log}");
+    assert!(!out.status.success(), "{log}");
+}
+
+#[test]
+fn a_record_whose_blob_is_gone_is_a_miss() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("a.txt", "a"),
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /a\n"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    assert_eq!(build(&env, &["-t", "one", c]), [false]);
+    let (_, m, _) = env.image("one");
+    fs::remove_file(env.store().blob_path(&m.layers[0].digest)).unwrap();
+    assert_eq!(build(&env, &["-t", "one", c]), [false]);
+    assert_eq!(build(&env, &["-t", "one", c]), [true]);
+    env.image("one"); // validates: the blob is back
+}
+
+#[test]
+fn reproducible_builds_never_reuse_layers_packed_without_the_epoch() {
+    let iid = |env: &Env, ctx: &std::path::Path, extra: &[&str]| {
+        let file = env.path("iid");
+        let mut args = vec!["--iidfile", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        let hits = build(env, &args);
+        (hits, fs::read_to_string(file).unwrap())
+    };
+    let files = [
+        ("a.txt", "a"),
+        ("Dockerfile", "FROM scratch\nCOPY a.txt /a\nWORKDIR /w\n"),
+    ];
+    let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=0"];
+    let warm = Env::new();
+    let ctx = warm.context("ctx", &files);
+    assert_eq!(iid(&warm, &ctx, &[]).0, [false, false]);
+    let (hits, warm_id) = iid(&warm, &ctx, &epoch);
+    assert_eq!(hits, [false, false], "a non-epoch record is not reused");
+    let (hits, again) = iid(&warm, &ctx, &epoch);
+    assert_eq!((hits, &again), (vec![true, true], &warm_id));
+    // Another store, another checkout (other mtimes and inodes), cold.
+    let cold = Env::new();
+    let ctx2 = cold.context("ctx", &files);
+    let (_, cold_id) = iid(&cold, &ctx2, &epoch);
+    assert_eq!(cold_id, warm_id);
+}
