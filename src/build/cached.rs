@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{step_key, BuildLog, LoggedStep, OpKind, StepKey};
+use crate::cache::{step_key, BuildLog, InputListing, LoggedStep, OpKind, StepKey};
 use crate::cache::{CacheError, CacheRecord, ContextHasher, LayerRef as CacheLayer, StepCache};
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::layer::{Compression, PackOptions};
@@ -87,6 +87,7 @@ impl CacheSession {
             hasher: &self.hasher,
             context,
             ignore: self.ignore.as_ref(),
+            listing: self.opts.debug_cache.then(Default::default),
         }
     }
 
@@ -133,9 +134,13 @@ impl CacheSession {
         key: StepKey,
         layer: Option<&LayerRef>,
         preimage: &[u8],
+        listing: Option<&InputListing>,
     ) -> Result<CacheRecord, CacheError> {
         let rec = CacheRecord::new(key, layer.map(to_cache_layer));
         let pre = self.opts.debug_cache.then_some(preimage);
+        if let Some(l) = listing.filter(|l| !l.is_empty()) {
+            self.steps.put_inputs(&key, l)?;
+        }
         self.steps.put(&rec, pre)?;
         Ok(rec)
     }

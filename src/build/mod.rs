@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod export;
 pub mod image;
+pub mod inputs;
 pub mod output;
 pub mod perms;
 pub mod resolver;

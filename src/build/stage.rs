@@ -233,12 +233,9 @@ fn cached_step(
     vertex: &super::event::Vertex,
 ) -> Result<StepDone, StepError> {
     let parent = cur.key;
-    let keyed = key_step(
-        &env.cache.key_env(env.context),
-        step,
-        parent.as_ref(),
-        outputs,
-    )?;
+    let kx = env.cache.key_env(env.context);
+    let keyed = key_step(&kx, step, parent.as_ref(), outputs)?;
+    let listing = kx.take_listing();
     if let Keyed::Before(key, _) = &keyed {
         if let Some(rec) = env.cache.lookup(stage, key).map_err(StepError::Cache)? {
             env.cache.note(stage, index, name, *key, true);
@@ -272,7 +269,7 @@ fn cached_step(
     };
     let rec = env
         .cache
-        .commit(key, layer.as_ref(), &pre)
+        .commit(key, layer.as_ref(), &pre, listing.as_ref())
         .map_err(StepError::Cache)?;
     env.cache.note(stage, index, name, key, false);
     Ok(StepDone {

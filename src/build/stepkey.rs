@@ -12,11 +12,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::cache::{
     copy_key, run_key, workdir_key, AddKeyInput, ContentDigest, ContextHasher, CopyKeyInput,
-    InlineFileKey, MountKeyInput, NetworkKey, RunKeyInput, SecurityKey, SourceKey, StepKey,
+    InlineFileKey, InputListing, MountKeyInput, NetworkKey, RunKeyInput, SecurityKey, SourceKey,
+    StepKey,
 };
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::plan::{
@@ -55,6 +56,16 @@ pub struct KeyEnv<'a> {
     pub context: &'a Source,
     /// `.dockerignore`, for the hasher's filter.
     pub ignore: Option<&'a IgnorePatterns>,
+    /// With `--debug-cache`: collects the context files the key reads.
+    pub listing: Option<Mutex<InputListing>>,
+}
+
+impl KeyEnv<'_> {
+    /// The collected listing (`None` without `--debug-cache`).
+    pub fn take_listing(self) -> Option<InputListing> {
+        self.listing
+            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// The key of `step` on top of `parent`; `outputs` are the finished stages.
@@ -190,6 +201,11 @@ fn context_digest(
         .hasher
         .digest_paths_chmod(&rel, &filter, chmod)
         .map_err(StepError::Cache)?;
+    if let Some(listing) = &kx.listing {
+        let mut l = listing.lock().unwrap_or_else(|p| p.into_inner());
+        super::inputs::list_inputs(kx.hasher, &rel, &filter, chmod, &mut l)
+            .map_err(StepError::Cache)?;
+    }
     Ok(Some(d))
 }
 

@@ -56,6 +56,7 @@ mod error;
 mod explain;
 pub mod export;
 mod key;
+mod listing;
 mod log;
 mod ops;
 mod prune;
@@ -68,6 +69,7 @@ pub use context::ContextHasher;
 pub use error::CacheError;
 pub use explain::{diff_values, FieldChange};
 pub use key::{step_key, ContentDigest, OpKind, StepKey, KEY_VERSION};
+pub use listing::{diff_listings, InputListing};
 pub use log::{BuildLog, LoggedStep, KEEP_LOGS};
 pub use ops::{
     copy_key, from_key, run_key, workdir_key, AddKeyInput, CopyKeyInput, InlineFileKey,

@@ -228,7 +228,8 @@ impl StepCache {
 
     /// Removes a record and its pre-image; already gone is fine.
     pub(crate) fn remove(&self, record: &Path) -> Result<(), CacheError> {
-        for path in [record.to_path_buf(), record.with_extension("preimage")] {
+        let extra = ["preimage", "inputs"].map(|x| record.with_extension(x));
+        for path in std::iter::once(record.to_path_buf()).chain(extra) {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{BuildLog, CacheError, FieldChange, LoggedStep, StepCache, StepKey};
+use super::{diff_listings, BuildLog, CacheError, FieldChange, LoggedStep, StepCache, StepKey};
 
 /// Why one step missed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,8 +21,14 @@ pub enum MissReason {
     /// Same key as before: the record was skipped (`--no-cache`,
     /// `--no-cache-filter`), pruned, or its layer blob was gone.
     RecordNotUsed,
-    /// The key changed: these fields of its pre-image differ.
-    Changed(Vec<FieldChange>),
+    /// The key changed: these fields of its pre-image differ, and (when
+    /// both keys' input listings were stored) these context files.
+    Changed {
+        /// The changed fields.
+        fields: Vec<FieldChange>,
+        /// `path changed|added|removed`, for the files the key read.
+        files: Vec<String>,
+    },
     /// The key changed, and the pre-image of this key is not stored.
     NoPreimage(StepKey),
 }
@@ -85,7 +91,10 @@ impl StepCache {
             None => MissReason::FirstBuild,
             Some(p) if p == step.key => MissReason::RecordNotUsed,
             Some(p) => match self.explain(&p, &step.key) {
-                Ok(changes) => MissReason::Changed(changes),
+                Ok(fields) => MissReason::Changed {
+                    files: self.changed_files(&p, &step.key, &fields)?,
+                    fields,
+                },
                 Err(CacheError::NoPreimage { key }) => MissReason::NoPreimage(key),
                 Err(e) => return Err(e),
             },
@@ -95,6 +104,27 @@ impl StepCache {
             previous,
             reason,
         })
+    }
+}
+
+impl StepCache {
+    /// The context files behind changed inputs, when both listings exist.
+    fn changed_files(
+        &self,
+        before: &StepKey,
+        after: &StepKey,
+        fields: &[FieldChange],
+    ) -> Result<Vec<String>, CacheError> {
+        let reads_context = fields
+            .iter()
+            .any(|c| c.path.starts_with("inputs") || c.path.contains(".from.context"));
+        if !reads_context {
+            return Ok(vec![]);
+        }
+        match (self.inputs(before)?, self.inputs(after)?) {
+            (Some(a), Some(b)) => Ok(diff_listings(&a, &b)),
+            _ => Ok(vec![]),
+        }
     }
 }
 
@@ -146,9 +176,12 @@ pub fn render(explanations: &[StepExplanation]) -> String {
                      --no-cache-filter, pruned, or its layer blob was gone)"
                 );
             }
-            MissReason::Changed(changes) => {
-                for c in changes {
+            MissReason::Changed { fields, files } => {
+                for c in fields {
                     let _ = writeln!(s, "  {}", describe_change(c));
+                }
+                if !files.is_empty() {
+                    let _ = writeln!(s, "  context files: {}", files.join(", "));
                 }
             }
             MissReason::NoPreimage(k) => {

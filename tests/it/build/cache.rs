@@ -275,7 +275,8 @@ fn explain_names_the_changed_field_and_admits_what_it_cannot_know() {
     assert!(text.contains("parent: "), "{text}");
     assert!(text.contains("(an earlier step changed)"), "{text}");
     assert!(
-        text.contains("inputs[0]: ")
+        text.contains("context files: a.txt changed\n")
+            && text.contains("inputs[0]: ")
             && text.contains("(the content of the files it reads changed)"),
         "{text}"
     );
