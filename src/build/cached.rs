@@ -166,8 +166,13 @@ impl CacheSession {
             .push(step);
     }
 
-    /// Saves the stat cache and the build log; returns the log.
-    pub fn finish(&self, graph: &BuildGraph) -> Result<BuildLog, CacheError> {
+    /// Saves the stat cache and the build log (with the image ID, when the
+    /// build made one); returns the log.
+    pub fn finish(
+        &self,
+        graph: &BuildGraph,
+        image: Option<crate::oci::Digest>,
+    ) -> Result<BuildLog, CacheError> {
         self.hasher.save()?;
         let mut steps = std::mem::take(&mut *self.log.lock().unwrap_or_else(|p| p.into_inner()));
         steps.sort_by_key(|s| (s.stage, s.index));
@@ -176,6 +181,7 @@ impl CacheSession {
             dockerfile: self.position.dockerfile.clone(),
             target_chain: target_chain(graph),
             steps,
+            image,
         };
         self.steps.write_log(&log)?;
         Ok(log)

@@ -177,14 +177,18 @@ pub fn build(
             .collect(),
         cache: &cache,
     };
-    let out = schedule::run_graph(&env);
-    // The stat cache and the log are worth keeping after a failed step too.
-    let log = cache.finish(&graph).map_err(BuildError::Cache);
-    let out = out?;
-    log?;
+    let out = match schedule::run_graph(&env) {
+        Ok(out) => out,
+        Err(e) => {
+            // The stat cache and the log are worth keeping after a failed
+            // step too, but the step's error is the one to report.
+            let _ = cache.finish(&graph, None);
+            return Err(e);
+        }
+    };
     // A rebuild that hit every step is dated like the build it reuses.
     let created = out.time.map_or(created, |t| cache.created(t));
-    image::store_image(
+    let img = image::store_image(
         store,
         out.config,
         out.layers,
@@ -192,5 +196,9 @@ pub fn build(
         &out.platform,
         &created,
     )
-    .map_err(BuildError::Store)
+    .map_err(BuildError::Store)?;
+    cache
+        .finish(&graph, Some(img.config_digest))
+        .map_err(BuildError::Cache)?;
+    Ok(img)
 }

@@ -48,6 +48,9 @@ pub struct BuildLog {
     pub target_chain: Vec<usize>,
     /// Every keyed step, by stage then index.
     pub steps: Vec<LoggedStep>,
+    /// The image ID (config digest) the build made; `None` when it failed.
+    #[serde(default)]
+    pub image: Option<crate::oci::Digest>,
 }
 
 impl BuildLog {

@@ -59,6 +59,23 @@ impl StepCache {
         Ok(out)
     }
 
+    /// Explains the misses of the newest logged build that made `image`
+    /// (an image ID, the config digest); `None` when no logged build made it.
+    pub fn explain_image(
+        &self,
+        image: &crate::oci::Digest,
+    ) -> Result<Option<Vec<StepExplanation>>, CacheError> {
+        let logs = self.logs()?;
+        let Some(i) = logs.iter().rposition(|l| l.image.as_ref() == Some(image)) else {
+            return Ok(None);
+        };
+        let mut out = vec![];
+        for step in logs[i].steps.iter().filter(|s| !s.hit) {
+            out.push(self.explain_step(step, &logs[i], &logs[..i])?);
+        }
+        Ok(Some(out))
+    }
+
     /// Explains `key` against the same step in the build before the one
     /// that logged it; `None` when no build logged it.
     pub fn explain_key(&self, key: &StepKey) -> Result<Option<StepExplanation>, CacheError> {
@@ -156,7 +173,7 @@ pub fn describe_change(c: &FieldChange) -> String {
 /// The report `kiln cache explain` prints.
 pub fn render(explanations: &[StepExplanation]) -> String {
     if explanations.is_empty() {
-        return "the latest build used the cache for every step\n".into();
+        return "the build used the cache for every step\n".into();
     }
     let mut s = String::new();
     for e in explanations {

@@ -21,12 +21,13 @@ pub struct CacheArgs {
 /// `kiln cache` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum CacheCommand {
-    /// Why steps missed: no KEY explains every missed step of the latest
-    /// build, one KEY that step against its previous build, two KEYs how the
-    /// second differs from the first (needs builds with --debug-cache).
+    /// Why steps missed: nothing explains every missed step of the latest
+    /// build, an IMAGE (name or ID) those of the latest build that made it,
+    /// one KEY that step against its previous build, two KEYs how the second
+    /// differs from the first (field names need builds with --debug-cache).
     Explain {
-        /// Step keys (`sha256:…`, as the build log shows them).
-        #[arg(value_name = "KEY", num_args = 0..=2)]
+        /// An image or step keys (`sha256:…`, as explain prints them).
+        #[arg(value_name = "IMAGE_OR_KEY", num_args = 0..=2)]
         keys: Vec<String>,
     },
     /// Write the step cache of the latest build to an OCI layout directory.
@@ -50,6 +51,28 @@ fn parse_key(s: &str) -> anyhow::Result<StepKey> {
     StepKey::parse(s).with_context(|| format!("parsing step key {s:?}"))
 }
 
+/// `kiln cache explain X`: X is a logged step key, else an image ID or name.
+fn explain_one(store: &crate::oci::Store, steps: &StepCache, x: &str) -> anyhow::Result<String> {
+    if let Ok(key) = StepKey::parse(x) {
+        if let Some(e) = steps.explain_key(&key)? {
+            return Ok(cache::render_explanations(&[e]));
+        }
+    }
+    let image = match crate::oci::Digest::parse(x) {
+        Ok(d) => d,
+        Err(_) => {
+            let desc = store
+                .resolve(x)
+                .with_context(|| format!("{x:?} is neither a logged step key nor an image"))?;
+            store.config_digest(&desc)?
+        }
+    };
+    match steps.explain_image(&image)? {
+        Some(e) => Ok(cache::render_explanations(&e)),
+        None => anyhow::bail!("no logged build has step key or made image {x}"),
+    }
+}
+
 /// Runs `kiln cache`.
 pub fn run(cli: &Cli, args: &CacheArgs) -> anyhow::Result<()> {
     let store = cli.open_store()?;
@@ -59,10 +82,7 @@ pub fn run(cli: &Cli, args: &CacheArgs) -> anyhow::Result<()> {
         CacheCommand::Explain { keys } => {
             let text = match keys.as_slice() {
                 [] => cache::render_explanations(&steps.explain_latest()?),
-                [k] => match steps.explain_key(&parse_key(k)?)? {
-                    Some(e) => cache::render_explanations(&[e]),
-                    None => anyhow::bail!("no logged build has step key {k}"),
-                },
+                [k] => explain_one(&store, &steps, k)?,
                 [a, b] => {
                     let changes = steps.explain(&parse_key(a)?, &parse_key(b)?)?;
                     let mut s: String = changes

@@ -1,13 +1,14 @@
 //! Step-cache rules that need more than a context: ADD of a URL (served on
-//! loopback), a record whose layer blob was removed, and reproducible
-//! builds that must not reuse layers packed without SOURCE_DATE_EPOCH.
+//! loopback), a record whose layer blob was removed, reproducible builds
+//! that must not reuse layers packed without SOURCE_DATE_EPOCH, and
+//! `kiln prune --keep-storage`.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use super::cache::build;
+use super::cache::{build, stdout};
 use super::Env;
 
 /// Serves `body` (changeable through the handle) to every GET on loopback;
@@ -105,4 +106,45 @@ fn reproducible_builds_never_reuse_layers_packed_without_the_epoch() {
     let ctx2 = cold.context("ctx", &files);
     let (_, cold_id) = iid(&cold, &ctx2, &epoch);
     assert_eq!(cold_id, warm_id);
+}
+
+/// `len` bytes that do not compress (xorshift), different per `seed`.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn prune_keep_storage_drops_least_recently_used_records_first() {
+    let env = Env::new();
+    let mut ctxs = vec![];
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let ctx = env.context(name, &[("Dockerfile", "FROM scratch\nCOPY big /big\n")]);
+        fs::write(ctx.join("big"), noise(i as u64 + 1, 200_000)).unwrap();
+        assert_eq!(build(&env, &[ctx.to_str().unwrap()]), [false]);
+        ctxs.push(ctx);
+    }
+    // a is used again: now the most recent, then c, then b.
+    assert_eq!(build(&env, &[ctxs[0].to_str().unwrap()]), [true]);
+    let out = stdout(&env, &["prune", "--keep-storage", "450k"]);
+    assert_eq!(out.matches("Deleted cache record").count(), 1, "{out}");
+    assert!(
+        out.contains("Deleted: sha256:"),
+        "b's unreferenced blob goes: {out}"
+    );
+    assert_eq!(build(&env, &[ctxs[0].to_str().unwrap()]), [true]);
+    assert_eq!(build(&env, &[ctxs[2].to_str().unwrap()]), [true]);
+    assert_eq!(build(&env, &[ctxs[1].to_str().unwrap()]), [false]);
+    // A plain prune keeps every record's layers.
+    stdout(&env, &["prune"]);
+    for ctx in &ctxs {
+        assert_eq!(build(&env, &[ctx.to_str().unwrap()]), [true]);
+    }
 }
