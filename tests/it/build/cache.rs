@@ -29,30 +29,31 @@ pub fn steps(stderr: &str) -> Vec<(String, bool)> {
     out
 }
 
-/// Builds and returns which steps were CACHED (one flag per step, in order).
-pub fn build(env: &Env, args: &[&str]) -> Vec<bool> {
+/// Builds (which must succeed) and returns each step's name and CACHED flag.
+fn run_steps(env: &Env, args: &[&str]) -> Vec<(String, bool)> {
     let mut full = vec!["build", "--progress", "plain"];
     full.extend_from_slice(args);
     let out = env.kiln(&full, None);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "kiln {full:?} failed:\n{log}");
-    steps(&log).into_iter().map(|s| s.1).collect()
+    steps(&log)
+}
+
+/// Builds and returns which steps were CACHED (one flag per step, in order).
+pub fn build(env: &Env, args: &[&str]) -> Vec<bool> {
+    run_steps(env, args).into_iter().map(|s| s.1).collect()
 }
 
 /// As [`build`], for multi-stage files whose stages run in parallel: the
 /// flags ordered by step name (`[a 2/2]`, `[b 2/2]`, `[stage-2 2/2]`).
 pub fn build_sorted(env: &Env, args: &[&str]) -> Vec<bool> {
-    let mut full = vec!["build", "--progress", "plain"];
-    full.extend_from_slice(args);
-    let out = env.kiln(&full, None);
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "kiln {full:?} failed:\n{log}");
-    let mut s = steps(&log);
+    let mut s = run_steps(env, args);
     s.sort();
     s.into_iter().map(|s| s.1).collect()
 }
 
-fn iid(env: &Env, ctx: &Path, extra: &[&str]) -> (Vec<bool>, String) {
+/// Builds `ctx` with `extra` flags; the CACHED flags and the image ID.
+pub fn iid(env: &Env, ctx: &Path, extra: &[&str]) -> (Vec<bool>, String) {
     let file = env.path("iid");
     let mut args = vec!["--iidfile", file.to_str().unwrap()];
     args.extend_from_slice(extra);

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use super::cache::{build, stdout};
+use super::cache::{build, iid, stdout};
 use super::Env;
 
 /// Serves `body` (changeable through the handle) to every GET on loopback;
@@ -81,14 +81,6 @@ fn a_record_whose_blob_is_gone_is_a_miss() {
 
 #[test]
 fn reproducible_builds_never_reuse_layers_packed_without_the_epoch() {
-    let iid = |env: &Env, ctx: &std::path::Path, extra: &[&str]| {
-        let file = env.path("iid");
-        let mut args = vec!["--iidfile", file.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        args.push(ctx.to_str().unwrap());
-        let hits = build(env, &args);
-        (hits, fs::read_to_string(file).unwrap())
-    };
     let files = [
         ("a.txt", "a"),
         ("Dockerfile", "FROM scratch\nCOPY a.txt /a\nWORKDIR /w\n"),
