@@ -140,3 +140,46 @@ fn prune_keep_storage_drops_least_recently_used_records_first() {
         assert_eq!(build(&env, &[ctx.to_str().unwrap()]), [true]);
     }
 }
+
+#[test]
+fn cache_export_and_import_subcommands_verify_every_blob() {
+    let env = Env::new();
+    let files = [
+        ("a.txt", "a"),
+        ("Dockerfile", "FROM scratch\nCOPY a.txt /a\n"),
+    ];
+    let ctx = env.context("ctx", &files);
+    assert_eq!(build(&env, &[ctx.to_str().unwrap()]), [false]);
+    let dir = env.path("exported");
+    let out = stdout(&env, &["cache", "export", "--dest", dir.to_str().unwrap()]);
+    assert!(out.starts_with("exported 1 records"), "{out}");
+    let fresh = Env::new();
+    let ctx2 = fresh.context("ctx", &files);
+    // A layout whose layer blob was tampered with is refused, nothing merged.
+    let bad = env.path("tampered");
+    fs::create_dir_all(bad.join("blobs/sha256")).unwrap();
+    for e in fs::read_dir(dir.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let mut bytes = fs::read(e.path()).unwrap();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            bytes.push(0);
+        }
+        fs::write(bad.join("blobs/sha256").join(e.file_name()), bytes).unwrap();
+    }
+    for f in ["index.json", "oci-layout"] {
+        fs::copy(dir.join(f), bad.join(f)).unwrap();
+    }
+    let out = fresh.kiln(&["cache", "import", "--src", bad.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("importing cache blob"));
+    assert_eq!(
+        build(&fresh, &[ctx2.to_str().unwrap()]),
+        [false],
+        "nothing merged"
+    );
+    let again = Env::new();
+    let ctx3 = again.context("ctx", &files);
+    let out = stdout(&again, &["cache", "import", "--src", dir.to_str().unwrap()]);
+    assert!(out.starts_with("imported 1 records"), "{out}");
+    assert_eq!(build(&again, &[ctx3.to_str().unwrap()]), [true]);
+}
