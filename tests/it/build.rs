@@ -4,6 +4,8 @@
 
 #[path = "build/errors.rs"]
 mod errors;
+#[path = "build/metadata.rs"]
+mod metadata;
 #[path = "build/outputs.rs"]
 mod outputs;
 #[path = "build/run.rs"]
