@@ -67,6 +67,9 @@ pub struct BuildArgs {
     /// A secret for `RUN --mount=type=secret` (`id=ID,src=FILE` or `id=ID,env=VAR`).
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+    /// Build reproducibly: SOURCE_DATE_EPOCH=0 unless the environment or a `--build-arg` sets it.
+    #[arg(long)]
+    pub reproducible: bool,
     /// The build context directory.
     pub context: PathBuf,
 }
