@@ -132,7 +132,9 @@ fn check_blobs(store: &Store, report: &mut FsckReport) -> Result<BTreeSet<Digest
         let name = entry.file_name();
         match Digest::parse(&format!("sha256:{}", name.to_string_lossy())) {
             Ok(d) => blobs.push((d, entry.path())),
-            Err(_) => report.notes.push(Note::StrayBlobFile { path: entry.path() }),
+            Err(_) => report
+                .notes
+                .push(Note::StrayBlobFile { path: entry.path() }),
         }
     }
     blobs.sort();
@@ -148,7 +150,9 @@ fn check_blobs(store: &Store, report: &mut FsckReport) -> Result<BTreeSet<Digest
                 report.bytes += size;
                 if actual != digest {
                     bad.insert(digest);
-                    report.problems.push(Problem::CorruptBlob { digest, actual });
+                    report
+                        .problems
+                        .push(Problem::CorruptBlob { digest, actual });
                 }
             }
             Err(source) => {
@@ -311,20 +315,19 @@ fn check_snapshots(store: &Store, report: &mut FsckReport) -> Result<(), FsckErr
         report.snapshots += 1;
         let path = entry.path();
         let name = entry.file_name();
-        let reason = if crate::oci::DiffId::parse(&format!("sha256:{}", name.to_string_lossy()))
-            .is_err()
-        {
-            Some("its name is not a diff_id")
-        } else {
-            match fs::symlink_metadata(&path) {
-                Err(_) => Some("it cannot be read"),
-                Ok(m) if !m.is_dir() => Some("it is not a directory"),
-                Ok(m) if m.mode() & 0o7777 != 0o755 || m.uid() != 0 => {
-                    Some("its root is not the 0755 root-owned dir a complete snapshot has")
+        let reason =
+            if crate::oci::DiffId::parse(&format!("sha256:{}", name.to_string_lossy())).is_err() {
+                Some("its name is not a diff_id")
+            } else {
+                match fs::symlink_metadata(&path) {
+                    Err(_) => Some("it cannot be read"),
+                    Ok(m) if !m.is_dir() => Some("it is not a directory"),
+                    Ok(m) if m.mode() & 0o7777 != 0o755 || m.uid() != 0 => {
+                        Some("its root is not the 0755 root-owned dir a complete snapshot has")
+                    }
+                    Ok(_) => None,
                 }
-                Ok(_) => None,
-            }
-        };
+            };
         if let Some(reason) = reason {
             report
                 .problems

@@ -143,7 +143,11 @@ impl fmt::Display for Problem {
                 write!(f, "snapshot {}: {reason}", path.display())
             }
             Problem::BadCacheRecord { path, source } => {
-                write!(f, "cache record {} is not valid JSON: {source}", path.display())
+                write!(
+                    f,
+                    "cache record {} is not valid JSON: {source}",
+                    path.display()
+                )
             }
         }
     }

@@ -56,12 +56,22 @@ fn a_fresh_store_with_an_image_is_clean() {
 fn a_corrupt_layer_is_found_and_repair_removes_only_it() {
     let (_dir, store, m) = store_with_image();
     let layer = m.layers[0].digest;
-    fs::write(store.blob_path(&layer), b"not really a tar, fsck does not unpack LAYERS").unwrap();
+    fs::write(
+        store.blob_path(&layer),
+        b"not really a tar, fsck does not unpack LAYERS",
+    )
+    .unwrap();
     let report = fsck(&store, false).unwrap();
     let found = lines(&report);
     assert_eq!(found.len(), 2, "{found:?}");
-    assert!(found[0].starts_with(&format!("blob {layer} is corrupt")), "{found:?}");
-    assert_eq!(found[1], format!("image app:latest: layer {layer} is corrupt"));
+    assert!(
+        found[0].starts_with(&format!("blob {layer} is corrupt")),
+        "{found:?}"
+    );
+    assert_eq!(
+        found[1],
+        format!("image app:latest: layer {layer} is corrupt")
+    );
     assert!(!report.healthy());
 
     let report = fsck(&store, true).unwrap();
@@ -71,7 +81,10 @@ fn a_corrupt_layer_is_found_and_repair_removes_only_it() {
     // The image still lacks its layer: repair cannot make that healthy.
     assert!(!report.healthy());
     let after = lines(&fsck(&store, false).unwrap());
-    assert_eq!(after, [format!("image app:latest: layer {layer} is missing")]);
+    assert_eq!(
+        after,
+        [format!("image app:latest: layer {layer} is missing")]
+    );
 }
 
 #[test]
@@ -125,6 +138,9 @@ fn a_missing_manifest_is_reported_under_its_name() {
     let found = lines(&fsck(&store, false).unwrap());
     assert_eq!(
         found,
-        [format!("image app:latest: manifest {} is missing", desc.digest)]
+        [format!(
+            "image app:latest: manifest {} is missing",
+            desc.digest
+        )]
     );
 }
