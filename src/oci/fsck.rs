@@ -17,6 +17,7 @@
 //! build on the same store.
 
 mod findings;
+mod images;
 #[cfg(test)]
 mod tests;
 
@@ -31,16 +32,10 @@ use rayon::prelude::*;
 
 pub use findings::{BlobFault, Note, Problem, Repair};
 
-use super::{media_type, Descriptor, Digest, Hasher, ImageConfig, Index, Manifest, Store};
+use super::{Digest, Hasher, Store};
 
 /// Bytes read from a blob at a time (per worker).
 const READ_BUF: usize = 256 * 1024;
-
-/// Manifests, indexes and configs larger than this are not parsed.
-const JSON_LIMIT: u64 = 4 << 20;
-
-/// How deep image indexes may nest.
-const MAX_DEPTH: usize = 8;
 
 /// What fsck could not do at all (as opposed to what it found wrong).
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +97,7 @@ impl FsckReport {
 pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport, FsckError> {
     let mut report = FsckReport::default();
     let corrupt = check_blobs(store, &mut report)?;
-    check_images(store, &corrupt, &mut report);
+    images::check_images(store, &corrupt, &mut report);
     check_snapshots(store, &mut report)?;
     check_cache(store, &mut report)?;
     check_tmp(store, &mut report)?;
@@ -186,155 +181,36 @@ fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
     Ok((Digest::from_bytes(hasher.finish()), size))
 }
 
-/// Walks every `index.json` entry down to its layers.
-fn check_images(store: &Store, corrupt: &BTreeSet<Digest>, report: &mut FsckReport) {
-    let index = match store.read_index() {
-        Ok(i) => i,
-        Err(e) => {
-            report.problems.push(Problem::Index(e));
-            return;
-        }
-    };
-    for desc in &index.manifests {
-        report.images += 1;
-        let name = desc
-            .annotations
-            .get(super::spec::ANNOTATION_REF_NAME)
-            .cloned()
-            .unwrap_or_else(|| desc.digest.to_string());
-        let mut walk = ImageWalk {
-            store,
-            corrupt,
-            image: &name,
-            problems: &mut report.problems,
-        };
-        walk.descriptor(desc, 0);
-    }
-}
-
-/// One image's walk: reports every fault under the image's name.
-struct ImageWalk<'a> {
-    store: &'a Store,
-    corrupt: &'a BTreeSet<Digest>,
-    image: &'a str,
-    problems: &'a mut Vec<Problem>,
-}
-
-impl ImageWalk<'_> {
-    fn fault(&mut self, role: &'static str, digest: Digest, fault: BlobFault) {
-        self.problems.push(Problem::BrokenImage {
-            image: self.image.to_string(),
-            role,
-            digest,
-            fault,
-        });
-    }
-
-    /// Present, the right size and not corrupt; `false` after reporting why not.
-    fn present(&mut self, role: &'static str, desc: &Descriptor) -> bool {
-        let Ok(meta) = fs::metadata(self.store.blob_path(&desc.digest)) else {
-            self.fault(role, desc.digest, BlobFault::Missing);
-            return false;
-        };
-        if meta.len() != desc.size {
-            let (expected, actual) = (desc.size, meta.len());
-            self.fault(role, desc.digest, BlobFault::Size { expected, actual });
-            return false;
-        }
-        if self.corrupt.contains(&desc.digest) {
-            self.fault(role, desc.digest, BlobFault::Corrupt);
-            return false;
-        }
-        true
-    }
-
-    /// Parses a (present, verified) JSON blob of at most [`JSON_LIMIT`] bytes.
-    fn parse<T: serde::de::DeserializeOwned>(
-        &mut self,
-        role: &'static str,
-        desc: &Descriptor,
-    ) -> Option<T> {
-        if desc.size > JSON_LIMIT {
-            return None;
-        }
-        let bytes = fs::read(self.store.blob_path(&desc.digest)).ok()?;
-        match serde_json::from_slice(&bytes) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.fault(role, desc.digest, BlobFault::Unparsable(e));
-                None
-            }
-        }
-    }
-
-    fn descriptor(&mut self, desc: &Descriptor, depth: usize) {
-        let m = desc.media_type.as_str();
-        if m == media_type::OCI_INDEX || m == media_type::DOCKER_MANIFEST_LIST {
-            if depth >= MAX_DEPTH {
-                return self.fault("index", desc.digest, BlobFault::TooDeep);
-            }
-            if !self.present("index", desc) {
-                return;
-            }
-            if let Some(index) = self.parse::<Index>("index", desc) {
-                for child in &index.manifests {
-                    self.descriptor(child, depth + 1);
-                }
-            }
-        } else if m == media_type::OCI_MANIFEST || m == media_type::DOCKER_MANIFEST {
-            if self.present("manifest", desc) {
-                if let Some(manifest) = self.parse::<Manifest>("manifest", desc) {
-                    self.manifest(&manifest);
-                }
-            }
-        } else {
-            self.fault("manifest", desc.digest, BlobFault::MediaType(m.to_string()));
-        }
-    }
-
-    fn manifest(&mut self, manifest: &Manifest) {
-        for layer in &manifest.layers {
-            self.present("layer", layer);
-        }
-        if !self.present("config", &manifest.config) {
-            return;
-        }
-        if let Some(config) = self.parse::<ImageConfig>("config", &manifest.config) {
-            let (layers, diff_ids) = (manifest.layers.len(), config.rootfs.diff_ids.len());
-            if layers != diff_ids {
-                let fault = BlobFault::LayerCount { layers, diff_ids };
-                self.fault("config", manifest.config.digest, fault);
-            }
-        }
-    }
-}
-
-/// A placed snapshot is a root-owned 0755 directory named by a diff_id.
+/// A placed snapshot is a 0755 directory named by a diff_id, owned by
+/// whoever owns `snapshots/` (root, unless kiln runs rootless).
 fn check_snapshots(store: &Store, report: &mut FsckReport) -> Result<(), FsckError> {
-    for entry in list(&store.snapshots_dir())? {
+    let dir = store.snapshots_dir();
+    let owner = fs::metadata(&dir).map_or(0, |m| m.uid());
+    for entry in list(&dir)? {
         report.snapshots += 1;
         let path = entry.path();
-        let name = entry.file_name();
-        let reason =
-            if crate::oci::DiffId::parse(&format!("sha256:{}", name.to_string_lossy())).is_err() {
-                Some("its name is not a diff_id")
-            } else {
-                match fs::symlink_metadata(&path) {
-                    Err(_) => Some("it cannot be read"),
-                    Ok(m) if !m.is_dir() => Some("it is not a directory"),
-                    Ok(m) if m.mode() & 0o7777 != 0o755 || m.uid() != 0 => {
-                        Some("its root is not the 0755 root-owned dir a complete snapshot has")
-                    }
-                    Ok(_) => None,
-                }
-            };
-        if let Some(reason) = reason {
+        if let Some(reason) = snapshot_fault(&path, owner) {
             report
                 .problems
                 .push(Problem::BrokenSnapshot { path, reason });
         }
     }
     Ok(())
+}
+
+fn snapshot_fault(path: &Path, owner: u32) -> Option<&'static str> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if crate::oci::DiffId::parse(&format!("sha256:{name}")).is_err() {
+        return Some("its name is not a diff_id");
+    }
+    match fs::symlink_metadata(path) {
+        Err(_) => Some("it cannot be read"),
+        Ok(m) if !m.is_dir() => Some("it is not a directory"),
+        Ok(m) if m.mode() & 0o7777 != 0o755 || m.uid() != owner => {
+            Some("its root is not the 0755 dir, owned like snapshots/, that a placed snapshot has")
+        }
+        Ok(_) => None,
+    }
 }
 
 /// Every file under `cache/steps/` must be valid JSON.

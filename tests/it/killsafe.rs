@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use kiln::oci::{fsck, Digest, FsckReport, Store};
 
-use crate::build::Env;
 use crate::repro::{context_copy, env_with_base, Rng};
 
 fn kiln(root: &Path, args: &[&str]) -> Command {

@@ -2,7 +2,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::oci::{ContainerConfig, DiffId, RootFs};
+use crate::oci::{media_type, ContainerConfig, Descriptor, DiffId, ImageConfig, Manifest, RootFs};
 
 /// A store holding one image `app:latest` with one (fake) layer.
 fn store_with_image() -> (tempfile::TempDir, Store, Manifest) {
