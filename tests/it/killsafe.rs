@@ -87,22 +87,44 @@ fn killed_builds_leave_a_store_the_next_build_uses() {
     let ctx = context_copy(&reference, "ctx", 1, 0);
     let args = build_args(&ctx);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let start = Instant::now();
     run_ok(&mut kiln(&reference.root(), &args));
-    let duration = start.elapsed();
     let want: Digest = reference.image("app").0.digest;
+    // Timed on a second cold store: the first run also pays for paging the binary in.
+    let (timing, _) = env_with_base();
+    let start = Instant::now();
+    run_ok(&mut kiln(&timing.root(), &args));
+    let duration = start.elapsed();
 
     const SEEDS: u64 = 8;
-    let mut killed = 0;
     for seed in 1..=SEEDS {
-        let (env, _) = env_with_base();
-        let ctx = context_copy(&env, "ctx", seed, 0);
+        // A build that beat its kill (the machine got faster since the
+        // measurement) is tried again, killed earlier, in a fresh store.
+        let mut at = delay(duration, seed, SEEDS);
+        let env = loop {
+            let (env, _) = env_with_base();
+            let ctx = context_copy(&env, "ctx", seed, 0);
+            let args = build_args(&ctx);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            if kill_after(kiln(&env.root(), &args), at) {
+                break env;
+            }
+            assert!(
+                at > Duration::from_millis(5),
+                "seed {seed}: never killed mid-build"
+            );
+            at /= 2;
+        };
+        let ctx = env.path("ctx");
         let args = build_args(&ctx);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let at = delay(duration, seed, SEEDS);
-        killed += usize::from(kill_after(kiln(&env.root(), &args), at));
         let store = env.store();
-        assert_no_problems(&store, &format!("seed {seed}, killed after {at:?}"));
+        let after_kill = assert_no_problems(&store, &format!("seed {seed}, killed after {at:?}"));
+        eprintln!(
+            "seed {seed}: killed after {at:?} of {duration:?}: {} blobs, {} snapshots, {} tmp leftovers",
+            after_kill.blobs,
+            after_kill.snapshots,
+            after_kill.notes.len()
+        );
         run_ok(&mut kiln(&env.root(), &args));
         assert_eq!(env.image("app").0.digest, want, "seed {seed}");
         let report = assert_no_problems(&store, &format!("seed {seed}, rebuilt"));
@@ -113,11 +135,6 @@ fn killed_builds_leave_a_store_the_next_build_uses() {
         let out = kiln(&env.root(), &["fsck"]).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{out:?}");
     }
-    // The delays are inside the measured duration: most kills must land mid-build.
-    assert!(
-        killed >= SEEDS as usize / 2,
-        "only {killed} builds were killed"
-    );
 }
 
 #[test]
