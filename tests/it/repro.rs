@@ -75,6 +75,13 @@ pub fn context_copy(env: &Env, name: &str, seed: u64, min_mtime: i64) -> PathBuf
     fs::set_permissions(ctx.join("files/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(ctx.join("files/sub"), fs::Permissions::from_mode(0o750)).unwrap();
     fs::write(ctx.join("bundle.tar"), bundle_tar()).unwrap();
+    fs::create_dir(ctx.join("files/empty")).unwrap();
+    // Larger than a gzip member (1 MiB), so parallel compression is exercised.
+    let mut big = Rng(7);
+    let bytes: Vec<u8> = (0..(5 << 16))
+        .flat_map(|_| big.next().to_le_bytes())
+        .collect();
+    fs::write(ctx.join("files/big.bin"), bytes).unwrap();
     let mut rng = Rng(seed | 1);
     let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(&ctx)
         .into_iter()
@@ -191,24 +198,38 @@ fn reproducible_across_checkouts_times_and_stores() {
         .history
         .iter()
         .all(|h| h.created.as_deref() == Some("1970-01-01T00:00:00Z")));
-    // Every new layer: times clamped to the epoch, root-owned, no sandbox mountpoints.
+    // Every new layer: times clamped to the epoch, root-owned (but what USER
+    // 1000 made), no sandbox mountpoints.
     let store = one.store();
+    let mut names = Vec::new();
     for layer in &a.manifest.layers[1..] {
         for (path, mtime, uid, gid) in layer_entries(&store, layer) {
-            assert_eq!((mtime, uid, gid), (0, 0, 0), "{path} in {}", layer.digest);
+            let owner = if path.starts_with("home/user/") {
+                1000
+            } else {
+                0
+            };
+            assert_eq!(
+                (mtime, uid, gid),
+                (0, owner, owner),
+                "{path} in {}",
+                layer.digest
+            );
             let top = path.trim_end_matches('/');
             assert!(!["dev", "proc", "sys"].contains(&top), "{path} leaked");
+            names.push(path);
         }
     }
-    let run_layer = a.manifest.layers.last().unwrap();
-    let names: Vec<String> = layer_entries(&store, run_layer)
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
-    assert!(
-        names.contains(&"app/work/deep/er/file".to_string()),
-        "{names:?}"
-    );
+    for want in [
+        "app/work/deep/er/file",
+        "app/files/empty/",
+        "app/heredoc.txt",
+        "bin/.wh.arch",
+        "home/.wh..wh..opq",
+        "home/user/note",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
 }
 
 #[test]
@@ -260,5 +281,5 @@ fn reproducible_warm_in_the_same_store() {
     assert_ne!(c.desc.digest, a.desc.digest);
     assert_eq!(c.manifest.layers[0], base.layers[0]);
     let digests: Vec<Digest> = a.manifest.layers.iter().map(|l| l.digest).collect();
-    assert_eq!(digests.len(), 7, "{digests:?}");
+    assert_eq!(digests.len(), 10, "{digests:?}");
 }
