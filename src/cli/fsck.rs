@@ -6,7 +6,7 @@
 //! Output, on stdout: one `problem: …` line per defect, one `note: …` line
 //! per harmless finding, one `repaired: …` line per removal, then a summary.
 //! Exit 0 when healthy (no problem, or `--repair` removed every one), 1 when
-//! problems remain, 3 when the check itself failed.
+//! problems remain, 3 when the check itself failed or there is no store at the root.
 
 use std::io::Write;
 
@@ -35,6 +35,14 @@ pub fn run(cli: &Cli, args: &FsckArgs) -> i32 {
 }
 
 fn check(cli: &Cli, args: &FsckArgs) -> anyhow::Result<bool> {
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(crate::oci::Store::default_root);
+    if !root.join("oci-layout").is_file() {
+        // Opening would create an empty store and call it healthy.
+        anyhow::bail!("no kiln store at {}", root.display());
+    }
     let store = cli.open_store()?;
     let report = crate::oci::fsck(&store, args.repair)
         .with_context(|| format!("checking the store at {}", store.root().display()))?;

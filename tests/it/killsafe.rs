@@ -199,6 +199,9 @@ fn fsck_cli_finds_and_repairs_damage() {
     let (env, base) = env_with_base();
     let root = env.root();
     let store = env.store();
+    let nowhere = env.path("no-store");
+    assert_eq!(fsck_cli(&nowhere, &[]).0, 3);
+    assert!(!nowhere.exists(), "fsck created a store");
     let (code, out) = fsck_cli(&root, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(
