@@ -118,6 +118,13 @@ fn killed_builds_leave_a_store_the_next_build_uses() {
         let args = build_args(&ctx);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let store = env.store();
+        // The sandbox dies with the build (its mounts live in its own namespace).
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = env.root().display().to_string();
+        assert!(
+            !mounts.contains(&root),
+            "seed {seed}: a mount outlived the build"
+        );
         let after_kill = assert_no_problems(&store, &format!("seed {seed}, killed after {at:?}"));
         eprintln!(
             "seed {seed}: killed after {at:?} of {duration:?}: {} blobs, {} snapshots, {} tmp leftovers",

@@ -220,6 +220,16 @@ fn reproducible_across_checkouts_times_and_stores() {
             names.push(path);
         }
     }
+    // gzip headers carry no time and no host OS ("unknown", 255).
+    for layer in &a.manifest.layers[1..] {
+        let blob = fs::read(store.blob_path(&layer.digest)).unwrap();
+        assert_eq!(
+            (&blob[4..8], blob[9]),
+            (&[0u8; 4][..], 255),
+            "{}",
+            layer.digest
+        );
+    }
     for want in [
         "app/work/deep/er/file",
         "app/files/empty/",
