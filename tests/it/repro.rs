@@ -293,3 +293,32 @@ fn reproducible_warm_in_the_same_store() {
     let digests: Vec<Digest> = a.manifest.layers.iter().map(|l| l.digest).collect();
     assert_eq!(digests.len(), 10, "{digests:?}");
 }
+
+#[test]
+fn reproducible_keeps_an_epoch_from_the_environment() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "x")],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["build", "-q", "--reproducible", "-t", "e"])
+        .arg(&ctx)
+        .env("SOURCE_DATE_EPOCH", "86400")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, _, config) = env.image("e");
+    assert_eq!(config.created.as_deref(), Some("1970-01-02T00:00:00Z"));
+    env.build(&["-q", "--reproducible", "-t", "z", ctx.to_str().unwrap()]);
+    assert_eq!(
+        env.image("z").2.created.as_deref(),
+        Some("1970-01-01T00:00:00Z")
+    );
+}
