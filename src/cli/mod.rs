@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::oci::{LoadError, Store, StoreError};
 
 pub mod build;
+pub mod fsck;
 pub mod images;
 pub mod inspect;
 pub mod load;
@@ -56,6 +57,8 @@ pub enum Command {
     Save(save::SaveArgs),
     /// Remove blobs no image uses, and stale temp files.
     Prune(prune::PruneArgs),
+    /// Re-verify every blob, image, snapshot and cache record in the store.
+    Fsck(fsck::FsckArgs),
 }
 
 impl Cli {
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match &cli.command {
         Command::Parse(args) => return parse::run(args.clone()),
         Command::Build(a) => return build::run(&cli, a),
+        Command::Fsck(a) => return fsck::run(&cli, a),
         Command::Sandbox => crate::exec::helper_main(),
         Command::Images(a) => images::run(&cli, a),
         Command::Inspect(a) => inspect::run(&cli, a),
