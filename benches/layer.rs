@@ -1,5 +1,8 @@
 //! Layer packing and unpacking throughput: 2,000 small files and one 50 MB file, packed
 //! with gzip, zstd and no compression (MB/s of uncompressed tar), then unpacked.
+//! The peer in the same run is `single-thread-gzip`: the same tar stream through one
+//! flate2 gzip encoder at the same level (6), which is what `tar | gzip` or a builder
+//! without parallel compression does.
 //!
 //! Run with `cargo bench --bench layer`.
 
@@ -8,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use flate2::write::GzEncoder;
 use kiln::layer::{pack, unpack, Compression, PackOptions, SourceKind, UnpackMode};
 
 /// Mostly text-like bytes (compressible about 3:1, like binaries and sources).
@@ -69,6 +73,12 @@ fn bench_tree(c: &mut Criterion, name: &str, fill: fn(&Path)) {
         .unwrap()
         .uncompressed_size;
     group.throughput(Throughput::Bytes(size));
+    group.bench_function(BenchmarkId::new("pack", "single-thread-gzip"), |b| {
+        b.iter(|| {
+            let gz = GzEncoder::new(std::io::sink(), flate2::Compression::new(6));
+            pack(src.path(), SourceKind::Plain, &plain, gz).unwrap()
+        })
+    });
     for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
         let opts = PackOptions {
             compression,

@@ -13,6 +13,7 @@ use crate::oci::{LoadError, Store, StoreError};
 
 pub mod build;
 pub mod cache;
+pub mod fsck;
 pub mod images;
 pub mod inspect;
 pub mod load;
@@ -59,6 +60,8 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// The step cache: explain misses, export and import.
     Cache(cache::CacheArgs),
+    /// Re-verify every blob, image, snapshot and cache record in the store.
+    Fsck(fsck::FsckArgs),
 }
 
 impl Cli {
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match &cli.command {
         Command::Parse(args) => return parse::run(args.clone()),
         Command::Build(a) => return build::run(&cli, a),
+        Command::Fsck(a) => return fsck::run(&cli, a),
         Command::Sandbox => crate::exec::helper_main(),
         Command::Images(a) => images::run(&cli, a),
         Command::Inspect(a) => inspect::run(&cli, a),

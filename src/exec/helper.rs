@@ -119,6 +119,9 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     // The sandbox dies with the helper.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| helper_err("setting the parent-death signal", e))?;
+    // COMPAT(buildkit): runc runs steps with umask 0022; inheriting the caller's would
+    // make a RUN layer's modes depend on who ran the build.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let points = rootfs::setup(&mut RealSys, spec)?;
     protocol::send(pipe, &InitMsg::MountPoints(points))
         .and_then(|()| pipe.flush())

@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod compression;
 pub mod digest;
+pub mod fsck;
 pub mod layout;
 pub mod load;
 pub mod reference;
@@ -15,6 +16,7 @@ pub mod validate;
 
 pub use archive::{write_docker_archive, write_oci_archive, ArchiveError, DockerArchiveEntry};
 pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};
+pub use fsck::{fsck, FsckError, FsckReport};
 pub use layout::{import_layout, write_layout, LayoutError, NamedImage};
 pub use load::{load, LoadError, LoadedImage};
 pub use reference::{normalize_name, Reference, ReferenceError};

@@ -8,6 +8,8 @@ mod cache;
 mod cache_sources;
 #[path = "build/errors.rs"]
 mod errors;
+#[path = "build/metadata.rs"]
+mod metadata;
 #[path = "build/outputs.rs"]
 mod outputs;
 #[path = "build/run.rs"]

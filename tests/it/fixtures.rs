@@ -66,6 +66,9 @@ fn layer() -> (Vec<u8>, DiffId) {
     for (path, node) in rootfs() {
         let mut h = tar::Header::new_ustar();
         h.set_mtime(0);
+        // A ustar header's numeric fields start as NULs, which readers refuse.
+        h.set_uid(0);
+        h.set_gid(0);
         match node {
             Node::Dir(mode, owner) => {
                 h.set_entry_type(tar::EntryType::Directory);

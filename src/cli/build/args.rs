@@ -131,6 +131,8 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     let source_date_epoch = epoch_text
         .map(|v| v.parse::<i64>().map_err(|_| UsageError::Epoch { value: v }))
         .transpose()?;
+    // `--reproducible` only fills in an epoch nobody chose: an explicit one wins.
+    let source_date_epoch = source_date_epoch.or(args.reproducible.then_some(0));
     let (outputs, tags) = outputs_and_tags(args)?;
     let mut opts = BuildOptions::new(args.context.clone(), Vec::new());
     opts.plan = plan;

@@ -79,6 +79,9 @@ pub struct BuildArgs {
     /// Import a step cache before building: `type=local,src=DIR`.
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
+    /// Build reproducibly: SOURCE_DATE_EPOCH=0 unless the environment or a `--build-arg` sets it.
+    #[arg(long)]
+    pub reproducible: bool,
     /// The build context directory.
     pub context: PathBuf,
 }
@@ -150,6 +153,9 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
     } else {
         args.progress
     };
+    // What a build creates without an explicit mode (a tar's implicit parent
+    // dirs, staging dirs) must not depend on the caller's umask.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let (tx, rx) = mpsc::channel();
     let renderer = progress::spawn(mode, rx);
     let progress = Progress::new(tx);

@@ -113,6 +113,16 @@ fn load_reads_all_three_formats_and_keeps_names() {
             foreign.display()
         )));
     load_check(&foreign, &config);
+    // An oci-archive written by skopeo (no docker manifest.json in it) loads too.
+    let foreign_oci = d.path().join("skopeo-oci.tar");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci-archive:{}", oci.display()))
+        .arg(format!(
+            "oci-archive:{}:busybox:latest",
+            foreign_oci.display()
+        )));
+    load_check(&foreign_oci, &config);
     // A gzip-compressed archive loads too.
     let gz = d.path().join("oci.tar.gz");
     run(Command::new("sh")

@@ -1,0 +1,78 @@
+//! `kiln fsck`: re-verifies every blob and named image in the store and
+//! reports what is damaged; `--repair` removes corrupt blobs, broken
+//! snapshots, unparsable cache records and `tmp/` leftovers (never a blob
+//! that hashes to its name).
+//!
+//! Output, on stdout: one `problem: …` line per defect, one `note: …` line
+//! per harmless finding, one `repaired: …` line per removal, then a summary.
+//! Exit 0 when healthy (no problem, or `--repair` removed every one), 1 when
+//! problems remain, 3 when the check itself failed or there is no store at the root.
+
+use std::io::Write;
+
+use anyhow::Context;
+
+use super::images::human_size;
+use super::Cli;
+use crate::oci::FsckReport;
+
+/// Arguments of `kiln fsck`.
+#[derive(Debug, clap::Args)]
+pub struct FsckArgs {
+    /// Remove corrupt blobs, broken snapshots, unparsable cache records and
+    /// temp leftovers (do not run beside a build on the same store).
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// Runs `kiln fsck`; returns the exit code.
+pub fn run(cli: &Cli, args: &FsckArgs) -> i32 {
+    match check(cli, args) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => super::report(&e),
+    }
+}
+
+fn check(cli: &Cli, args: &FsckArgs) -> anyhow::Result<bool> {
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(crate::oci::Store::default_root);
+    if !root.join("oci-layout").is_file() {
+        // Opening would create an empty store and call it healthy.
+        anyhow::bail!("no kiln store at {}", root.display());
+    }
+    let store = cli.open_store()?;
+    let report = crate::oci::fsck(&store, args.repair)
+        .with_context(|| format!("checking the store at {}", store.root().display()))?;
+    print(&report)?;
+    Ok(report.healthy())
+}
+
+fn print(r: &FsckReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for p in &r.problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    for x in &r.repairs {
+        writeln!(out, "repaired: {x}")?;
+    }
+    writeln!(
+        out,
+        "checked {} blobs ({}), {} images, {} snapshots, {} cache records: {}",
+        r.blobs,
+        human_size(r.bytes),
+        r.images,
+        r.snapshots,
+        r.cache_records,
+        match (r.problems.len(), r.healthy()) {
+            (0, _) => "no problems".to_string(),
+            (n, true) => format!("{n} problems, all repaired"),
+            (n, false) => format!("{n} problems"),
+        }
+    )
+}
