@@ -17,11 +17,11 @@ pub struct PruneArgs {
 
 /// Runs `kiln prune`.
 pub fn run(cli: &Cli, args: &PruneArgs) -> anyhow::Result<()> {
-    let store = cli.open_store()?;
-    let _lock = store.lock(
+    let _lock = (cli.open_store()?).lock(
         crate::oci::store::LockMode::Exclusive,
         crate::oci::store::LockWait::print,
     )?;
+    let store = cli.open_store()?;
     let report = store.prune(&[]).context("pruning the store")?;
     let mut out = std::io::stdout().lock();
     if !args.quiet {
