@@ -17,7 +17,7 @@ pub struct PruneArgs {
 
 /// Runs `kiln prune`.
 pub fn run(cli: &Cli, args: &PruneArgs) -> anyhow::Result<()> {
-    let _lock = (cli.open_store()?).lock(
+    let _lock = cli.open_store()?.lock(
         crate::oci::store::LockMode::Exclusive,
         crate::oci::store::LockWait::print,
     )?;
