@@ -12,3 +12,4 @@ mod parser;
 mod plan;
 mod repro;
 mod shell;
+mod storelock;
