@@ -7,6 +7,8 @@
 //! per harmless finding, one `repaired: …` line per removal, then a summary.
 //! Exit 0 when healthy (no problem, or `--repair` removed every one), 1 when
 //! problems remain, 3 when the check itself failed or there is no store at the root.
+//! Plain fsck holds the store lock shared; `--repair` holds it exclusive, so
+//! it first waits (saying so on stderr) for running builds, loads and saves.
 
 use std::io::Write;
 
@@ -14,13 +16,14 @@ use anyhow::Context;
 
 use super::images::human_size;
 use super::Cli;
+use crate::oci::store::{LockMode, LockWait};
 use crate::oci::FsckReport;
 
 /// Arguments of `kiln fsck`.
 #[derive(Debug, clap::Args)]
 pub struct FsckArgs {
     /// Remove corrupt blobs, broken snapshots, unparsable cache records and
-    /// temp leftovers (do not run beside a build on the same store).
+    /// temp leftovers (waits for builds, loads and saves on the store to end).
     #[arg(long)]
     pub repair: bool,
 }
@@ -44,6 +47,13 @@ fn check(cli: &Cli, args: &FsckArgs) -> anyhow::Result<bool> {
         anyhow::bail!("no kiln store at {}", root.display());
     }
     let store = cli.open_store()?;
+    // Repair removes every tmp/ entry: a running build's must not go.
+    let mode = if args.repair {
+        LockMode::Exclusive
+    } else {
+        LockMode::Shared
+    };
+    let _lock = store.lock(mode, LockWait::print)?;
     let report = crate::oci::fsck(&store, args.repair)
         .with_context(|| format!("checking the store at {}", store.root().display()))?;
     print(&report)?;

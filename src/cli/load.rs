@@ -25,6 +25,10 @@ pub struct LoadArgs {
 /// Runs `kiln load`.
 pub fn run(cli: &Cli, args: &LoadArgs) -> anyhow::Result<()> {
     let store = cli.open_store()?;
+    let _lock = store.lock(
+        crate::oci::store::LockMode::Shared,
+        crate::oci::store::LockWait::print,
+    )?;
     let images = crate::oci::load(&store, &args.input, args.tag.as_deref())
         .with_context(|| format!("loading {}", args.input.display()))?;
     if args.quiet {

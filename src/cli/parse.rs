@@ -28,9 +28,10 @@ pub fn run(args: ParseArgs) -> i32 {
             return 3;
         }
     };
-    let (out, code) = match dockerfile::parse(&src) {
-        Ok(df) if args.json => (pretty(&dockerfile::ast_json(&df)), 0),
-        Ok(df) => (dockerfile::dump(&df), 0),
+    // COMPAT(buildkit): bytes that are not UTF-8 dump as `\xHH`, not U+FFFD.
+    let (out, code) = match dockerfile::parse_source(&src) {
+        Ok(df) if args.json => (pretty(&df.ast_json()), 0),
+        Ok(df) => (df.dump(), 0),
         Err(e) if args.json => (pretty(&dockerfile::ast_json_error(&e.full_message())), 2),
         Err(e) => {
             eprint!("{}", e.render(&src, &name));

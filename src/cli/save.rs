@@ -43,6 +43,10 @@ pub struct SaveArgs {
 /// Runs `kiln save`.
 pub fn run(cli: &Cli, args: &SaveArgs) -> anyhow::Result<()> {
     let store = cli.open_store()?;
+    let _lock = store.lock(
+        crate::oci::store::LockMode::Shared,
+        crate::oci::store::LockWait::print,
+    )?;
     let images = args
         .references
         .iter()

@@ -37,9 +37,11 @@ pub fn dump_instruction(ins: &Instruction) -> String {
     s.trim().to_string()
 }
 
-/// Go's `strings.ToLower`: one code point per code point.
+/// Go's `strings.ToLower`: one code point per code point; an invalid byte
+/// (a carrier) becomes U+FFFD.
 fn go_lower(s: &str) -> String {
     s.chars()
+        .map(super::rawbytes::replace_char)
         .map(|c| {
             let mut lower = c.to_lowercase();
             match (lower.next(), lower.next()) {
@@ -51,12 +53,18 @@ fn go_lower(s: &str) -> String {
         .collect()
 }
 
-/// Go's `strconv.Quote` for valid UTF-8 text.
+/// Go's `strconv.Quote`; carriers (see `rawbytes`) print as the byte they stand for.
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        push_go_escaped(&mut out, c, '"');
+        match super::rawbytes::carried_byte(c) {
+            // A byte that is not UTF-8 (`kiln parse` keeps them): Go's `\xHH`.
+            Some(b) => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+            None => push_go_escaped(&mut out, c, '"'),
+        }
     }
     out.push('"');
     out

@@ -152,7 +152,8 @@ fn string(i: &str) -> IResult<&str, String> {
                 )))
             }
             c => {
-                out.push(c);
+                // COMPAT(buildkit): Go's decoder makes each invalid byte U+FFFD.
+                out.push(super::rawbytes::replace_char(c));
                 i = chars.as_str();
             }
         }

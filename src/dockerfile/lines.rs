@@ -86,8 +86,9 @@ impl<'a> Reader<'a> {
         }
         self.pos += len;
         self.line += 1;
-        // Invalid UTF-8 becomes U+FFFD here, once (see grammar §7).
-        Ok(Some(String::from_utf8_lossy(raw).into_owned()))
+        // Invalid UTF-8 becomes U+FFFD here, once (see grammar §7), or
+        // carriers when `kiln parse` asked for them (`rawbytes`).
+        Ok(Some(super::rawbytes::text_of(raw)))
     }
 
     /// The next logical line, or `None` at end of input.

@@ -23,6 +23,7 @@ mod lexer;
 mod lines;
 mod names;
 mod parse;
+mod rawbytes;
 mod words;
 
 pub mod ignore;
@@ -41,8 +42,52 @@ use lines::{LogicalLine, Reader};
 use parse::RuleError;
 
 /// Parses a Dockerfile. Accepts exactly what BuildKit's parser accepts.
+/// Bytes that are not UTF-8 become U+FFFD.
 pub fn parse(src: &[u8]) -> Result<Dockerfile, ParseError> {
-    let mut reader = Reader::new(src);
+    parse_from(Reader::new(src))
+}
+
+/// A parse for `kiln parse`'s two views, which show bytes that are not
+/// UTF-8 as BuildKit does: `\xHH` in the dump, U+FFFD in `ast.json`.
+/// (Its AST holds such bytes as private-use carriers, so it is not handed
+/// out: the builder gets [`parse`]'s.)
+#[derive(Debug)]
+pub struct ParsedSource {
+    df: Dockerfile,
+    carriers: bool,
+}
+
+impl ParsedSource {
+    /// BuildKit's dump.
+    pub fn dump(&self) -> String {
+        rawbytes::active(self.carriers, || dump(&self.df))
+    }
+
+    /// The `ast.json` view; Go's `json.Marshal` makes each invalid byte U+FFFD.
+    pub fn ast_json(&self) -> serde_json::Value {
+        rawbytes::active(self.carriers, || {
+            let mut v = ast_json(&self.df);
+            rawbytes::replace_in_json(&mut v);
+            v
+        })
+    }
+}
+
+/// Parses `src` for [`ParsedSource`]'s views. Accepts and rejects exactly
+/// what [`parse`] does, with [`parse`]'s error.
+pub fn parse_source(src: &[u8]) -> Result<ParsedSource, ParseError> {
+    let carriers = rawbytes::wants_carriers(src);
+    match rawbytes::active(carriers, || parse_from(Reader::new(src))) {
+        Ok(df) => Ok(ParsedSource { df, carriers }),
+        // The error from the U+FFFD reading: its text must not hold carriers.
+        Err(_) => parse(src).map(|df| ParsedSource {
+            df,
+            carriers: false,
+        }),
+    }
+}
+
+fn parse_from(mut reader: Reader) -> Result<Dockerfile, ParseError> {
     let mut instructions = Vec::new();
     let mut warnings = Vec::new();
     while let Some(line) = reader.next_logical()? {

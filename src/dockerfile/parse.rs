@@ -131,7 +131,8 @@ fn json_or(rest: &str, plain: fn(&str) -> Vec<String>) -> Result<Args, RuleError
 fn health(rest: &str) -> Result<Args, RuleError> {
     // COMPAT(buildkit): the type word ends at the first byte that Go's
     // `unicode.IsSpace(rune(b))` accepts, so bytes 0x85/0xA0 count too.
-    let bytes = rest.as_bytes();
+    let raw = super::rawbytes::bytes_of(rest);
+    let bytes: &[u8] = &raw;
     let is_space = |b: u8| (b as char).is_whitespace();
     let sep = bytes
         .iter()
@@ -144,8 +145,8 @@ fn health(rest: &str) -> Result<Args, RuleError> {
         .iter()
         .position(|&b| !is_space(b))
         .map_or(bytes.len(), |i| sep + i);
-    let typ = String::from_utf8_lossy(&bytes[..sep]).into_owned();
-    let cmd = maybe_json(&String::from_utf8_lossy(&bytes[next..]))?;
+    let typ = super::rawbytes::text_of(&bytes[..sep]);
+    let cmd = maybe_json(&super::rawbytes::text_of(&bytes[next..]))?;
     let mut args = vec![typ];
     args.extend(cmd.args);
     Ok(Args {

@@ -7,6 +7,7 @@
 //! Invariant: indices never leave the input, so no input panics.
 
 use super::parse::is_sep;
+use super::rawbytes;
 
 /// Go's `unicode.IsSpace` (Rust's `char::is_whitespace` is the same set).
 fn is_space(c: char) -> bool {
@@ -54,8 +55,10 @@ pub(crate) fn extract_flags(line: &str) -> (String, Vec<String>) {
         Word,
         Quote,
     }
-    let b = line.as_bytes();
-    let rest = |pos: usize| String::from_utf8_lossy(&b[pos..]).into_owned();
+    // Carriers (invalid bytes, see `rawbytes`) are scanned as the byte they stand for.
+    let raw = rawbytes::bytes_of(line);
+    let b: &[u8] = &raw;
+    let rest = |pos: usize| rawbytes::text_of(&b[pos..]);
     let space = |x: u8| is_space(x as char);
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
@@ -140,7 +143,8 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
         Word,
         Quote,
     }
-    let chars: Vec<char> = rest.chars().collect();
+    // COMPAT(buildkit): a rune loop; each invalid byte is read as U+FFFD.
+    let chars: Vec<char> = rest.chars().map(rawbytes::replace_char).collect();
     let n = chars.len();
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;

@@ -4,8 +4,9 @@
 //! What is checked: every blob under `blobs/sha256` is re-hashed (in
 //! parallel, streaming, one bounded buffer per worker); every named image's
 //! manifest/index, config and layers are present, the size their descriptor
-//! says, uncorrupted and parseable; every `snapshots/` entry is a directory
-//! named by a diff_id with the root mode a placed snapshot has (snapshots are
+//! says, uncorrupted and parseable; every `snapshots/` entry named by a
+//! diff_id is a directory with the root mode a placed snapshot has (other
+//! names are noted and left alone) (snapshots are
 //! unpacked in `tmp/` and renamed, so a half-made one can only be a `tmp/`
 //! leftover); every file under `cache/steps/` is valid JSON (checked as JSON
 //! only: this module does not know the cache's record schema).
@@ -13,8 +14,8 @@
 //! Invariants: fsck never removes a blob that hashes to its name, nor a
 //! snapshot or record that passed its check; `tmp/` leftovers are notes, not
 //! problems (nothing reads another process's temp entries). `--repair`
-//! removes `tmp/` entries whatever their age, so it must not run beside a
-//! build on the same store.
+//! removes `tmp/` entries whatever their age, so its caller must hold the
+//! store lock exclusive (`Store::lock_exclusive`): no build is then running.
 
 mod findings;
 mod images;
@@ -182,13 +183,23 @@ fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
 }
 
 /// A placed snapshot is a 0755 directory named by a diff_id, owned by
-/// whoever owns `snapshots/` (root, unless kiln runs rootless).
+/// whoever owns `snapshots/` (root, unless kiln runs rootless). Entries not
+/// named by a diff_id are not snapshots (another module's lock or index
+/// file, a newer kiln's layout): noted, never removed.
 fn check_snapshots(store: &Store, report: &mut FsckReport) -> Result<(), FsckError> {
     let dir = store.snapshots_dir();
     let owner = fs::metadata(&dir).map_or(0, |m| m.uid());
     for entry in list(&dir)? {
-        report.snapshots += 1;
         let path = entry.path();
+        let name = entry.file_name();
+        let is_diff_id = name
+            .to_str()
+            .is_some_and(|n| crate::oci::DiffId::parse(&format!("sha256:{n}")).is_ok());
+        if !is_diff_id {
+            report.notes.push(Note::UnknownSnapshotEntry { path });
+            continue;
+        }
+        report.snapshots += 1;
         if let Some(reason) = snapshot_fault(&path, owner) {
             report
                 .problems
@@ -199,10 +210,6 @@ fn check_snapshots(store: &Store, report: &mut FsckReport) -> Result<(), FsckErr
 }
 
 fn snapshot_fault(path: &Path, owner: u32) -> Option<&'static str> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    if crate::oci::DiffId::parse(&format!("sha256:{name}")).is_err() {
-        return Some("its name is not a diff_id");
-    }
     match fs::symlink_metadata(path) {
         Err(_) => Some("it cannot be read"),
         Ok(m) if !m.is_dir() => Some("it is not a directory"),

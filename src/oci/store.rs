@@ -13,8 +13,11 @@
 //! - `index.json` is only rewritten under an exclusive `flock` on
 //!   `index.json.lock`, so several processes may share one store.
 //! - the store root is itself a valid OCI image layout.
+//! - `<root>/lock` is held shared by every process that writes into the
+//!   store and exclusive by prune and fsck --repair (see `lock`).
 
 mod error;
+mod lock;
 mod names;
 mod prune;
 
@@ -28,6 +31,7 @@ use serde::Serialize;
 use super::{canonical_json, Descriptor, Digest, DigestWriter};
 
 pub use error::StoreError;
+pub use lock::{LockMode, LockWait, StoreLock};
 pub use names::ImageEntry;
 pub use prune::PruneReport;
 
@@ -63,7 +67,10 @@ impl Store {
         store.ensure_file("oci-layout", OCI_LAYOUT_JSON)?;
         store.ensure_file("CACHEDIR.TAG", CACHEDIR_TAG)?;
         store.ensure_index()?;
-        store.clean_stale_tmp()?;
+        // Only while no build, load or save holds the lock: one may be older than the grace.
+        if let Some(_alone) = store.try_lock(LockMode::Exclusive)? {
+            store.clean_stale_tmp()?;
+        }
         Ok(store)
     }
 

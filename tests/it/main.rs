@@ -13,3 +13,4 @@ mod parser;
 mod plan;
 mod repro;
 mod shell;
+mod storelock;

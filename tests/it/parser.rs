@@ -8,6 +8,7 @@ use kiln::dockerfile::{ast_json, check_instruction_names, dump, parse};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+mod bytes;
 mod cli;
 mod robustness;
 

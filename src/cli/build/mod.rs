@@ -148,6 +148,17 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             return EXIT_INTERNAL;
         }
     };
+    // Held until the image is named: a prune meanwhile would drop its blobs.
+    let _lock = match store.lock(
+        crate::oci::store::LockMode::Shared,
+        crate::oci::store::LockWait::print,
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprint!("{}", render_error(&e));
+            return EXIT_INTERNAL;
+        }
+    };
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {

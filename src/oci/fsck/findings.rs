@@ -170,6 +170,12 @@ pub enum Note {
         /// The file.
         path: PathBuf,
     },
+    /// An entry of `snapshots/` not named by a diff_id: not a snapshot
+    /// (e.g. what a newer module keeps beside them), left alone.
+    UnknownSnapshotEntry {
+        /// The entry.
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Note {
@@ -185,6 +191,11 @@ impl fmt::Display for Note {
             Note::StrayBlobFile { path } => {
                 write!(f, "{} is not named like a blob; left alone", path.display())
             }
+            Note::UnknownSnapshotEntry { path } => write!(
+                f,
+                "{} is not named by a diff_id, so not a snapshot; left alone",
+                path.display()
+            ),
         }
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! Invariant: a blob reachable from `index.json` or from `extra_roots` is
 //! never removed. Prune holds the index lock, so no tag lands mid-walk; a
-//! build that has written blobs but not yet tagged them must pass them as
-//! `extra_roots` (or not run concurrently with prune).
+//! build that has written blobs but not yet tagged them is protected by the
+//! store lock: `kiln prune` holds it exclusive, builds hold it shared
+//! (`Store::lock_exclusive`). A caller without the lock must pass such
+//! blobs as `extra_roots`.
 
 use std::collections::BTreeSet;
 use std::fs;
