@@ -16,7 +16,7 @@ use anyhow::Context;
 
 use super::images::human_size;
 use super::Cli;
-use crate::oci::store::{LockMode, LockWait};
+use crate::oci::store::LockMode;
 use crate::oci::FsckReport;
 
 /// Arguments of `kiln fsck`.
@@ -46,14 +46,13 @@ fn check(cli: &Cli, args: &FsckArgs) -> anyhow::Result<bool> {
         // Opening would create an empty store and call it healthy.
         anyhow::bail!("no kiln store at {}", root.display());
     }
-    let store = cli.open_store()?;
     // Repair removes every tmp/ entry: a running build's must not go.
     let mode = if args.repair {
         LockMode::Exclusive
     } else {
         LockMode::Shared
     };
-    let _lock = store.lock(mode, LockWait::print)?;
+    let (store, _lock) = cli.open_store_locked(mode)?;
     let report = crate::oci::fsck(&store, args.repair)
         .with_context(|| format!("checking the store at {}", store.root().display()))?;
     print(&report)?;

@@ -24,11 +24,7 @@ pub struct LoadArgs {
 
 /// Runs `kiln load`.
 pub fn run(cli: &Cli, args: &LoadArgs) -> anyhow::Result<()> {
-    let store = cli.open_store()?;
-    let _lock = store.lock(
-        crate::oci::store::LockMode::Shared,
-        crate::oci::store::LockWait::print,
-    )?;
+    let (store, _lock) = cli.open_store_locked(crate::oci::store::LockMode::Shared)?;
     let images = crate::oci::load(&store, &args.input, args.tag.as_deref())
         .with_context(|| format!("loading {}", args.input.display()))?;
     if args.quiet {

@@ -70,6 +70,18 @@ impl Cli {
         let root = self.root.clone().unwrap_or_else(Store::default_root);
         Ok(Store::open(&root)?)
     }
+
+    /// Opens the store and takes its lock in `mode` (saying so when it has to
+    /// wait): shared for anything that writes blobs, exclusive for what removes
+    /// them. The lock lasts as long as the returned guard.
+    pub fn open_store_locked(
+        &self,
+        mode: crate::oci::store::LockMode,
+    ) -> anyhow::Result<(Store, crate::oci::store::StoreLock)> {
+        let store = self.open_store()?;
+        let lock = store.lock(mode, crate::oci::store::LockWait::print)?;
+        Ok((store, lock))
+    }
 }
 
 /// Runs the CLI and returns the process exit code.

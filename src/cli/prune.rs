@@ -54,11 +54,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Runs `kiln prune`.
 pub fn run(cli: &Cli, args: &PruneArgs) -> anyhow::Result<()> {
-    let _lock = cli.open_store()?.lock(
-        crate::oci::store::LockMode::Exclusive,
-        crate::oci::store::LockWait::print,
-    )?;
-    let store = cli.open_store()?;
+    let (store, _lock) = cli.open_store_locked(crate::oci::store::LockMode::Exclusive)?;
     let steps = StepCache::with_store(store.clone()).context("opening the step cache")?;
     let cache = steps
         .prune(args.keep_storage.unwrap_or(u64::MAX))

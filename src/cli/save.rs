@@ -42,11 +42,7 @@ pub struct SaveArgs {
 
 /// Runs `kiln save`.
 pub fn run(cli: &Cli, args: &SaveArgs) -> anyhow::Result<()> {
-    let store = cli.open_store()?;
-    let _lock = store.lock(
-        crate::oci::store::LockMode::Shared,
-        crate::oci::store::LockWait::print,
-    )?;
+    let (store, _lock) = cli.open_store_locked(crate::oci::store::LockMode::Shared)?;
     let images = args
         .references
         .iter()
