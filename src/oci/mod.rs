@@ -10,6 +10,7 @@ pub mod fsck;
 pub mod layout;
 pub mod load;
 pub mod reference;
+pub mod registry;
 pub mod spec;
 pub mod store;
 pub mod validate;

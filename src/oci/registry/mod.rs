@@ -1,0 +1,63 @@
+//! The OCI distribution client: pull base images, push results, store the
+//! step cache as an artifact. kiln speaks the protocol itself, with no daemon.
+//!
+//! This file is the seam between the parts: the transport and protocol
+//! (`client`, `pull`, `push`, …) take their credentials through
+//! [`CredentialSource`], which `credentials` implements over docker's
+//! `config.json`, so either side can be tested alone.
+#![deny(missing_docs)]
+
+use std::error::Error;
+
+/// A secret that opens a registry, as docker's `config.json` keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A user name and password (or a personal access token), sent as HTTP
+    /// basic auth or exchanged for a bearer token.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password or token.
+        password: String,
+    },
+    /// An OAuth2 refresh token (`identitytoken`), exchanged for a bearer
+    /// token at the realm with `grant_type=refresh_token`.
+    IdentityToken(String),
+}
+
+impl std::fmt::Debug for Credential {
+    // Never print a secret, not even in a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Credential::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
+        }
+    }
+}
+
+/// Where the client finds the credential for a registry host.
+pub trait CredentialSource: Send + Sync {
+    /// The credential for `registry` (a [`super::Reference`]'s `registry`,
+    /// e.g. `docker.io`, `localhost:5000`), or `None` to go anonymous.
+    fn credential(
+        &self,
+        registry: &str,
+    ) -> Result<Option<Credential>, Box<dyn Error + Send + Sync>>;
+}
+
+/// No credentials: every registry is anonymous.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Anonymous;
+
+impl CredentialSource for Anonymous {
+    fn credential(
+        &self,
+        _registry: &str,
+    ) -> Result<Option<Credential>, Box<dyn Error + Send + Sync>> {
+        Ok(None)
+    }
+}
