@@ -123,3 +123,89 @@ fn parse_never_panics_on_random_bytes_and_extremes() {
     }
     assert!(parse(&vec![b'x'; 70_000]).is_err());
 }
+
+/// Renders a parsed file back to Dockerfile text: the directives, then each
+/// instruction's logical line (`original`) with its heredoc bodies after it.
+/// Comments, blank lines and continuations are gone, so this is the
+/// normal form the parser should read back to the same instructions.
+fn render(df: &kiln::dockerfile::Dockerfile) -> String {
+    let mut out = String::new();
+    for d in &df.directives {
+        out.push_str(&format!("# {}={}\n", d.name, d.value));
+    }
+    for inst in &df.instructions {
+        if inst.original.is_empty() {
+            // COMPAT(buildkit): a file that ends inside a continuation gives
+            // an instruction with no words; only a dangling escape makes one.
+            out.push(df.escape);
+        }
+        out.push_str(&inst.original);
+        out.push('\n');
+        for h in &inst.heredocs {
+            out.push_str(&h.content);
+            if !h.content.is_empty() && !h.content.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&h.name);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Why `render(parse(src))` does not parse back to the same dump, if it doesn't.
+fn round_trip_failure(src: &[u8]) -> Option<String> {
+    let first = parse(src).ok()?;
+    let text = render(&first);
+    match parse(text.as_bytes()) {
+        Ok(second) if dump(&second) == dump(&first) => None,
+        Ok(second) => Some(format!(
+            "dump changed:\n--- input ---\n{:?}\n--- rendered ---\n{text}\n--- first ---\n{}\n--- second ---\n{}",
+            String::from_utf8_lossy(src),
+            dump(&first),
+            dump(&second)
+        )),
+        Err(e) => Some(format!("rendered text rejected: {e}\n--- rendered ---\n{text}")),
+    }
+}
+
+#[test]
+fn parse_render_parse_is_stable_on_the_corpus() {
+    let cases = positive_cases();
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|d| {
+            round_trip_failure(&read(&d.join("Dockerfile")))
+                .map(|f| format!("{}: {f}", d.display()))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {}:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn parse_render_parse_is_stable_on_mutated_input() {
+    let seeds: Vec<Vec<u8>> = positive_cases()
+        .iter()
+        .map(|d| read(&d.join("Dockerfile")))
+        .collect();
+    let mut rng = XorShift(0x51ab_1e00_0000_0001);
+    let mut failures = Vec::new();
+    for _ in 0..3000 {
+        let input = mutate(&mut rng, &seeds);
+        if let Some(f) = round_trip_failure(&input) {
+            failures.push(f);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures, first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+}
