@@ -162,3 +162,63 @@ fn print_outcome(done: &LoggedIn, registry: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Credential {
+        Credential::Basic {
+            username: "me".into(),
+            password: "pw".into(),
+        }
+    }
+
+    #[test]
+    fn a_refused_credential_is_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let mut config = DockerConfig::load(&path).unwrap();
+        let refuse = |_: &str, _: &Credential| anyhow::bail!("unauthorized: bad password");
+        let err = login(&mut config, "h:1", &me(), Verification::Check(&refuse)).unwrap_err();
+        assert_eq!(err.to_string(), "logging in to h:1");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_checked_credential_is_saved_as_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let mut config = DockerConfig::load(&path).unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let accept = |registry: &str, c: &Credential| {
+            seen.lock().unwrap().push((registry.to_string(), c.clone()));
+            Ok(())
+        };
+        let done = login(
+            &mut config,
+            "docker.io",
+            &me(),
+            Verification::Check(&accept),
+        )
+        .unwrap();
+        assert_eq!(done.unchecked, None);
+        assert_eq!(done.stored, Stored::File(path.clone()));
+        assert_eq!(*seen.lock().unwrap(), [("docker.io".to_string(), me())]);
+        assert_eq!(config.get("docker.io").unwrap(), Some(me()));
+    }
+
+    #[test]
+    fn an_unchecked_login_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = DockerConfig::load(dir.path().join("c.json")).unwrap();
+        let done = login(
+            &mut config,
+            "h:1",
+            &me(),
+            Verification::Unchecked("no client"),
+        )
+        .unwrap();
+        assert_eq!(done.unchecked, Some("no client"));
+    }
+}
