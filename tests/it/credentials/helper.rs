@@ -16,7 +16,7 @@ use super::{basic, kiln, login, read_json, text};
 /// A credential helper `docker-credential-kilntest` in `dir`, keeping each
 /// server's JSON in `dir/store/<hex of the server URL>` and logging each
 /// call's action and exact stdin to `dir/log`. `broken.example` fails the way
-/// a locked keychain does.
+/// a locked keychain does; `silent.example` fails without a word.
 fn install_helper(dir: &Path) -> PathBuf {
     let store = dir.join("store");
     fs::create_dir_all(&store).unwrap();
@@ -35,6 +35,7 @@ esac
 if [ "$server" = broken.example ]; then
   echo "keychain is locked"; echo "unlock it first" >&2; exit 1
 fi
+[ "$server" != silent.example ] || exit 3
 key=$(printf '%s' "$server" | od -An -tx1 | tr -d ' \n')
 case "$1" in
   get) [ -f "$store/$key" ] || {{ echo "credentials not found in native keychain"; exit 1; }}
@@ -164,6 +165,18 @@ fn a_failing_helper_is_an_error_naming_it_and_its_output() {
         err.to_string(),
         "docker-credential-kilntest get failed (exit 1): keychain is locked; unlock it first"
     );
+    let mut config = config;
+    let err = config.erase("silent.example").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "docker-credential-kilntest get failed (exit 3): no output"
+    );
+    let stored = config.store("silent.example", &basic("me", "pw"));
+    assert_eq!(
+        stored.unwrap_err().to_string(),
+        "docker-credential-kilntest store failed (exit 3): no output"
+    );
+    assert!(!auth_has_auths(&auth), "a failed store touches no file");
 }
 
 #[test]
@@ -191,4 +204,8 @@ fn login_and_logout_use_the_helper_on_path() {
         read_json(&auth),
         json!({"auths": {}, "credsStore": "kilntest"})
     );
+}
+
+fn auth_has_auths(path: &Path) -> bool {
+    read_json(path).get("auths").is_some()
 }

@@ -76,7 +76,7 @@ impl Helper {
 
     /// The credential the helper holds for `server`, or `None`.
     pub fn get(&self, server: &str) -> Result<Option<Credential>, CredentialsError> {
-        let out = match self.run("get", server.as_bytes())? {
+        let out = match self.run("get", server.as_bytes(), true)? {
             Outcome::NotFound => return Ok(None),
             Outcome::Ok(out) => out,
         };
@@ -109,21 +109,26 @@ impl Helper {
         // COMPAT(docker): Go's json.Encoder ends the object with a newline.
         let mut input = serde_json::to_vec(&message).expect("strings always serialize");
         input.push(b'\n');
-        match self.run("store", &input)? {
-            Outcome::Ok(_) => Ok(()),
-            Outcome::NotFound => Err(self.failed("store", None, NOT_FOUND.into(), String::new())),
-        }
+        self.run("store", &input, false).map(drop)
     }
 
     /// Asks the helper to forget `server`; `false` when it held nothing.
     pub fn erase(&self, server: &str) -> Result<bool, CredentialsError> {
         Ok(matches!(
-            self.run("erase", server.as_bytes())?,
+            self.run("erase", server.as_bytes(), true)?,
             Outcome::Ok(_)
         ))
     }
 
-    fn run(&self, action: &'static str, input: &[u8]) -> Result<Outcome, CredentialsError> {
+    /// Runs `action` with `input` on stdin. The not-found answer is an
+    /// [`Outcome::NotFound`] only when `not_found_ok`: from `store` it is a
+    /// failure like any other.
+    fn run(
+        &self,
+        action: &'static str,
+        input: &[u8],
+        not_found_ok: bool,
+    ) -> Result<Outcome, CredentialsError> {
         let spawn_error = |source| CredentialsError::HelperRun {
             program: self.program.clone(),
             action,
@@ -139,7 +144,12 @@ impl Helper {
         let mut stdin = child.stdin.take().expect("stdin is piped");
         // A helper may exit without reading its input; its answer says why.
         match stdin.write_all(input) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(spawn_error(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                // Reap it rather than leave a zombie behind the error.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(spawn_error(e));
+            }
             _ => drop(stdin),
         }
         let output = child.wait_with_output().map_err(spawn_error)?;
@@ -148,29 +158,25 @@ impl Helper {
         }
         let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        if stdout == NOT_FOUND {
+        if not_found_ok && stdout == NOT_FOUND {
             return Ok(Outcome::NotFound);
         }
-        Err(self.failed(action, output.status.code(), stdout, stderr))
-    }
-
-    fn failed(
-        &self,
-        action: &'static str,
-        code: Option<i32>,
-        stdout: String,
-        stderr: String,
-    ) -> CredentialsError {
-        CredentialsError::HelperFailed {
+        let said = [stdout, stderr]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(CredentialsError::HelperFailed {
             program: self.program.clone(),
             action,
-            status: code.map_or_else(|| "killed by a signal".into(), |c| format!("exit {c}")),
-            said: [stdout, stderr]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join("; "),
-        }
+            status: (output.status.code())
+                .map_or_else(|| "killed by a signal".into(), |c| format!("exit {c}")),
+            said: if said.is_empty() {
+                "no output".into()
+            } else {
+                said
+            },
+        })
     }
 }
 
