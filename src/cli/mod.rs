@@ -17,6 +17,8 @@ pub mod fsck;
 pub mod images;
 pub mod inspect;
 pub mod load;
+pub mod login;
+pub mod logout;
 pub mod parse;
 pub mod progress;
 pub mod prune;
@@ -62,6 +64,10 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Re-verify every blob, image, snapshot and cache record in the store.
     Fsck(fsck::FsckArgs),
+    /// Save a registry credential where docker and podman look for it.
+    Login(login::LoginArgs),
+    /// Remove a registry credential.
+    Logout(logout::LogoutArgs),
 }
 
 impl Cli {
@@ -90,6 +96,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Parse(args) => return parse::run(args.clone()),
         Command::Build(a) => return build::run(&cli, a),
         Command::Fsck(a) => return fsck::run(&cli, a),
+        Command::Login(a) => return login::run(&cli, a),
         Command::Sandbox => crate::exec::helper_main(),
         Command::Images(a) => images::run(&cli, a),
         Command::Inspect(a) => inspect::run(&cli, a),
@@ -98,6 +105,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Save(a) => save::run(&cli, a),
         Command::Prune(a) => prune::run(&cli, a),
         Command::Cache(a) => cache::run(&cli, a),
+        Command::Logout(a) => logout::run(&cli, a),
     };
     match result {
         Ok(()) => 0,

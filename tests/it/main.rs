@@ -3,6 +3,7 @@
 mod build;
 mod cache;
 mod common;
+mod credentials;
 mod exec;
 mod fixtures;
 mod ignore;

@@ -9,6 +9,10 @@
 
 use std::error::Error;
 
+pub mod credentials;
+
+pub use credentials::{CredentialsError, DockerConfig};
+
 /// A secret that opens a registry, as docker's `config.json` keeps it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
