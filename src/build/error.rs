@@ -109,6 +109,16 @@ pub enum BuildError {
         #[source]
         source: Box<StepError>,
     },
+    /// A RUN asks for a privilege `--allow` did not grant.
+    #[error("{entitlement} is not allowed: {display} needs kiln build --allow {entitlement}")]
+    NotEntitled {
+        /// The instruction's lines.
+        span: Span,
+        /// e.g. `RUN --network=host make`.
+        display: String,
+        /// BuildKit's name of the entitlement (`network.host`).
+        entitlement: &'static str,
+    },
     /// Writing the image to the store.
     #[error("writing the image to the store")]
     Store(#[source] StoreError),
@@ -141,7 +151,7 @@ impl BuildError {
         match self {
             Self::Parse(e) => Some(e.span()),
             Self::Plan(e) => e.span(),
-            Self::Step { span, .. } => Some(*span),
+            Self::Step { span, .. } | Self::NotEntitled { span, .. } => Some(*span),
             _ => None,
         }
     }
@@ -169,7 +179,8 @@ impl BuildError {
             | Self::ReadIgnore { .. }
             | Self::ParseIgnore { .. }
             | Self::Parse(_)
-            | Self::Plan(_) => 2,
+            | Self::Plan(_)
+            | Self::NotEntitled { .. } => 2,
             Self::Store(_)
             | Self::Cache(_)
             | Self::Panicked { .. }
