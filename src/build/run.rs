@@ -16,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::exec::{self, ExecError, Mount, MountKind, Network, Output, RunSpec};
-use crate::oci::{Digest, Store};
+use crate::oci::Store;
 use crate::plan::{CopyFrom, CopyOp, NetworkMode, RunMount, RunOp, Security, Sharing};
 
 use super::copy::{stage_copy, CopyError};
@@ -25,6 +25,9 @@ use super::rootfs::RootFs;
 use super::snapshot::{remove_tree, staging_dir, SnapshotError};
 use super::source::Source;
 use super::ssh::AgentRelay;
+
+mod cache_mount;
+use cache_mount::{cache_dir, lock_cache, seeded_cache_dir};
 
 /// Where a `--secret` comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -491,106 +494,6 @@ fn socket_dir(store: &Store, temps: &mut Temps) -> Result<PathBuf, RunError> {
         .keep();
     temps.dirs.push(short.clone());
     Ok(short)
-}
-
-/// An exclusive lock on a cache dir (a `.lock` file beside it), waiting for
-/// other holders.
-fn lock_cache(dir: &Path) -> Result<fs::File, RunError> {
-    use fs2::FileExt;
-    let path = dir.with_extension("lock");
-    let f = fs::File::create(&path).map_err(ioerr("creating", &path))?;
-    f.lock_exclusive().map_err(ioerr("locking", &path))?;
-    Ok(f)
-}
-
-/// The cache dir of a mount with `from`: keyed by its id and the `from`
-/// tree, and on creation a copy of `source` in that tree.
-// COMPAT(buildkit): the cache ref is looked up by `id + ":" + ref.ID()` of the
-// `from` state and, when new, made as a mutable snapshot on top of it, which
-// the mount shows at `source`. kiln names the tree by its layer chain (the
-// snapshot dirs are named by diff_id) and copies `source` only. BuildKit's
-// `/cache` dir made for uid/gid/mode with source=/ is not reproduced: the
-// seed keeps the owner and mode of `source`.
-fn seeded_cache_dir(
-    store: &Store,
-    id: &str,
-    src: &Source,
-    source: &str,
-    target: &str,
-    temps: &mut Temps,
-) -> Result<PathBuf, RunError> {
-    let mut chain = String::new();
-    for l in src.rootfs().layers() {
-        chain.push_str(&l.file_name().unwrap_or_default().to_string_lossy());
-        chain.push('/');
-    }
-    let key = format!("{id}:{}", Digest::of(chain.as_bytes()).hex());
-    let dir = cache_mount_path(store, &key);
-    if dir.is_dir() {
-        return Ok(dir);
-    }
-    let seed_err = |e| RunError::CacheSeed {
-        target: target.into(),
-        source_path: source.into(),
-        source: Box::new(e),
-    };
-    let node = src
-        .lookup(source, true)
-        .map_err(|e| seed_err(CopyError::Source(e)))?;
-    let meta = match node {
-        Some(n) if n.meta.is_dir() => n.meta,
-        Some(_) => {
-            return Err(RunError::CacheSeedNotDir {
-                source_path: source.into(),
-            })
-        }
-        None => {
-            return Err(RunError::CacheSeedMissing {
-                source_path: source.into(),
-            })
-        }
-    };
-    let seed = materialise(store, src, source, target, temps).map_err(|e| match e {
-        RunError::BindSource { source, .. } => seed_err(*source),
-        other => other,
-    })?;
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::os::unix::fs::chown(&seed, Some(meta.uid()), Some(meta.gid()))
-            .map_err(ioerr("changing owner of", &seed))?;
-        fs::set_permissions(&seed, fs::Permissions::from_mode(meta.mode() & 0o7777))
-            .map_err(ioerr("setting the mode of", &seed))?;
-    }
-    if let Some(parent) = dir.parent() {
-        fs::create_dir_all(parent).map_err(ioerr("creating", parent))?;
-    }
-    // Whole or not at all: a build seeding the same cache at the same time
-    // loses the rename and uses the winner's copy.
-    match fs::rename(&seed, &dir) {
-        Ok(()) => Ok(dir),
-        Err(_) if dir.is_dir() => Ok(dir),
-        Err(e) => Err(ioerr("creating cache mount", &dir)(e)),
-    }
-}
-
-fn cache_mount_path(store: &Store, key: &str) -> PathBuf {
-    store
-        .cache_dir()
-        .join("mounts")
-        .join(Digest::of(key.as_bytes()).hex())
-}
-
-/// `cache/mounts/<sha256 of id>`, created with the mount's mode and owner.
-fn cache_dir(store: &Store, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf, RunError> {
-    let dir = cache_mount_path(store, id);
-    if !dir.is_dir() {
-        fs::create_dir_all(&dir).map_err(ioerr("creating cache mount", &dir))?;
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-            .map_err(ioerr("changing owner of", &dir))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
-            .map_err(ioerr("setting the mode of", &dir))?;
-    }
-    Ok(dir)
 }
 
 /// Copies `source` of `src` into a temp dir (merged layers cannot be bind
