@@ -190,6 +190,10 @@ fn mount_system(
         None,
         "sysfs",
     )?;
+    // COMPAT(buildkit): insecure mode clears the masked and read-only paths.
+    if !privileged {
+        mask_and_protect(sys, root)?;
+    }
     for file in ["/etc/resolv.conf", "/etc/hosts"] {
         // A host without the file has nothing to share; the image's own copy stays.
         if sys
@@ -255,6 +259,74 @@ fn populate_dev(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
         Some("mode=1777,size=65536k"),
         "tmpfs /dev/shm",
     )
+}
+
+/// Hidden from a sandboxed command: a file under /dev/null, a dir under an
+/// empty read-only tmpfs.
+// COMPAT(buildkit): containerd's `oci.WithDefaultSpec` masked paths, which
+// BuildKit's sandbox mode keeps.
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Read-only for a sandboxed command (containerd's default read-only paths).
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Masks [`MASKED_PATHS`] and makes [`READONLY_PATHS`] read-only, skipping
+/// what this kernel does not have. Needs /proc, /sys and /dev/null mounted.
+fn mask_and_protect(sys: &mut dyn Sys, root: &Path) -> Result<(), ExecError> {
+    let null = root.join("dev/null");
+    for path in MASKED_PATHS {
+        let host = root.join(path.trim_start_matches('/'));
+        match sys.kind(&host).map_err(|e| resolve_err(path, e))? {
+            Kind::Missing | Kind::Symlink => {}
+            Kind::Dir => mount(
+                sys,
+                Some("tmpfs"),
+                &host,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None,
+                &format!("masking {path}"),
+            )?,
+            Kind::Other => bind(sys, &null, &host, false)?,
+        }
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    for path in READONLY_PATHS {
+        let host = root.join(path.trim_start_matches('/'));
+        if sys.kind(&host).map_err(|e| resolve_err(path, e))? == Kind::Missing {
+            continue;
+        }
+        bind(sys, &host, &host, false)?;
+        let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
+        mount(
+            sys,
+            None,
+            &host,
+            None,
+            ro,
+            None,
+            &format!("read-only {path}"),
+        )?;
+    }
+    Ok(())
 }
 
 fn privileged_devices(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {

@@ -204,11 +204,43 @@ fn system_mounts_then_pivot_then_detach() {
 }
 
 #[test]
+fn sandbox_masks_and_protects_proc_paths_that_exist() {
+    let mut fake = image();
+    for (p, k) in [
+        ("/t/work/root/proc/kcore", Kind::Other),
+        ("/t/work/root/proc/acpi", Kind::Dir),
+        ("/t/work/root/proc/sys", Kind::Dir),
+    ] {
+        fake.fs.insert(PathBuf::from(p), k);
+    }
+    setup(&mut fake, &spec()).unwrap();
+    let c = &fake.calls;
+    let sys = position(c, "mount sysfs /t/work/root/sys sysfs");
+    let kcore = position(
+        c,
+        "mount /t/work/root/dev/null /t/work/root/proc/kcore - MS_BIND",
+    );
+    let acpi = position(c, "mount tmpfs /t/work/root/proc/acpi tmpfs MS_RDONLY");
+    let sys_bind = position(
+        c,
+        "mount /t/work/root/proc/sys /t/work/root/proc/sys - MS_BIND",
+    );
+    let sys_ro = position(c, "mount - /t/work/root/proc/sys - MS_RDONLY");
+    assert!(sys < kcore && sys < acpi && sys_bind + 1 == sys_ro);
+    assert!(c[sys_ro].contains("MS_REMOUNT") && c[sys_ro].contains("MS_BIND"));
+    // Missing on this "kernel": skipped, not created.
+    assert!(!c.iter().any(|l| l.contains("proc/keys")));
+    assert!(!c.iter().any(|l| l.contains("proc/irq")));
+}
+
+#[test]
 fn privileged_gets_writable_sys_and_the_extra_devices() {
     let mut fake = image();
     setup(&mut fake, &spec()).unwrap();
     assert!(!fake.calls.iter().any(|l| l.contains("/dev/fuse")));
     let mut fake = image();
+    fake.fs
+        .insert(PathBuf::from("/t/work/root/proc/kcore"), Kind::Other);
     let mut s = spec();
     s.privileged = true;
     setup(&mut fake, &s).unwrap();
@@ -220,6 +252,7 @@ fn privileged_gets_writable_sys_and_the_extra_devices() {
     assert!(net < tun && tun < sys);
     position(c, "mknod /t/work/root/dev/fuse 10:229");
     position(c, "mknod /t/work/root/dev/loop7 7:7 b");
+    assert!(!c.iter().any(|l| l.contains("proc/kcore")));
 }
 
 #[test]

@@ -370,6 +370,8 @@ fn default_sandbox_keeps_dockers_14_capabilities_and_privileged_keeps_all() {
     const DEFAULT: u64 = 0xa80425fb;
     const SYS_ADMIN: u64 = 1 << 21;
     let script = "grep ^Cap /proc/self/status; grep ' /sys ' /proc/mounts; \
+                  grep ' /proc/sys ' /proc/mounts || echo proc-sys-not-a-mount; \
+                  test -c /proc/keys && echo keys-masked; test -f /proc/keys && echo keys-real; \
                   /bin/busybox mount -t tmpfs none /tmp && echo mounted; ls /dev";
     let run = Run::new(script);
     let out = run.ok();
@@ -379,6 +381,8 @@ fn default_sandbox_keeps_dockers_14_capabilities_and_privileged_keeps_all() {
     assert_eq!(c["Prm"], DEFAULT, "{out}");
     assert_eq!((c["Inh"], c["Amb"]), (0, 0), "{out}");
     assert!(out.contains("sysfs /sys sysfs ro,"), "{out}");
+    assert!(out.contains("proc /proc/sys proc ro,"), "{out}");
+    assert!(out.contains("keys-masked\n"), "{out}");
     assert!(
         !out.contains("mounted\n"),
         "mount without CAP_SYS_ADMIN: {out}"
@@ -398,6 +402,8 @@ fn default_sandbox_keeps_dockers_14_capabilities_and_privileged_keeps_all() {
     assert_eq!(c["Eff"] & SYS_ADMIN, SYS_ADMIN, "{out}");
     assert_eq!(c["Bnd"] & DEFAULT, DEFAULT, "{out}");
     assert!(out.contains("sysfs /sys sysfs rw,"), "{out}");
+    assert!(out.contains("proc-sys-not-a-mount\n"), "{out}");
+    assert!(out.contains("keys-real\n"), "{out}");
     assert!(out.contains("mounted\n"), "{out}");
     for dev in ["fuse", "kmsg", "loop-control", "loop0", "net"] {
         assert!(out.lines().any(|l| l == dev), "/dev/{dev} missing: {out}");
