@@ -73,10 +73,9 @@ pub struct RunSpec {
     /// A host file fed as stdin (heredoc scripts); `/dev/null` when absent.
     pub stdin: Option<PathBuf>,
     /// Run with every capability, a writable /sys, no masked or read-only /proc paths
-    /// and the extra devices of [`rootfs::PRIVILEGED_DEVICES`] (BuildKit's
-    /// `security.insecure`). Otherwise the command's capability bounding set is
-    /// [`caps::DEFAULT`] and [`rootfs::MASKED_PATHS`] and [`rootfs::READONLY_PATHS`]
-    /// apply.
+    /// and the extra devices (fuse, kmsg, kvm, net/tun, loop) of BuildKit's
+    /// `security.insecure`. Otherwise the command's capability bounding set is Docker's
+    /// default 14 and containerd's masked and read-only paths apply.
     #[serde(default)]
     pub privileged: bool,
 }
