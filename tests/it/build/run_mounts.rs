@@ -110,7 +110,8 @@ fn ssh_mount_forwards_a_real_agent_with_its_owner_and_mode_and_leaves_no_trace()
              RUN --mount=type=ssh,id=work,target=/home/user/a.sock,uid=1000,gid=1000,mode=0600 \
              stat -c 'user-mode=%a owner=%u:%g' \"$SSH_AUTH_SOCK\" && agent-probe > /tmp/keys\n\
              RUN --mount=type=ssh,id=absent test ! -e /run/buildkit/ssh_agent.0 \
-             && echo \"optional-skipped $SSH_AUTH_SOCK\"\n",
+             && echo \"optional-skipped $SSH_AUTH_SOCK\"\n\
+             RUN --network=none --mount=type=ssh,uid=1000 echo \"no-net $(agent-probe)\"\n",
         )],
     );
     agent_probe(&ctx.join("agent-probe"));
@@ -125,6 +126,8 @@ fn ssh_mount_forwards_a_real_agent_with_its_owner_and_mode_and_leaves_no_trace()
         "agent-keys=1 comment=kiln-test-key",
         "user-mode=600 owner=1000:1000",
         "optional-skipped /run/buildkit/ssh_agent.0",
+        // A unix socket needs no network: --network=none reaches the agent.
+        "no-net agent-keys=1 comment=kiln-test-key",
     ] {
         assert!(printed(&log, line), "{line:?} missing in\n{log}");
     }
@@ -161,7 +164,7 @@ fn ssh_mount_forwards_a_real_agent_with_its_owner_and_mode_and_leaves_no_trace()
         !printed(&log, "agent-keys=1 comment=kiln-test-key"),
         "{log}"
     );
-    assert_eq!(log.matches(" CACHED").count(), 4, "{log}");
+    assert_eq!(log.matches(" CACHED").count(), 5, "{log}");
     assert_eq!(env.image("ssh").0.digest, env.image("ssh2").0.digest);
     // The same filesystem as umoci unpacks it.
     kiln::oci::validate_layout(&layout).unwrap();
