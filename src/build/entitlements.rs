@@ -54,7 +54,6 @@ pub fn check(graph: &BuildGraph, allowed: &[Entitlement]) -> Result<(), BuildErr
             if let Some(e) = needs.into_iter().flatten().find(|e| !allowed.contains(e)) {
                 return Err(BuildError::NotEntitled {
                     span: step.span,
-                    display: step.display.clone(),
                     entitlement: e.name(),
                 });
             }

@@ -110,12 +110,11 @@ pub enum BuildError {
         source: Box<StepError>,
     },
     /// A RUN asks for a privilege `--allow` did not grant.
-    #[error("{entitlement} is not allowed: {display} needs kiln build --allow {entitlement}")]
+    // COMPAT(buildkit): "network.host is not allowed", and how to allow it.
+    #[error("{entitlement} is not allowed (kiln build --allow {entitlement})")]
     NotEntitled {
-        /// The instruction's lines.
+        /// The instruction's lines (the excerpt shows them).
         span: Span,
-        /// e.g. `RUN --network=host make`.
-        display: String,
         /// BuildKit's name of the entitlement (`network.host`).
         entitlement: &'static str,
     },

@@ -312,8 +312,7 @@ fn insecure_and_host_network_need_allow_and_insecure_gets_the_privileges() {
     let (out, log) = build(&env, &["-t", "ins", ctx]);
     assert_eq!(out.status.code(), Some(2), "{log}");
     assert!(
-        log.contains("security.insecure is not allowed")
-            && log.contains("--allow security.insecure"),
+        log.contains("security.insecure is not allowed (kiln build --allow security.insecure)"),
         "{log}"
     );
     // Refused before any step ran.
