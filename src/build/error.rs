@@ -109,6 +109,15 @@ pub enum BuildError {
         #[source]
         source: Box<StepError>,
     },
+    /// A RUN asks for a privilege `--allow` did not grant.
+    // COMPAT(buildkit): "network.host is not allowed", and how to allow it.
+    #[error("{entitlement} is not allowed (kiln build --allow {entitlement})")]
+    NotEntitled {
+        /// The instruction's lines (the excerpt shows them).
+        span: Span,
+        /// BuildKit's name of the entitlement (`network.host`).
+        entitlement: &'static str,
+    },
     /// Writing the image to the store.
     #[error("writing the image to the store")]
     Store(#[source] StoreError),
@@ -141,7 +150,7 @@ impl BuildError {
         match self {
             Self::Parse(e) => Some(e.span()),
             Self::Plan(e) => e.span(),
-            Self::Step { span, .. } => Some(*span),
+            Self::Step { span, .. } | Self::NotEntitled { span, .. } => Some(*span),
             _ => None,
         }
     }
@@ -169,7 +178,8 @@ impl BuildError {
             | Self::ReadIgnore { .. }
             | Self::ParseIgnore { .. }
             | Self::Parse(_)
-            | Self::Plan(_) => 2,
+            | Self::Plan(_)
+            | Self::NotEntitled { .. } => 2,
             Self::Store(_)
             | Self::Cache(_)
             | Self::Panicked { .. }

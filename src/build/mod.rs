@@ -9,6 +9,7 @@
 pub mod add;
 pub mod cached;
 pub mod copy;
+pub mod entitlements;
 pub mod error;
 pub mod event;
 pub mod export;
@@ -22,6 +23,7 @@ pub mod run;
 pub mod schedule;
 pub mod snapshot;
 pub mod source;
+pub mod ssh;
 pub mod stage;
 mod stager;
 pub mod stepkey;
@@ -29,6 +31,7 @@ pub mod stepkey;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use entitlements::Entitlement;
 pub use error::{BuildError, StepError};
 pub use event::{Event, Progress, StepRef, Stream, Vertex};
 pub use image::BuiltImage;
@@ -59,6 +62,10 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// `--secret`s by id.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--ssh` agent sockets by id.
+    pub ssh: BTreeMap<String, PathBuf>,
+    /// `--allow`ed entitlements.
+    pub allow: Vec<Entitlement>,
     /// The kiln binary RUN re-executes as its sandbox helper.
     pub exe: PathBuf,
     /// `--no-cache`, `--no-cache-filter`, `--debug-cache`.
@@ -77,6 +84,8 @@ impl BuildOptions {
             compression: Compression::Gzip,
             source_date_epoch: None,
             secrets: BTreeMap::new(),
+            ssh: BTreeMap::new(),
+            allow: Vec::new(),
             exe: PathBuf::from("/proc/self/exe"),
             cache: Default::default(),
         }
@@ -135,6 +144,7 @@ pub fn build(
     v.done();
     let resolver = resolver::StoreResolver { store };
     let graph = plan::lower(&df, &opts.plan, &resolver).map_err(BuildError::Plan)?;
+    entitlements::check(&graph, &opts.allow)?;
     // COMPAT(buildkit): SOURCE_DATE_EPOCH is the builder's own argument.
     for arg in graph
         .unused_build_args
@@ -167,6 +177,7 @@ pub fn build(
         pack,
         created: created.clone(),
         secrets: &opts.secrets,
+        ssh: &opts.ssh,
         exe: &opts.exe,
         graph: &graph,
         from_spans: df

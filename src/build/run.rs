@@ -2,11 +2,12 @@
 //! upper dir under the store's `tmp/` receives the writes, and the plan's
 //! mounts become sandbox mounts (cache dirs under `cache/mounts/`, bind
 //! sources materialised from the context or a stage, tmpfs, secrets, heredoc
-//! scripts). Output streams to the step's progress vertex.
+//! scripts, SSH agent relays). Output streams to the step's progress vertex.
 //!
 //! Invariants: nothing but the command's own writes reaches the upper dir
-//! (exec removes its mount points); a secret's content never reaches a layer
-//! or a cache key; every temp dir made for the run is removed afterwards.
+//! (exec removes its mount points); a secret's content and an agent socket's
+//! path never reach a layer or a cache key; every temp dir made for the run
+//! is removed and every agent relay stopped afterwards.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::exec::{self, ExecError, Mount, MountKind, Network, Output, RunSpec};
-use crate::oci::{Digest, Store};
+use crate::oci::Store;
 use crate::plan::{CopyFrom, CopyOp, NetworkMode, RunMount, RunOp, Security, Sharing};
 
 use super::copy::{stage_copy, CopyError};
@@ -23,6 +24,10 @@ use super::event::{Stream, Vertex};
 use super::rootfs::RootFs;
 use super::snapshot::{remove_tree, staging_dir, SnapshotError};
 use super::source::Source;
+use super::ssh::AgentRelay;
+
+mod cache_mount;
+use cache_mount::{cache_dir, lock_cache, seeded_cache_dir};
 
 /// Where a `--secret` comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +77,47 @@ pub enum RunError {
         #[source]
         source: Box<CopyError>,
     },
+    /// A required SSH agent was not given with `--ssh`.
+    // COMPAT(buildkit): its wording, from the solver's ssh mount.
+    #[error("no SSH key {id:?} forwarded from the client (use --ssh {id}=SOCKET, or --ssh default for $SSH_AUTH_SOCK)")]
+    MissingSsh {
+        /// The ssh id.
+        id: String,
+    },
+    /// Listening on the socket that relays to an SSH agent.
+    #[error("forwarding SSH agent {id:?} at {target}")]
+    SshRelay {
+        /// The ssh id.
+        id: String,
+        /// The mount point.
+        target: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Filling a new cache mount from its `from` tree.
+    #[error("seeding the cache mount at {target} from {source_path}")]
+    CacheSeed {
+        /// The mount point.
+        target: String,
+        /// The `source` path in the `from` tree.
+        source_path: String,
+        /// The cause.
+        #[source]
+        source: Box<CopyError>,
+    },
+    /// A cache mount's `source` in its `from` tree is not a directory.
+    #[error("cache mount source {source_path} is not a directory in its from tree")]
+    CacheSeedNotDir {
+        /// The `source` path.
+        source_path: String,
+    },
+    /// A cache mount's `source` is not in its `from` tree.
+    #[error("cache mount source {source_path} not found in its from tree")]
+    CacheSeedMissing {
+        /// The `source` path.
+        source_path: String,
+    },
     /// A required secret was not given with `--secret`.
     #[error("secret {id} is required but was not provided (use --secret id={id},src=FILE)")]
     MissingSecret {
@@ -113,20 +159,26 @@ pub struct RunContext<'a> {
     pub lower: Vec<PathBuf>,
     /// `--secret`s by id.
     pub secrets: &'a BTreeMap<String, SecretSource>,
+    /// `--ssh` agent sockets by id.
+    pub ssh: &'a BTreeMap<String, PathBuf>,
     /// For each of the op's mounts, the tree a bind/cache `from` reads.
     pub mount_sources: Vec<Option<Source>>,
 }
 
 /// Temp dirs made for one run, removed when it ends whatever happened.
-/// Also holds the cache-mount locks of the run (released on drop).
+/// Also holds the cache-mount locks of the run (released on drop) and its
+/// SSH agent relays (stopped on drop).
 #[derive(Default)]
 struct Temps {
     dirs: Vec<PathBuf>,
     locks: Vec<fs::File>,
+    relays: Vec<AgentRelay>,
 }
 
 impl Drop for Temps {
     fn drop(&mut self) {
+        // Before their dirs go: a relay stops by connecting to its socket.
+        self.relays.clear();
         for d in &self.dirs {
             // Leftovers under tmp/ are harmless and cleaned by `kiln prune`.
             let _ = remove_tree(d);
@@ -136,12 +188,9 @@ impl Drop for Temps {
 
 /// Runs `op`; returns the upper dir holding its writes (the caller commits
 /// it as a layer and owns removing it).
+/// `RUN --security=insecure` and `--network=host` are checked against
+/// `--allow` before the build starts (see `super::entitlements`).
 pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<PathBuf, RunError> {
-    if op.security == Security::Insecure {
-        return Err(RunError::Unsupported {
-            what: "RUN --security=insecure".into(),
-        });
-    }
     let mut temps = Temps::default();
     let mut lower = cx.lower.clone();
     if lower.is_empty() {
@@ -180,6 +229,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         },
         mounts,
         stdin: None,
+        privileged: op.security == Security::Insecure,
     };
     let mut tail = OutputTail::default();
     let mut on_output = |o: Output<'_>| match o {
@@ -275,18 +325,21 @@ fn prepare_mount(
             target,
             ro,
             from,
+            source,
             mode,
             uid,
             gid,
             sharing,
-            ..
         } => {
-            if from.is_some() {
-                return Err(RunError::Unsupported {
-                    what: "RUN --mount=type=cache,from=".into(),
-                });
-            }
-            let dir = cache_dir(cx.store, id, *mode, *uid, *gid)?;
+            let dir = match (from, src) {
+                (Some(_), Some(src)) => seeded_cache_dir(cx.store, id, src, source, target, temps)?,
+                (Some(_), None) => {
+                    return Err(RunError::Unsupported {
+                        what: format!("RUN --mount=type=cache at {target} without its from tree"),
+                    })
+                }
+                (None, _) => cache_dir(cx.store, id, *mode, *uid, *gid)?,
+            };
             // COMPAT(buildkit): `locked` waits for other writers; kiln gives
             // `private` the same exclusive access instead of a second copy.
             if *sharing != Sharing::Shared {
@@ -308,10 +361,36 @@ fn prepare_mount(
             Some(x) => x,
             None => return Ok(None),
         },
-        RunMount::Ssh { .. } => {
-            return Err(RunError::Unsupported {
-                what: "RUN --mount=type=ssh".into(),
-            })
+        RunMount::Ssh {
+            id,
+            target,
+            required,
+            mode,
+            uid,
+            gid,
+        } => {
+            let Some(agent) = cx.ssh.get(id) else {
+                // COMPAT(buildkit): an optional agent that was not given is
+                // not mounted (SSH_AUTH_SOCK still names the target).
+                if *required {
+                    return Err(RunError::MissingSsh { id: id.clone() });
+                }
+                return Ok(None);
+            };
+            let relay_err = |source| RunError::SshRelay {
+                id: id.clone(),
+                target: target.clone(),
+                source,
+            };
+            let dir = socket_dir(cx.store, temps)?;
+            let relay = AgentRelay::start(&dir, agent, *uid, *gid, *mode).map_err(relay_err)?;
+            let kind = MountKind::Bind {
+                source: relay.socket().to_path_buf(),
+                // A socket on a read-only mount still connects; rw as BuildKit's rbind.
+                readonly: false,
+            };
+            temps.relays.push(relay);
+            (target.clone(), kind)
         }
     };
     Ok(Some(Mount { target, kind }))
@@ -398,30 +477,23 @@ fn secret_mount(
     Ok(Some((at, kind)))
 }
 
-/// An exclusive lock on a cache dir (a `.lock` file beside it), waiting for
-/// other holders.
-fn lock_cache(dir: &Path) -> Result<fs::File, RunError> {
-    use fs2::FileExt;
-    let path = dir.with_extension("lock");
-    let f = fs::File::create(&path).map_err(ioerr("creating", &path))?;
-    f.lock_exclusive().map_err(ioerr("locking", &path))?;
-    Ok(f)
-}
-
-/// `cache/mounts/<sha256 of id>`, created with the mount's mode and owner.
-fn cache_dir(store: &Store, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf, RunError> {
-    let dir = store
-        .cache_dir()
-        .join("mounts")
-        .join(Digest::of(id.as_bytes()).hex());
-    if !dir.is_dir() {
-        fs::create_dir_all(&dir).map_err(ioerr("creating cache mount", &dir))?;
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-            .map_err(ioerr("changing owner of", &dir))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
-            .map_err(ioerr("setting the mode of", &dir))?;
+/// A fresh dir for a relay socket: under the store's `tmp/` when the socket
+/// path fits in `sun_path` (108 bytes with its NUL), else in the system's
+/// temp dir.
+fn socket_dir(store: &Store, temps: &mut Temps) -> Result<PathBuf, RunError> {
+    let dir = staging_dir(store, "ssh-")?;
+    temps.dirs.push(dir.clone());
+    if dir.as_os_str().len() + "/ssh_auth_sock".len() < 108 {
+        return Ok(dir);
     }
-    Ok(dir)
+    let tmp = std::env::temp_dir();
+    let short = tempfile::Builder::new()
+        .prefix("kiln-ssh-")
+        .tempdir_in(&tmp)
+        .map_err(ioerr("creating a socket dir in", &tmp))?
+        .keep();
+    temps.dirs.push(short.clone());
+    Ok(short)
 }
 
 /// Copies `source` of `src` into a temp dir (merged layers cannot be bind

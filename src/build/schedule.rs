@@ -222,6 +222,7 @@ mod tests {
             pack: Default::default(),
             created: "1970-01-01T00:00:00Z".into(),
             secrets: &Default::default(),
+            ssh: &Default::default(),
             exe: std::path::Path::new("/proc/self/exe"),
             graph: &graph,
             from_spans: vec![],

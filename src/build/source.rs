@@ -90,6 +90,11 @@ impl Source {
         }
     }
 
+    /// The merged tree it reads (one dir for the context).
+    pub fn rootfs(&self) -> &RootFs {
+        &self.fs
+    }
+
     /// The node at `path`, following symlinks (the last one when
     /// `follow_last`); `None` when absent or ignored.
     pub fn lookup(&self, path: &str, follow_last: bool) -> Result<Option<Node>, SourceError> {

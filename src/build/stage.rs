@@ -77,6 +77,8 @@ pub struct BuildEnv<'a> {
     pub created: String,
     /// `--secret`s.
     pub secrets: &'a BTreeMap<String, SecretSource>,
+    /// `--ssh` agent sockets.
+    pub ssh: &'a BTreeMap<String, PathBuf>,
     /// The kiln binary for RUN's sandbox helper.
     pub exe: &'a Path,
     /// The graph being built.
@@ -312,6 +314,7 @@ fn source_for(
 fn mount_from(m: &RunMount) -> Option<CopyFrom> {
     let from = match m {
         RunMount::Bind { from, .. } => from,
+        RunMount::Cache { from: Some(f), .. } => f,
         _ => return None,
     };
     Some(match from {
@@ -362,6 +365,7 @@ fn run_one(
                 exe: env.exe,
                 lower,
                 secrets: env.secrets,
+                ssh: env.ssh,
                 mount_sources,
             };
             (run_step(&cx, op, vertex)?, SourceKind::OverlayUpper)

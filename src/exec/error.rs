@@ -123,6 +123,15 @@ pub enum ExecError {
         #[serde(with = "errno_serde")]
         source: Errno,
     },
+    /// Narrowing the command's capabilities.
+    #[error("{step}")]
+    Capabilities {
+        /// What was being done.
+        step: String,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
     /// Bringing up the loopback interface of a new network namespace.
     #[error("bringing up loopback")]
     Loopback {

@@ -2,7 +2,8 @@
 //! single-threaded process (it checks), so forking it is sound. It unshares a PID
 //! namespace, forks the init (PID 1 of that namespace), waits for it, removes the mount
 //! points the init created from the upper dir and reports to kiln on fd 3. The init
-//! builds the root ([`super::rootfs::setup`]), drops to the user and execs the command;
+//! builds the root ([`super::rootfs::setup`]), narrows its capabilities
+//! ([`super::caps`]), drops to the user and execs the command;
 //! a setup failure goes back over a close-on-exec pipe, whose end of file tells the
 //! helper the exec happened.
 
@@ -22,7 +23,7 @@ use nix::unistd::{dup2, fork, pipe2, ForkResult, Gid, Uid};
 use super::protocol::{self, InitMsg, Report, REPORT_FD};
 use super::rootfs::{self, MountPoints};
 use super::sys::RealSys;
-use super::{cleanup, user, ExecError, RunSpec};
+use super::{caps, cleanup, user, ExecError, RunSpec};
 
 /// Entry point of `kiln __sandbox`: reads the spec from stdin, runs it, writes the
 /// [`Report`] to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
@@ -126,6 +127,9 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     protocol::send(pipe, &InitMsg::MountPoints(points))
         .and_then(|()| pipe.flush())
         .map_err(|e| helper_err("sending mount points", ExecError::errno_of(&e)))?;
+    if !spec.privileged {
+        caps::keep_default()?;
+    }
     let passwd = read_id_file("/etc/passwd")?;
     let group = read_id_file("/etc/group")?;
     let ids = user::resolve(&spec.user, &passwd, &group)?;

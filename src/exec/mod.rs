@@ -5,7 +5,9 @@
 //! unshares a PID namespace and forks the sandbox init (PID 1), which unshares mount,
 //! UTS, IPC (and, for [`Network::None`], network) namespaces, mounts the overlay root,
 //! /proc, a minimal /dev, read-only /sys, the host's resolv.conf and hosts, the spec's
-//! extra mounts, pivots into the root, drops to the user and execs the command. Setup
+//! extra mounts, masks and write-protects containerd's default /proc and /sys paths,
+//! pivots into the root, narrows the capability bounding set to Docker's default (the
+//! last two unless [`RunSpec::privileged`]), drops to the user and execs the command. Setup
 //! failures come back as typed [`ExecError`]s over a close-on-exec pipe; the helper
 //! sends its verdict to kiln over fd 3. The command's stdout and stderr stream to the
 //! caller as it runs.
@@ -23,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+mod caps;
 mod cleanup;
 mod error;
 mod helper;
@@ -69,6 +72,12 @@ pub struct RunSpec {
     pub mounts: Vec<Mount>,
     /// A host file fed as stdin (heredoc scripts); `/dev/null` when absent.
     pub stdin: Option<PathBuf>,
+    /// Run with every capability, a writable /sys, no masked or read-only /proc paths
+    /// and the extra devices (fuse, kmsg, kvm, net/tun, loop) of BuildKit's
+    /// `security.insecure`. Otherwise the command's capability bounding set is Docker's
+    /// default 14 and containerd's masked and read-only paths apply.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// The network a command sees.

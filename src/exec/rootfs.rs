@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
+use nix::sys::stat::SFlag;
 
 #[cfg(test)]
 use super::mountpoint::resolve_in_root;
@@ -60,7 +61,7 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
     let root = root_dir(spec);
     mount_overlay_root(sys, spec, &root)?;
     let mut points = MountPoints::default();
-    mount_system(sys, &root, &mut points)?;
+    mount_system(sys, &root, spec.privileged, &mut points)?;
     for m in &spec.mounts {
         let target = join_cwd(&spec.cwd, &m.target);
         mount_extra(sys, &root, &target, &m.kind, &mut points)?;
@@ -117,8 +118,36 @@ fn mount_overlay_root(sys: &mut dyn Sys, spec: &RunSpec, root: &Path) -> Result<
     .map_err(overlay_err)
 }
 
-/// /proc, a minimal /dev, read-only /sys, and the host's resolv.conf and hosts.
-fn mount_system(sys: &mut dyn Sys, root: &Path, points: &mut MountPoints) -> Result<(), ExecError> {
+/// The devices a privileged sandbox adds to the minimal /dev: name, kind, major, minor.
+// COMPAT(buildkit): `entitlements.WithInsecureSpec` adds kmsg, cuse, fuse, kvm, net/tun,
+// loop-control and loop devices up to the first free one plus 7; kiln makes loop0-7
+// (the count when none is in use) without asking loop-control. Mode 0666 as runc
+// gives a device without a file mode.
+pub const PRIVILEGED_DEVICES: [(&str, SFlag, u64, u64); 14] = [
+    ("kmsg", SFlag::S_IFCHR, 1, 11),
+    ("cuse", SFlag::S_IFCHR, 10, 203),
+    ("fuse", SFlag::S_IFCHR, 10, 229),
+    ("kvm", SFlag::S_IFCHR, 10, 232),
+    ("net/tun", SFlag::S_IFCHR, 10, 200),
+    ("loop-control", SFlag::S_IFCHR, 10, 237),
+    ("loop0", SFlag::S_IFBLK, 7, 0),
+    ("loop1", SFlag::S_IFBLK, 7, 1),
+    ("loop2", SFlag::S_IFBLK, 7, 2),
+    ("loop3", SFlag::S_IFBLK, 7, 3),
+    ("loop4", SFlag::S_IFBLK, 7, 4),
+    ("loop5", SFlag::S_IFBLK, 7, 5),
+    ("loop6", SFlag::S_IFBLK, 7, 6),
+    ("loop7", SFlag::S_IFBLK, 7, 7),
+];
+
+/// /proc, a minimal /dev, /sys (read-only unless privileged), and the host's
+/// resolv.conf and hosts.
+fn mount_system(
+    sys: &mut dyn Sys,
+    root: &Path,
+    privileged: bool,
+    points: &mut MountPoints,
+) -> Result<(), ExecError> {
     let nosuid_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc = ensure_point(sys, root, "/proc", true, points)?;
     mount(
@@ -142,16 +171,29 @@ fn mount_system(sys: &mut dyn Sys, root: &Path, points: &mut MountPoints) -> Res
         "tmpfs /dev",
     )?;
     populate_dev(sys, &dev)?;
+    if privileged {
+        privileged_devices(sys, &dev)?;
+    }
     let sysfs = ensure_point(sys, root, "/sys", true, points)?;
+    // COMPAT(buildkit): `oci.WithWriteableSysfs` in insecure mode.
+    let sys_ro = if privileged {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    };
     mount(
         sys,
         Some("sysfs"),
         &sysfs,
         Some("sysfs"),
-        nosuid_noexec | MsFlags::MS_RDONLY,
+        nosuid_noexec | sys_ro,
         None,
         "sysfs",
     )?;
+    // COMPAT(buildkit): insecure mode clears the masked and read-only paths.
+    if !privileged {
+        mask_and_protect(sys, root)?;
+    }
     for file in ["/etc/resolv.conf", "/etc/hosts"] {
         // A host without the file has nothing to share; the image's own copy stays.
         if sys
@@ -178,7 +220,7 @@ fn populate_dev(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
         ("tty", 5, 0),
     ] {
         let path = dev.join(name);
-        sys.mknod_char(&path, major, minor, 0o666)
+        sys.mknod(&path, SFlag::S_IFCHR, major, minor, 0o666)
             .map_err(|source| create_err(&path, source))?;
     }
     for (name, target) in [
@@ -217,6 +259,85 @@ fn populate_dev(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
         Some("mode=1777,size=65536k"),
         "tmpfs /dev/shm",
     )
+}
+
+/// Hidden from a sandboxed command: a file under /dev/null, a dir under an
+/// empty read-only tmpfs.
+// COMPAT(buildkit): containerd's `oci.WithDefaultSpec` masked paths, which
+// BuildKit's sandbox mode keeps.
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Read-only for a sandboxed command (containerd's default read-only paths).
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Masks [`MASKED_PATHS`] and makes [`READONLY_PATHS`] read-only, skipping
+/// what this kernel does not have. Needs /proc, /sys and /dev/null mounted.
+fn mask_and_protect(sys: &mut dyn Sys, root: &Path) -> Result<(), ExecError> {
+    let null = root.join("dev/null");
+    for path in MASKED_PATHS {
+        let host = root.join(path.trim_start_matches('/'));
+        match sys.kind(&host).map_err(|e| resolve_err(path, e))? {
+            Kind::Missing | Kind::Symlink => {}
+            Kind::Dir => mount(
+                sys,
+                Some("tmpfs"),
+                &host,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None,
+                &format!("masking {path}"),
+            )?,
+            Kind::Other => bind(sys, &null, &host, false)?,
+        }
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    for path in READONLY_PATHS {
+        let host = root.join(path.trim_start_matches('/'));
+        if sys.kind(&host).map_err(|e| resolve_err(path, e))? == Kind::Missing {
+            continue;
+        }
+        bind(sys, &host, &host, false)?;
+        let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
+        mount(
+            sys,
+            None,
+            &host,
+            None,
+            ro,
+            None,
+            &format!("read-only {path}"),
+        )?;
+    }
+    Ok(())
+}
+
+fn privileged_devices(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
+    let net = dev.join("net");
+    sys.mkdir(&net).map_err(|source| create_err(&net, source))?;
+    for (name, kind, major, minor) in PRIVILEGED_DEVICES {
+        let path = dev.join(name);
+        sys.mknod(&path, kind, major, minor, 0o666)
+            .map_err(|source| create_err(&path, source))?;
+    }
+    Ok(())
 }
 
 fn mount_extra(

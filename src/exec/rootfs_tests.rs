@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
+use nix::sys::stat::SFlag;
 
 use super::*;
 use crate::exec::{Mount, MountKind, Network, RunSpec};
@@ -50,9 +51,17 @@ impl Sys for Fake {
         self.calls.push(format!("touch {}", path.display()));
         Ok(())
     }
-    fn mknod_char(&mut self, path: &Path, major: u64, minor: u64, _mode: u32) -> Result<(), Errno> {
+    fn mknod(
+        &mut self,
+        path: &Path,
+        kind: SFlag,
+        major: u64,
+        minor: u64,
+        _mode: u32,
+    ) -> Result<(), Errno> {
+        let k = if kind == SFlag::S_IFBLK { " b" } else { "" };
         self.calls
-            .push(format!("mknod {} {major}:{minor}", path.display()));
+            .push(format!("mknod {} {major}:{minor}{k}", path.display()));
         Ok(())
     }
     fn symlink(&mut self, target: &str, path: &Path) -> Result<(), Errno> {
@@ -117,6 +126,7 @@ fn spec() -> RunSpec {
         network: Network::Host,
         mounts: vec![],
         stdin: None,
+        privileged: false,
     }
 }
 
@@ -191,6 +201,58 @@ fn system_mounts_then_pivot_then_detach() {
     // resolv.conf was missing in the image: created, recorded; /etc/hosts existed.
     assert_eq!(points.created, vec![PathBuf::from("etc/resolv.conf")]);
     assert_eq!(points.parents, vec![PathBuf::from("etc")]);
+}
+
+#[test]
+fn sandbox_masks_and_protects_proc_paths_that_exist() {
+    let mut fake = image();
+    for (p, k) in [
+        ("/t/work/root/proc/kcore", Kind::Other),
+        ("/t/work/root/proc/acpi", Kind::Dir),
+        ("/t/work/root/proc/sys", Kind::Dir),
+    ] {
+        fake.fs.insert(PathBuf::from(p), k);
+    }
+    setup(&mut fake, &spec()).unwrap();
+    let c = &fake.calls;
+    let sys = position(c, "mount sysfs /t/work/root/sys sysfs");
+    let kcore = position(
+        c,
+        "mount /t/work/root/dev/null /t/work/root/proc/kcore - MS_BIND",
+    );
+    let acpi = position(c, "mount tmpfs /t/work/root/proc/acpi tmpfs MS_RDONLY");
+    let sys_bind = position(
+        c,
+        "mount /t/work/root/proc/sys /t/work/root/proc/sys - MS_BIND",
+    );
+    let sys_ro = position(c, "mount - /t/work/root/proc/sys - MS_RDONLY");
+    assert!(sys < kcore && sys < acpi && sys_bind + 1 == sys_ro);
+    assert!(c[sys_ro].contains("MS_REMOUNT") && c[sys_ro].contains("MS_BIND"));
+    // Missing on this "kernel": skipped, not created.
+    assert!(!c.iter().any(|l| l.contains("proc/keys")));
+    assert!(!c.iter().any(|l| l.contains("proc/irq")));
+}
+
+#[test]
+fn privileged_gets_writable_sys_and_the_extra_devices() {
+    let mut fake = image();
+    setup(&mut fake, &spec()).unwrap();
+    assert!(!fake.calls.iter().any(|l| l.contains("/dev/fuse")));
+    let mut fake = image();
+    fake.fs
+        .insert(PathBuf::from("/t/work/root/proc/kcore"), Kind::Other);
+    let mut s = spec();
+    s.privileged = true;
+    setup(&mut fake, &s).unwrap();
+    let c = &fake.calls;
+    let sys = position(c, "mount sysfs /t/work/root/sys sysfs");
+    assert!(!c[sys].contains("MS_RDONLY"), "{}", c[sys]);
+    let net = position(c, "mkdir /t/work/root/dev/net");
+    let tun = position(c, "mknod /t/work/root/dev/net/tun 10:200");
+    assert!(net < tun && tun < sys);
+    position(c, "mknod /t/work/root/dev/fuse 10:229");
+    position(c, "mknod /t/work/root/dev/loop7 7:7 b");
+    assert!(!c.iter().any(|l| l.contains("proc/kcore")));
 }
 
 #[test]

@@ -36,8 +36,15 @@ pub trait Sys {
     fn mkdir(&mut self, path: &Path) -> Result<(), Errno>;
     /// Creates an empty regular file (mode 0644), a bind target.
     fn create_file(&mut self, path: &Path) -> Result<(), Errno>;
-    /// `mknod` of a character device.
-    fn mknod_char(&mut self, path: &Path, major: u64, minor: u64, mode: u32) -> Result<(), Errno>;
+    /// `mknod` of a device: `kind` is `S_IFCHR` or `S_IFBLK`.
+    fn mknod(
+        &mut self,
+        path: &Path,
+        kind: SFlag,
+        major: u64,
+        minor: u64,
+        mode: u32,
+    ) -> Result<(), Errno>;
     /// `symlink(target, path)`.
     fn symlink(&mut self, target: &str, path: &Path) -> Result<(), Errno>;
     /// `mount(2)`.
@@ -96,9 +103,16 @@ impl Sys for RealSys {
         nix::unistd::close(fd)
     }
 
-    fn mknod_char(&mut self, path: &Path, major: u64, minor: u64, mode: u32) -> Result<(), Errno> {
+    fn mknod(
+        &mut self,
+        path: &Path,
+        kind: SFlag,
+        major: u64,
+        minor: u64,
+        mode: u32,
+    ) -> Result<(), Errno> {
         let dev = nix::sys::stat::makedev(major, minor);
-        nix::sys::stat::mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(mode), dev)?;
+        nix::sys::stat::mknod(path, kind, Mode::from_bits_truncate(mode), dev)?;
         // mknod honours the umask; the device modes are fixed (0666 for null and friends).
         nix::sys::stat::fchmodat(
             None,

@@ -293,6 +293,10 @@ fn check_kind(spec: &Spec) -> Result<(), (&'static str, String)> {
     only("required", spec.required, &["secret", "ssh"])?;
     only("env", spec.env.is_some(), &["secret"])?;
     only("from", spec.from.is_some(), &["bind", "cache"])?;
+    // COMPAT(buildkit): dispatchSSH's check.
+    if kind == "ssh" && spec.source.is_some() {
+        return Err(("source", "ssh does not support source".into()));
+    }
     if kind == "secret" && spec.source.is_some() && spec.id.is_some() {
         return Err(("id", "both source and id can't be set".into()));
     }

@@ -16,7 +16,7 @@ use crate::dockerfile::{Heredoc, Instruction};
 use super::args::proxy_env;
 use super::flags::Flags;
 use super::state::{display, Lowerer, StageState};
-use super::{mount, InlineFile, NetworkMode, Op, PlanError, RunOp, Security};
+use super::{mount, InlineFile, NetworkMode, Op, PlanError, RunMount, RunOp, Security};
 
 /// `RUN …`.
 pub(super) fn run(
@@ -43,9 +43,22 @@ pub(super) fn run(
     }
     let (argv, files, summary) = command(st, inst);
     let created_by = format!("RUN {} # buildkit", history_text(st, &argv));
+    let mut env = st.env.to_strings();
+    // COMPAT(buildkit): llb's ExecOp points SSH_AUTH_SOCK at the first ssh
+    // mount's target unless the environment (ENV or ARG) already sets it;
+    // an optional agent that is not given still gets the variable.
+    let first_ssh = mounts.iter().find_map(|m| match m {
+        RunMount::Ssh { target, .. } => Some(target),
+        _ => None,
+    });
+    if let Some(target) = first_ssh {
+        if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+            env.push(format!("SSH_AUTH_SOCK={target}"));
+        }
+    }
     let op = RunOp {
         argv,
-        env: st.env.to_strings(),
+        env,
         proxy_env: proxy_env(&lw.opts.build_args, &st.env),
         user: st.user(),
         workdir: st.workdir(),

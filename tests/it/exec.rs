@@ -354,3 +354,58 @@ fn the_helper_refuses_to_run_without_kiln() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("internal"));
 }
+
+/// The capability sets of the command, from /proc/self/status.
+fn caps(out: &str) -> std::collections::BTreeMap<String, u64> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("Cap"))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap()))
+        .collect()
+}
+
+#[test]
+fn default_sandbox_keeps_dockers_14_capabilities_and_privileged_keeps_all() {
+    // Docker's and containerd's default set: CAP_CHOWN … CAP_SETFCAP.
+    const DEFAULT: u64 = 0xa80425fb;
+    const SYS_ADMIN: u64 = 1 << 21;
+    let script = "grep ^Cap /proc/self/status; grep ' /sys ' /proc/mounts; \
+                  grep ' /proc/sys ' /proc/mounts || echo proc-sys-not-a-mount; \
+                  test -c /proc/keys && echo keys-masked; test -f /proc/keys && echo keys-real; \
+                  /bin/busybox mount -t tmpfs none /tmp && echo mounted; ls /dev";
+    let run = Run::new(script);
+    let out = run.ok();
+    let c = caps(&out);
+    assert_eq!(c["Bnd"], DEFAULT, "{out}");
+    assert_eq!(c["Eff"], DEFAULT, "{out}");
+    assert_eq!(c["Prm"], DEFAULT, "{out}");
+    assert_eq!((c["Inh"], c["Amb"]), (0, 0), "{out}");
+    assert!(out.contains("sysfs /sys sysfs ro,"), "{out}");
+    assert!(out.contains("proc /proc/sys proc ro,"), "{out}");
+    assert!(out.contains("keys-masked\n"), "{out}");
+    assert!(
+        !out.contains("mounted\n"),
+        "mount without CAP_SYS_ADMIN: {out}"
+    );
+    assert!(!out.lines().any(|l| l == "fuse"), "{out}");
+
+    let mut run = Run::new(script);
+    run.spec.user = "user".into();
+    let out = run.ok();
+    let c = caps(&out);
+    assert_eq!((c["Bnd"], c["Eff"], c["Prm"]), (DEFAULT, 0, 0), "{out}");
+
+    let mut run = Run::new(script);
+    run.spec.privileged = true;
+    let out = run.ok();
+    let c = caps(&out);
+    assert_eq!(c["Eff"] & SYS_ADMIN, SYS_ADMIN, "{out}");
+    assert_eq!(c["Bnd"] & DEFAULT, DEFAULT, "{out}");
+    assert!(out.contains("sysfs /sys sysfs rw,"), "{out}");
+    assert!(out.contains("proc-sys-not-a-mount\n"), "{out}");
+    assert!(out.contains("keys-real\n"), "{out}");
+    assert!(out.contains("mounted\n"), "{out}");
+    for dev in ["fuse", "kmsg", "loop-control", "loop0", "net"] {
+        assert!(out.lines().any(|l| l == dev), "/dev/{dev} missing: {out}");
+    }
+}

@@ -22,6 +22,11 @@ pub(super) enum UsageError {
     Epoch { value: String },
     #[error("--secret {value:?}: expected id=ID,src=FILE or id=ID,env=VAR")]
     Secret { value: String },
+    #[error("--ssh {value:?}: {reason}")]
+    Ssh { value: String, reason: String },
+    // COMPAT(buildkit): buildx's wording.
+    #[error("invalid entitlement: {value}")]
+    Allow { value: String },
     #[error("--compression")]
     Compression(#[source] crate::layer::LayerError),
     #[error("-o {value:?}")]
@@ -91,6 +96,63 @@ fn secrets(vals: &[String]) -> Result<BTreeMap<String, SecretSource>, UsageError
     Ok(out)
 }
 
+/// `--ssh ID[=SOCKET]` (buildx's syntax): `ID` alone is `$SSH_AUTH_SOCK`.
+fn ssh_agents(vals: &[String]) -> Result<BTreeMap<String, PathBuf>, UsageError> {
+    let mut out = BTreeMap::new();
+    for v in vals {
+        let bad = |reason: &str| UsageError::Ssh {
+            value: v.clone(),
+            reason: reason.into(),
+        };
+        let (id, path) = match v.split_once('=') {
+            Some((id, p)) => (id, PathBuf::from(p)),
+            None => match std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
+                Some(p) => (v.as_str(), PathBuf::from(p)),
+                // COMPAT(buildkit): buildx's sshprovider says the same.
+                None => {
+                    return Err(bad(
+                        "invalid empty ssh agent socket: make sure SSH_AUTH_SOCK is set",
+                    ))
+                }
+            },
+        };
+        if id.is_empty() {
+            return Err(bad("expected ID[=SOCKET]"));
+        }
+        if path.as_os_str().to_string_lossy().contains(',') {
+            return Err(bad("only a single agent socket is allowed"));
+        }
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.file_type().is_socket() => {}
+            // buildx would load a key file into an agent of its own.
+            Ok(_) => {
+                return Err(bad(&format!(
+                "{} is not a socket (kiln forwards SSH agent sockets; key files are not supported)",
+                path.display()
+            )))
+            }
+            Err(e) => return Err(bad(&format!("{}: {e}", path.display()))),
+        }
+        if out.insert(id.to_string(), path).is_some() {
+            return Err(bad(&format!("invalid duplicate ID {id}")));
+        }
+    }
+    Ok(out)
+}
+
+fn entitlements(vals: &[String]) -> Result<Vec<build::Entitlement>, UsageError> {
+    let mut out = Vec::new();
+    for v in vals {
+        let e =
+            build::Entitlement::parse(v).ok_or_else(|| UsageError::Allow { value: v.clone() })?;
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
 /// What the arguments resolve to, before anything is built.
 pub(super) struct Resolved {
     pub(super) opts: BuildOptions,
@@ -139,6 +201,8 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.source_date_epoch = source_date_epoch;
     opts.compression = Compression::parse(&args.compression).map_err(UsageError::Compression)?;
     opts.secrets = secrets(&args.secrets)?;
+    opts.ssh = ssh_agents(&args.ssh)?;
+    opts.allow = entitlements(&args.allow)?;
     opts.cache = crate::build::cached::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),

@@ -67,6 +67,12 @@ pub struct BuildArgs {
     /// A secret for `RUN --mount=type=secret` (`id=ID,src=FILE` or `id=ID,env=VAR`).
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK), `ID=SOCKET`; repeatable.
+    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    pub ssh: Vec<String>,
+    /// Grant an entitlement: `network.host` (`RUN --network=host`), `security.insecure` (`RUN --security=insecure`).
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
+    pub allow: Vec<String>,
     /// Stages (name or index) whose steps are not looked up in the cache; repeatable or comma-separated.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,

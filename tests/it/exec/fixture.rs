@@ -63,6 +63,7 @@ impl Run {
             network: Network::Host,
             mounts: vec![],
             stdin: None,
+            privileged: false,
         };
         Run { dir, spec }
     }

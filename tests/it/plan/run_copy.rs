@@ -30,6 +30,49 @@ fn run_mounts_are_typed_with_buildkit_defaults() {
 }
 
 #[test]
+fn ssh_mounts_point_ssh_auth_sock_at_the_first_target_unless_env_has_it() {
+    let env_of = |src: &str| {
+        let g = plan(src).unwrap();
+        let r = runs(&g)[0];
+        r.env
+            .iter()
+            .filter(|e| e.starts_with("SSH_AUTH_SOCK="))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        env_of("FROM busybox\nRUN --mount=type=ssh,id=a,target=/a.sock --mount=type=ssh true\n"),
+        ["SSH_AUTH_SOCK=/a.sock"]
+    );
+    let g = plan(
+        "FROM busybox\nRUN --mount=type=ssh,id=a,target=/a.sock --mount=type=ssh,uid=5 true\n",
+    )
+    .unwrap();
+    assert!(
+        matches!(&runs(&g)[0].mounts[1], RunMount::Ssh { id, target, uid: 5, mode: 0o600, .. }
+        if id == "default" && target == "/run/buildkit/ssh_agent.1")
+    );
+    assert_eq!(
+        env_of("FROM busybox\nRUN --mount=type=ssh true\n"),
+        ["SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0"]
+    );
+    assert_eq!(
+        env_of("FROM busybox\nENV SSH_AUTH_SOCK=/mine\nRUN --mount=type=ssh true\n"),
+        ["SSH_AUTH_SOCK=/mine"]
+    );
+    assert_eq!(
+        env_of("FROM busybox\nARG SSH_AUTH_SOCK=/arg\nRUN --mount=type=ssh true\n"),
+        ["SSH_AUTH_SOCK=/arg"]
+    );
+    assert!(env_of("FROM busybox\nRUN --mount=type=tmpfs,target=/t true\n").is_empty());
+    let err = plan("FROM busybox\nRUN --mount=type=ssh,source=x true\n").unwrap_err();
+    assert!(
+        matches!(&err, PlanError::Mount { key, .. } if key == "source"),
+        "{err}"
+    );
+}
+
+#[test]
 fn run_mount_errors_name_the_key() {
     for (mount, key) in [
         ("type=tmpfs,target=/t,mode=0700", "mode"),
