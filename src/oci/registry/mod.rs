@@ -7,7 +7,26 @@
 //! `config.json`, so either side can be tested alone.
 #![deny(missing_docs)]
 
+mod auth;
+mod client;
+mod error;
+mod manifest;
+mod pull;
+mod push;
+mod tls;
+
 use std::error::Error;
+
+pub use auth::Challenge;
+pub use client::{is_loopback, Client, ClientOptions};
+pub use error::{redact, ErrorBody, ErrorEntry, RegistryError};
+pub use manifest::{
+    get_manifest, get_manifest_at, platform_matches, pull_scope, push_scope, put_manifest,
+    select_platform, RemoteManifest, MANIFEST_ACCEPT,
+};
+pub use pull::{fetch_blob, pull, resolve, PulledImage, ResolvedImage};
+pub use push::{push, push_blob, BlobPush, PushedImage};
+pub use tls::{default_certs_d, DEFAULT_CERTS_D};
 
 /// A secret that opens a registry, as docker's `config.json` keeps it.
 #[derive(Clone, PartialEq, Eq)]
