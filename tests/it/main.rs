@@ -11,6 +11,7 @@ mod layer;
 mod oci;
 mod parser;
 mod plan;
+mod registry;
 mod repro;
 mod shell;
 mod storelock;

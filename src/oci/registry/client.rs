@@ -66,7 +66,11 @@ pub(crate) enum Body {
     /// Bytes in memory (manifests).
     Bytes(Vec<u8>),
     /// `len` bytes of a file from `offset` (blobs).
-    File { path: PathBuf, offset: u64, len: u64 },
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// One request to a registry.
@@ -114,6 +118,7 @@ pub struct Client {
     bases: Mutex<HashMap<String, Url>>,
     challenges: Mutex<HashMap<String, Challenge>>,
     tokens: Mutex<HashMap<(String, String), Token>>,
+    fetching: Mutex<()>,
     credentials_seen: Mutex<HashMap<String, Option<Credential>>>,
 }
 
@@ -127,6 +132,7 @@ impl Client {
             bases: Mutex::default(),
             challenges: Mutex::default(),
             tokens: Mutex::default(),
+            fetching: Mutex::default(),
             credentials_seen: Mutex::default(),
         }
     }
@@ -143,7 +149,11 @@ impl Client {
 
     /// Whether `registry` may be spoken to over plain HTTP.
     pub fn allows_http(&self, registry: &str) -> bool {
-        self.options.insecure_registries.iter().any(|h| h == registry) || is_loopback(registry)
+        self.options
+            .insecure_registries
+            .iter()
+            .any(|h| h == registry)
+            || is_loopback(registry)
     }
 
     fn agent(&self, host: &str) -> Result<ureq::Agent, RegistryError> {
@@ -166,7 +176,12 @@ impl Client {
 
     /// `https://host/` (or `http://` for an insecure host whose HTTPS fails).
     fn base(&self, registry: &str) -> Result<Url, RegistryError> {
-        if let Some(u) = self.bases.lock().unwrap_or_else(|e| e.into_inner()).get(registry) {
+        if let Some(u) = self
+            .bases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(registry)
+        {
             return Ok(u.clone());
         }
         let host = if registry == crate::oci::reference::DOCKER_HUB {
@@ -174,7 +189,8 @@ impl Client {
         } else {
             registry
         };
-        let parse = |s: String| Url::parse(&s).map_err(|source| RegistryError::Url { url: s, source });
+        let parse =
+            |s: String| Url::parse(&s).map_err(|source| RegistryError::Url { url: s, source });
         let https = parse(format!("https://{host}/"))?;
         let base = if self.allows_http(registry) {
             let agent = self.agent(registry)?;
@@ -206,28 +222,35 @@ impl Client {
     }
 
     fn credential(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
-        let mut seen = self.credentials_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self
+            .credentials_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(c) = seen.get(registry) {
             return Ok(c.clone());
         }
-        let c = self
-            .credentials
-            .credential(registry)
-            .map_err(|source| RegistryError::Credential {
-                registry: registry.to_string(),
-                source,
-            })?;
+        let c =
+            self.credentials
+                .credential(registry)
+                .map_err(|source| RegistryError::Credential {
+                    registry: registry.to_string(),
+                    source,
+                })?;
         seen.insert(registry.to_string(), c.clone());
         Ok(c)
     }
 
     /// The `Authorization` header for `scopes` on `registry`, from what the
     /// registry asked for before; fetches a token when none is cached.
+    ///
+    /// `rejected` is the header a 401 just refused: a cached token other
+    /// than it (another thread's fresh one) is used, else a new one fetched.
+    /// Fetches are serialized, so parallel requests share one token.
     fn authorization(
         &self,
         registry: &str,
         scopes: &[String],
-        refresh: bool,
+        rejected: Option<Option<&str>>,
     ) -> Result<Option<String>, RegistryError> {
         let challenge = self
             .challenges
@@ -245,10 +268,14 @@ impl Client {
             }),
             Some(Challenge::Bearer { realm, service }) => {
                 let key = (registry.to_string(), scopes.join(" "));
-                if !refresh {
+                let _one_fetch = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
+                {
                     let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(t) = tokens.get(&key).filter(|t| t.expires > Instant::now()) {
-                        return Ok(Some(format!("Bearer {}", t.token)));
+                        let header = format!("Bearer {}", t.token);
+                        if rejected != Some(Some(header.as_str())) {
+                            return Ok(Some(header));
+                        }
                     }
                 }
                 let realm_url = Url::parse(&realm).map_err(|source| RegistryError::Url {
@@ -282,11 +309,12 @@ impl Client {
         registry: &str,
         req: &Request,
     ) -> Result<ureq::Response, RegistryError> {
-        let mut challenged = false;
+        let mut rejected: Option<Option<String>> = None;
         loop {
-            let auth = self.authorization(registry, &req.scopes, challenged)?;
+            let refused = rejected.as_ref().map(|r| r.as_deref());
+            let auth = self.authorization(registry, &req.scopes, refused)?;
             match self.send_with_retries(req, auth.as_deref()) {
-                Err(ureq::Error::Status(401, resp)) if !challenged => {
+                Err(ureq::Error::Status(401, resp)) if rejected.is_none() => {
                     let header = resp.header("www-authenticate").unwrap_or("").to_string();
                     let challenge =
                         Challenge::parse(&header).ok_or_else(|| RegistryError::Challenge {
@@ -297,7 +325,7 @@ impl Client {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(registry.to_string(), challenge);
-                    challenged = true;
+                    rejected = Some(auth);
                 }
                 Ok(resp) => return Ok(resp),
                 Err(e) => return Err(request_error(req.method, req.url.as_str(), e)),
@@ -305,6 +333,9 @@ impl Client {
         }
     }
 
+    // ureq's own error, returned one frame up and matched on there: boxing
+    // it would only add an allocation per response.
+    #[allow(clippy::result_large_err)]
     fn send_with_retries(
         &self,
         req: &Request,
@@ -325,6 +356,7 @@ impl Client {
         }
     }
 
+    #[allow(clippy::result_large_err)]
     fn send_once(&self, req: &Request, auth: Option<&str>) -> Result<ureq::Response, ureq::Error> {
         let agent = self
             .agent(&host_port(&req.url))
@@ -342,8 +374,7 @@ impl Client {
             Body::File { path, offset, len } => {
                 let mut f = File::open(path).map_err(io_transport)?;
                 f.seek(SeekFrom::Start(*offset)).map_err(io_transport)?;
-                r.set("Content-Length", &len.to_string())
-                    .send(f.take(*len))
+                r.set("Content-Length", &len.to_string()).send(f.take(*len))
             }
         }
     }

@@ -305,7 +305,11 @@ pub fn redact(url: &str) -> String {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
             .map(|(k, v)| {
-                let v = if secret(&k) { "redacted".into() } else { v.into() };
+                let v = if secret(&k) {
+                    "redacted".into()
+                } else {
+                    v.into()
+                };
                 (k.into_owned(), v)
             })
             .collect();

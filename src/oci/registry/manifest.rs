@@ -217,7 +217,10 @@ mod tests {
     fn platforms_match_with_default_variants() {
         assert!(platform_matches(&p("arm64", None), &p("arm64", Some("v8"))));
         assert!(platform_matches(&p("arm64", Some("v8")), &p("arm64", None)));
-        assert!(!platform_matches(&p("arm", Some("v6")), &p("arm", Some("v7"))));
+        assert!(!platform_matches(
+            &p("arm", Some("v6")),
+            &p("arm", Some("v7"))
+        ));
         assert!(platform_matches(&p("arm", None), &p("arm", Some("v7"))));
         assert!(!platform_matches(&p("amd64", None), &p("arm64", None)));
     }

@@ -117,9 +117,17 @@ pub fn pull(
     let fetched = Mutex::new(Vec::new());
     let present = Mutex::new(Vec::new());
     for_each_parallel(&blobs, client.options().parallel, |desc| {
-        let got = fetch_blob(client, store, &reference.registry, &reference.repository, desc)?;
+        let got = fetch_blob(
+            client,
+            store,
+            &reference.registry,
+            &reference.repository,
+            desc,
+        )?;
         let list = if got { &fetched } else { &present };
-        list.lock().unwrap_or_else(|e| e.into_inner()).push(desc.digest);
+        list.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(desc.digest);
         Ok(())
     })?;
     let m = &resolved.manifest;

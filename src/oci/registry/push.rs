@@ -221,7 +221,12 @@ fn upload(
 /// The byte count a `Range: 0-<last>` header reports.
 fn received(resp: &ureq::Response) -> Option<u64> {
     let r = resp.header("range")?;
-    let last = r.trim().strip_prefix("bytes=").unwrap_or(r).split_once('-')?.1;
+    let last = r
+        .trim()
+        .strip_prefix("bytes=")
+        .unwrap_or(r)
+        .split_once('-')?
+        .1;
     last.trim().parse::<u64>().ok().map(|l| l + 1)
 }
 

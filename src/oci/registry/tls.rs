@@ -79,7 +79,8 @@ fn add_pem_file(roots: &mut RootCertStore, path: &Path) -> Result<(), RegistryEr
     let bytes = std::fs::read(path).map_err(err)?;
     let mut found = 0;
     for cert in CertificateDer::pem_slice_iter(&bytes) {
-        let cert = cert.map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        let cert =
+            cert.map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         // The system bundle carries a few certificates rustls cannot use; skip
         // those there, but a CA the user placed in certs.d must load.
         match roots.add(cert) {
