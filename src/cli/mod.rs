@@ -20,6 +20,8 @@ pub mod load;
 pub mod parse;
 pub mod progress;
 pub mod prune;
+pub mod pull;
+pub mod push;
 pub mod report;
 pub mod rmi;
 pub mod save;
@@ -58,6 +60,10 @@ pub enum Command {
     Save(save::SaveArgs),
     /// Remove blobs no image uses, and stale temp files.
     Prune(prune::PruneArgs),
+    /// Pull an image from a registry into the store.
+    Pull(pull::PullArgs),
+    /// Push a stored image to a registry.
+    Push(push::PushArgs),
     /// The step cache: explain misses, export and import.
     Cache(cache::CacheArgs),
     /// Re-verify every blob, image, snapshot and cache record in the store.
@@ -97,6 +103,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Load(a) => load::run(&cli, a),
         Command::Save(a) => save::run(&cli, a),
         Command::Prune(a) => prune::run(&cli, a),
+        Command::Pull(a) => pull::run(&cli, a),
+        Command::Push(a) => push::run(&cli, a),
         Command::Cache(a) => cache::run(&cli, a),
     };
     match result {

@@ -20,6 +20,7 @@ use url::Url;
 
 use super::auth::{basic_header, fetch_token, request_error, Challenge, Token};
 use super::error::redact;
+pub(crate) use super::request::{Body, Request};
 use super::{tls, Anonymous, Credential, CredentialSource, RegistryError};
 
 /// The API host behind `docker.io`.
@@ -55,58 +56,6 @@ impl Default for ClientOptions {
             chunk_size: 8 << 20,
             connect_timeout: Duration::from_secs(30),
         }
-    }
-}
-
-/// A request body that can be sent again (after a 401 or a dropped connection).
-#[derive(Debug, Clone)]
-pub(crate) enum Body {
-    /// No body.
-    Empty,
-    /// Bytes in memory (manifests).
-    Bytes(Vec<u8>),
-    /// `len` bytes of a file from `offset` (blobs).
-    File {
-        path: PathBuf,
-        offset: u64,
-        len: u64,
-    },
-}
-
-/// One request to a registry.
-#[derive(Debug, Clone)]
-pub(crate) struct Request {
-    pub method: &'static str,
-    pub url: Url,
-    /// Token scopes, e.g. `repository:library/busybox:pull`.
-    pub scopes: Vec<String>,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Body,
-    /// Safe to send twice (GET, HEAD, PUT of a manifest).
-    pub idempotent: bool,
-}
-
-impl Request {
-    pub fn new(method: &'static str, url: Url, scopes: Vec<String>) -> Self {
-        let idempotent = matches!(method, "GET" | "HEAD");
-        Request {
-            method,
-            url,
-            scopes,
-            headers: Vec::new(),
-            body: Body::Empty,
-            idempotent,
-        }
-    }
-
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    pub fn body(mut self, body: Body) -> Self {
-        self.body = body;
-        self
     }
 }
 
@@ -349,6 +298,14 @@ impl Client {
                 {
                     attempt += 1;
                     tracing::debug!("{} {}: {t}; retry {attempt}", req.method, req.url);
+                    std::thread::sleep(Duration::from_millis(100 << attempt));
+                }
+                // A registry behind a load balancer answers 502-504 while it restarts.
+                Err(ureq::Error::Status(status @ 502..=504, _))
+                    if req.idempotent && attempt < self.options.retries =>
+                {
+                    attempt += 1;
+                    tracing::debug!("{} {}: {status}; retry {attempt}", req.method, req.url);
                     std::thread::sleep(Duration::from_millis(100 << attempt));
                 }
                 other => return other,

@@ -261,6 +261,34 @@ pub enum RegistryError {
         #[source]
         source: Box<RegistryError>,
     },
+    /// The body kept ending early, after the retries.
+    #[error("GET {url}: the body ended after {actual} of {expected} bytes")]
+    Truncated {
+        /// The URL.
+        url: String,
+        /// The descriptor's size.
+        expected: u64,
+        /// What arrived.
+        actual: u64,
+    },
+    /// A manifest larger than the distribution spec's 4 MiB.
+    #[error("GET {url}: manifest larger than {limit} bytes")]
+    ManifestTooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A push target pinned to a digest that is not the image's.
+    #[error("cannot push image {image} as {reference}: the reference pins {digest}")]
+    PushDigest {
+        /// The target.
+        reference: String,
+        /// The digest it pins.
+        digest: Digest,
+        /// The image's digest.
+        image: Digest,
+    },
     /// A blob sent more bytes than its descriptor's size.
     #[error("blob {digest} is larger than its descriptor's {size} bytes")]
     Oversized {

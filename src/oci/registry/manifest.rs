@@ -103,6 +103,12 @@ pub fn get_manifest_at(
             url: url.to_string(),
             source,
         })?;
+    if bytes.len() as u64 > MAX_MANIFEST {
+        return Err(RegistryError::ManifestTooLarge {
+            url: url.to_string(),
+            limit: MAX_MANIFEST,
+        });
+    }
     let actual = Digest::of(&bytes);
     if let Some(expected) = expected.or(announced) {
         if expected != actual {

@@ -13,6 +13,7 @@ mod error;
 mod manifest;
 mod pull;
 mod push;
+mod request;
 mod tls;
 
 use std::error::Error;

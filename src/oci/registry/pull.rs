@@ -186,7 +186,7 @@ pub fn fetch_blob(
             tracing::debug!("{url}: range ignored, downloading {} again", desc.digest);
             w = store.begin_blob()?;
         }
-        match copy_capped(&mut resp.into_reader(), &mut w, desc)? {
+        match copy_capped(&mut resp.into_reader(), &mut w, desc, store)? {
             Ok(()) if w.written() == desc.size => break,
             // A short body is a dropped connection too.
             Ok(()) if failures < client.options().retries => failures += 1,
@@ -194,7 +194,13 @@ pub fn fetch_blob(
                 tracing::debug!("{url}: {e}; resuming at {}", w.written());
                 failures += 1;
             }
-            Ok(()) => break, // commit_verified reports the short size.
+            Ok(()) => {
+                return Err(wrap(RegistryError::Truncated {
+                    url: url.to_string(),
+                    expected: desc.size,
+                    actual: w.written(),
+                }))
+            }
             Err(source) => {
                 return Err(wrap(RegistryError::Body {
                     method: "GET".into(),
@@ -215,6 +221,7 @@ fn copy_capped(
     from: &mut dyn Read,
     to: &mut crate::oci::BlobWriter,
     desc: &Descriptor,
+    store: &Store,
 ) -> Result<Result<(), std::io::Error>, RegistryError> {
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -232,7 +239,7 @@ fn copy_capped(
         }
         to.write_all(&buf[..n])
             .map_err(|source| crate::oci::StoreError::WriteBlob {
-                path: std::path::PathBuf::from("tmp"),
+                path: store.tmp_dir(),
                 source,
             })?;
     }

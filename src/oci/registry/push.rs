@@ -51,6 +51,13 @@ pub fn push(
     target: &Reference,
     mount_from: Option<&str>,
 ) -> Result<PushedImage, RegistryError> {
+    if let Some(d) = target.digest.filter(|d| *d != image.digest) {
+        return Err(RegistryError::PushDigest {
+            reference: target.familiar(),
+            digest: d,
+            image: image.digest,
+        });
+    }
     let report = Mutex::new(PushedImage::default());
     push_tree(client, store, image, target, mount_from, &report, true)?;
     let mut report = report.into_inner().unwrap_or_else(|e| e.into_inner());
