@@ -3,6 +3,7 @@
 //! network brings (dropped connections, corrupt blobs, registry errors).
 
 mod auth;
+mod build;
 mod cli;
 mod images;
 mod proxy;

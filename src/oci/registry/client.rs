@@ -71,6 +71,14 @@ pub struct Client {
     credentials_seen: Mutex<HashMap<String, Option<Credential>>>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// A client taking credentials from `credentials`.
     pub fn new(credentials: Arc<dyn CredentialSource>, options: ClientOptions) -> Client {

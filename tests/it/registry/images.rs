@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use kiln::oci::registry::{Client, ClientOptions, Credential, CredentialSource};
 use kiln::oci::{
-    media_type, validate, Descriptor, DiffId, Digest, ImageConfig, Index, Manifest, Platform,
-    RootFs, Store,
+    media_type, validate, Descriptor, DiffId, Digest, History, ImageConfig, Index, Manifest,
+    Platform, RootFs, Store,
 };
 
 /// `len` bytes that do not compress: sha256 in counter mode over `seed`.
@@ -60,6 +60,13 @@ pub fn image(store: &Store, seed: &str, sizes: &[usize], platform: &Platform) ->
         architecture: platform.architecture.clone(),
         os: platform.os.clone(),
         variant: platform.variant.clone(),
+        history: sizes
+            .iter()
+            .map(|_| History {
+                created_by: Some(format!("test layer of {seed}")),
+                ..Default::default()
+            })
+            .collect(),
         rootfs: RootFs {
             diff_ids,
             ..Default::default()

@@ -1,0 +1,102 @@
+//! `kiln build` with a registry: a FROM the store lacks is pulled, `--pull`
+//! sees a tag that moved, and `--push` / `-o type=registry` push the result.
+
+use kiln::oci::registry::push;
+use kiln::oci::{validate, Platform, Store};
+
+use super::images::{client, image};
+use super::reference;
+use super::server::{Auth, Registry};
+use crate::build::Env;
+
+#[test]
+fn from_pulls_missing_base_and_push_sends_the_result() {
+    let reg = Registry::start(false, Auth::None);
+    let (_d, src) = crate::oci::store();
+    let v1 = image(&src, "base-v1", &[2000], &Platform::host());
+    let v2 = image(&src, "base-v2", &[3000], &Platform::host());
+    let base = reference(&reg, "base:1");
+    push(&client(None), &src, &v1, &base, None).unwrap();
+
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("a", "hello\n")]);
+    let ctx = ctx.to_str().unwrap();
+    let df = format!("FROM {}/base:1\nCOPY a /a\n", reg.host);
+    std::fs::write(env.path("Dockerfile"), &df).unwrap();
+    let file = env.path("Dockerfile");
+    let file = file.to_str().unwrap();
+    let out_name = format!("{}/out:1", reg.host);
+    env.build(&["-f", file, "-t", &out_name, "--push", ctx]);
+    let (_, m, _) = env.image(&out_name);
+    let first_base = src.load_image(&v1).unwrap().0.layers[0].digest;
+    assert_eq!(m.layers[0].digest, first_base, "built on the pulled base");
+
+    // The pushed result reads back from the registry.
+    let (_d2, check) = crate::oci::store();
+    let r = reference(&reg, "out:1");
+    let got = kiln::oci::registry::pull(&client(None), &check, &r, &Platform::host()).unwrap();
+    validate(&check, &got.manifest).unwrap();
+    assert_eq!(got.manifest, env.store().resolve(&out_name).unwrap());
+
+    // The tag moves: without --pull the stored base is used, with it the new one.
+    push(&client(None), &src, &v2, &base, None).unwrap();
+    let second_base = src.load_image(&v2).unwrap().0.layers[0].digest;
+    env.build(&["-f", file, "-t", "local:1", ctx]);
+    assert_eq!(env.image("local:1").1.layers[0].digest, first_base);
+    env.build(&["-f", file, "-t", "local:2", "--pull", ctx]);
+    assert_eq!(env.image("local:2").1.layers[0].digest, second_base);
+
+    // -o type=registry,name=… pushes too.
+    let other = format!("{}/other:7", reg.host);
+    env.build(&[
+        "-f",
+        file,
+        "-o",
+        &format!("type=registry,name={other}"),
+        ctx,
+    ]);
+    let (_d3, check) = crate::oci::store();
+    let got = kiln::oci::registry::pull(
+        &client(None),
+        &check,
+        &reference(&reg, "other:7"),
+        &Platform::host(),
+    )
+    .unwrap();
+    validate(&check, &got.manifest).unwrap();
+    let _: Store = check;
+}
+
+#[test]
+fn pull_never_keeps_to_the_store_and_push_needs_a_name() {
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("a", "x")]);
+    let ctx = ctx.to_str().unwrap();
+    std::fs::write(
+        env.path("Dockerfile"),
+        "FROM 127.0.0.1:1/nothere:1\nCOPY a /a\n",
+    )
+    .unwrap();
+    let file = env.path("Dockerfile");
+    let out = env.kiln(
+        &["build", "--pull=never", "-f", file.to_str().unwrap(), ctx],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not in the local store"), "{err}");
+    // Missing: the pull is tried, and its failure names the image.
+    let out = env.kiln(&["build", "-f", file.to_str().unwrap(), ctx], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pulling base image 127.0.0.1:1/nothere:1"),
+        "{err}"
+    );
+    let out = env.kiln(
+        &["build", "--push", "-f", file.to_str().unwrap(), ctx],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs a name"), "{err}");
+}
