@@ -4,6 +4,7 @@
 
 mod auth;
 mod build;
+mod cache;
 mod cli;
 mod images;
 mod proxy;

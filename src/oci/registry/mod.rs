@@ -7,6 +7,7 @@
 //! `config.json`, so either side can be tested alone.
 #![deny(missing_docs)]
 
+mod artifact;
 mod auth;
 mod client;
 mod error;
@@ -18,6 +19,7 @@ mod tls;
 
 use std::error::Error;
 
+pub use artifact::{pull_artifact, push_artifact, PulledArtifact};
 pub use auth::Challenge;
 pub use client::{is_loopback, Client, ClientOptions};
 pub use error::{redact, ErrorBody, ErrorEntry, RegistryError};
