@@ -23,10 +23,10 @@ fn cached_steps(stderr: &str) -> Vec<bool> {
         };
         if rest.starts_with('[') && !rest.starts_with("[internal]") {
             names.insert(id.to_string(), rest.to_string());
-        } else if rest == "CACHED" || rest.starts_with("DONE") {
-            if names.get(id).is_some_and(|n| !n.contains(" FROM ")) {
-                out.push(rest == "CACHED");
-            }
+        } else if (rest == "CACHED" || rest.starts_with("DONE"))
+            && names.get(id).is_some_and(|n| !n.contains(" FROM "))
+        {
+            out.push(rest == "CACHED");
         }
     }
     out
