@@ -13,6 +13,7 @@ use crate::oci::{LoadError, Store, StoreError};
 
 pub mod build;
 pub mod cache;
+pub mod cache_registry;
 pub mod fsck;
 pub mod images;
 pub mod inspect;

@@ -81,10 +81,10 @@ pub struct BuildArgs {
     /// Store each step key's pre-image so `kiln cache explain` can say why a step missed.
     #[arg(long = "debug-cache")]
     pub debug_cache: bool,
-    /// Export the step cache: `type=local,dest=DIR[,mode=min|max]`.
+    /// Export the step cache: `type=local,dest=DIR` or `type=registry,ref=NAME` (`,mode=min|max`).
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
-    /// Import a step cache before building: `type=local,src=DIR`.
+    /// Import a step cache before building: `type=local,src=DIR` or `type=registry,ref=NAME`.
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
     /// Build reproducibly: SOURCE_DATE_EPOCH=0 unless the environment or a `--build-arg` sets it.
@@ -199,7 +199,8 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
     let (tx, rx) = mpsc::channel();
     let renderer = progress::spawn(mode, rx);
     let progress = Progress::new(tx);
-    let imported = super::cache::import_specs(&store, &cache_specs, &progress)
+    let registry = r.opts.registry.clone();
+    let imported = super::cache::import_specs(&store, &cache_specs, &progress, registry.as_deref())
         .map_err(|e| (render_error(&e), EXIT_INTERNAL));
     let result = imported.and_then(|()| {
         build::build(&store, &r.opts, &progress).map_err(|e| {
@@ -208,7 +209,7 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
         })
     });
     let result = result.and_then(|img| {
-        super::cache::export_specs(&store, &cache_specs, &progress)
+        super::cache::export_specs(&store, &cache_specs, &progress, registry.as_deref())
             .map(|()| img)
             .map_err(|e| (render_error(&e), EXIT_INTERNAL))
     });

@@ -76,3 +76,56 @@ fn step_cache_round_trips_through_a_registry() {
     assert_eq!(report.records, 2);
     assert_eq!(build(&second), [true, true], "the pulled cache hits");
 }
+
+fn build_with(env: &Env, flags: &[&str]) -> Vec<bool> {
+    let ctx = env.context(
+        "ctx",
+        &[("a.txt", "a"), ("b.txt", "b"), ("Dockerfile", DOCKERFILE)],
+    );
+    let mut args = vec!["build", "--progress", "plain"];
+    args.extend_from_slice(flags);
+    args.push(ctx.to_str().unwrap());
+    let out = env.kiln(&args, None);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    cached_steps(&log)
+}
+
+#[test]
+fn cache_to_and_from_a_registry_on_the_command_line() {
+    let reg = Registry::start(false, Auth::None);
+    let at = format!("{}/ci/cache:cli", reg.host);
+    let to = format!("type=registry,ref={at},mode=max");
+    let from = format!("type=registry,ref={at}");
+    assert_eq!(
+        build_with(&Env::new(), &["--cache-to", &to]),
+        [false, false]
+    );
+    assert_eq!(
+        build_with(&Env::new(), &["--cache-from", &from]),
+        [true, true]
+    );
+
+    // A cache ref not pushed yet (a first CI run) is a warning, as in BuildKit.
+    let env = Env::new();
+    let missing = format!("type=registry,ref={}/ci/cache:nope", reg.host);
+    let ctx = env.context(
+        "ctx",
+        &[("a.txt", "a"), ("b.txt", "b"), ("Dockerfile", DOCKERFILE)],
+    );
+    let c = ctx.to_str().unwrap();
+    let out = env.kiln(
+        &["build", "--progress", "plain", "--cache-from", &missing, c],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("importing cache") && err.contains("not found"),
+        "{err}"
+    );
+    // A registry that is not there at all fails the build.
+    let gone = "type=registry,ref=127.0.0.1:1/ci/cache:x";
+    let out = env.kiln(&["build", "--cache-from", gone, c], None);
+    assert!(!out.status.success());
+}
