@@ -154,8 +154,23 @@ impl Client {
             let ping = https.join("v2/").expect("static path");
             match agent.get(ping.as_str()).call() {
                 Err(ureq::Error::Transport(t)) => {
-                    tracing::debug!("{registry}: https failed ({t}), using plain http");
-                    parse(format!("http://{host}/"))?
+                    let http = parse(format!("http://{host}/"))?;
+                    let http_ping = http.join("v2/").expect("static path");
+                    match agent.get(http_ping.as_str()).call() {
+                        // An HTTPS server answers plain HTTP with 400: its
+                        // certificate was the problem, and that is the error.
+                        Err(ureq::Error::Status(400, _)) | Err(ureq::Error::Transport(_)) => {
+                            return Err(RegistryError::Transport {
+                                method: "GET".into(),
+                                url: redact(ping.as_str()),
+                                source: Box::new(t),
+                            })
+                        }
+                        _ => {
+                            tracing::debug!("{registry}: https failed ({t}), using plain http");
+                            http
+                        }
+                    }
                 }
                 _ => https,
             }

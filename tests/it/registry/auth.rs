@@ -127,6 +127,14 @@ fn tls_with_a_ca_from_certs_d() {
     let got = pull(&c, &dst, &r, &Platform::host()).unwrap();
     validate(&dst, &got.manifest).unwrap();
 
+    // Without the CA: the certificate error, not a plain-HTTP fallback.
     let (_d3, dst) = store();
-    assert!(pull(&client(None), &dst, &r, &Platform::host()).is_err());
+    let e = pull(&client(None), &dst, &r, &Platform::host()).unwrap_err();
+    let chain = error_chain(&e);
+    assert!(matches!(e, RegistryError::Transport { .. }), "{chain}");
+    assert!(
+        chain.contains(&format!("https://{}/v2/", reg.host)),
+        "{chain}"
+    );
+    assert!(chain.to_lowercase().contains("certificate"), "{chain}");
 }
