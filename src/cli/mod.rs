@@ -142,7 +142,14 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         ) || matches!(
             c.downcast_ref::<LoadError>(),
             Some(LoadError::TagMany { .. } | LoadError::UnknownFormat { .. })
-        )
+        ) || c.is::<crate::oci::ReferenceError>()
+            || matches!(
+                c.downcast_ref::<crate::oci::registry::RegistryError>(),
+                Some(
+                    crate::oci::registry::RegistryError::NoPlatform { .. }
+                        | crate::oci::registry::RegistryError::PlatformMismatch { .. }
+                )
+            )
     });
     if usage {
         2

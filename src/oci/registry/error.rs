@@ -239,6 +239,16 @@ pub enum RegistryError {
         /// The platforms it lists.
         available: String,
     },
+    /// A single-platform image for another platform than the one wanted.
+    #[error("{reference} is for {actual}, not the wanted platform {wanted}")]
+    PlatformMismatch {
+        /// The reference.
+        reference: String,
+        /// The wanted platform.
+        wanted: String,
+        /// The image's platform.
+        actual: String,
+    },
     /// Downloading a blob, after the retries.
     #[error("pulling blob {digest} from {repository}")]
     PullBlob {

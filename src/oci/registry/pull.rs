@@ -112,11 +112,25 @@ pub fn pull(
     platform: &Platform,
 ) -> Result<PulledImage, RegistryError> {
     let resolved = resolve(client, reference, platform)?;
-    let mut blobs = vec![resolved.parsed.config.clone()];
-    blobs.extend(resolved.parsed.layers.iter().cloned());
     let fetched = Mutex::new(Vec::new());
     let present = Mutex::new(Vec::new());
-    for_each_parallel(&blobs, client.options().parallel, |desc| {
+    // The config first: a single-platform image for another platform is
+    // refused before its layers are downloaded.
+    let config = &resolved.parsed.config;
+    let got = fetch_blob(
+        client,
+        store,
+        &reference.registry,
+        &reference.repository,
+        config,
+    )?;
+    let list = if got { &fetched } else { &present };
+    list.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(config.digest);
+    check_platform(store, reference, config, platform)?;
+    let blobs = &resolved.parsed.layers;
+    for_each_parallel(blobs, client.options().parallel, |desc| {
         let got = fetch_blob(
             client,
             store,
@@ -146,6 +160,44 @@ pub fn pull(
         name,
         fetched: fetched.into_inner().unwrap_or_else(|e| e.into_inner()),
         present: present.into_inner().unwrap_or_else(|e| e.into_inner()),
+    })
+}
+
+/// Refuses an image whose config names another OS or architecture (or,
+/// when both name one, another variant) than `wanted`.
+fn check_platform(
+    store: &Store,
+    reference: &Reference,
+    config: &Descriptor,
+    wanted: &Platform,
+) -> Result<(), RegistryError> {
+    #[derive(serde::Deserialize)]
+    struct ConfigPlatform {
+        #[serde(default)]
+        os: String,
+        #[serde(default)]
+        architecture: String,
+        #[serde(default)]
+        variant: Option<String>,
+    }
+    let bytes = store.read_blob(&config.digest)?;
+    // An artifact config without a platform is not this check's business.
+    let Ok(c) = serde_json::from_slice::<ConfigPlatform>(&bytes) else {
+        return Ok(());
+    };
+    let actual = Platform {
+        os: c.os,
+        architecture: c.architecture,
+        variant: c.variant,
+        os_version: None,
+    };
+    if actual.os.is_empty() || super::manifest::platform_matches(&actual, wanted) {
+        return Ok(());
+    }
+    Err(RegistryError::PlatformMismatch {
+        reference: reference.familiar(),
+        wanted: wanted.to_specifier(),
+        actual: actual.to_specifier(),
     })
 }
 

@@ -46,6 +46,19 @@ fn from_pulls_missing_base_and_push_sends_the_result() {
     env.build(&["-f", file, "-t", "local:2", "--pull", ctx]);
     assert_eq!(env.image("local:2").1.layers[0].digest, second_base);
 
+    // COPY --from a registry image pulls it too.
+    let tool = reference(&reg, "tool:1");
+    push(&client(None), &src, &v2, &tool, None).unwrap();
+    let df2 = format!(
+        "FROM scratch\nCOPY --from={}/tool:1 /data /data\n",
+        reg.host
+    );
+    std::fs::write(env.path("Dockerfile.copy"), df2).unwrap();
+    let f2 = env.path("Dockerfile.copy");
+    env.build(&["-f", f2.to_str().unwrap(), "-t", "copied:1", ctx]);
+    let root = env.rootfs("copied:1");
+    assert!(root.join("data/base-v2-0").is_file());
+
     // -o type=registry,name=… pushes too.
     let other = format!("{}/other:7", reg.host);
     env.build(&[

@@ -54,4 +54,11 @@ fn kiln_push_then_kiln_pull() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("MANIFEST_UNKNOWN"), "{err}");
+
+    // A bad reference or a platform the image lacks is a usage error.
+    assert_eq!(kiln(&b, &["pull", "Bad/Name"]).status.code(), Some(2));
+    let out = kiln(&b, &["pull", "--platform", "linux/s390x", &name]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not the wanted platform linux/s390x"), "{err}");
 }
