@@ -229,7 +229,18 @@ pub fn fetch_blob(
         if offset > 0 {
             req = req.header("Range", format!("bytes={offset}-"));
         }
-        let resp = client.send(registry, &req).map_err(wrap)?;
+        let resp = match client.send(registry, &req) {
+            Ok(r) => r,
+            // A registry that cannot serve the range: start over, once per failure.
+            Err(RegistryError::Status { status: 416, .. })
+                if offset > 0 && failures < client.options().retries =>
+            {
+                failures += 1;
+                w = store.begin_blob()?;
+                continue;
+            }
+            Err(e) => return Err(wrap(e)),
+        };
         let resumed = resp.status() == 206
             && resp
                 .header("content-range")
