@@ -6,6 +6,7 @@ mod auth;
 mod build;
 mod cache;
 mod cli;
+mod flaky;
 mod images;
 mod proxy;
 mod server;
@@ -73,6 +74,25 @@ fn pull_single_platform_image_pushed_by_skopeo() {
     let again = pull(&client(None), &dst, &r, &Platform::host()).unwrap();
     assert!(again.fetched.is_empty());
     assert_eq!(again.present.len(), 3);
+
+    // Docker v2 schema 2: skopeo converts, kiln pulls the docker media types.
+    let v2s2 = format!("docker://{}/single/app:v2s2", reg.host);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &from,
+        &v2s2,
+    ]);
+    let (_d3, dst) = store();
+    let r = reference(&reg, "single/app:v2s2");
+    let got = pull(&client(None), &dst, &r, &Platform::host()).unwrap();
+    assert_eq!(
+        got.manifest.media_type,
+        kiln::oci::media_type::DOCKER_MANIFEST
+    );
+    validate(&dst, &got.manifest).unwrap();
 }
 
 /// An index with two platforms: each pull gets its platform's manifest, and
