@@ -249,7 +249,7 @@ pub fn fetch_blob(
             tracing::debug!("{url}: range ignored, downloading {} again", desc.digest);
             w = store.begin_blob()?;
         }
-        match copy_capped(&mut resp.into_reader(), &mut w, desc, store)? {
+        match copy_capped(&mut resp.into_reader(), &mut w, desc, store).map_err(wrap)? {
             Ok(()) if w.written() == desc.size => break,
             // A short body is a dropped connection too.
             Ok(()) if failures < client.options().retries => failures += 1,
