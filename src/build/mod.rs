@@ -143,6 +143,7 @@ pub fn build(
         store,
         registry: opts.registry.as_deref(),
         pull: opts.pull,
+        progress: Some(progress),
     };
     let graph = plan::lower(&df, &opts.plan, &resolver).map_err(BuildError::Plan)?;
     // COMPAT(buildkit): SOURCE_DATE_EPOCH is the builder's own argument.

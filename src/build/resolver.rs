@@ -75,6 +75,8 @@ pub struct StoreResolver<'a> {
     pub registry: Option<&'a Client>,
     /// When to pull.
     pub pull: PullPolicy,
+    /// Where a pull shows as a vertex (`[internal] pulling …`).
+    pub progress: Option<&'a crate::build::Progress>,
 }
 
 impl StoreResolver<'_> {
@@ -89,8 +91,30 @@ impl StoreResolver<'_> {
             source: Box::new(source),
         };
         let r = Reference::parse(reference).map_err(|e| err(e.into()))?;
-        let pulled = registry::pull(client, self.store, &r, platform).map_err(err)?;
-        Ok(pulled.manifest)
+        let vertex = self
+            .progress
+            .map(|p| p.start(format!("[internal] pulling {}", r.qualified()), None));
+        match registry::pull(client, self.store, &r, platform) {
+            Ok(pulled) => {
+                if let Some(v) = vertex {
+                    let line = format!(
+                        "{} blobs downloaded, {} already present: {}\n",
+                        pulled.fetched.len(),
+                        pulled.present.len(),
+                        pulled.manifest.digest
+                    );
+                    v.log(crate::build::Stream::Stdout, line.as_bytes());
+                    v.done();
+                }
+                Ok(pulled.manifest)
+            }
+            Err(e) => {
+                if let Some(v) = vertex {
+                    v.failed(e.to_string());
+                }
+                Err(err(e))
+            }
+        }
     }
 
     fn manifest(

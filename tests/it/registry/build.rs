@@ -26,7 +26,31 @@ fn from_pulls_missing_base_and_push_sends_the_result() {
     let file = env.path("Dockerfile");
     let file = file.to_str().unwrap();
     let out_name = format!("{}/out:1", reg.host);
-    env.build(&["-f", file, "-t", &out_name, "--push", ctx]);
+    let out = env.kiln(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-f",
+            file,
+            "-t",
+            &out_name,
+            "--push",
+            ctx,
+        ],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("[internal] pulling {}/base:1", reg.host)),
+        "{log}"
+    );
+    assert!(log.contains("2 blobs downloaded"), "{log}");
+    assert!(
+        log.contains(&format!("pushed manifest for {out_name}@sha256:")),
+        "{log}"
+    );
     let (_, m, _) = env.image(&out_name);
     let first_base = src.load_image(&v1).unwrap().0.layers[0].digest;
     assert_eq!(m.layers[0].digest, first_base, "built on the pulled base");
