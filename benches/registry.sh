@@ -4,7 +4,7 @@
 # kiln and for `skopeo copy` of the same image in the same run. Each tool gets
 # its own fresh registry, so neither finds the other's blobs already there.
 #
-#   benches/registry.sh                 5 layers of 100 MB
+#   benches/registry.sh                 5 layers of 100 MB, median of RUNS=3
 #   LAYERS=3 LAYER_MB=200 benches/registry.sh
 #   KILN=target/debug/kiln benches/registry.sh    (skip the release build)
 set -euo pipefail
@@ -12,6 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 LAYERS=${LAYERS:-5}
 LAYER_MB=${LAYER_MB:-100}
+RUNS=${RUNS:-3}
 work=${BENCH_WORK:-/tmp/kiln-registry-bench}
 
 for tool in /usr/bin/docker-registry skopeo python3 gzip; do
@@ -81,7 +82,8 @@ json.dump(index, open(os.path.join(work, "layout/index.json"), "w"))
 EOF
 bytes=$(du -sb "$layout/blobs" | cut -f1)
 
-# start_registry NAME -> prints host:port
+# start_registry NAME: starts a registry, sets REG=host:port (no subshell, so
+# its pid reaches the cleanup list)
 start_registry() {
   local dir=$work/$1 port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -105,12 +107,11 @@ EOF
     python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v2/')" 2>/dev/null && break
     sleep 0.1
   done
-  echo "127.0.0.1:$port"
+  REG="127.0.0.1:$port"
 }
 
 now() { date +%s.%N; }
-# timed LABEL CMD...: runs CMD, records seconds
-declare -A secs
+# timed LABEL CMD...: runs CMD, appends its seconds to $work/LABEL.times
 timed() {
   local label=$1; shift
   local t0 t1
@@ -118,22 +119,32 @@ timed() {
   t0=$(now)
   "$@" >"$work/$label.out" 2>&1 || { echo "$label failed:" >&2; cat "$work/$label.out" >&2; exit 1; }
   t1=$(now)
-  secs[$label]=$(python3 -c "print($t1 - $t0)")
+  python3 -c "print($t1 - $t0)" >>"$work/$label.times"
 }
 
-reg_kiln=$(start_registry reg-kiln)
-reg_skopeo=$(start_registry reg-skopeo)
-
 export KILN_ROOT=$work/kiln-src
-"$KILN" load -i "$layout" -t "$reg_kiln/bench:1" >/dev/null
-timed kiln-push "$KILN" push "$reg_kiln/bench:1"
-timed skopeo-push skopeo copy -q --dest-tls-verify=false "oci:$layout:bench" "docker://$reg_skopeo/bench:1"
+"$KILN" load -i "$layout" -t bench:1 >/dev/null
+for run in $(seq 1 "$RUNS"); do
+  # Fresh registries and destinations each run: nothing is already there.
+  start_registry "reg-kiln-$run"
+  reg_kiln=$REG
+  start_registry "reg-skopeo-$run"
+  reg_skopeo=$REG
+  export KILN_ROOT=$work/kiln-src
+  timed kiln-push "$KILN" push bench:1 "$reg_kiln/bench:1"
+  timed skopeo-push skopeo copy -q --dest-tls-verify=false "oci:$layout:bench" "docker://$reg_skopeo/bench:1"
+  export KILN_ROOT=$work/kiln-dst-$run
+  timed kiln-pull "$KILN" pull "$reg_kiln/bench:1"
+  timed skopeo-pull skopeo copy -q --src-tls-verify=false "docker://$reg_skopeo/bench:1" "oci:$work/skopeo-dst-$run:bench"
+  rm -rf "$work/kiln-dst-$run" "$work/skopeo-dst-$run" "$work/reg-kiln-$run/data" "$work/reg-skopeo-$run/data"
+  cleanup
+  pids=()
+done
+median() { python3 -c 'import statistics,sys; print(statistics.median(float(l) for l in open(sys.argv[1])))' "$work/$1.times"; }
+declare -A secs
+for l in kiln-push skopeo-push kiln-pull skopeo-pull; do secs[$l]=$(median "$l"); done
 
-export KILN_ROOT=$work/kiln-dst
-timed kiln-pull "$KILN" pull "$reg_kiln/bench:1"
-timed skopeo-pull skopeo copy -q --src-tls-verify=false "docker://$reg_skopeo/bench:1" "oci:$work/skopeo-dst:bench"
-
-printf '\nimage: %d layers, %.1f MB of blobs; registry: docker-registry on loopback\n\n' "$LAYERS" "$(python3 -c "print($bytes/1e6)")"
+printf '\nimage: %d layers, %.1f MB of blobs; docker-registry on loopback; median of %d runs\n\n' "$LAYERS" "$(python3 -c "print($bytes/1e6)")" "$RUNS"
 printf '%-6s %12s %12s %12s %12s %8s\n' op kiln_s kiln_MB/s skopeo_s skopeo_MB/s ratio
 for op in push pull; do
   python3 - "$op" "$bytes" "${secs[kiln-$op]}" "${secs[skopeo-$op]}" <<'EOF'

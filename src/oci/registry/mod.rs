@@ -5,6 +5,14 @@
 //! (`client`, `pull`, `push`, …) take their credentials through
 //! [`CredentialSource`], which `credentials` implements over docker's
 //! `config.json`, so either side can be tested alone.
+//!
+//! The parts: `client` (a [`Client`]: agents per host, scheme choice, auth
+//! challenges, token cache, retries) over `request`, `tls` and `auth`;
+//! `manifest` (get/put, platform choice); `pull` ([`pull`], [`fetch_blob`]:
+//! verified, resumed downloads into the store); `push` ([`push`],
+//! [`push_blob`]: HEAD, mount, monolithic or chunked upload, manifests last);
+//! `artifact` (any manifest and its blobs, e.g. the step cache); `error`
+//! (one [`RegistryError`], the registry's own codes, redacted URLs).
 #![deny(missing_docs)]
 
 mod artifact;
