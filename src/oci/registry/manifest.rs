@@ -202,8 +202,21 @@ pub fn put_manifest(
         .body(Body::Bytes(bytes.to_vec()));
     // Putting the same bytes twice names the same manifest: safe to resend.
     req.idempotent = true;
-    client.send(registry, &req)?;
-    Ok(Digest::of(bytes))
+    let resp = client.send(registry, &req)?;
+    let digest = Digest::of(bytes);
+    // A registry that rewrote the manifest would make the digest kiln prints a lie.
+    if let Some(announced) = resp
+        .header("docker-content-digest")
+        .and_then(|d| Digest::parse(d).ok())
+        .filter(|d| *d != digest)
+    {
+        return Err(RegistryError::ManifestDigest {
+            url: req.url.to_string(),
+            expected: digest,
+            actual: announced,
+        });
+    }
+    Ok(digest)
 }
 
 #[cfg(test)]
