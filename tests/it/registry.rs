@@ -246,6 +246,38 @@ fn pull_resumes_after_a_dropped_connection() {
     );
 }
 
+/// A chunked upload whose connection drops mid-chunk starts the blob over
+/// (bounded by the retries), and the push succeeds.
+#[test]
+fn chunked_push_resumes_after_a_dropped_connection() {
+    let reg = Registry::start(false, Auth::None);
+    let (_d, src) = store();
+    let img = image(&src, "upcut", &[3 << 20], &Platform::host());
+    let proxy = proxy::CuttingProxy::start_upload(&reg.host, (1 << 20) + (300 << 10));
+    let r = Reference::parse(&format!("{}/upcut:1", proxy.host)).unwrap();
+    let opts = ClientOptions {
+        monolithic_max: 1 << 20,
+        chunk_size: 1 << 20,
+        ..options(None)
+    };
+    let since = reg.log_len();
+    push(&client_with(None, opts), &src, &img, &r, None).unwrap();
+    assert_eq!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let requests = reg.requests_since(since);
+    let posts = requests.iter().filter(|l| l.starts_with("POST")).count();
+    assert_eq!(posts, 3, "config, layer, and the layer again: {requests:?}");
+    let (_d2, dst) = store();
+    let got = pull(
+        &client(None),
+        &dst,
+        &reference(&reg, "upcut:1"),
+        &Platform::host(),
+    )
+    .unwrap();
+    validate(&dst, &got.manifest).unwrap();
+    assert_eq!(got.manifest.digest, img.digest);
+}
+
 /// A blob whose bytes are not its digest is refused, named, and not kept.
 #[test]
 fn pull_refuses_a_blob_with_the_wrong_digest() {

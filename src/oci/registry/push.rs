@@ -200,6 +200,10 @@ fn upload(
                     offset,
                     len,
                 });
+            // A dropped connection mid-chunk fails the upload and
+            // `push_blob` starts it over: asking the registry what it kept
+            // races with the registry still writing the broken chunk
+            // (docker-registry then refuses the resumed upload).
             let resp = client.send(registry, &req)?;
             location = location_of(&resp, "PATCH", &location)?;
             // `Range: 0-<last>` says what the registry holds; resend from there.

@@ -1,6 +1,6 @@
 //! A loopback TCP proxy in front of a registry that cuts the first
-//! connection to carry more than `cut_after` bytes towards the client, once:
-//! a registry that drops the connection in the middle of a blob.
+//! connection to carry more than `cut_after` bytes towards the client (or
+//! towards the registry), once: a connection dropped in the middle of a blob.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -16,7 +16,18 @@ pub struct CuttingProxy {
 }
 
 impl CuttingProxy {
+    /// Cuts the first connection carrying more than `cut_after` bytes to the client.
     pub fn start(upstream: &str, cut_after: u64) -> CuttingProxy {
+        Self::start_cutting(upstream, cut_after, false)
+    }
+
+    /// Cuts the first connection carrying more than `cut_after` bytes to the
+    /// registry (an upload).
+    pub fn start_upload(upstream: &str, cut_after: u64) -> CuttingProxy {
+        Self::start_cutting(upstream, cut_after, true)
+    }
+
+    fn start_cutting(upstream: &str, cut_after: u64, upload: bool) -> CuttingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let cuts = Arc::new(AtomicUsize::new(0));
@@ -35,8 +46,10 @@ impl CuttingProxy {
                 };
                 let (c2, a2) = (c.clone(), armed.clone());
                 let (client2, server2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || pipe(client2, server2, None));
-                std::thread::spawn(move || pipe(server, client, Some((cut_after, a2, c2))));
+                let cut = Some((cut_after, a2, c2));
+                let (up, down) = if upload { (cut, None) } else { (None, cut) };
+                std::thread::spawn(move || pipe(client2, server2, up));
+                std::thread::spawn(move || pipe(server, client, down));
             }
         });
         CuttingProxy { host, cuts, stop }
