@@ -157,7 +157,11 @@ pub fn push_blob(
     let mut attempt = 0;
     loop {
         match upload(client, registry, repository, desc, mount_from, &path) {
-            Err(RegistryError::Transport { .. }) if attempt < client.options().retries => {
+            // A dropped connection, or a registry that failed on its side
+            // (it logs a cut upload as a 500): a new upload session.
+            Err(RegistryError::Transport { .. } | RegistryError::Status { status: 500.., .. })
+                if attempt < client.options().retries =>
+            {
                 attempt += 1;
             }
             other => return other.map_err(wrap),
