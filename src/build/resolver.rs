@@ -123,6 +123,14 @@ impl StoreResolver<'_> {
         platform: &Platform,
     ) -> Result<crate::oci::Descriptor, ResolveError> {
         let client = self.registry.filter(|_| self.pull != PullPolicy::Never);
+        // A digest names content that never changes: once its image is in
+        // the store, no registry needs asking, even with --pull.
+        let pinned = Reference::parse(reference)
+            .ok()
+            .and_then(|r| registry::resolve_local(self.store, &r, platform));
+        if let Some(m) = pinned {
+            return Ok(m);
+        }
         if let (Some(c), PullPolicy::Always) = (client, self.pull) {
             return self.pull(c, reference, platform);
         }

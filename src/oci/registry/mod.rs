@@ -35,7 +35,7 @@ pub use manifest::{
     get_manifest, get_manifest_at, platform_matches, pull_scope, push_scope, put_manifest,
     select_platform, RemoteManifest, MANIFEST_ACCEPT,
 };
-pub use pull::{fetch_blob, pull, resolve, PulledImage, ResolvedImage};
+pub use pull::{fetch_blob, pull, resolve, resolve_local, PulledImage, ResolvedImage};
 pub use push::{push, push_blob, BlobPush, PushedImage};
 pub use tls::{default_certs_d, DEFAULT_CERTS_D};
 

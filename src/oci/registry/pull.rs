@@ -40,8 +40,8 @@ pub struct ResolvedImage {
     pub manifest: RemoteManifest,
     /// It, parsed.
     pub parsed: Manifest,
-    /// The index it was chosen from, if any.
-    pub index: Option<Descriptor>,
+    /// The index it was chosen from, if any, as the registry sent it.
+    pub index: Option<RemoteManifest>,
 }
 
 /// Resolves `reference` to the image manifest for `platform`, descending
@@ -79,7 +79,7 @@ pub fn resolve(
                 reference: format!("{}@{}", reference.familiar(), child.digest),
             });
         }
-        (m, Some(top.descriptor))
+        (m, Some(top))
     } else {
         (top, None)
     };
@@ -145,22 +145,69 @@ pub fn pull(
         Ok(())
     })?;
     let m = &resolved.manifest;
-    let mut w = store.begin_blob()?;
-    w.write_all(&m.bytes)
-        .map_err(|source| crate::oci::StoreError::WriteBlob {
-            path: store.tmp_dir(),
-            source,
-        })?;
-    w.commit_verified(&m.descriptor.digest, m.descriptor.size)?;
+    // The index too: a digest-pinned reference then resolves offline
+    // (`resolve_local`) on the next build.
+    for manifest in std::iter::once(m).chain(&resolved.index) {
+        let mut w = store.begin_blob()?;
+        w.write_all(&manifest.bytes)
+            .map_err(|source| crate::oci::StoreError::WriteBlob {
+                path: store.tmp_dir(),
+                source,
+            })?;
+        w.commit_verified(&manifest.descriptor.digest, manifest.descriptor.size)?;
+    }
     let name = reference.familiar();
     store.tag(&name, &m.descriptor)?;
     Ok(PulledImage {
         manifest: m.descriptor.clone(),
-        index: resolved.index,
+        index: resolved.index.map(|i| i.descriptor),
         name,
         fetched: fetched.into_inner().unwrap_or_else(|e| e.into_inner()),
         present: present.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
+}
+
+/// The image a digest-pinned `reference` names for `platform`, from the
+/// store alone: its manifest (or its index and the platform's manifest) and
+/// every blob they list must be there. Content under a digest never changes,
+/// so no registry needs asking.
+pub fn resolve_local(
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+) -> Option<Descriptor> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<Vec<Descriptor>>,
+    }
+    let digest = reference.digest?;
+    let bytes = store.read_blob(&digest).ok()?;
+    let probe: Probe = serde_json::from_slice(&bytes).ok()?;
+    let desc = match probe.manifests {
+        Some(manifests) => {
+            let index = Index {
+                schema_version: 2,
+                media_type: probe.media_type,
+                manifests,
+                annotations: Default::default(),
+            };
+            select_platform(&index, platform)?.clone()
+        }
+        None => {
+            let mt = probe
+                .media_type
+                .unwrap_or_else(|| crate::oci::media_type::OCI_MANIFEST.to_string());
+            Descriptor::new(mt, digest, bytes.len() as u64)
+        }
+    };
+    let bytes = store.read_blob(&desc.digest).ok()?;
+    let m: Manifest = serde_json::from_slice(&bytes).ok()?;
+    let complete = std::iter::once(&m.config)
+        .chain(&m.layers)
+        .all(|b| store.has_blob(&b.digest));
+    complete.then(|| Descriptor::new(desc.media_type, desc.digest, desc.size))
 }
 
 /// Refuses an image whose config names another OS or architecture (or,

@@ -137,3 +137,56 @@ fn pull_never_keeps_to_the_store_and_push_needs_a_name() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("needs a name"), "{err}");
 }
+
+/// `FROM name@sha256:<index>` pulls once; later builds, even with --pull and
+/// with the registry gone, resolve it from the store (content under a digest
+/// never changes).
+#[test]
+fn a_digest_pinned_base_resolves_offline_once_pulled() {
+    let reg = Registry::start(false, Auth::None);
+    let (_d, src) = crate::oci::store();
+    let host = Platform::host();
+    let other = super::images::platform("s390x", None);
+    let a = image(&src, "pinned-host", &[1500], &host);
+    let b = image(&src, "pinned-other", &[1600], &other);
+    let idx = super::images::index(&src, &[(a.clone(), host.clone()), (b, other)]);
+    push(
+        &client(None),
+        &src,
+        &idx,
+        &reference(&reg, "pinned:1"),
+        None,
+    )
+    .unwrap();
+
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("a", "x")]);
+    let ctx = ctx.to_str().unwrap();
+    let df = format!("FROM {}/pinned@{}\nCOPY a /a\n", reg.host, idx.digest);
+    std::fs::write(env.path("Dockerfile"), df).unwrap();
+    let file = env.path("Dockerfile");
+    let file = file.to_str().unwrap();
+    env.build(&["-f", file, "-t", "one:1", ctx]);
+    let base_layer = src.load_image(&a).unwrap().0.layers[0].digest;
+    assert_eq!(env.image("one:1").1.layers[0].digest, base_layer);
+
+    drop(reg);
+    let out = env.kiln(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--pull",
+            "-f",
+            file,
+            "-t",
+            "two:1",
+            ctx,
+        ],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains("[internal] pulling"), "{log}");
+    assert_eq!(env.image("two:1").1.layers[0].digest, base_layer);
+}
