@@ -30,7 +30,10 @@ fn has_skopeo() -> bool {
 }
 
 fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo").args(args).output().unwrap();
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("running skopeo (apt-get install skopeo; scripts/test installs it)");
     assert!(
         out.status.success(),
         "skopeo {args:?}: {}",
