@@ -180,14 +180,33 @@ fn push_all(
             source,
         })?;
         let client = client.ok_or_else(|| ExportError::NoRegistry { name: name.clone() })?;
-        registry::push(client, store, &img.manifest, &target, None).map_err(|source| {
-            ExportError::Push {
+        let from = mount_source(store, img, &target);
+        registry::push(client, store, &img.manifest, &target, from.as_deref()).map_err(
+            |source| ExportError::Push {
                 name: target.familiar(),
                 source: Box::new(source),
-            }
-        })?;
+            },
+        )?;
     }
     Ok(())
+}
+
+/// A repository on `target`'s registry that a stored image with the built
+/// image's base layer came from (pulled images are named after their
+/// registry): its blobs are mounted instead of uploaded, as BuildKit does.
+fn mount_source(store: &Store, img: &BuiltImage, target: &Reference) -> Option<String> {
+    let base = img.layers.first()?.descriptor.digest;
+    store.images().ok()?.into_iter().find_map(|e| {
+        let r = Reference::parse(&e.name).ok()?;
+        if r.registry != target.registry || r.repository == target.repository {
+            return None;
+        }
+        let (m, _) = store.load_manifest(&e.descriptor).ok()?;
+        m.layers
+            .iter()
+            .any(|l| l.digest == base)
+            .then_some(r.repository)
+    })
 }
 
 fn write_file(

@@ -26,6 +26,7 @@ fn from_pulls_missing_base_and_push_sends_the_result() {
     let file = env.path("Dockerfile");
     let file = file.to_str().unwrap();
     let out_name = format!("{}/out:1", reg.host);
+    let since = reg.log_len();
     let out = env.kiln(
         &[
             "build",
@@ -51,6 +52,14 @@ fn from_pulls_missing_base_and_push_sends_the_result() {
         log.contains(&format!("pushed manifest for {out_name}@sha256:")),
         "{log}"
     );
+    // The base layer is mounted from the repository it was pulled from.
+    let requests = reg.requests_since(since);
+    let mounted = requests.iter().filter(|l| {
+        l.starts_with("POST /v2/out/blobs/uploads/")
+            && l.contains("from=base")
+            && l.ends_with(" 201")
+    });
+    assert_eq!(mounted.count(), 1, "{requests:?}");
     let (_, m, _) = env.image(&out_name);
     let first_base = src.load_image(&v1).unwrap().0.layers[0].digest;
     assert_eq!(m.layers[0].digest, first_base, "built on the pulled base");
