@@ -136,11 +136,11 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     let (outputs, tags) = outputs_and_tags(args)?;
     let mut opts = BuildOptions::new(args.context.clone(), Vec::new());
     opts.plan = plan;
+    opts.pull = args.pull.into();
+    opts.registry = Some(std::sync::Arc::new(args.registry.client()));
     opts.source_date_epoch = source_date_epoch;
     opts.compression = Compression::parse(&args.compression).map_err(UsageError::Compression)?;
     opts.secrets = secrets(&args.secrets)?;
-    opts.pull = args.pull.into();
-    opts.registry = Some(std::sync::Arc::new(args.registry.client()));
     opts.cache = crate::build::cached::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),

@@ -25,8 +25,6 @@ mod push;
 mod request;
 mod tls;
 
-use std::error::Error;
-
 pub use artifact::{pull_artifact, push_artifact, PulledArtifact};
 pub use auth::Challenge;
 pub use client::{is_loopback, Client, ClientOptions};
@@ -38,6 +36,8 @@ pub use manifest::{
 pub use pull::{fetch_blob, pull, resolve, resolve_local, PulledImage, ResolvedImage};
 pub use push::{push, push_blob, BlobPush, PushedImage};
 pub use tls::{default_certs_d, DEFAULT_CERTS_D};
+
+use std::error::Error;
 
 /// A secret that opens a registry, as docker's `config.json` keeps it.
 #[derive(Clone, PartialEq, Eq)]
