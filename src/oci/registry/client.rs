@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +19,8 @@ use url::Url;
 
 use super::auth::{basic_header, fetch_token, request_error, Challenge, Token};
 use super::error::redact;
-pub(crate) use super::request::{Body, Request};
+pub use super::request::is_loopback;
+pub(crate) use super::request::{host_port, Body, Request};
 use super::{tls, Anonymous, Credential, CredentialSource, RegistryError};
 
 /// The API host behind `docker.io`.
@@ -364,36 +364,23 @@ fn io_transport(e: std::io::Error) -> ureq::Error {
     ureq::Error::from(e)
 }
 
-/// `host[:port]` of a URL, as certs.d and the agent cache name hosts.
-fn host_port(u: &Url) -> String {
-    let host = u.host_str().unwrap_or("");
-    match u.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    }
-}
-
-/// `localhost`, `127.0.0.0/8` and `::1`, with or without a port.
-pub fn is_loopback(registry: &str) -> bool {
-    let host = if let Some(rest) = registry.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        registry.split(':').next().unwrap_or("")
-    };
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn loopback_hosts() {
-        for h in ["localhost:5000", "127.0.0.1", "127.1.2.3:80", "[::1]:5000"] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in ["example.com", "10.0.0.1:5000", "localhost.example.com"] {
-            assert!(!is_loopback(h), "{h}");
-        }
+    fn plain_http_only_for_loopback_and_named_hosts() {
+        let options = ClientOptions {
+            insecure_registries: vec!["reg.internal:5000".into()],
+            ..ClientOptions::default()
+        };
+        let c = Client::new(Arc::new(Anonymous), options);
+        assert!(c.allows_http("reg.internal:5000"));
+        assert!(c.allows_http("localhost:5000"));
+        assert!(
+            !c.allows_http("reg.internal"),
+            "the port is part of the name"
+        );
+        assert!(!c.allows_http("ghcr.io"));
     }
 }
