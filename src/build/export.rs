@@ -1,6 +1,7 @@
 //! Writing a built image where `-o` says: OCI archive or layout dir, docker
 //! archive, the flattened root filesystem as a directory or a tar, or names
-//! in the store. Registry pushes are a later issue and say so.
+//! in the store, or a push to a registry (`type=registry`, `--push`,
+//! `type=image,push=true`) to every name given.
 //!
 //! Invariants: archives come from the oci module's deterministic writers; a
 //! flattened filesystem applies the layers base first with whiteouts
@@ -11,9 +12,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::layer::{self, Compression, LayerError, PackOptions, SourceKind, UnpackMode};
+use crate::oci::registry::{self, Client, RegistryError};
 use crate::oci::{
     normalize_name, write_docker_archive, write_layout, write_oci_archive, ArchiveError,
-    LayoutError, NamedImage, ReferenceError, Store, StoreError,
+    LayoutError, NamedImage, Reference, ReferenceError, Store, StoreError,
 };
 
 use super::image::BuiltImage;
@@ -77,9 +79,24 @@ pub enum ExportError {
     /// Temp dirs.
     #[error("temp dir")]
     Temp(#[from] SnapshotError),
-    /// `type=registry` / `push=true`.
-    #[error("pushing to a registry (type=registry, --push) is not supported yet")]
-    PushUnsupported,
+    /// A registry output with no name to push to.
+    #[error("pushing to a registry needs a name (-t NAME or type=registry,name=NAME)")]
+    PushName,
+    /// A registry output, but the caller gave no registry client.
+    #[error("pushing {name}: no registry client was configured")]
+    NoRegistry {
+        /// The name.
+        name: String,
+    },
+    /// Pushing to a registry.
+    #[error("pushing {name}")]
+    Push {
+        /// The name pushed to.
+        name: String,
+        /// The cause.
+        #[source]
+        source: Box<RegistryError>,
+    },
 }
 
 /// Normalizes `name` as docker shows it (`app` → `app:latest`).
@@ -91,12 +108,14 @@ pub fn image_name(name: &str) -> Result<String, ExportError> {
 }
 
 /// Writes `img` to `spec`; `tags` are the `-t` names (the first one names
-/// the image inside archives unless the spec has `name=`).
+/// the image inside archives unless the spec has `name=`). Registry outputs
+/// push through `registry`.
 pub fn export(
     store: &Store,
     img: &BuiltImage,
     spec: &OutputSpec,
     tags: &[String],
+    registry: Option<&Client>,
 ) -> Result<(), ExportError> {
     let named = |name: &Option<String>| -> Result<NamedImage, ExportError> {
         let name = match name.as_ref().or(tags.first()) {
@@ -132,16 +151,62 @@ pub fn export(
         OutputSpec::Local { dest } => export_local(store, img, dest),
         OutputSpec::Tar { dest } => rootfs_tar(store, img, dest),
         OutputSpec::Image { names, push } => {
-            if *push {
-                return Err(ExportError::PushUnsupported);
-            }
             for n in names.iter().chain(tags) {
                 store.tag(&image_name(n)?, &img.manifest)?;
             }
+            if *push {
+                push_all(store, img, names, tags, registry)?;
+            }
             Ok(())
         }
-        OutputSpec::Registry => Err(ExportError::PushUnsupported),
+        OutputSpec::Registry { names } => push_all(store, img, names, tags, registry),
     }
+}
+
+/// Pushes `img` to each of `names` and `tags` (at least one).
+fn push_all(
+    store: &Store,
+    img: &BuiltImage,
+    names: &[String],
+    tags: &[String],
+    client: Option<&Client>,
+) -> Result<(), ExportError> {
+    if names.is_empty() && tags.is_empty() {
+        return Err(ExportError::PushName);
+    }
+    for name in names.iter().chain(tags) {
+        let target = Reference::parse(name).map_err(|source| ExportError::Name {
+            name: name.clone(),
+            source,
+        })?;
+        let client = client.ok_or_else(|| ExportError::NoRegistry { name: name.clone() })?;
+        let from = mount_source(store, img, &target);
+        registry::push(client, store, &img.manifest, &target, from.as_deref()).map_err(
+            |source| ExportError::Push {
+                name: target.familiar(),
+                source: Box::new(source),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A repository on `target`'s registry that a stored image with the built
+/// image's base layer came from (pulled images are named after their
+/// registry): its blobs are mounted instead of uploaded, as BuildKit does.
+fn mount_source(store: &Store, img: &BuiltImage, target: &Reference) -> Option<String> {
+    let base = img.layers.first()?.descriptor.digest;
+    store.images().ok()?.into_iter().find_map(|e| {
+        let r = Reference::parse(&e.name).ok()?;
+        if r.registry != target.registry || r.repository == target.repository {
+            return None;
+        }
+        let (m, _) = store.load_manifest(&e.descriptor).ok()?;
+        m.layers
+            .iter()
+            .any(|l| l.digest == base)
+            .then_some(r.repository)
+    })
 }
 
 fn write_file(

@@ -70,6 +70,10 @@ pub struct BuildOptions {
     pub exe: PathBuf,
     /// `--no-cache`, `--no-cache-filter`, `--debug-cache`.
     pub cache: cached::CacheOptions,
+    /// Where base images missing from the store are pulled from (`None`: nowhere).
+    pub registry: Option<std::sync::Arc<crate::oci::registry::Client>>,
+    /// `--pull`: when base images are pulled.
+    pub pull: resolver::PullPolicy,
 }
 
 impl BuildOptions {
@@ -88,6 +92,8 @@ impl BuildOptions {
             allow: Vec::new(),
             exe: PathBuf::from("/proc/self/exe"),
             cache: Default::default(),
+            registry: None,
+            pull: resolver::PullPolicy::Missing,
         }
     }
 }
@@ -142,7 +148,12 @@ pub fn build(
         progress.warn(format!("{} (line {})", w.short, w.line));
     }
     v.done();
-    let resolver = resolver::StoreResolver { store };
+    let resolver = resolver::StoreResolver {
+        store,
+        registry: opts.registry.as_deref(),
+        pull: opts.pull,
+        progress: Some(progress),
+    };
     let graph = plan::lower(&df, &opts.plan, &resolver).map_err(BuildError::Plan)?;
     entitlements::check(&graph, &opts.allow)?;
     // COMPAT(buildkit): SOURCE_DATE_EPOCH is the builder's own argument.

@@ -83,8 +83,11 @@ pub enum OutputSpec {
         /// `push=true` asks for a registry push.
         push: bool,
     },
-    /// `type=registry` (or `--push`): not supported yet.
-    Registry,
+    /// `type=registry` (or `--push`): push to each name (and each `-t`).
+    Registry {
+        /// `name=` adds names besides `-t`.
+        names: Vec<String>,
+    },
 }
 
 impl OutputSpec {
@@ -169,7 +172,7 @@ fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, O
         "local" => OutputSpec::Local { dest: need_dest()? },
         "tar" => OutputSpec::Tar { dest: need_dest()? },
         "image" => OutputSpec::Image { names, push },
-        _ => OutputSpec::Registry,
+        _ => OutputSpec::Registry { names },
     })
 }
 
@@ -232,7 +235,13 @@ mod tests {
         );
         assert_eq!(
             OutputSpec::parse("type=registry").unwrap(),
-            OutputSpec::Registry
+            OutputSpec::Registry { names: vec![] }
+        );
+        assert_eq!(
+            OutputSpec::parse("type=registry,name=localhost:5000/a:1").unwrap(),
+            OutputSpec::Registry {
+                names: vec!["localhost:5000/a:1".into()]
+            }
         );
     }
 

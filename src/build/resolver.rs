@@ -1,24 +1,50 @@
-//! Base images come from the local store: `FROM busybox` resolves the name
-//! (docker's normalization: `busybox` → `busybox:latest`) to a manifest and
-//! reads its config. Pulling from a registry is a later issue, so a missing
-//! image says how to get it into the store.
+//! Base images: `FROM busybox` resolves the name (docker's normalization:
+//! `busybox` → `busybox:latest`) to a manifest in the local store and reads
+//! its config. A name the store lacks is pulled from its registry (docker's
+//! default); `--pull` (always) pulls even when the store has the name, so a
+//! moved tag is seen; `--pull=never` (or no registry client) keeps to the store.
+//!
+//! A pull fetches every layer of the base image now; fetching them only when
+//! a step needs the filesystem is not done yet.
 
 use std::error::Error;
 
-use crate::oci::{Platform, Store, StoreError};
+use crate::oci::registry::{self, Client, RegistryError};
+use crate::oci::{Platform, Reference, Store, StoreError};
 use crate::plan::{ImageResolver, ResolvedImage};
+
+/// When a base image is pulled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Only when the store lacks the name (docker's default).
+    #[default]
+    Missing,
+    /// Always ask the registry (`--pull`), so a tag that moved is seen.
+    Always,
+    /// Never: the store only.
+    Never,
+}
 
 /// Why a base image could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    /// Not in the store.
-    #[error("image {reference} is not in the local store (pulling is not supported yet: `kiln load -i IMAGE.tar` first)")]
+    /// Not in the store, and not to be pulled.
+    #[error("image {reference} is not in the local store (pulling is off: `kiln pull` or `kiln load -i IMAGE.tar` first)")]
     NotInStore {
         /// The reference.
         reference: String,
         /// The store's answer.
         #[source]
         source: StoreError,
+    },
+    /// Pulling from its registry failed.
+    #[error("pulling base image {reference}")]
+    Pull {
+        /// The reference.
+        reference: String,
+        /// The cause.
+        #[source]
+        source: Box<RegistryError>,
     },
     /// In the store but unreadable.
     #[error("reading image {reference} from the store")]
@@ -41,10 +67,82 @@ pub enum ResolveError {
     },
 }
 
-/// An [`ImageResolver`] over the local store.
+/// An [`ImageResolver`] over the local store, pulling through `registry`.
 pub struct StoreResolver<'a> {
     /// The store.
     pub store: &'a Store,
+    /// The registry client; `None` keeps to the store.
+    pub registry: Option<&'a Client>,
+    /// When to pull.
+    pub pull: PullPolicy,
+    /// Where a pull shows as a vertex (`[internal] pulling …`).
+    pub progress: Option<&'a crate::build::Progress>,
+}
+
+impl StoreResolver<'_> {
+    fn pull(
+        &self,
+        client: &Client,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<crate::oci::Descriptor, ResolveError> {
+        let err = |source| ResolveError::Pull {
+            reference: reference.into(),
+            source: Box::new(source),
+        };
+        let r = Reference::parse(reference).map_err(|e| err(e.into()))?;
+        let vertex = self
+            .progress
+            .map(|p| p.start(format!("[internal] pulling {}", r.qualified()), None));
+        match registry::pull(client, self.store, &r, platform) {
+            Ok(pulled) => {
+                if let Some(v) = vertex {
+                    let line = format!(
+                        "{} blobs downloaded, {} already present: {}\n",
+                        pulled.fetched.len(),
+                        pulled.present.len(),
+                        pulled.manifest.digest
+                    );
+                    v.log(crate::build::Stream::Stdout, line.as_bytes());
+                    v.done();
+                }
+                Ok(pulled.manifest)
+            }
+            Err(e) => {
+                if let Some(v) = vertex {
+                    v.failed(e.to_string());
+                }
+                Err(err(e))
+            }
+        }
+    }
+
+    fn manifest(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<crate::oci::Descriptor, ResolveError> {
+        let client = self.registry.filter(|_| self.pull != PullPolicy::Never);
+        // A digest names content that never changes: once its image is in
+        // the store, no registry needs asking, even with --pull.
+        let pinned = Reference::parse(reference)
+            .ok()
+            .and_then(|r| registry::resolve_local(self.store, &r, platform));
+        if let Some(m) = pinned {
+            return Ok(m);
+        }
+        if let (Some(c), PullPolicy::Always) = (client, self.pull) {
+            return self.pull(c, reference, platform);
+        }
+        match (self.store.resolve(reference), client) {
+            (Ok(m), _) => Ok(m),
+            (Err(StoreError::NotFound { .. }), Some(c)) => self.pull(c, reference, platform),
+            (Err(source), _) => Err(ResolveError::NotInStore {
+                reference: reference.into(),
+                source,
+            }),
+        }
+    }
 }
 
 impl ImageResolver for StoreResolver<'_> {
@@ -53,13 +151,7 @@ impl ImageResolver for StoreResolver<'_> {
         reference: &str,
         platform: &Platform,
     ) -> Result<ResolvedImage, Box<dyn Error + Send + Sync>> {
-        let manifest =
-            self.store
-                .resolve(reference)
-                .map_err(|source| ResolveError::NotInStore {
-                    reference: reference.into(),
-                    source,
-                })?;
+        let manifest = self.manifest(reference, platform)?;
         let (_, config) =
             self.store
                 .load_image(&manifest)

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+pub use super::cache_registry::CacheTransferError;
 use super::Cli;
 use crate::cache::{self, StepCache, StepKey};
 
@@ -140,6 +141,18 @@ pub enum CacheSpec {
         /// The layout directory.
         src: PathBuf,
     },
+    /// `type=registry,ref=NAME[,mode=min|max]`.
+    ToRegistry {
+        /// The image reference the artifact is pushed to.
+        reference: String,
+        /// `min` (default) or `max`.
+        mode: cache::export::Mode,
+    },
+    /// `type=registry,ref=NAME`.
+    FromRegistry {
+        /// The image reference the artifact is pulled from.
+        reference: String,
+    },
 }
 
 /// Why a `--cache-to`/`--cache-from` value was refused.
@@ -155,8 +168,16 @@ pub enum CacheSpecError {
         /// `dest` or `src`.
         field: &'static str,
     },
-    /// A type other than `local`.
-    #[error("{flag} type={kind} is not supported (only type=local)")]
+    /// `type=registry` without `ref=`, or with a key it does not know.
+    #[error("{flag} {value:?}: expected type=registry,ref=NAME")]
+    RegistryShape {
+        /// The flag.
+        flag: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A type other than `local` or `registry`.
+    #[error("{flag} type={kind} is not supported (only type=local and type=registry)")]
     Type {
         /// The flag.
         flag: &'static str,
@@ -186,6 +207,7 @@ pub fn parse_spec(value: &str, to: bool) -> Result<CacheSpec, CacheSpecError> {
     }
     match pairs.iter().find(|(k, _)| *k == "type").map(|p| p.1) {
         Some("local") => {}
+        Some("registry") => return parse_registry_spec(flag, value, &pairs, to),
         Some(other) => {
             return Err(CacheSpecError::Type {
                 flag,
@@ -211,6 +233,34 @@ pub fn parse_spec(value: &str, to: bool) -> Result<CacheSpec, CacheSpecError> {
     })
 }
 
+/// `type=registry,ref=NAME[,mode=min|max]`.
+fn parse_registry_spec(
+    flag: &'static str,
+    value: &str,
+    pairs: &[(&str, &str)],
+    to: bool,
+) -> Result<CacheSpec, CacheSpecError> {
+    let shape = || CacheSpecError::RegistryShape {
+        flag,
+        value: value.to_string(),
+    };
+    let (mut reference, mut mode) = (None, cache::export::Mode::Min);
+    for (k, v) in pairs {
+        match *k {
+            "type" => {}
+            "ref" => reference = Some(v.to_string()),
+            "mode" if to => mode = cache::export::Mode::parse(v).map_err(CacheSpecError::Mode)?,
+            _ => return Err(shape()),
+        }
+    }
+    let reference = reference.ok_or_else(shape)?;
+    Ok(if to {
+        CacheSpec::ToRegistry { reference, mode }
+    } else {
+        CacheSpec::FromRegistry { reference }
+    })
+}
+
 /// Parses every `--cache-to` and `--cache-from` value.
 pub fn build_specs(to: &[String], from: &[String]) -> Result<Vec<CacheSpec>, CacheSpecError> {
     let mut out = vec![];
@@ -228,16 +278,34 @@ pub fn import_specs(
     store: &crate::oci::Store,
     specs: &[CacheSpec],
     progress: &crate::build::Progress,
-) -> Result<(), cache::CacheError> {
+    registry: Option<&crate::oci::registry::Client>,
+) -> Result<(), CacheTransferError> {
     for spec in specs {
-        if let CacheSpec::From { src } = spec {
-            let v = progress.start(format!("importing cache from {}", src.display()), None);
-            match cache::export::import_layout(store, src) {
-                Ok(_) => v.done(),
-                Err(e) => {
-                    v.failed(e.to_string());
-                    return Err(e);
-                }
+        let (what, res) = match spec {
+            CacheSpec::From { src } => (
+                src.display().to_string(),
+                cache::export::import_layout(store, src)
+                    .map(drop)
+                    .map_err(Into::into),
+            ),
+            CacheSpec::FromRegistry { reference } => (
+                reference.clone(),
+                super::cache_registry::import(store, registry, reference).map(drop),
+            ),
+            _ => continue,
+        };
+        let v = progress.start(format!("importing cache from {what}"), None);
+        match res {
+            Ok(()) => v.done(),
+            // COMPAT(buildkit): a cache ref not pushed yet (a first CI run)
+            // is a warning, not a failed build.
+            Err(e) if e.is_not_found() => {
+                progress.warn(format!("{e}: not found, building without it"));
+                v.done();
+            }
+            Err(e) => {
+                v.failed(e.to_string());
+                return Err(e);
             }
         }
     }
@@ -249,8 +317,19 @@ pub fn export_specs(
     store: &crate::oci::Store,
     specs: &[CacheSpec],
     progress: &crate::build::Progress,
-) -> Result<(), cache::CacheError> {
+    registry: Option<&crate::oci::registry::Client>,
+) -> Result<(), CacheTransferError> {
     for spec in specs {
+        if let CacheSpec::ToRegistry { reference, mode } = spec {
+            let v = progress.start(format!("exporting cache to {reference}"), None);
+            match super::cache_registry::export(store, registry, reference, *mode) {
+                Ok(()) => v.done(),
+                Err(e) => {
+                    v.failed(e.to_string());
+                    return Err(e);
+                }
+            }
+        }
         if let CacheSpec::To { dest, mode } = spec {
             let v = progress.start(format!("exporting cache to {}", dest.display()), None);
             let res = StepCache::with_store(store.clone())
@@ -260,7 +339,7 @@ pub fn export_specs(
                 Ok(_) => v.done(),
                 Err(e) => {
                     v.failed(e.to_string());
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -286,9 +365,15 @@ mod tests {
             parse_spec("type=local,src=/s", false).unwrap(),
             CacheSpec::From { src: "/s".into() }
         );
+        assert_eq!(
+            parse_spec("type=registry,ref=x", false).unwrap(),
+            CacheSpec::FromRegistry {
+                reference: "x".into()
+            }
+        );
         assert!(matches!(
-            parse_spec("type=registry,ref=x", false),
-            Err(CacheSpecError::Type { .. })
+            parse_spec("type=registry,dest=x", true),
+            Err(CacheSpecError::RegistryShape { .. })
         ));
         assert!(matches!(
             parse_spec("type=local,dest=/d", false),

@@ -13,6 +13,7 @@ use crate::oci::{LoadError, Store, StoreError};
 
 pub mod build;
 pub mod cache;
+pub mod cache_registry;
 pub mod fsck;
 pub mod images;
 pub mod inspect;
@@ -22,6 +23,8 @@ pub mod logout;
 pub mod parse;
 pub mod progress;
 pub mod prune;
+pub mod pull;
+pub mod push;
 pub mod report;
 pub mod rmi;
 pub mod save;
@@ -60,6 +63,10 @@ pub enum Command {
     Save(save::SaveArgs),
     /// Remove blobs no image uses, and stale temp files.
     Prune(prune::PruneArgs),
+    /// Pull an image from a registry into the store.
+    Pull(pull::PullArgs),
+    /// Push a stored image to a registry.
+    Push(push::PushArgs),
     /// The step cache: explain misses, export and import.
     Cache(cache::CacheArgs),
     /// Re-verify every blob, image, snapshot and cache record in the store.
@@ -104,6 +111,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Load(a) => load::run(&cli, a),
         Command::Save(a) => save::run(&cli, a),
         Command::Prune(a) => prune::run(&cli, a),
+        Command::Pull(a) => pull::run(&cli, a),
+        Command::Push(a) => push::run(&cli, a),
         Command::Cache(a) => cache::run(&cli, a),
         Command::Logout(a) => logout::run(&cli, a),
     };
@@ -141,7 +150,14 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         ) || matches!(
             c.downcast_ref::<LoadError>(),
             Some(LoadError::TagMany { .. } | LoadError::UnknownFormat { .. })
-        )
+        ) || c.is::<crate::oci::ReferenceError>()
+            || matches!(
+                c.downcast_ref::<crate::oci::registry::RegistryError>(),
+                Some(
+                    crate::oci::registry::RegistryError::NoPlatform { .. }
+                        | crate::oci::registry::RegistryError::PlatformMismatch { .. }
+                )
+            )
     });
     if usage {
         2

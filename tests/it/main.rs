@@ -12,6 +12,7 @@ mod layer;
 mod oci;
 mod parser;
 mod plan;
+mod registry;
 mod repro;
 mod shell;
 mod storelock;

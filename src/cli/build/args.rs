@@ -35,8 +35,8 @@ pub(super) enum UsageError {
         #[source]
         source: build::OutputSpecError,
     },
-    #[error("pushing to a registry (--push, type=registry) is not supported yet")]
-    Push,
+    #[error("pushing to a registry (--push, type=registry) needs a name: -t NAME or name=NAME")]
+    PushName,
     #[error("invalid tag {name:?}")]
     Tag {
         name: String,
@@ -198,6 +198,8 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     let (outputs, tags) = outputs_and_tags(args)?;
     let mut opts = BuildOptions::new(args.context.clone(), Vec::new());
     opts.plan = plan;
+    opts.pull = args.pull.into();
+    opts.registry = Some(std::sync::Arc::new(args.registry.client()));
     opts.source_date_epoch = source_date_epoch;
     opts.compression = Compression::parse(&args.compression).map_err(UsageError::Compression)?;
     opts.secrets = secrets(&args.secrets)?;
@@ -226,8 +228,17 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
             source,
         })?);
     }
-    if args.push || outputs.contains(&OutputSpec::Registry) {
-        return Err(UsageError::Push);
+    if args.push {
+        outputs.push(OutputSpec::Registry { names: vec![] });
+    }
+    let unnamed_push = outputs.iter().any(|o| match o {
+        OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } => {
+            names.is_empty()
+        }
+        _ => false,
+    });
+    if unnamed_push && args.tags.is_empty() {
+        return Err(UsageError::PushName);
     }
     let mut tags = Vec::new();
     for t in &args.tags {

@@ -61,9 +61,17 @@ pub struct BuildArgs {
     /// Layer compression: gzip, zstd or uncompressed.
     #[arg(long, default_value = "gzip")]
     pub compression: String,
-    /// Shorthand for `--output=type=registry` (not supported yet).
+    /// Shorthand for `--output=type=registry` (push to every `-t` name).
     #[arg(long)]
     pub push: bool,
+    /// When to pull base images: `--pull` (always, so a moved tag is seen),
+    /// `--pull=missing` (the default) or `--pull=never`.
+    #[arg(long, value_enum, value_name = "POLICY", num_args = 0..=1, require_equals = true,
+          default_value = "missing", default_missing_value = "always")]
+    pub pull: PullArg,
+    /// Registry flags (`--insecure-registry`).
+    #[command(flatten)]
+    pub registry: super::pull::RegistryArgs,
     /// A secret for `RUN --mount=type=secret` (`id=ID,src=FILE` or `id=ID,env=VAR`).
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
@@ -79,10 +87,10 @@ pub struct BuildArgs {
     /// Store each step key's pre-image so `kiln cache explain` can say why a step missed.
     #[arg(long = "debug-cache")]
     pub debug_cache: bool,
-    /// Export the step cache: `type=local,dest=DIR[,mode=min|max]`.
+    /// Export the step cache: `type=local,dest=DIR` or `type=registry,ref=NAME` (`,mode=min|max`).
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
-    /// Import a step cache before building: `type=local,src=DIR`.
+    /// Import a step cache before building: `type=local,src=DIR` or `type=registry,ref=NAME`.
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
     /// Build reproducibly: SOURCE_DATE_EPOCH=0 unless the environment or a `--build-arg` sets it.
@@ -90,6 +98,27 @@ pub struct BuildArgs {
     pub reproducible: bool,
     /// The build context directory.
     pub context: PathBuf,
+}
+
+/// `--pull`'s values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PullArg {
+    /// Pull every base image.
+    Always,
+    /// Pull base images the store lacks.
+    Missing,
+    /// Use the store only.
+    Never,
+}
+
+impl From<PullArg> for build::resolver::PullPolicy {
+    fn from(p: PullArg) -> Self {
+        match p {
+            PullArg::Always => Self::Always,
+            PullArg::Missing => Self::Missing,
+            PullArg::Never => Self::Never,
+        }
+    }
 }
 
 fn read_dockerfile(args: &BuildArgs, opts: &mut BuildOptions) -> std::io::Result<()> {
@@ -176,7 +205,8 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
     let (tx, rx) = mpsc::channel();
     let renderer = progress::spawn(mode, rx);
     let progress = Progress::new(tx);
-    let imported = super::cache::import_specs(&store, &cache_specs, &progress)
+    let registry = r.opts.registry.clone();
+    let imported = super::cache::import_specs(&store, &cache_specs, &progress, registry.as_deref())
         .map_err(|e| (render_error(&e), EXIT_INTERNAL));
     let result = imported.and_then(|()| {
         build::build(&store, &r.opts, &progress).map_err(|e| {
@@ -185,7 +215,7 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
         })
     });
     let result = result.and_then(|img| {
-        super::cache::export_specs(&store, &cache_specs, &progress)
+        super::cache::export_specs(&store, &cache_specs, &progress, registry.as_deref())
             .map(|()| img)
             .map_err(|e| (render_error(&e), EXIT_INTERNAL))
     });
@@ -225,14 +255,29 @@ fn finish(
                 }
             }
         }
-        if let Err(e) = build::export::export(store, img, spec, &r.tags) {
+        if let Err(e) = build::export::export(store, img, spec, &r.tags, r.opts.registry.as_deref())
+        {
             v.failed(e.to_string());
             let code = match e {
-                build::export::ExportError::PushUnsupported
-                | build::export::ExportError::Name { .. } => EXIT_USAGE,
+                build::export::ExportError::PushName | build::export::ExportError::Name { .. } => {
+                    EXIT_USAGE
+                }
                 _ => EXIT_INTERNAL,
             };
             return Err((render_error(&e), code));
+        }
+        let pushed: &[String] = match spec {
+            OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } => names,
+            _ => &[],
+        };
+        if matches!(
+            spec,
+            OutputSpec::Registry { .. } | OutputSpec::Image { push: true, .. }
+        ) {
+            for n in pushed.iter().chain(&r.tags) {
+                let line = format!("pushed manifest for {n}@{}\n", img.manifest.digest);
+                v.log(build::Stream::Stdout, line.as_bytes());
+            }
         }
         v.done();
     }
@@ -260,7 +305,7 @@ fn describe(spec: &OutputSpec) -> String {
         OutputSpec::Local { dest } => format!("client directory {}", dest.display()),
         OutputSpec::Tar { dest } => format!("client tarball {}", dest.display()),
         OutputSpec::Image { .. } => "image".into(),
-        OutputSpec::Registry => "registry".into(),
+        OutputSpec::Registry { .. } => "registry".into(),
     }
 }
 

@@ -5,7 +5,37 @@
 //! (`client`, `pull`, `push`, …) take their credentials through
 //! [`CredentialSource`], which `credentials` implements over docker's
 //! `config.json`, so either side can be tested alone.
+//!
+//! The parts: `client` (a [`Client`]: agents per host, scheme choice, auth
+//! challenges, token cache, retries) over `request`, `tls` and `auth`;
+//! `manifest` (get/put, platform choice); `pull` ([`pull`], [`fetch_blob`]:
+//! verified, resumed downloads into the store); `push` ([`push`],
+//! [`push_blob`]: HEAD, mount, monolithic or chunked upload, manifests last);
+//! `artifact` (any manifest and its blobs, e.g. the step cache); `error`
+//! (one [`RegistryError`], the registry's own codes, redacted URLs).
 #![deny(missing_docs)]
+
+mod artifact;
+mod auth;
+mod client;
+mod error;
+mod manifest;
+mod pull;
+mod push;
+mod request;
+mod tls;
+
+pub use artifact::{pull_artifact, push_artifact, PulledArtifact};
+pub use auth::Challenge;
+pub use client::{is_loopback, Client, ClientOptions};
+pub use error::{redact, ErrorBody, ErrorEntry, RegistryError};
+pub use manifest::{
+    get_manifest, get_manifest_at, platform_matches, pull_scope, push_scope, put_manifest,
+    select_platform, RemoteManifest, MANIFEST_ACCEPT,
+};
+pub use pull::{fetch_blob, pull, resolve, resolve_local, PulledImage, ResolvedImage};
+pub use push::{push, push_blob, BlobPush, PushedImage};
+pub use tls::{default_certs_d, DEFAULT_CERTS_D};
 
 use std::error::Error;
 
