@@ -3,19 +3,21 @@
 //! [`DockerConfig`]): with the credential helper when one is configured, else
 //! base64 in the auth file.
 //!
-//! docker checks a credential against the registry before saving it; [`login`]
-//! takes that check as a [`Verification`] so the distribution client can
-//! supply it. Until it does, the credential is saved unchecked and the
-//! command says so on every run: a login that only looks verified would hide
-//! a typo until the first pull.
+//! As docker does, the credential is checked against the registry first
+//! (`GET /v2/` with it, or an unscoped token fetched with it) and saved only
+//! when the registry accepts it: a typo shows now, not at the first pull.
+//! [`login`] takes the check as a function, so saving is tested apart from
+//! any registry.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::pull::RegistryArgs;
 use super::Cli;
 use crate::oci::reference::DOCKER_HUB;
-use crate::oci::registry::credentials::{server_address, Stored};
+use crate::oci::registry::credentials::{registry_of, server_address, Stored};
 use crate::oci::registry::{Credential, DockerConfig};
 
 /// Arguments of `kiln login`.
@@ -36,6 +38,9 @@ pub struct LoginArgs {
     /// Read the password or access token from stdin.
     #[arg(long)]
     pub password_stdin: bool,
+    /// Registry flags.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 fn parse_username(name: &str) -> Result<String, String> {
@@ -49,48 +54,23 @@ fn parse_username(name: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
-/// How [`login`] checks a credential before saving it.
-pub enum Verification<'a> {
-    /// Ask the registry; a credential it refuses is not saved (docker's way).
-    Check(&'a dyn Fn(&str, &Credential) -> anyhow::Result<()>),
-    /// Save without asking, for the reason given; the caller warns the user.
-    Unchecked(&'static str),
-}
+/// Checks a credential for a registry; an error means it was refused.
+pub type Verify<'a> = &'a dyn Fn(&str, &Credential) -> anyhow::Result<()>;
 
-/// What [`login`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggedIn {
-    /// Where the credential went.
-    pub stored: Stored,
-    /// Why it was not checked against the registry, if it was not.
-    pub unchecked: Option<&'static str>,
-}
-
-/// Checks `credential` for `registry` as `verification` says, then saves it
-/// in `config`. Nothing is saved when the check fails.
+/// Checks `credential` for `registry` with `verify`, then saves it in
+/// `config`. Nothing is saved when the check fails.
 pub fn login(
     config: &mut DockerConfig,
     registry: &str,
     credential: &Credential,
-    verification: Verification<'_>,
-) -> anyhow::Result<LoggedIn> {
-    let unchecked = match verification {
-        Verification::Check(verify) => {
-            verify(registry, credential)
-                .with_context(|| format!("logging in to {}", server_address(registry)))?;
-            None
-        }
-        Verification::Unchecked(why) => Some(why),
-    };
-    let stored = config
+    verify: Verify<'_>,
+) -> anyhow::Result<Stored> {
+    verify(registry, credential)
+        .with_context(|| format!("logging in to {}", server_address(registry)))?;
+    config
         .store(registry, credential)
-        .with_context(|| format!("saving credentials for {}", server_address(registry)))?;
-    Ok(LoggedIn { stored, unchecked })
+        .with_context(|| format!("saving credentials for {}", server_address(registry)))
 }
-
-// TODO(issue 6): replace with `Verification::Check` over the distribution
-// client's login check (a token or basic-auth request to /v2/) when it lands.
-const NO_CLIENT_YET: &str = "kiln has no registry client yet to check them with (issue 6)";
 
 /// Runs `kiln login` and returns the exit code.
 pub fn run(_cli: &Cli, args: &LoginArgs) -> i32 {
@@ -106,12 +86,19 @@ pub fn run(_cli: &Cli, args: &LoginArgs) -> i32 {
         username: args.username.clone(),
         password,
     };
-    let registry = args.server.as_deref().unwrap_or(DOCKER_HUB);
+    let server = args.server.as_deref().unwrap_or(DOCKER_HUB);
+    let Some(registry) = registry_of(server) else {
+        eprintln!("error: {server:?} names a repository, not a registry: log in to its host");
+        return 2;
+    };
+    let verify = |registry: &str, credential: &Credential| -> anyhow::Result<()> {
+        let client = args.registry.client_with(Arc::new(credential.clone()));
+        Ok(client.check_credentials(registry)?)
+    };
     let saved = DockerConfig::load_default().map_err(anyhow::Error::from);
     let done = saved.and_then(|mut config| {
-        let verification = Verification::Unchecked(NO_CLIENT_YET);
-        let done = login(&mut config, registry, &credential, verification)?;
-        print_outcome(&done, registry)?;
+        let stored = login(&mut config, &registry, &credential, &verify)?;
+        print_outcome(&stored)?;
         Ok(())
     });
     match done {
@@ -136,8 +123,8 @@ fn read_password(args: &LoginArgs) -> anyhow::Result<String> {
     Ok(text.strip_suffix('\r').unwrap_or(text).to_string())
 }
 
-fn print_outcome(done: &LoggedIn, registry: &str) -> anyhow::Result<()> {
-    if let Stored::File(path) = &done.stored {
+fn print_outcome(stored: &Stored) -> anyhow::Result<()> {
+    if let Stored::File(path) = stored {
         // COMPAT(docker): the warning docker prints for the same file.
         eprintln!(
             "WARNING! Your credentials are stored unencrypted in '{}'.\n\
@@ -146,20 +133,7 @@ fn print_outcome(done: &LoggedIn, registry: &str) -> anyhow::Result<()> {
             path.display()
         );
     }
-    let mut out = std::io::stdout().lock();
-    match done.unchecked {
-        None => writeln!(out, "Login Succeeded")?,
-        Some(why) => {
-            eprintln!(
-                "WARNING: credentials saved without checking them against the registry: {why}"
-            );
-            writeln!(
-                out,
-                "Credentials saved for {} (not verified)",
-                server_address(registry)
-            )?;
-        }
-    }
+    writeln!(std::io::stdout().lock(), "Login Succeeded")?;
     Ok(())
 }
 
@@ -180,7 +154,7 @@ mod tests {
         let path = dir.path().join("config.json");
         let mut config = DockerConfig::load(&path).unwrap();
         let refuse = |_: &str, _: &Credential| anyhow::bail!("unauthorized: bad password");
-        let err = login(&mut config, "h:1", &me(), Verification::Check(&refuse)).unwrap_err();
+        let err = login(&mut config, "h:1", &me(), &refuse).unwrap_err();
         assert_eq!(err.to_string(), "logging in to h:1");
         assert!(!path.exists());
     }
@@ -195,30 +169,9 @@ mod tests {
             seen.lock().unwrap().push((registry.to_string(), c.clone()));
             Ok(())
         };
-        let done = login(
-            &mut config,
-            "docker.io",
-            &me(),
-            Verification::Check(&accept),
-        )
-        .unwrap();
-        assert_eq!(done.unchecked, None);
-        assert_eq!(done.stored, Stored::File(path.clone()));
+        let stored = login(&mut config, "docker.io", &me(), &accept).unwrap();
+        assert_eq!(stored, Stored::File(path.clone()));
         assert_eq!(*seen.lock().unwrap(), [("docker.io".to_string(), me())]);
         assert_eq!(config.get("docker.io").unwrap(), Some(me()));
-    }
-
-    #[test]
-    fn an_unchecked_login_says_why() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = DockerConfig::load(dir.path().join("c.json")).unwrap();
-        let done = login(
-            &mut config,
-            "h:1",
-            &me(),
-            Verification::Unchecked("no client"),
-        )
-        .unwrap();
-        assert_eq!(done.unchecked, Some("no client"));
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::Cli;
-use crate::oci::registry::{self, Client, ClientOptions, CredentialSource};
+use crate::oci::registry::{
+    self, Client, ClientOptions, Credential, CredentialSource, DockerConfig,
+};
 use crate::oci::{Platform, Reference};
 
 /// Flags shared by the commands that talk to a registry.
@@ -23,21 +25,39 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// The client these flags describe.
     pub fn client(&self) -> Client {
+        self.client_with(credentials())
+    }
+
+    /// The client these flags describe, with `credentials` instead of the
+    /// auth file's.
+    pub fn client_with(&self, credentials: Arc<dyn CredentialSource>) -> Client {
         let options = ClientOptions {
             insecure_registries: self.insecure_registries.clone(),
             ..ClientOptions::default()
         };
-        Client::new(credentials(), options)
+        Client::new(credentials, options)
     }
 }
 
-/// Where the CLI's registry credentials come from.
-// TODO(issue 6): docker's config.json / credential helpers arrive with
-// `oci::registry::credentials` (another branch); until it is merged every
-// registry is anonymous, and a registry that wants credentials answers
-// with its own "authentication required" error.
+/// Where the CLI's registry credentials come from: docker's auth file
+/// ([`DockerConfig`]: `$REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json`, with its credential helpers).
 pub fn credentials() -> Arc<dyn CredentialSource> {
-    Arc::new(registry::Anonymous)
+    Arc::new(AuthFile)
+}
+
+/// The auth file, read when a registry first asks for a credential (the
+/// client keeps each registry's answer), so a broken file fails only the
+/// commands that talk to a registry, with an error naming it.
+struct AuthFile;
+
+impl CredentialSource for AuthFile {
+    fn credential(
+        &self,
+        registry: &str,
+    ) -> Result<Option<Credential>, Box<dyn std::error::Error + Send + Sync>> {
+        DockerConfig::load_default()?.credential(registry)
+    }
 }
 
 /// Parses `os/arch[/variant]`.

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use kiln::oci::registry::{Credential, DockerConfig};
+
+use crate::registry::server::{Auth, Registry};
 use serde_json::{json, Value};
 
 mod helper;
@@ -51,15 +53,29 @@ pub fn basic(username: &str, password: &str) -> Credential {
     }
 }
 
-/// Logs `me`/`pw` in to `localhost:5000` with `env`; panics unless it worked.
-pub fn login(env: &[(&str, &Path)]) -> Output {
+/// A real registry (htpasswd) that lets in `me` with `password`.
+pub fn registry(password: &str) -> Registry {
+    Registry::start(
+        false,
+        Auth::Htpasswd {
+            user: "me".into(),
+            password: password.into(),
+        },
+    )
+}
+
+/// Logs `me`/`pw` in to a real registry with `env`; panics unless it
+/// worked. Returns the output and the registry's host.
+pub fn login(env: &[(&str, &Path)]) -> (Output, String) {
+    let reg = registry("pw");
     let out = kiln(
         env,
-        &["login", "localhost:5000", "-u", "me", "--password-stdin"],
+        &["login", &reg.host, "-u", "me", "--password-stdin"],
         "pw\n",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    out
+    assert_eq!(text(&out.stdout), "Login Succeeded\n");
+    (out, reg.host.clone())
 }
 
 #[test]
@@ -112,9 +128,9 @@ fn login_writes_base64_auth_0600_and_keeps_unrelated_keys() {
     });
     fs::write(&auth, before.to_string()).unwrap();
     fs::set_permissions(&auth, fs::Permissions::from_mode(0o644)).unwrap();
-    let out = login(&[("REGISTRY_AUTH_FILE", &auth)]);
+    let (out, host) = login(&[("REGISTRY_AUTH_FILE", &auth)]);
     let mut after = before.clone();
-    after["auths"]["localhost:5000"] = json!({"auth": "bWU6cHc="}); // me:pw
+    after["auths"][host.as_str()] = json!({"auth": "bWU6cHc="}); // me:pw
     assert_eq!(read_json(&auth), after);
     assert_eq!(
         fs::metadata(&auth).unwrap().permissions().mode() & 0o777,
@@ -126,29 +142,102 @@ fn login_writes_base64_auth_0600_and_keeps_unrelated_keys() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["config.json"]);
+    assert!(text(&out.stderr).contains("stored unencrypted"));
+}
+
+#[test]
+fn a_credential_the_registry_refuses_is_not_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.json");
+    let reg = registry("pw");
+    let out = kiln(
+        &[("REGISTRY_AUTH_FILE", &auth)],
+        &["login", &reg.host, "-u", "me", "--password-stdin"],
+        "wrong\n",
+    );
+    assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("WARNING: credentials saved without checking them against the registry: "),
+        stderr.contains(&format!("logging in to {}", reg.host)),
         "{stderr}"
     );
-    assert!(!text(&out.stdout).contains("Login Succeeded"));
+    assert!(stderr.contains("UNAUTHORIZED"), "{stderr}");
+    assert!(!stderr.contains("wrong"), "the password leaked: {stderr}");
+    assert!(!auth.exists());
+}
+
+#[test]
+fn the_cli_reads_the_auth_file_to_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.json");
+    let reg = registry("pw");
+    let env = [("REGISTRY_AUTH_FILE", auth.as_path())];
+    let missing = format!("{}/nothing:1", reg.host);
+    // Anonymous: the registry's own refusal.
+    let out = kiln(
+        &env,
+        &[
+            "--root",
+            dir.path().join("s").to_str().unwrap(),
+            "pull",
+            &missing,
+        ],
+        "",
+    );
+    assert!(
+        text(&out.stderr).contains("UNAUTHORIZED"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Logged in: past auth, to the registry's "no such manifest".
+    kiln(
+        &env,
+        &["login", &reg.host, "-u", "me", "--password-stdin"],
+        "pw\n",
+    );
+    let out = kiln(
+        &env,
+        &[
+            "--root",
+            dir.path().join("s").to_str().unwrap(),
+            "pull",
+            &missing,
+        ],
+        "",
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("MANIFEST_UNKNOWN") || stderr.contains("NAME_UNKNOWN"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("UNAUTHORIZED"), "{stderr}");
 }
 
 #[test]
 fn password_on_the_command_line_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("auth.json");
+    let reg = registry("pw");
     let out = kiln(
         &[("REGISTRY_AUTH_FILE", &auth)],
-        &["login", "-u", "me", "-p", "pw"],
+        &[
+            "login",
+            &format!("http://{}/v2/", reg.host),
+            "-u",
+            "me",
+            "-p",
+            "pw",
+        ],
         "",
     );
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr)
         .contains("WARNING! Using --password via the CLI is insecure. Use --password-stdin."));
+    // A URL names its host, as docker reads it.
     assert_eq!(
         read_json(&auth),
-        json!({"auths": {"https://index.docker.io/v1/": {"auth": "bWU6cHc="}}})
+        json!({"auths": {reg.host.as_str(): {"auth": "bWU6cHc="}}})
     );
 }
 
@@ -157,10 +246,12 @@ fn password_stdin_drops_only_the_last_line_break() {
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("auth.json");
     let env = [("REGISTRY_AUTH_FILE", auth.as_path())];
-    let args = ["login", "h:1", "-u", "me", "--password-stdin"];
-    assert!(kiln(&env, &args, " p w \r\n").status.success());
+    let reg = registry(" p w ");
+    let args = ["login", &reg.host, "-u", "me", "--password-stdin"];
+    let out = kiln(&env, &args, " p w \r\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let config = DockerConfig::load(&auth).unwrap();
-    assert_eq!(config.get("h:1").unwrap(), Some(basic("me", " p w ")));
+    assert_eq!(config.get(&reg.host).unwrap(), Some(basic("me", " p w ")));
     let empty = kiln(&env, &args, "\n");
     assert_eq!(empty.status.code(), Some(2), "{}", text(&empty.stderr));
 }

@@ -9,7 +9,7 @@ mod cli;
 mod flaky;
 mod images;
 mod proxy;
-mod server;
+pub(crate) mod server;
 mod token;
 
 use std::process::Command;

@@ -104,6 +104,17 @@ impl Client {
         &self.options
     }
 
+    /// Asks `registry` whether the client's credential opens it, as
+    /// `docker login` does: `GET /v2/`, answering a basic challenge with the
+    /// credential or fetching an unscoped bearer token with it. A refused
+    /// credential is [`RegistryError::Unauthorized`] (or the token server's
+    /// own error).
+    pub fn check_credentials(&self, registry: &str) -> Result<(), RegistryError> {
+        let url = self.url(registry, "v2/")?;
+        self.send(registry, &Request::new("GET", url, Vec::new()))?;
+        Ok(())
+    }
+
     /// Whether `registry` may be spoken to over plain HTTP.
     pub fn allows_http(&self, registry: &str) -> bool {
         self.options

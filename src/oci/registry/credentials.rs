@@ -23,7 +23,7 @@ mod host;
 
 pub use entry::BadAuth;
 pub use file::path_from_env;
-pub use host::{server_address, DOCKER_HUB_SERVER};
+pub use host::{registry_of, server_address, DOCKER_HUB_SERVER};
 
 use file::Known;
 use helper::Helper;

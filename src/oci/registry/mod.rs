@@ -83,6 +83,17 @@ pub trait CredentialSource: Send + Sync {
     ) -> Result<Option<Credential>, Box<dyn Error + Send + Sync>>;
 }
 
+/// One credential for whatever registry asks: what `kiln login` checks
+/// before it saves anything.
+impl CredentialSource for Credential {
+    fn credential(
+        &self,
+        _registry: &str,
+    ) -> Result<Option<Credential>, Box<dyn Error + Send + Sync>> {
+        Ok(Some(self.clone()))
+    }
+}
+
 /// No credentials: every registry is anonymous.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Anonymous;

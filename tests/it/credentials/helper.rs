@@ -190,14 +190,14 @@ fn login_and_logout_use_the_helper_on_path() {
         ("REGISTRY_AUTH_FILE", auth.as_path()),
         ("PATH", Path::new(&path)),
     ];
-    let out = login(&env);
+    let (out, host) = login(&env);
     assert!(!text(&out.stderr).contains("stored unencrypted"));
     assert!(!fs::read_to_string(&auth).unwrap().contains("bWU6cHc="));
     assert_eq!(fs::read_dir(&store).unwrap().count(), 1);
-    let out = kiln(&env, &["logout", "localhost:5000"], "");
+    let out = kiln(&env, &["logout", &host], "");
     assert_eq!(
         text(&out.stdout),
-        "Removing login credentials for localhost:5000\n"
+        format!("Removing login credentials for {host}\n")
     );
     assert_eq!(fs::read_dir(&store).unwrap().count(), 0);
     assert_eq!(
