@@ -34,9 +34,12 @@ pub enum OutputSpecError {
         /// The key as written.
         key: String,
     },
-    /// `dest=-`: streaming an output to stdout.
-    #[error("dest=- (writing an output to stdout) is not supported yet")]
-    Stdout,
+    /// `dest=-` on a type that writes a directory.
+    #[error("output type {kind} writes a directory, which cannot go to stdout (dest=-); use type=tar or an archive")]
+    StdoutDir {
+        /// The type.
+        kind: &'static str,
+    },
     /// A boolean field with another value.
     #[error("output field {key}={value:?} is not true or false")]
     NotBool {
@@ -52,7 +55,7 @@ pub enum OutputSpecError {
 pub enum OutputSpec {
     /// `type=oci`: an OCI archive, or a layout dir with `tar=false`.
     Oci {
-        /// Where to write (`-` for stdout is not supported).
+        /// Where to write (`-`: stdout, tar only).
         dest: PathBuf,
         /// False: a layout directory instead of a tar.
         tar: bool,
@@ -90,10 +93,42 @@ pub enum OutputSpec {
     },
 }
 
+/// The `dest` that means standard output.
+pub const STDOUT: &str = "-";
+
 impl OutputSpec {
+    /// Whether the output is a file streamed to stdout (`dest=-`).
+    pub fn to_stdout(&self) -> bool {
+        match self {
+            Self::Oci { dest, .. } | Self::Docker { dest, .. } | Self::Tar { dest } => {
+                dest.as_os_str() == STDOUT
+            }
+            _ => false,
+        }
+    }
+
+    /// The same output written to `path` instead (for a `dest=-` output:
+    /// written to a file first, then copied to stdout).
+    pub fn with_dest(&self, path: PathBuf) -> Self {
+        let mut spec = self.clone();
+        match &mut spec {
+            Self::Oci { dest, .. }
+            | Self::Docker { dest, .. }
+            | Self::Tar { dest }
+            | Self::Local { dest } => *dest = path,
+            Self::Image { .. } | Self::Registry { .. } => {}
+        }
+        spec
+    }
+
     /// Parses one `-o` value. A bare path (no `=`) means `type=local,dest=PATH`,
-    /// as buildx does; `-` is rejected (stdout output is not supported).
+    /// and a bare `-` means `type=tar,dest=-`, as buildx does.
     pub fn parse(spec: &str) -> Result<Self, OutputSpecError> {
+        if spec == "-" {
+            return Ok(Self::Tar {
+                dest: STDOUT.into(),
+            });
+        }
         if !spec.contains('=') {
             return Ok(Self::Local { dest: spec.into() });
         }
@@ -151,8 +186,8 @@ fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, O
             }
         }
     }
-    if dest.as_deref() == Some("-") {
-        return Err(OutputSpecError::Stdout);
+    if dest.as_deref() == Some(STDOUT) && (kname == "local" || (kname == "oci" && !tar)) {
+        return Err(OutputSpecError::StdoutDir { kind: kname });
     }
     let need_dest = || {
         dest.clone()
@@ -263,9 +298,20 @@ mod tests {
             OutputSpec::parse("type=oci,dest=x,tar=maybe"),
             Err(OutputSpecError::NotBool { .. })
         ));
+        assert!(OutputSpec::parse("type=tar,dest=-").unwrap().to_stdout());
+        assert!(OutputSpec::parse("type=docker,dest=-").unwrap().to_stdout());
+        assert!(OutputSpec::parse("type=oci,dest=-").unwrap().to_stdout());
         assert_eq!(
-            OutputSpec::parse("type=tar,dest=-"),
-            Err(OutputSpecError::Stdout)
+            OutputSpec::parse("-").unwrap(),
+            OutputSpec::Tar { dest: "-".into() }
+        );
+        assert_eq!(
+            OutputSpec::parse("type=local,dest=-"),
+            Err(OutputSpecError::StdoutDir { kind: "local" })
+        );
+        assert_eq!(
+            OutputSpec::parse("type=oci,dest=-,tar=false"),
+            Err(OutputSpecError::StdoutDir { kind: "oci" })
         );
         assert!(matches!(
             OutputSpec::parse("type=oci,dest"),

@@ -37,6 +37,10 @@ pub(super) enum UsageError {
     },
     #[error("pushing to a registry (--push, type=registry) needs a name: -t NAME or name=NAME")]
     PushName,
+    #[error("only one output can go to stdout (dest=-)")]
+    TwoStdout,
+    #[error("refusing to write an archive to a terminal: redirect stdout or give dest=FILE")]
+    StdoutTerminal,
     #[error("invalid tag {name:?}")]
     Tag {
         name: String,
@@ -230,6 +234,14 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
     }
     if args.push {
         outputs.push(OutputSpec::Registry { names: vec![] });
+    }
+    match outputs.iter().filter(|o| o.to_stdout()).count() {
+        0 => {}
+        1 if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            return Err(UsageError::StdoutTerminal)
+        }
+        1 => {}
+        _ => return Err(UsageError::TwoStdout),
     }
     let unnamed_push = outputs.iter().any(|o| match o {
         OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } => {

@@ -224,7 +224,9 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
     let _ = renderer.join();
     match result {
         Ok(img) => {
-            if args.quiet || r.outputs.is_empty() {
+            // stdout carries an archive when an output streams there.
+            let stdout_free = !r.outputs.iter().any(OutputSpec::to_stdout);
+            if stdout_free && (args.quiet || r.outputs.is_empty()) {
                 println!("{}", img.config_digest);
             }
             0
@@ -234,6 +236,28 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             code
         }
     }
+}
+
+fn stdout_staging(store: &crate::oci::Store) -> Result<tempfile::NamedTempFile, (String, i32)> {
+    tempfile::Builder::new()
+        .prefix("stdout-")
+        .tempfile_in(store.tmp_dir())
+        .map_err(|e| {
+            let text = format!("error: staging the output for stdout\ncaused by: {e}\n");
+            (text, EXIT_INTERNAL)
+        })
+}
+
+fn copy_to_stdout(path: &std::path::Path) -> Result<(), (String, i32)> {
+    let copied = std::fs::File::open(path).and_then(|mut f| {
+        let mut out = std::io::stdout().lock();
+        std::io::copy(&mut f, &mut out)?;
+        std::io::Write::flush(&mut out)
+    });
+    copied.map_err(|e| {
+        let text = format!("error: writing the output to stdout\ncaused by: {e}\n");
+        (text, EXIT_INTERNAL)
+    })
 }
 
 /// Outputs, then `--iidfile` and `--metadata-file`.
@@ -255,8 +279,21 @@ fn finish(
                 }
             }
         }
-        if let Err(e) = build::export::export(store, img, spec, &r.tags, r.opts.registry.as_deref())
-        {
+        // dest=-: written to a file in the store's tmp/ first (archives are
+        // written by path and renamed into place), then copied to stdout.
+        let staged = match spec.to_stdout() {
+            true => Some(stdout_staging(store)?),
+            false => None,
+        };
+        let spec = &match &staged {
+            Some(file) => spec.with_dest(file.path().to_path_buf()),
+            None => spec.clone(),
+        };
+        let exported = build::export::export(store, img, spec, &r.tags, r.opts.registry.as_deref());
+        if let (Ok(()), Some(file)) = (&exported, &staged) {
+            copy_to_stdout(file.path())?;
+        }
+        if let Err(e) = exported {
             v.failed(e.to_string());
             let code = match e {
                 build::export::ExportError::PushName | build::export::ExportError::Name { .. } => {

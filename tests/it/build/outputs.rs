@@ -236,3 +236,58 @@ fn readme_example_builds_into_an_oci_archive() {
     assert!(fs_.join("srv/site/index.html").is_file());
     assert_eq!(super::attrs(&fs_.join("srv/site/serve")).0, 0o755);
 }
+
+#[test]
+fn dest_dash_streams_the_archive_to_stdout_and_nothing_else() {
+    let env = Env::new();
+    let ctx = simple(&env);
+    let c = ctx.to_str().unwrap();
+    let file = env.path("img.tar");
+    env.build(&["-o", &format!("type=oci,dest={}", file.display()), c]);
+    // -q too: the image ID must not land in the middle of the archive.
+    for spec in [
+        "type=oci,dest=-",
+        "type=docker,dest=-",
+        "type=tar,dest=-",
+        "-",
+    ] {
+        let out = env.kiln(&["build", "-q", "-o", spec, c], None);
+        assert!(
+            out.status.success(),
+            "{spec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let streamed = env.path("streamed.tar");
+        fs::write(&streamed, &out.stdout).unwrap();
+        let names: Vec<String> = tar::Archive::new(fs::File::open(&streamed).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        if spec == "type=oci,dest=-" {
+            // Byte for byte what dest=FILE writes.
+            assert_eq!(out.stdout, fs::read(&file).unwrap());
+            let o = tool(
+                Command::new("skopeo")
+                    .args(["inspect", &format!("oci-archive:{}", streamed.display())]),
+            );
+            assert!(o.contains("\"Digest\""));
+        } else if spec == "type=docker,dest=-" {
+            assert!(names.iter().any(|n| n == "manifest.json"), "{names:?}");
+        } else {
+            assert_eq!(names, ["hello.txt"], "{spec}");
+        }
+    }
+    // Nothing staged is left behind in the store.
+    assert_eq!(fs::read_dir(env.root().join("tmp")).unwrap().count(), 0);
+    for (spec, why) in [
+        ("type=local,dest=-", "writes a directory"),
+        ("type=oci,dest=-,tar=false", "writes a directory"),
+    ] {
+        let out = env.kiln(&["build", "-o", spec, c], None);
+        assert_eq!(out.status.code(), Some(2), "{spec}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(why));
+    }
+    let two = env.kiln(&["build", "-o", "-", "-o", "type=oci,dest=-", c], None);
+    assert_eq!(two.status.code(), Some(2));
+}
