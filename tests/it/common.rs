@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// The conformance corpus (`$KILN_CONFORMANCE_DIR`, else `../shared/conformance`).
 /// Panics loudly when it is absent: a conformance test must never pass by finding nothing.
@@ -15,4 +16,27 @@ pub fn conformance_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Runs a tool, which must succeed; returns its stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The stdout of a kiln run that must have succeeded.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "kiln failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

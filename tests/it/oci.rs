@@ -6,6 +6,8 @@ mod cli;
 
 use std::process::Command;
 
+pub use crate::common::run;
+
 use kiln::oci::{
     media_type, validate, validate_layout, Descriptor, DiffId, Manifest, NamedImage, Store,
     StoreError, ValidateError,
@@ -26,17 +28,6 @@ pub fn named(desc: &Descriptor) -> Vec<NamedImage> {
     }]
 }
 
-pub fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 #[test]
 fn store_round_trip() {
     let (_d, store) = store();

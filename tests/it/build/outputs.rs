@@ -5,18 +5,7 @@ use std::fs;
 use std::process::Command;
 
 use super::Env;
-
-fn tool(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::common::run as tool;
 
 fn simple(env: &Env) -> std::path::PathBuf {
     env.context(

@@ -1,6 +1,7 @@
 //! The store commands through the `kiln` binary, including processes that
 //! share a store and processes killed mid-load.
 
+use crate::common::ok;
 use std::path::Path;
 use std::process::Command;
 
@@ -17,14 +18,6 @@ fn kiln(root: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn stdout_ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "kiln failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 #[test]
 fn cli_load_images_inspect_save_rmi_prune() {
     let d = tempfile::tempdir().unwrap();
@@ -33,13 +26,13 @@ fn cli_load_images_inspect_save_rmi_prune() {
     let root = d.path().join("root");
     let a = archive.to_str().unwrap();
     assert_eq!(
-        stdout_ok(kiln(&root, &["load", "-i", a])),
+        ok(kiln(&root, &["load", "-i", a])),
         "Loaded image: busybox:latest\n"
     );
     let store = Store::open(&root).unwrap();
     let desc = store.resolve("busybox").unwrap();
     let id = store.config_digest(&desc).unwrap();
-    let table = stdout_ok(kiln(&root, &["images"]));
+    let table = ok(kiln(&root, &["images"]));
     let mut lines = table.lines();
     assert!(lines
         .next()
@@ -48,13 +41,13 @@ fn cli_load_images_inspect_save_rmi_prune() {
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&row[..3], ["busybox", "latest", &id.hex()[..12]]);
     let json: serde_json::Value =
-        serde_json::from_str(&stdout_ok(kiln(&root, &["inspect", &id.hex()[..8]]))).unwrap();
+        serde_json::from_str(&ok(kiln(&root, &["inspect", &id.hex()[..8]]))).unwrap();
     assert_eq!(json[0]["Id"], id.to_string());
     assert_eq!(json[0]["Manifest"]["layers"].as_array().unwrap().len(), 1);
     assert_eq!(json[0]["RepoTags"][0], "busybox:latest");
     let saved = d.path().join("saved.tar");
     let s = saved.to_str().unwrap();
-    stdout_ok(kiln(
+    ok(kiln(
         &root,
         &["save", "busybox", "-o", s, "--format", "docker"],
     ));
@@ -69,14 +62,14 @@ fn cli_load_images_inspect_save_rmi_prune() {
         "{stderr}"
     );
     assert_eq!(
-        stdout_ok(kiln(&root, &["rmi", "busybox"])),
+        ok(kiln(&root, &["rmi", "busybox"])),
         "Untagged: busybox:latest\n"
     );
-    let pruned = stdout_ok(kiln(&root, &["prune"]));
+    let pruned = ok(kiln(&root, &["prune"]));
     assert_eq!(pruned.matches("Deleted: sha256:").count(), 3, "{pruned}");
     assert!(!store.has_blob(&desc.digest));
     // Loading back what was saved restores the same image ID.
-    stdout_ok(kiln(&root, &["load", "-i", s, "--tag", "again"]));
+    ok(kiln(&root, &["load", "-i", s, "--tag", "again"]));
     assert_eq!(
         store
             .config_digest(&store.resolve("again").unwrap())
@@ -109,7 +102,7 @@ fn killed_loads_leave_a_usable_store() {
         validate(&store, &e.descriptor).unwrap_or_else(|err| panic!("{}: {err:?}", e.name));
     }
     // And the store keeps working.
-    stdout_ok(kiln(
+    ok(kiln(
         &root,
         &[
             "load",

@@ -1,5 +1,6 @@
 //! `kiln push` and `kiln pull` end to end through the binary.
 
+use crate::common::ok;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -14,15 +15,6 @@ fn kiln(root: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "kiln failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

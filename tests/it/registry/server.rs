@@ -48,16 +48,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+pub use crate::common::run;
 
 impl Registry {
     pub fn start(tls: bool, auth: Auth) -> Registry {
