@@ -92,9 +92,14 @@ fn bench_tree(c: &mut Criterion, name: &str, fill: fn(&Path)) {
         group.bench_function(
             BenchmarkId::new("unpack", format!("{compression:?}")),
             |b| {
+                // The dir is returned, so criterion drops (removes) it
+                // outside the timing: only the unpack is measured.
                 b.iter_with_setup(
                     || tempfile::tempdir().unwrap(),
-                    |dest| unpack(&blob[..], dest.path(), UnpackMode::Apply).unwrap(),
+                    |dest| {
+                        unpack(&blob[..], dest.path(), UnpackMode::Apply).unwrap();
+                        dest
+                    },
                 )
             },
         );
