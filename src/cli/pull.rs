@@ -33,6 +33,7 @@ impl RegistryArgs {
     pub fn client_with(&self, credentials: Arc<dyn CredentialSource>) -> Client {
         let options = ClientOptions {
             insecure_registries: self.insecure_registries.clone(),
+            proxies: registry::Proxies::from_env(),
             ..ClientOptions::default()
         };
         Client::new(credentials, options)

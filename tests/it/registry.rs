@@ -7,6 +7,7 @@ mod build;
 mod cache;
 mod cli;
 mod flaky;
+mod forward;
 mod images;
 mod proxy;
 pub(crate) mod server;
@@ -361,4 +362,53 @@ fn noise_does_not_compress() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&n).unwrap();
     assert!(gz.finish().unwrap().len() > 99_000);
+}
+
+/// Behind a proxy (`HTTPS_PROXY`), a registry only the proxy can reach is
+/// pulled through it; `NO_PROXY` sends the same client around it, and
+/// loopback is never proxied.
+#[test]
+fn pull_through_a_forward_proxy_and_no_proxy() {
+    let reg = Registry::start(false, Auth::None);
+    let (_d, src) = store();
+    let img = image(&src, "proxied", &[2000, 40_000], &Platform::host());
+    let direct = reference(&reg, "proxied/app:1");
+    push(&client(None), &src, &img, &direct, None).unwrap();
+
+    let port = reg.host.rsplit(':').next().unwrap();
+    let name = format!("registry.kiln.test:{port}");
+    let proxy = forward::ForwardProxy::start([(name.clone(), reg.host.clone())].into());
+    let via = |no_proxy: &[&str]| {
+        client_with(
+            None,
+            ClientOptions {
+                insecure_registries: vec![name.clone()],
+                proxies: kiln::oci::registry::Proxies {
+                    proxy: Some(format!("http://{}", proxy.addr)),
+                    no_proxy: no_proxy.iter().map(|s| s.to_string()).collect(),
+                },
+                ..options(None)
+            },
+        )
+    };
+    let r = Reference::parse(&format!("{name}/proxied/app:1")).unwrap();
+    let (_d2, dst) = store();
+    let got = pull(&via(&[]), &dst, &r, &Platform::host()).unwrap();
+    assert_eq!(got.manifest.digest, img.digest);
+    validate(&dst, &got.manifest).unwrap();
+    let seen = proxy.seen();
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(&format!("GET http://{name}/v2/proxied/app/manifests/1"))),
+        "{seen:?}"
+    );
+    // NO_PROXY: the client goes direct, and this name resolves nowhere.
+    let before = proxy.seen().len();
+    let (_d3, dst3) = store();
+    let err = pull(&via(&["kiln.test"]), &dst3, &r, &Platform::host()).unwrap_err();
+    assert!(matches!(err, RegistryError::Transport { .. }), "{err}");
+    assert_eq!(proxy.seen().len(), before, "NO_PROXY hosts skip the proxy");
+    // Loopback is never proxied.
+    pull(&via(&[]), &dst3, &direct, &Platform::host()).unwrap();
+    assert_eq!(proxy.seen().len(), before);
 }

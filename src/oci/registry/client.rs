@@ -19,6 +19,7 @@ use url::Url;
 
 use super::auth::{basic_header, fetch_token, request_error, Challenge, Token};
 use super::error::redact;
+use super::proxy::Proxies;
 pub use super::request::is_loopback;
 pub(crate) use super::request::{host_port, Body, Request};
 use super::{tls, Anonymous, Credential, CredentialSource, RegistryError};
@@ -43,6 +44,9 @@ pub struct ClientOptions {
     pub chunk_size: u64,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// The HTTP proxy per host (none by default; the CLI reads the
+    /// environment's `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`).
+    pub proxies: Proxies,
 }
 
 impl Default for ClientOptions {
@@ -55,6 +59,7 @@ impl Default for ClientOptions {
             monolithic_max: 16 << 20,
             chunk_size: 8 << 20,
             connect_timeout: Duration::from_secs(30),
+            proxies: Proxies::default(),
         }
     }
 }
@@ -130,7 +135,15 @@ impl Client {
             return Ok(a.clone());
         }
         let tls = tls::client_config(host, &self.options.certs_d)?;
-        let agent = ureq::AgentBuilder::new()
+        let mut builder = ureq::AgentBuilder::new();
+        if let Some(proxy) = self.options.proxies.for_host(host) {
+            let proxy = ureq::Proxy::new(proxy).map_err(|source| RegistryError::Proxy {
+                proxy: redact(proxy),
+                source: Box::new(source),
+            })?;
+            builder = builder.proxy(proxy);
+        }
+        let agent = builder
             .tls_config(tls)
             .timeout_connect(self.options.connect_timeout)
             .timeout_read(Duration::from_secs(120))

@@ -168,6 +168,15 @@ pub enum RegistryError {
         #[source]
         source: rustls::Error,
     },
+    /// An `HTTPS_PROXY` / `HTTP_PROXY` value ureq cannot use.
+    #[error("invalid proxy {proxy:?} (from HTTPS_PROXY or HTTP_PROXY)")]
+    Proxy {
+        /// The proxy URL, credentials redacted.
+        proxy: String,
+        /// The cause.
+        #[source]
+        source: Box<ureq::Error>,
+    },
     /// A URL that does not parse (a bad host or `Location` header).
     #[error("invalid URL {url:?}")]
     Url {

@@ -20,6 +20,7 @@ mod auth;
 mod client;
 mod error;
 mod manifest;
+mod proxy;
 mod pull;
 mod push;
 mod request;
@@ -33,6 +34,7 @@ pub use manifest::{
     get_manifest, get_manifest_at, platform_matches, pull_scope, push_scope, put_manifest,
     select_platform, RemoteManifest, MANIFEST_ACCEPT,
 };
+pub use proxy::Proxies;
 pub use pull::{fetch_blob, pull, resolve, resolve_local, PulledImage, ResolvedImage};
 pub use push::{push, push_blob, BlobPush, PushedImage};
 pub use tls::{default_certs_d, DEFAULT_CERTS_D};
