@@ -118,7 +118,9 @@ fn load_ignore(opts: &BuildOptions) -> Result<Option<IgnorePatterns>, BuildError
     Ok(None)
 }
 
-/// Parses, plans and builds; returns the image, stored but not named.
+/// Parses, plans and builds; returns the image, stored but not named, and
+/// maybe not whole: layers of a lazily resolved base may still be in their
+/// registry (`BuiltImage::remote`); `export` fetches what an output needs.
 pub fn build(
     store: &Store,
     opts: &BuildOptions,
@@ -148,11 +150,18 @@ pub fn build(
         progress.warn(format!("{} (line {})", w.short, w.line));
     }
     v.done();
+    // Base images' layers stay in their registry until a step or an output
+    // needs them (`oci::registry::lazy`).
+    let remote = opts
+        .registry
+        .clone()
+        .map(|c| std::sync::Arc::new(crate::oci::registry::RemoteBlobs::new(c)));
     let resolver = resolver::StoreResolver {
         store,
         registry: opts.registry.as_deref(),
         pull: opts.pull,
         progress: Some(progress),
+        lazy: remote.as_deref(),
     };
     let graph = plan::lower(&df, &opts.plan, &resolver).map_err(BuildError::Plan)?;
     entitlements::check(&graph, &opts.allow)?;
@@ -198,6 +207,7 @@ pub fn build(
             .map(|i| i.span)
             .collect(),
         cache: &cache,
+        remote: remote.as_deref(),
     };
     let out = match schedule::run_graph(&env) {
         Ok(out) => out,
@@ -210,7 +220,7 @@ pub fn build(
     };
     // A rebuild that hit every step is dated like the build it reuses.
     let created = out.time.map_or(created, |t| cache.created(t));
-    let img = image::store_image(
+    let mut img = image::store_image(
         store,
         out.config,
         out.layers,
@@ -219,6 +229,7 @@ pub fn build(
         &created,
     )
     .map_err(BuildError::Store)?;
+    img.remote = remote;
     cache
         .finish(&graph, Some(img.config_digest))
         .map_err(BuildError::Cache)?;

@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod flaky;
 mod images;
+mod lazy;
 mod proxy;
 mod server;
 mod token;

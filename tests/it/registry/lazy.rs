@@ -1,0 +1,197 @@
+//! Lazy base images: `FROM registry/img` fetches the manifest and config;
+//! the layers only when a step needs the filesystem or an output the bytes.
+//! The registry's access log says which blobs were downloaded.
+
+use kiln::oci::registry::push;
+use kiln::oci::{validate, Digest, Platform};
+
+use super::images::client;
+use super::reference;
+use super::server::{Auth, Registry};
+use crate::build::Env;
+
+/// The busybox fixture pushed as `busybox:1`; returns its layer digests.
+fn busybox_on(reg: &Registry) -> Vec<Digest> {
+    let (_d, src) = crate::oci::store();
+    let bb = crate::fixtures::busybox_image(&src);
+    push(&client(None), &src, &bb, &reference(reg, "busybox:1"), None).unwrap();
+    let layers = src.load_image(&bb).unwrap().0.layers;
+    layers.iter().map(|l| l.digest).collect()
+}
+
+/// The `GET`s of any of `blobs` in `requests`.
+fn blob_gets(requests: &[String], blobs: &[Digest]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.starts_with("GET /v2/") && blobs.iter().any(|b| r.contains(&b.to_string())))
+        .cloned()
+        .collect()
+}
+
+fn dockerfile(env: &Env, name: &str, text: &str) -> String {
+    let p = env.path(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_copy_link_build_pushed_to_its_base_registry_downloads_no_base_layer() {
+    let reg = Registry::start(false, Auth::None);
+    let layers = busybox_on(&reg);
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("file", "hello\n")]);
+    let ctx = ctx.to_str().unwrap();
+    let file = dockerfile(
+        &env,
+        "Dockerfile",
+        &format!("FROM {}/busybox:1\nCOPY --link file /f\n", reg.host),
+    );
+    let out_ref = format!("{}/app:1", reg.host);
+    let output = format!("type=registry,name={out_ref}");
+    let since = reg.log_len();
+    env.build(&["-f", &file, "-o", &output, ctx]);
+    let requests = reg.requests_since(since);
+    assert_eq!(blob_gets(&requests, &layers), Vec::<String>::new());
+    // Each base layer was mounted from the base's repository instead.
+    let mounted = requests.iter().filter(|l| {
+        l.starts_with("POST /v2/app/blobs/uploads/")
+            && l.contains("from=busybox")
+            && l.ends_with(" 201")
+    });
+    assert_eq!(mounted.count(), layers.len(), "{requests:?}");
+    let store = env.store();
+    assert!(layers.iter().all(|l| !store.has_blob(l)));
+
+    // The pushed image is whole: kiln and skopeo read it back.
+    let (_d, check) = crate::oci::store();
+    let r = reference(&reg, "app:1");
+    let got = kiln::oci::registry::pull(&client(None), &check, &r, &Platform::host()).unwrap();
+    validate(&check, &got.manifest).unwrap();
+    let (m, _) = check.load_image(&got.manifest).unwrap();
+    assert_eq!(m.layers.len(), layers.len() + 1);
+    assert_eq!(
+        m.layers[0].digest, layers[0],
+        "built on the registry's base"
+    );
+    if super::has_skopeo() {
+        let raw = super::skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{out_ref}"),
+        ]);
+        assert_eq!(got.manifest.digest, Digest::of(raw.as_bytes()));
+        let dir = env.path("skopeo-copy");
+        super::skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{out_ref}"),
+            &format!("oci:{}:app", dir.display()),
+        ]);
+    }
+
+    // The half-present base is not named: `kiln images` does not list it,
+    // and the store passes fsck.
+    let images = env.kiln(&["images"], None);
+    let listed = String::from_utf8_lossy(&images.stdout);
+    assert!(images.status.success(), "{listed}");
+    assert!(!listed.contains("busybox"), "{listed}");
+    let fsck = env.kiln(&["fsck"], None);
+    assert!(
+        fsck.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+
+    // A fully cached rebuild with --pull (tag unchanged) downloads no layer.
+    let since = reg.log_len();
+    let out = env.kiln(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--pull",
+            "-f",
+            &file,
+            "-o",
+            &output,
+            ctx,
+        ],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("CACHED"), "{log}");
+    assert_eq!(
+        blob_gets(&reg.requests_since(since), &layers),
+        Vec::<String>::new()
+    );
+
+    // An output that needs the bytes fetches them, and only then is the base named.
+    env.build(&["-f", &file, "-t", "local:1", ctx]);
+    let (_, m, _) = env.image("local:1");
+    assert_eq!(m.layers[0].digest, layers[0]);
+    let base = env
+        .store()
+        .resolve(&format!("{}/busybox:1", reg.host))
+        .unwrap();
+    validate(&env.store(), &base).unwrap();
+}
+
+#[test]
+fn a_run_step_fetches_the_base_layers_and_a_cached_pull_rebuild_does_not() {
+    let reg = Registry::start(false, Auth::None);
+    let layers = busybox_on(&reg);
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("file", "hello\n")]);
+    let ctx = ctx.to_str().unwrap();
+    let file = dockerfile(
+        &env,
+        "Dockerfile",
+        &format!(
+            "FROM {}/busybox:1\nRUN echo ran > /ran && cat /ran\n",
+            reg.host
+        ),
+    );
+    let since = reg.log_len();
+    env.build(&["-f", &file, "-t", "ran:1", ctx]);
+    let gets = blob_gets(&reg.requests_since(since), &layers);
+    assert_eq!(gets.len(), layers.len(), "each layer once: {gets:?}");
+    let root = env.rootfs("ran:1");
+    assert_eq!(std::fs::read_to_string(root.join("ran")).unwrap(), "ran\n");
+    // Complete now, so named like a pull names it.
+    let base = env
+        .store()
+        .resolve(&format!("{}/busybox:1", reg.host))
+        .unwrap();
+    validate(&env.store(), &base).unwrap();
+
+    let since = reg.log_len();
+    let out = env.kiln(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--pull",
+            "-f",
+            &file,
+            "-t",
+            "ran:2",
+            ctx,
+        ],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("CACHED"), "{log}");
+    let requests = reg.requests_since(since);
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /v2/busybox/manifests/1")),
+        "--pull asked the registry: {requests:?}"
+    );
+    assert_eq!(blob_gets(&requests, &layers), Vec::<String>::new());
+    assert_eq!(env.image("ran:2").0, env.image("ran:1").0);
+}
