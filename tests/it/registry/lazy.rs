@@ -44,7 +44,10 @@ fn a_copy_link_build_pushed_to_its_base_registry_downloads_no_base_layer() {
     let file = dockerfile(
         &env,
         "Dockerfile",
-        &format!("FROM {}/busybox:1\nCOPY --link file /f\n", reg.host),
+        &format!(
+            "FROM {}/busybox:1\nCOPY --link file /f\nCOPY --link --chown=1:2 file /g\n",
+            reg.host
+        ),
     );
     let out_ref = format!("{}/app:1", reg.host);
     let output = format!("type=registry,name={out_ref}");
@@ -68,7 +71,7 @@ fn a_copy_link_build_pushed_to_its_base_registry_downloads_no_base_layer() {
     let got = kiln::oci::registry::pull(&client(None), &check, &r, &Platform::host()).unwrap();
     validate(&check, &got.manifest).unwrap();
     let (m, _) = check.load_image(&got.manifest).unwrap();
-    assert_eq!(m.layers.len(), layers.len() + 1);
+    assert_eq!(m.layers.len(), layers.len() + 2);
     assert_eq!(
         m.layers[0].digest, layers[0],
         "built on the registry's base"
@@ -194,4 +197,106 @@ fn a_run_step_fetches_the_base_layers_and_a_cached_pull_rebuild_does_not() {
     );
     assert_eq!(blob_gets(&requests, &layers), Vec::<String>::new());
     assert_eq!(env.image("ran:2").0, env.image("ran:1").0);
+}
+
+/// The CI case: a fresh runner with the step cache from a registry builds a
+/// `FROM` + `RUN` Dockerfile fully cached and pushes it next to its base:
+/// no base layer is downloaded (the RUN result comes with the cache).
+#[test]
+fn a_fresh_runner_with_a_registry_cache_pushes_without_downloading_the_base() {
+    let reg = Registry::start(false, Auth::None);
+    let layers = busybox_on(&reg);
+    let text = format!("FROM {}/busybox:1\nRUN echo ran > /ran\n", reg.host);
+    let cache = format!("{}/ci/cache:lazy", reg.host);
+    let output = format!("type=registry,name={}/app:ci", reg.host);
+
+    let first = Env::new();
+    let ctx = first.context("ctx", &[("file", "x\n")]);
+    let file = dockerfile(&first, "Dockerfile", &text);
+    let to = format!("type=registry,ref={cache},mode=max");
+    first.build(&[
+        "-f",
+        &file,
+        "--cache-to",
+        &to,
+        "-o",
+        &output,
+        ctx.to_str().unwrap(),
+    ]);
+
+    let fresh = Env::new();
+    let ctx = fresh.context("ctx", &[("file", "x\n")]);
+    let file = dockerfile(&fresh, "Dockerfile", &text);
+    let from = format!("type=registry,ref={cache}");
+    let since = reg.log_len();
+    let out = fresh.kiln(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--cache-from",
+            &from,
+            "-f",
+            &file,
+            "-o",
+            &output,
+            ctx.to_str().unwrap(),
+        ],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("CACHED"), "{log}");
+    assert_eq!(
+        blob_gets(&reg.requests_since(since), &layers),
+        Vec::<String>::new()
+    );
+    let (_d, check) = crate::oci::store();
+    let got = kiln::oci::registry::pull(
+        &client(None),
+        &check,
+        &reference(&reg, "app:ci"),
+        &Platform::host(),
+    )
+    .unwrap();
+    validate(&check, &got.manifest).unwrap();
+    let fsck = fresh.kiln(&["fsck"], None);
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}
+
+/// A push to another registry cannot mount the base's layers: each one is
+/// downloaded (once) just before it is uploaded, and the result is whole.
+#[test]
+fn a_push_to_another_registry_fetches_the_base_layers_it_uploads() {
+    let base_reg = Registry::start(false, Auth::None);
+    let layers = busybox_on(&base_reg);
+    let other = Registry::start(false, Auth::None);
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("file", "hello\n")]);
+    let file = dockerfile(
+        &env,
+        "Dockerfile",
+        &format!("FROM {}/busybox:1\nCOPY --link file /f\n", base_reg.host),
+    );
+    let output = format!("type=registry,name={}/app:1", other.host);
+    let since = base_reg.log_len();
+    env.build(&["-f", &file, "-o", &output, ctx.to_str().unwrap()]);
+    let gets = blob_gets(&base_reg.requests_since(since), &layers);
+    assert_eq!(gets.len(), layers.len(), "each layer once: {gets:?}");
+    let (_d, check) = crate::oci::store();
+    let got = kiln::oci::registry::pull(
+        &client(None),
+        &check,
+        &reference(&other, "app:1"),
+        &Platform::host(),
+    )
+    .unwrap();
+    validate(&check, &got.manifest).unwrap();
+    // Complete after the push's fetches: the base is named now.
+    let base = format!("{}/busybox:1", base_reg.host);
+    validate(&env.store(), &env.store().resolve(&base).unwrap()).unwrap();
 }
