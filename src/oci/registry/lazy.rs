@@ -14,6 +14,9 @@
 //!   through [`RemoteBlobs::fetch`]); a build that never needs the layers
 //!   (fully cached, `COPY --link` only, pushed where the registry has or
 //!   mounts them) never names it;
+//! - a name that pointed at another manifest (`--pull` saw the tag move) is
+//!   removed when the new image is not complete, as docker leaves the old
+//!   image unnamed: a later build must not take the stale image for the tag;
 //! - its manifest, index and config blobs are stored but unnamed until then:
 //!   while the build runs, the shared store lock keeps `prune` away; after it,
 //!   prune may drop them, and the next build resolves the tag again (manifest
@@ -127,6 +130,9 @@ impl RemoteBlobs {
         }
         self.name_complete(store)?;
         let complete = !self.state().pending.iter().any(|p| p.manifest == manifest);
+        if !complete {
+            store.untag_stale(&name, &manifest.digest)?;
+        }
         Ok(LazyImage {
             manifest,
             name,

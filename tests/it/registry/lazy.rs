@@ -300,3 +300,53 @@ fn a_push_to_another_registry_fetches_the_base_layers_it_uploads() {
     let base = format!("{}/busybox:1", base_reg.host);
     validate(&env.store(), &env.store().resolve(&base).unwrap()).unwrap();
 }
+
+/// `--pull` sees the tag move while the build needs no layer of the new
+/// image: the stale name is dropped (the new image is not complete, so it
+/// cannot be named), and the next build without `--pull` asks the registry
+/// instead of taking the old image for the tag.
+#[test]
+fn a_moved_tag_seen_by_a_lazy_pull_drops_the_stale_name() {
+    let reg = Registry::start(false, Auth::None);
+    let layers = busybox_on(&reg);
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("file", "hello\n")]);
+    let ctx = ctx.to_str().unwrap();
+    let base = format!("{}/busybox:1", reg.host);
+    let link = dockerfile(
+        &env,
+        "Dockerfile",
+        &format!("FROM {base}\nCOPY --link file /f\n"),
+    );
+    let plain = dockerfile(
+        &env,
+        "Dockerfile.plain",
+        &format!("FROM {base}\nCOPY file /f\n"),
+    );
+    env.build(&["-f", &plain, "-t", "old:1", ctx]);
+    let old = env.store().resolve(&base).unwrap();
+
+    let (_d, src) = crate::oci::store();
+    let v2 = super::images::image(&src, "moved", &[1000], &Platform::host());
+    push(
+        &client(None),
+        &src,
+        &v2,
+        &reference(&reg, "busybox:1"),
+        None,
+    )
+    .unwrap();
+    let moved = src.load_image(&v2).unwrap().0.layers[0].digest;
+    let output = format!("type=registry,name={}/app:1", reg.host);
+    env.build(&["--pull", "-f", &link, "-o", &output, ctx]);
+    assert!(env.store().resolve(&base).is_err(), "stale name kept");
+    assert!(!env.store().has_blob(&moved));
+    assert!(
+        env.store().has_blob(&layers[0]),
+        "the old image is still stored"
+    );
+
+    env.build(&["-f", &plain, "-t", "new:1", ctx]);
+    assert_eq!(env.image("new:1").1.layers[0].digest, moved);
+    assert_ne!(env.store().resolve(&base).unwrap(), old);
+}
