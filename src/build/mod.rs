@@ -152,10 +152,21 @@ pub fn build(
     v.done();
     // Base images' layers stay in their registry until a step or an output
     // needs them (`oci::registry::lazy`).
-    let remote = opts
-        .registry
-        .clone()
-        .map(|c| std::sync::Arc::new(crate::oci::registry::RemoteBlobs::new(c)));
+    let remote = opts.registry.clone().map(|c| {
+        let p = progress.clone();
+        let observer: crate::oci::registry::FetchObserver = Box::new(move |n, bytes| {
+            let v = p.start(
+                format!("[internal] fetching {n} base image layer(s), {bytes} bytes"),
+                None,
+            );
+            Box::new(move |err| match err {
+                None => v.done(),
+                Some(e) => v.failed(e.to_string()),
+            })
+        });
+        let remote = crate::oci::registry::RemoteBlobs::new(c).with_observer(observer);
+        std::sync::Arc::new(remote)
+    });
     let resolver = resolver::StoreResolver {
         store,
         registry: opts.registry.as_deref(),
@@ -229,6 +240,11 @@ pub fn build(
         &created,
     )
     .map_err(BuildError::Store)?;
+    // The caller waits for every progress sender to go once it is done
+    // with the image; outputs report under their own vertices.
+    if let Some(r) = &remote {
+        r.stop_observing();
+    }
     img.remote = remote;
     cache
         .finish(&graph, Some(img.config_digest))

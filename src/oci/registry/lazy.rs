@@ -68,10 +68,17 @@ struct State {
     pending: Vec<Pending>,
 }
 
+/// Told before a batch of blobs is downloaded (how many, how many bytes);
+/// what it returns is called when the batch ends, with its error if any.
+/// The build shows it as a progress vertex.
+pub type FetchObserver =
+    Box<dyn Fn(usize, u64) -> Box<dyn FnOnce(Option<&RegistryError>) + Send> + Send + Sync>;
+
 /// The blobs of lazily resolved images, fetchable on demand through one client.
 pub struct RemoteBlobs {
     client: Arc<Client>,
     state: Mutex<State>,
+    observer: Mutex<Option<FetchObserver>>,
 }
 
 impl std::fmt::Debug for RemoteBlobs {
@@ -88,7 +95,23 @@ impl RemoteBlobs {
         Self {
             client,
             state: Mutex::new(State::default()),
+            observer: Mutex::new(None),
         }
+    }
+
+    /// Reports each batch of downloads to `observer`.
+    pub fn with_observer(self, observer: FetchObserver) -> Self {
+        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(observer);
+        self
+    }
+
+    /// Drops the observer (and whatever it holds, e.g. a progress channel
+    /// whose reader waits for every sender to go).
+    pub fn stop_observing(&self) {
+        self.observer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -163,8 +186,13 @@ impl RemoteBlobs {
         if todo.is_empty() {
             return Ok(Vec::new());
         }
+        let bytes = todo.iter().map(|(_, d)| d.size).sum();
+        let end = {
+            let o = self.observer.lock().unwrap_or_else(|e| e.into_inner());
+            o.as_ref().map(|o| o(todo.len(), bytes))
+        };
         let fetched = Mutex::new(Vec::new());
-        for_each_parallel(&todo, self.client.options().parallel, |(o, desc)| {
+        let res = for_each_parallel(&todo, self.client.options().parallel, |(o, desc)| {
             if fetch_blob(&self.client, store, &o.registry, &o.repository, desc)? {
                 fetched
                     .lock()
@@ -172,8 +200,12 @@ impl RemoteBlobs {
                     .push(desc.digest);
             }
             Ok(())
-        })?;
-        self.name_complete(store)?;
+        })
+        .and_then(|()| self.name_complete(store));
+        if let Some(end) = end {
+            end(res.as_ref().err());
+        }
+        res?;
         Ok(fetched.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 

@@ -32,7 +32,7 @@ pub use artifact::{pull_artifact, push_artifact, PulledArtifact};
 pub use auth::Challenge;
 pub use client::{is_loopback, Client, ClientOptions};
 pub use error::{redact, ErrorBody, ErrorEntry, RegistryError};
-pub use lazy::{LazyImage, Origin, RemoteBlobs};
+pub use lazy::{FetchObserver, LazyImage, Origin, RemoteBlobs};
 pub use manifest::{
     get_manifest, get_manifest_at, platform_matches, pull_scope, push_scope, put_manifest,
     select_platform, RemoteManifest, MANIFEST_ACCEPT,

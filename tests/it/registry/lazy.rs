@@ -158,7 +158,23 @@ fn a_run_step_fetches_the_base_layers_and_a_cached_pull_rebuild_does_not() {
         ),
     );
     let since = reg.log_len();
-    env.build(&["-f", &file, "-t", "ran:1", ctx]);
+    let out = env.kiln(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-f",
+            &file,
+            "-t",
+            "ran:1",
+            ctx,
+        ],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let fetching = format!("[internal] fetching {} base image layer(s)", layers.len());
+    assert!(log.contains(&fetching), "{log}");
     let gets = blob_gets(&reg.requests_since(since), &layers);
     assert_eq!(gets.len(), layers.len(), "each layer once: {gets:?}");
     let root = env.rootfs("ran:1");
