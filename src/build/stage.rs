@@ -26,7 +26,7 @@ use crate::plan::{
 use crate::cache::{from_key, StepKey};
 
 use super::cached::{from_cache_layer, CacheSession};
-use super::copy::{stage_copy, stage_mkdir};
+use super::copy::{reads_target, stage_copy, stage_mkdir};
 use super::error::{BuildError, StepError};
 use super::event::{Progress, StepRef};
 use super::image::history;
@@ -343,7 +343,7 @@ fn run_one(
             // COMPAT(buildkit): `COPY --link` is copied onto an empty tree,
             // so the base's filesystem (and, for a lazily resolved base, its
             // layer download) is needed only to look up a `--chown` name.
-            let target = match needs_target(op) {
+            let target = match reads_target(op) {
                 true => cur.rootfs(env.store, env.remote)?,
                 false => RootFs::default(),
             };
@@ -386,12 +386,6 @@ fn run_one(
         return Ok(None);
     }
     Ok(Some(commit_dir(env.store, &dir, kind, &env.pack)?))
-}
-
-/// Whether a COPY reads the filesystem it copies onto.
-fn needs_target(op: &crate::plan::CopyOp) -> bool {
-    let by_name = |c: &str| super::perms::Chown::parse(c).is_ok_and(|c| c.needs_lookup());
-    !op.link || op.chown.as_deref().is_some_and(by_name)
 }
 
 fn is_empty_dir(dir: &Path) -> bool {

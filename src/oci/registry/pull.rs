@@ -7,7 +7,7 @@
 //! over when the registry ignores the range), a bounded number of times; the
 //! manifest is stored as the registry sent it, so its digest is the
 //! registry's, and the name is tagged only once every blob is in the store.
-//! [`fetch_head`] is the part before the layers, shared with the lazy
+//! `fetch_head` is the part before the layers, shared with the lazy
 //! resolution of base images (`lazy`), which fetches layers on demand.
 
 use std::io::{Read, Write};
