@@ -366,3 +366,68 @@ fn a_moved_tag_seen_by_a_lazy_pull_drops_the_stale_name() {
     assert_eq!(env.image("new:1").1.layers[0].digest, moved);
     assert_ne!(env.store().resolve(&base).unwrap(), old);
 }
+
+/// The library seam: a lazily resolved image pushed with a mount source that
+/// lacks the blob: the refused mount's upload session is cancelled, the layer
+/// is fetched from its origin and uploaded, and the fetch that completes the
+/// image names it in the store.
+#[test]
+fn a_refused_mount_fetches_then_uploads_and_completion_names_the_image() {
+    use kiln::oci::registry::{push_fetching, RemoteBlobs};
+    let reg = Registry::start(false, Auth::None);
+    let (_d, src) = crate::oci::store();
+    let v = super::images::image(&src, "refused", &[3000], &Platform::host());
+    push(&client(None), &src, &v, &reference(&reg, "base:1"), None).unwrap();
+    let layer = src.load_image(&v).unwrap().0.layers[0].clone();
+
+    let (_d2, dst) = crate::oci::store();
+    let lazy = RemoteBlobs::new(std::sync::Arc::new(client(None)));
+    let base = reference(&reg, "base:1");
+    let got = lazy.resolve(&dst, &base, &Platform::host()).unwrap();
+    assert_eq!(got.manifest, v);
+    assert!(!got.complete);
+    assert!(!dst.has_blob(&layer.digest));
+    assert!(
+        dst.resolve(&base.familiar()).is_err(),
+        "named while incomplete"
+    );
+
+    let since = reg.log_len();
+    let fetch = |d: &kiln::oci::Descriptor| lazy.fetch(&dst, &[d.digest]).map(drop);
+    let target = reference(&reg, "copy:1");
+    let pushed = push_fetching(
+        &client(None),
+        &dst,
+        &v,
+        &target,
+        Some("nothere"),
+        Some(&fetch),
+    )
+    .unwrap();
+    assert!(pushed.uploaded.contains(&layer.digest), "{pushed:?}");
+    assert!(pushed.mounted.is_empty(), "{pushed:?}");
+    let requests = reg.requests_since(since);
+    let refused = requests
+        .iter()
+        .filter(|r| r.starts_with("POST /v2/copy/blobs/uploads/") && r.contains("from=nothere"))
+        .filter(|r| r.contains(&layer.digest.to_string().replace(':', "%3A")));
+    assert_eq!(refused.count(), 1, "asked once for the layer: {requests:?}");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("DELETE /v2/copy/blobs/uploads/")),
+        "{requests:?}"
+    );
+    assert_eq!(
+        blob_gets(&requests, &[layer.digest]).len(),
+        1,
+        "{requests:?}"
+    );
+
+    assert_eq!(dst.resolve(&base.familiar()).unwrap(), v);
+    validate(&dst, &v).unwrap();
+    let (_d3, check) = crate::oci::store();
+    let back =
+        kiln::oci::registry::pull(&client(None), &check, &target, &Platform::host()).unwrap();
+    validate(&check, &back.manifest).unwrap();
+}
