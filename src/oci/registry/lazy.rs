@@ -14,13 +14,19 @@
 //!   through [`RemoteBlobs::fetch`]); a build that never needs the layers
 //!   (fully cached, `COPY --link` only, pushed where the registry has or
 //!   mounts them) never names it;
-//! - a name that pointed at another manifest (`--pull` saw the tag move) is
-//!   removed when the new image is not complete, as docker leaves the old
-//!   image unnamed: a later build must not take the stale image for the tag;
 //! - its manifest, index and config blobs are stored but unnamed until then:
 //!   while the build runs, the shared store lock keeps `prune` away; after it,
 //!   prune may drop them, and the next build resolves the tag again (manifest
 //!   and config only, cheap);
+//! - a name that pointed at another manifest (`--pull` saw the tag move) is
+//!   removed when the new image is not complete, as docker leaves the old
+//!   image unnamed: a later build must not take the stale image for the tag;
+//! - an image built on such a base (`build::BuiltImage::remote`) is stored
+//!   unnamed too; `build::export` fetches its missing layers before any
+//!   output that names or writes it;
+//! - the step cache is unaffected: its records hold a step's own layer, never
+//!   a base layer, so no record depends on a blob that was not fetched (and a
+//!   record whose own blob is gone is a miss, as before);
 //! - every blob is fetched by [`fetch_blob`]: verified against its digest and
 //!   size while written, committed by rename, so a killed build leaves either
 //!   the whole blob or nothing, and two stages racing for one blob both win.
