@@ -225,6 +225,14 @@ pub fn stage_mkdir(
     st.finish()
 }
 
+/// Whether staging `op` reads the filesystem it copies onto: always but
+/// for `--link`, which reads it only to look up a `--chown` name (so a
+/// `COPY --link` on a lazily resolved base downloads none of its layers).
+pub(super) fn reads_target(op: &CopyOp) -> bool {
+    let by_name = |c: &str| Chown::parse(c).is_ok_and(|c| c.needs_lookup());
+    !op.link || op.chown.as_deref().is_some_and(by_name)
+}
+
 pub(super) fn resolve_chown(value: &str, target: &RootFs) -> Result<(u32, u32), CopyError> {
     let chown = Chown::parse(value)?;
     if !chown.needs_lookup() {

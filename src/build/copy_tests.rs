@@ -171,3 +171,15 @@ fn heredoc_parents_and_add_without_urls() {
     });
     assert!(matches!(run(&f, &c), Err(CopyError::ChecksumNotUrl)));
 }
+
+#[test]
+fn only_copy_link_without_a_chown_name_skips_the_target() {
+    let mut o = op(&["a"], "/a");
+    assert!(reads_target(&o));
+    o.link = true;
+    assert!(!reads_target(&o));
+    o.chown = Some("1:2".into());
+    assert!(!reads_target(&o), "ids need no /etc/passwd");
+    o.chown = Some("app".into());
+    assert!(reads_target(&o), "a name is looked up in the target");
+}

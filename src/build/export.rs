@@ -6,6 +6,10 @@
 //! Invariants: archives come from the oci module's deterministic writers; a
 //! flattened filesystem applies the layers base first with whiteouts
 //! honoured (`layer::unpack` in `Apply` mode), exactly what a container sees.
+//! An image built on a lazily resolved base may lack its base layers: every
+//! output that reads or names the image fetches them first
+//! ([`fetch_layers`]), so a name never points at an incomplete image; a push
+//! fetches only a layer the registry neither has nor can mount.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -88,6 +92,9 @@ pub enum ExportError {
         /// The name.
         name: String,
     },
+    /// Downloading the base image layers an output needs.
+    #[error("fetching base image layers")]
+    Fetch(#[source] Box<RegistryError>),
     /// Pushing to a registry.
     #[error("pushing {name}")]
     Push {
@@ -127,6 +134,9 @@ pub fn export(
             descriptor: img.manifest.clone(),
         })
     };
+    if !matches!(spec, OutputSpec::Registry { .. }) {
+        fetch_layers(store, img)?;
+    }
     match spec {
         OutputSpec::Oci {
             dest,
@@ -163,6 +173,19 @@ pub fn export(
     }
 }
 
+/// Makes every layer of `img` present in the store: those of a lazily
+/// resolved base are downloaded (all at once) when missing.
+pub fn fetch_layers(store: &Store, img: &BuiltImage) -> Result<(), ExportError> {
+    let Some(remote) = &img.remote else {
+        return Ok(());
+    };
+    let digests: Vec<_> = img.layers.iter().map(|l| l.descriptor.digest).collect();
+    remote
+        .fetch(store, &digests)
+        .map_err(|e| ExportError::Fetch(Box::new(e)))?;
+    Ok(())
+}
+
 /// Pushes `img` to each of `names` and `tags` (at least one).
 fn push_all(
     store: &Store,
@@ -181,21 +204,42 @@ fn push_all(
         })?;
         let client = client.ok_or_else(|| ExportError::NoRegistry { name: name.clone() })?;
         let from = mount_source(store, img, &target);
-        registry::push(client, store, &img.manifest, &target, from.as_deref()).map_err(
-            |source| ExportError::Push {
-                name: target.familiar(),
-                source: Box::new(source),
-            },
-        )?;
+        // A layer the registry neither has nor can mount is downloaded
+        // from the base's registry just before its upload.
+        let fetch = |d: &crate::oci::Descriptor| -> Result<(), RegistryError> {
+            if let Some(r) = &img.remote {
+                r.fetch(store, &[d.digest])?;
+            }
+            Ok(())
+        };
+        registry::push_fetching(
+            client,
+            store,
+            &img.manifest,
+            &target,
+            from.as_deref(),
+            Some(&fetch),
+        )
+        .map_err(|source| ExportError::Push {
+            name: target.familiar(),
+            source: Box::new(source),
+        })?;
     }
     Ok(())
 }
 
-/// A repository on `target`'s registry that a stored image with the built
-/// image's base layer came from (pulled images are named after their
-/// registry): its blobs are mounted instead of uploaded, as BuildKit does.
+/// A repository on `target`'s registry that the built image's base layer
+/// came from (the lazily resolved base's repository, else a stored image's:
+/// pulled images are named after their registry): its blobs are mounted
+/// instead of uploaded, as BuildKit does.
 fn mount_source(store: &Store, img: &BuiltImage, target: &Reference) -> Option<String> {
     let base = img.layers.first()?.descriptor.digest;
+    let origin = img.remote.as_ref().and_then(|r| r.origin(&base));
+    if let Some(o) = origin.filter(|o| o.registry == target.registry) {
+        if o.repository != target.repository {
+            return Some(o.repository);
+        }
+    }
     store.images().ok()?.into_iter().find_map(|e| {
         let r = Reference::parse(&e.name).ok()?;
         if r.registry != target.registry || r.repository == target.repository {

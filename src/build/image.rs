@@ -32,6 +32,10 @@ pub struct BuiltImage {
     pub config: ImageConfig,
     /// The layers, base first.
     pub layers: Vec<LayerRef>,
+    /// Where the layers of a lazily resolved base image are, until fetched:
+    /// an image with it may lack some layer blobs (its manifest is stored but
+    /// unnamed; naming or writing it out fetches them first).
+    pub remote: Option<std::sync::Arc<crate::oci::registry::RemoteBlobs>>,
 }
 
 /// `secs` since the epoch as RFC 3339 UTC (`2023-11-14T22:13:20Z`), with
@@ -120,6 +124,7 @@ pub fn store_image(
         config_digest: config_desc.digest,
         config,
         layers,
+        remote: None,
     })
 }
 

@@ -118,7 +118,9 @@ fn load_ignore(opts: &BuildOptions) -> Result<Option<IgnorePatterns>, BuildError
     Ok(None)
 }
 
-/// Parses, plans and builds; returns the image, stored but not named.
+/// Parses, plans and builds; returns the image, stored but not named, and
+/// maybe not whole: layers of a lazily resolved base may still be in their
+/// registry (`BuiltImage::remote`); `export` fetches what an output needs.
 pub fn build(
     store: &Store,
     opts: &BuildOptions,
@@ -148,11 +150,29 @@ pub fn build(
         progress.warn(format!("{} (line {})", w.short, w.line));
     }
     v.done();
+    // Base images' layers stay in their registry until a step or an output
+    // needs them (`oci::registry::lazy`).
+    let remote = opts.registry.clone().map(|c| {
+        let p = progress.clone();
+        let observer: crate::oci::registry::FetchObserver = Box::new(move |n, bytes| {
+            let v = p.start(
+                format!("[internal] fetching {n} base image layer(s), {bytes} bytes"),
+                None,
+            );
+            Box::new(move |err| match err {
+                None => v.done(),
+                Some(e) => v.failed(e.to_string()),
+            })
+        });
+        let remote = crate::oci::registry::RemoteBlobs::new(c).with_observer(observer);
+        std::sync::Arc::new(remote)
+    });
     let resolver = resolver::StoreResolver {
         store,
         registry: opts.registry.as_deref(),
         pull: opts.pull,
         progress: Some(progress),
+        lazy: remote.as_deref(),
     };
     let graph = plan::lower(&df, &opts.plan, &resolver).map_err(BuildError::Plan)?;
     entitlements::check(&graph, &opts.allow)?;
@@ -198,6 +218,7 @@ pub fn build(
             .map(|i| i.span)
             .collect(),
         cache: &cache,
+        remote: remote.as_deref(),
     };
     let out = match schedule::run_graph(&env) {
         Ok(out) => out,
@@ -210,7 +231,7 @@ pub fn build(
     };
     // A rebuild that hit every step is dated like the build it reuses.
     let created = out.time.map_or(created, |t| cache.created(t));
-    let img = image::store_image(
+    let mut img = image::store_image(
         store,
         out.config,
         out.layers,
@@ -219,6 +240,12 @@ pub fn build(
         &created,
     )
     .map_err(BuildError::Store)?;
+    // The caller waits for every progress sender to go once it is done
+    // with the image; outputs report under their own vertices.
+    if let Some(r) = &remote {
+        r.stop_observing();
+    }
+    img.remote = remote;
     cache
         .finish(&graph, Some(img.config_digest))
         .map_err(BuildError::Cache)?;

@@ -4,12 +4,15 @@
 //! default); `--pull` (always) pulls even when the store has the name, so a
 //! moved tag is seen; `--pull=never` (or no registry client) keeps to the store.
 //!
-//! A pull fetches every layer of the base image now; fetching them only when
-//! a step needs the filesystem is not done yet.
+//! With a [`RemoteBlobs`] (every build that has a registry client), pulling
+//! stores the manifest and config only: the layers are fetched when a step
+//! needs the filesystem, or an output the bytes (see `oci::registry::lazy`
+//! for the invariants: the name is tagged only once every blob is in).
+//! Without one, a pull fetches every layer now, as `kiln pull` does.
 
 use std::error::Error;
 
-use crate::oci::registry::{self, Client, RegistryError};
+use crate::oci::registry::{self, Client, RegistryError, RemoteBlobs};
 use crate::oci::{Platform, Reference, Store, StoreError};
 use crate::plan::{ImageResolver, ResolvedImage};
 
@@ -77,6 +80,8 @@ pub struct StoreResolver<'a> {
     pub pull: PullPolicy,
     /// Where a pull shows as a vertex (`[internal] pulling …`).
     pub progress: Option<&'a crate::build::Progress>,
+    /// Pull lazily: manifest and config now, layers through this on demand.
+    pub lazy: Option<&'a RemoteBlobs>,
 }
 
 impl StoreResolver<'_> {
@@ -94,19 +99,34 @@ impl StoreResolver<'_> {
         let vertex = self
             .progress
             .map(|p| p.start(format!("[internal] pulling {}", r.qualified()), None));
-        match registry::pull(client, self.store, &r, platform) {
-            Ok(pulled) => {
+        let pulled = match self.lazy {
+            Some(lazy) => lazy.resolve(self.store, &r, platform).map(|l| {
+                let line = match l.complete {
+                    true => format!("all blobs already present: {}\n", l.manifest.digest),
+                    false => format!(
+                        "manifest and config resolved, layers fetched when needed: {}\n",
+                        l.manifest.digest
+                    ),
+                };
+                (l.manifest, line)
+            }),
+            None => registry::pull(client, self.store, &r, platform).map(|p| {
+                let line = format!(
+                    "{} blobs downloaded, {} already present: {}\n",
+                    p.fetched.len(),
+                    p.present.len(),
+                    p.manifest.digest
+                );
+                (p.manifest, line)
+            }),
+        };
+        match pulled {
+            Ok((manifest, line)) => {
                 if let Some(v) = vertex {
-                    let line = format!(
-                        "{} blobs downloaded, {} already present: {}\n",
-                        pulled.fetched.len(),
-                        pulled.present.len(),
-                        pulled.manifest.digest
-                    );
                     v.log(crate::build::Stream::Stdout, line.as_bytes());
                     v.done();
                 }
-                Ok(pulled.manifest)
+                Ok(manifest)
             }
             Err(e) => {
                 if let Some(v) = vertex {

@@ -227,6 +227,7 @@ mod tests {
             graph: &graph,
             from_spans: vec![],
             cache: &cache,
+            remote: None,
         };
         let res = run_graph(&env);
         drop(env);

@@ -13,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::layer::{self, LayerError, PackOptions, SourceKind, UnpackMode};
+use crate::oci::registry::RemoteBlobs;
 use crate::oci::{Descriptor, DiffId, Store, StoreError};
 
 /// Why a layer could not be stored or unpacked.
@@ -39,6 +40,9 @@ pub enum SnapshotError {
         #[source]
         source: LayerError,
     },
+    /// Downloading the blobs of a lazily resolved base image.
+    #[error("fetching base image layers")]
+    Fetch(#[source] Box<crate::oci::registry::RegistryError>),
     /// A filesystem step on the snapshot dirs.
     #[error("{step} {path}")]
     Io {
@@ -131,6 +135,31 @@ pub fn remove_tree(dir: &Path) -> Result<(), SnapshotError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err("removing", dir)(e)),
     }
+}
+
+/// Whether `layer` is unpacked already (its blob is then not needed).
+pub fn has_snapshot(store: &Store, layer: &LayerRef) -> bool {
+    store.snapshots_dir().join(layer.diff_id.hex()).is_dir()
+}
+
+/// Snapshot dirs for `layers` (in their order), downloading first, all at
+/// once, the blobs of those not unpacked yet that the store lacks and
+/// `remote` can fetch (a lazily resolved base's layers).
+pub fn ensure_snapshots(
+    store: &Store,
+    layers: &[LayerRef],
+    remote: Option<&RemoteBlobs>,
+) -> Result<Vec<PathBuf>, SnapshotError> {
+    if let Some(r) = remote {
+        let missing: Vec<_> = layers
+            .iter()
+            .filter(|l| !has_snapshot(store, l))
+            .map(|l| l.descriptor.digest)
+            .collect();
+        r.fetch(store, &missing)
+            .map_err(|e| SnapshotError::Fetch(Box::new(e)))?;
+    }
+    layers.iter().map(|l| ensure_snapshot(store, l)).collect()
 }
 
 /// The snapshot dir of `layer`, unpacking the blob when it is not there yet.

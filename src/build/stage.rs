@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::layer::{PackOptions, SourceKind};
+use crate::oci::registry::RemoteBlobs;
 use crate::oci::{History, ImageConfig, Platform, Store};
 use crate::plan::{
     Base, BuildGraph, CopyFrom, MountFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
@@ -25,13 +26,13 @@ use crate::plan::{
 use crate::cache::{from_key, StepKey};
 
 use super::cached::{from_cache_layer, CacheSession};
-use super::copy::{stage_copy, stage_mkdir};
+use super::copy::{reads_target, stage_copy, stage_mkdir};
 use super::error::{BuildError, StepError};
 use super::event::{Progress, StepRef};
 use super::image::history;
 use super::rootfs::RootFs;
 use super::run::{run_step, RunContext, SecretSource};
-use super::snapshot::{commit_dir, ensure_snapshot, remove_tree, staging_dir, LayerRef};
+use super::snapshot::{commit_dir, ensure_snapshots, remove_tree, staging_dir, LayerRef};
 use super::source::Source;
 use super::stepkey::{key_after_run, key_step, Keyed};
 
@@ -53,12 +54,11 @@ pub struct StageOutput {
 }
 
 impl StageOutput {
-    /// The merged filesystem, unpacking any layer not yet in `snapshots/`.
-    pub fn rootfs(&self, store: &Store) -> Result<RootFs, StepError> {
-        let mut dirs = Vec::with_capacity(self.layers.len());
-        for l in self.layers.iter().rev() {
-            dirs.push(ensure_snapshot(store, l)?);
-        }
+    /// The merged filesystem, unpacking any layer not yet in `snapshots/`
+    /// (after fetching, through `remote`, the blobs of a lazily resolved base).
+    pub fn rootfs(&self, store: &Store, remote: Option<&RemoteBlobs>) -> Result<RootFs, StepError> {
+        let mut dirs = ensure_snapshots(store, &self.layers, remote)?;
+        dirs.reverse();
         Ok(RootFs::new(dirs))
     }
 }
@@ -87,6 +87,8 @@ pub struct BuildEnv<'a> {
     pub from_spans: Vec<crate::dockerfile::Span>,
     /// The step cache.
     pub cache: &'a CacheSession,
+    /// The layers of base images resolved but not yet downloaded.
+    pub remote: Option<&'a RemoteBlobs>,
 }
 
 /// Loads an image from the store as a stage base.
@@ -302,12 +304,14 @@ fn source_for(
     Ok(match from {
         CopyFrom::Context => env.context.clone(),
         CopyFrom::Stage(id) => match outputs.get(&id.0) {
-            Some(o) => Source::image(o.rootfs(env.store)?),
+            Some(o) => Source::image(o.rootfs(env.store, env.remote)?),
             // The scheduler waits for every dependency, so this is a bug
             // (a `--from` stage missing from `deps`): say so, never copy nothing.
             None => return Err(StepError::StageNotBuilt { stage: id.0 }),
         },
-        CopyFrom::Image(img) => Source::image(image_output(env.store, img)?.rootfs(env.store)?),
+        CopyFrom::Image(img) => {
+            Source::image(image_output(env.store, img)?.rootfs(env.store, env.remote)?)
+        }
     })
 }
 
@@ -336,7 +340,13 @@ fn run_one(
         Op::Meta => return Ok(None),
         Op::Copy(op) => {
             let src = source_for(env, &op.from, outputs)?;
-            let target = cur.rootfs(env.store)?;
+            // COMPAT(buildkit): `COPY --link` is copied onto an empty tree,
+            // so the base's filesystem (and, for a lazily resolved base, its
+            // layer download) is needed only to look up a `--chown` name.
+            let target = match reads_target(op) {
+                true => cur.rootfs(env.store, env.remote)?,
+                false => RootFs::default(),
+            };
             let dir = staging_dir(env.store, "copy-")?;
             stage_copy(op, &src, &target, &dir).inspect_err(|_| {
                 let _ = remove_tree(&dir);
@@ -344,7 +354,7 @@ fn run_one(
             (dir, SourceKind::Plain)
         }
         Op::Workdir(WorkdirOp { path, user }) => {
-            let target = cur.rootfs(env.store)?;
+            let target = cur.rootfs(env.store, env.remote)?;
             let dir = staging_dir(env.store, "workdir-")?;
             stage_mkdir(path, user, &target, &dir).inspect_err(|_| {
                 let _ = remove_tree(&dir);
@@ -359,7 +369,7 @@ fn run_one(
                     None => None,
                 });
             }
-            let lower = cur.rootfs(env.store)?.layers().to_vec();
+            let lower = cur.rootfs(env.store, env.remote)?.layers().to_vec();
             let cx = RunContext {
                 store: env.store,
                 exe: env.exe,

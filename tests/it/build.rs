@@ -126,6 +126,7 @@ impl Env {
                 })
                 .collect(),
             config: c,
+            remote: None,
         };
         kiln::build::export::flatten(&store, &img, &out).unwrap();
         out

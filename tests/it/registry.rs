@@ -9,6 +9,7 @@ mod cli;
 mod flaky;
 mod forward;
 mod images;
+mod lazy;
 mod proxy;
 pub(crate) mod server;
 mod token;

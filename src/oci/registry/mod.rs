@@ -9,7 +9,9 @@
 //! The parts: `client` (a [`Client`]: agents per host, scheme choice, auth
 //! challenges, token cache, retries) over `request`, `tls` and `auth`;
 //! `manifest` (get/put, platform choice); `pull` ([`pull`], [`fetch_blob`]:
-//! verified, resumed downloads into the store); `push` ([`push`],
+//! verified, resumed downloads into the store); `lazy` ([`RemoteBlobs`]:
+//! base images resolved to manifest and config, layers fetched on demand,
+//! named only once complete); `push` ([`push`],
 //! [`push_blob`]: HEAD, mount, monolithic or chunked upload, manifests last);
 //! `artifact` (any manifest and its blobs, e.g. the step cache); `error`
 //! (one [`RegistryError`], the registry's own codes, redacted URLs).
@@ -19,6 +21,7 @@ mod artifact;
 mod auth;
 mod client;
 mod error;
+mod lazy;
 mod manifest;
 mod proxy;
 mod pull;
@@ -30,13 +33,14 @@ pub use artifact::{pull_artifact, push_artifact, PulledArtifact};
 pub use auth::Challenge;
 pub use client::{is_loopback, Client, ClientOptions};
 pub use error::{redact, ErrorBody, ErrorEntry, RegistryError};
+pub use lazy::{FetchObserver, LazyImage, Origin, RemoteBlobs};
 pub use manifest::{
     get_manifest, get_manifest_at, platform_matches, pull_scope, push_scope, put_manifest,
     select_platform, RemoteManifest, MANIFEST_ACCEPT,
 };
 pub use proxy::Proxies;
 pub use pull::{fetch_blob, pull, resolve, resolve_local, PulledImage, ResolvedImage};
-pub use push::{push, push_blob, BlobPush, PushedImage};
+pub use push::{push, push_blob, push_fetching, BlobPush, FetchBlob, PushedImage};
 pub use tls::{default_certs_d, DEFAULT_CERTS_D};
 
 use std::error::Error;

@@ -7,6 +7,8 @@
 //! over when the registry ignores the range), a bounded number of times; the
 //! manifest is stored as the registry sent it, so its digest is the
 //! registry's, and the name is tagged only once every blob is in the store.
+//! `fetch_head` is the part before the layers, shared with the lazy
+//! resolution of base images (`lazy`), which fetches layers on demand.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -111,24 +113,12 @@ pub fn pull(
     reference: &Reference,
     platform: &Platform,
 ) -> Result<PulledImage, RegistryError> {
-    let resolved = resolve(client, reference, platform)?;
+    let (resolved, config_fetched) = fetch_head(client, store, reference, platform)?;
     let fetched = Mutex::new(Vec::new());
     let present = Mutex::new(Vec::new());
-    // The config first: a single-platform image for another platform is
-    // refused before its layers are downloaded.
-    let config = &resolved.parsed.config;
-    let got = fetch_blob(
-        client,
-        store,
-        &reference.registry,
-        &reference.repository,
-        config,
-    )?;
-    let list = if got { &fetched } else { &present };
-    list.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(config.digest);
-    check_platform(store, reference, config, platform)?;
+    let config = resolved.parsed.config.digest;
+    let list = if config_fetched { &fetched } else { &present };
+    list.lock().unwrap_or_else(|e| e.into_inner()).push(config);
     let blobs = &resolved.parsed.layers;
     for_each_parallel(blobs, client.options().parallel, |desc| {
         let got = fetch_blob(
@@ -145,17 +135,6 @@ pub fn pull(
         Ok(())
     })?;
     let m = &resolved.manifest;
-    // The index too: a digest-pinned reference then resolves offline
-    // (`resolve_local`) on the next build.
-    for manifest in std::iter::once(m).chain(&resolved.index) {
-        let mut w = store.begin_blob()?;
-        w.write_all(&manifest.bytes)
-            .map_err(|source| crate::oci::StoreError::WriteBlob {
-                path: store.tmp_dir(),
-                source,
-            })?;
-        w.commit_verified(&manifest.descriptor.digest, manifest.descriptor.size)?;
-    }
     let name = reference.familiar();
     store.tag(&name, &m.descriptor)?;
     Ok(PulledImage {
@@ -165,6 +144,42 @@ pub fn pull(
         fetched: fetched.into_inner().unwrap_or_else(|e| e.into_inner()),
         present: present.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
+}
+
+/// Resolves `reference` and stores what a build needs before any layer:
+/// the config (checked against `platform`), the manifest and the index it
+/// came from. Names nothing. Returns the resolution and whether the config
+/// was downloaded.
+pub(super) fn fetch_head(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+) -> Result<(ResolvedImage, bool), RegistryError> {
+    let resolved = resolve(client, reference, platform)?;
+    // The config first: a single-platform image for another platform is
+    // refused before its layers are downloaded.
+    let config = &resolved.parsed.config;
+    let got = fetch_blob(
+        client,
+        store,
+        &reference.registry,
+        &reference.repository,
+        config,
+    )?;
+    check_platform(store, reference, config, platform)?;
+    // The index too: a digest-pinned reference then resolves offline
+    // (`resolve_local`) on the next build.
+    for manifest in std::iter::once(&resolved.manifest).chain(&resolved.index) {
+        let mut w = store.begin_blob()?;
+        w.write_all(&manifest.bytes)
+            .map_err(|source| crate::oci::StoreError::WriteBlob {
+                path: store.tmp_dir(),
+                source,
+            })?;
+        w.commit_verified(&manifest.descriptor.digest, manifest.descriptor.size)?;
+    }
+    Ok((resolved, got))
 }
 
 /// The image a digest-pinned `reference` names for `platform`, from the

@@ -6,6 +6,11 @@
 //! of [`ClientOptions::chunk_size`](super::ClientOptions) above it. Manifests
 //! last (an index after its children), so a registry never holds a manifest
 //! whose blobs are missing.
+//!
+//! A blob the store lacks (a layer of a lazily resolved base image) is
+//! downloaded through the caller's [`FetchBlob`] only when the registry has
+//! neither it nor a mount for it: a push of an image built on a base from the
+//! same registry reads no base layer.
 
 use std::sync::Mutex;
 
@@ -41,6 +46,9 @@ pub struct PushedImage {
     pub mounted: Vec<Digest>,
 }
 
+/// Makes a blob the store lacks present in it (or fails saying why).
+pub type FetchBlob<'a> = &'a (dyn Fn(&Descriptor) -> Result<(), RegistryError> + Sync);
+
 /// Pushes the stored image `image` (manifest or index) to `target` (tagged
 /// with its tag, else put by digest). `mount_from` names a repository on the
 /// same registry to mount missing blobs from.
@@ -51,6 +59,19 @@ pub fn push(
     target: &Reference,
     mount_from: Option<&str>,
 ) -> Result<PushedImage, RegistryError> {
+    push_fetching(client, store, image, target, mount_from, None)
+}
+
+/// [`push`], for an image whose manifests are stored but some of whose
+/// blobs may not be: `fetch` brings one in when the registry needs its bytes.
+pub fn push_fetching(
+    client: &Client,
+    store: &Store,
+    image: &Descriptor,
+    target: &Reference,
+    mount_from: Option<&str>,
+    fetch: Option<FetchBlob<'_>>,
+) -> Result<PushedImage, RegistryError> {
     if let Some(d) = target.digest.filter(|d| *d != image.digest) {
         return Err(RegistryError::PushDigest {
             reference: target.familiar(),
@@ -59,21 +80,33 @@ pub fn push(
         });
     }
     let report = Mutex::new(PushedImage::default());
-    push_tree(client, store, image, target, mount_from, &report, true)?;
+    let to = Target {
+        reference: target,
+        mount_from,
+        fetch,
+    };
+    push_tree(client, store, image, &to, &report, true)?;
     let mut report = report.into_inner().unwrap_or_else(|e| e.into_inner());
     report.digest = Some(image.digest);
     Ok(report)
+}
+
+/// Where a push goes and how it finds blobs it lacks.
+struct Target<'a> {
+    reference: &'a Reference,
+    mount_from: Option<&'a str>,
+    fetch: Option<FetchBlob<'a>>,
 }
 
 fn push_tree(
     client: &Client,
     store: &Store,
     desc: &Descriptor,
-    target: &Reference,
-    mount_from: Option<&str>,
+    to: &Target<'_>,
     report: &Mutex<PushedImage>,
     top: bool,
 ) -> Result<(), RegistryError> {
+    let target = to.reference;
     let bytes = store.read_blob(&desc.digest)?;
     let parse_err = |what, source| RegistryError::ParseManifest {
         what,
@@ -84,20 +117,20 @@ fn push_tree(
     if is_index(&desc.media_type) {
         let index: Index = serde_json::from_slice(&bytes).map_err(|e| parse_err("index", e))?;
         for child in &index.manifests {
-            push_tree(client, store, child, target, mount_from, report, false)?;
+            push_tree(client, store, child, to, report, false)?;
         }
     } else {
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| parse_err("manifest", e))?;
         let mut blobs = vec![m.config.clone()];
         blobs.extend(m.layers.iter().cloned());
         for_each_parallel(&blobs, client.options().parallel, |b| {
-            let r = push_blob(
+            let r = push_blob_fetching(
                 client,
                 store,
-                &target.registry,
-                &target.repository,
+                (&target.registry, &target.repository),
                 b,
-                mount_from,
+                to.mount_from,
+                to.fetch,
             )?;
             let mut rep = report.lock().unwrap_or_else(|e| e.into_inner());
             match r {
@@ -133,6 +166,26 @@ pub fn push_blob(
     desc: &Descriptor,
     mount_from: Option<&str>,
 ) -> Result<BlobPush, RegistryError> {
+    push_blob_fetching(
+        client,
+        store,
+        (registry, repository),
+        desc,
+        mount_from,
+        None,
+    )
+}
+
+/// [`push_blob`]; a blob the store lacks is mounted when `mount_from` has
+/// it, else brought in by `fetch` and uploaded.
+fn push_blob_fetching(
+    client: &Client,
+    store: &Store,
+    (registry, repository): (&str, &str),
+    desc: &Descriptor,
+    mut mount_from: Option<&str>,
+    fetch: Option<FetchBlob<'_>>,
+) -> Result<BlobPush, RegistryError> {
     let wrap = |e: RegistryError| RegistryError::PushBlob {
         digest: desc.digest,
         repository: format!("{registry}/{repository}"),
@@ -149,10 +202,20 @@ pub fn push_blob(
     }
     let path = store.blob_path(&desc.digest);
     if !path.is_file() {
-        return Err(wrap(RegistryError::ReadBlob {
-            digest: desc.digest,
-            source: std::io::ErrorKind::NotFound.into(),
-        }));
+        let Some(fetch) = fetch else {
+            return Err(wrap(RegistryError::ReadBlob {
+                digest: desc.digest,
+                source: std::io::ErrorKind::NotFound.into(),
+            }));
+        };
+        if let Some(from) = mount_from.filter(|f| *f != repository) {
+            if mount(client, registry, repository, desc, from).map_err(wrap)? {
+                return Ok(BlobPush::Mounted);
+            }
+            // Refused: it would be refused again in `upload`.
+            mount_from = None;
+        }
+        fetch(desc).map_err(wrap)?;
     }
     let mut attempt = 0;
     loop {
@@ -167,6 +230,32 @@ pub fn push_blob(
             other => return other.map_err(wrap),
         }
     }
+}
+
+/// Asks the registry to mount `desc` from `from`; `false` when it opened an
+/// upload session instead (which is cancelled: nothing is sent to it).
+fn mount(
+    client: &Client,
+    registry: &str,
+    repository: &str,
+    desc: &Descriptor,
+    from: &str,
+) -> Result<bool, RegistryError> {
+    let scopes = vec![push_scope(repository), pull_scope(from)];
+    let mut start = client.url(registry, &format!("v2/{repository}/blobs/uploads/"))?;
+    start
+        .query_pairs_mut()
+        .append_pair("mount", &desc.digest.to_string())
+        .append_pair("from", from);
+    let resp = client.send(registry, &Request::new("POST", start, scopes.clone()))?;
+    if resp.status() == 201 {
+        return Ok(true);
+    }
+    // An abandoned session expires on its own; cancelling is a courtesy.
+    if let Ok(session) = location(&resp, "POST") {
+        let _ = client.send(registry, &Request::new("DELETE", session, scopes));
+    }
+    Ok(false)
 }
 
 fn upload(

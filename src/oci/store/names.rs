@@ -143,6 +143,23 @@ impl Store {
         Ok(removed)
     }
 
+    /// Removes the name `name` when it points at another manifest than
+    /// `current` (a tag seen to have moved whose new image is not complete
+    /// yet: the stale name must not outlive what the registry said). Checked
+    /// and written under the index lock. Returns whether it was removed.
+    pub fn untag_stale(&self, name: &str, current: &Digest) -> Result<bool, StoreError> {
+        let name = normalize_name(name)?;
+        let lock = self.lock_index()?;
+        let mut index = self.read_index()?;
+        let stale = |d: &Descriptor| ref_name(d) == Some(name.as_str()) && d.digest != *current;
+        if !index.manifests.iter().any(stale) {
+            return Ok(false);
+        }
+        index.manifests.retain(|d| !stale(d));
+        self.write_index(&mut index, &lock)?;
+        Ok(true)
+    }
+
     /// Every named image, sorted by name.
     pub fn images(&self) -> Result<Vec<ImageEntry>, StoreError> {
         let index = self.read_index()?;
@@ -322,6 +339,20 @@ mod tests {
             annotations: Default::default(),
         };
         store.put_json(media_type::OCI_MANIFEST, &m).unwrap()
+    }
+
+    #[test]
+    fn untag_stale_removes_only_a_name_on_another_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = image(&store, "a");
+        let b = image(&store, "b");
+        store.tag("base:1", &a).unwrap();
+        assert!(!store.untag_stale("base:1", &a.digest).unwrap());
+        assert_eq!(store.resolve("base:1").unwrap(), a);
+        assert!(store.untag_stale("base:1", &b.digest).unwrap());
+        assert!(store.resolve("base:1").is_err());
+        assert!(!store.untag_stale("base:1", &b.digest).unwrap());
     }
 
     #[test]
