@@ -202,6 +202,32 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + sec)
 }
 
+/// An agent that goes through the environment's proxy for `url`'s host.
+// COMPAT(buildkit): buildkitd fetches ADD URLs with its own HTTPS_PROXY /
+// HTTP_PROXY / NO_PROXY; kiln's process is the daemon, so it reads its own.
+fn agent_for(url: &str) -> Result<ureq::Agent, AddError> {
+    let mut builder = ureq::AgentBuilder::new();
+    let target = url::Url::parse(url).ok().and_then(|u| {
+        let host = u.host_str()?.to_string();
+        let host = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        };
+        Some((u.scheme().to_string(), host))
+    });
+    let proxies = crate::oci::registry::Proxies::from_env();
+    let proxy =
+        target.and_then(|(scheme, host)| proxies.for_url(&scheme, &host).map(str::to_string));
+    if let Some(proxy) = proxy.as_deref() {
+        let proxy = ureq::Proxy::new(proxy).map_err(|source| AddError::Fetch {
+            url: url.into(),
+            source: Box::new(source),
+        })?;
+        builder = builder.proxy(proxy);
+    }
+    Ok(builder.build())
+}
+
 /// Downloads `url` into `dest` (created), verifying `checksum` when given.
 /// Returns the `Last-Modified` time, which BuildKit gives the file.
 pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<Option<i64>, AddError> {
@@ -213,10 +239,13 @@ pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<Option<i6
             })
         })
         .transpose()?;
-    let resp = ureq::get(url).call().map_err(|source| AddError::Fetch {
-        url: url.into(),
-        source: Box::new(source),
-    })?;
+    let resp = agent_for(url)?
+        .get(url)
+        .call()
+        .map_err(|source| AddError::Fetch {
+            url: url.into(),
+            source: Box::new(source),
+        })?;
     let dl = |source| AddError::Download {
         url: url.into(),
         source,

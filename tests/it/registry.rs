@@ -7,7 +7,7 @@ mod build;
 mod cache;
 mod cli;
 mod flaky;
-mod forward;
+pub(crate) mod forward;
 mod images;
 mod lazy;
 mod proxy;
@@ -385,7 +385,8 @@ fn pull_through_a_forward_proxy_and_no_proxy() {
             ClientOptions {
                 insecure_registries: vec![name.clone()],
                 proxies: kiln::oci::registry::Proxies {
-                    proxy: Some(format!("http://{}", proxy.addr)),
+                    https: Some(format!("http://{}", proxy.addr)),
+                    http: None,
                     no_proxy: no_proxy.iter().map(|s| s.to_string()).collect(),
                 },
                 ..options(None)

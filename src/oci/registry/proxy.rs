@@ -13,8 +13,10 @@ use super::request::is_loopback;
 /// The proxy settings of an environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Proxies {
-    /// The proxy URL for registries, e.g. `http://proxy:3128`.
-    pub proxy: Option<String>,
+    /// `HTTPS_PROXY`: the proxy for `https://` URLs, e.g. `http://proxy:3128`.
+    pub https: Option<String>,
+    /// `HTTP_PROXY`: the proxy for `http://` URLs.
+    pub http: Option<String>,
     /// `NO_PROXY` entries, trimmed, lower-case, empty ones dropped.
     pub no_proxy: Vec<String>,
 }
@@ -27,31 +29,48 @@ impl Proxies {
 
     /// From `var` (a lookup by name): the upper-case name wins over the
     /// lower-case one, and an empty value counts as unset.
-    // COMPAT(buildkit): Go's httpproxy.FromEnvironment; registries speak
-    // HTTPS, so HTTPS_PROXY is theirs and HTTP_PROXY the fallback.
+    // COMPAT(buildkit): Go's httpproxy.FromEnvironment.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Proxies {
         let get = |upper: &str| {
             var(upper)
                 .filter(|v| !v.is_empty())
                 .or_else(|| var(&upper.to_ascii_lowercase()).filter(|v| !v.is_empty()))
         };
-        let proxy = get("HTTPS_PROXY").or_else(|| get("HTTP_PROXY"));
+        let (https, http) = (get("HTTPS_PROXY"), get("HTTP_PROXY"));
         let no_proxy = get("NO_PROXY")
             .unwrap_or_default()
             .split(',')
             .map(|e| e.trim().to_ascii_lowercase())
             .filter(|e| !e.is_empty())
             .collect();
-        Proxies { proxy, no_proxy }
+        Proxies {
+            https,
+            http,
+            no_proxy,
+        }
     }
 
-    /// The proxy for `host` (`name[:port]` or `[v6]:port`), if any.
+    /// The proxy for a registry `host` (`name[:port]` or `[v6]:port`), if
+    /// any. Registries speak HTTPS (plain HTTP only as a fallback), so
+    /// `HTTPS_PROXY` is theirs and `HTTP_PROXY` the fallback.
     pub fn for_host(&self, host: &str) -> Option<&str> {
-        let proxy = self.proxy.as_deref()?;
-        if is_loopback(host) || self.exempts(host) {
-            return None;
-        }
-        Some(proxy)
+        let proxy = self.https.as_deref().or(self.http.as_deref())?;
+        self.applies(host).then_some(proxy)
+    }
+
+    /// The proxy for a URL of `scheme` (`http` or `https`) on `host`, as Go
+    /// picks it: `HTTPS_PROXY` for https, `HTTP_PROXY` for http.
+    pub fn for_url(&self, scheme: &str, host: &str) -> Option<&str> {
+        let proxy = match scheme {
+            "https" => self.https.as_deref(),
+            "http" => self.http.as_deref(),
+            _ => None,
+        }?;
+        self.applies(host).then_some(proxy)
+    }
+
+    fn applies(&self, host: &str) -> bool {
+        !is_loopback(host) && !self.exempts(host)
     }
 
     fn exempts(&self, host: &str) -> bool {
@@ -135,6 +154,10 @@ mod tests {
         let p = env(&[("HTTP_PROXY", "http://h:1"), ("HTTPS_PROXY", "")]);
         assert_eq!(p.for_host("ghcr.io"), Some("http://h:1"));
         assert_eq!(env(&[]).for_host("ghcr.io"), None);
+        let p = env(&[("HTTP_PROXY", "http://h:1"), ("HTTPS_PROXY", "http://s:2")]);
+        assert_eq!(p.for_url("http", "example.com"), Some("http://h:1"));
+        assert_eq!(p.for_url("https", "example.com"), Some("http://s:2"));
+        assert_eq!(p.for_url("ftp", "example.com"), None);
     }
 
     #[test]

@@ -183,3 +183,56 @@ fn cache_export_and_import_subcommands_verify_every_blob() {
     assert!(out.starts_with("imported 1 records"), "{out}");
     assert_eq!(build(&again, &[ctx3.to_str().unwrap()]), [true]);
 }
+
+/// `ADD <url>` goes through `HTTP_PROXY` (a host only the proxy resolves),
+/// and `NO_PROXY` sends it around the proxy.
+#[test]
+fn add_url_goes_through_the_environments_proxy() {
+    let env = Env::new();
+    let url = serve(Arc::new(Mutex::new(b"via proxy\n".to_vec())));
+    let port = url.rsplit(':').next().unwrap();
+    let name = format!("files.kiln.test:{port}");
+    let real = url.trim_start_matches("http://").to_string();
+    let proxy = crate::registry::forward::ForwardProxy::start([(name.clone(), real)].into());
+    let df = format!("FROM scratch\nADD http://{name}/f /f\n");
+    let ctx = env.context("ctx", &[("Dockerfile", &df)]);
+    let build = |no_proxy: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(env.root())
+            .args([
+                "build",
+                "--no-cache",
+                "-t",
+                "viaproxy",
+                ctx.to_str().unwrap(),
+            ])
+            .env("HTTP_PROXY", format!("http://{}", proxy.addr))
+            // An http:// URL takes HTTP_PROXY whatever HTTPS_PROXY says.
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("NO_PROXY", no_proxy)
+            .output()
+            .unwrap()
+    };
+    let out = build("");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(env.rootfs("viaproxy").join("f")).unwrap(),
+        "via proxy\n"
+    );
+    assert!(proxy
+        .seen()
+        .iter()
+        .any(|l| l.contains(&format!("http://{name}/f"))));
+    let seen = proxy.seen().len();
+    let out = build("kiln.test");
+    assert!(
+        !out.status.success(),
+        "without the proxy the name resolves nowhere"
+    );
+    assert_eq!(proxy.seen().len(), seen);
+}
