@@ -229,8 +229,11 @@ fn agent_for(url: &str) -> Result<ureq::Agent, AddError> {
 }
 
 /// Downloads `url` into `dest` (created), verifying `checksum` when given.
-/// Returns the `Last-Modified` time, which BuildKit gives the file.
-pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<Option<i64>, AddError> {
+/// Returns the time the file gets: `Last-Modified`, else the epoch.
+// COMPAT(buildkit): its http source sets `time.Unix(0, 0)` when the server
+// sends no Last-Modified, so the layer (and every key after an unpinned ADD)
+// does not depend on when the download happened.
+pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<i64, AddError> {
     let expected = checksum
         .map(|c| {
             Digest::parse(c).map_err(|source| AddError::BadChecksum {
@@ -268,7 +271,7 @@ pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<Option<i6
             });
         }
     }
-    Ok(mtime)
+    Ok(mtime.unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -262,10 +262,8 @@ impl Stager<'_> {
             source_path: url.into(),
             source,
         })?;
-        if let Some(t) = mtime {
-            let t = FileTime::from_unix_time(t, 0);
-            filetime::set_file_mtime(&host, t).map_err(werr("setting times of", &host))?;
-        }
+        let t = FileTime::from_unix_time(mtime, 0);
+        filetime::set_file_mtime(&host, t).map_err(werr("setting times of", &host))?;
         // COMPAT(buildkit): downloaded files are 0600 unless --chmod says otherwise.
         let mode = self.chmod.as_ref().map_or(0o600, |c| c.apply(0o600, false));
         let (uid, gid) = self.owner.unwrap_or((0, 0));

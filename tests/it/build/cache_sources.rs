@@ -236,3 +236,25 @@ fn add_url_goes_through_the_environments_proxy() {
     );
     assert_eq!(proxy.seen().len(), seen);
 }
+
+/// Regression: with no `Last-Modified`, a downloaded file kept the time of
+/// the download, so a rebuild a second later made another layer and every
+/// step after an unpinned ADD missed (seen as a flaky test under load).
+/// BuildKit gives such a file the epoch; so does kiln.
+#[test]
+fn add_url_without_last_modified_gets_the_epoch_so_rebuilds_hit() {
+    let env = Env::new();
+    let url = serve(Arc::new(Mutex::new(b"same\n".to_vec())));
+    let df = format!("FROM scratch\nADD {url}/f /f\nCOPY a.txt /a\n");
+    let ctx = env.context("ctx", &[("a.txt", "a"), ("Dockerfile", &df)]);
+    let c = ctx.to_str().unwrap();
+    assert_eq!(build(&env, &["-t", "epoch", c]), [false, false]);
+    // Cross a second boundary: the download time would differ now.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(build(&env, &["-t", "epoch", c]), [false, true]);
+    let f = env.rootfs("epoch").join("f");
+    assert_eq!(
+        fs::metadata(f).unwrap().modified().unwrap(),
+        std::time::UNIX_EPOCH
+    );
+}
