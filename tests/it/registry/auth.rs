@@ -138,3 +138,37 @@ fn tls_with_a_ca_from_certs_d() {
     );
     assert!(chain.to_lowercase().contains("certificate"), "{chain}");
 }
+
+/// What `kiln login` asks: a bearer registry accepts the right password (an
+/// unscoped token fetched with it) and refuses a wrong one; basic likewise.
+#[test]
+fn check_credentials_through_token_and_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tokens, reg) = token_registry(dir.path());
+    let check = |c| client(c).check_credentials(&reg.host);
+    check(basic("kiln", "tokpass")).unwrap();
+    let before = tokens.request_count();
+    let err = check(basic("kiln", "wrong")).unwrap_err();
+    assert!(
+        tokens.request_count() > before,
+        "the token server was asked"
+    );
+    assert!(!error_chain(&err).contains("wrong"), "a password leaked");
+
+    let htpasswd = Registry::start(
+        false,
+        Auth::Htpasswd {
+            user: "kiln".into(),
+            password: "s3cret".into(),
+        },
+    );
+    let check = |c| client(c).check_credentials(&htpasswd.host);
+    check(basic("kiln", "s3cret")).unwrap();
+    let err = check(basic("kiln", "nope")).unwrap_err();
+    assert!(
+        error_chain(&err).contains("UNAUTHORIZED"),
+        "{}",
+        error_chain(&err)
+    );
+    assert!(check(None).is_err(), "anonymous is not a login");
+}
