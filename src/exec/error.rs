@@ -132,6 +132,15 @@ pub enum ExecError {
         #[serde(with = "errno_serde")]
         source: Errno,
     },
+    /// Compiling or installing the command's seccomp filter.
+    #[error("seccomp filter: {step}")]
+    Seccomp {
+        /// What was being done.
+        step: String,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
     /// Bringing up the loopback interface of a new network namespace.
     #[error("bringing up loopback")]
     Loopback {

@@ -23,7 +23,7 @@ use nix::unistd::{dup2, fork, pipe2, ForkResult, Gid, Uid};
 use super::protocol::{self, InitMsg, Report, REPORT_FD};
 use super::rootfs::{self, MountPoints};
 use super::sys::RealSys;
-use super::{caps, cleanup, user, ExecError, RunSpec};
+use super::{caps, cleanup, seccomp, user, ExecError, RunSpec};
 
 /// Entry point of `kiln __sandbox`: reads the spec from stdin, runs it, writes the
 /// [`Report`] to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
@@ -129,6 +129,8 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
         .map_err(|e| helper_err("sending mount points", ExecError::errno_of(&e)))?;
     if !spec.privileged {
         caps::keep_default()?;
+        // While CAP_SYS_ADMIN is still effective: no PR_SET_NO_NEW_PRIVS needed.
+        seccomp::install()?;
     }
     let passwd = read_id_file("/etc/passwd")?;
     let group = read_id_file("/etc/group")?;

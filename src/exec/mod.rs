@@ -34,6 +34,7 @@ mod overlay;
 mod parent;
 mod protocol;
 mod rootfs;
+mod seccomp;
 mod sys;
 mod user;
 

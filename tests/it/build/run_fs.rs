@@ -149,3 +149,47 @@ fn a_failing_run_fails_the_build_with_its_exit_code_and_output() {
     assert!(stderr.contains("about to fail"), "{stderr}");
     assert!(stderr.contains("exit code: 7"), "{stderr}");
 }
+
+/// The default sandbox filters system calls that capabilities do not cover
+/// (Docker's default seccomp profile's intent): no new namespaces, so no
+/// user namespace to regain capabilities in; no_new_privs stays off so setuid
+/// binaries work. `--security=insecure` runs unfiltered.
+#[test]
+fn run_is_seccomp_filtered_unless_insecure() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status > /status \
+              && (unshare -U true 2> /unshare-err; echo $? > /unshare-rc) \
+              && (unshare -n true 2>/dev/null; echo $? > /unshare-net-rc)\n\
+             RUN --security=insecure grep '^Seccomp:' /proc/self/status > /insecure-status \
+              && unshare -U true && echo ok > /insecure-unshare\n",
+        )],
+    );
+    let c = ctx.to_str().unwrap();
+    let refused = env.kiln(&["build", c], None);
+    assert_eq!(refused.status.code(), Some(2), "insecure needs --allow");
+    env.build(&["--allow", "security.insecure", "-t", "sec", c]);
+    let r = env.rootfs("sec");
+    let read = |p: &str| fs::read_to_string(r.join(p)).unwrap();
+    let status = read("status");
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+    assert!(status.contains("NoNewPrivs:\t0"), "{status}");
+    assert_ne!(
+        read("unshare-rc").trim(),
+        "0",
+        "a user namespace was created"
+    );
+    assert!(
+        read("unshare-err").contains("ermitted"),
+        "{}",
+        read("unshare-err")
+    );
+    assert_ne!(read("unshare-net-rc").trim(), "0");
+    assert!(read("insecure-status").contains("Seccomp:\t0"));
+    assert_eq!(read("insecure-unshare"), "ok\n");
+}
