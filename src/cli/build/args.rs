@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::ssh_keys::KeyAgent;
 use super::BuildArgs;
 use crate::build::{self, BuildOptions, OutputSpec, SecretSource};
 use crate::layer::Compression;
@@ -100,18 +101,21 @@ fn secrets(vals: &[String]) -> Result<BTreeMap<String, SecretSource>, UsageError
     Ok(out)
 }
 
-/// `--ssh ID[=SOCKET]` (buildx's syntax): `ID` alone is `$SSH_AUTH_SOCK`.
-fn ssh_agents(vals: &[String]) -> Result<BTreeMap<String, PathBuf>, UsageError> {
+/// `--ssh ID[=SOCKET|KEYFILE[,KEYFILE…]]` (buildx's syntax): `ID` alone is
+/// `$SSH_AUTH_SOCK`; key files are loaded into an agent of kiln's own
+/// ([`KeyAgent`]), which must live as long as the build.
+fn ssh_agents(vals: &[String]) -> Result<(BTreeMap<String, PathBuf>, Vec<KeyAgent>), UsageError> {
     let mut out = BTreeMap::new();
+    let mut agents = Vec::new();
     for v in vals {
         let bad = |reason: &str| UsageError::Ssh {
             value: v.clone(),
             reason: reason.into(),
         };
-        let (id, path) = match v.split_once('=') {
-            Some((id, p)) => (id, PathBuf::from(p)),
+        let (id, paths) = match v.split_once('=') {
+            Some((id, p)) => (id, p.split(',').map(PathBuf::from).collect::<Vec<_>>()),
             None => match std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
-                Some(p) => (v.as_str(), PathBuf::from(p)),
+                Some(p) => (v.as_str(), vec![PathBuf::from(p)]),
                 // COMPAT(buildkit): buildx's sshprovider says the same.
                 None => {
                     return Err(bad(
@@ -121,28 +125,39 @@ fn ssh_agents(vals: &[String]) -> Result<BTreeMap<String, PathBuf>, UsageError> 
             },
         };
         if id.is_empty() {
-            return Err(bad("expected ID[=SOCKET]"));
-        }
-        if path.as_os_str().to_string_lossy().contains(',') {
-            return Err(bad("only a single agent socket is allowed"));
+            return Err(bad("expected ID[=SOCKET|KEYFILE]"));
         }
         use std::os::unix::fs::FileTypeExt;
-        match std::fs::metadata(&path) {
-            Ok(m) if m.file_type().is_socket() => {}
-            // buildx would load a key file into an agent of its own.
-            Ok(_) => {
-                return Err(bad(&format!(
-                "{} is not a socket (kiln forwards SSH agent sockets; key files are not supported)",
-                path.display()
-            )))
+        let mut sockets = 0;
+        for p in &paths {
+            match std::fs::metadata(p) {
+                Ok(m) if m.file_type().is_socket() => sockets += 1,
+                Ok(m) if m.is_file() => {}
+                Ok(_) => {
+                    return Err(bad(&format!(
+                        "{} is neither an agent socket nor a key file",
+                        p.display()
+                    )))
+                }
+                Err(e) => return Err(bad(&format!("{}: {e}", p.display()))),
             }
-            Err(e) => return Err(bad(&format!("{}: {e}", path.display()))),
         }
-        if out.insert(id.to_string(), path).is_some() {
+        let socket = match (sockets, paths.len()) {
+            (1, 1) => paths[0].clone(),
+            // COMPAT(buildkit): buildx's sshprovider takes one socket or key files.
+            (0, _) => {
+                let agent = KeyAgent::start(&paths).map_err(|reason| bad(&reason))?;
+                let socket = agent.socket().to_path_buf();
+                agents.push(agent);
+                socket
+            }
+            _ => return Err(bad("only a single agent socket is allowed")),
+        };
+        if out.insert(id.to_string(), socket).is_some() {
             return Err(bad(&format!("invalid duplicate ID {id}")));
         }
     }
-    Ok(out)
+    Ok((out, agents))
 }
 
 fn entitlements(vals: &[String]) -> Result<Vec<build::Entitlement>, UsageError> {
@@ -164,6 +179,8 @@ pub(super) struct Resolved {
     pub(super) tags: Vec<String>,
     pub(super) iidfile: Option<PathBuf>,
     pub(super) metadata_file: Option<PathBuf>,
+    /// `ssh-agent`s serving `--ssh ID=KEYFILE`; killed when dropped.
+    pub(super) _ssh_key_agents: Vec<KeyAgent>,
 }
 
 pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
@@ -207,7 +224,8 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.source_date_epoch = source_date_epoch;
     opts.compression = Compression::parse(&args.compression).map_err(UsageError::Compression)?;
     opts.secrets = secrets(&args.secrets)?;
-    opts.ssh = ssh_agents(&args.ssh)?;
+    let (ssh, ssh_key_agents) = ssh_agents(&args.ssh)?;
+    opts.ssh = ssh;
     opts.allow = entitlements(&args.allow)?;
     opts.cache = crate::build::cached::CacheOptions {
         no_cache: args.no_cache,
@@ -220,6 +238,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
         tags,
         iidfile: args.iidfile.clone(),
         metadata_file: args.metadata_file.clone(),
+        _ssh_key_agents: ssh_key_agents,
     })
 }
 

@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use clap::Args;
 
 mod args;
+mod ssh_keys;
 
 use args::{resolve, Resolved};
 
@@ -75,8 +76,9 @@ pub struct BuildArgs {
     /// A secret for `RUN --mount=type=secret` (`id=ID,src=FILE` or `id=ID,env=VAR`).
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
-    /// An SSH agent for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK), `ID=SOCKET`; repeatable.
-    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK), `ID=SOCKET`,
+    /// or `ID=KEYFILE[,KEYFILE]` (served by an ssh-agent of the build's own); repeatable.
+    #[arg(long = "ssh", value_name = "ID[=SOCKET|KEYFILE]")]
     pub ssh: Vec<String>,
     /// Grant an entitlement: `network.host` (`RUN --network=host`), `security.insecure` (`RUN --security=insecure`).
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]

@@ -221,11 +221,14 @@ fn ssh_mount_mode_and_required_are_enforced() {
     );
     assert!(!printed(&log, "ran-2"), "{log}");
 
-    // --ssh itself: a path that is not a socket, and `default` without an agent.
+    // --ssh itself: a path that is neither socket nor key, and `default` without an agent.
     let not_sock = format!("default={}", env.path("denied").display());
     let (out, log) = build(&env, &["--ssh", &not_sock, ctx.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{log}");
-    assert!(log.contains("is not a socket"), "{log}");
+    assert!(
+        log.contains("is neither an agent socket nor a key file"),
+        "{log}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("--root")
         .arg(env.root())
@@ -350,4 +353,45 @@ fn insecure_and_host_network_need_allow_and_insecure_gets_the_privileges() {
         log.contains("invalid entitlement: network.everything"),
         "{log}"
     );
+}
+
+/// `--ssh default=KEYFILE` (buildx loads key files into an agent of its
+/// own): kiln runs `ssh-agent` for the build, the RUN lists the key, and the
+/// agent is gone afterwards; a file that is no key is a usage error.
+#[test]
+fn ssh_key_files_are_served_by_an_agent_of_the_builds_own() {
+    let env = Env::new();
+    env.busybox();
+    let key = env.path("id_test");
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "kiln-key-file", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen (apt-get install openssh-client)");
+    assert!(ok.success());
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nCOPY agent-probe /bin/agent-probe\n\
+             RUN --mount=type=ssh agent-probe\n",
+        )],
+    );
+    agent_probe(&ctx.join("agent-probe"));
+    let c = ctx.to_str().unwrap();
+    let spec = format!("default={}", key.display());
+    let (out, log) = build(&env, &["--ssh", &spec, c]);
+    assert!(out.status.success(), "{log}");
+    assert!(printed(&log, "agent-keys=1 comment=kiln-key-file"), "{log}");
+    let alive = fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        fs::read(p.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("kiln-ssh-"))
+    });
+    assert!(!alive, "the build's ssh-agent outlived it");
+
+    let junk = env.path("not-a-key");
+    fs::write(&junk, "hello\n").unwrap();
+    let (out, log) = build(&env, &["--ssh", &format!("default={}", junk.display()), c]);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("ssh-add could not load the key"), "{log}");
 }
