@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// The socket's file name, BuildKit's.
-const SOCKET_NAME: &str = "ssh_auth_sock";
+pub(crate) const SOCKET_NAME: &str = "ssh_auth_sock";
 
 /// A listening relay to one agent; stops when dropped.
 pub struct AgentRelay {

@@ -211,7 +211,8 @@ pub(super) fn secret_mount(
 pub(super) fn socket_dir(store: &Store, temps: &mut Temps) -> Result<PathBuf, RunError> {
     let dir = staging_dir(store, "ssh-")?;
     temps.dirs.push(dir.clone());
-    if dir.as_os_str().len() + "/ssh_auth_sock".len() < 108 {
+    // The relay's socket is `dir/SOCKET_NAME`.
+    if dir.as_os_str().len() + 1 + crate::build::ssh::SOCKET_NAME.len() < 108 {
         return Ok(dir);
     }
     let tmp = std::env::temp_dir();

@@ -287,9 +287,13 @@ fn finish(
             true => Some(stdout_staging(store)?),
             false => None,
         };
-        let spec = &match &staged {
-            Some(file) => spec.with_dest(file.path().to_path_buf()),
-            None => spec.clone(),
+        let to_file;
+        let spec = match &staged {
+            Some(file) => {
+                to_file = spec.with_dest(file.path().to_path_buf());
+                &to_file
+            }
+            None => spec,
         };
         let exported = build::export::export(store, img, spec, &r.tags, r.opts.registry.as_deref());
         if let (Ok(()), Some(file)) = (&exported, &staged) {
@@ -305,15 +309,8 @@ fn finish(
             };
             return Err((render_error(&e), code));
         }
-        let pushed: &[String] = match spec {
-            OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } => names,
-            _ => &[],
-        };
-        if matches!(
-            spec,
-            OutputSpec::Registry { .. } | OutputSpec::Image { push: true, .. }
-        ) {
-            for n in pushed.iter().chain(&r.tags) {
+        if let OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } = spec {
+            for n in names.iter().chain(&r.tags) {
                 let line = format!("pushed manifest for {n}@{}\n", img.manifest.digest);
                 v.log(build::Stream::Stdout, line.as_bytes());
             }
