@@ -49,6 +49,15 @@ impl Env {
         self.dir.path().join(p)
     }
 
+    /// A new env with the busybox base loaded and a context `ctx` holding
+    /// only `dockerfile`: the start of most RUN tests.
+    pub fn busybox_dockerfile(dockerfile: &str) -> (Self, PathBuf) {
+        let env = Self::new();
+        env.busybox();
+        let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+        (env, ctx)
+    }
+
     /// Writes files of a context: `(path, content)`; a content starting
     /// with `->` makes a symlink.
     pub fn context(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {

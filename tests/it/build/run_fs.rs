@@ -130,14 +130,8 @@ fn run_changes_reach_the_image_as_umoci_reads_it() {
 
 #[test]
 fn a_failing_run_fails_the_build_with_its_exit_code_and_output() {
-    let env = Env::new();
-    env.busybox();
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox\nRUN echo ok\nRUN echo about to fail >&2 && exit 7\n",
-        )],
+    let (env, ctx) = Env::busybox_dockerfile(
+        "FROM busybox\nRUN echo ok\nRUN echo about to fail >&2 && exit 7\n",
     );
     let out = env.kiln(
         &["build", "--progress", "plain", ctx.to_str().unwrap()],
@@ -156,19 +150,13 @@ fn a_failing_run_fails_the_build_with_its_exit_code_and_output() {
 /// binaries work. `--security=insecure` runs unfiltered.
 #[test]
 fn run_is_seccomp_filtered_unless_insecure() {
-    let env = Env::new();
-    env.busybox();
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox\n\
+    let (env, ctx) = Env::busybox_dockerfile(
+        "FROM busybox\n\
              RUN grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status > /status \
               && (unshare -U true 2> /unshare-err; echo $? > /unshare-rc) \
               && (unshare -n true 2>/dev/null; echo $? > /unshare-net-rc)\n\
              RUN --security=insecure grep '^Seccomp:' /proc/self/status > /insecure-status \
               && unshare -U true && echo ok > /insecure-unshare\n",
-        )],
     );
     let c = ctx.to_str().unwrap();
     let refused = env.kiln(&["build", c], None);

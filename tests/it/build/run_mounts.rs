@@ -243,20 +243,14 @@ fn ssh_mount_mode_and_required_are_enforced() {
 
 #[test]
 fn cache_mount_from_a_stage_is_seeded_once_and_keyed_by_that_tree() {
-    let env = Env::new();
-    env.busybox();
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox AS seed\nARG V=one\n\
+    let (env, ctx) = Env::busybox_dockerfile(
+        "FROM busybox AS seed\nARG V=one\n\
              RUN mkdir -p /seed/sub && echo \"$V\" > /seed/sub/f && echo outside > /other\n\
              FROM busybox\n\
              RUN --mount=type=cache,id=c1,target=/c,from=seed,source=/seed \
              echo \"saw=$(/bin/busybox tr '\\n' + < /c/sub/f)\" && echo more >> /c/sub/f \
              && test ! -e /c/other && echo only-source\n\
              RUN --mount=type=cache,id=c1,target=/c test -z \"$(ls -A /c)\" && echo plain-id-is-another-cache\n",
-        )],
     );
     let ctx = ctx.to_str().unwrap();
     let (out, log) = build(&env, &["-t", "c:1", ctx]);
@@ -298,18 +292,12 @@ fn cache_mount_from_a_stage_is_seeded_once_and_keyed_by_that_tree() {
 
 #[test]
 fn insecure_and_host_network_need_allow_and_insecure_gets_the_privileges() {
-    let env = Env::new();
-    env.busybox();
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox\n\
+    let (env, ctx) = Env::busybox_dockerfile(
+        "FROM busybox\n\
              RUN /bin/busybox mount -t tmpfs none /tmp 2>/dev/null && echo sandbox-mounted || echo sandbox-denied\n\
              RUN --security=insecure /bin/busybox mount -t tmpfs none /tmp && echo insecure-mounted \
              && /bin/busybox grep ' /sys ' /proc/mounts | /bin/busybox cut -d' ' -f4 | /bin/busybox cut -d, -f1 \
              && test -c /dev/fuse && echo has-fuse\n",
-        )],
     );
     let ctx = ctx.to_str().unwrap();
     let (out, log) = build(&env, &["-t", "ins", ctx]);
