@@ -23,6 +23,20 @@ use crate::oci::store;
 use images::{client, client_with, image, index, noise, options, platform};
 use server::{Auth, Registry};
 
+/// Pulls `r` into a fresh store and validates it: a pushed image read back.
+fn pull_back(
+    r: &Reference,
+) -> (
+    tempfile::TempDir,
+    kiln::oci::Store,
+    kiln::oci::registry::PulledImage,
+) {
+    let (dir, check) = store();
+    let got = pull(&client(None), &check, r, &Platform::host()).unwrap();
+    validate(&check, &got.manifest).unwrap();
+    (dir, check, got)
+}
+
 fn reference(reg: &Registry, name: &str) -> Reference {
     Reference::parse(&format!("{}/{name}", reg.host)).unwrap()
 }

@@ -2,11 +2,11 @@
 //! sees a tag that moved, and `--push` / `-o type=registry` push the result.
 
 use kiln::oci::registry::push;
-use kiln::oci::{validate, Platform, Store};
+use kiln::oci::Platform;
 
 use super::images::{client, image};
-use super::reference;
 use super::server::{Auth, Registry};
+use super::{pull_back, reference};
 use crate::build::Env;
 
 #[test]
@@ -66,10 +66,7 @@ fn from_pulls_missing_base_and_push_sends_the_result() {
     assert_eq!(m.layers[0].digest, first_base, "built on the pulled base");
 
     // The pushed result reads back from the registry.
-    let (_d2, check) = crate::oci::store();
-    let r = reference(&reg, "out:1");
-    let got = kiln::oci::registry::pull(&client(None), &check, &r, &Platform::host()).unwrap();
-    validate(&check, &got.manifest).unwrap();
+    let (_d2, _, got) = pull_back(&reference(&reg, "out:1"));
     assert_eq!(got.manifest, env.store().resolve(&out_name).unwrap());
 
     // The tag moves: without --pull the stored base is used, with it the new one.
@@ -102,16 +99,7 @@ fn from_pulls_missing_base_and_push_sends_the_result() {
         &format!("type=registry,name={other}"),
         ctx,
     ]);
-    let (_d3, check) = crate::oci::store();
-    let got = kiln::oci::registry::pull(
-        &client(None),
-        &check,
-        &reference(&reg, "other:7"),
-        &Platform::host(),
-    )
-    .unwrap();
-    validate(&check, &got.manifest).unwrap();
-    let _: Store = check;
+    pull_back(&reference(&reg, "other:7"));
 }
 
 #[test]

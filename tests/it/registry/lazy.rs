@@ -6,8 +6,8 @@ use kiln::oci::registry::push;
 use kiln::oci::{validate, Digest, Platform};
 
 use super::images::client;
-use super::reference;
 use super::server::{Auth, Registry};
+use super::{pull_back, reference};
 use crate::build::Env;
 
 /// The busybox fixture pushed as `busybox:1`; returns its layer digests.
@@ -66,10 +66,8 @@ fn a_copy_link_build_pushed_to_its_base_registry_downloads_no_base_layer() {
     assert!(layers.iter().all(|l| !store.has_blob(l)));
 
     // The pushed image is whole: kiln and skopeo read it back.
-    let (_d, check) = crate::oci::store();
     let r = reference(&reg, "app:1");
-    let got = kiln::oci::registry::pull(&client(None), &check, &r, &Platform::host()).unwrap();
-    validate(&check, &got.manifest).unwrap();
+    let (_d, check, got) = pull_back(&r);
     let (m, _) = check.load_image(&got.manifest).unwrap();
     assert_eq!(m.layers.len(), layers.len() + 2);
     assert_eq!(
@@ -267,15 +265,7 @@ fn a_fresh_runner_with_a_registry_cache_pushes_without_downloading_the_base() {
         blob_gets(&reg.requests_since(since), &layers),
         Vec::<String>::new()
     );
-    let (_d, check) = crate::oci::store();
-    let got = kiln::oci::registry::pull(
-        &client(None),
-        &check,
-        &reference(&reg, "app:ci"),
-        &Platform::host(),
-    )
-    .unwrap();
-    validate(&check, &got.manifest).unwrap();
+    pull_back(&reference(&reg, "app:ci"));
     let fsck = fresh.kiln(&["fsck"], None);
     assert!(
         fsck.status.success(),
@@ -303,15 +293,7 @@ fn a_push_to_another_registry_fetches_the_base_layers_it_uploads() {
     env.build(&["-f", &file, "-o", &output, ctx.to_str().unwrap()]);
     let gets = blob_gets(&base_reg.requests_since(since), &layers);
     assert_eq!(gets.len(), layers.len(), "each layer once: {gets:?}");
-    let (_d, check) = crate::oci::store();
-    let got = kiln::oci::registry::pull(
-        &client(None),
-        &check,
-        &reference(&other, "app:1"),
-        &Platform::host(),
-    )
-    .unwrap();
-    validate(&check, &got.manifest).unwrap();
+    pull_back(&reference(&other, "app:1"));
     // Complete after the push's fetches: the base is named now.
     let base = format!("{}/busybox:1", base_reg.host);
     validate(&env.store(), &env.store().resolve(&base).unwrap()).unwrap();
@@ -426,8 +408,5 @@ fn a_refused_mount_fetches_then_uploads_and_completion_names_the_image() {
 
     assert_eq!(dst.resolve(&base.familiar()).unwrap(), v);
     validate(&dst, &v).unwrap();
-    let (_d3, check) = crate::oci::store();
-    let back =
-        kiln::oci::registry::pull(&client(None), &check, &target, &Platform::host()).unwrap();
-    validate(&check, &back.manifest).unwrap();
+    pull_back(&target);
 }
