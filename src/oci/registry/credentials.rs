@@ -283,7 +283,8 @@ impl DockerConfig {
             return Ok(false);
         }
         file::write(&self.path, &doc)?;
-        self.known = file::read(&self.path)?.1;
+        // What was just written, without reading it back.
+        self.known = file::known(&self.path, &doc)?;
         Ok(true)
     }
 }

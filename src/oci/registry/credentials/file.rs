@@ -80,13 +80,22 @@ pub fn read(path: &Path) -> Result<(Map<String, Value>, Known), CredentialsError
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok((Map::new(), Known::default()));
     }
-    let parse_error = |source| CredentialsError::Parse {
+    let doc: Map<String, Value> =
+        serde_json::from_slice(&bytes).map_err(|source| parse_error(path, source))?;
+    let known = known(path, &doc)?;
+    Ok((doc, known))
+}
+
+/// The fields kiln reads out of `doc`, the auth file at `path`.
+pub fn known(path: &Path, doc: &Map<String, Value>) -> Result<Known, CredentialsError> {
+    serde_json::from_value(Value::Object(doc.clone())).map_err(|source| parse_error(path, source))
+}
+
+fn parse_error(path: &Path, source: serde_json::Error) -> CredentialsError {
+    CredentialsError::Parse {
         path: path.to_path_buf(),
         source,
-    };
-    let doc: Map<String, Value> = serde_json::from_slice(&bytes).map_err(parse_error)?;
-    let known = serde_json::from_value(Value::Object(doc.clone())).map_err(parse_error)?;
-    Ok((doc, known))
+    }
 }
 
 /// Replaces the auth file at `path` with `doc`, atomically.

@@ -9,6 +9,8 @@
 //! [`super::super::CredentialSource`] does not name, so it never matches a
 //! host lookup and is never rewritten.
 
+use crate::oci::reference::DOCKER_HUB;
+
 /// The key docker keeps Docker Hub's credentials under, and the server URL it
 /// gives credential helpers for Hub.
 pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
@@ -16,7 +18,7 @@ pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 /// The hosts that all mean Docker Hub.
 // COMPAT(docker): `index.docker.io` is the v1 index, `registry-1.docker.io`
 // the v2 endpoint; both spell the registry `docker.io` in a reference.
-const HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+const HUB_ALIASES: [&str; 3] = [DOCKER_HUB, "index.docker.io", "registry-1.docker.io"];
 
 /// docker's `ConvertToHostname`: drops an `http://` or `https://` scheme and
 /// everything from the first `/` after it.
@@ -43,7 +45,7 @@ pub fn registry_of(key: &str) -> Option<String> {
 fn canonical(host: &str) -> String {
     let host = host.to_ascii_lowercase();
     if HUB_ALIASES.contains(&host.as_str()) {
-        "docker.io".to_string()
+        DOCKER_HUB.to_string()
     } else {
         host
     }
@@ -53,7 +55,7 @@ fn canonical(host: &str) -> String {
 /// `ServerURL`: docker's `https://index.docker.io/v1/` for Hub, else the host.
 pub fn server_address(registry: &str) -> String {
     let host = hostname(registry);
-    if canonical(host) == "docker.io" {
+    if canonical(host) == DOCKER_HUB {
         DOCKER_HUB_SERVER.to_string()
     } else {
         host.to_string()
