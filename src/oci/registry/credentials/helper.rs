@@ -27,8 +27,9 @@ const NOT_FOUND: &str = "credentials not found in native keychain";
 /// The user name that marks the secret as an identity token.
 const TOKEN_USERNAME: &str = "<token>";
 
-/// The helper's JSON, field names as docker spells them.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The helper's JSON, field names as docker spells them. No `Debug`: it
+/// carries the secret, and nothing needs to print it.
+#[derive(Default, Serialize, Deserialize)]
 struct Message {
     #[serde(rename = "ServerURL", default)]
     server_url: String,
