@@ -170,14 +170,9 @@ pub(super) fn fetch_head(
     check_platform(store, reference, config, platform)?;
     // The index too: a digest-pinned reference then resolves offline
     // (`resolve_local`) on the next build.
+    // `get_manifest_at` already checked the bytes against their digest.
     for manifest in std::iter::once(&resolved.manifest).chain(&resolved.index) {
-        let mut w = store.begin_blob()?;
-        w.write_all(&manifest.bytes)
-            .map_err(|source| crate::oci::StoreError::WriteBlob {
-                path: store.tmp_dir(),
-                source,
-            })?;
-        w.commit_verified(&manifest.descriptor.digest, manifest.descriptor.size)?;
+        store.put_blob(&manifest.bytes)?;
     }
     Ok((resolved, got))
 }
