@@ -195,7 +195,8 @@ pub fn resolve_local(
     let digest = reference.digest?;
     let bytes = store.read_blob(&digest).ok()?;
     let probe: Probe = serde_json::from_slice(&bytes).ok()?;
-    let desc = match probe.manifests {
+    // A manifest named directly is the blob just read: not read twice.
+    let (desc, bytes) = match probe.manifests {
         Some(manifests) => {
             let index = Index {
                 schema_version: 2,
@@ -203,16 +204,17 @@ pub fn resolve_local(
                 manifests,
                 annotations: Default::default(),
             };
-            select_platform(&index, platform)?.clone()
+            let desc = select_platform(&index, platform)?.clone();
+            let bytes = store.read_blob(&desc.digest).ok()?;
+            (desc, bytes)
         }
         None => {
             let mt = probe
                 .media_type
                 .unwrap_or_else(|| crate::oci::media_type::OCI_MANIFEST.to_string());
-            Descriptor::new(mt, digest, bytes.len() as u64)
+            (Descriptor::new(mt, digest, bytes.len() as u64), bytes)
         }
     };
-    let bytes = store.read_blob(&desc.digest).ok()?;
     let m: Manifest = serde_json::from_slice(&bytes).ok()?;
     let complete = std::iter::once(&m.config)
         .chain(&m.layers)
