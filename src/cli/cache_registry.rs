@@ -57,21 +57,21 @@ impl CacheTransferError {
     }
 }
 
-fn target(
+/// The parsed `reference` and the client to reach it with.
+fn target<'c>(
     what: &'static str,
     reference: &str,
-    client: Option<&Client>,
-) -> Result<Reference, CacheTransferError> {
-    if client.is_none() {
-        return Err(CacheTransferError::NoRegistry {
-            what,
-            reference: reference.into(),
-        });
-    }
-    Reference::parse(reference).map_err(|source| CacheTransferError::Reference {
+    client: Option<&'c Client>,
+) -> Result<(Reference, &'c Client), CacheTransferError> {
+    let client = client.ok_or_else(|| CacheTransferError::NoRegistry {
+        what,
+        reference: reference.into(),
+    })?;
+    let r = Reference::parse(reference).map_err(|source| CacheTransferError::Reference {
         reference: reference.into(),
         source,
-    })
+    })?;
+    Ok((r, client))
 }
 
 /// Pushes the latest build's cache (`mode`) to `reference`.
@@ -81,11 +81,10 @@ pub fn export(
     reference: &str,
     mode: cache::export::Mode,
 ) -> Result<(), CacheTransferError> {
-    let r = target("exporting", reference, client)?;
+    let (r, client) = target("exporting", reference, client)?;
     let steps = StepCache::with_store(store.clone())?;
     let spec = cache::export::ExportSpec::latest(&steps, mode)?;
     let art = cache::export::build_artifact(store, &spec)?;
-    let client = client.expect("checked by target");
     registry::push_artifact(
         client,
         store,
@@ -107,8 +106,7 @@ pub fn import(
     client: Option<&Client>,
     reference: &str,
 ) -> Result<cache::export::TransferReport, CacheTransferError> {
-    let r = target("importing", reference, client)?;
-    let client = client.expect("checked by target");
+    let (r, client) = target("importing", reference, client)?;
     let err = |source| CacheTransferError::Registry {
         what: "importing",
         reference: reference.into(),

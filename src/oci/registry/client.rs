@@ -340,19 +340,12 @@ impl Client {
         let mut attempt = 0;
         loop {
             match self.send_once(req, auth) {
-                Err(ureq::Error::Transport(t))
+                // No response, or 502-504 from a load balancer while the registry restarts.
+                Err(e @ (ureq::Error::Transport(_) | ureq::Error::Status(502..=504, _)))
                     if req.idempotent && attempt < self.options.retries =>
                 {
                     attempt += 1;
-                    tracing::debug!("{} {}: {t}; retry {attempt}", req.method, req.url);
-                    std::thread::sleep(Duration::from_millis(100 << attempt));
-                }
-                // A registry behind a load balancer answers 502-504 while it restarts.
-                Err(ureq::Error::Status(status @ 502..=504, _))
-                    if req.idempotent && attempt < self.options.retries =>
-                {
-                    attempt += 1;
-                    tracing::debug!("{} {}: {status}; retry {attempt}", req.method, req.url);
+                    tracing::debug!("{} {}: {e}; retry {attempt}", req.method, req.url);
                     std::thread::sleep(Duration::from_millis(100 << attempt));
                 }
                 other => return other,
@@ -364,7 +357,7 @@ impl Client {
     fn send_once(&self, req: &Request, auth: Option<&str>) -> Result<ureq::Response, ureq::Error> {
         let agent = self
             .agent(&host_port(&req.url))
-            .map_err(|e| io_transport(std::io::Error::other(e)))?;
+            .map_err(|e| ureq::Error::from(std::io::Error::other(e)))?;
         let mut r = agent.request_url(req.method, &req.url);
         for (k, v) in &req.headers {
             r = r.set(k, v);
@@ -376,16 +369,13 @@ impl Client {
             Body::Empty => r.call(),
             Body::Bytes(b) => r.send_bytes(b),
             Body::File { path, offset, len } => {
-                let mut f = File::open(path).map_err(io_transport)?;
-                f.seek(SeekFrom::Start(*offset)).map_err(io_transport)?;
+                let mut f = File::open(path).map_err(ureq::Error::from)?;
+                f.seek(SeekFrom::Start(*offset))
+                    .map_err(ureq::Error::from)?;
                 r.set("Content-Length", &len.to_string()).send(f.take(*len))
             }
         }
     }
-}
-
-fn io_transport(e: std::io::Error) -> ureq::Error {
-    ureq::Error::from(e)
 }
 
 #[cfg(test)]

@@ -88,9 +88,7 @@ pub fn get_manifest_at(
     let req = Request::new("GET", url.clone(), vec![pull_scope(repository)])
         .header("Accept", MANIFEST_ACCEPT);
     let resp = client.send(registry, &req)?;
-    let announced = resp
-        .header("docker-content-digest")
-        .and_then(|d| Digest::parse(d).ok());
+    let announced = announced_digest(&resp);
     let content_type = resp
         .header("content-type")
         .map(|c| c.split(';').next().unwrap_or("").trim().to_string());
@@ -135,6 +133,11 @@ pub fn get_manifest_at(
         descriptor: Descriptor::new(media_type, actual, size),
         bytes,
     })
+}
+
+/// The digest a response's `Docker-Content-Digest` announces, if it parses.
+fn announced_digest(resp: &ureq::Response) -> Option<Digest> {
+    Digest::parse(resp.header("docker-content-digest")?).ok()
 }
 
 fn media_type_field(bytes: &[u8]) -> Option<String> {
@@ -205,11 +208,7 @@ pub fn put_manifest(
     let resp = client.send(registry, &req)?;
     let digest = Digest::of(bytes);
     // A registry that rewrote the manifest would make the digest kiln prints a lie.
-    if let Some(announced) = resp
-        .header("docker-content-digest")
-        .and_then(|d| Digest::parse(d).ok())
-        .filter(|d| *d != digest)
-    {
+    if let Some(announced) = announced_digest(&resp).filter(|d| *d != digest) {
         return Err(RegistryError::ManifestDigest {
             url: req.url.to_string(),
             expected: digest,

@@ -170,14 +170,9 @@ pub(super) fn fetch_head(
     check_platform(store, reference, config, platform)?;
     // The index too: a digest-pinned reference then resolves offline
     // (`resolve_local`) on the next build.
+    // `get_manifest_at` already checked the bytes against their digest.
     for manifest in std::iter::once(&resolved.manifest).chain(&resolved.index) {
-        let mut w = store.begin_blob()?;
-        w.write_all(&manifest.bytes)
-            .map_err(|source| crate::oci::StoreError::WriteBlob {
-                path: store.tmp_dir(),
-                source,
-            })?;
-        w.commit_verified(&manifest.descriptor.digest, manifest.descriptor.size)?;
+        store.put_blob(&manifest.bytes)?;
     }
     Ok((resolved, got))
 }
@@ -200,7 +195,8 @@ pub fn resolve_local(
     let digest = reference.digest?;
     let bytes = store.read_blob(&digest).ok()?;
     let probe: Probe = serde_json::from_slice(&bytes).ok()?;
-    let desc = match probe.manifests {
+    // A manifest named directly is the blob just read: not read twice.
+    let (desc, bytes) = match probe.manifests {
         Some(manifests) => {
             let index = Index {
                 schema_version: 2,
@@ -208,16 +204,17 @@ pub fn resolve_local(
                 manifests,
                 annotations: Default::default(),
             };
-            select_platform(&index, platform)?.clone()
+            let desc = select_platform(&index, platform)?.clone();
+            let bytes = store.read_blob(&desc.digest).ok()?;
+            (desc, bytes)
         }
         None => {
             let mt = probe
                 .media_type
                 .unwrap_or_else(|| crate::oci::media_type::OCI_MANIFEST.to_string());
-            Descriptor::new(mt, digest, bytes.len() as u64)
+            (Descriptor::new(mt, digest, bytes.len() as u64), bytes)
         }
     };
-    let bytes = store.read_blob(&desc.digest).ok()?;
     let m: Manifest = serde_json::from_slice(&bytes).ok()?;
     let complete = std::iter::once(&m.config)
         .chain(&m.layers)

@@ -241,12 +241,7 @@ fn mount(
     desc: &Descriptor,
     from: &str,
 ) -> Result<bool, RegistryError> {
-    let scopes = vec![push_scope(repository), pull_scope(from)];
-    let mut start = client.url(registry, &format!("v2/{repository}/blobs/uploads/"))?;
-    start
-        .query_pairs_mut()
-        .append_pair("mount", &desc.digest.to_string())
-        .append_pair("from", from);
+    let (start, scopes) = upload_start(client, registry, repository, desc, Some(from))?;
     let resp = client.send(registry, &Request::new("POST", start, scopes.clone()))?;
     if resp.status() == 201 {
         return Ok(true);
@@ -258,14 +253,15 @@ fn mount(
     Ok(false)
 }
 
-fn upload(
+/// The URL that opens an upload session (asking to mount `desc` from
+/// `mount_from` when that is another repository) and the scopes it needs.
+fn upload_start(
     client: &Client,
     registry: &str,
     repository: &str,
     desc: &Descriptor,
     mount_from: Option<&str>,
-    path: &std::path::Path,
-) -> Result<BlobPush, RegistryError> {
+) -> Result<(Url, Vec<String>), RegistryError> {
     let mut scopes = vec![push_scope(repository)];
     let mut start = client.url(registry, &format!("v2/{repository}/blobs/uploads/"))?;
     if let Some(from) = mount_from.filter(|f| *f != repository) {
@@ -275,6 +271,18 @@ fn upload(
             .append_pair("from", from);
         scopes.push(pull_scope(from));
     }
+    Ok((start, scopes))
+}
+
+fn upload(
+    client: &Client,
+    registry: &str,
+    repository: &str,
+    desc: &Descriptor,
+    mount_from: Option<&str>,
+    path: &std::path::Path,
+) -> Result<BlobPush, RegistryError> {
+    let (start, scopes) = upload_start(client, registry, repository, desc, mount_from)?;
     let resp = client.send(registry, &Request::new("POST", start, scopes.clone()))?;
     if resp.status() == 201 {
         return Ok(BlobPush::Mounted);
