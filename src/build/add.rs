@@ -207,18 +207,10 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
 // HTTP_PROXY / NO_PROXY; kiln's process is the daemon, so it reads its own.
 fn agent_for(url: &str) -> Result<ureq::Agent, AddError> {
     let mut builder = ureq::AgentBuilder::new();
-    let target = url::Url::parse(url).ok().and_then(|u| {
-        let host = u.host_str()?.to_string();
-        let host = match u.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host,
-        };
-        Some((u.scheme().to_string(), host))
-    });
     let proxies = crate::oci::registry::Proxies::from_env();
-    let proxy =
-        target.and_then(|(scheme, host)| proxies.for_url(&scheme, &host).map(str::to_string));
-    if let Some(proxy) = proxy.as_deref() {
+    let parsed = url::Url::parse(url).ok();
+    let proxy = parsed.as_ref().and_then(|u| proxies.for_url(u));
+    if let Some(proxy) = proxy {
         let proxy = ureq::Proxy::new(proxy).map_err(|source| AddError::Fetch {
             url: url.into(),
             source: Box::new(source),

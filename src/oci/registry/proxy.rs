@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use super::request::is_loopback;
+use super::request::{host_port, is_loopback};
 
 /// The proxy settings of an environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,15 +58,15 @@ impl Proxies {
         self.applies(host).then_some(proxy)
     }
 
-    /// The proxy for a URL of `scheme` (`http` or `https`) on `host`, as Go
-    /// picks it: `HTTPS_PROXY` for https, `HTTP_PROXY` for http.
-    pub fn for_url(&self, scheme: &str, host: &str) -> Option<&str> {
-        let proxy = match scheme {
+    /// The proxy for `url`, as Go picks it: `HTTPS_PROXY` for https,
+    /// `HTTP_PROXY` for http.
+    pub fn for_url(&self, url: &url::Url) -> Option<&str> {
+        let proxy = match url.scheme() {
             "https" => self.https.as_deref(),
             "http" => self.http.as_deref(),
             _ => None,
         }?;
-        self.applies(host).then_some(proxy)
+        self.applies(&host_port(url)).then_some(proxy)
     }
 
     fn applies(&self, host: &str) -> bool {
@@ -155,9 +155,10 @@ mod tests {
         assert_eq!(p.for_host("ghcr.io"), Some("http://h:1"));
         assert_eq!(env(&[]).for_host("ghcr.io"), None);
         let p = env(&[("HTTP_PROXY", "http://h:1"), ("HTTPS_PROXY", "http://s:2")]);
-        assert_eq!(p.for_url("http", "example.com"), Some("http://h:1"));
-        assert_eq!(p.for_url("https", "example.com"), Some("http://s:2"));
-        assert_eq!(p.for_url("ftp", "example.com"), None);
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        assert_eq!(p.for_url(&url("http://example.com/f")), Some("http://h:1"));
+        assert_eq!(p.for_url(&url("https://example.com/f")), Some("http://s:2"));
+        assert_eq!(p.for_url(&url("ftp://example.com/f")), None);
     }
 
     #[test]
