@@ -121,7 +121,7 @@ fn collect(
         }
         _ => {
             let (m, _) = store.load_manifest(d)?;
-            for blob in std::iter::once(&m.config).chain(&m.layers) {
+            for blob in m.blobs() {
                 if seen.insert(blob.digest) {
                     out.push(blob.clone());
                 }
@@ -257,9 +257,8 @@ fn copy_tree(store: &Store, dir: &Path, d: &Descriptor) -> Result<(), LayoutErro
         media_type::OCI_MANIFEST | media_type::DOCKER_MANIFEST => {
             let m: Manifest =
                 serde_json::from_slice(&store.read_blob(&d.digest)?).map_err(parse_err)?;
-            std::iter::once(&m.config)
-                .chain(&m.layers)
-                .try_for_each(|b| copy_blob(store, dir, b))
+            let copied = m.blobs().try_for_each(|b| copy_blob(store, dir, b));
+            copied
         }
         // validate names the unsupported media type.
         _ => Ok(()),

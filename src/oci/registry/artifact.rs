@@ -40,8 +40,7 @@ pub fn push_artifact(
             url: String::new(),
             source,
         })?;
-    let mut blobs = vec![manifest.config.clone()];
-    blobs.extend(manifest.layers.iter().cloned());
+    let blobs: Vec<Descriptor> = manifest.blobs().cloned().collect();
     for_each_parallel(&blobs, client.options().parallel, |b| {
         push_blob(client, store, &target.registry, &target.repository, b, None).map(drop)
     })?;
@@ -76,8 +75,7 @@ pub fn pull_artifact(
             url: reference.familiar(),
             source,
         })?;
-    let mut blobs = vec![manifest.config.clone()];
-    blobs.extend(manifest.layers.iter().cloned());
+    let blobs: Vec<Descriptor> = manifest.blobs().cloned().collect();
     for_each_parallel(&blobs, client.options().parallel, |b| {
         fetch_blob(client, store, &reference.registry, &reference.repository, b).map(drop)
     })?;

@@ -143,7 +143,7 @@ impl RemoteBlobs {
         let manifest = resolved.manifest.descriptor.clone();
         {
             let mut st = self.state();
-            for b in std::iter::once(&m.config).chain(&m.layers) {
+            for b in m.blobs() {
                 st.origins
                     .entry(b.digest)
                     .or_insert_with(|| (origin.clone(), b.clone()));
@@ -151,10 +151,7 @@ impl RemoteBlobs {
             st.pending.push(Pending {
                 name: name.clone(),
                 manifest: manifest.clone(),
-                blobs: std::iter::once(&m.config)
-                    .chain(&m.layers)
-                    .map(|b| b.digest)
-                    .collect(),
+                blobs: m.blobs().map(|b| b.digest).collect(),
             });
         }
         self.name_complete(store)?;

@@ -216,9 +216,7 @@ pub fn resolve_local(
         }
     };
     let m: Manifest = serde_json::from_slice(&bytes).ok()?;
-    let complete = std::iter::once(&m.config)
-        .chain(&m.layers)
-        .all(|b| store.has_blob(&b.digest));
+    let complete = m.blobs().all(|b| store.has_blob(&b.digest));
     complete.then(|| Descriptor::new(desc.media_type, desc.digest, desc.size))
 }
 

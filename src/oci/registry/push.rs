@@ -121,8 +121,7 @@ fn push_tree(
         }
     } else {
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| parse_err("manifest", e))?;
-        let mut blobs = vec![m.config.clone()];
-        blobs.extend(m.layers.iter().cloned());
+        let blobs: Vec<Descriptor> = m.blobs().cloned().collect();
         for_each_parallel(&blobs, client.options().parallel, |b| {
             let r = push_blob_fetching(
                 client,
