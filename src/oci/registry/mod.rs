@@ -34,14 +34,10 @@ pub use auth::Challenge;
 pub use client::{is_loopback, Client, ClientOptions};
 pub use error::{redact, ErrorBody, ErrorEntry, RegistryError};
 pub use lazy::{FetchObserver, LazyImage, Origin, RemoteBlobs};
-pub use manifest::{
-    get_manifest, get_manifest_at, platform_matches, pull_scope, push_scope, put_manifest,
-    select_platform, RemoteManifest, MANIFEST_ACCEPT,
-};
+pub use manifest::{get_manifest, pull_scope, put_manifest, RemoteManifest};
 pub use proxy::Proxies;
 pub use pull::{fetch_blob, pull, resolve, resolve_local, PulledImage, ResolvedImage};
 pub use push::{push, push_blob, push_fetching, BlobPush, FetchBlob, PushedImage};
-pub use tls::{default_certs_d, DEFAULT_CERTS_D};
 
 use std::error::Error;
 
