@@ -3,6 +3,7 @@
 mod build;
 mod cache;
 mod common;
+mod conformance;
 mod credentials;
 mod exec;
 mod fixtures;

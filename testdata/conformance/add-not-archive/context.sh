@@ -1,0 +1,1 @@
+echo notreally > plain.gz; echo f > f.txt

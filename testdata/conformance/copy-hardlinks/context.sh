@@ -1,0 +1,1 @@
+mkdir d; echo h > d/a; ln d/a d/b; ln d/a d/c

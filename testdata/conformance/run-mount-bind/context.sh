@@ -1,0 +1,1 @@
+echo bound > data.txt; mkdir sub; echo s > sub/s
