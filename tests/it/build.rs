@@ -2,6 +2,8 @@
 //! testdata/build/, results read back through the store, `oci::validate`
 //! and the flattened root filesystem.
 
+#[path = "build/add_archive.rs"]
+mod add_archive;
 #[path = "build/cache.rs"]
 mod cache;
 #[path = "build/cache_sources.rs"]
