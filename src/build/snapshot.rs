@@ -73,6 +73,32 @@ fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> S
     }
 }
 
+/// A step's staging dir under `tmp/`, removed when dropped: whatever way a
+/// step leaves (a failed ADD, a layer that cannot be packed, a panic), no
+/// `tmp/copy-*` is left for `fsck` to call interrupted. Once committed the
+/// dir has moved to `snapshots/` and the drop finds nothing to remove.
+pub struct Staging(PathBuf);
+
+impl Staging {
+    /// Takes charge of `dir`.
+    pub fn adopt(dir: PathBuf) -> Self {
+        Self(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Nothing to report to: the step's own error (if any) is the one that
+        // matters, and a dir left over here is only disk, found by `prune`.
+        let _ = remove_tree(&self.0);
+    }
+}
+
 /// A fresh empty directory under the store's `tmp/`, for staging a layer.
 pub fn staging_dir(store: &Store, prefix: &str) -> Result<PathBuf, SnapshotError> {
     let tmp = store.tmp_dir();

@@ -32,7 +32,7 @@ use super::event::{Progress, StepRef};
 use super::image::history;
 use super::rootfs::RootFs;
 use super::run::{run_step, RunContext, SecretSource};
-use super::snapshot::{commit_dir, ensure_snapshots, remove_tree, staging_dir, LayerRef};
+use super::snapshot::{commit_dir, ensure_snapshots, remove_tree, staging_dir, LayerRef, Staging};
 use super::source::Source;
 use super::stepkey::{key_after_run, key_step, Keyed};
 
@@ -336,7 +336,7 @@ fn run_one(
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
     vertex: &super::event::Vertex,
 ) -> Result<Option<LayerRef>, StepError> {
-    let (dir, kind): (PathBuf, SourceKind) = match &step.op {
+    let (dir, kind): (Staging, SourceKind) = match &step.op {
         Op::Meta => return Ok(None),
         Op::Copy(op) => {
             let src = source_for(env, &op.from, outputs)?;
@@ -347,18 +347,14 @@ fn run_one(
                 true => cur.rootfs(env.store, env.remote)?,
                 false => RootFs::default(),
             };
-            let dir = staging_dir(env.store, "copy-")?;
-            stage_copy(op, &src, &target, &dir).inspect_err(|_| {
-                let _ = remove_tree(&dir);
-            })?;
+            let dir = Staging::adopt(staging_dir(env.store, "copy-")?);
+            stage_copy(op, &src, &target, dir.path())?;
             (dir, SourceKind::Plain)
         }
         Op::Workdir(WorkdirOp { path, user }) => {
             let target = cur.rootfs(env.store, env.remote)?;
-            let dir = staging_dir(env.store, "workdir-")?;
-            stage_mkdir(path, user, &target, &dir).inspect_err(|_| {
-                let _ = remove_tree(&dir);
-            })?;
+            let dir = Staging::adopt(staging_dir(env.store, "workdir-")?);
+            stage_mkdir(path, user, &target, dir.path())?;
             (dir, SourceKind::Plain)
         }
         Op::Run(op) => {
@@ -378,14 +374,15 @@ fn run_one(
                 ssh: env.ssh,
                 mount_sources,
             };
-            (run_step(&cx, op, vertex)?, SourceKind::OverlayUpper)
+            let upper = Staging::adopt(run_step(&cx, op, vertex)?);
+            (upper, SourceKind::OverlayUpper)
         }
     };
-    if is_empty_dir(&dir) {
-        remove_tree(&dir)?;
+    if is_empty_dir(dir.path()) {
+        remove_tree(dir.path())?;
         return Ok(None);
     }
-    Ok(Some(commit_dir(env.store, &dir, kind, &env.pack)?))
+    Ok(Some(commit_dir(env.store, dir.path(), kind, &env.pack)?))
 }
 
 fn is_empty_dir(dir: &Path) -> bool {
