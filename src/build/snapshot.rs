@@ -40,6 +40,15 @@ pub enum SnapshotError {
         #[source]
         source: LayerError,
     },
+    /// Re-encoding a cached layer in the build's compression.
+    #[error("re-encoding layer {digest}")]
+    Reencode {
+        /// The blob read.
+        digest: crate::oci::Digest,
+        /// The cause.
+        #[source]
+        source: LayerError,
+    },
     /// Downloading the blobs of a lazily resolved base image.
     #[error("fetching base image layers")]
     Fetch(#[source] Box<crate::oci::registry::RegistryError>),
@@ -134,6 +143,35 @@ pub fn commit_dir(
     Ok(LayerRef {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id: packed.diff_id,
+    })
+}
+
+/// Stores `from` (a blob of the layer `diff_id`) again in `opts.compression`,
+/// from its own tar stream, and returns the new blob. The tar is checked to
+/// be `diff_id`'s: a blob that does not match is an error, never an alias.
+pub fn reencode(
+    store: &Store,
+    from: &Descriptor,
+    diff_id: DiffId,
+    opts: &PackOptions,
+) -> Result<LayerRef, SnapshotError> {
+    let err = |source| SnapshotError::Reencode {
+        digest: from.digest,
+        source,
+    };
+    let blob = io::BufReader::new(store.open_blob(&from.digest)?);
+    let mut w = store.begin_blob()?;
+    let packed = layer::recompress(blob, opts, &mut w).map_err(err)?;
+    if packed.diff_id != diff_id {
+        return Err(err(LayerError::DiffIdMismatch {
+            expected: diff_id,
+            actual: packed.diff_id,
+        }));
+    }
+    let (digest, size) = w.commit()?;
+    Ok(LayerRef {
+        descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
+        diff_id,
     })
 }
 

@@ -23,7 +23,7 @@ use crate::plan::{
     Base, BuildGraph, CopyFrom, MountFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
 };
 
-use crate::cache::{from_key, StepKey};
+use crate::cache::{from_key, CacheRecord, StepKey};
 
 use super::cached::{from_cache_layer, CacheSession};
 use super::copy::{reads_target, stage_copy, stage_mkdir};
@@ -32,7 +32,9 @@ use super::event::{Progress, StepRef};
 use super::image::history;
 use super::rootfs::RootFs;
 use super::run::{run_step, RunContext, SecretSource};
-use super::snapshot::{commit_dir, ensure_snapshots, remove_tree, staging_dir, LayerRef, Staging};
+use super::snapshot::{
+    commit_dir, ensure_snapshots, reencode, remove_tree, staging_dir, LayerRef, Staging,
+};
 use super::source::Source;
 use super::stepkey::{key_after_run, key_step, Keyed};
 
@@ -242,9 +244,13 @@ fn cached_step(
     let listing = kx.take_listing();
     if let Keyed::Before(key, _) = &keyed {
         if let Some(rec) = env.cache.lookup(stage, key).map_err(StepError::Cache)? {
+            let layer = match &rec.layer {
+                Some(l) => Some(hit_layer(env, &rec, l)?),
+                None => None,
+            };
             env.cache.note(stage, index, name, *key, true);
             return Ok(StepDone {
-                layer: rec.layer.as_ref().map(from_cache_layer),
+                layer,
                 key: *key,
                 time: rec.created,
                 hit: true,
@@ -326,6 +332,29 @@ fn mount_from(m: &RunMount) -> Option<CopyFrom> {
         MountFrom::Stage(id) => CopyFrom::Stage(*id),
         MountFrom::Image(img) => CopyFrom::Image(img.clone()),
     })
+}
+
+/// A hit's layer in the build's compression: the recorded blob when the
+/// record has that encoding, else the stored blob re-encoded (same diff_id)
+/// and added to the record.
+fn hit_layer(
+    env: &BuildEnv<'_>,
+    rec: &CacheRecord,
+    l: &crate::cache::LayerRef,
+) -> Result<LayerRef, StepError> {
+    if let Some(have) = env.cache.encoded(l) {
+        return Ok(have);
+    }
+    let made = reencode(
+        env.store,
+        &from_cache_layer(l).descriptor,
+        l.diff_id,
+        &env.pack,
+    )?;
+    env.cache
+        .add_encoding(rec, &made)
+        .map_err(StepError::Cache)?;
+    Ok(made)
 }
 
 /// Runs one step; `Some(layer)` when it changed the filesystem.

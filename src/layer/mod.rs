@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use crate::oci::DiffId;
 
-pub use pack::pack;
+pub use pack::{pack, recompress};
 pub use unpack::{unpack, unpack_tar, unpack_verified};
 
 /// The compression of a layer blob.

@@ -81,7 +81,7 @@ pub fn unpack_verified(
     Ok(())
 }
 
-fn decompressor<'a>(blob: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+pub(super) fn decompressor<'a>(blob: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buffered = BufReader::with_capacity(256 * 1024, blob);
     let head = buffered.fill_buf()?;
     Ok(if head.starts_with(GZIP_MAGIC) {

@@ -8,6 +8,8 @@ mod add_archive;
 mod cache;
 #[path = "build/cache_sources.rs"]
 mod cache_sources;
+#[path = "build/compression.rs"]
+mod compression;
 #[path = "build/errors.rs"]
 mod errors;
 #[path = "build/metadata.rs"]
