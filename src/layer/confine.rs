@@ -142,15 +142,14 @@ pub(super) fn clear_for(path: &Path, new_is_dir: bool) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn components(s: &str, dotdot: DotDot) -> Result<Vec<String>, LayerError> {
+        normalize(s.as_bytes(), s, dotdot)
+            .map(|v| v.iter().map(|c| c.to_string_lossy().into_owned()).collect())
+    }
+
     #[test]
     fn normalize_strips_roots_and_refuses_dotdot() {
-        let n = |s: &str| {
-            normalize(s.as_bytes(), s, DotDot::Refuse).map(|v| {
-                v.iter()
-                    .map(|c| c.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-            })
-        };
+        let n = |s: &str| components(s, DotDot::Refuse);
         assert_eq!(n("/etc//./passwd").unwrap(), ["etc", "passwd"]);
         assert_eq!(n("./").unwrap(), Vec::<String>::new());
         assert!(n("a/../../b").is_err());
@@ -164,13 +163,7 @@ mod tests {
 
     #[test]
     fn archive_paths_are_cleaned_like_docker_untar() {
-        let n = |s: &str| {
-            normalize(s.as_bytes(), s, DotDot::Clean).map(|v| {
-                v.iter()
-                    .map(|c| c.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-            })
-        };
+        let n = |s: &str| components(s, DotDot::Clean);
         assert_eq!(n("a/../b").unwrap(), ["b"]);
         assert_eq!(n("/../etc/x").unwrap(), ["etc", "x"]);
         assert_eq!(n("a/b/..").unwrap(), ["a"]);
