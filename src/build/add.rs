@@ -2,9 +2,10 @@
 //! bzip2, xz — by magic bytes, never by name) and extracting them, fetching
 //! http(s) URLs (with `--checksum`), and refusing git URLs clearly.
 //!
-//! Invariants: extraction never writes outside its destination (the `tar`
-//! crate's `unpack` refuses `..`, absolute paths and writes through symlinks
-//! that leave the tree); a fetched file whose digest differs from
+//! Invariants: extraction never writes outside its destination (it goes
+//! through the layer unpacker's confinement, [`crate::layer::unpack_tar`]:
+//! `..` that climbs out, writes through symlinks and hard links out of the
+//! tree are refused with the entry named); a fetched file whose digest differs from
 //! `--checksum` is an error and is never staged.
 
 use std::fs::File;
@@ -24,6 +25,16 @@ pub enum AddError {
         /// The cause.
         #[source]
         source: io::Error,
+    },
+    /// An entry of the archive could not be extracted, or would land outside
+    /// the destination.
+    #[error("extracting archive {path}")]
+    Unpack {
+        /// The archive on the host.
+        path: PathBuf,
+        /// The cause, naming the entry.
+        #[source]
+        source: crate::layer::LayerError,
     },
     /// The HTTP request failed.
     #[error("fetching {url}")]
@@ -146,20 +157,23 @@ fn decoder<'a>(kind: ArchiveKind, f: File) -> Box<dyn Read + 'a> {
 }
 
 /// Extracts the archive at `path` into the directory `dest`, keeping modes,
-/// owners, mtimes and xattrs from the archive.
+/// owners, mtimes and xattrs from the archive. A later entry replaces an
+/// earlier one at the same path (a directory over a directory merges); an
+/// entry whose cleaned path leaves `dest`, a write through a symlink, or a
+/// hard link to outside the tree is refused, naming the entry.
+// COMPAT(buildkit): docker's untar (moby `pkg/archive`) has the same
+// replace rule and fails with "… is outside of …" where kiln refuses.
 pub fn extract(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<(), AddError> {
-    let err = |source| AddError::Extract {
+    let f = File::open(path).map_err(|source| AddError::Extract {
         path: path.into(),
         source,
-    };
-    let f = File::open(path).map_err(err)?;
-    let mut ar = tar::Archive::new(decoder(kind, f));
-    ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
-    ar.set_preserve_mtime(true);
-    ar.set_unpack_xattrs(true);
-    ar.set_overwrite(true);
-    ar.unpack(dest).map_err(err)
+    })?;
+    crate::layer::unpack_tar(decoder(kind, f), dest, crate::layer::UnpackMode::Archive).map_err(
+        |source| AddError::Unpack {
+            path: path.into(),
+            source,
+        },
+    )
 }
 
 /// The file name ADD gives a URL's content: the last path segment.

@@ -14,7 +14,9 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{step_key, BuildLog, InputListing, LoggedStep, OpKind, StepKey};
-use crate::cache::{CacheError, CacheRecord, ContextHasher, LayerRef as CacheLayer, StepCache};
+use crate::cache::{
+    CacheError, CacheRecord, ContextHasher, Encoding, LayerRef as CacheLayer, StepCache,
+};
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::layer::{Compression, PackOptions};
 use crate::oci::{Descriptor, Store};
@@ -92,19 +94,41 @@ impl CacheSession {
     }
 
     /// The key a stage's steps start from, given its base's (`None`:
-    /// scratch). Layers packed with another compression or with clamped
-    /// times (`SOURCE_DATE_EPOCH`) are other bytes: such builds chain from
-    /// a root salted with those settings, so they never reuse each other's
-    /// layers; the default (gzip, no epoch) leaves the root as it is.
+    /// scratch). Layers with clamped times (`SOURCE_DATE_EPOCH`) are another
+    /// tar: such builds chain from a root salted with the epoch, so they never
+    /// reuse each other's layers; without one the root is the base's key.
+    /// The compression is not in the key: it is an output property, and a hit
+    /// recorded in another compression is re-encoded ([`Self::encoded`]).
     pub fn root_key(&self, base: Option<StepKey>) -> Option<StepKey> {
-        if self.compression == Compression::Gzip && self.epoch.is_none() {
+        if self.epoch.is_none() {
             return base;
         }
-        let op = serde_json::json!({
-            "compression": self.compression.media_type(),
-            "source_date_epoch": self.epoch,
-        });
+        let op = serde_json::json!({ "source_date_epoch": self.epoch });
         Some(step_key(base.as_ref(), OpKind::From, &op, &[]).0)
+    }
+
+    /// A hit's layer in this build's compression, when the record knows that
+    /// encoding and its blob is in the store (`lookup` drops the others).
+    pub fn encoded(&self, layer: &CacheLayer) -> Option<LayerRef> {
+        let e = layer.encoding(self.compression.media_type())?;
+        Some(LayerRef {
+            descriptor: Descriptor::new(e.media_type, e.digest, e.size),
+            diff_id: layer.diff_id,
+        })
+    }
+
+    /// Records `made` (a re-encoding of `rec`'s layer) in `rec`, so the next
+    /// build in that compression is a pure hit and `prune` keeps the blob.
+    pub fn add_encoding(&self, rec: &CacheRecord, made: &LayerRef) -> Result<(), CacheError> {
+        let mut rec = rec.clone();
+        if let Some(l) = &mut rec.layer {
+            l.add_encoding(Encoding {
+                digest: made.descriptor.digest,
+                size: made.descriptor.size,
+                media_type: made.descriptor.media_type.clone(),
+            });
+        }
+        self.steps.put(&rec, None)
     }
 
     /// True when `stage`'s steps may be served from the cache.
@@ -217,6 +241,7 @@ fn to_cache_layer(l: &LayerRef) -> CacheLayer {
         diff_id: l.diff_id,
         size: l.descriptor.size,
         media_type: l.descriptor.media_type.clone(),
+        other_encodings: Vec::new(),
     }
 }
 

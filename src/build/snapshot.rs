@@ -40,6 +40,15 @@ pub enum SnapshotError {
         #[source]
         source: LayerError,
     },
+    /// Re-encoding a cached layer in the build's compression.
+    #[error("re-encoding layer {digest}")]
+    Reencode {
+        /// The blob read.
+        digest: crate::oci::Digest,
+        /// The cause.
+        #[source]
+        source: LayerError,
+    },
     /// Downloading the blobs of a lazily resolved base image.
     #[error("fetching base image layers")]
     Fetch(#[source] Box<crate::oci::registry::RegistryError>),
@@ -70,6 +79,32 @@ fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> S
         step,
         path: path.into(),
         source,
+    }
+}
+
+/// A step's staging dir under `tmp/`, removed when dropped: whatever way a
+/// step leaves (a failed ADD, a layer that cannot be packed, a panic), no
+/// `tmp/copy-*` is left for `fsck` to call interrupted. Once committed the
+/// dir has moved to `snapshots/` and the drop finds nothing to remove.
+pub struct Staging(PathBuf);
+
+impl Staging {
+    /// Takes charge of `dir`.
+    pub fn adopt(dir: PathBuf) -> Self {
+        Self(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Nothing to report to: the step's own error (if any) is the one that
+        // matters, and a dir left over here is only disk, found by `prune`.
+        let _ = remove_tree(&self.0);
     }
 }
 
@@ -108,6 +143,35 @@ pub fn commit_dir(
     Ok(LayerRef {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id: packed.diff_id,
+    })
+}
+
+/// Stores `from` (a blob of the layer `diff_id`) again in `opts.compression`,
+/// from its own tar stream, and returns the new blob. The tar is checked to
+/// be `diff_id`'s: a blob that does not match is an error, never an alias.
+pub fn reencode(
+    store: &Store,
+    from: &Descriptor,
+    diff_id: DiffId,
+    opts: &PackOptions,
+) -> Result<LayerRef, SnapshotError> {
+    let err = |source| SnapshotError::Reencode {
+        digest: from.digest,
+        source,
+    };
+    let blob = io::BufReader::new(store.open_blob(&from.digest)?);
+    let mut w = store.begin_blob()?;
+    let packed = layer::recompress(blob, opts, &mut w).map_err(err)?;
+    if packed.diff_id != diff_id {
+        return Err(err(LayerError::DiffIdMismatch {
+            expected: diff_id,
+            actual: packed.diff_id,
+        }));
+    }
+    let (digest, size) = w.commit()?;
+    Ok(LayerRef {
+        descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
+        diff_id,
     })
 }
 

@@ -23,7 +23,7 @@ use crate::plan::{
     Base, BuildGraph, CopyFrom, MountFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
 };
 
-use crate::cache::{from_key, StepKey};
+use crate::cache::{from_key, CacheRecord, StepKey};
 
 use super::cached::{from_cache_layer, CacheSession};
 use super::copy::{reads_target, stage_copy, stage_mkdir};
@@ -32,7 +32,9 @@ use super::event::{Progress, StepRef};
 use super::image::history;
 use super::rootfs::RootFs;
 use super::run::{run_step, RunContext, SecretSource};
-use super::snapshot::{commit_dir, ensure_snapshots, remove_tree, staging_dir, LayerRef};
+use super::snapshot::{
+    commit_dir, ensure_snapshots, reencode, remove_tree, staging_dir, LayerRef, Staging,
+};
 use super::source::Source;
 use super::stepkey::{key_after_run, key_step, Keyed};
 
@@ -242,9 +244,13 @@ fn cached_step(
     let listing = kx.take_listing();
     if let Keyed::Before(key, _) = &keyed {
         if let Some(rec) = env.cache.lookup(stage, key).map_err(StepError::Cache)? {
+            let layer = match &rec.layer {
+                Some(l) => Some(hit_layer(env, &rec, l)?),
+                None => None,
+            };
             env.cache.note(stage, index, name, *key, true);
             return Ok(StepDone {
-                layer: rec.layer.as_ref().map(from_cache_layer),
+                layer,
                 key: *key,
                 time: rec.created,
                 hit: true,
@@ -328,6 +334,29 @@ fn mount_from(m: &RunMount) -> Option<CopyFrom> {
     })
 }
 
+/// A hit's layer in the build's compression: the recorded blob when the
+/// record has that encoding, else the stored blob re-encoded (same diff_id)
+/// and added to the record.
+fn hit_layer(
+    env: &BuildEnv<'_>,
+    rec: &CacheRecord,
+    l: &crate::cache::LayerRef,
+) -> Result<LayerRef, StepError> {
+    if let Some(have) = env.cache.encoded(l) {
+        return Ok(have);
+    }
+    let made = reencode(
+        env.store,
+        &from_cache_layer(l).descriptor,
+        l.diff_id,
+        &env.pack,
+    )?;
+    env.cache
+        .add_encoding(rec, &made)
+        .map_err(StepError::Cache)?;
+    Ok(made)
+}
+
 /// Runs one step; `Some(layer)` when it changed the filesystem.
 fn run_one(
     env: &BuildEnv<'_>,
@@ -336,7 +365,7 @@ fn run_one(
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
     vertex: &super::event::Vertex,
 ) -> Result<Option<LayerRef>, StepError> {
-    let (dir, kind): (PathBuf, SourceKind) = match &step.op {
+    let (dir, kind): (Staging, SourceKind) = match &step.op {
         Op::Meta => return Ok(None),
         Op::Copy(op) => {
             let src = source_for(env, &op.from, outputs)?;
@@ -347,18 +376,14 @@ fn run_one(
                 true => cur.rootfs(env.store, env.remote)?,
                 false => RootFs::default(),
             };
-            let dir = staging_dir(env.store, "copy-")?;
-            stage_copy(op, &src, &target, &dir).inspect_err(|_| {
-                let _ = remove_tree(&dir);
-            })?;
+            let dir = Staging::adopt(staging_dir(env.store, "copy-")?);
+            stage_copy(op, &src, &target, dir.path())?;
             (dir, SourceKind::Plain)
         }
         Op::Workdir(WorkdirOp { path, user }) => {
             let target = cur.rootfs(env.store, env.remote)?;
-            let dir = staging_dir(env.store, "workdir-")?;
-            stage_mkdir(path, user, &target, &dir).inspect_err(|_| {
-                let _ = remove_tree(&dir);
-            })?;
+            let dir = Staging::adopt(staging_dir(env.store, "workdir-")?);
+            stage_mkdir(path, user, &target, dir.path())?;
             (dir, SourceKind::Plain)
         }
         Op::Run(op) => {
@@ -378,14 +403,15 @@ fn run_one(
                 ssh: env.ssh,
                 mount_sources,
             };
-            (run_step(&cx, op, vertex)?, SourceKind::OverlayUpper)
+            let upper = Staging::adopt(run_step(&cx, op, vertex)?);
+            (upper, SourceKind::OverlayUpper)
         }
     };
-    if is_empty_dir(&dir) {
-        remove_tree(&dir)?;
+    if is_empty_dir(dir.path()) {
+        remove_tree(dir.path())?;
         return Ok(None);
     }
-    Ok(Some(commit_dir(env.store, &dir, kind, &env.pack)?))
+    Ok(Some(commit_dir(env.store, dir.path(), kind, &env.pack)?))
 }
 
 fn is_empty_dir(dir: &Path) -> bool {

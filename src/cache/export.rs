@@ -137,9 +137,11 @@ pub fn build_artifact(store: &Store, spec: &ExportSpec) -> Result<CacheArtifact,
         if records.iter().any(|r: &RecordEntry| r.key == rec.key) {
             continue;
         }
-        if let Some(l) = &rec.layer {
-            if !blobs.iter().any(|b| b.digest == l.digest) {
-                blobs.push(Descriptor::new(l.media_type.clone(), l.digest, l.size));
+        // Every encoding the store holds travels: an importer building in
+        // another compression then hits without re-encoding.
+        for e in rec.layer.iter().flat_map(|l| l.encodings()) {
+            if !blobs.iter().any(|b| b.digest == e.digest) {
+                blobs.push(Descriptor::new(e.media_type, e.digest, e.size));
             }
         }
         records.push(RecordEntry {
@@ -235,13 +237,31 @@ pub fn import_artifact(
     let steps = StepCache::with_store(store.clone())?;
     let mut report = TransferReport::default();
     for r in blob.records {
-        if r.layer.as_ref().is_some_and(|l| !store.has_blob(&l.digest)) {
-            return Err(bad("a record's layer blob is missing"));
-        }
-        if steps.get(&r.key)?.is_some() {
+        let layer = match &r.layer {
+            Some(l) => match l.retain_encodings(|e| store.has_blob(&e.digest)) {
+                Some(present) => Some(present),
+                None => return Err(bad("a record's layer blob is missing")),
+            },
+            None => None,
+        };
+        if let Some(mut have) = steps.get(&r.key)? {
+            // Known already: keep it, learning the encodings it lacked.
+            if let (Some(mine), Some(theirs)) = (&mut have.layer, &layer) {
+                if mine.diff_id == theirs.diff_id {
+                    let before = mine.clone();
+                    theirs.encodings().for_each(|e| {
+                        if mine.encoding(&e.media_type).is_none() {
+                            mine.add_encoding(e)
+                        }
+                    });
+                    if *mine != before {
+                        steps.put(&have, None)?;
+                    }
+                }
+            }
             continue;
         }
-        let mut rec = CacheRecord::new(r.key, r.layer);
+        let mut rec = CacheRecord::new(r.key, layer);
         rec.created = r.created;
         steps.put(&rec, None)?;
         report.records += 1;

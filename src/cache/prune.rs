@@ -63,19 +63,25 @@ impl StepCache {
         let mut kept: BTreeSet<Digest> = BTreeSet::new();
         let mut full = false;
         for (rec, path, _) in recs {
-            let extra = match &rec.layer {
-                Some(l) if !kept.contains(&l.digest) => l.size,
-                _ => 0,
-            };
+            let extra: u64 = rec
+                .layer
+                .iter()
+                .flat_map(|l| l.encodings())
+                .filter(|e| !kept.contains(&e.digest))
+                .map(|e| e.size)
+                .sum();
             full = full || report.kept_bytes.saturating_add(extra) > keep_bytes;
             if full {
                 self.remove(&path)?;
                 report.removed.push(rec.key);
                 continue;
             }
-            if let Some(l) = &rec.layer {
-                kept.insert(l.digest);
-            }
+            kept.extend(
+                rec.layer
+                    .iter()
+                    .flat_map(|l| l.encodings())
+                    .map(|e| e.digest),
+            );
             report.kept_bytes += extra;
         }
         report.kept_layers = kept.into_iter().collect();

@@ -10,7 +10,8 @@
 //! - `last_used` is the record file's mtime: a hit costs one `utimensat`,
 //!   not a rewrite and fsync of the record.
 //! - a record names blobs; it does not keep them alive by itself: `prune`
-//!   returns the layers records still use, for the store's `prune` to keep.
+//!   returns the layers records still use (every encoding), for the store's
+//!   `prune` to keep.
 
 use std::fs;
 use std::io;
@@ -38,6 +39,65 @@ pub struct LayerRef {
     pub size: u64,
     /// The blob's media type.
     pub media_type: String,
+    /// The same tar in other compressions, re-encoded when a build asked for
+    /// one (`--compression` is an output property: the step stays cached).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_encodings: Vec<Encoding>,
+}
+
+/// One stored encoding of a layer's tar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encoding {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its media type (which says the compression).
+    pub media_type: String,
+}
+
+impl LayerRef {
+    /// Every encoding the record knows, the one the step first made first.
+    pub fn encodings(&self) -> impl Iterator<Item = Encoding> + '_ {
+        let first = Encoding {
+            digest: self.digest,
+            size: self.size,
+            media_type: self.media_type.clone(),
+        };
+        std::iter::once(first).chain(self.other_encodings.iter().cloned())
+    }
+
+    /// The encoding with `media_type`, if known.
+    pub fn encoding(&self, media_type: &str) -> Option<Encoding> {
+        self.encodings().find(|e| e.media_type == media_type)
+    }
+
+    /// Records `e` (replacing a known encoding of the same media type).
+    pub fn add_encoding(&mut self, e: Encoding) {
+        if e.media_type == self.media_type {
+            (self.digest, self.size) = (e.digest, e.size);
+            return;
+        }
+        self.other_encodings
+            .retain(|o| o.media_type != e.media_type);
+        self.other_encodings.push(e);
+        self.other_encodings
+            .sort_by(|a, b| a.media_type.cmp(&b.media_type));
+    }
+
+    /// The same layer with only the encodings `keep` says yes to; `None` when
+    /// that leaves none (the first kept one becomes the primary).
+    pub fn retain_encodings(&self, mut keep: impl FnMut(&Encoding) -> bool) -> Option<LayerRef> {
+        let mut kept = self.encodings().filter(|e| keep(e));
+        let first = kept.next()?;
+        Some(LayerRef {
+            digest: first.digest,
+            diff_id: self.diff_id,
+            size: first.size,
+            media_type: first.media_type,
+            other_encodings: kept.collect(),
+        })
+    }
 }
 
 /// What the cache knows about one step.
@@ -120,8 +180,9 @@ impl StepCache {
     }
 
     /// The record for `key`, if any; a hit marks it used now. A record
-    /// whose layer blob is no longer in the store (pruned, or never
+    /// none of whose layer blobs is in the store any more (pruned, or never
     /// committed) is a miss: the step runs again and `put` replaces it.
+    /// Encodings whose blob is gone are dropped from the returned record.
     pub fn get(&self, key: &StepKey) -> Result<Option<CacheRecord>, CacheError> {
         let path = self.record_path(key);
         let Some(mut rec) = read_record(&path)? else {
@@ -133,12 +194,11 @@ impl StepCache {
                 found: rec.key,
             });
         }
-        if rec
-            .layer
-            .as_ref()
-            .is_some_and(|l| !self.store.has_blob(&l.digest))
-        {
-            return Ok(None);
+        if let Some(l) = &rec.layer {
+            match l.retain_encodings(|e| self.store.has_blob(&e.digest)) {
+                Some(present) => rec.layer = Some(present),
+                None => return Ok(None),
+            }
         }
         // Full precision: LRU order holds between uses within one second.
         let now = FileTime::now();

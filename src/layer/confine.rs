@@ -12,14 +12,41 @@ use std::path::{Path, PathBuf};
 
 use super::LayerError;
 
+/// How [`normalize`] treats `..`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum DotDot {
+    /// Refused anywhere: a layer has no reason to write one.
+    Refuse,
+    /// Cleaned lexically (`a/../b` is `b`, `/../b` is `/b`); refused only when it climbs
+    /// above the destination.
+    // COMPAT(buildkit): docker's untar (moby `pkg/archive` Unpack) runs
+    // `filepath.Clean` on each name and fails with "… is outside of …" only when the
+    // result leaves the destination.
+    Clean,
+}
+
 /// Splits an archive path into its components: leading `/`, empty and `.` components are
-/// dropped; `..` anywhere is refused. An empty result is the root itself.
-pub(super) fn normalize<'a>(raw: &'a [u8], entry: &str) -> Result<Vec<&'a OsStr>, LayerError> {
+/// dropped; `..` as `dotdot` says. An empty result is the root itself.
+pub(super) fn normalize<'a>(
+    raw: &'a [u8],
+    entry: &str,
+    dotdot: DotDot,
+) -> Result<Vec<&'a OsStr>, LayerError> {
+    let rooted = raw.starts_with(b"/");
     let mut out = Vec::new();
     for comp in raw.split(|&b| b == b'/') {
         match comp {
             b"" | b"." => {}
-            b".." => return Err(unsafe_entry(entry, "its path contains `..`")),
+            b".." if dotdot == DotDot::Refuse => {
+                return Err(unsafe_entry(entry, "its path contains `..`"))
+            }
+            b".." => {
+                // `/..` is `/`, as `filepath.Clean` has it; a relative path that climbs
+                // above its start leaves the destination.
+                if out.pop().is_none() && !rooted {
+                    return Err(unsafe_entry(entry, "it is outside of the destination"));
+                }
+            }
             c => out.push(OsStr::from_bytes(c)),
         }
     }
@@ -36,6 +63,8 @@ pub(super) fn unsafe_entry(entry: &str, reason: &'static str) -> LayerError {
 /// The destination directory extraction is confined to.
 pub(super) struct Confined<'a> {
     pub root: &'a Path,
+    /// How entry and hard-link paths treat `..`.
+    pub dotdot: DotDot,
 }
 
 impl Confined<'_> {
@@ -72,7 +101,7 @@ impl Confined<'_> {
     /// The in-tree path a hard link points at; it must exist, through real directories,
     /// and not be a directory.
     pub fn link_target(&self, raw: &[u8], entry: &str) -> Result<PathBuf, LayerError> {
-        let comps = normalize(raw, entry)?;
+        let comps = normalize(raw, entry, self.dotdot)?;
         let Some((name, parents)) = comps.split_last() else {
             return Err(unsafe_entry(entry, "its hard link points at the root"));
         };
@@ -113,28 +142,46 @@ pub(super) fn clear_for(path: &Path, new_is_dir: bool) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn components(s: &str, dotdot: DotDot) -> Result<Vec<String>, LayerError> {
+        normalize(s.as_bytes(), s, dotdot)
+            .map(|v| v.iter().map(|c| c.to_string_lossy().into_owned()).collect())
+    }
+
     #[test]
     fn normalize_strips_roots_and_refuses_dotdot() {
-        let n = |s: &str| {
-            normalize(s.as_bytes(), s).map(|v| {
-                v.iter()
-                    .map(|c| c.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-            })
-        };
+        let n = |s: &str| components(s, DotDot::Refuse);
         assert_eq!(n("/etc//./passwd").unwrap(), ["etc", "passwd"]);
         assert_eq!(n("./").unwrap(), Vec::<String>::new());
         assert!(n("a/../../b").is_err());
         assert!(n("..").is_err());
         let err = n("x/..").unwrap_err().to_string();
-        assert_eq!(err, "refusing layer entry \"x/..\": its path contains `..`");
+        assert_eq!(
+            err,
+            "refusing archive entry \"x/..\": its path contains `..`"
+        );
+    }
+
+    #[test]
+    fn archive_paths_are_cleaned_like_docker_untar() {
+        let n = |s: &str| components(s, DotDot::Clean);
+        assert_eq!(n("a/../b").unwrap(), ["b"]);
+        assert_eq!(n("/../etc/x").unwrap(), ["etc", "x"]);
+        assert_eq!(n("a/b/..").unwrap(), ["a"]);
+        for bad in ["../x", "a/../../x", "..", "./../x"] {
+            let err = n(bad).unwrap_err().to_string();
+            assert!(err.contains("outside of the destination"), "{bad}: {err}");
+            assert!(err.contains(bad), "{err}");
+        }
     }
 
     #[test]
     fn parents_through_symlinks_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/tmp", dir.path().join("link")).unwrap();
-        let c = Confined { root: dir.path() };
+        let c = Confined {
+            root: dir.path(),
+            dotdot: DotDot::Refuse,
+        };
         let err = c
             .parent(&[OsStr::new("link"), OsStr::new("x")], "link/x/y", true)
             .unwrap_err();

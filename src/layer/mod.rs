@@ -26,8 +26,8 @@ use std::path::PathBuf;
 
 use crate::oci::DiffId;
 
-pub use pack::pack;
-pub use unpack::{unpack, unpack_verified};
+pub use pack::{pack, recompress};
+pub use unpack::{unpack, unpack_tar, unpack_verified};
 
 /// The compression of a layer blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +102,10 @@ pub enum UnpackMode {
     /// Apply onto an existing tree (flattening for `-o type=local`): `.wh.x` deletes x;
     /// opaque clears the dir's prior contents.
     Apply,
+    /// An archive ADD extracts: `.wh.` names are ordinary files, and paths are cleaned
+    /// lexically as docker's untar does (`a/../b` is `b`), refusing only what ends up
+    /// outside the destination.
+    Archive,
 }
 
 /// What [`pack`] reports about the layer it wrote.
@@ -161,7 +165,7 @@ pub enum LayerError {
     #[error("reading layer blob")]
     ReadArchive(#[source] std::io::Error),
     /// An archive entry would write outside the destination or through a symlink.
-    #[error("refusing layer entry {entry:?}: {reason}")]
+    #[error("refusing archive entry {entry:?}: {reason}")]
     UnsafeEntry {
         /// The entry's path as written in the archive.
         entry: String,

@@ -43,6 +43,36 @@ pub fn pack(
     })
 }
 
+/// Re-encodes a layer blob (gzip, zstd or plain, told apart by magic bytes) in
+/// `opts.compression`: the tar inside is copied as it is, so the diff_id stays
+/// and the blob is byte for byte what [`pack`] makes of the same tree (gzip
+/// members are cut at fixed offsets of the tar stream, whatever the writes).
+/// `opts.source_date_epoch` plays no part: the times are already in the tar.
+pub fn recompress(
+    blob: impl Read,
+    opts: &PackOptions,
+    out: impl Write,
+) -> Result<Packed, LayerError> {
+    let level = resolve_level(opts.compression, opts.level)?;
+    let mut tar = super::unpack::decompressor(blob).map_err(LayerError::ReadArchive)?;
+    let mut sink = TarSink::new(opts.compression, level, out).map_err(LayerError::Write)?;
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        let n = match tar.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LayerError::ReadArchive(e)),
+        };
+        sink.write_all(&buf[..n]).map_err(LayerError::Write)?;
+    }
+    let (_, diff_id, uncompressed_size) = sink.finish().map_err(LayerError::Write)?;
+    Ok(Packed {
+        diff_id,
+        uncompressed_size,
+    })
+}
+
 /// Copies exactly `size` bytes of `path` and the block padding; a file that shrank or
 /// grew since its header was written is an error, since the header is already out.
 fn copy_file(

@@ -18,7 +18,7 @@ use filetime::FileTime;
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use tar::EntryType;
 
-use super::confine::{clear_for, extract, normalize, unsafe_entry, Confined};
+use super::confine::{clear_for, extract, normalize, unsafe_entry, Confined, DotDot};
 use super::header::Xattrs;
 use super::{LayerError, UnpackMode};
 use crate::oci::{DiffId, Hasher};
@@ -34,22 +34,36 @@ pub fn unpack(blob: impl Read, dest: &Path, mode: UnpackMode) -> Result<DiffId, 
         inner: decompressor(blob).map_err(LayerError::ReadArchive)?,
         hasher: Hasher::new(),
     };
+    unpack_entries(&mut reader, dest, mode)?;
+    // The tar reader stops at the first zero block; the diff_id covers every byte.
+    io::copy(&mut reader, &mut io::sink()).map_err(LayerError::ReadArchive)?;
+    Ok(DiffId::from_bytes(reader.hasher.finish()))
+}
+
+/// Unpacks an already decompressed tar stream (ADD's archives, in any of the
+/// compressions ADD knows) into `dest`, with the same confinement as [`unpack`]:
+/// a later entry replaces an earlier one at the same path (a directory over a
+/// directory merges), and nothing is written outside `dest` or through a symlink.
+pub fn unpack_tar(tar: impl Read, dest: &Path, mode: UnpackMode) -> Result<(), LayerError> {
+    unpack_entries(tar, dest, mode)
+}
+
+fn unpack_entries(tar: impl Read, dest: &Path, mode: UnpackMode) -> Result<(), LayerError> {
+    let dotdot = match mode {
+        UnpackMode::Archive => DotDot::Clean,
+        UnpackMode::Snapshot | UnpackMode::Apply => DotDot::Refuse,
+    };
     let mut unpacker = Unpacker {
-        confined: Confined { root: dest },
+        confined: Confined { root: dest, dotdot },
         mode,
         dirs: Vec::new(),
         written: (mode == UnpackMode::Apply).then(HashSet::new),
     };
-    {
-        let mut archive = tar::Archive::new(&mut reader);
-        for entry in archive.entries().map_err(LayerError::ReadArchive)? {
-            unpacker.entry(&mut entry.map_err(LayerError::ReadArchive)?)?;
-        }
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().map_err(LayerError::ReadArchive)? {
+        unpacker.entry(&mut entry.map_err(LayerError::ReadArchive)?)?;
     }
-    // The tar reader stops at the first zero block; the diff_id covers every byte.
-    io::copy(&mut reader, &mut io::sink()).map_err(LayerError::ReadArchive)?;
-    unpacker.finish()?;
-    Ok(DiffId::from_bytes(reader.hasher.finish()))
+    unpacker.finish()
 }
 
 /// [`unpack`], then checks the diff_id; on a mismatch `dest` holds untrusted content and
@@ -67,7 +81,7 @@ pub fn unpack_verified(
     Ok(())
 }
 
-fn decompressor<'a>(blob: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+pub(super) fn decompressor<'a>(blob: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buffered = BufReader::with_capacity(256 * 1024, blob);
     let head = buffered.fill_buf()?;
     Ok(if head.starts_with(GZIP_MAGIC) {
@@ -144,12 +158,14 @@ impl Unpacker<'_> {
             // ignored, as Docker's and containerd's appliers do.
             return Ok(());
         }
-        let comps = normalize(&raw, &name)?;
+        let comps = normalize(&raw, &name, self.confined.dotdot)?;
         let Some((base, parents)) = comps.split_last() else {
             return Ok(()); // the root itself: its metadata belongs to the destination
         };
         let base = base.as_bytes();
-        if base.starts_with(WHITEOUT_PREFIX) {
+        // COMPAT(buildkit): ADD's untar keeps `.wh.` names as ordinary files;
+        // only layers carry whiteouts.
+        if base.starts_with(WHITEOUT_PREFIX) && self.mode != UnpackMode::Archive {
             return self.whiteout(parents, base, &name, e);
         }
         let Some(node) = Node::of(ty) else {
@@ -225,7 +241,8 @@ impl Unpacker<'_> {
             return match self.mode {
                 UnpackMode::Snapshot => xattr::set(&dir, "trusted.overlay.opaque", b"y")
                     .map_err(ex("marking directory opaque")),
-                UnpackMode::Apply => {
+                // Archive never gets here: its `.wh.` names are plain entries.
+                UnpackMode::Apply | UnpackMode::Archive => {
                     let rel: PathBuf = parents.iter().collect();
                     self.purge(&dir, &rel)
                         .map_err(ex("clearing an opaque directory"))

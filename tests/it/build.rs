@@ -2,10 +2,14 @@
 //! testdata/build/, results read back through the store, `oci::validate`
 //! and the flattened root filesystem.
 
+#[path = "build/add_archive.rs"]
+mod add_archive;
 #[path = "build/cache.rs"]
 mod cache;
 #[path = "build/cache_sources.rs"]
 mod cache_sources;
+#[path = "build/compression.rs"]
+mod compression;
 #[path = "build/errors.rs"]
 mod errors;
 #[path = "build/metadata.rs"]

@@ -26,6 +26,7 @@ fn record(root: &Path, tag: &[u8], size: u64, last_used: i64) -> CacheRecord {
             diff_id: DiffId::of(&bytes),
             size,
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            other_encodings: Vec::new(),
         }),
         created: last_used,
         last_used,
