@@ -21,6 +21,10 @@
 //!   point; `w/`, overlay's work dir; `l/`, short links to lower dirs when their names do
 //!   not fit in a page; `empty/`, the lower dir of a root with none); the caller discards
 //!   it afterwards. If setup fails, the caller discards the upper dir too.
+//! - Unless [`RunSpec::privileged`], every mount the command can write to or read from
+//!   (the overlay root, /dev, the extra mounts) is `nodev`: a device node it makes, or
+//!   finds in an image or a mount source, does not open. Its devices (null, zero, full,
+//!   random, urandom, tty) are bind mounts of the host's; ptmx and pts its own devpts.
 //! - This module is the only place in kiln with `unsafe`, namespaces and mounts.
 
 #![deny(missing_docs)]

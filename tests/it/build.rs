@@ -14,6 +14,8 @@ mod metadata;
 mod outputs;
 #[path = "build/run.rs"]
 mod run;
+#[path = "build/run_devices.rs"]
+mod run_devices;
 #[path = "build/run_fs.rs"]
 mod run_fs;
 #[path = "build/run_mounts.rs"]
