@@ -120,6 +120,20 @@ pub enum MountKind {
         /// A host directory on one filesystem for the overlay's upper and work dirs.
         scratch: PathBuf,
     },
+    /// A secret: a read-only file on a private tmpfs of the sandbox's mount namespace,
+    /// created with its final owner and mode before any byte is written. The bytes
+    /// travel to the helper in the spec (over its stdin pipe) and never touch a disk;
+    /// the tmpfs goes with the namespace when the run ends or the helper dies.
+    Secret {
+        /// The content.
+        data: Vec<u8>,
+        /// The file's mode.
+        mode: u32,
+        /// The file's owner.
+        uid: u32,
+        /// The file's group.
+        gid: u32,
+    },
     /// A fresh tmpfs.
     Tmpfs {
         /// Size limit in bytes; the kernel default (half of RAM) when absent.

@@ -78,16 +78,14 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
     mount_overlay_root(sys, spec, &root)?;
     let mut points = MountPoints::default();
     mount_system(sys, &root, spec.privileged, &mut points)?;
-    for m in &spec.mounts {
+    for (i, m) in spec.mounts.iter().enumerate() {
         let target = join_cwd(&spec.cwd, &m.target);
-        mount_extra(
-            sys,
-            &root,
-            &target,
-            &m.kind,
-            nodev(spec.privileged),
-            &mut points,
-        )?;
+        let cx = MountCx {
+            root: &root,
+            scratch: spec.work_dir.join(format!("s{i}")),
+            nodev: nodev(spec.privileged),
+        };
+        mount_extra(sys, &cx, &target, &m.kind, &mut points)?;
     }
     if spec.network == Network::None {
         sys.loopback_up()
@@ -405,14 +403,53 @@ fn privileged_devices(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// A secret's file on a tmpfs of its own, mounted at `s<i>` in the work dir: outside
+/// the root, so the command reaches the file only through its bind mount, and in this
+/// mount namespace only (`/` is private), so the tmpfs is freed with the namespace
+/// however the run ends. The empty mount point is all that touches the disk.
+// COMPAT(buildkit): its secrets are files on a tmpfs too (`secretmount` in llbsolver).
+fn secret_file(
+    sys: &mut dyn Sys,
+    dir: &Path,
+    data: &[u8],
+    (mode, uid, gid): (u32, u32, u32),
+) -> Result<PathBuf, ExecError> {
+    sys.mkdir(dir).map_err(|source| create_err(dir, source))?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // Room for the content and the inode; the tmpfs holds nothing else.
+    let size = data.len() as u64 + 4096;
+    mount(
+        sys,
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        flags,
+        Some(&format!("mode=0755,size={size}")),
+        "tmpfs for a secret",
+    )?;
+    let file = dir.join("secret");
+    sys.create_secret(&file, data, mode, uid, gid)
+        .map_err(|source| create_err(&file, source))?;
+    Ok(file)
+}
+
+/// What an extra mount needs besides itself.
+struct MountCx<'a> {
+    root: &'a Path,
+    /// A fresh host path of this mount's own in the work dir (a secret's tmpfs).
+    scratch: PathBuf,
+    /// [`nodev`] of the spec.
+    nodev: MsFlags,
+}
+
 fn mount_extra(
     sys: &mut dyn Sys,
-    root: &Path,
+    cx: &MountCx<'_>,
     target: &str,
     kind: &MountKind,
-    nodev: MsFlags,
     points: &mut MountPoints,
 ) -> Result<(), ExecError> {
+    let (root, nodev) = (cx.root, cx.nodev);
     match kind {
         MountKind::Bind { source, readonly } => {
             let is_dir = sys
@@ -448,6 +485,17 @@ fn mount_extra(
                 source_dir: source.clone(),
                 source: e,
             })
+        }
+        MountKind::Secret {
+            data,
+            mode,
+            uid,
+            gid,
+        } => {
+            let file = secret_file(sys, &cx.scratch, data, (*mode, *uid, *gid))?;
+            let host = ensure_point(sys, root, target, false, points)?;
+            // Always nodev: a secret never needs a device, insecure or not.
+            bind(sys, &file, &host, true, MsFlags::MS_NODEV)
         }
         MountKind::Tmpfs { size } => {
             let host = ensure_point(sys, root, target, true, points)?;

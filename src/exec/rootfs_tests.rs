@@ -51,6 +51,22 @@ impl Sys for Fake {
         self.calls.push(format!("touch {}", path.display()));
         Ok(())
     }
+    fn create_secret(
+        &mut self,
+        path: &Path,
+        data: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), Errno> {
+        self.fs.insert(path.to_path_buf(), Kind::Other);
+        self.calls.push(format!(
+            "secret {} {} bytes {mode:o} {uid}:{gid}",
+            path.display(),
+            data.len()
+        ));
+        Ok(())
+    }
     fn mknod(
         &mut self,
         path: &Path,
@@ -446,4 +462,30 @@ fn a_failed_mount_names_its_step_and_keeps_the_cause() {
         other => panic!("wrong error {other:?}"),
     }
     assert!(!fake.calls.iter().any(|l| l.starts_with("pivot")));
+}
+
+#[test]
+fn a_secret_is_a_file_on_a_tmpfs_outside_the_root_bound_read_only() {
+    let mut fake = image();
+    let mut s = spec();
+    s.mounts = vec![Mount {
+        target: "/run/secrets/tok".into(),
+        kind: MountKind::Secret {
+            data: b"abc".to_vec(),
+            mode: 0o400,
+            uid: 1000,
+            gid: 50,
+        },
+    }];
+    let points = setup(&mut fake, &s).unwrap();
+    let c = &fake.calls;
+    let tmpfs = position(c, "mount tmpfs /t/work/s0 tmpfs");
+    let file = position(c, "secret /t/work/s0/secret 3 bytes 400 1000:50");
+    let bind = position(
+        c,
+        "mount /t/work/s0/secret /t/work/root/run/secrets/tok - MS_BIND | MS_REC",
+    );
+    assert!(tmpfs < file && file < bind);
+    assert!(c[bind + 1].contains("MS_RDONLY | MS_NODEV | MS_REMOUNT"));
+    assert!(points.created.contains(&PathBuf::from("run/secrets/tok")));
 }

@@ -20,6 +20,8 @@ mod run_devices;
 mod run_fs;
 #[path = "build/run_mounts.rs"]
 mod run_mounts;
+#[path = "build/run_secrets.rs"]
+mod run_secrets;
 #[path = "build/steps.rs"]
 mod steps;
 
