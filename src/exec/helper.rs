@@ -152,10 +152,11 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     nix::unistd::setgid(Gid::from_raw(ids.gid)).map_err(user_err)?;
     nix::unistd::setuid(Uid::from_raw(ids.uid)).map_err(user_err)?;
     nix::unistd::chdir(spec.cwd.as_str()).map_err(chdir_err)?;
-    exec(spec)
+    exec(spec, &ids.home)
 }
 
-fn exec(spec: &RunSpec) -> Result<std::convert::Infallible, ExecError> {
+/// Execs the command with the spec's env, plus `HOME` when the env has none.
+fn exec(spec: &RunSpec, home: &str) -> Result<std::convert::Infallible, ExecError> {
     let argv0 = spec.argv.first().cloned().unwrap_or_default();
     let exec_err = |source| ExecError::Exec {
         argv0: argv0.clone(),
@@ -167,9 +168,14 @@ fn exec(spec: &RunSpec) -> Result<std::convert::Infallible, ExecError> {
         .iter()
         .map(|a| cstr(a))
         .collect::<Result<Vec<_>, _>>()?;
+    // COMPAT(buildkit): runc sets HOME from the user's passwd entry unless the
+    // environment (ENV HOME) already has it.
+    let home = format!("HOME={home}");
+    let has_home = spec.env.iter().any(|e| e.starts_with("HOME="));
     let env = spec
         .env
         .iter()
+        .chain((!has_home).then_some(&home))
         .map(|e| cstr(e))
         .collect::<Result<Vec<_>, _>>()?;
     let program = find_program(&argv0, &spec.env).ok_or_else(|| exec_err(Errno::ENOENT))?;

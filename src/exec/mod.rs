@@ -21,6 +21,10 @@
 //!   point; `w/`, overlay's work dir; `l/`, short links to lower dirs when their names do
 //!   not fit in a page; `empty/`, the lower dir of a root with none); the caller discards
 //!   it afterwards. If setup fails, the caller discards the upper dir too.
+//! - Unless [`RunSpec::privileged`], every mount the command can write to or read from
+//!   (the overlay root, /dev, the extra mounts) is `nodev`: a device node it makes, or
+//!   finds in an image or a mount source, does not open. Its devices (null, zero, full,
+//!   random, urandom, tty) are bind mounts of the host's; ptmx and pts its own devpts.
 //! - This module is the only place in kiln with `unsafe`, namespaces and mounts.
 
 #![deny(missing_docs)]
@@ -115,6 +119,20 @@ pub enum MountKind {
         source: PathBuf,
         /// A host directory on one filesystem for the overlay's upper and work dirs.
         scratch: PathBuf,
+    },
+    /// A secret: a read-only file on a private tmpfs of the sandbox's mount namespace,
+    /// created with its final owner and mode before any byte is written. The bytes
+    /// travel to the helper in the spec (over its stdin pipe) and never touch a disk;
+    /// the tmpfs goes with the namespace when the run ends or the helper dies.
+    Secret {
+        /// The content.
+        data: Vec<u8>,
+        /// The file's mode.
+        mode: u32,
+        /// The file's owner.
+        uid: u32,
+        /// The file's group.
+        gid: u32,
     },
     /// A fresh tmpfs.
     Tmpfs {

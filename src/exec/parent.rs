@@ -201,7 +201,7 @@ fn checked(spec: &RunSpec) -> Result<RunSpec, ExecError> {
                     });
                 }
             }
-            MountKind::Tmpfs { .. } => {}
+            MountKind::Tmpfs { .. } | MountKind::Secret { .. } => {}
         }
     }
     Ok(spec)

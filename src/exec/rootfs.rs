@@ -40,6 +40,22 @@ pub fn namespaces(network: Network) -> CloneFlags {
     flags
 }
 
+/// `MS_NODEV` for every mount a sandboxed command can write to or read a device node
+/// from; nothing for a privileged one.
+// COMPAT(buildkit): runc's device cgroup lets a sandboxed command open only null, zero,
+// full, random, urandom, tty, console, ptmx and pts; `mknod` itself succeeds there and
+// here. kiln gets the same result without a cgroup: every mount in the sandbox is
+// `nodev` (opening a node on it fails with EACCES), and the allowed nodes are bind
+// mounts of the host's own. Without CAP_SYS_ADMIN the command cannot mount or remount
+// anything to lift it. Insecure mode, like BuildKit's, allows every device.
+pub fn nodev(privileged: bool) -> MsFlags {
+    if privileged {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_NODEV
+    }
+}
+
 /// Builds the root and pivots into it. Afterwards `/` is the overlay and the current
 /// directory is `/`.
 pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError> {
@@ -62,9 +78,14 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
     mount_overlay_root(sys, spec, &root)?;
     let mut points = MountPoints::default();
     mount_system(sys, &root, spec.privileged, &mut points)?;
-    for m in &spec.mounts {
+    for (i, m) in spec.mounts.iter().enumerate() {
         let target = join_cwd(&spec.cwd, &m.target);
-        mount_extra(sys, &root, &target, &m.kind, &mut points)?;
+        let cx = MountCx {
+            root: &root,
+            scratch: spec.work_dir.join(format!("s{i}")),
+            nodev: nodev(spec.privileged),
+        };
+        mount_extra(sys, &cx, &target, &m.kind, &mut points)?;
     }
     if spec.network == Network::None {
         sys.loopback_up()
@@ -112,7 +133,7 @@ fn mount_overlay_root(sys: &mut dyn Sys, spec: &RunSpec, root: &Path) -> Result<
         Some(fs),
         root,
         Some("overlay"),
-        MsFlags::empty(),
+        nodev(spec.privileged),
         Some(&opts.data),
     )
     .map_err(overlay_err)
@@ -160,7 +181,7 @@ fn mount_system(
         "proc",
     )?;
     let dev = ensure_point(sys, root, "/dev", true, points)?;
-    let dev_flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+    let dev_flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME | nodev(privileged);
     mount(
         sys,
         Some("tmpfs"),
@@ -170,10 +191,13 @@ fn mount_system(
         Some("mode=755,size=65536k"),
         "tmpfs /dev",
     )?;
-    populate_dev(sys, &dev)?;
     if privileged {
+        populate_dev_nodes(sys, &dev)?;
         privileged_devices(sys, &dev)?;
+    } else {
+        bind_host_devices(sys, &dev)?;
     }
+    populate_dev(sys, &dev)?;
     let sysfs = ensure_point(sys, root, "/sys", true, points)?;
     // COMPAT(buildkit): `oci.WithWriteableSysfs` in insecure mode.
     let sys_ro = if privileged {
@@ -205,24 +229,63 @@ fn mount_system(
         }
         let target = ensure_point(sys, root, file, false, points)?;
         // COMPAT(buildkit): resolv.conf and hosts are bind mounts a RUN cannot change.
-        bind(sys, Path::new(file), &target, true)?;
+        bind(sys, Path::new(file), &target, true, nodev(privileged))?;
+    }
+    Ok(())
+}
+
+/// The device nodes every sandbox has: name, major, minor (all character devices,
+/// mode 0666). ptmx and pts come from the sandbox's own devpts.
+pub const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// A privileged /dev (no `nodev`): the default nodes made with mknod.
+fn populate_dev_nodes(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
+    for (name, major, minor) in DEFAULT_DEVICES {
+        let path = dev.join(name);
+        sys.mknod(&path, SFlag::S_IFCHR, major, minor, 0o666)
+            .map_err(|source| create_err(&path, source))?;
+    }
+    Ok(())
+}
+
+/// A sandboxed /dev is `nodev`, so its default nodes are bind mounts of the host's: a
+/// bind mount keeps the flags of the mount it comes from (the host's /dev), so these
+/// few open while a node the command makes beside them does not. A node the host lacks
+/// (a /dev without tty) is left out rather than made openable.
+fn bind_host_devices(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
+    for (name, _, _) in DEFAULT_DEVICES {
+        let host = Path::new("/dev").join(name);
+        if sys
+            .kind(&host)
+            .map_err(|source| resolve_err(&host.to_string_lossy(), source))?
+            == Kind::Missing
+        {
+            continue;
+        }
+        let path = dev.join(name);
+        sys.create_file(&path)
+            .map_err(|source| create_err(&path, source))?;
+        mount(
+            sys,
+            host.to_str(),
+            &path,
+            None,
+            MsFlags::MS_BIND,
+            None,
+            &format!("bind {}", host.display()),
+        )?;
     }
     Ok(())
 }
 
 fn populate_dev(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
-    for (name, major, minor) in [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ] {
-        let path = dev.join(name);
-        sys.mknod(&path, SFlag::S_IFCHR, major, minor, 0o666)
-            .map_err(|source| create_err(&path, source))?;
-    }
     for (name, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -305,7 +368,7 @@ fn mask_and_protect(sys: &mut dyn Sys, root: &Path) -> Result<(), ExecError> {
                 None,
                 &format!("masking {path}"),
             )?,
-            Kind::Other => bind(sys, &null, &host, false)?,
+            Kind::Other => bind(sys, &null, &host, false, MsFlags::empty())?,
         }
     }
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -314,7 +377,7 @@ fn mask_and_protect(sys: &mut dyn Sys, root: &Path) -> Result<(), ExecError> {
         if sys.kind(&host).map_err(|e| resolve_err(path, e))? == Kind::Missing {
             continue;
         }
-        bind(sys, &host, &host, false)?;
+        bind(sys, &host, &host, false, MsFlags::empty())?;
         let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
         mount(
             sys,
@@ -340,13 +403,53 @@ fn privileged_devices(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// A secret's file on a tmpfs of its own, mounted at `s<i>` in the work dir: outside
+/// the root, so the command reaches the file only through its bind mount, and in this
+/// mount namespace only (`/` is private), so the tmpfs is freed with the namespace
+/// however the run ends. The empty mount point is all that touches the disk.
+// COMPAT(buildkit): its secrets are files on a tmpfs too (`secretmount` in llbsolver).
+fn secret_file(
+    sys: &mut dyn Sys,
+    dir: &Path,
+    data: &[u8],
+    (mode, uid, gid): (u32, u32, u32),
+) -> Result<PathBuf, ExecError> {
+    sys.mkdir(dir).map_err(|source| create_err(dir, source))?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // Room for the content and the inode; the tmpfs holds nothing else.
+    let size = data.len() as u64 + 4096;
+    mount(
+        sys,
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        flags,
+        Some(&format!("mode=0755,size={size}")),
+        "tmpfs for a secret",
+    )?;
+    let file = dir.join("secret");
+    sys.create_secret(&file, data, mode, uid, gid)
+        .map_err(|source| create_err(&file, source))?;
+    Ok(file)
+}
+
+/// What an extra mount needs besides itself.
+struct MountCx<'a> {
+    root: &'a Path,
+    /// A fresh host path of this mount's own in the work dir (a secret's tmpfs).
+    scratch: PathBuf,
+    /// [`nodev`] of the spec.
+    nodev: MsFlags,
+}
+
 fn mount_extra(
     sys: &mut dyn Sys,
-    root: &Path,
+    cx: &MountCx<'_>,
     target: &str,
     kind: &MountKind,
     points: &mut MountPoints,
 ) -> Result<(), ExecError> {
+    let (root, nodev) = (cx.root, cx.nodev);
     match kind {
         MountKind::Bind { source, readonly } => {
             let is_dir = sys
@@ -354,7 +457,7 @@ fn mount_extra(
                 .map_err(|e| resolve_err(&source.to_string_lossy(), e))?
                 == Kind::Dir;
             let host = ensure_point(sys, root, target, is_dir, points)?;
-            bind(sys, source, &host, *readonly)
+            bind(sys, source, &host, *readonly, nodev)
         }
         MountKind::BindDiscardWrites { source, scratch } => {
             let host = ensure_point(sys, root, target, true, points)?;
@@ -374,7 +477,7 @@ fn mount_extra(
                 Some(Path::new("overlay")),
                 &host,
                 Some("overlay"),
-                MsFlags::empty(),
+                nodev,
                 Some(&data),
             )
             .map_err(|e| ExecError::MountOverlay {
@@ -382,6 +485,17 @@ fn mount_extra(
                 source_dir: source.clone(),
                 source: e,
             })
+        }
+        MountKind::Secret {
+            data,
+            mode,
+            uid,
+            gid,
+        } => {
+            let file = secret_file(sys, &cx.scratch, data, (*mode, *uid, *gid))?;
+            let host = ensure_point(sys, root, target, false, points)?;
+            // Always nodev: a secret never needs a device, insecure or not.
+            bind(sys, &file, &host, true, MsFlags::MS_NODEV)
         }
         MountKind::Tmpfs { size } => {
             let host = ensure_point(sys, root, target, true, points)?;
@@ -391,6 +505,7 @@ fn mount_extra(
                 Some("tmpfs"),
                 &host,
                 Some("tmpfs"),
+                // Always nodev: a tmpfs mount never held devices, insecure or not.
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
                 data.as_deref(),
                 "tmpfs",
@@ -399,7 +514,15 @@ fn mount_extra(
     }
 }
 
-fn bind(sys: &mut dyn Sys, source: &Path, target: &Path, readonly: bool) -> Result<(), ExecError> {
+/// A recursive bind mount, then a remount that adds `extra` (`MS_NODEV`) and read-only
+/// when asked: a bind keeps the flags of the mount it comes from until remounted.
+fn bind(
+    sys: &mut dyn Sys,
+    source: &Path,
+    target: &Path,
+    readonly: bool,
+    extra: MsFlags,
+) -> Result<(), ExecError> {
     let what = format!("bind {}", source.display());
     let src = source.to_str();
     mount(
@@ -411,8 +534,13 @@ fn bind(sys: &mut dyn Sys, source: &Path, target: &Path, readonly: bool) -> Resu
         None,
         &what,
     )?;
-    if readonly {
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    if readonly || !extra.is_empty() {
+        let ro = if readonly {
+            MsFlags::MS_RDONLY
+        } else {
+            MsFlags::empty()
+        };
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro | extra;
         mount(
             sys,
             None,
@@ -420,7 +548,7 @@ fn bind(sys: &mut dyn Sys, source: &Path, target: &Path, readonly: bool) -> Resu
             None,
             flags,
             None,
-            &format!("read-only remount of {what}"),
+            &format!("remount of {what}"),
         )?;
     }
     Ok(())

@@ -51,6 +51,22 @@ impl Sys for Fake {
         self.calls.push(format!("touch {}", path.display()));
         Ok(())
     }
+    fn create_secret(
+        &mut self,
+        path: &Path,
+        data: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), Errno> {
+        self.fs.insert(path.to_path_buf(), Kind::Other);
+        self.calls.push(format!(
+            "secret {} {} bytes {mode:o} {uid}:{gid}",
+            path.display(),
+            data.len()
+        ));
+        Ok(())
+    }
     fn mknod(
         &mut self,
         path: &Path,
@@ -140,6 +156,12 @@ fn image() -> Fake {
         ("/t/work/root/etc/hosts", Kind::Other),
         ("/etc/resolv.conf", Kind::Other),
         ("/etc/hosts", Kind::Other),
+        ("/dev/null", Kind::Other),
+        ("/dev/zero", Kind::Other),
+        ("/dev/full", Kind::Other),
+        ("/dev/random", Kind::Other),
+        ("/dev/urandom", Kind::Other),
+        ("/dev/tty", Kind::Other),
     ])
 }
 
@@ -184,7 +206,7 @@ fn system_mounts_then_pivot_then_detach() {
     let c = &fake.calls;
     let proc = position(c, "mount proc /t/work/root/proc proc");
     let dev = position(c, "mount tmpfs /t/work/root/dev tmpfs");
-    let null = position(c, "mknod /t/work/root/dev/null 1:3");
+    let null = position(c, "mount /dev/null /t/work/root/dev/null - MS_BIND");
     let sys = position(c, "mount sysfs /t/work/root/sys sysfs");
     let resolv = position(
         c,
@@ -231,6 +253,69 @@ fn sandbox_masks_and_protects_proc_paths_that_exist() {
     // Missing on this "kernel": skipped, not created.
     assert!(!c.iter().any(|l| l.contains("proc/keys")));
     assert!(!c.iter().any(|l| l.contains("proc/irq")));
+}
+
+/// Every mount a sandboxed command can write to is nodev, so a node it makes does not
+/// open; its few devices are the host's, bound in. Privileged keeps mknod'd nodes.
+#[test]
+fn sandbox_mounts_are_nodev_and_devices_are_host_binds() {
+    let mut fake = image();
+    fake.fs.insert("/host/data".into(), Kind::Dir);
+    let mut s = spec();
+    s.mounts = vec![
+        Mount {
+            target: "/rw".into(),
+            kind: MountKind::Bind {
+                source: "/host/data".into(),
+                readonly: false,
+            },
+        },
+        Mount {
+            target: "/discard".into(),
+            kind: MountKind::BindDiscardWrites {
+                source: "/host/data".into(),
+                scratch: "/t/scr".into(),
+            },
+        },
+    ];
+    setup(&mut fake, &s).unwrap();
+    let c = &fake.calls;
+    let nodev = |prefix: &str| c[position(c, prefix)].contains("MS_NODEV");
+    assert!(nodev("mount overlay /t/work/root overlay"), "{c:#?}");
+    assert!(nodev("mount tmpfs /t/work/root/dev tmpfs"), "{c:#?}");
+    assert!(nodev(
+        "mount - /t/work/root/rw - MS_NODEV | MS_REMOUNT | MS_BIND"
+    ));
+    assert!(
+        nodev("mount overlay /t/work/root/discard overlay"),
+        "{c:#?}"
+    );
+    assert!(!c.iter().any(|l| l.starts_with("mknod")), "{c:#?}");
+    for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let touch = position(c, &format!("touch /t/work/root/dev/{dev}"));
+        let bind = position(
+            c,
+            &format!("mount /dev/{dev} /t/work/root/dev/{dev} - MS_BIND"),
+        );
+        assert_eq!(touch + 1, bind);
+    }
+    // A host without /dev/tty: left out, never made with mknod.
+    let mut fake = image();
+    fake.fs.remove(Path::new("/dev/tty"));
+    setup(&mut fake, &spec()).unwrap();
+    assert!(!fake.calls.iter().any(|l| l.contains("dev/tty")));
+
+    let mut fake = image();
+    s.privileged = true;
+    setup(&mut fake, &s).unwrap();
+    let c = &fake.calls;
+    assert!(!c[position(c, "mount overlay /t/work/root overlay")].contains("MS_NODEV"));
+    assert!(!c[position(c, "mount tmpfs /t/work/root/dev tmpfs")].contains("MS_NODEV"));
+    position(c, "mknod /t/work/root/dev/null 1:3");
+    assert!(
+        !c.iter().any(|l| l.starts_with("mount - /t/work/root/rw")),
+        "{c:#?}"
+    );
 }
 
 #[test]
@@ -315,7 +400,8 @@ fn extra_mounts_in_order_with_readonly_remount() {
     let c = &fake.calls;
     let bind = position(c, "mount /host/data /t/work/root/data - MS_BIND | MS_REC");
     assert!(
-        c[bind + 1].starts_with("mount - /t/work/root/data - MS_RDONLY | MS_REMOUNT | MS_BIND"),
+        c[bind + 1]
+            .starts_with("mount - /t/work/root/data - MS_RDONLY | MS_NODEV | MS_REMOUNT | MS_BIND"),
         "{}",
         c[bind + 1]
     );
@@ -376,4 +462,30 @@ fn a_failed_mount_names_its_step_and_keeps_the_cause() {
         other => panic!("wrong error {other:?}"),
     }
     assert!(!fake.calls.iter().any(|l| l.starts_with("pivot")));
+}
+
+#[test]
+fn a_secret_is_a_file_on_a_tmpfs_outside_the_root_bound_read_only() {
+    let mut fake = image();
+    let mut s = spec();
+    s.mounts = vec![Mount {
+        target: "/run/secrets/tok".into(),
+        kind: MountKind::Secret {
+            data: b"abc".to_vec(),
+            mode: 0o400,
+            uid: 1000,
+            gid: 50,
+        },
+    }];
+    let points = setup(&mut fake, &s).unwrap();
+    let c = &fake.calls;
+    let tmpfs = position(c, "mount tmpfs /t/work/s0 tmpfs");
+    let file = position(c, "secret /t/work/s0/secret 3 bytes 400 1000:50");
+    let bind = position(
+        c,
+        "mount /t/work/s0/secret /t/work/root/run/secrets/tok - MS_BIND | MS_REC",
+    );
+    assert!(tmpfs < file && file < bind);
+    assert!(c[bind + 1].contains("MS_RDONLY | MS_NODEV | MS_REMOUNT"));
+    assert!(points.created.contains(&PathBuf::from("run/secrets/tok")));
 }

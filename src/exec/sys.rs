@@ -36,6 +36,17 @@ pub trait Sys {
     fn mkdir(&mut self, path: &Path) -> Result<(), Errno>;
     /// Creates an empty regular file (mode 0644), a bind target.
     fn create_file(&mut self, path: &Path) -> Result<(), Errno>;
+    /// Creates `path` (`O_CREAT|O_EXCL`, so never an existing file or a symlink's
+    /// target) with `mode`, gives it `uid:gid` and `mode` (the umask does not apply),
+    /// and only then writes `data`.
+    fn create_secret(
+        &mut self,
+        path: &Path,
+        data: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), Errno>;
     /// `mknod` of a device: `kind` is `S_IFCHR` or `S_IFBLK`.
     fn mknod(
         &mut self,
@@ -101,6 +112,29 @@ impl Sys for RealSys {
             | nix::fcntl::OFlag::O_CLOEXEC;
         let fd = nix::fcntl::open(path, flags, Mode::from_bits_truncate(0o644))?;
         nix::unistd::close(fd)
+    }
+
+    fn create_secret(
+        &mut self,
+        path: &Path,
+        data: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), Errno> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        let perm = Mode::from_bits_truncate(mode);
+        let fd = nix::fcntl::open(path, flags, perm)?;
+        // SAFETY: `open` just returned this fd and nothing else owns it.
+        let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        nix::unistd::fchown(
+            file.as_raw_fd(),
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )?;
+        nix::sys::stat::fchmod(file.as_raw_fd(), perm)?;
+        std::io::Write::write_all(&mut &file, data).map_err(|e| super::ExecError::errno_of(&e))
     }
 
     fn mknod(

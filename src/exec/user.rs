@@ -14,12 +14,15 @@ pub struct Ids {
     pub gid: u32,
     /// Supplementary groups (the primary group included).
     pub groups: Vec<u32>,
+    /// The user's home: its passwd entry's, `/` without one.
+    pub home: String,
 }
 
 struct PasswdEntry<'a> {
     name: &'a str,
     uid: u32,
     gid: u32,
+    home: &'a str,
 }
 
 struct GroupEntry<'a> {
@@ -35,7 +38,14 @@ fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
         let _password = f.next()?;
         let uid = f.next()?.trim().parse().ok()?;
         let gid = f.next()?.trim().parse().ok()?;
-        Some(PasswdEntry { name, uid, gid })
+        let _gecos = f.next();
+        let home = f.next().unwrap_or("");
+        Some(PasswdEntry {
+            name,
+            uid,
+            gid,
+            home,
+        })
     })
 }
 
@@ -65,13 +75,21 @@ pub fn resolve(user: &str, passwd: &str, group: &str) -> Result<Ids, ExecError> 
     };
     let user_part = if user_part.is_empty() { "0" } else { user_part };
     let entry = passwd_entries(passwd).find(|e| e.name == user_part);
+    let entry = match (entry, user_part.parse::<u32>()) {
+        (Some(e), _) => Some(e),
+        (None, Ok(uid)) => passwd_entries(passwd).find(|e| e.uid == uid),
+        (None, Err(_)) => return Err(unknown("user", user_part, "/etc/passwd")),
+    };
+    // COMPAT(buildkit): runc's HOME is the passwd entry's home, `/` without an entry
+    // (or with an empty home field).
+    let home = match &entry {
+        Some(e) if !e.home.is_empty() => e.home.to_string(),
+        _ => "/".to_string(),
+    };
     let (uid, mut gid, name) = match (entry, user_part.parse::<u32>()) {
         (Some(e), _) => (e.uid, e.gid, Some(e.name)),
-        (None, Ok(uid)) => match passwd_entries(passwd).find(|e| e.uid == uid) {
-            Some(e) => (uid, e.gid, Some(e.name)),
-            // COMPAT(buildkit): a uid absent from /etc/passwd runs with gid 0.
-            None => (uid, 0, None),
-        },
+        // COMPAT(buildkit): a uid absent from /etc/passwd runs with gid 0.
+        (None, Ok(uid)) => (uid, 0, None),
         (None, Err(_)) => return Err(unknown("user", user_part, "/etc/passwd")),
     };
     if let Some(g) = group_part {
@@ -84,6 +102,7 @@ pub fn resolve(user: &str, passwd: &str, group: &str) -> Result<Ids, ExecError> 
             uid,
             gid,
             groups: vec![gid],
+            home,
         });
     }
     let mut groups = vec![gid];
@@ -94,7 +113,12 @@ pub fn resolve(user: &str, passwd: &str, group: &str) -> Result<Ids, ExecError> 
             }
         }
     }
-    Ok(Ids { uid, gid, groups })
+    Ok(Ids {
+        uid,
+        gid,
+        groups,
+        home,
+    })
 }
 
 fn unknown(kind: &str, name: &str, file: &str) -> ExecError {
@@ -120,7 +144,8 @@ mod tests {
             Ids {
                 uid: 0,
                 gid: 0,
-                groups: vec![0, 10]
+                groups: vec![0, 10],
+                home: "/root".into(),
             }
         );
     }
@@ -133,7 +158,8 @@ mod tests {
             Ids {
                 uid: 1000,
                 gid: 1000,
-                groups: vec![1000, 10, 29]
+                groups: vec![1000, 10, 29],
+                home: "/home/user".into(),
             }
         );
     }
@@ -149,7 +175,8 @@ mod tests {
             Ids {
                 uid: 4242,
                 gid: 0,
-                groups: vec![0]
+                groups: vec![0],
+                home: "/".into(),
             }
         );
     }
@@ -161,7 +188,8 @@ mod tests {
             Ids {
                 uid: 1000,
                 gid: 29,
-                groups: vec![29]
+                groups: vec![29],
+                home: "/home/user".into(),
             }
         );
         assert_eq!(
@@ -169,7 +197,8 @@ mod tests {
             Ids {
                 uid: 5,
                 gid: 7,
-                groups: vec![7]
+                groups: vec![7],
+                home: "/".into(),
             }
         );
     }

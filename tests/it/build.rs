@@ -18,10 +18,14 @@ mod metadata;
 mod outputs;
 #[path = "build/run.rs"]
 mod run;
+#[path = "build/run_devices.rs"]
+mod run_devices;
 #[path = "build/run_fs.rs"]
 mod run_fs;
 #[path = "build/run_mounts.rs"]
 mod run_mounts;
+#[path = "build/run_secrets.rs"]
+mod run_secrets;
 #[path = "build/steps.rs"]
 mod steps;
 

@@ -85,7 +85,7 @@ pub(super) fn prepare_mount(
             target.clone(),
             bind_mount(cx, src, source, target, *rw, temps)?,
         ),
-        RunMount::Secret { .. } => match secret_mount(cx, m, env, temps)? {
+        RunMount::Secret { .. } => match secret_mount(cx, m, env)? {
             Some(x) => x,
             None => return Ok(None),
         },
@@ -158,7 +158,6 @@ pub(super) fn secret_mount(
     cx: &RunContext<'_>,
     m: &RunMount,
     env: &mut Vec<String>,
-    temps: &mut Temps,
 ) -> Result<Option<(String, MountKind)>, RunError> {
     let RunMount::Secret {
         id,
@@ -187,20 +186,15 @@ pub(super) fn secret_mount(
             return Ok(None);
         }
     }
-    let dir = staging_dir(cx.store, "secret-")?;
-    temps.dirs.push(dir.clone());
-    let file = dir.join("secret");
-    fs::write(&file, &value).map_err(ioerr("writing", &file))?;
-    std::os::unix::fs::chown(&file, Some(*uid), Some(*gid))
-        .map_err(ioerr("changing owner of", &file))?;
-    fs::set_permissions(&file, fs::Permissions::from_mode(*mode))
-        .map_err(ioerr("setting the mode of", &file))?;
     let at = target
         .clone()
         .unwrap_or_else(|| format!("/run/secrets/{id}"));
-    let kind = MountKind::Bind {
-        source: file,
-        readonly: true,
+    // The bytes go to the sandbox in the spec (a pipe), which puts them on a tmpfs.
+    let kind = MountKind::Secret {
+        data: value,
+        mode: *mode,
+        uid: *uid,
+        gid: *gid,
     };
     Ok(Some((at, kind)))
 }

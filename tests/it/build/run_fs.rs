@@ -181,3 +181,23 @@ fn run_is_seccomp_filtered_unless_insecure() {
     assert!(read("insecure-status").contains("Seccomp:\t0"));
     assert_eq!(read("insecure-unshare"), "ok\n");
 }
+
+/// `$HOME` as runc sets it: the passwd entry's home, `/` for a uid with
+/// none; an explicit ENV HOME wins.
+#[test]
+fn run_home_comes_from_the_passwd_entry() {
+    let (env, ctx) = Env::busybox_dockerfile(
+        "FROM busybox\n\
+         RUN echo \"$HOME\" > /tmp/root-home\n\
+         USER user\nRUN echo \"$HOME\" > /tmp/user-home\n\
+         USER 4242\nRUN echo \"$HOME\" > /tmp/none-home\n\
+         ENV HOME=/explicit\nRUN echo \"$HOME\" > /tmp/env-home\n",
+    );
+    env.build(&["-t", "home", ctx.to_str().unwrap()]);
+    let r = env.rootfs("home");
+    let read = |p: &str| fs::read_to_string(r.join("tmp").join(p)).unwrap();
+    assert_eq!(read("root-home"), "/root\n");
+    assert_eq!(read("user-home"), "/home/user\n");
+    assert_eq!(read("none-home"), "/\n");
+    assert_eq!(read("env-home"), "/explicit\n");
+}
