@@ -6,6 +6,8 @@
 mod cache;
 #[path = "build/cache_sources.rs"]
 mod cache_sources;
+#[path = "build/docker_flags.rs"]
+mod docker_flags;
 #[path = "build/errors.rs"]
 mod errors;
 #[path = "build/metadata.rs"]

@@ -42,6 +42,8 @@ pub(super) enum UsageError {
     TwoStdout,
     #[error("refusing to write an archive to a terminal: redirect stdout or give dest=FILE")]
     StdoutTerminal,
+    #[error(transparent)]
+    Docker(#[from] super::docker_flags::Unsupported),
     #[error("invalid tag {name:?}")]
     Tag {
         name: String,
@@ -184,6 +186,7 @@ pub(super) struct Resolved {
 }
 
 pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
+    args.docker.check()?;
     let mut plan = crate::plan::PlanOptions {
         build_args: key_values("--build-arg", &args.build_args, true)?,
         target: args.target.clone(),
@@ -282,7 +285,8 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
                 })?,
         );
     }
-    if !tags.is_empty()
+    // COMPAT(buildkit): `--load` is buildx's "into the local image store".
+    if (args.load || !tags.is_empty())
         && !outputs
             .iter()
             .any(|o| matches!(o, OutputSpec::Image { .. }))

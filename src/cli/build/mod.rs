@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use clap::Args;
 
 mod args;
+mod docker_flags;
 mod ssh_keys;
 
 use args::{resolve, Resolved};
@@ -65,6 +66,10 @@ pub struct BuildArgs {
     /// Shorthand for `--output=type=registry` (push to every `-t` name).
     #[arg(long)]
     pub push: bool,
+    /// Shorthand for `--output=type=image`: the image goes to the local store
+    /// (docker's `--load` loads it into docker's; kiln's store is where `-t` names go).
+    #[arg(long)]
+    pub load: bool,
     /// When to pull base images: `--pull` (always, so a moved tag is seen),
     /// `--pull=missing` (the default) or `--pull=never`.
     #[arg(long, value_enum, value_name = "POLICY", num_args = 0..=1, require_equals = true,
@@ -98,6 +103,9 @@ pub struct BuildArgs {
     /// Build reproducibly: SOURCE_DATE_EPOCH=0 unless the environment or a `--build-arg` sets it.
     #[arg(long)]
     pub reproducible: bool,
+    /// Docker flags accepted as BuildKit's no-ops or refused by name.
+    #[command(flatten)]
+    pub docker: docker_flags::DockerFlags,
     /// The build context directory.
     pub context: PathBuf,
 }
