@@ -20,6 +20,8 @@ mod run;
 mod run_fs;
 #[path = "build/run_mounts.rs"]
 mod run_mounts;
+#[path = "build/stdin_context.rs"]
+mod stdin_context;
 #[path = "build/steps.rs"]
 mod steps;
 

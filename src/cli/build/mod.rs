@@ -12,6 +12,7 @@ use clap::Args;
 mod args;
 mod docker_flags;
 mod ssh_keys;
+mod stdin_context;
 
 use args::{resolve, Resolved};
 
@@ -106,7 +107,8 @@ pub struct BuildArgs {
     /// Docker flags accepted as BuildKit's no-ops or refused by name.
     #[command(flatten)]
     pub docker: docker_flags::DockerFlags,
-    /// The build context directory.
+    /// The build context directory; `-` reads it from stdin (a tar, maybe
+    /// compressed, or a lone Dockerfile with no context).
     pub context: PathBuf,
 }
 
@@ -132,6 +134,10 @@ impl From<PullArg> for build::resolver::PullPolicy {
 }
 
 fn read_dockerfile(args: &BuildArgs, opts: &mut BuildOptions) -> std::io::Result<()> {
+    if stdin_context::is_stdin(&args.context) {
+        // Read once the store is open: the context is unpacked under its tmp/.
+        return Ok(());
+    }
     match &args.file {
         Some(f) if f.as_os_str() == "-" => {
             std::io::stdin().read_to_end(&mut opts.dockerfile)?;
@@ -169,6 +175,10 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
+    if let Err(e) = stdin_context::check(&args.context, args.file.as_deref()) {
+        eprint!("{}", render_error(&e));
+        return EXIT_USAGE;
+    }
     if let Err(e) = read_dockerfile(args, &mut r.opts) {
         let what = args
             .file
@@ -203,6 +213,16 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             eprint!("{}", render_error(&e));
             return EXIT_INTERNAL;
         }
+    };
+    let _stdin_context = match stdin_context::is_stdin(&args.context) {
+        true => match stdin_context::read(&store, args.file.as_deref(), &mut r.opts) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                eprint!("{}", render_error(&e));
+                return e.exit_code();
+            }
+        },
+        false => None,
     };
     let mode = if args.quiet {
         ProgressMode::Quiet
