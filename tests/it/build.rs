@@ -2,6 +2,8 @@
 //! testdata/build/, results read back through the store, `oci::validate`
 //! and the flattened root filesystem.
 
+#[path = "build/annotations.rs"]
+mod annotations;
 #[path = "build/cache.rs"]
 mod cache;
 #[path = "build/cache_sources.rs"]

@@ -43,6 +43,8 @@ pub(super) enum UsageError {
     #[error("refusing to write an archive to a terminal: redirect stdout or give dest=FILE")]
     StdoutTerminal,
     #[error(transparent)]
+    Annotation(#[from] super::annotations::AnnotationError),
+    #[error(transparent)]
     Docker(#[from] super::docker_flags::Unsupported),
     #[error("invalid tag {name:?}")]
     Tag {
@@ -230,6 +232,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     let (ssh, ssh_key_agents) = ssh_agents(&args.ssh)?;
     opts.ssh = ssh;
     opts.allow = entitlements(&args.allow)?;
+    opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
     opts.cache = crate::build::cached::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 
 use clap::Args;
 
+mod annotations;
 mod args;
 mod docker_flags;
 mod ssh_keys;
@@ -40,6 +41,9 @@ pub struct BuildArgs {
     /// Add a label to the image (`NAME=VALUE`).
     #[arg(long = "label", value_name = "NAME=VALUE")]
     pub labels: Vec<String>,
+    /// Annotate the image manifest (`[manifest[PLATFORM]:]KEY=VALUE`, buildx's syntax).
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// The target platform (only the host's is supported).
     #[arg(long)]
     pub platform: Option<String>,
