@@ -74,6 +74,9 @@ pub struct DockerFlags {
     /// Refused: buildx's build checks (`--call=check`).
     #[arg(long, hide = true)]
     pub check: bool,
+    /// Refused for now: named contexts are not implemented yet.
+    #[arg(long = "build-context", hide = true, value_name = "NAME=VALUE")]
+    pub build_context: Vec<String>,
 }
 
 /// A docker flag kiln does not support, or a value of one it does not.
@@ -170,6 +173,12 @@ impl DockerFlags {
             return refuse(
                 "--check".into(),
                 "kiln has no build checks; `kiln parse` shows the parse",
+            );
+        }
+        if let Some(v) = self.build_context.first() {
+            return refuse(
+                format!("--build-context {v}"),
+                "named contexts are not implemented yet; use a stage (FROM IMAGE AS NAME) or COPY from the main context",
             );
         }
         // COMPAT(buildkit): --rm and --force-rm are accepted and do nothing in
