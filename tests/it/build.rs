@@ -82,6 +82,11 @@ impl Env {
 
     /// Runs `kiln --root ROOT ARGS`, feeding `stdin`.
     pub fn kiln(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.kiln_bytes(args, stdin.unwrap_or("").as_bytes())
+    }
+
+    /// [`Env::kiln`] with any bytes on stdin (a tar context).
+    pub fn kiln_bytes(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
         cmd.arg("--root").arg(self.root()).args(args);
         cmd.env_remove("SOURCE_DATE_EPOCH");
@@ -90,7 +95,7 @@ impl Env {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        input.write_all(stdin).unwrap();
         drop(input);
         child.wait_with_output().unwrap()
     }

@@ -2,25 +2,14 @@
 //! Dockerfile from stdin; `-f -` with a directory; `-f -` with `-` refused.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use super::Env;
 
 fn kiln_stdin(env: &Env, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--root")
-        .arg(env.root())
-        .args(["build", "--progress", "quiet"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+    let mut full = vec!["build", "--progress", "quiet"];
+    full.extend_from_slice(args);
+    env.kiln_bytes(&full, stdin)
 }
 
 /// A tar of a context: `Dockerfile` copies `a` to `/a`, `sub/Other` copies it to `/b`.
