@@ -89,7 +89,8 @@ pub fn history(created: &str, created_by: &str, empty_layer: bool) -> History {
 }
 
 /// Completes `config` (platform, PATH, rootfs, history, created) for
-/// `layers`, stores config and manifest, and returns the image.
+/// `layers`, stores config and manifest (with `annotations`, buildx's
+/// `--annotation manifest:K=V`), and returns the image.
 pub fn store_image(
     store: &Store,
     mut config: ImageConfig,
@@ -97,6 +98,7 @@ pub fn store_image(
     history: Vec<History>,
     platform: &Platform,
     created: &str,
+    annotations: &std::collections::BTreeMap<String, String>,
 ) -> Result<BuiltImage, StoreError> {
     if config.os.is_empty() || config.architecture.is_empty() {
         config.os = platform.os.clone();
@@ -116,7 +118,7 @@ pub fn store_image(
         media_type: Some(media_type::OCI_MANIFEST.to_string()),
         config: config_desc.clone(),
         layers: layers.iter().map(|l| l.descriptor.clone()).collect(),
-        annotations: Default::default(),
+        annotations: annotations.clone(),
     };
     let manifest_desc = store.put_json(media_type::OCI_MANIFEST, &manifest)?;
     Ok(BuiltImage {
@@ -157,6 +159,7 @@ mod tests {
             hist,
             &Platform::host(),
             &created,
+            &Default::default(),
         )
         .unwrap();
         crate::oci::validate(&store, &img.manifest).unwrap();

@@ -74,6 +74,8 @@ pub struct BuildOptions {
     pub registry: Option<std::sync::Arc<crate::oci::registry::Client>>,
     /// `--pull`: when base images are pulled.
     pub pull: resolver::PullPolicy,
+    /// `--annotation`s for the image manifest.
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl BuildOptions {
@@ -94,6 +96,7 @@ impl BuildOptions {
             cache: Default::default(),
             registry: None,
             pull: resolver::PullPolicy::Missing,
+            annotations: BTreeMap::new(),
         }
     }
 }
@@ -238,6 +241,7 @@ pub fn build(
         out.history,
         &out.platform,
         &created,
+        &opts.annotations,
     )
     .map_err(BuildError::Store)?;
     // The caller waits for every progress sender to go once it is done

@@ -4,12 +4,16 @@
 
 #[path = "build/add_archive.rs"]
 mod add_archive;
+#[path = "build/annotations.rs"]
+mod annotations;
 #[path = "build/cache.rs"]
 mod cache;
 #[path = "build/cache_sources.rs"]
 mod cache_sources;
 #[path = "build/compression.rs"]
 mod compression;
+#[path = "build/docker_flags.rs"]
+mod docker_flags;
 #[path = "build/errors.rs"]
 mod errors;
 #[path = "build/metadata.rs"]
@@ -26,6 +30,8 @@ mod run_fs;
 mod run_mounts;
 #[path = "build/run_secrets.rs"]
 mod run_secrets;
+#[path = "build/stdin_context.rs"]
+mod stdin_context;
 #[path = "build/steps.rs"]
 mod steps;
 
@@ -84,6 +90,11 @@ impl Env {
 
     /// Runs `kiln --root ROOT ARGS`, feeding `stdin`.
     pub fn kiln(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.kiln_bytes(args, stdin.unwrap_or("").as_bytes())
+    }
+
+    /// [`Env::kiln`] with any bytes on stdin (a tar context).
+    pub fn kiln_bytes(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
         cmd.arg("--root").arg(self.root()).args(args);
         cmd.env_remove("SOURCE_DATE_EPOCH");
@@ -92,7 +103,7 @@ impl Env {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        input.write_all(stdin).unwrap();
         drop(input);
         child.wait_with_output().unwrap()
     }

@@ -42,6 +42,10 @@ pub(super) enum UsageError {
     TwoStdout,
     #[error("refusing to write an archive to a terminal: redirect stdout or give dest=FILE")]
     StdoutTerminal,
+    #[error(transparent)]
+    Annotation(#[from] super::annotations::AnnotationError),
+    #[error(transparent)]
+    Docker(#[from] super::docker_flags::Unsupported),
     #[error("invalid tag {name:?}")]
     Tag {
         name: String,
@@ -184,6 +188,7 @@ pub(super) struct Resolved {
 }
 
 pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
+    args.docker.check()?;
     let mut plan = crate::plan::PlanOptions {
         build_args: key_values("--build-arg", &args.build_args, true)?,
         target: args.target.clone(),
@@ -227,6 +232,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     let (ssh, ssh_key_agents) = ssh_agents(&args.ssh)?;
     opts.ssh = ssh;
     opts.allow = entitlements(&args.allow)?;
+    opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
     opts.cache = crate::build::cached::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
@@ -282,7 +288,8 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
                 })?,
         );
     }
-    if !tags.is_empty()
+    // COMPAT(buildkit): `--load` is buildx's "into the local image store".
+    if (args.load || !tags.is_empty())
         && !outputs
             .iter()
             .any(|o| matches!(o, OutputSpec::Image { .. }))

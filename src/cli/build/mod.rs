@@ -9,8 +9,11 @@ use std::sync::mpsc;
 
 use clap::Args;
 
+mod annotations;
 mod args;
+mod docker_flags;
 mod ssh_keys;
+mod stdin_context;
 
 use args::{resolve, Resolved};
 
@@ -38,6 +41,9 @@ pub struct BuildArgs {
     /// Add a label to the image (`NAME=VALUE`).
     #[arg(long = "label", value_name = "NAME=VALUE")]
     pub labels: Vec<String>,
+    /// Annotate the image manifest (`[manifest[PLATFORM]:]KEY=VALUE`, buildx's syntax).
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// The target platform (only the host's is supported).
     #[arg(long)]
     pub platform: Option<String>,
@@ -65,6 +71,10 @@ pub struct BuildArgs {
     /// Shorthand for `--output=type=registry` (push to every `-t` name).
     #[arg(long)]
     pub push: bool,
+    /// Shorthand for `--output=type=image`: the image goes to the local store
+    /// (docker's `--load` loads it into docker's; kiln's store is where `-t` names go).
+    #[arg(long)]
+    pub load: bool,
     /// When to pull base images: `--pull` (always, so a moved tag is seen),
     /// `--pull=missing` (the default) or `--pull=never`.
     #[arg(long, value_enum, value_name = "POLICY", num_args = 0..=1, require_equals = true,
@@ -98,7 +108,11 @@ pub struct BuildArgs {
     /// Build reproducibly: SOURCE_DATE_EPOCH=0 unless the environment or a `--build-arg` sets it.
     #[arg(long)]
     pub reproducible: bool,
-    /// The build context directory.
+    /// Docker flags accepted as BuildKit's no-ops or refused by name.
+    #[command(flatten)]
+    pub docker: docker_flags::DockerFlags,
+    /// The build context directory; `-` reads it from stdin (a tar, maybe
+    /// compressed, or a lone Dockerfile with no context).
     pub context: PathBuf,
 }
 
@@ -124,6 +138,10 @@ impl From<PullArg> for build::resolver::PullPolicy {
 }
 
 fn read_dockerfile(args: &BuildArgs, opts: &mut BuildOptions) -> std::io::Result<()> {
+    if stdin_context::is_stdin(&args.context) {
+        // Read once the store is open: the context is unpacked under its tmp/.
+        return Ok(());
+    }
     match &args.file {
         Some(f) if f.as_os_str() == "-" => {
             std::io::stdin().read_to_end(&mut opts.dockerfile)?;
@@ -161,6 +179,10 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
+    if let Err(e) = stdin_context::check(&args.context, args.file.as_deref()) {
+        eprint!("{}", render_error(&e));
+        return EXIT_USAGE;
+    }
     if let Err(e) = read_dockerfile(args, &mut r.opts) {
         let what = args
             .file
@@ -195,6 +217,16 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             eprint!("{}", render_error(&e));
             return EXIT_INTERNAL;
         }
+    };
+    let _stdin_context = match stdin_context::is_stdin(&args.context) {
+        true => match stdin_context::read(&store, args.file.as_deref(), &mut r.opts) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                eprint!("{}", render_error(&e));
+                return e.exit_code();
+            }
+        },
+        false => None,
     };
     let mode = if args.quiet {
         ProgressMode::Quiet

@@ -1,0 +1,210 @@
+//! `docker build` / `docker buildx build` flags that CI scripts pass and that
+//! are not kiln build options proper: each is either accepted with docker's
+//! meaning (documented no-ops of BuildKit itself, attestations turned off)
+//! or refused with an error naming the flag and saying what to do instead.
+//! clap's "unexpected argument" would not tell a user whether kiln knows the
+//! flag, so every known docker flag is declared here (hidden from `--help`).
+
+use clap::Args;
+
+/// The docker flags kiln takes only to accept as no-ops or to refuse.
+#[derive(Debug, Args, Default)]
+pub struct DockerFlags {
+    /// Docker's `--rm` (remove intermediate containers): a no-op, as in BuildKit.
+    #[arg(long, hide = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub rm: Option<bool>,
+    /// Docker's `--force-rm`: a no-op, as in BuildKit.
+    #[arg(long = "force-rm", hide = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub force_rm: Option<bool>,
+    /// `--provenance=false` only: kiln writes no attestations.
+    #[arg(long, hide = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "VALUE")]
+    pub provenance: Option<String>,
+    /// `--sbom=false` only: kiln writes no attestations.
+    #[arg(long, hide = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "VALUE")]
+    pub sbom: Option<String>,
+    /// `--attest type=…,disabled=true` only.
+    #[arg(long, hide = true, value_name = "SPEC")]
+    pub attest: Vec<String>,
+    /// `--isolation=default` only (docker's one isolation on Linux).
+    #[arg(long, hide = true, value_name = "TYPE")]
+    pub isolation: Option<String>,
+    /// Refused: kiln has no builder instances.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub builder: Option<String>,
+    /// Refused: RUN steps are not placed in a caller's cgroup.
+    #[arg(long = "cgroup-parent", hide = true, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+    /// Refused: no resource limits on RUN.
+    #[arg(short = 'm', long, hide = true, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Refused: no resource limits on RUN.
+    #[arg(long = "memory-swap", hide = true, value_name = "BYTES")]
+    pub memory_swap: Option<String>,
+    /// Refused: no resource limits on RUN.
+    #[arg(short = 'c', long = "cpu-shares", hide = true, value_name = "N")]
+    pub cpu_shares: Option<String>,
+    /// Refused: no resource limits on RUN.
+    #[arg(long = "cpu-period", hide = true, value_name = "N")]
+    pub cpu_period: Option<String>,
+    /// Refused: no resource limits on RUN.
+    #[arg(long = "cpu-quota", hide = true, value_name = "N")]
+    pub cpu_quota: Option<String>,
+    /// Refused: no resource limits on RUN.
+    #[arg(long = "cpuset-cpus", hide = true, value_name = "CPUS")]
+    pub cpuset_cpus: Option<String>,
+    /// Refused: no resource limits on RUN.
+    #[arg(long = "cpuset-mems", hide = true, value_name = "MEMS")]
+    pub cpuset_mems: Option<String>,
+    /// Refused: use `RUN --security=insecure` with `--allow security.insecure`.
+    #[arg(long = "security-opt", hide = true, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Refused: removed by BuildKit.
+    #[arg(long, hide = true)]
+    pub squash: bool,
+    /// Refused: kiln reads the context in place; there is nothing to compress.
+    #[arg(long, hide = true)]
+    pub compress: bool,
+    /// Refused: buildx's build checks and subrequests.
+    #[arg(long, hide = true, value_name = "METHOD")]
+    pub call: Option<String>,
+    /// Refused: buildx's build checks (`--call=check`).
+    #[arg(long, hide = true)]
+    pub check: bool,
+    /// Refused for now: named contexts are not implemented yet.
+    #[arg(long = "build-context", hide = true, value_name = "NAME=VALUE")]
+    pub build_context: Vec<String>,
+}
+
+/// A docker flag kiln does not support, or a value of one it does not.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag} is not supported by kiln: {why}")]
+pub struct Unsupported {
+    /// The flag as given (`--squash`, `--provenance=max`).
+    pub flag: String,
+    /// Why, and what to use instead.
+    pub why: &'static str,
+}
+
+const LIMITS: &str =
+    "RUN steps get no cgroup resource limits (BuildKit ignores this legacy-builder flag too); drop it";
+
+fn off(v: &str) -> bool {
+    matches!(v, "false" | "0" | "False" | "FALSE")
+}
+
+impl DockerFlags {
+    /// Refuses the first flag kiln cannot honour with docker's meaning.
+    pub fn check(&self) -> Result<(), Unsupported> {
+        let refuse = |flag: String, why| Err(Unsupported { flag, why });
+        const ATTEST: &str =
+            "kiln writes no provenance or SBOM attestations; pass =false or drop the flag";
+        if let Some(v) = self.provenance.as_deref().filter(|v| !off(v)) {
+            return refuse(format!("--provenance={v}"), ATTEST);
+        }
+        if let Some(v) = self.sbom.as_deref().filter(|v| !off(v)) {
+            return refuse(format!("--sbom={v}"), ATTEST);
+        }
+        if let Some(v) = self
+            .attest
+            .iter()
+            .find(|v| !v.split(',').any(|f| f == "disabled=true"))
+        {
+            return refuse(format!("--attest {v}"), ATTEST);
+        }
+        if let Some(v) = self.isolation.as_deref().filter(|v| *v != "default") {
+            return refuse(
+                format!("--isolation {v}"),
+                "on Linux the only isolation is `default` (a RUN runs in kiln's namespace sandbox)",
+            );
+        }
+        if let Some(v) = &self.builder {
+            return refuse(
+                format!("--builder {v}"),
+                "kiln builds in its own process and has no builder instances; drop the flag",
+            );
+        }
+        if let Some(v) = &self.cgroup_parent {
+            return refuse(
+                format!("--cgroup-parent {v}"),
+                "RUN steps are not placed in a caller-chosen cgroup; run kiln itself in that cgroup",
+            );
+        }
+        let limits = [
+            ("--memory", &self.memory),
+            ("--memory-swap", &self.memory_swap),
+            ("--cpu-shares", &self.cpu_shares),
+            ("--cpu-period", &self.cpu_period),
+            ("--cpu-quota", &self.cpu_quota),
+            ("--cpuset-cpus", &self.cpuset_cpus),
+            ("--cpuset-mems", &self.cpuset_mems),
+        ];
+        if let Some((flag, Some(v))) = limits.iter().find(|(_, v)| v.is_some()) {
+            return refuse(format!("{flag} {v}"), LIMITS);
+        }
+        if let Some(v) = self.security_opt.first() {
+            return refuse(
+                format!("--security-opt {v}"),
+                "use `RUN --security=insecure` with `--allow security.insecure`, as with BuildKit",
+            );
+        }
+        if self.squash {
+            return refuse(
+                "--squash".into(),
+                "BuildKit removed it; squash with a multi-stage build (COPY --from=STAGE / .)",
+            );
+        }
+        if self.compress {
+            return refuse(
+                "--compress".into(),
+                "kiln reads the context in place, nothing is sent to compress; drop the flag",
+            );
+        }
+        if let Some(v) = &self.call {
+            return refuse(
+                format!("--call {v}"),
+                "kiln has no build checks or frontend subrequests; `kiln parse` shows the parse",
+            );
+        }
+        if self.check {
+            return refuse(
+                "--check".into(),
+                "kiln has no build checks; `kiln parse` shows the parse",
+            );
+        }
+        if let Some(v) = self.build_context.first() {
+            return refuse(
+                format!("--build-context {v}"),
+                "named contexts are not implemented yet; use a stage (FROM IMAGE AS NAME) or COPY from the main context",
+            );
+        }
+        // COMPAT(buildkit): --rm and --force-rm are accepted and do nothing in
+        // buildx too: no intermediate containers outlive a step.
+        let _ = (self.rm, self.force_rm);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attestations_off_are_accepted_on_refused() {
+        let mut f = DockerFlags {
+            provenance: Some("false".into()),
+            sbom: Some("0".into()),
+            attest: vec!["type=provenance,disabled=true".into()],
+            isolation: Some("default".into()),
+            rm: Some(true),
+            ..Default::default()
+        };
+        assert!(f.check().is_ok());
+        f.provenance = Some("mode=max".into());
+        let e = f.check().unwrap_err().to_string();
+        assert!(e.contains("--provenance=mode=max is not supported"), "{e}");
+    }
+}
