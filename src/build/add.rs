@@ -86,6 +86,9 @@ pub enum ArchiveKind {
     Bzip2,
     /// xz.
     Xz,
+    /// zstd (BuildKit's untar has read it since moby's `DetectCompression` learnt
+    /// its magic).
+    Zstd,
 }
 
 /// True for a URL ADD fetches over HTTP.
@@ -124,6 +127,8 @@ pub fn archive_kind(path: &Path) -> io::Result<Option<ArchiveKind>> {
         ArchiveKind::Bzip2
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         ArchiveKind::Xz
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        ArchiveKind::Zstd
     } else if n >= 262 && &head[257..262] == b"ustar" {
         ArchiveKind::Tar
     } else {
@@ -135,7 +140,7 @@ pub fn archive_kind(path: &Path) -> io::Result<Option<ArchiveKind>> {
     // A compressed stream is an archive only when it holds a tar.
     f.rewind()?;
     let mut inner = [0u8; 262];
-    let mut r = decoder(kind, f);
+    let mut r = decoder(kind, f)?;
     let mut m = 0;
     while m < inner.len() {
         match r.read(&mut inner[m..]) {
@@ -146,14 +151,15 @@ pub fn archive_kind(path: &Path) -> io::Result<Option<ArchiveKind>> {
     Ok((m == inner.len() && &inner[257..262] == b"ustar").then_some(kind))
 }
 
-fn decoder<'a>(kind: ArchiveKind, f: File) -> Box<dyn Read + 'a> {
+fn decoder<'a>(kind: ArchiveKind, f: File) -> io::Result<Box<dyn Read + 'a>> {
     let r = BufReader::new(f);
-    match kind {
+    Ok(match kind {
         ArchiveKind::Tar => Box::new(r),
         ArchiveKind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
         ArchiveKind::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
         ArchiveKind::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(r)),
-    }
+        ArchiveKind::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+    })
 }
 
 /// Extracts the archive at `path` into the directory `dest`, keeping modes,
@@ -168,7 +174,11 @@ pub fn extract(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<(), AddErr
         path: path.into(),
         source,
     })?;
-    crate::layer::unpack_tar(decoder(kind, f), dest, crate::layer::UnpackMode::Archive).map_err(
+    let reader = decoder(kind, f).map_err(|source| AddError::Extract {
+        path: path.into(),
+        source,
+    })?;
+    crate::layer::unpack_tar(reader, dest, crate::layer::UnpackMode::Archive).map_err(
         |source| AddError::Unpack {
             path: path.into(),
             source,
