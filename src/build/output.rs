@@ -40,6 +40,16 @@ pub enum OutputSpecError {
         /// The type.
         kind: &'static str,
     },
+    /// An exporter option of BuildKit's that kiln does not implement per output.
+    #[error("output option {key}={value:?} is not supported: {hint}")]
+    Unsupported {
+        /// The key.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What to use instead.
+        hint: &'static str,
+    },
     /// A boolean field with another value.
     #[error("output field {key}={value:?} is not true or false")]
     NotBool {
@@ -176,8 +186,30 @@ fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, O
                 names.extend(v.split(',').map(str::to_string))
             }
             ("image", "push") => push = parse_bool(&k, &v)?,
-            // COMPAT(buildkit): these exporter knobs change nothing kiln writes.
-            (_, "compression" | "oci-mediatypes" | "force-compression" | "unpack") => {}
+            // COMPAT(buildkit): an image in kiln's store always has unpacked snapshots
+            // of the layers it built, which is what `unpack=true` asks containerd for.
+            ("image", "unpack") => {
+                parse_bool(&k, &v)?;
+            }
+            // kiln writes OCI media types to every output but a docker-archive;
+            // `oci-mediatypes=true` asks for exactly that, `false` for what kiln
+            // cannot write.
+            ("oci" | "image" | "registry", "oci-mediatypes") => {
+                if !parse_bool(&k, &v)? {
+                    return Err(OutputSpecError::Unsupported {
+                        key: k,
+                        value: v,
+                        hint: "kiln writes OCI media types; use type=docker for a docker-archive",
+                    });
+                }
+            }
+            (_, "compression" | "compression-level" | "force-compression") => {
+                return Err(OutputSpecError::Unsupported {
+                    key: k,
+                    value: v,
+                    hint: "the layer compression is set for all outputs with --compression gzip|zstd|uncompressed",
+                })
+            }
             _ => {
                 return Err(OutputSpecError::UnknownKey {
                     kind: kname,
@@ -225,6 +257,24 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, OutputSpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Regression: these exporter options were accepted and ignored.
+    #[test]
+    fn per_output_compression_is_refused_and_names_the_flag() {
+        for spec in [
+            "type=oci,dest=a.tar,compression=zstd",
+            "type=registry,name=r/a,force-compression=true",
+            "type=image,compression-level=3",
+            "type=oci,dest=a.tar,oci-mediatypes=false",
+        ] {
+            let e = OutputSpec::parse(spec).unwrap_err();
+            assert!(matches!(e, OutputSpecError::Unsupported { .. }), "{spec}: {e}");
+        }
+        let e = OutputSpec::parse("type=oci,dest=a.tar,compression=zstd").unwrap_err();
+        assert!(e.to_string().contains("--compression"), "{e}");
+        assert!(OutputSpec::parse("type=image,unpack=true,oci-mediatypes=true").is_ok());
+        assert!(OutputSpec::parse("type=local,dest=d,unpack=true").is_err());
+    }
 
     #[test]
     fn parses_each_type() {
