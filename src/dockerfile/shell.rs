@@ -16,6 +16,17 @@ mod subst;
 use scan::Scan;
 pub(crate) use scan::Words;
 
+/// How deep `${…}` may nest inside `${…}` (each level is a frame of the recursive
+/// lexer). BuildKit has no limit (Go stacks grow to 1 GB); real Dockerfiles nest two
+/// or three levels, and 8,000 levels fit in one 48 KB line, which would exhaust a
+/// Rust stack.
+pub const MAX_NESTING: usize = 64;
+
+/// The most bytes one word may expand to. `ENV A=${A}${A}` doubles per line, so
+/// without a cap 40 lines reach 1.5 GB. 1 MiB is eight times what Linux passes as
+/// one environment string to a process (`MAX_ARG_STRLEN`, 128 KiB).
+pub const MAX_EXPANSION_LEN: usize = 1 << 20;
+
 /// Where variable values come from.
 pub trait VarLookup {
     /// The value of `name`, or `None` when it is not set (set-but-empty is `Some("")`).
@@ -132,6 +143,22 @@ pub enum ShellError {
         pattern: String,
         /// The character after the `\`.
         found: String,
+    },
+    /// `${…}` nested deeper than [`MAX_NESTING`] levels.
+    #[error("substitution at byte {offset} nested deeper than {limit} levels")]
+    TooDeep {
+        /// Byte offset in the word of the `${` that went one level too deep.
+        offset: usize,
+        /// The limit, [`MAX_NESTING`].
+        limit: usize,
+    },
+    /// The expansion grew beyond [`MAX_EXPANSION_LEN`] bytes.
+    #[error("expansion at byte {offset} grows beyond {limit} bytes")]
+    TooLong {
+        /// Byte offset in the word of the construct whose value overflowed.
+        offset: usize,
+        /// The limit, [`MAX_EXPANSION_LEN`].
+        limit: usize,
     },
     /// A pattern the regex engine refused (only a huge one can be).
     #[error("expanding {word:?}: compiling pattern ({pattern}) in substitution")]

@@ -63,7 +63,7 @@ pub enum PlanError {
         reason: String,
     },
     /// `$VAR` expansion failed (e.g. `${X?msg}` with X unset).
-    #[error("{instruction}: expanding {word:?}")]
+    #[error("{instruction}: expanding {}", elide(word))]
     Expand {
         /// The instruction's lines.
         span: Span,
@@ -73,6 +73,17 @@ pub enum PlanError {
         word: String,
         /// The shell lexer's error.
         source: Cause,
+    },
+    /// The Dockerfile's expansions together outgrew
+    /// [`MAX_EXPANDED_TOTAL`](super::expand::MAX_EXPANDED_TOTAL) bytes.
+    #[error("{instruction}: expansions of this Dockerfile grow beyond {limit} bytes in all")]
+    ExpansionBudget {
+        /// The instruction's lines.
+        span: Span,
+        /// The instruction, upper-cased.
+        instruction: String,
+        /// The limit.
+        limit: usize,
     },
     /// `AS name` that BuildKit would refuse.
     #[error("invalid stage name {name:?}: must start with a letter and contain only letters, digits, '-', '_' and '.'")]
@@ -168,6 +179,25 @@ pub enum PlanError {
     },
 }
 
+/// `word` quoted, its middle elided when it is long: a word worth refusing can be
+/// 48 KB of `${`, and the excerpt already shows where it is.
+fn elide(word: &str) -> String {
+    const KEEP: usize = 40;
+    if word.chars().count() <= 2 * KEEP {
+        return format!("{word:?}");
+    }
+    let head: String = word.chars().take(KEEP).collect();
+    let tail: String = word
+        .chars()
+        .rev()
+        .take(KEEP)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{head:?}…{tail:?} ({} bytes)", word.len())
+}
+
 impl PlanError {
     /// The Dockerfile lines the error is about, when it has some.
     pub fn span(&self) -> Option<Span> {
@@ -180,6 +210,7 @@ impl PlanError {
             | FlagValue { span, .. }
             | Arguments { span, .. }
             | Expand { span, .. }
+            | ExpansionBudget { span, .. }
             | StageName { span, .. }
             | DuplicateStage { span, .. }
             | Platform { span, .. }

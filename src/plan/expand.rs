@@ -3,6 +3,8 @@
 //! (BuildKit's LLB state env: base config env, then ENV and ARG in
 //! instruction order, a later definition replacing an earlier one in place).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::dockerfile::shell::Lexer;
 use crate::dockerfile::Instruction;
 
@@ -42,11 +44,18 @@ impl Env {
     }
 }
 
+/// The most bytes all expansions of one Dockerfile may produce together. One word
+/// is capped by `MAX_EXPANSION_LEN`, but `LABEL a=$A b=$A …` on one 48 KB line
+/// would still copy a 1 MiB value 8,000 times; real Dockerfiles expand to a few KB.
+pub const MAX_EXPANDED_TOTAL: usize = 64 << 20;
+
 /// Expands words of one Dockerfile (fixed escape character).
 pub(super) struct Expander {
     lexer: Lexer,
     /// BuildKit expands heredoc bodies with a `\` lexer whatever the file's escape.
     raw_lexer: Lexer,
+    /// Bytes produced so far, against `MAX_EXPANDED_TOTAL`.
+    spent: AtomicUsize,
 }
 
 impl Expander {
@@ -55,6 +64,7 @@ impl Expander {
         Self {
             lexer: Lexer::new(escape),
             raw_lexer: Lexer::new('\\').skip_process_quotes(true),
+            spent: AtomicUsize::new(0),
         }
     }
 
@@ -65,7 +75,9 @@ impl Expander {
         word: &str,
         env: &Env,
     ) -> Result<String, PlanError> {
-        expand_word(&self.lexer, inst, word, env)
+        let out = expand_word(&self.lexer, inst, word, env)?;
+        self.spend(inst, out.len())?;
+        Ok(out)
     }
 
     /// Expands and splits into words, as BuildKit's `ProcessWords` (EXPOSE).
@@ -75,9 +87,12 @@ impl Expander {
         word: &str,
         env: &Env,
     ) -> Result<Vec<String>, PlanError> {
-        self.lexer
+        let out = self
+            .lexer
             .expand_words(word, env.pairs())
-            .map_err(|e| expand_error(inst, word, Box::new(e)))
+            .map_err(|e| expand_error(inst, word, Box::new(e)))?;
+        self.spend(inst, out.iter().map(String::len).sum())?;
+        Ok(out)
     }
 
     /// A heredoc body: variables expand, quotes stay as written.
@@ -88,7 +103,22 @@ impl Expander {
         text: &str,
         env: &Env,
     ) -> Result<String, PlanError> {
-        expand_word(&self.raw_lexer, inst, text, env)
+        let out = expand_word(&self.raw_lexer, inst, text, env)?;
+        self.spend(inst, out.len())?;
+        Ok(out)
+    }
+
+    /// Counts `len` more expanded bytes against `MAX_EXPANDED_TOTAL`.
+    fn spend(&self, inst: &Instruction, len: usize) -> Result<(), PlanError> {
+        let spent = self.spent.fetch_add(len, Ordering::Relaxed) + len;
+        if spent > MAX_EXPANDED_TOTAL {
+            return Err(PlanError::ExpansionBudget {
+                span: inst.span,
+                instruction: inst.keyword.to_ascii_uppercase(),
+                limit: MAX_EXPANDED_TOTAL,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Lexer, ShellError, VarLookup};
+use super::{Lexer, ShellError, VarLookup, MAX_EXPANSION_LEN, MAX_NESTING};
 
 /// Word-splitting state: text from quotes, escapes and literal characters is
 /// "raw" (never splits); the value of an unquoted `$` expansion splits at whitespace.
@@ -56,6 +56,8 @@ pub(super) struct Scan<'a, E: VarLookup + ?Sized> {
     pub(super) pos: usize,
     pub(super) env: &'a E,
     pub(super) raw_escapes: bool,
+    /// How many `${…}` are open around the cursor (bounded by `MAX_NESTING`).
+    depth: usize,
     pub(super) matched: BTreeSet<String>,
     pub(super) unmatched: BTreeSet<String>,
 }
@@ -76,6 +78,7 @@ impl<'a, E: VarLookup + ?Sized> Scan<'a, E> {
             pos: 0,
             env,
             raw_escapes: lexer.raw_escapes,
+            depth: 0,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         }
@@ -105,6 +108,18 @@ impl<'a, E: VarLookup + ?Sized> Scan<'a, E> {
             Stopped::At(value, words) => Ok((value, words.finish())),
             Stopped::Eof => Ok((String::new(), Vec::new())),
         }
+    }
+
+    /// Refuses text that grew beyond `MAX_EXPANSION_LEN`; `offset` names the construct
+    /// whose value was just added.
+    pub(super) fn check_len(&self, len: usize, offset: usize) -> Result<(), ShellError> {
+        if len > MAX_EXPANSION_LEN {
+            return Err(ShellError::TooLong {
+                offset,
+                limit: MAX_EXPANSION_LEN,
+            });
+        }
+        Ok(())
     }
 
     pub(super) fn get_env(&mut self, name: &str) -> Option<String> {
@@ -138,7 +153,9 @@ impl<'a, E: VarLookup + ?Sized> Scan<'a, E> {
                 return Ok(Stopped::At(result, words));
             }
             if ch == '$' {
+                let at = self.offset();
                 let v = self.dollar()?;
+                self.check_len(result.len() + v.len(), at)?;
                 words.add_str(&v);
                 result.push_str(&v);
             } else if quotes && (ch == '\'' || ch == '"') {
@@ -212,7 +229,12 @@ impl<'a, E: VarLookup + ?Sized> Scan<'a, E> {
                     self.pos += 1;
                     return Ok(self.close_quote(result, '"'));
                 }
-                Some('$') => result.push_str(&self.dollar()?),
+                Some('$') => {
+                    let at = self.offset();
+                    let v = self.dollar()?;
+                    self.check_len(result.len() + v.len(), at)?;
+                    result.push_str(&v);
+                }
                 Some(ch) => {
                     self.pos += 1;
                     if ch == self.lexer.escape {
@@ -256,17 +278,33 @@ impl<'a, E: VarLookup + ?Sized> Scan<'a, E> {
     fn dollar(&mut self) -> Result<String, ShellError> {
         let start = self.offset();
         self.pos += 1;
-        if self.peek() != Some('{') {
-            let name = self.name();
-            if name.is_empty() {
-                return Ok("$".to_owned());
+        if self.peek() == Some('{') {
+            // The only way the lexer recurses is through a `${…}` argument, so
+            // bounding these bounds the stack.
+            if self.depth >= MAX_NESTING {
+                return Err(ShellError::TooDeep {
+                    offset: start,
+                    limit: MAX_NESTING,
+                });
             }
-            return Ok(match self.get_env(&name) {
-                Some(v) => v,
-                None if self.lexer.skip_unset_env => format!("${name}"),
-                None => String::new(),
-            });
+            self.depth += 1;
+            let out = self.brace(start);
+            self.depth -= 1;
+            return out;
         }
+        let name = self.name();
+        if name.is_empty() {
+            return Ok("$".to_owned());
+        }
+        Ok(match self.get_env(&name) {
+            Some(v) => v,
+            None if self.lexer.skip_unset_env => format!("${name}"),
+            None => String::new(),
+        })
+    }
+
+    /// `${…}`; the cursor is on the `{`.
+    fn brace(&mut self, start: usize) -> Result<String, ShellError> {
         self.pos += 1;
         match self.peek() {
             None => {
@@ -354,7 +392,12 @@ impl<'a, E: VarLookup + ?Sized> Scan<'a, E> {
             Ok(Stopped::Eof) => Err(missing(self)),
             // COMPAT(buildkit): any error that leaves the cursor at the end is reported
             // as the missing terminator, as lex.go does.
-            Err(_) if self.peek().is_none() => Err(missing(self)),
+            Err(e)
+                if self.peek().is_none()
+                    && !matches!(e, ShellError::TooDeep { .. } | ShellError::TooLong { .. }) =>
+            {
+                Err(missing(self))
+            }
             Err(e) => Err(e),
         }
     }

@@ -111,15 +111,38 @@ impl<E: VarLookup + ?Sized> Scan<'_, E> {
         };
         let re = self.regex(&pattern, &self.glob(&pattern)?, true, false)?;
         Ok(if all {
-            // COMPAT(buildkit): Go's ReplaceAllString expands `$0`, `${n}` and `$$` in the
-            // replacement; the regex crate's replace_all does the same.
-            re.replace_all(&value, replacement.as_str()).into_owned()
+            self.replace_all(&re, &value, &replacement, start)?
         } else {
             match re.find(&value) {
                 Some(m) => format!("{}{replacement}{}", &value[..m.start()], &value[m.end()..]),
                 None => value,
             }
         })
+    }
+
+    /// `re` replaced everywhere in `value`, refused as soon as the result outgrows
+    /// `MAX_EXPANSION_LEN` (`${v//?/$big}` multiplies `big` by the length of `v`).
+    fn replace_all(
+        &self,
+        re: &Regex,
+        value: &str,
+        replacement: &str,
+        start: usize,
+    ) -> Result<String, ShellError> {
+        // COMPAT(buildkit): Go's ReplaceAllString expands `$0`, `${n}` and `$$` in the
+        // replacement; `Captures::expand` does the same, as the regex crate's
+        // replace_all would.
+        let mut out = String::new();
+        let mut last = 0;
+        for caps in re.captures_iter(value) {
+            let m = caps.get(0).expect("group 0 always matches");
+            out.push_str(&value[last..m.start()]);
+            caps.expand(replacement, &mut out);
+            last = m.end();
+            self.check_len(out.len(), start)?;
+        }
+        out.push_str(&value[last..]);
+        Ok(out)
     }
 
     fn regex(

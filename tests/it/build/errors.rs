@@ -95,3 +95,83 @@ fn an_unwritable_output_is_an_io_error() {
         "{err}"
     );
 }
+
+/// Regression (issue 11): `${a:-${a:-…}}` 8,000 deep, one 48 KB line, overflowed the
+/// stack (exit 134). Now the nesting limit refuses it with the instruction's position.
+#[test]
+fn deeply_nested_substitution_is_a_dockerfile_error() {
+    let env = Env::new();
+    let n = 8000;
+    let df = format!(
+        "FROM scratch\nENV X={}x{}\n",
+        "${a:-".repeat(n),
+        "}".repeat(n)
+    );
+    let (code, err) = fail(&env, &df, &[]);
+    assert_eq!(code, 2, "{}", &err[..err.len().min(2000)]);
+    assert!(
+        err.contains("--> Dockerfile:2:1"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert!(
+        err.contains("nested deeper than 64 levels"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    // The 48 KB word is elided in the message, not printed whole.
+    assert!(err.contains("(48001 bytes)"));
+}
+
+/// Regression (issue 11): `ENV A=${A}${A}` doubles per line; 40 lines reached 1.5 GB.
+/// One expansion is capped at 1 MiB, which line 21 (2 × 2^19 + …) passes.
+#[test]
+fn doubling_env_is_capped() {
+    let env = Env::new();
+    let mut df = String::from("FROM scratch\nENV A=ab\n");
+    for _ in 0..40 {
+        df.push_str("ENV A=${A}${A}\n");
+    }
+    let (code, err) = fail(&env, &df, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--> Dockerfile:22:1"), "{err}");
+    assert!(err.contains("grows beyond 1048576 bytes"), "{err}");
+}
+
+/// `${v//?/$big}` multiplies `big` by the length of `v` inside one word: refused as
+/// the result grows, not after building it.
+#[test]
+fn replace_all_is_capped_while_it_grows() {
+    let env = Env::new();
+    let mut df = String::from("FROM scratch\nENV A=0123456789abcdef\n");
+    for _ in 0..12 {
+        df.push_str("ENV A=${A}${A}\n");
+    }
+    // A is 64 KiB; each of its characters becomes 64 KiB: 4 GiB uncapped.
+    df.push_str("ENV B=${A//?/$A}\n");
+    let (code, err) = fail(&env, &df, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--> Dockerfile:15:1"), "{err}");
+    assert!(err.contains("grows beyond 1048576 bytes"), "{err}");
+}
+
+/// Many copies of a capped value on one line: the per-Dockerfile budget refuses
+/// them (8,000 × 1 MiB would be 8 GB of labels).
+#[test]
+fn expansion_budget_spans_the_dockerfile() {
+    let env = Env::new();
+    let mut df = String::from("FROM scratch\nENV A=0123456789abcdef\n");
+    for _ in 0..15 {
+        df.push_str("ENV A=${A}${A}\n");
+    }
+    // A is 512 KiB; 200 labels of it are 100 MiB.
+    df.push_str("LABEL");
+    for i in 0..200 {
+        df.push_str(&format!(" l{i}=$A"));
+    }
+    df.push('\n');
+    let (code, err) = fail(&env, &df, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--> Dockerfile:18:1"), "{err}");
+    assert!(err.contains("grow beyond 67108864 bytes in all"), "{err}");
+}
