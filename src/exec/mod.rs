@@ -83,6 +83,10 @@ pub struct RunSpec {
     /// default 14 and containerd's masked and read-only paths apply.
     #[serde(default)]
     pub privileged: bool,
+    /// A host file bound read-only at /etc/hosts instead of the host's own (`--add-host`
+    /// writes the host's content plus its lines there).
+    #[serde(default)]
+    pub hosts_file: Option<PathBuf>,
 }
 
 /// The network a command sees.

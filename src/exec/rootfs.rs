@@ -77,7 +77,7 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
     let root = root_dir(spec);
     mount_overlay_root(sys, spec, &root)?;
     let mut points = MountPoints::default();
-    mount_system(sys, &root, spec.privileged, &mut points)?;
+    mount_system(sys, &root, spec, &mut points)?;
     for (i, m) in spec.mounts.iter().enumerate() {
         let target = join_cwd(&spec.cwd, &m.target);
         let cx = MountCx {
@@ -166,9 +166,10 @@ pub const PRIVILEGED_DEVICES: [(&str, SFlag, u64, u64); 14] = [
 fn mount_system(
     sys: &mut dyn Sys,
     root: &Path,
-    privileged: bool,
+    spec: &RunSpec,
     points: &mut MountPoints,
 ) -> Result<(), ExecError> {
+    let privileged = spec.privileged;
     let nosuid_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc = ensure_point(sys, root, "/proc", true, points)?;
     mount(
@@ -218,18 +219,20 @@ fn mount_system(
     if !privileged {
         mask_and_protect(sys, root)?;
     }
-    for file in ["/etc/resolv.conf", "/etc/hosts"] {
+    let hosts = spec.hosts_file.as_deref();
+    for (file, source) in [("/etc/resolv.conf", None), ("/etc/hosts", hosts)] {
+        let source = source.unwrap_or(Path::new(file));
         // A host without the file has nothing to share; the image's own copy stays.
         if sys
-            .kind(Path::new(file))
-            .map_err(|source| resolve_err(file, source))?
+            .kind(source)
+            .map_err(|e| resolve_err(&source.to_string_lossy(), e))?
             == Kind::Missing
         {
             continue;
         }
         let target = ensure_point(sys, root, file, false, points)?;
         // COMPAT(buildkit): resolv.conf and hosts are bind mounts a RUN cannot change.
-        bind(sys, Path::new(file), &target, true, nodev(privileged))?;
+        bind(sys, source, &target, true, nodev(privileged))?;
     }
     Ok(())
 }

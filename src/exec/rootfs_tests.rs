@@ -143,6 +143,7 @@ fn spec() -> RunSpec {
         mounts: vec![],
         stdin: None,
         privileged: false,
+        hosts_file: None,
     }
 }
 

@@ -28,6 +28,11 @@ pub(super) enum UsageError {
     // COMPAT(buildkit): buildx's wording.
     #[error("invalid entitlement: {value}")]
     Allow { value: String },
+    #[error("--add-host {value:?}: expected HOST:IP or HOST=IP with an IP address")]
+    AddHost { value: String },
+    // COMPAT(buildkit): buildx asks docker's daemon for the gateway IP; kiln has none.
+    #[error("--add-host {value:?}: host-gateway is not supported by kiln (there is no daemon gateway); give the IP")]
+    HostGateway { value: String },
     #[error("--compression")]
     Compression(#[source] crate::layer::LayerError),
     #[error("-o {value:?}")]
@@ -164,6 +169,32 @@ fn ssh_agents(vals: &[String]) -> Result<(BTreeMap<String, PathBuf>, Vec<KeyAgen
     Ok((out, agents))
 }
 
+/// `--add-host HOST:IP` / `HOST=IP`.
+// COMPAT(buildkit): buildx cuts at the first `=`, else at the first `:` (so
+// `host:::1` is IPv6), and the IP must parse.
+fn extra_hosts(vals: &[String]) -> Result<Vec<build::ExtraHost>, UsageError> {
+    let mut out = Vec::new();
+    for v in vals {
+        let bad = || UsageError::AddHost { value: v.clone() };
+        let (host, ip) = v
+            .split_once('=')
+            .or_else(|| v.split_once(':'))
+            .ok_or_else(bad)?;
+        if ip == "host-gateway" {
+            return Err(UsageError::HostGateway { value: v.clone() });
+        }
+        if host.is_empty() || host.chars().any(char::is_whitespace) {
+            return Err(bad());
+        }
+        let ip = ip.parse().map_err(|_| bad())?;
+        out.push(build::ExtraHost {
+            host: host.to_string(),
+            ip,
+        });
+    }
+    Ok(out)
+}
+
 fn entitlements(vals: &[String]) -> Result<Vec<build::Entitlement>, UsageError> {
     let mut out = Vec::new();
     for v in vals {
@@ -232,6 +263,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     let (ssh, ssh_key_agents) = ssh_agents(&args.ssh)?;
     opts.ssh = ssh;
     opts.allow = entitlements(&args.allow)?;
+    opts.sandbox.extra_hosts = extra_hosts(&args.add_hosts)?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
     opts.cache = crate::build::cached::CacheOptions {
         no_cache: args.no_cache,

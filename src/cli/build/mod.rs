@@ -93,6 +93,9 @@ pub struct BuildArgs {
     /// Grant an entitlement: `network.host` (`RUN --network=host`), `security.insecure` (`RUN --security=insecure`).
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
     pub allow: Vec<String>,
+    /// An extra `/etc/hosts` line for every RUN: `HOST:IP` or `HOST=IP`; repeatable.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
     /// Stages (name or index) whose steps are not looked up in the cache; repeatable or comma-separated.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,

@@ -64,6 +64,7 @@ impl Run {
             mounts: vec![],
             stdin: None,
             privileged: false,
+            hosts_file: None,
         };
         Run { dir, spec }
     }

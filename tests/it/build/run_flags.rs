@@ -1,0 +1,65 @@
+//! `kiln build`'s sandbox flags for every RUN: `--add-host`, `--ulimit`,
+//! `--shm-size` and `--network`, seen from inside a real sandbox.
+
+use super::Env;
+
+/// Builds a one-RUN Dockerfile with `flags`; returns (success, the log).
+fn build_run(env: &Env, run: &str, flags: &[&str]) -> (bool, i32, String) {
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", &format!("FROM busybox\nRUN {run}\n"))],
+    );
+    let mut args = vec!["build", "--progress", "plain", "--no-cache"];
+    args.extend_from_slice(flags);
+    args.push(ctx.to_str().unwrap());
+    let out = env.kiln(&args, None);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), out.status.code().unwrap_or(-1), log)
+}
+
+fn has_line(log: &str, end: &str) -> bool {
+    log.lines().any(|l| l.trim_end().ends_with(end))
+}
+
+#[test]
+fn add_host_lines_reach_the_run_hosts_file() {
+    let env = Env::new();
+    env.busybox();
+    let (ok, _, log) = build_run(
+        &env,
+        "cat /etc/hosts",
+        &[
+            "--add-host",
+            "db.example:10.1.2.3",
+            "--add-host",
+            "v6.example=fd00::7",
+        ],
+    );
+    assert!(ok, "{log}");
+    assert!(has_line(&log, "10.1.2.3\tdb.example"), "{log}");
+    assert!(has_line(&log, "fd00::7\tv6.example"), "{log}");
+    // The host's own entries are still there.
+    let host = std::fs::read_to_string("/etc/hosts").unwrap();
+    if let Some(first) = host.lines().find(|l| !l.trim().is_empty()) {
+        assert!(
+            has_line(&log, first.trim_end()),
+            "{first:?} missing in\n{log}"
+        );
+    }
+}
+
+#[test]
+fn add_host_bad_values_are_usage_errors() {
+    let env = Env::new();
+    env.busybox();
+    for (value, says) in [
+        ("db.example:host-gateway", "host-gateway"),
+        ("db.example:not-an-ip", "expected HOST:IP"),
+        ("noip", "expected HOST:IP"),
+        (":10.0.0.1", "expected HOST:IP"),
+    ] {
+        let (ok, code, log) = build_run(&env, "true", &["--add-host", value]);
+        assert!(!ok && code == 2, "{value}: {code}\n{log}");
+        assert!(log.contains(says), "{value}: {log}");
+    }
+}
