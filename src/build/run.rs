@@ -45,6 +45,8 @@ pub enum SecretSource {
 pub struct SandboxOptions {
     /// `--add-host`: extra `/etc/hosts` lines, in order.
     pub extra_hosts: Vec<ExtraHost>,
+    /// `--ulimit`: resource limits, one per resource.
+    pub ulimits: Vec<exec::Ulimit>,
 }
 
 /// One `--add-host HOST:IP`.
@@ -252,6 +254,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         stdin: None,
         privileged: op.security == Security::Insecure,
         hosts_file,
+        ulimits: cx.sandbox.ulimits.clone(),
     };
     let mut tail = OutputTail::default();
     let mut on_output = |o: Output<'_>| match o {

@@ -87,6 +87,75 @@ pub struct RunSpec {
     /// writes the host's content plus its lines there).
     #[serde(default)]
     pub hosts_file: Option<PathBuf>,
+    /// Resource limits set just before the command is exec'd, in order.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// One resource limit (`setrlimit`); `u64::MAX` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// Which resource.
+    pub resource: Resource,
+    /// The soft limit.
+    pub soft: u64,
+    /// The hard limit.
+    pub hard: u64,
+}
+
+/// The resources `docker --ulimit` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)] // each is the RLIMIT_ of its name
+pub enum Resource {
+    Core,
+    Cpu,
+    Data,
+    Fsize,
+    Locks,
+    Memlock,
+    Msgqueue,
+    Nice,
+    Nofile,
+    Nproc,
+    Rss,
+    Rtprio,
+    Rttime,
+    Sigpending,
+    Stack,
+}
+
+impl Resource {
+    /// Every resource with docker's name for it.
+    pub const ALL: [(&'static str, Resource); 15] = [
+        ("core", Self::Core),
+        ("cpu", Self::Cpu),
+        ("data", Self::Data),
+        ("fsize", Self::Fsize),
+        ("locks", Self::Locks),
+        ("memlock", Self::Memlock),
+        ("msgqueue", Self::Msgqueue),
+        ("nice", Self::Nice),
+        ("nofile", Self::Nofile),
+        ("nproc", Self::Nproc),
+        ("rss", Self::Rss),
+        ("rtprio", Self::Rtprio),
+        ("rttime", Self::Rttime),
+        ("sigpending", Self::Sigpending),
+        ("stack", Self::Stack),
+    ];
+
+    /// The resource docker calls `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+    }
+
+    /// Docker's name for it.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("", |(n, _)| n)
+    }
 }
 
 /// The network a command sees.

@@ -144,6 +144,7 @@ fn spec() -> RunSpec {
         stdin: None,
         privileged: false,
         hosts_file: None,
+        ulimits: vec![],
     }
 }
 

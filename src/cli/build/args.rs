@@ -33,6 +33,8 @@ pub(super) enum UsageError {
     // COMPAT(buildkit): buildx asks docker's daemon for the gateway IP; kiln has none.
     #[error("--add-host {value:?}: host-gateway is not supported by kiln (there is no daemon gateway); give the IP")]
     HostGateway { value: String },
+    #[error("--ulimit {value:?}: {reason}")]
+    Ulimit { value: String, reason: String },
     #[error("--compression")]
     Compression(#[source] crate::layer::LayerError),
     #[error("-o {value:?}")]
@@ -195,6 +197,51 @@ fn extra_hosts(vals: &[String]) -> Result<Vec<build::ExtraHost>, UsageError> {
     Ok(out)
 }
 
+/// `--ulimit NAME=SOFT[:HARD]`: docker's syntax (go-units' `ParseUlimit`);
+/// a later flag for the same resource wins.
+fn ulimits(vals: &[String]) -> Result<Vec<crate::exec::Ulimit>, UsageError> {
+    use crate::exec::{Resource, Ulimit};
+    let mut out: Vec<Ulimit> = Vec::new();
+    for v in vals {
+        let bad = |reason: String| UsageError::Ulimit {
+            value: v.clone(),
+            reason,
+        };
+        let (name, limits) = v
+            .split_once('=')
+            .ok_or_else(|| bad("expected NAME=SOFT[:HARD]".into()))?;
+        let resource = Resource::parse(name).ok_or_else(|| {
+            let names: Vec<_> = Resource::ALL.iter().map(|(n, _)| *n).collect();
+            bad(format!(
+                "unknown ulimit {name:?}; expected one of {}",
+                names.join(", ")
+            ))
+        })?;
+        // COMPAT(docker): -1 is unlimited (RLIM_INFINITY).
+        let limit = |s: &str| match s.parse::<i64>() {
+            Ok(-1) => Ok(u64::MAX),
+            Ok(n) if n >= 0 => Ok(n as u64),
+            _ => Err(bad(format!("invalid limit {s:?}: expected a number or -1"))),
+        };
+        let (soft, hard) = match limits.split_once(':') {
+            Some((s, h)) => (limit(s)?, limit(h)?),
+            None => (limit(limits)?, limit(limits)?),
+        };
+        if soft > hard {
+            return Err(bad(
+                "ulimit soft limit must be less than or equal to hard limit".into(),
+            ));
+        }
+        out.retain(|u| u.resource != resource);
+        out.push(Ulimit {
+            resource,
+            soft,
+            hard,
+        });
+    }
+    Ok(out)
+}
+
 fn entitlements(vals: &[String]) -> Result<Vec<build::Entitlement>, UsageError> {
     let mut out = Vec::new();
     for v in vals {
@@ -264,6 +311,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.ssh = ssh;
     opts.allow = entitlements(&args.allow)?;
     opts.sandbox.extra_hosts = extra_hosts(&args.add_hosts)?;
+    opts.sandbox.ulimits = ulimits(&args.ulimits)?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
     opts.cache = crate::build::cached::CacheOptions {
         no_cache: args.no_cache,

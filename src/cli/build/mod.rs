@@ -96,6 +96,10 @@ pub struct BuildArgs {
     /// An extra `/etc/hosts` line for every RUN: `HOST:IP` or `HOST=IP`; repeatable.
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,
+    /// A resource limit for every RUN: `NAME=SOFT[:HARD]` (docker's names: nofile,
+    /// nproc, core, …; -1 is unlimited); repeatable.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
     /// Stages (name or index) whose steps are not looked up in the cache; repeatable or comma-separated.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,

@@ -63,3 +63,33 @@ fn add_host_bad_values_are_usage_errors() {
         assert!(log.contains(says), "{value}: {log}");
     }
 }
+
+#[test]
+fn ulimit_sets_the_run_limits() {
+    let env = Env::new();
+    env.busybox();
+    let (ok, _, log) = build_run(
+        &env,
+        "echo nofile=$(ulimit -n) hard=$(ulimit -Hn) core=$(ulimit -c)",
+        &["--ulimit", "nofile=321:654", "--ulimit", "core=0"],
+    );
+    assert!(ok, "{log}");
+    assert!(has_line(&log, "nofile=321 hard=654 core=0"), "{log}");
+}
+
+#[test]
+fn ulimit_bad_values_are_usage_errors() {
+    let env = Env::new();
+    env.busybox();
+    for (value, says) in [
+        ("bogus=1", "unknown ulimit"),
+        ("nofile", "expected NAME=SOFT"),
+        ("nofile=abc", "invalid limit"),
+        ("nofile=10:5", "soft limit must be"),
+        ("nofile=-2", "invalid limit"),
+    ] {
+        let (ok, code, log) = build_run(&env, "true", &["--ulimit", value]);
+        assert!(!ok && code == 2, "{value}: {code}\n{log}");
+        assert!(log.contains(says), "{value}: {log}");
+    }
+}

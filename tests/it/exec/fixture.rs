@@ -65,6 +65,7 @@ impl Run {
             stdin: None,
             privileged: false,
             hosts_file: None,
+            ulimits: vec![],
         };
         Run { dir, spec }
     }
