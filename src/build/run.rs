@@ -47,6 +47,8 @@ pub struct SandboxOptions {
     pub extra_hosts: Vec<ExtraHost>,
     /// `--ulimit`: resource limits, one per resource.
     pub ulimits: Vec<exec::Ulimit>,
+    /// `--shm-size`: /dev/shm's size in bytes (the sandbox's 64 MiB when absent).
+    pub shm_size: Option<u64>,
 }
 
 /// One `--add-host HOST:IP`.
@@ -255,6 +257,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         privileged: op.security == Security::Insecure,
         hosts_file,
         ulimits: cx.sandbox.ulimits.clone(),
+        shm_size: cx.sandbox.shm_size,
     };
     let mut tail = OutputTail::default();
     let mut on_output = |o: Output<'_>| match o {

@@ -90,6 +90,9 @@ pub struct RunSpec {
     /// Resource limits set just before the command is exec'd, in order.
     #[serde(default)]
     pub ulimits: Vec<Ulimit>,
+    /// The size of /dev/shm's tmpfs in bytes; 64 MiB (Docker's default) when absent.
+    #[serde(default)]
+    pub shm_size: Option<u64>,
 }
 
 /// One resource limit (`setrlimit`); `u64::MAX` is unlimited.

@@ -198,7 +198,7 @@ fn mount_system(
     } else {
         bind_host_devices(sys, &dev)?;
     }
-    populate_dev(sys, &dev)?;
+    populate_dev(sys, &dev, spec.shm_size)?;
     let sysfs = ensure_point(sys, root, "/sys", true, points)?;
     // COMPAT(buildkit): `oci.WithWriteableSysfs` in insecure mode.
     let sys_ro = if privileged {
@@ -288,7 +288,7 @@ fn bind_host_devices(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
     Ok(())
 }
 
-fn populate_dev(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
+fn populate_dev(sys: &mut dyn Sys, dev: &Path, shm_size: Option<u64>) -> Result<(), ExecError> {
     for (name, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -316,13 +316,17 @@ fn populate_dev(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
         "devpts",
     )?;
     let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let shm_data = match shm_size {
+        Some(bytes) => format!("mode=1777,size={bytes}"),
+        None => "mode=1777,size=65536k".to_string(),
+    };
     mount(
         sys,
         Some("shm"),
         &dev.join("shm"),
         Some("tmpfs"),
         shm_flags,
-        Some("mode=1777,size=65536k"),
+        Some(&shm_data),
         "tmpfs /dev/shm",
     )
 }

@@ -145,6 +145,7 @@ fn spec() -> RunSpec {
         privileged: false,
         hosts_file: None,
         ulimits: vec![],
+        shm_size: None,
     }
 }
 

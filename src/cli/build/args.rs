@@ -35,6 +35,8 @@ pub(super) enum UsageError {
     HostGateway { value: String },
     #[error("--ulimit {value:?}: {reason}")]
     Ulimit { value: String, reason: String },
+    #[error("--shm-size {value:?}: expected a size such as 67108864, 64m or 1g")]
+    ShmSize { value: String },
     #[error("--compression")]
     Compression(#[source] crate::layer::LayerError),
     #[error("-o {value:?}")]
@@ -242,6 +244,42 @@ fn ulimits(vals: &[String]) -> Result<Vec<crate::exec::Ulimit>, UsageError> {
     Ok(out)
 }
 
+/// `--shm-size`: docker's `RAMInBytes` syntax (go-units): a number, maybe
+/// with a fraction, an optional space and a binary unit `k`, `m`, `g`, `t`
+/// or `p` (any case, optionally followed by `i` and/or `b`). 0 is the default.
+fn shm_size(value: Option<&str>) -> Result<Option<u64>, UsageError> {
+    let Some(v) = value else { return Ok(None) };
+    let bad = || UsageError::ShmSize {
+        value: v.to_string(),
+    };
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return Err(bad()),
+    };
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
+        return Err(bad());
+    }
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    // COMPAT(docker): a zero size is "not set", the 64 MiB default.
+    Ok(Some(bytes as u64).filter(|b| *b > 0))
+}
+
 fn entitlements(vals: &[String]) -> Result<Vec<build::Entitlement>, UsageError> {
     let mut out = Vec::new();
     for v in vals {
@@ -312,6 +350,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.allow = entitlements(&args.allow)?;
     opts.sandbox.extra_hosts = extra_hosts(&args.add_hosts)?;
     opts.sandbox.ulimits = ulimits(&args.ulimits)?;
+    opts.sandbox.shm_size = shm_size(args.shm_size.as_deref())?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
     opts.cache = crate::build::cached::CacheOptions {
         no_cache: args.no_cache,
@@ -382,4 +421,28 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
         });
     }
     Ok((outputs, tags))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shm_sizes_read_as_docker_reads_them() {
+        for (v, want) in [
+            ("1024", Some(1024)),
+            ("64m", Some(64 << 20)),
+            ("64M", Some(64 << 20)),
+            ("1g", Some(1 << 30)),
+            ("1GiB", Some(1 << 30)),
+            ("2 kb", Some(2048)),
+            ("1.5k", Some(1536)),
+            ("0", None),
+        ] {
+            assert_eq!(shm_size(Some(v)).unwrap(), want, "{v}");
+        }
+        for v in ["", "m", "64x", "-1", "1.k", "64mm", "99999999p"] {
+            assert!(shm_size(Some(v)).is_err(), "{v}");
+        }
+    }
 }

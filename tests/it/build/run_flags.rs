@@ -93,3 +93,21 @@ fn ulimit_bad_values_are_usage_errors() {
         assert!(log.contains(says), "{value}: {log}");
     }
 }
+
+#[test]
+fn shm_size_sizes_dev_shm() {
+    let env = Env::new();
+    env.busybox();
+    // Default: 64 MiB, as in Docker.
+    let probe =
+        "grep ' /dev/shm ' /proc/mounts | tr ' ,' '\\n\\n' | grep '^size=' | sed 's/^/shm-/'";
+    let (ok, _, log) = build_run(&env, probe, &[]);
+    assert!(ok, "{log}");
+    assert!(has_line(&log, "shm-size=65536k"), "{log}");
+    let (ok, _, log) = build_run(&env, probe, &["--shm-size", "128m"]);
+    assert!(ok, "{log}");
+    assert!(has_line(&log, "shm-size=131072k"), "{log}");
+    let (ok, code, log) = build_run(&env, "true", &["--shm-size", "lots"]);
+    assert!(!ok && code == 2, "{log}");
+    assert!(log.contains("--shm-size"), "{log}");
+}

@@ -66,6 +66,7 @@ impl Run {
             privileged: false,
             hosts_file: None,
             ulimits: vec![],
+            shm_size: None,
         };
         Run { dir, spec }
     }
