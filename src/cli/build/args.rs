@@ -37,6 +37,8 @@ pub(super) enum UsageError {
     Ulimit { value: String, reason: String },
     #[error("--shm-size {value:?}: expected a size such as 67108864, 64m or 1g")]
     ShmSize { value: String },
+    #[error("--network {value:?}: expected default, none or host")]
+    Network { value: String },
     #[error("--compression")]
     Compression(#[source] crate::layer::LayerError),
     #[error("-o {value:?}")]
@@ -280,6 +282,18 @@ fn shm_size(value: Option<&str>) -> Result<Option<u64>, UsageError> {
     Ok(Some(bytes as u64).filter(|b| *b > 0))
 }
 
+/// `--network`: buildx's modes. `host` is checked against `--allow` on each
+/// RUN it reaches, like `RUN --network=host` (`build::entitlements`).
+fn network(value: Option<&str>) -> Result<crate::plan::NetworkMode, UsageError> {
+    use crate::plan::NetworkMode;
+    match value {
+        None | Some("default") => Ok(NetworkMode::Default),
+        Some("none") => Ok(NetworkMode::None),
+        Some("host") => Ok(NetworkMode::Host),
+        Some(v) => Err(UsageError::Network { value: v.into() }),
+    }
+}
+
 fn entitlements(vals: &[String]) -> Result<Vec<build::Entitlement>, UsageError> {
     let mut out = Vec::new();
     for v in vals {
@@ -309,6 +323,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
         build_args: key_values("--build-arg", &args.build_args, true)?,
         target: args.target.clone(),
         labels: key_values("--label", &args.labels, false)?,
+        network: network(args.network.as_deref())?,
         ..Default::default()
     };
     if let Some(p) = &args.platform {

@@ -103,6 +103,10 @@ pub struct BuildArgs {
     /// The size of /dev/shm in every RUN (docker's syntax: bytes, or 64m, 1g, …); 64m by default.
     #[arg(long = "shm-size", value_name = "SIZE")]
     pub shm_size: Option<String>,
+    /// The network of every RUN without its own `--network`: default, none or host
+    /// (host needs `--allow network.host`).
+    #[arg(long = "network", value_name = "MODE")]
+    pub network: Option<String>,
     /// Stages (name or index) whose steps are not looked up in the cache; repeatable or comma-separated.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,

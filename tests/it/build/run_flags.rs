@@ -111,3 +111,66 @@ fn shm_size_sizes_dev_shm() {
     assert!(!ok && code == 2, "{log}");
     assert!(log.contains("--shm-size"), "{log}");
 }
+
+/// The RUN's network interfaces on one line, `nets: lo eth0 …`.
+const NETS: &str = "echo nets: $(ls /sys/class/net)";
+
+#[test]
+fn network_none_is_the_default_for_every_run_and_in_the_step_key() {
+    let env = Env::new();
+    env.busybox();
+    let host_nets = std::fs::read_dir("/sys/class/net").unwrap().count();
+    assert!(host_nets > 1, "the test host needs an interface besides lo");
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nRUN {NETS}\nRUN --network=default {NETS} again\n"),
+        )],
+    );
+    let build = |flags: &[&str]| {
+        let mut args = vec!["build", "--progress", "plain"];
+        args.extend_from_slice(flags);
+        args.push(ctx.to_str().unwrap());
+        let out = env.kiln(&args, None);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        log
+    };
+    // The host network first, so a cached step would show its interfaces.
+    let log = build(&[]);
+    assert!(!has_line(&log, "nets: lo"), "{log}");
+    let log = build(&["--network", "none"]);
+    assert!(
+        has_line(&log, "nets: lo"),
+        "not rerun in a new namespace:\n{log}"
+    );
+    assert!(has_line(&log, "nets: lo again"), "{log}");
+    // A RUN's own --network wins over the build's.
+    let (ok, _, log) = build_run(
+        &env,
+        &format!("--network=host {NETS}"),
+        &["--network", "none", "--allow", "network.host"],
+    );
+    assert!(ok, "{log}");
+    assert!(!has_line(&log, "nets: lo"), "{log}");
+}
+
+#[test]
+fn network_host_needs_the_entitlement_and_bad_modes_are_refused() {
+    let env = Env::new();
+    env.busybox();
+    let (ok, code, log) = build_run(&env, NETS, &["--network", "host"]);
+    assert!(!ok && code == 2, "{code}\n{log}");
+    assert!(log.contains("network.host is not allowed"), "{log}");
+    let (ok, _, log) = build_run(
+        &env,
+        NETS,
+        &["--network", "host", "--allow", "network.host"],
+    );
+    assert!(ok, "{log}");
+    assert!(!has_line(&log, "nets: lo"), "{log}");
+    let (ok, code, log) = build_run(&env, NETS, &["--network", "bridge"]);
+    assert!(!ok && code == 2, "{code}\n{log}");
+    assert!(log.contains("expected default, none or host"), "{log}");
+}
