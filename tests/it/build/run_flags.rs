@@ -174,3 +174,34 @@ fn network_host_needs_the_entitlement_and_bad_modes_are_refused() {
     assert!(!ok && code == 2, "{code}\n{log}");
     assert!(log.contains("expected default, none or host"), "{log}");
 }
+
+#[test]
+fn hosts_ulimits_and_shm_size_are_not_in_the_step_key() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM busybox\nRUN echo ran-$((6*7))\n")],
+    );
+    let build = |flags: &[&str]| {
+        let mut args = vec!["build", "--progress", "plain"];
+        args.extend_from_slice(flags);
+        args.push(ctx.to_str().unwrap());
+        let out = env.kiln(&args, None);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        log
+    };
+    assert!(has_line(&build(&[]), " ran-42"));
+    // COMPAT(buildkit): as the brief reads its ExecOp cache map.
+    let log = build(&[
+        "--add-host",
+        "db:10.0.0.9",
+        "--ulimit",
+        "nofile=100",
+        "--shm-size",
+        "1g",
+    ]);
+    assert!(!has_line(&log, " ran-42"), "rerun:\n{log}");
+    assert!(log.contains("CACHED"), "{log}");
+}
