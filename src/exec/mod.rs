@@ -4,13 +4,14 @@
 //! [`helper_main`]) and sends it the [`RunSpec`] as JSON on its stdin. The helper
 //! unshares a PID namespace and forks the sandbox init (PID 1), which unshares mount,
 //! UTS, IPC (and, for [`Network::None`], network) namespaces, mounts the overlay root,
-//! /proc, a minimal /dev, read-only /sys, the host's resolv.conf and hosts, the spec's
-//! extra mounts, masks and write-protects containerd's default /proc and /sys paths,
-//! pivots into the root, narrows the capability bounding set to Docker's default (the
-//! last two unless [`RunSpec::privileged`]), drops to the user and execs the command. Setup
-//! failures come back as typed [`ExecError`]s over a close-on-exec pipe; the helper
-//! sends its verdict to kiln over fd 3. The command's stdout and stderr stream to the
-//! caller as it runs.
+//! /proc, a minimal /dev (its /dev/shm of the spec's size), read-only /sys, the host's
+//! resolv.conf and hosts (or the spec's hosts file), the spec's extra mounts, masks and
+//! write-protects containerd's default /proc and /sys paths, pivots into the root, sets
+//! the spec's resource limits, narrows the capability bounding set to Docker's default
+//! (this and the masking unless [`RunSpec::privileged`]), drops to the user and execs the
+//! command. Setup failures come back as typed [`ExecError`]s over a close-on-exec pipe;
+//! the helper sends its verdict to kiln over fd 3. The command's stdout and stderr
+//! stream to the caller as it runs.
 //!
 //! Invariants:
 //! - After [`run`] returns, the upper dir holds only what the command wrote: every mount

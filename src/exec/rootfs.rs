@@ -162,7 +162,7 @@ pub const PRIVILEGED_DEVICES: [(&str, SFlag, u64, u64); 14] = [
 ];
 
 /// /proc, a minimal /dev, /sys (read-only unless privileged), and the host's
-/// resolv.conf and hosts.
+/// resolv.conf and hosts (the spec's hosts file instead, when it has one).
 fn mount_system(
     sys: &mut dyn Sys,
     root: &Path,

@@ -3,18 +3,39 @@
 
 use super::Env;
 
-/// Builds a one-RUN Dockerfile with `flags`; returns (success, the log).
-fn build_run(env: &Env, run: &str, flags: &[&str]) -> (bool, i32, String) {
-    let ctx = env.context(
-        "ctx",
-        &[("Dockerfile", &format!("FROM busybox\nRUN {run}\n"))],
-    );
-    let mut args = vec!["build", "--progress", "plain", "--no-cache"];
+/// Builds `dockerfile` (a fresh context dir each time, same content) with
+/// `flags`; returns (success, exit code, the log).
+fn build(env: &Env, dockerfile: &str, flags: &[&str]) -> (bool, i32, String) {
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    let mut args = vec!["build", "--progress", "plain"];
     args.extend_from_slice(flags);
     args.push(ctx.to_str().unwrap());
     let out = env.kiln(&args, None);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.success(), out.status.code().unwrap_or(-1), log)
+}
+
+/// [`build`] that must succeed; returns the log.
+fn build_ok(env: &Env, dockerfile: &str, flags: &[&str]) -> String {
+    let (ok, _, log) = build(env, dockerfile, flags);
+    assert!(ok, "{log}");
+    log
+}
+
+/// A one-RUN Dockerfile, uncached, with `flags`.
+fn build_run(env: &Env, run: &str, flags: &[&str]) -> (bool, i32, String) {
+    let mut all = vec!["--no-cache"];
+    all.extend_from_slice(flags);
+    build(env, &format!("FROM busybox\nRUN {run}\n"), &all)
+}
+
+/// Each `flag value` fails with exit 2 and a message containing its text.
+fn usage_errors(env: &Env, flag: &str, cases: &[(&str, &str)]) {
+    for (value, says) in cases {
+        let (ok, code, log) = build_run(env, "true", &[flag, value]);
+        assert!(!ok && code == 2, "{flag} {value}: {code}\n{log}");
+        assert!(log.contains(says), "{flag} {value}: {log}");
+    }
 }
 
 fn has_line(log: &str, end: &str) -> bool {
@@ -52,16 +73,16 @@ fn add_host_lines_reach_the_run_hosts_file() {
 fn add_host_bad_values_are_usage_errors() {
     let env = Env::new();
     env.busybox();
-    for (value, says) in [
-        ("db.example:host-gateway", "host-gateway"),
-        ("db.example:not-an-ip", "expected HOST:IP"),
-        ("noip", "expected HOST:IP"),
-        (":10.0.0.1", "expected HOST:IP"),
-    ] {
-        let (ok, code, log) = build_run(&env, "true", &["--add-host", value]);
-        assert!(!ok && code == 2, "{value}: {code}\n{log}");
-        assert!(log.contains(says), "{value}: {log}");
-    }
+    usage_errors(
+        &env,
+        "--add-host",
+        &[
+            ("db.example:host-gateway", "host-gateway"),
+            ("db.example:not-an-ip", "expected HOST:IP"),
+            ("noip", "expected HOST:IP"),
+            (":10.0.0.1", "expected HOST:IP"),
+        ],
+    );
 }
 
 #[test]
@@ -81,17 +102,17 @@ fn ulimit_sets_the_run_limits() {
 fn ulimit_bad_values_are_usage_errors() {
     let env = Env::new();
     env.busybox();
-    for (value, says) in [
-        ("bogus=1", "unknown ulimit"),
-        ("nofile", "expected NAME=SOFT"),
-        ("nofile=abc", "invalid limit"),
-        ("nofile=10:5", "soft limit must be"),
-        ("nofile=-2", "invalid limit"),
-    ] {
-        let (ok, code, log) = build_run(&env, "true", &["--ulimit", value]);
-        assert!(!ok && code == 2, "{value}: {code}\n{log}");
-        assert!(log.contains(says), "{value}: {log}");
-    }
+    usage_errors(
+        &env,
+        "--ulimit",
+        &[
+            ("bogus=1", "unknown ulimit"),
+            ("nofile", "expected NAME=SOFT"),
+            ("nofile=abc", "invalid limit"),
+            ("nofile=10:5", "soft limit must be"),
+            ("nofile=-2", "invalid limit"),
+        ],
+    );
 }
 
 #[test]
@@ -121,22 +142,8 @@ fn network_none_is_the_default_for_every_run_and_in_the_step_key() {
     env.busybox();
     let host_nets = std::fs::read_dir("/sys/class/net").unwrap().count();
     assert!(host_nets > 1, "the test host needs an interface besides lo");
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            &format!("FROM busybox\nRUN {NETS}\nRUN --network=default {NETS} again\n"),
-        )],
-    );
-    let build = |flags: &[&str]| {
-        let mut args = vec!["build", "--progress", "plain"];
-        args.extend_from_slice(flags);
-        args.push(ctx.to_str().unwrap());
-        let out = env.kiln(&args, None);
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{log}");
-        log
-    };
+    let df = format!("FROM busybox\nRUN {NETS}\nRUN --network=default {NETS} again\n");
+    let build = |flags: &[&str]| build_ok(&env, &df, flags);
     // The host network first, so a cached step would show its interfaces.
     let log = build(&[]);
     assert!(!has_line(&log, "nets: lo"), "{log}");
@@ -179,19 +186,7 @@ fn network_host_needs_the_entitlement_and_bad_modes_are_refused() {
 fn hosts_ulimits_and_shm_size_are_not_in_the_step_key() {
     let env = Env::new();
     env.busybox();
-    let ctx = env.context(
-        "ctx",
-        &[("Dockerfile", "FROM busybox\nRUN echo ran-$((6*7))\n")],
-    );
-    let build = |flags: &[&str]| {
-        let mut args = vec!["build", "--progress", "plain"];
-        args.extend_from_slice(flags);
-        args.push(ctx.to_str().unwrap());
-        let out = env.kiln(&args, None);
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{log}");
-        log
-    };
+    let build = |flags: &[&str]| build_ok(&env, "FROM busybox\nRUN echo ran-$((6*7))\n", flags);
     assert!(has_line(&build(&[]), " ran-42"));
     // COMPAT(buildkit): as the brief reads its ExecOp cache map.
     let log = build(&[
