@@ -36,7 +36,7 @@ pub use error::{BuildError, StepError};
 pub use event::{Event, Progress, StepRef, Stream, Vertex};
 pub use image::BuiltImage;
 pub use output::{OutputSpec, OutputSpecError};
-pub use run::SecretSource;
+pub use run::{ExtraHost, SandboxOptions, SecretSource};
 
 use crate::dockerfile::ignore::{ignore_file_candidates, IgnorePatterns};
 use crate::layer::{Compression, PackOptions};
@@ -66,6 +66,8 @@ pub struct BuildOptions {
     pub ssh: BTreeMap<String, PathBuf>,
     /// `--allow`ed entitlements.
     pub allow: Vec<Entitlement>,
+    /// `--add-host` and the other sandbox flags for every RUN.
+    pub sandbox: SandboxOptions,
     /// The kiln binary RUN re-executes as its sandbox helper.
     pub exe: PathBuf,
     /// `--no-cache`, `--no-cache-filter`, `--debug-cache`.
@@ -92,6 +94,7 @@ impl BuildOptions {
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
             allow: Vec::new(),
+            sandbox: SandboxOptions::default(),
             exe: PathBuf::from("/proc/self/exe"),
             cache: Default::default(),
             registry: None,
@@ -212,6 +215,7 @@ pub fn build(
         created: created.clone(),
         secrets: &opts.secrets,
         ssh: &opts.ssh,
+        sandbox: &opts.sandbox,
         exe: &opts.exe,
         graph: &graph,
         from_spans: df

@@ -37,6 +37,29 @@ pub enum SecretSource {
     Env(String),
 }
 
+/// `kiln build`'s sandbox flags, the same for every RUN of the build.
+// COMPAT(buildkit): none of them is in a step key (kiln follows the brief's
+// reading of BuildKit's ExecOp cache map): a rebuild with other extra hosts
+// reuses the cached steps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxOptions {
+    /// `--add-host`: extra `/etc/hosts` lines, in order.
+    pub extra_hosts: Vec<ExtraHost>,
+    /// `--ulimit`: resource limits, one per resource.
+    pub ulimits: Vec<exec::Ulimit>,
+    /// `--shm-size`: /dev/shm's size in bytes (the sandbox's 64 MiB when absent).
+    pub shm_size: Option<u64>,
+}
+
+/// One `--add-host HOST:IP`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraHost {
+    /// The name.
+    pub host: String,
+    /// Its address.
+    pub ip: std::net::IpAddr,
+}
+
 /// Why a RUN failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -162,6 +185,8 @@ pub struct RunContext<'a> {
     pub ssh: &'a BTreeMap<String, PathBuf>,
     /// For each of the op's mounts, the tree a bind/cache `from` reads.
     pub mount_sources: Vec<Option<Source>>,
+    /// `--add-host` and the other sandbox flags.
+    pub sandbox: &'a SandboxOptions,
 }
 
 /// Temp dirs made for one run, removed when it ends whatever happened.
@@ -209,6 +234,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
     if !op.files.is_empty() {
         mounts.push(files_mount(cx.store, op, &mut temps)?);
     }
+    let hosts_file = hosts_file(cx, &mut temps)?;
     let upper = staging_dir(cx.store, "upper-")?;
     let work = staging_dir(cx.store, "work-")?;
     temps.dirs.push(work.clone());
@@ -229,6 +255,9 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         mounts,
         stdin: None,
         privileged: op.security == Security::Insecure,
+        hosts_file,
+        ulimits: cx.sandbox.ulimits.clone(),
+        shm_size: cx.sandbox.shm_size,
     };
     let mut tail = OutputTail::default();
     let mut on_output = |o: Output<'_>| match o {
@@ -255,6 +284,33 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         }),
         Err(e) => fail(e.into()),
     }
+}
+
+/// With `--add-host`, the run's /etc/hosts: the host's (if it has one) and
+/// then a line per extra host.
+// COMPAT(buildkit): its executor writes a hosts file per run with `IP\tHOST`
+// lines appended to the base file.
+fn hosts_file(cx: &RunContext<'_>, temps: &mut Temps) -> Result<Option<PathBuf>, RunError> {
+    if cx.sandbox.extra_hosts.is_empty() {
+        return Ok(None);
+    }
+    let host = Path::new("/etc/hosts");
+    let mut text = match fs::read(host) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(ioerr("reading", host)(e)),
+    };
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        text.push(b'\n');
+    }
+    for h in &cx.sandbox.extra_hosts {
+        text.extend_from_slice(format!("{}\t{}\n", h.ip, h.host).as_bytes());
+    }
+    let dir = staging_dir(cx.store, "hosts-")?;
+    temps.dirs.push(dir.clone());
+    let file = dir.join("hosts");
+    fs::write(&file, text).map_err(ioerr("writing", &file))?;
+    Ok(Some(file))
 }
 
 /// The last [`OutputTail::KEEP`] lines of a command's output, bounded in

@@ -223,6 +223,7 @@ mod tests {
             created: "1970-01-01T00:00:00Z".into(),
             secrets: &Default::default(),
             ssh: &Default::default(),
+            sandbox: &Default::default(),
             exe: std::path::Path::new("/proc/self/exe"),
             graph: &graph,
             from_spans: vec![],

@@ -81,6 +81,8 @@ pub struct BuildEnv<'a> {
     pub secrets: &'a BTreeMap<String, SecretSource>,
     /// `--ssh` agent sockets.
     pub ssh: &'a BTreeMap<String, PathBuf>,
+    /// `--add-host` and the other sandbox flags.
+    pub sandbox: &'a super::run::SandboxOptions,
     /// The kiln binary for RUN's sandbox helper.
     pub exe: &'a Path,
     /// The graph being built.
@@ -402,6 +404,7 @@ fn run_one(
                 secrets: env.secrets,
                 ssh: env.ssh,
                 mount_sources,
+                sandbox: env.sandbox,
             };
             let upper = Staging::adopt(run_step(&cx, op, vertex)?);
             (upper, SourceKind::OverlayUpper)

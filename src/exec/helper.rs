@@ -23,7 +23,7 @@ use nix::unistd::{dup2, fork, pipe2, ForkResult, Gid, Uid};
 use super::protocol::{self, InitMsg, Report, REPORT_FD};
 use super::rootfs::{self, MountPoints};
 use super::sys::RealSys;
-use super::{caps, cleanup, seccomp, user, ExecError, RunSpec};
+use super::{caps, cleanup, seccomp, user, ExecError, Resource, RunSpec, Ulimit};
 
 /// Entry point of `kiln __sandbox`: reads the spec from stdin, runs it, writes the
 /// [`Report`] to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
@@ -127,6 +127,8 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     protocol::send(pipe, &InitMsg::MountPoints(points))
         .and_then(|()| pipe.flush())
         .map_err(|e| helper_err("sending mount points", ExecError::errno_of(&e)))?;
+    // Before the capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
+    set_ulimits(&spec.ulimits)?;
     if !spec.privileged {
         caps::keep_default()?;
         // While CAP_SYS_ADMIN is still effective: no PR_SET_NO_NEW_PRIVS needed.
@@ -153,6 +155,41 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     nix::unistd::setuid(Uid::from_raw(ids.uid)).map_err(user_err)?;
     nix::unistd::chdir(spec.cwd.as_str()).map_err(chdir_err)?;
     exec(spec, &ids.home)
+}
+
+/// `--ulimit`: each limit, in order.
+fn set_ulimits(limits: &[Ulimit]) -> Result<(), ExecError> {
+    for l in limits {
+        let resource = match l.resource {
+            Resource::Core => libc::RLIMIT_CORE,
+            Resource::Cpu => libc::RLIMIT_CPU,
+            Resource::Data => libc::RLIMIT_DATA,
+            Resource::Fsize => libc::RLIMIT_FSIZE,
+            Resource::Locks => libc::RLIMIT_LOCKS,
+            Resource::Memlock => libc::RLIMIT_MEMLOCK,
+            Resource::Msgqueue => libc::RLIMIT_MSGQUEUE,
+            Resource::Nice => libc::RLIMIT_NICE,
+            Resource::Nofile => libc::RLIMIT_NOFILE,
+            Resource::Nproc => libc::RLIMIT_NPROC,
+            Resource::Rss => libc::RLIMIT_RSS,
+            Resource::Rtprio => libc::RLIMIT_RTPRIO,
+            Resource::Rttime => libc::RLIMIT_RTTIME,
+            Resource::Sigpending => libc::RLIMIT_SIGPENDING,
+            Resource::Stack => libc::RLIMIT_STACK,
+        };
+        let lim = libc::rlimit {
+            rlim_cur: l.soft as libc::rlim_t,
+            rlim_max: l.hard as libc::rlim_t,
+        };
+        // SAFETY: setrlimit only reads the rlimit struct, which lives across the call.
+        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+            return Err(helper_err(
+                &format!("setting ulimit {}", l.resource.name()),
+                Errno::last(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Execs the command with the spec's env, plus `HOME` when the env has none.

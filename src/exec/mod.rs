@@ -4,13 +4,14 @@
 //! [`helper_main`]) and sends it the [`RunSpec`] as JSON on its stdin. The helper
 //! unshares a PID namespace and forks the sandbox init (PID 1), which unshares mount,
 //! UTS, IPC (and, for [`Network::None`], network) namespaces, mounts the overlay root,
-//! /proc, a minimal /dev, read-only /sys, the host's resolv.conf and hosts, the spec's
-//! extra mounts, masks and write-protects containerd's default /proc and /sys paths,
-//! pivots into the root, narrows the capability bounding set to Docker's default (the
-//! last two unless [`RunSpec::privileged`]), drops to the user and execs the command. Setup
-//! failures come back as typed [`ExecError`]s over a close-on-exec pipe; the helper
-//! sends its verdict to kiln over fd 3. The command's stdout and stderr stream to the
-//! caller as it runs.
+//! /proc, a minimal /dev (its /dev/shm of the spec's size), read-only /sys, the host's
+//! resolv.conf and hosts (or the spec's hosts file), the spec's extra mounts, masks and
+//! write-protects containerd's default /proc and /sys paths, pivots into the root, sets
+//! the spec's resource limits, narrows the capability bounding set to Docker's default
+//! (this and the masking unless [`RunSpec::privileged`]), drops to the user and execs the
+//! command. Setup failures come back as typed [`ExecError`]s over a close-on-exec pipe;
+//! the helper sends its verdict to kiln over fd 3. The command's stdout and stderr
+//! stream to the caller as it runs.
 //!
 //! Invariants:
 //! - After [`run`] returns, the upper dir holds only what the command wrote: every mount
@@ -83,6 +84,82 @@ pub struct RunSpec {
     /// default 14 and containerd's masked and read-only paths apply.
     #[serde(default)]
     pub privileged: bool,
+    /// A host file bound read-only at /etc/hosts instead of the host's own (`--add-host`
+    /// writes the host's content plus its lines there).
+    #[serde(default)]
+    pub hosts_file: Option<PathBuf>,
+    /// Resource limits set just before the command is exec'd, in order.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+    /// The size of /dev/shm's tmpfs in bytes; 64 MiB (Docker's default) when absent.
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+}
+
+/// One resource limit (`setrlimit`); `u64::MAX` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// Which resource.
+    pub resource: Resource,
+    /// The soft limit.
+    pub soft: u64,
+    /// The hard limit.
+    pub hard: u64,
+}
+
+/// The resources `docker --ulimit` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)] // each is the RLIMIT_ of its name
+pub enum Resource {
+    Core,
+    Cpu,
+    Data,
+    Fsize,
+    Locks,
+    Memlock,
+    Msgqueue,
+    Nice,
+    Nofile,
+    Nproc,
+    Rss,
+    Rtprio,
+    Rttime,
+    Sigpending,
+    Stack,
+}
+
+impl Resource {
+    /// Every resource with docker's name for it.
+    pub const ALL: [(&'static str, Resource); 15] = [
+        ("core", Self::Core),
+        ("cpu", Self::Cpu),
+        ("data", Self::Data),
+        ("fsize", Self::Fsize),
+        ("locks", Self::Locks),
+        ("memlock", Self::Memlock),
+        ("msgqueue", Self::Msgqueue),
+        ("nice", Self::Nice),
+        ("nofile", Self::Nofile),
+        ("nproc", Self::Nproc),
+        ("rss", Self::Rss),
+        ("rtprio", Self::Rtprio),
+        ("rttime", Self::Rttime),
+        ("sigpending", Self::Sigpending),
+        ("stack", Self::Stack),
+    ];
+
+    /// The resource docker calls `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+    }
+
+    /// Docker's name for it.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("", |(n, _)| n)
+    }
 }
 
 /// The network a command sees.

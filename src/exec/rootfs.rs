@@ -77,7 +77,7 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
     let root = root_dir(spec);
     mount_overlay_root(sys, spec, &root)?;
     let mut points = MountPoints::default();
-    mount_system(sys, &root, spec.privileged, &mut points)?;
+    mount_system(sys, &root, spec, &mut points)?;
     for (i, m) in spec.mounts.iter().enumerate() {
         let target = join_cwd(&spec.cwd, &m.target);
         let cx = MountCx {
@@ -162,13 +162,14 @@ pub const PRIVILEGED_DEVICES: [(&str, SFlag, u64, u64); 14] = [
 ];
 
 /// /proc, a minimal /dev, /sys (read-only unless privileged), and the host's
-/// resolv.conf and hosts.
+/// resolv.conf and hosts (the spec's hosts file instead, when it has one).
 fn mount_system(
     sys: &mut dyn Sys,
     root: &Path,
-    privileged: bool,
+    spec: &RunSpec,
     points: &mut MountPoints,
 ) -> Result<(), ExecError> {
+    let privileged = spec.privileged;
     let nosuid_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc = ensure_point(sys, root, "/proc", true, points)?;
     mount(
@@ -197,7 +198,7 @@ fn mount_system(
     } else {
         bind_host_devices(sys, &dev)?;
     }
-    populate_dev(sys, &dev)?;
+    populate_dev(sys, &dev, spec.shm_size)?;
     let sysfs = ensure_point(sys, root, "/sys", true, points)?;
     // COMPAT(buildkit): `oci.WithWriteableSysfs` in insecure mode.
     let sys_ro = if privileged {
@@ -218,18 +219,20 @@ fn mount_system(
     if !privileged {
         mask_and_protect(sys, root)?;
     }
-    for file in ["/etc/resolv.conf", "/etc/hosts"] {
+    let hosts = spec.hosts_file.as_deref();
+    for (file, source) in [("/etc/resolv.conf", None), ("/etc/hosts", hosts)] {
+        let source = source.unwrap_or(Path::new(file));
         // A host without the file has nothing to share; the image's own copy stays.
         if sys
-            .kind(Path::new(file))
-            .map_err(|source| resolve_err(file, source))?
+            .kind(source)
+            .map_err(|e| resolve_err(&source.to_string_lossy(), e))?
             == Kind::Missing
         {
             continue;
         }
         let target = ensure_point(sys, root, file, false, points)?;
         // COMPAT(buildkit): resolv.conf and hosts are bind mounts a RUN cannot change.
-        bind(sys, Path::new(file), &target, true, nodev(privileged))?;
+        bind(sys, source, &target, true, nodev(privileged))?;
     }
     Ok(())
 }
@@ -285,7 +288,7 @@ fn bind_host_devices(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
     Ok(())
 }
 
-fn populate_dev(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
+fn populate_dev(sys: &mut dyn Sys, dev: &Path, shm_size: Option<u64>) -> Result<(), ExecError> {
     for (name, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -313,13 +316,17 @@ fn populate_dev(sys: &mut dyn Sys, dev: &Path) -> Result<(), ExecError> {
         "devpts",
     )?;
     let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let shm_data = match shm_size {
+        Some(bytes) => format!("mode=1777,size={bytes}"),
+        None => "mode=1777,size=65536k".to_string(),
+    };
     mount(
         sys,
         Some("shm"),
         &dev.join("shm"),
         Some("tmpfs"),
         shm_flags,
-        Some("mode=1777,size=65536k"),
+        Some(&shm_data),
         "tmpfs /dev/shm",
     )
 }

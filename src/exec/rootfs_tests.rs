@@ -143,6 +143,9 @@ fn spec() -> RunSpec {
         mounts: vec![],
         stdin: None,
         privileged: false,
+        hosts_file: None,
+        ulimits: vec![],
+        shm_size: None,
     }
 }
 

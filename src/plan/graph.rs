@@ -24,6 +24,9 @@ pub struct PlanOptions {
     pub platform: Platform,
     /// `--label NAME=VALUE`: applied to the target stage's config last.
     pub labels: BTreeMap<String, String>,
+    /// `--network`: the network of a RUN without its own `--network` (or with
+    /// `--network=default`).
+    pub network: NetworkMode,
 }
 
 impl Default for PlanOptions {
@@ -33,6 +36,7 @@ impl Default for PlanOptions {
             target: None,
             platform: Platform::host(),
             labels: BTreeMap::new(),
+            network: NetworkMode::Default,
         }
     }
 }

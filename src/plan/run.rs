@@ -26,7 +26,9 @@ pub(super) fn run(
 ) -> Result<(), PlanError> {
     let flags = Flags::parse(inst, &["mount", "network", "security"])?;
     let network = match flags.string("network")? {
-        None | Some("default") => NetworkMode::Default,
+        // COMPAT(buildkit): dockerfile2llb starts every state on the build's
+        // network mode; `default` (or no flag) keeps it.
+        None | Some("default") => lw.opts.network,
         Some("none") => NetworkMode::None,
         Some("host") => NetworkMode::Host,
         Some(v) => return Err(flags.bad("network", v, "expected default, none or host")),

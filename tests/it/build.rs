@@ -24,6 +24,8 @@ mod outputs;
 mod run;
 #[path = "build/run_devices.rs"]
 mod run_devices;
+#[path = "build/run_flags.rs"]
+mod run_flags;
 #[path = "build/run_fs.rs"]
 mod run_fs;
 #[path = "build/run_mounts.rs"]

@@ -28,6 +28,17 @@ pub(super) enum UsageError {
     // COMPAT(buildkit): buildx's wording.
     #[error("invalid entitlement: {value}")]
     Allow { value: String },
+    #[error("--add-host {value:?}: expected HOST:IP or HOST=IP with an IP address")]
+    AddHost { value: String },
+    // COMPAT(buildkit): buildx asks docker's daemon for the gateway IP; kiln has none.
+    #[error("--add-host {value:?}: host-gateway is not supported by kiln (there is no daemon gateway); give the IP")]
+    HostGateway { value: String },
+    #[error("--ulimit {value:?}: {reason}")]
+    Ulimit { value: String, reason: String },
+    #[error("--shm-size {value:?}: expected a size such as 67108864, 64m or 1g")]
+    ShmSize { value: String },
+    #[error("--network {value:?}: expected default, none or host")]
+    Network { value: String },
     #[error("--compression")]
     Compression(#[source] crate::layer::LayerError),
     #[error("-o {value:?}")]
@@ -164,6 +175,125 @@ fn ssh_agents(vals: &[String]) -> Result<(BTreeMap<String, PathBuf>, Vec<KeyAgen
     Ok((out, agents))
 }
 
+/// `--add-host HOST:IP` / `HOST=IP`.
+// COMPAT(buildkit): buildx cuts at the first `=`, else at the first `:` (so
+// `host:::1` is IPv6), and the IP must parse.
+fn extra_hosts(vals: &[String]) -> Result<Vec<build::ExtraHost>, UsageError> {
+    let mut out = Vec::new();
+    for v in vals {
+        let bad = || UsageError::AddHost { value: v.clone() };
+        let (host, ip) = v
+            .split_once('=')
+            .or_else(|| v.split_once(':'))
+            .ok_or_else(bad)?;
+        if ip == "host-gateway" {
+            return Err(UsageError::HostGateway { value: v.clone() });
+        }
+        if host.is_empty() || host.chars().any(char::is_whitespace) {
+            return Err(bad());
+        }
+        let ip = ip.parse().map_err(|_| bad())?;
+        out.push(build::ExtraHost {
+            host: host.to_string(),
+            ip,
+        });
+    }
+    Ok(out)
+}
+
+/// `--ulimit NAME=SOFT[:HARD]`: docker's syntax (go-units' `ParseUlimit`);
+/// a later flag for the same resource wins.
+fn ulimits(vals: &[String]) -> Result<Vec<crate::exec::Ulimit>, UsageError> {
+    use crate::exec::{Resource, Ulimit};
+    let mut out: Vec<Ulimit> = Vec::new();
+    for v in vals {
+        let bad = |reason: String| UsageError::Ulimit {
+            value: v.clone(),
+            reason,
+        };
+        let (name, limits) = v
+            .split_once('=')
+            .ok_or_else(|| bad("expected NAME=SOFT[:HARD]".into()))?;
+        let resource = Resource::parse(name).ok_or_else(|| {
+            let names: Vec<_> = Resource::ALL.iter().map(|(n, _)| *n).collect();
+            bad(format!(
+                "unknown ulimit {name:?}; expected one of {}",
+                names.join(", ")
+            ))
+        })?;
+        // COMPAT(docker): -1 is unlimited (RLIM_INFINITY).
+        let limit = |s: &str| match s.parse::<i64>() {
+            Ok(-1) => Ok(u64::MAX),
+            Ok(n) if n >= 0 => Ok(n as u64),
+            _ => Err(bad(format!("invalid limit {s:?}: expected a number or -1"))),
+        };
+        let (soft, hard) = match limits.split_once(':') {
+            Some((s, h)) => (limit(s)?, limit(h)?),
+            None => (limit(limits)?, limit(limits)?),
+        };
+        if soft > hard {
+            return Err(bad(
+                "ulimit soft limit must be less than or equal to hard limit".into(),
+            ));
+        }
+        out.retain(|u| u.resource != resource);
+        out.push(Ulimit {
+            resource,
+            soft,
+            hard,
+        });
+    }
+    Ok(out)
+}
+
+/// `--shm-size`: docker's `RAMInBytes` syntax (go-units): a number, maybe
+/// with a fraction, an optional space and a binary unit `k`, `m`, `g`, `t`
+/// or `p` (any case, optionally followed by `i` and/or `b`). 0 is the default.
+fn shm_size(value: Option<&str>) -> Result<Option<u64>, UsageError> {
+    let Some(v) = value else { return Ok(None) };
+    let bad = || UsageError::ShmSize {
+        value: v.to_string(),
+    };
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return Err(bad()),
+    };
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
+        return Err(bad());
+    }
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    // COMPAT(docker): a zero size is "not set", the 64 MiB default.
+    Ok(Some(bytes as u64).filter(|b| *b > 0))
+}
+
+/// `--network`: buildx's modes. `host` is checked against `--allow` on each
+/// RUN it reaches, like `RUN --network=host` (`build::entitlements`).
+fn network(value: Option<&str>) -> Result<crate::plan::NetworkMode, UsageError> {
+    use crate::plan::NetworkMode;
+    match value {
+        None | Some("default") => Ok(NetworkMode::Default),
+        Some("none") => Ok(NetworkMode::None),
+        Some("host") => Ok(NetworkMode::Host),
+        Some(v) => Err(UsageError::Network { value: v.into() }),
+    }
+}
+
 fn entitlements(vals: &[String]) -> Result<Vec<build::Entitlement>, UsageError> {
     let mut out = Vec::new();
     for v in vals {
@@ -193,6 +323,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
         build_args: key_values("--build-arg", &args.build_args, true)?,
         target: args.target.clone(),
         labels: key_values("--label", &args.labels, false)?,
+        network: network(args.network.as_deref())?,
         ..Default::default()
     };
     if let Some(p) = &args.platform {
@@ -232,6 +363,9 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     let (ssh, ssh_key_agents) = ssh_agents(&args.ssh)?;
     opts.ssh = ssh;
     opts.allow = entitlements(&args.allow)?;
+    opts.sandbox.extra_hosts = extra_hosts(&args.add_hosts)?;
+    opts.sandbox.ulimits = ulimits(&args.ulimits)?;
+    opts.sandbox.shm_size = shm_size(args.shm_size.as_deref())?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
     opts.cache = crate::build::cached::CacheOptions {
         no_cache: args.no_cache,
@@ -302,4 +436,28 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
         });
     }
     Ok((outputs, tags))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shm_sizes_read_as_docker_reads_them() {
+        for (v, want) in [
+            ("1024", Some(1024)),
+            ("64m", Some(64 << 20)),
+            ("64M", Some(64 << 20)),
+            ("1g", Some(1 << 30)),
+            ("1GiB", Some(1 << 30)),
+            ("2 kb", Some(2048)),
+            ("1.5k", Some(1536)),
+            ("0", None),
+        ] {
+            assert_eq!(shm_size(Some(v)).unwrap(), want, "{v}");
+        }
+        for v in ["", "m", "64x", "-1", "1.k", "64mm", "99999999p"] {
+            assert!(shm_size(Some(v)).is_err(), "{v}");
+        }
+    }
 }

@@ -93,6 +93,20 @@ pub struct BuildArgs {
     /// Grant an entitlement: `network.host` (`RUN --network=host`), `security.insecure` (`RUN --security=insecure`).
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
     pub allow: Vec<String>,
+    /// An extra `/etc/hosts` line for every RUN: `HOST:IP` or `HOST=IP`; repeatable.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// A resource limit for every RUN: `NAME=SOFT[:HARD]` (docker's names: nofile,
+    /// nproc, core, …; -1 is unlimited); repeatable.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// The size of /dev/shm in every RUN (docker's syntax: bytes, or 64m, 1g, …); 64m by default.
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// The network of every RUN without its own `--network`: default, none or host
+    /// (host needs `--allow network.host`).
+    #[arg(long = "network", value_name = "MODE")]
+    pub network: Option<String>,
     /// Stages (name or index) whose steps are not looked up in the cache; repeatable or comma-separated.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,

@@ -64,6 +64,9 @@ impl Run {
             mounts: vec![],
             stdin: None,
             privileged: false,
+            hosts_file: None,
+            ulimits: vec![],
+            shm_size: None,
         };
         Run { dir, spec }
     }
