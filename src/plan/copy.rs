@@ -259,8 +259,15 @@ pub(super) fn workdir(
     // An empty path (an unset variable) joins to the current WORKDIR.
     let raw = lw.exp.word(inst, one_arg(inst)?, &st.env)?;
     let path = clean_abs(&st.workdir(), &raw);
-    st.config.config.working_dir = Some(path.clone());
-    let created_by = format!("WORKDIR {path}");
+    // COMPAT(buildkit): `system.NormalizeWorkdir` keeps an absolute path as written,
+    // so `WORKDIR /app/` is `/app/` in the config; a relative one goes through
+    // `path.Join`, which drops the slash. The op (and its key) takes the clean path.
+    let mut config_path = path.clone();
+    if raw.starts_with('/') && raw.ends_with('/') && !path.ends_with('/') {
+        config_path.push('/');
+    }
+    st.config.config.working_dir = Some(config_path.clone());
+    let created_by = format!("WORKDIR {config_path}");
     if path == "/" {
         st.push_meta(inst, created_by);
         return Ok(());

@@ -141,12 +141,14 @@ pub(super) struct StageState {
 impl StageState {
     /// `FROM scratch`.
     pub(super) fn scratch(id: StageId, platform: &Platform) -> Self {
-        let config = ImageConfig {
+        let mut config = ImageConfig {
             architecture: platform.architecture.clone(),
             os: platform.os.clone(),
             variant: platform.variant.clone(),
             ..Default::default()
         };
+        // COMPAT(buildkit): `emptyImage` gives a scratch stage WorkingDir "/".
+        config.config.working_dir = Some("/".into());
         Self::init(id, config, Env::default(), Vec::new())
     }
 
