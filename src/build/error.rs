@@ -173,6 +173,13 @@ impl BuildError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Step { .. } => 1,
+            // A base that could not be fetched is not a bad Dockerfile: an
+            // unreachable registry or a failed read is an I/O error.
+            Self::Plan(crate::plan::PlanError::Resolve { source, .. })
+                if caused_by_io(&**source) =>
+            {
+                3
+            }
             Self::ReadDockerfile { .. }
             | Self::ContextDir { .. }
             | Self::ReadIgnore { .. }
@@ -187,4 +194,17 @@ impl BuildError {
             | Self::Cancelled => 3,
         }
     }
+}
+
+/// True when an I/O error (a refused connection, a failed read) is somewhere
+/// in `e`'s chain.
+fn caused_by_io(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.is::<std::io::Error>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }

@@ -175,3 +175,27 @@ fn expansion_budget_spans_the_dockerfile() {
     assert!(err.contains("--> Dockerfile:18:1"), "{err}");
     assert!(err.contains("grow beyond 67108864 bytes in all"), "{err}");
 }
+
+// Regression: an unreachable registry during COPY --from=image exited 2, as if
+// the Dockerfile were bad; a network failure is an I/O error (3), while an image
+// that is simply not there stays a Dockerfile error (2).
+#[test]
+fn an_unreachable_registry_is_an_io_error_not_a_bad_dockerfile() {
+    let env = Env::new();
+    // Nothing listens on a port the kernel just handed out and took back.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let df = format!("FROM scratch\nCOPY --from=127.0.0.1:{port}/x:1 /a /a\n");
+    let (code, err) = fail(&env, &df, &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("Dockerfile:2:1"), "{err}");
+    let (code, err) = fail(
+        &env,
+        "FROM scratch\nCOPY --from=nosuch /a /a\n",
+        &["--pull=never"],
+    );
+    assert_eq!(code, 2, "{err}");
+}
