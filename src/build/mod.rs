@@ -137,7 +137,17 @@ pub fn build(
             path: opts.context.clone(),
         });
     }
-    let v = progress.start("[internal] load build definition from Dockerfile", None);
+    // COMPAT(buildkit): the label names the file's base name (`-f ci/Containerfile`
+    // → `Containerfile`); a Dockerfile from stdin is `Dockerfile`.
+    let file = opts
+        .dockerfile_path
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .map_or("Dockerfile".into(), |n| n.to_string_lossy());
+    let v = progress.start(
+        &format!("[internal] load build definition from {file}"),
+        None,
+    );
     let df = match crate::dockerfile::parse(&opts.dockerfile) {
         Ok(df) => df,
         Err(e) => {

@@ -152,7 +152,10 @@ pub fn build_stage(
         .iter()
         .filter(|s| !matches!(s.op, Op::Meta))
         .collect();
-    let total = visible.len() + 1;
+    // COMPAT(buildkit): only an image base is a step of its own (`[1/n] FROM …`);
+    // a stage built on another stage, or on scratch, numbers from its first step.
+    let from_image = usize::from(matches!(stage.base, Base::Image(_)));
+    let total = visible.len() + from_image;
     let label = label(env.graph, stage);
     if let Base::Image(img) = &stage.base {
         let v = env.progress.start(
@@ -167,7 +170,7 @@ pub fn build_stage(
     if !matches!(stage.base, Base::Stage(_)) {
         out.key = env.cache.root_key(out.key);
     }
-    let mut n = 1;
+    let mut n = from_image;
     for (i, step) in stage.steps.iter().enumerate() {
         if matches!(step.op, Op::Meta) {
             let created = step_time(env, out.time);

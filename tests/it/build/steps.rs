@@ -425,3 +425,41 @@ fn copy_flags_exclude_parents_link_and_from_image() {
         .file_type()
         .is_symlink());
 }
+
+// Regression: the first vertex always said "from Dockerfile", and a stage on
+// another stage (or on scratch) numbered its steps from 2, as if it had a FROM
+// step of its own; BuildKit prints `[final 1/1]`.
+#[test]
+fn progress_names_the_file_and_numbers_each_stage_from_its_first_step() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("a", "a"),
+            (
+                "Containerfile",
+                "FROM scratch AS base\nCOPY a /a\nFROM base AS final\nCOPY a /b\n",
+            ),
+        ],
+    );
+    let file = ctx.join("Containerfile");
+    let out = env.kiln(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-f",
+            file.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("load build definition from Containerfile"),
+        "{log}"
+    );
+    assert!(log.contains("[base 1/1] COPY a /a"), "{log}");
+    assert!(log.contains("[final 1/1] COPY a /b"), "{log}");
+}
