@@ -91,23 +91,6 @@ pub enum ArchiveKind {
     Zstd,
 }
 
-/// True for a URL ADD fetches over HTTP.
-pub fn is_url(source: &str) -> bool {
-    source.starts_with("http://") || source.starts_with("https://")
-}
-
-/// True for a source BuildKit treats as a git repository.
-pub fn is_git(source: &str) -> bool {
-    source.starts_with("git@")
-        || source.starts_with("git://")
-        || source.starts_with("ssh://")
-        || (is_url(source)
-            && source
-                .split(['#', '?'])
-                .next()
-                .is_some_and(|u| u.ends_with(".git")))
-}
-
 /// Which archive `path` is, by its first bytes; `None` for anything else
 /// (a compressed file that is not a tar stays a file, as BuildKit does).
 pub fn archive_kind(path: &Path) -> io::Result<Option<ArchiveKind>> {
@@ -178,12 +161,12 @@ pub fn extract(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<(), AddErr
         path: path.into(),
         source,
     })?;
-    crate::layer::unpack_tar(reader, dest, crate::layer::UnpackMode::Archive).map_err(
-        |source| AddError::Unpack {
+    crate::layer::unpack_tar(reader, dest, crate::layer::UnpackMode::Archive).map_err(|source| {
+        AddError::Unpack {
             path: path.into(),
             source,
-        },
-    )
+        }
+    })
 }
 
 /// The file name ADD gives a URL's content: the last path segment.
@@ -312,9 +295,6 @@ mod tests {
         assert_eq!(url_file_name("http://h:1/a/b/c.tar.gz?x=1"), "c.tar.gz");
         assert_eq!(url_file_name("https://h/dir/"), "dir");
         assert_eq!(url_file_name("https://h"), "index");
-        assert!(is_git("https://github.com/moby/buildkit.git#v0.12"));
-        assert!(is_git("git@github.com:moby/buildkit.git"));
-        assert!(!is_git("https://h/x.tar.gz"));
     }
 
     #[test]

@@ -175,12 +175,8 @@ fn select_sources(
     let mut selected = Vec::new();
     let mut urls = Vec::new();
     for s in &op.sources {
-        if op.add.is_some() && add::is_git(s) {
-            return Err(CopyError::Unsupported {
-                what: format!("ADD from a git repository ({s})"),
-            });
-        }
-        if op.add.is_some() && add::is_url(s) {
+        // Git sources never get here: the plan refuses them.
+        if op.add.is_some() && crate::plan::is_url(s) {
             urls.push(s.clone());
             continue;
         }

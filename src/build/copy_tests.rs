@@ -161,9 +161,6 @@ fn heredoc_parents_and_add_without_urls() {
     run(&f, &p).unwrap();
     assert_eq!(read(&f, "p/dir/sub/y"), "dir/sub/y");
     assert_eq!(read(&f, "p/logs/l"), "logs/l");
-    let mut g = op(&["https://example.invalid/r.git"], "/src");
-    g.add = Some(AddOptions::default());
-    assert!(matches!(run(&f, &g), Err(CopyError::Unsupported { .. })));
     let mut c = op(&["a.txt"], "/c");
     c.add = Some(AddOptions {
         checksum: Some("sha256:00".into()),

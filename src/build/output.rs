@@ -268,7 +268,10 @@ mod tests {
             "type=oci,dest=a.tar,oci-mediatypes=false",
         ] {
             let e = OutputSpec::parse(spec).unwrap_err();
-            assert!(matches!(e, OutputSpecError::Unsupported { .. }), "{spec}: {e}");
+            assert!(
+                matches!(e, OutputSpecError::Unsupported { .. }),
+                "{spec}: {e}"
+            );
         }
         let e = OutputSpec::parse("type=oci,dest=a.tar,compression=zstd").unwrap_err();
         assert!(e.to_string().contains("--compression"), "{e}");

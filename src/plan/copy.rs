@@ -57,13 +57,20 @@ pub(super) fn resolve_dest(workdir: &str, dest: &str) -> String {
     out
 }
 
-fn is_url(s: &str) -> bool {
+/// True for a source ADD fetches over HTTP(S). The one classification of
+/// COPY/ADD sources: the builder asks this, never its own copy.
+pub fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
-fn is_git(s: &str) -> bool {
-    let no_frag = s.split('#').next().unwrap_or(s);
-    s.starts_with("git@") || s.starts_with("git://") || (is_url(s) && no_frag.ends_with(".git"))
+/// True for a source BuildKit treats as a git repository (`gitutil` transports
+/// `git://`, `git@`, `ssh://`, or an http(s) URL whose path ends in `.git`).
+pub fn is_git(s: &str) -> bool {
+    let no_frag = s.split(['#', '?']).next().unwrap_or(s);
+    s.starts_with("git@")
+        || s.starts_with("git://")
+        || s.starts_with("ssh://")
+        || (is_url(s) && no_frag.ends_with(".git"))
 }
 
 /// `COPY` (`add == false`) or `ADD`.
@@ -299,6 +306,9 @@ mod tests {
     fn url_and_git_sources() {
         assert!(is_git("https://github.com/a/b.git#main"));
         assert!(is_git("git@github.com:a/b.git"));
+        // Regression: ssh:// passed planning and failed at execution.
+        assert!(is_git("ssh://git@host/repo.git"));
+        assert!(is_git("ssh://host/repo"));
         assert!(!is_git("https://example.com/x.tar.gz"));
         assert!(is_url("https://example.com/x.tar.gz"));
     }

@@ -34,6 +34,7 @@ mod run;
 mod stages;
 mod state;
 
+pub use copy::{is_git, is_url};
 pub use error::{Cause, PlanError};
 pub use graph::{
     AddOptions, Base, BuildGraph, CopyFrom, CopyOp, ImageResolver, InlineFile, MountFrom,

@@ -153,6 +153,12 @@ fn copy_and_add_source_rules() {
     assert_eq!(c.add.as_ref().unwrap().unpack, Some(false));
     let err = plan("FROM busybox\nADD https://github.com/a/b.git /src\n").unwrap_err();
     assert!(matches!(err, PlanError::Unsupported { .. }), "{err}");
+    // Regression: ssh:// passed planning (plan and builder classified sources
+    // differently) and failed only when the step ran.
+    for src in ["ssh://git@host/repo.git", "git://host/repo", "git@host:a/b"] {
+        let err = plan(&format!("FROM busybox\nADD {src} /src\n")).unwrap_err();
+        assert!(matches!(err, PlanError::Unsupported { .. }), "{src}: {err}");
+    }
 }
 
 #[test]
