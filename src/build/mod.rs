@@ -145,7 +145,7 @@ pub fn build(
         .and_then(|p| p.file_name())
         .map_or("Dockerfile".into(), |n| n.to_string_lossy());
     let v = progress.start(
-        &format!("[internal] load build definition from {file}"),
+        format!("[internal] load build definition from {file}"),
         None,
     );
     let df = match crate::dockerfile::parse(&opts.dockerfile) {
