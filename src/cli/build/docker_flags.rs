@@ -145,41 +145,35 @@ impl DockerFlags {
         if let Some((flag, Some(v))) = limits.iter().find(|(_, v)| v.is_some()) {
             return refuse(format!("{flag} {v}"), LIMITS);
         }
-        if let Some(v) = self.security_opt.first() {
-            return refuse(
-                format!("--security-opt {v}"),
+        // The first flag given of these, as written, with what to do instead.
+        let others: [(Option<String>, &str); 6] = [
+            (
+                self.security_opt.first().map(|v| format!("--security-opt {v}")),
                 "use `RUN --security=insecure` with `--allow security.insecure`, as with BuildKit",
-            );
-        }
-        if self.squash {
-            return refuse(
-                "--squash".into(),
+            ),
+            (
+                self.squash.then(|| "--squash".into()),
                 "BuildKit removed it; squash with a multi-stage build (COPY --from=STAGE / .)",
-            );
-        }
-        if self.compress {
-            return refuse(
-                "--compress".into(),
+            ),
+            (
+                self.compress.then(|| "--compress".into()),
                 "kiln reads the context in place, nothing is sent to compress; drop the flag",
-            );
-        }
-        if let Some(v) = &self.call {
-            return refuse(
-                format!("--call {v}"),
+            ),
+            (
+                self.call.as_ref().map(|v| format!("--call {v}")),
                 "kiln has no build checks or frontend subrequests; `kiln parse` shows the parse",
-            );
-        }
-        if self.check {
-            return refuse(
-                "--check".into(),
+            ),
+            (
+                self.check.then(|| "--check".into()),
                 "kiln has no build checks; `kiln parse` shows the parse",
-            );
-        }
-        if let Some(v) = self.build_context.first() {
-            return refuse(
-                format!("--build-context {v}"),
+            ),
+            (
+                self.build_context.first().map(|v| format!("--build-context {v}")),
                 "named contexts are not implemented yet; use a stage (FROM IMAGE AS NAME) or COPY from the main context",
-            );
+            ),
+        ];
+        if let Some((Some(flag), why)) = others.into_iter().find(|(f, _)| f.is_some()) {
+            return refuse(flag, why);
         }
         // COMPAT(buildkit): --rm and --force-rm are accepted and do nothing in
         // buildx too: no intermediate containers outlive a step.
