@@ -105,7 +105,12 @@ impl Env {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin).unwrap();
+        // kiln may exit (a usage error) before it reads stdin; the write
+        // then fails with EPIPE, which is the child's business, not ours.
+        match input.write_all(stdin) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.unwrap(),
+        }
         drop(input);
         child.wait_with_output().unwrap()
     }
