@@ -1,6 +1,6 @@
 //! kiln: a daemonless Dockerfile image builder. See `README.md` and the design notes.
 
-pub mod build;
+pub mod builder;
 pub mod cache;
 pub mod cli;
 #[deny(missing_docs)]

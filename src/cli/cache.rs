@@ -277,7 +277,7 @@ pub fn build_specs(to: &[String], from: &[String]) -> Result<Vec<CacheSpec>, Cac
 pub fn import_specs(
     store: &crate::oci::Store,
     specs: &[CacheSpec],
-    progress: &crate::build::Progress,
+    progress: &crate::builder::Progress,
     registry: Option<&crate::oci::registry::Client>,
 ) -> Result<(), CacheTransferError> {
     for spec in specs {
@@ -316,7 +316,7 @@ pub fn import_specs(
 pub fn export_specs(
     store: &crate::oci::Store,
     specs: &[CacheSpec],
-    progress: &crate::build::Progress,
+    progress: &crate::builder::Progress,
     registry: Option<&crate::oci::registry::Client>,
 ) -> Result<(), CacheTransferError> {
     for spec in specs {

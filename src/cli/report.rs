@@ -5,7 +5,7 @@
 
 use std::error::Error;
 
-use crate::build::BuildError;
+use crate::builder::BuildError;
 use crate::dockerfile::render_excerpt;
 use crate::plan::PlanError;
 
@@ -67,8 +67,8 @@ pub fn render_error(e: &dyn Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::copy::CopyError;
-    use crate::build::StepError;
+    use crate::builder::copy::CopyError;
+    use crate::builder::StepError;
     use crate::dockerfile::Span;
 
     #[test]

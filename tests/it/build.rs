@@ -148,14 +148,14 @@ impl Env {
         let (_, m, c) = self.image(reference);
         let out = self.path(&format!("rootfs-{}", reference.replace([':', '/'], "_")));
         let store = self.store();
-        let img = kiln::build::BuiltImage {
+        let img = kiln::builder::BuiltImage {
             manifest: store.resolve(reference).unwrap(),
             config_digest: m.config.digest,
             layers: m
                 .layers
                 .iter()
                 .zip(&c.rootfs.diff_ids)
-                .map(|(d, id)| kiln::build::snapshot::LayerRef {
+                .map(|(d, id)| kiln::builder::snapshot::LayerRef {
                     descriptor: d.clone(),
                     diff_id: *id,
                 })
@@ -163,7 +163,7 @@ impl Env {
             config: c,
             remote: None,
         };
-        kiln::build::export::flatten(&store, &img, &out).unwrap();
+        kiln::builder::export::flatten(&store, &img, &out).unwrap();
         out
     }
 

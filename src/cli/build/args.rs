@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::ssh_keys::KeyAgent;
 use super::BuildArgs;
-use crate::build::{self, BuildOptions, OutputSpec, SecretSource};
+use crate::builder::{self, BuildOptions, OutputSpec, SecretSource};
 use crate::layer::Compression;
 use crate::oci::{Platform, Reference};
 
@@ -45,7 +45,7 @@ pub(super) enum UsageError {
     Output {
         value: String,
         #[source]
-        source: build::OutputSpecError,
+        source: builder::OutputSpecError,
     },
     #[error("pushing to a registry (--push, type=registry) needs a name: -t NAME or name=NAME")]
     PushName,
@@ -178,7 +178,7 @@ fn ssh_agents(vals: &[String]) -> Result<(BTreeMap<String, PathBuf>, Vec<KeyAgen
 /// `--add-host HOST:IP` / `HOST=IP`.
 // COMPAT(buildkit): buildx cuts at the first `=`, else at the first `:` (so
 // `host:::1` is IPv6), and the IP must parse.
-fn extra_hosts(vals: &[String]) -> Result<Vec<build::ExtraHost>, UsageError> {
+fn extra_hosts(vals: &[String]) -> Result<Vec<builder::ExtraHost>, UsageError> {
     let mut out = Vec::new();
     for v in vals {
         let bad = || UsageError::AddHost { value: v.clone() };
@@ -193,7 +193,7 @@ fn extra_hosts(vals: &[String]) -> Result<Vec<build::ExtraHost>, UsageError> {
             return Err(bad());
         }
         let ip = ip.parse().map_err(|_| bad())?;
-        out.push(build::ExtraHost {
+        out.push(builder::ExtraHost {
             host: host.to_string(),
             ip,
         });
@@ -283,7 +283,7 @@ fn shm_size(value: Option<&str>) -> Result<Option<u64>, UsageError> {
 }
 
 /// `--network`: buildx's modes. `host` is checked against `--allow` on each
-/// RUN it reaches, like `RUN --network=host` (`build::entitlements`).
+/// RUN it reaches, like `RUN --network=host` (`builder::entitlements`).
 fn network(value: Option<&str>) -> Result<crate::plan::NetworkMode, UsageError> {
     use crate::plan::NetworkMode;
     match value {
@@ -294,11 +294,11 @@ fn network(value: Option<&str>) -> Result<crate::plan::NetworkMode, UsageError> 
     }
 }
 
-fn entitlements(vals: &[String]) -> Result<Vec<build::Entitlement>, UsageError> {
+fn entitlements(vals: &[String]) -> Result<Vec<builder::Entitlement>, UsageError> {
     let mut out = Vec::new();
     for v in vals {
         let e =
-            build::Entitlement::parse(v).ok_or_else(|| UsageError::Allow { value: v.clone() })?;
+            builder::Entitlement::parse(v).ok_or_else(|| UsageError::Allow { value: v.clone() })?;
         if !out.contains(&e) {
             out.push(e);
         }
@@ -367,7 +367,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.sandbox.ulimits = ulimits(&args.ulimits)?;
     opts.sandbox.shm_size = shm_size(args.shm_size.as_deref())?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
-    opts.cache = crate::build::cached::CacheOptions {
+    opts.cache = crate::builder::cached::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
         debug_cache: args.debug_cache,

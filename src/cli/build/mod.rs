@@ -1,5 +1,5 @@
 //! `kiln build`: docker-build-compatible flags resolved into
-//! `build::BuildOptions`, progress rendered on a thread, outputs written,
+//! `builder::BuildOptions`, progress rendered on a thread, outputs written,
 //! `--iidfile`/`--metadata-file` written last. With no `-t` and no `-o` the
 //! image still lands in the store and its ID is printed.
 
@@ -20,7 +20,7 @@ use args::{resolve, Resolved};
 use super::progress::{self, ProgressMode};
 use super::report::{render_build_error, render_error, EXIT_INTERNAL, EXIT_USAGE};
 use super::Cli;
-use crate::build::{self, BuildOptions, OutputSpec, Progress};
+use crate::builder::{self, BuildOptions, OutputSpec, Progress};
 use crate::oci::Reference;
 
 /// Arguments of `kiln build`.
@@ -141,7 +141,7 @@ pub enum PullArg {
     Never,
 }
 
-impl From<PullArg> for build::resolver::PullPolicy {
+impl From<PullArg> for builder::resolver::PullPolicy {
     fn from(p: PullArg) -> Self {
         match p {
             PullArg::Always => Self::Always,
@@ -257,7 +257,7 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
     let imported = super::cache::import_specs(&store, &cache_specs, &progress, registry.as_deref())
         .map_err(|e| (render_error(&e), EXIT_INTERNAL));
     let result = imported.and_then(|()| {
-        build::build(&store, &r.opts, &progress).map_err(|e| {
+        builder::build(&store, &r.opts, &progress).map_err(|e| {
             let text = render_build_error(&e, &r.opts.dockerfile, &r.opts.dockerfile_name);
             (text, e.exit_code())
         })
@@ -311,7 +311,7 @@ fn copy_to_stdout(path: &std::path::Path) -> Result<(), (String, i32)> {
 /// Outputs, then `--iidfile` and `--metadata-file`.
 fn finish(
     store: &crate::oci::Store,
-    img: &build::BuiltImage,
+    img: &builder::BuiltImage,
     r: &Resolved,
     progress: &Progress,
 ) -> Result<(), (String, i32)> {
@@ -321,7 +321,7 @@ fn finish(
             for n in names.iter().chain(&r.tags) {
                 if let Ok(q) = Reference::parse(n) {
                     v.log(
-                        build::Stream::Stdout,
+                        builder::Stream::Stdout,
                         format!("naming to {}\n", q.qualified()).as_bytes(),
                     );
                 }
@@ -341,16 +341,16 @@ fn finish(
             }
             None => spec,
         };
-        let exported = build::export::export(store, img, spec, &r.tags, r.opts.registry.as_deref());
+        let exported =
+            builder::export::export(store, img, spec, &r.tags, r.opts.registry.as_deref());
         if let (Ok(()), Some(file)) = (&exported, &staged) {
             copy_to_stdout(file.path())?;
         }
         if let Err(e) = exported {
             v.failed(e.to_string());
             let code = match e {
-                build::export::ExportError::PushName | build::export::ExportError::Name { .. } => {
-                    EXIT_USAGE
-                }
+                builder::export::ExportError::PushName
+                | builder::export::ExportError::Name { .. } => EXIT_USAGE,
                 _ => EXIT_INTERNAL,
             };
             return Err((render_error(&e), code));
@@ -358,7 +358,7 @@ fn finish(
         if let OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } = spec {
             for n in names.iter().chain(&r.tags) {
                 let line = format!("pushed manifest for {n}@{}\n", img.manifest.digest);
-                v.log(build::Stream::Stdout, line.as_bytes());
+                v.log(builder::Stream::Stdout, line.as_bytes());
             }
         }
         v.done();
@@ -392,7 +392,7 @@ fn describe(spec: &OutputSpec) -> String {
 }
 
 /// buildx's metadata file keys.
-fn metadata(img: &build::BuiltImage, tags: &[String]) -> String {
+fn metadata(img: &builder::BuiltImage, tags: &[String]) -> String {
     let mut m = serde_json::Map::new();
     m.insert(
         "containerimage.digest".into(),

@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::add::{archive_kind, extract, AddError};
-use crate::build::BuildOptions;
+use crate::builder::add::{archive_kind, extract, AddError};
+use crate::builder::BuildOptions;
 use crate::oci::Store;
 
 /// Why a context from stdin could not be read.

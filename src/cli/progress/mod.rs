@@ -9,7 +9,7 @@ use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::build::Event;
+use crate::builder::Event;
 
 mod tty;
 
@@ -174,7 +174,7 @@ pub fn spawn(mode: ProgressMode, rx: Receiver<Event>) -> JoinHandle<()> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::build::Stream;
+    use crate::builder::Stream;
     use std::time::Duration;
 
     pub(super) fn events() -> Vec<Event> {

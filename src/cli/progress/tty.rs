@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
-use crate::build::Event;
+use crate::builder::Event;
 
 /// One vertex as the tty view shows it.
 struct Row {

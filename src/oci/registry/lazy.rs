@@ -21,8 +21,8 @@
 //! - a name that pointed at another manifest (`--pull` saw the tag move) is
 //!   removed when the new image is not complete, as docker leaves the old
 //!   image unnamed: a later build must not take the stale image for the tag;
-//! - an image built on such a base (`build::BuiltImage::remote`) is stored
-//!   unnamed too; `build::export` fetches its missing layers before any
+//! - an image built on such a base (`builder::BuiltImage::remote`) is stored
+//!   unnamed too; `builder::export` fetches its missing layers before any
 //!   output that names or writes it;
 //! - the step cache is unaffected: its records hold a step's own layer, never
 //!   a base layer, so no record depends on a blob that was not fetched (and a

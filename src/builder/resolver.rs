@@ -79,7 +79,7 @@ pub struct StoreResolver<'a> {
     /// When to pull.
     pub pull: PullPolicy,
     /// Where a pull shows as a vertex (`[internal] pulling …`).
-    pub progress: Option<&'a crate::build::Progress>,
+    pub progress: Option<&'a crate::builder::Progress>,
     /// Pull lazily: manifest and config now, layers through this on demand.
     pub lazy: Option<&'a RemoteBlobs>,
 }
@@ -123,7 +123,7 @@ impl StoreResolver<'_> {
         match pulled {
             Ok((manifest, line)) => {
                 if let Some(v) = vertex {
-                    v.log(crate::build::Stream::Stdout, line.as_bytes());
+                    v.log(crate::builder::Stream::Stdout, line.as_bytes());
                     v.done();
                 }
                 Ok(manifest)

@@ -15,11 +15,11 @@ use crate::plan::{CopyFrom, CopyOp, RunMount, RunOp, Sharing};
 
 use super::cache_mount::{cache_dir, lock_cache, seeded_cache_dir};
 use super::{ioerr, RunContext, RunError, SecretSource, Temps};
-use crate::build::copy::{stage_copy, CopyError};
-use crate::build::rootfs::RootFs;
-use crate::build::snapshot::staging_dir;
-use crate::build::source::Source;
-use crate::build::ssh::AgentRelay;
+use crate::builder::copy::{stage_copy, CopyError};
+use crate::builder::rootfs::RootFs;
+use crate::builder::snapshot::staging_dir;
+use crate::builder::source::Source;
+use crate::builder::ssh::AgentRelay;
 /// Heredoc scripts, read-only at [`RunOp::FILES_DIR`].
 pub(super) fn files_mount(store: &Store, op: &RunOp, temps: &mut Temps) -> Result<Mount, RunError> {
     let dir = staging_dir(store, "files-")?;
@@ -206,7 +206,7 @@ pub(super) fn socket_dir(store: &Store, temps: &mut Temps) -> Result<PathBuf, Ru
     let dir = staging_dir(store, "ssh-")?;
     temps.dirs.push(dir.clone());
     // The relay's socket is `dir/SOCKET_NAME`.
-    if dir.as_os_str().len() + 1 + crate::build::ssh::SOCKET_NAME.len() < 108 {
+    if dir.as_os_str().len() + 1 + crate::builder::ssh::SOCKET_NAME.len() < 108 {
         return Ok(dir);
     }
     let tmp = std::env::temp_dir();

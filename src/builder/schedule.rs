@@ -151,8 +151,8 @@ fn stage_thread(env: &BuildEnv<'_>, st: &Stage, board: &Board) -> Result<StageOu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::event::{Event, Progress};
-    use crate::build::source::Source;
+    use crate::builder::event::{Event, Progress};
+    use crate::builder::source::Source;
     use crate::dockerfile::Span;
     use crate::plan::{CopyFrom, CopyOp, Op, Stage, StageId, Step, WorkdirOp};
 
@@ -201,7 +201,7 @@ mod tests {
         let context = Source::context(ctx.path().into(), None);
         let (tx, rx) = std::sync::mpsc::channel();
         let progress = Progress::new(tx);
-        let cache = crate::build::cached::CacheSession::open(
+        let cache = crate::builder::cached::CacheSession::open(
             &store,
             ctx.path(),
             "Dockerfile",
