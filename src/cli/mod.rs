@@ -18,6 +18,7 @@ pub mod fsck;
 pub mod images;
 pub mod inspect;
 pub mod load;
+pub mod log;
 pub mod login;
 pub mod logout;
 pub mod parse;
@@ -36,6 +37,14 @@ pub struct Cli {
     /// The store directory [default: $XDG_DATA_HOME/kiln or ~/.local/share/kiln].
     #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Log kiln's diagnostics to stderr at LEVEL (error, warn, info, debug,
+    /// trace) or as `RUST_LOG` directives (`kiln::oci::registry=debug`)
+    /// [default: $RUST_LOG, else warn].
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Same as `--log-level debug`.
+    #[arg(long, global = true)]
+    pub debug: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -99,6 +108,15 @@ impl Cli {
 
 /// Runs the CLI and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    // The sandbox helper's stderr is the RUN's: it never logs.
+    if !matches!(cli.command, Command::Sandbox) {
+        let rust_log = std::env::var("RUST_LOG").ok();
+        let d = log::directives(cli.log_level.as_deref(), cli.debug, rust_log.as_deref());
+        if let Err(e) = log::init(&d) {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
     let result = match &cli.command {
         Command::Parse(args) => return parse::run(args.clone()),
         Command::Build(a) => return build::run(&cli, a),

@@ -35,6 +35,16 @@ pub fn run(
             step: "creating the report pipe".into(),
             source: e.into(),
         })?;
+    tracing::debug!(
+        argv = ?spec.argv,
+        user = %spec.user,
+        cwd = %spec.cwd,
+        network = ?spec.network,
+        mounts = spec.mounts.len(),
+        lower_dirs = spec.lower_dirs.len(),
+        privileged = spec.privileged,
+        "starting the sandbox helper"
+    );
     let mut child = spawn(exe, &report_w)?;
     drop(report_w);
     let mut stdin = child.stdin.take().expect("stdin is piped");
@@ -66,6 +76,7 @@ pub fn run(
             let code = status
                 .code()
                 .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            tracing::debug!(status = code, "the sandbox helper died without a report");
             Err(ExecError::HelperDied { status: code })
         }
     }

@@ -99,7 +99,7 @@ impl Env {
     pub fn kiln_bytes(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
         cmd.arg("--root").arg(self.root()).args(args);
-        cmd.env_remove("SOURCE_DATE_EPOCH");
+        cmd.env_remove("SOURCE_DATE_EPOCH").env_remove("RUST_LOG");
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

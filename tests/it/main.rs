@@ -10,6 +10,7 @@ mod fixtures;
 mod ignore;
 mod killsafe;
 mod layer;
+mod logging;
 mod oci;
 mod parser;
 mod plan;

@@ -160,10 +160,13 @@ impl<W: Write> Renderer<W> {
 pub fn spawn(mode: ProgressMode, rx: Receiver<Event>) -> JoinHandle<()> {
     let mode = mode.resolve();
     std::thread::spawn(move || {
+        // Not `stderr().lock()` for the whole build: log events (`--debug`) and
+        // warnings write to stderr from other threads meanwhile. A frame (tty)
+        // or a line (plain) is buffered and written in one piece instead.
         if mode == ProgressMode::Tty {
-            return tty_loop(rx, std::io::stderr().lock());
+            return tty_loop(rx, std::io::BufWriter::new(std::io::stderr()));
         }
-        let mut r = Renderer::new(mode, std::io::stderr().lock());
+        let mut r = Renderer::new(mode, std::io::LineWriter::new(std::io::stderr()));
         for ev in rx {
             r.render(&ev);
         }

@@ -355,6 +355,7 @@ impl Client {
 
     #[allow(clippy::result_large_err)]
     fn send_once(&self, req: &Request, auth: Option<&str>) -> Result<ureq::Response, ureq::Error> {
+        tracing::debug!(auth = auth.is_some(), "{} {}", req.method, req.url);
         let agent = self
             .agent(&host_port(&req.url))
             .map_err(|e| ureq::Error::from(std::io::Error::other(e)))?;
