@@ -40,7 +40,7 @@ pub fn scratch_key() -> StepKey {
 pub enum Keyed {
     /// Known before running: the key and its pre-image.
     Before(StepKey, Vec<u8>),
-    /// Known only from the result (ADD <url> without a checksum): the input
+    /// Known only from the result (`ADD <url>` without a checksum): the input
     /// the key is finished with.
     AfterRun(Box<CopyKeyInput>),
     /// The step cannot be keyed (a source that does not exist): it runs and

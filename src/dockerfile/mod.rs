@@ -3,8 +3,8 @@
 //! patterns. Pure: no I/O beyond the bytes it is given.
 //!
 //! Parsing follows BuildKit's two phases (see `grammar/dockerfile.md`):
-//! [`lines`] turns physical lines into logical lines (directives, comments,
-//! continuations, the line table), [`parse`](mod@parse) turns each logical
+//! `lines` turns physical lines into logical lines (directives, comments,
+//! continuations, the line table), `parse` turns each logical
 //! line into an [`Instruction`], and heredoc bodies are read back from the
 //! line reader right after the instruction that opens them.
 //!

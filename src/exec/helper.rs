@@ -26,7 +26,7 @@ use super::sys::RealSys;
 use super::{caps, cleanup, seccomp, user, ExecError, Resource, RunSpec, Ulimit};
 
 /// Entry point of `kiln __sandbox`: reads the spec from stdin, runs it, writes the
-/// [`Report`] to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
+/// `Report` to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
 pub fn helper_main() -> ! {
     // SAFETY: kiln's `run` passes the write end of its report pipe as fd 3; nothing
     // else in this fresh process owns fd 3. F_GETFD checks it is open first.

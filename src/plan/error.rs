@@ -75,7 +75,7 @@ pub enum PlanError {
         source: Cause,
     },
     /// The Dockerfile's expansions together outgrew
-    /// [`MAX_EXPANDED_TOTAL`](super::expand::MAX_EXPANDED_TOTAL) bytes.
+    /// `MAX_EXPANDED_TOTAL` bytes (`plan/expand.rs`).
     #[error("{instruction}: expansions of this Dockerfile grow beyond {limit} bytes in all")]
     ExpansionBudget {
         /// The instruction's lines.
