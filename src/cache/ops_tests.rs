@@ -218,3 +218,137 @@ fn from_and_workdir_keys() {
     assert_ne!(w, workdir_key(Some(&a), "/srv", "").0);
     assert_ne!(w, workdir_key(None, "/app", "").0);
 }
+
+/// Keys computed before the recipe was moved onto the plan's ops: existing
+/// stores keep their hits only while these stay byte for byte the same.
+mod pinned {
+    use super::*;
+
+    pub(super) fn every_mount() -> RunKeyInput {
+        let mut r = run();
+        r.env.push("HTTP_PROXY=http://declared:1".into());
+        r.user = "1000:1000".into();
+        r.network = NetworkKey::None;
+        r.security = SecurityKey::Insecure;
+        r.files.push(InlineFileKey {
+            name: "EOF".into(),
+            content: "#!/bin/sh\necho hi\n".into(),
+            mode: 0o755,
+        });
+        r.stdin = Some("y\n".into());
+        r.mounts = vec![
+            MountKeyInput::Bind {
+                target: "/ctx".into(),
+                source: "/src".into(),
+                from: SourceKey::Context(ContentDigest::of(b"ctx")),
+                rw: true,
+            },
+            MountKeyInput::Bind {
+                target: "/st".into(),
+                source: "/".into(),
+                from: SourceKey::Stage(StepKey::of(b"stage")),
+                rw: false,
+            },
+            MountKeyInput::Cache {
+                id: "go".into(),
+                target: "/root/.cache".into(),
+                ro: true,
+                sharing: "locked".into(),
+                from: Some(SourceKey::Image(Digest::of(b"image"))),
+                source: "/seed".into(),
+                mode: 0o700,
+                uid: 1,
+                gid: 2,
+            },
+            MountKeyInput::Cache {
+                id: "/var/cache".into(),
+                target: "/var/cache".into(),
+                ro: false,
+                sharing: "private".into(),
+                from: None,
+                source: "/".into(),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            MountKeyInput::Tmpfs {
+                target: "/tmp".into(),
+                size: Some(1 << 20),
+            },
+            MountKeyInput::Tmpfs {
+                target: "/t2".into(),
+                size: None,
+            },
+            MountKeyInput::Secret {
+                id: "tok".into(),
+                target: Some("/run/secrets/tok".into()),
+                env: Some("TOK".into()),
+                required: true,
+                mode: 0o400,
+                uid: 0,
+                gid: 0,
+            },
+            MountKeyInput::Ssh {
+                id: "default".into(),
+                target: "/run/buildkit/ssh_agent.0".into(),
+                required: false,
+                mode: 0o600,
+                uid: 0,
+                gid: 0,
+            },
+        ];
+        r
+    }
+
+    pub(super) fn copy_every_flag() -> CopyKeyInput {
+        let mut c = copy();
+        c.sources = vec!["a".into(), "b/*.rs".into()];
+        c.heredocs.push(InlineFileKey {
+            name: "f".into(),
+            content: "x\n".into(),
+            mode: 0o644,
+        });
+        c.chown = Some("1:2".into());
+        c.chmod = Some("0640".into());
+        c.link = true;
+        c.parents = true;
+        c.excludes = vec!["*.o".into()];
+        c
+    }
+
+    pub(super) fn add_every_flag() -> CopyKeyInput {
+        let mut c = copy();
+        c.from = SourceKey::Stage(StepKey::of(b"stage"));
+        c.sources = vec!["https://example.com/a.tgz".into()];
+        c.dest = "/opt/a.tgz".into();
+        c.dest_is_dir = false;
+        c.add = Some(AddKeyInput {
+            checksum: Some(format!("{}", Digest::of(b"a"))),
+            keep_git_dir: true,
+            unpack: Some(false),
+            url_contents: vec![ContentDigest::of(b"a")],
+        });
+        c
+    }
+}
+
+#[test]
+fn pinned_keys_do_not_move() {
+    let parent = StepKey::of(b"parent");
+    let keys = [
+        ("run", run_key(Some(&parent), &pinned::every_mount()).0),
+        ("copy", copy_key(Some(&parent), &pinned::copy_every_flag()).0),
+        ("add", copy_key(Some(&parent), &pinned::add_every_flag()).0),
+        ("workdir", workdir_key(Some(&parent), "/app", "nobody").0),
+        ("from", from_key(&Digest::of(b"m1")).0),
+    ];
+    let got: Vec<String> = keys.iter().map(|(n, k)| format!("{n} {k}")).collect();
+    let want = [
+        "run sha256:53c0fe430a049131ab7fdc90ddc0b0828415a331bfb5abeef132b99545388bc2",
+        "copy sha256:250f5811e960ba8c0be165930759dacf82e514dbd4642a05fad2aeba995ff2a9",
+        "add sha256:c07f58aa5a440f09e88004615e8304f3737e2926ea860b1fd76457225a743530",
+        "workdir sha256:20293873e9b7daff8f42539ecf4786806912d5caaf73ee458558a0d7b15ed4ca",
+        "from sha256:ef1fd2c9f322220556ff457eaefbc310b595051bbd3b94326a8620fa19fc5b41",
+    ];
+    assert_eq!(got, want);
+}
