@@ -146,6 +146,17 @@ pub fn commit_dir(
     })
 }
 
+/// The layer of a step that changed nothing: the empty tar ([`layer::EMPTY_TAR`])
+/// in `opts.compression`, one blob shared by every such step (the same bytes
+/// every time: packing is deterministic and the store content-addressed).
+// COMPAT(buildkit): BuildKit 0.25 writes this layer for a RUN or WORKDIR that
+// leaves the filesystem as it was (history without `empty_layer`); it does
+// not drop the step from `rootfs.diff_ids`.
+pub fn empty_layer(store: &Store, opts: &PackOptions) -> Result<LayerRef, SnapshotError> {
+    let dir = Staging::adopt(staging_dir(store, "empty-")?);
+    commit_dir(store, dir.path(), SourceKind::Plain, opts)
+}
+
 /// Stores `from` (a blob of the layer `diff_id`) again in `opts.compression`,
 /// from its own tar stream, and returns the new blob. The tar is checked to
 /// be `diff_id`'s: a blob that does not match is an error, never an alias.
@@ -208,12 +219,16 @@ pub fn has_snapshot(store: &Store, layer: &LayerRef) -> bool {
 
 /// Snapshot dirs for `layers` (in their order), downloading first, all at
 /// once, the blobs of those not unpacked yet that the store lacks and
-/// `remote` can fetch (a lazily resolved base's layers).
+/// `remote` can fetch (a lazily resolved base's layers). Empty layers have
+/// none: they add nothing to the merged tree, and overlayfs refuses one lower
+/// dir given twice.
 pub fn ensure_snapshots(
     store: &Store,
     layers: &[LayerRef],
     remote: Option<&RemoteBlobs>,
 ) -> Result<Vec<PathBuf>, SnapshotError> {
+    let empty = layer::empty_tar_diff_id();
+    let layers: Vec<&LayerRef> = layers.iter().filter(|l| l.diff_id != empty).collect();
     if let Some(r) = remote {
         let missing: Vec<_> = layers
             .iter()
@@ -223,7 +238,10 @@ pub fn ensure_snapshots(
         r.fetch(store, &missing)
             .map_err(|e| SnapshotError::Fetch(Box::new(e)))?;
     }
-    layers.iter().map(|l| ensure_snapshot(store, l)).collect()
+    layers
+        .into_iter()
+        .map(|l| ensure_snapshot(store, l))
+        .collect()
 }
 
 /// The snapshot dir of `layer`, unpacking the blob when it is not there yet.
@@ -276,5 +294,21 @@ mod tests {
         assert_eq!(fs::read(again.join("app/hello")).unwrap(), b"hi");
         let mode = fs::metadata(&again).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
+    }
+
+    #[test]
+    fn empty_layers_are_one_blob_and_no_lower_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let opts = PackOptions::default();
+        let a = empty_layer(&store, &opts).unwrap();
+        let b = empty_layer(&store, &opts).unwrap();
+        assert_eq!(a, b, "every empty layer is the same blob");
+        assert_eq!(a.diff_id, layer::empty_tar_diff_id());
+        let dir = staging_dir(&store, "t-").unwrap();
+        fs::write(dir.join("f"), "x").unwrap();
+        let full = commit_dir(&store, &dir, SourceKind::Plain, &opts).unwrap();
+        let dirs = ensure_snapshots(&store, &[a.clone(), full.clone(), b], None).unwrap();
+        assert_eq!(dirs, vec![ensure_snapshot(&store, &full).unwrap()]);
     }
 }

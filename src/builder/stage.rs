@@ -8,9 +8,11 @@
 //! Invariants: `layers` and the non-empty history entries correspond one to
 //! one; a stage's `key` is its last step's (metadata steps pass the parent's
 //! key on: their effect reaches later RUNs through the env, user and
-//! workdir the plan gives them); a step whose result is an empty directory adds no layer (its history
-//! says `empty_layer`, as BuildKit's exporter writes it); every failing step
-//! reports its span and fails its progress vertex.
+//! workdir the plan gives them); a step whose result is an empty directory
+//! records no layer in the cache but adds the shared empty layer to the
+//! image (BuildKit 0.25 writes an empty tar for it, and no `empty_layer` in
+//! its history); every failing step reports its span and fails its progress
+//! vertex.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +35,8 @@ use super::image::history;
 use super::rootfs::RootFs;
 use super::run::{run_step, RunContext, SecretSource};
 use super::snapshot::{
-    commit_dir, ensure_snapshots, reencode, remove_tree, staging_dir, LayerRef, Staging,
+    commit_dir, empty_layer, ensure_snapshots, reencode, remove_tree, staging_dir, LayerRef,
+    Staging,
 };
 use super::source::Source;
 use super::stepkey::{key_after_run, key_step, Keyed};
@@ -188,12 +191,11 @@ pub fn build_stage(
         );
         match cached_step(env, stage, (i + 1, &name), step, &out, outputs, &v) {
             Ok(done) => {
-                let empty = done.layer.is_none();
-                out.layers.extend(done.layer);
+                out.layers.push(done.layer);
                 out.key = Some(done.key);
                 out.time = Some(out.time.map_or(done.time, |t| t.max(done.time)));
                 let created = step_time(env, out.time);
-                out.history.push(history(&created, &step.created_by, empty));
+                out.history.push(history(&created, &step.created_by, false));
                 if done.hit {
                     v.cached();
                 } else {
@@ -217,7 +219,8 @@ pub fn build_stage(
 
 /// A step's result: from the cache or from running it.
 struct StepDone {
-    layer: Option<LayerRef>,
+    /// The step's layer; the shared empty layer when it changed nothing.
+    layer: LayerRef,
     key: StepKey,
     time: i64,
     hit: bool,
@@ -250,8 +253,8 @@ fn cached_step(
     if let Keyed::Before(key, _) = &keyed {
         if let Some(rec) = env.cache.lookup(stage, key).map_err(StepError::Cache)? {
             let layer = match &rec.layer {
-                Some(l) => Some(hit_layer(env, &rec, l)?),
-                None => None,
+                Some(l) => hit_layer(env, &rec, l)?,
+                None => empty_layer(env.store, &env.pack)?,
             };
             env.cache.note(stage, index, name, *key, true);
             return Ok(StepDone {
@@ -287,6 +290,10 @@ fn cached_step(
         .commit(key, layer.as_ref(), &pre, listing.as_ref())
         .map_err(StepError::Cache)?;
     env.cache.note(stage, index, name, key, false);
+    let layer = match layer {
+        Some(l) => l,
+        None => empty_layer(env.store, &env.pack)?,
+    };
     Ok(StepDone {
         layer,
         key,
@@ -362,7 +369,8 @@ fn hit_layer(
     Ok(made)
 }
 
-/// Runs one step; `Some(layer)` when it changed the filesystem.
+/// Runs one step; `Some(layer)` when it changed the filesystem (`None` keeps
+/// the step's key and record what they were before empty layers were written).
 fn run_one(
     env: &BuildEnv<'_>,
     step: &Step,

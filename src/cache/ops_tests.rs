@@ -337,7 +337,10 @@ fn pinned_keys_do_not_move() {
     let parent = StepKey::of(b"parent");
     let keys = [
         ("run", run_key(Some(&parent), &pinned::every_mount()).0),
-        ("copy", copy_key(Some(&parent), &pinned::copy_every_flag()).0),
+        (
+            "copy",
+            copy_key(Some(&parent), &pinned::copy_every_flag()).0,
+        ),
         ("add", copy_key(Some(&parent), &pinned::add_every_flag()).0),
         ("workdir", workdir_key(Some(&parent), "/app", "nobody").0),
         ("from", from_key(&Digest::of(b"m1")).0),
