@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::layer::{self, LayerError, PackOptions, SourceKind, UnpackMode};
 use crate::oci::registry::RemoteBlobs;
-use crate::oci::{Descriptor, DiffId, Store, StoreError};
+use crate::oci::{Descriptor, DiffId, LayerBlob, Store, StoreError};
 
 /// Why a layer could not be stored or unpacked.
 #[derive(Debug, thiserror::Error)]
@@ -63,15 +63,6 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
-}
-
-/// A layer of an image: its blob descriptor and its diff_id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerRef {
-    /// The (compressed) blob.
-    pub descriptor: Descriptor,
-    /// The sha256 of the uncompressed tar.
-    pub diff_id: DiffId,
 }
 
 fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
@@ -129,7 +120,7 @@ pub fn commit_dir(
     dir: &Path,
     kind: SourceKind,
     opts: &PackOptions,
-) -> Result<LayerRef, SnapshotError> {
+) -> Result<LayerBlob, SnapshotError> {
     let mut w = store.begin_blob()?;
     let packed = layer::pack(dir, kind, opts, &mut w).map_err(|source| SnapshotError::Pack {
         dir: dir.into(),
@@ -140,7 +131,7 @@ pub fn commit_dir(
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
         .map_err(io_err("setting the mode of", dir))?;
     place(dir, &snap)?;
-    Ok(LayerRef {
+    Ok(LayerBlob {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id: packed.diff_id,
     })
@@ -152,7 +143,7 @@ pub fn commit_dir(
 // COMPAT(buildkit): BuildKit 0.25 writes this layer for a RUN or WORKDIR that
 // leaves the filesystem as it was (history without `empty_layer`); it does
 // not drop the step from `rootfs.diff_ids`.
-pub fn empty_layer(store: &Store, opts: &PackOptions) -> Result<LayerRef, SnapshotError> {
+pub fn empty_layer(store: &Store, opts: &PackOptions) -> Result<LayerBlob, SnapshotError> {
     let dir = Staging::adopt(staging_dir(store, "empty-")?);
     commit_dir(store, dir.path(), SourceKind::Plain, opts)
 }
@@ -165,7 +156,7 @@ pub fn reencode(
     from: &Descriptor,
     diff_id: DiffId,
     opts: &PackOptions,
-) -> Result<LayerRef, SnapshotError> {
+) -> Result<LayerBlob, SnapshotError> {
     let err = |source| SnapshotError::Reencode {
         digest: from.digest,
         source,
@@ -180,7 +171,7 @@ pub fn reencode(
         }));
     }
     let (digest, size) = w.commit()?;
-    Ok(LayerRef {
+    Ok(LayerBlob {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id,
     })
@@ -213,7 +204,7 @@ pub fn remove_tree(dir: &Path) -> Result<(), SnapshotError> {
 }
 
 /// Whether `layer` is unpacked already (its blob is then not needed).
-pub fn has_snapshot(store: &Store, layer: &LayerRef) -> bool {
+pub fn has_snapshot(store: &Store, layer: &LayerBlob) -> bool {
     store.snapshots_dir().join(layer.diff_id.hex()).is_dir()
 }
 
@@ -224,11 +215,11 @@ pub fn has_snapshot(store: &Store, layer: &LayerRef) -> bool {
 /// dir given twice.
 pub fn ensure_snapshots(
     store: &Store,
-    layers: &[LayerRef],
+    layers: &[LayerBlob],
     remote: Option<&RemoteBlobs>,
 ) -> Result<Vec<PathBuf>, SnapshotError> {
     let empty = layer::empty_tar_diff_id();
-    let layers: Vec<&LayerRef> = layers.iter().filter(|l| l.diff_id != empty).collect();
+    let layers: Vec<&LayerBlob> = layers.iter().filter(|l| l.diff_id != empty).collect();
     if let Some(r) = remote {
         let missing: Vec<_> = layers
             .iter()
@@ -245,7 +236,7 @@ pub fn ensure_snapshots(
 }
 
 /// The snapshot dir of `layer`, unpacking the blob when it is not there yet.
-pub fn ensure_snapshot(store: &Store, layer: &LayerRef) -> Result<PathBuf, SnapshotError> {
+pub fn ensure_snapshot(store: &Store, layer: &LayerBlob) -> Result<PathBuf, SnapshotError> {
     let snap = store.snapshots_dir().join(layer.diff_id.hex());
     if snap.is_dir() {
         return Ok(snap);

@@ -20,14 +20,14 @@ use std::sync::Arc;
 
 use crate::layer::{PackOptions, SourceKind};
 use crate::oci::registry::RemoteBlobs;
-use crate::oci::{History, ImageConfig, Platform, Store};
+use crate::oci::{History, ImageConfig, LayerBlob, Platform, Store};
 use crate::plan::{
     Base, BuildGraph, CopyFrom, MountFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
 };
 
 use crate::cache::{from_key, CacheRecord, StepKey};
 
-use super::cached::{from_cache_layer, CacheSession};
+use super::cached::CacheSession;
 use super::copy::{reads_target, stage_copy, stage_mkdir};
 use super::error::{BuildError, StepError};
 use super::event::{Progress, StepRef};
@@ -35,8 +35,7 @@ use super::image::history;
 use super::rootfs::RootFs;
 use super::run::{run_step, RunContext, SecretSource};
 use super::snapshot::{
-    commit_dir, empty_layer, ensure_snapshots, reencode, remove_tree, staging_dir, LayerRef,
-    Staging,
+    commit_dir, empty_layer, ensure_snapshots, reencode, remove_tree, staging_dir, Staging,
 };
 use super::source::Source;
 use super::stepkey::{key_after_run, key_step, Keyed};
@@ -45,7 +44,7 @@ use super::stepkey::{key_after_run, key_step, Keyed};
 #[derive(Debug, Clone)]
 pub struct StageOutput {
     /// Layers, base first.
-    pub layers: Vec<LayerRef>,
+    pub layers: Vec<LayerBlob>,
     /// History, base first.
     pub history: Vec<History>,
     /// The final config (rootfs and history not yet filled in).
@@ -105,17 +104,8 @@ pub fn image_output(store: &Store, img: &ResolvedImage) -> Result<StageOutput, S
         source,
     };
     let (manifest, config) = store.load_image(&img.manifest).map_err(err)?;
-    let layers = manifest
-        .layers
-        .iter()
-        .zip(&config.rootfs.diff_ids)
-        .map(|(d, id)| LayerRef {
-            descriptor: d.clone(),
-            diff_id: *id,
-        })
-        .collect();
     Ok(StageOutput {
-        layers,
+        layers: LayerBlob::of_image(&manifest, &config),
         history: config.history.clone(),
         platform: Platform {
             architecture: config.architecture.clone(),
@@ -220,7 +210,7 @@ pub fn build_stage(
 /// A step's result: from the cache or from running it.
 struct StepDone {
     /// The step's layer; the shared empty layer when it changed nothing.
-    layer: LayerRef,
+    layer: LayerBlob,
     key: StepKey,
     time: i64,
     hit: bool,
@@ -349,20 +339,11 @@ fn mount_from(m: &RunMount) -> Option<CopyFrom> {
 /// A hit's layer in the build's compression: the recorded blob when the
 /// record has that encoding, else the stored blob re-encoded (same diff_id)
 /// and added to the record.
-fn hit_layer(
-    env: &BuildEnv<'_>,
-    rec: &CacheRecord,
-    l: &crate::cache::LayerRef,
-) -> Result<LayerRef, StepError> {
-    if let Some(have) = env.cache.encoded(l) {
+fn hit_layer(env: &BuildEnv<'_>, rec: &CacheRecord, l: &LayerBlob) -> Result<LayerBlob, StepError> {
+    if let Some(have) = env.cache.encoded(rec) {
         return Ok(have);
     }
-    let made = reencode(
-        env.store,
-        &from_cache_layer(l).descriptor,
-        l.diff_id,
-        &env.pack,
-    )?;
+    let made = reencode(env.store, &l.descriptor, l.diff_id, &env.pack)?;
     env.cache
         .add_encoding(rec, &made)
         .map_err(StepError::Cache)?;
@@ -377,7 +358,7 @@ fn run_one(
     cur: &StageOutput,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
     vertex: &super::event::Vertex,
-) -> Result<Option<LayerRef>, StepError> {
+) -> Result<Option<LayerBlob>, StepError> {
     let (dir, kind): (Staging, SourceKind) = match &step.op {
         Op::Meta => return Ok(None),
         Op::Copy(op) => {

@@ -75,6 +75,6 @@ pub use ops::{
     MountKeyInput, NetworkKey, RunKeyInput, SecurityKey, SourceKey,
 };
 pub use prune::CachePruneReport;
-pub use record::{CacheRecord, Encoding, LayerRef, StepCache};
+pub use record::{CacheRecord, StepCache};
 pub use statcache::RACY_WINDOW_NS;
 pub use why::{describe_change, render as render_explanations, MissReason, StepExplanation};

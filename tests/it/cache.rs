@@ -9,10 +9,10 @@ use std::fs;
 use std::path::Path;
 
 use kiln::cache::{
-    copy_key, from_key, run_key, CacheError, CacheRecord, ContentDigest, CopyKeyInput, LayerRef,
-    NetworkKey, RunKeyInput, SecurityKey, SourceKey, StepCache, StepKey,
+    copy_key, from_key, run_key, CacheError, CacheRecord, ContentDigest, CopyKeyInput, NetworkKey,
+    RunKeyInput, SecurityKey, SourceKey, StepCache, StepKey,
 };
-use kiln::oci::{DiffId, Digest, Store};
+use kiln::oci::{Descriptor, DiffId, Digest, LayerBlob, Store};
 
 /// A record whose layer is a real blob of `size` bytes in the store at `root`.
 fn record(root: &Path, tag: &[u8], size: u64, last_used: i64) -> CacheRecord {
@@ -21,13 +21,15 @@ fn record(root: &Path, tag: &[u8], size: u64, last_used: i64) -> CacheRecord {
     let (digest, size) = Store::open(root).unwrap().put_blob(&bytes).unwrap();
     CacheRecord {
         key: StepKey::of(tag),
-        layer: Some(LayerRef {
-            digest,
+        layer: Some(LayerBlob {
+            descriptor: Descriptor::new(
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                digest,
+                size,
+            ),
             diff_id: DiffId::of(&bytes),
-            size,
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-            other_encodings: Vec::new(),
         }),
+        other_encodings: Vec::new(),
         created: last_used,
         last_used,
     }
@@ -116,7 +118,7 @@ fn a_record_whose_layer_blob_is_gone_is_a_miss() {
     assert!(cache.get(&rec.key).unwrap().is_some());
     let blob = Store::open(dir.path())
         .unwrap()
-        .blob_path(&rec.layer.unwrap().digest);
+        .blob_path(&rec.layer.unwrap().descriptor.digest);
     fs::remove_file(blob).unwrap();
     assert!(cache.get(&rec.key).unwrap().is_none());
 }
@@ -156,7 +158,10 @@ fn prune_keeps_the_most_recently_used() {
     let report = cache.prune(250).unwrap();
     assert_eq!(report.removed, vec![mid.key]);
     assert_eq!(report.kept_bytes, 200);
-    let mut want = vec![old.layer.unwrap().digest, new.layer.clone().unwrap().digest];
+    let mut want = vec![
+        old.layer.unwrap().descriptor.digest,
+        new.layer.clone().unwrap().descriptor.digest,
+    ];
     want.sort();
     assert_eq!(report.kept_layers, want);
     assert!(cache.get(&mid.key).unwrap().is_none());
