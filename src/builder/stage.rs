@@ -258,9 +258,10 @@ fn cached_step(
     let layer = run_one(env, step, cur, outputs, vertex)?;
     let (key, pre) = match keyed {
         Keyed::Before(key, pre) => (key, pre),
-        Keyed::AfterRun(input) => key_after_run(
+        Keyed::AfterRun(op, from) => key_after_run(
             parent.as_ref(),
-            *input,
+            op,
+            &from,
             layer.as_ref().map(|l| l.diff_id.bytes()),
         ),
         // A step that could not be keyed but ran fine (a source appeared
