@@ -36,7 +36,7 @@ pub fn scratch_key() -> StepKey {
 pub enum Keyed<'a> {
     /// Known before running: the key and its pre-image.
     Before(StepKey, Vec<u8>),
-    /// Known only from the result (ADD <url> without a checksum): the op and
+    /// Known only from the result (`ADD <url>` without a checksum): the op and
     /// what its sources resolved to, which the key is finished with.
     AfterRun(&'a CopyOp, SourceKey),
     /// The step cannot be keyed (a source that does not exist): it runs and

@@ -5,7 +5,8 @@
 //!
 //! The artifact is an OCI image manifest whose `artifactType` and config
 //! media type are [`ARTIFACT_TYPE`]; the config blob is the records list
-//! ([`RecordsBlob`]); `layers` are the records' layer blobs, then one gzip
+//! (`{"v":1,"records":[{key, layer, created}]}`, a record file each without
+//! its `v`); `layers` are the records' layer blobs, then one gzip
 //! tar per cache mount ([`MOUNT_MEDIA_TYPE`], annotated with its directory
 //! name). Invariants: import verifies every blob's digest before it is in
 //! the store, and writes a record only after its layer blob is there; an
@@ -102,7 +103,7 @@ pub struct CacheArtifact {
     pub manifest_bytes: Vec<u8>,
     /// Its descriptor (digest of `manifest_bytes`).
     pub manifest: Descriptor,
-    /// The config blob (a [`RecordsBlob`]), also written to the store.
+    /// The config blob (the records list), also written to the store.
     pub config_bytes: Vec<u8>,
     /// The layer and cache-mount blobs, all in the store.
     pub blobs: Vec<Descriptor>,
