@@ -14,16 +14,13 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{step_key, BuildLog, InputListing, LoggedStep, OpKind, StepKey};
-use crate::cache::{
-    CacheError, CacheRecord, ContextHasher, Encoding, LayerRef as CacheLayer, StepCache,
-};
+use crate::cache::{CacheError, CacheRecord, ContextHasher, StepCache};
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::layer::{Compression, PackOptions};
-use crate::oci::{Descriptor, Store};
+use crate::oci::{LayerBlob, Store};
 use crate::plan::{BuildGraph, Stage};
 
 use super::image::rfc3339;
-use super::snapshot::LayerRef;
 use super::source::Source;
 use super::stepkey::KeyEnv;
 
@@ -109,25 +106,15 @@ impl CacheSession {
 
     /// A hit's layer in this build's compression, when the record knows that
     /// encoding and its blob is in the store (`lookup` drops the others).
-    pub fn encoded(&self, layer: &CacheLayer) -> Option<LayerRef> {
-        let e = layer.encoding(self.compression.media_type())?;
-        Some(LayerRef {
-            descriptor: Descriptor::new(e.media_type, e.digest, e.size),
-            diff_id: layer.diff_id,
-        })
+    pub fn encoded(&self, rec: &CacheRecord) -> Option<LayerBlob> {
+        rec.layer_as(self.compression.media_type())
     }
 
     /// Records `made` (a re-encoding of `rec`'s layer) in `rec`, so the next
     /// build in that compression is a pure hit and `prune` keeps the blob.
-    pub fn add_encoding(&self, rec: &CacheRecord, made: &LayerRef) -> Result<(), CacheError> {
+    pub fn add_encoding(&self, rec: &CacheRecord, made: &LayerBlob) -> Result<(), CacheError> {
         let mut rec = rec.clone();
-        if let Some(l) = &mut rec.layer {
-            l.add_encoding(Encoding {
-                digest: made.descriptor.digest,
-                size: made.descriptor.size,
-                media_type: made.descriptor.media_type.clone(),
-            });
-        }
+        rec.add_encoding(made.descriptor.clone());
         self.steps.put(&rec, None)
     }
 
@@ -156,11 +143,11 @@ impl CacheSession {
     pub fn commit(
         &self,
         key: StepKey,
-        layer: Option<&LayerRef>,
+        layer: Option<&LayerBlob>,
         preimage: &[u8],
         listing: Option<&InputListing>,
     ) -> Result<CacheRecord, CacheError> {
-        let rec = CacheRecord::new(key, layer.map(to_cache_layer));
+        let rec = CacheRecord::new(key, layer.cloned());
         let pre = self.opts.debug_cache.then_some(preimage);
         if let Some(l) = listing.filter(|l| !l.is_empty()) {
             self.steps.put_inputs(&key, l)?;
@@ -233,22 +220,4 @@ fn target_chain(graph: &BuildGraph) -> Vec<usize> {
         };
     }
     out
-}
-
-fn to_cache_layer(l: &LayerRef) -> CacheLayer {
-    CacheLayer {
-        digest: l.descriptor.digest,
-        diff_id: l.diff_id,
-        size: l.descriptor.size,
-        media_type: l.descriptor.media_type.clone(),
-        other_encodings: Vec::new(),
-    }
-}
-
-/// The image layer a cache record names.
-pub fn from_cache_layer(l: &CacheLayer) -> LayerRef {
-    LayerRef {
-        descriptor: Descriptor::new(l.media_type.clone(), l.digest, l.size),
-        diff_id: l.diff_id,
-    }
 }

@@ -10,10 +10,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::oci::{
-    media_type, Descriptor, Digest, History, ImageConfig, Manifest, Platform, Store, StoreError,
+    media_type, Descriptor, Digest, History, ImageConfig, LayerBlob, Manifest, Platform, Store,
+    StoreError,
 };
-
-use super::snapshot::LayerRef;
 
 /// Docker's default PATH for Linux images.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -31,7 +30,7 @@ pub struct BuiltImage {
     /// The config as stored.
     pub config: ImageConfig,
     /// The layers, base first.
-    pub layers: Vec<LayerRef>,
+    pub layers: Vec<LayerBlob>,
     /// Where the layers of a lazily resolved base image are, until fetched:
     /// an image with it may lack some layer blobs (its manifest is stored but
     /// unnamed; naming or writing it out fetches them first).
@@ -94,7 +93,7 @@ pub fn history(created: &str, created_by: &str, empty_layer: bool) -> History {
 pub fn store_image(
     store: &Store,
     mut config: ImageConfig,
-    layers: Vec<LayerRef>,
+    layers: Vec<LayerBlob>,
     history: Vec<History>,
     platform: &Platform,
     created: &str,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::layer::{self, LayerError, PackOptions, SourceKind, UnpackMode};
 use crate::oci::registry::RemoteBlobs;
-use crate::oci::{Descriptor, DiffId, Store, StoreError};
+use crate::oci::{Descriptor, DiffId, LayerBlob, Store, StoreError};
 
 /// Why a layer could not be stored or unpacked.
 #[derive(Debug, thiserror::Error)]
@@ -63,15 +63,6 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
-}
-
-/// A layer of an image: its blob descriptor and its diff_id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerRef {
-    /// The (compressed) blob.
-    pub descriptor: Descriptor,
-    /// The sha256 of the uncompressed tar.
-    pub diff_id: DiffId,
 }
 
 fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
@@ -129,7 +120,7 @@ pub fn commit_dir(
     dir: &Path,
     kind: SourceKind,
     opts: &PackOptions,
-) -> Result<LayerRef, SnapshotError> {
+) -> Result<LayerBlob, SnapshotError> {
     let mut w = store.begin_blob()?;
     let packed = layer::pack(dir, kind, opts, &mut w).map_err(|source| SnapshotError::Pack {
         dir: dir.into(),
@@ -140,10 +131,21 @@ pub fn commit_dir(
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
         .map_err(io_err("setting the mode of", dir))?;
     place(dir, &snap)?;
-    Ok(LayerRef {
+    Ok(LayerBlob {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id: packed.diff_id,
     })
+}
+
+/// The layer of a step that changed nothing: the empty tar ([`layer::EMPTY_TAR`])
+/// in `opts.compression`, one blob shared by every such step (the same bytes
+/// every time: packing is deterministic and the store content-addressed).
+// COMPAT(buildkit): BuildKit 0.25 writes this layer for a RUN or WORKDIR that
+// leaves the filesystem as it was (history without `empty_layer`); it does
+// not drop the step from `rootfs.diff_ids`.
+pub fn empty_layer(store: &Store, opts: &PackOptions) -> Result<LayerBlob, SnapshotError> {
+    let dir = Staging::adopt(staging_dir(store, "empty-")?);
+    commit_dir(store, dir.path(), SourceKind::Plain, opts)
 }
 
 /// Stores `from` (a blob of the layer `diff_id`) again in `opts.compression`,
@@ -154,7 +156,7 @@ pub fn reencode(
     from: &Descriptor,
     diff_id: DiffId,
     opts: &PackOptions,
-) -> Result<LayerRef, SnapshotError> {
+) -> Result<LayerBlob, SnapshotError> {
     let err = |source| SnapshotError::Reencode {
         digest: from.digest,
         source,
@@ -169,7 +171,7 @@ pub fn reencode(
         }));
     }
     let (digest, size) = w.commit()?;
-    Ok(LayerRef {
+    Ok(LayerBlob {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id,
     })
@@ -202,18 +204,22 @@ pub fn remove_tree(dir: &Path) -> Result<(), SnapshotError> {
 }
 
 /// Whether `layer` is unpacked already (its blob is then not needed).
-pub fn has_snapshot(store: &Store, layer: &LayerRef) -> bool {
+pub fn has_snapshot(store: &Store, layer: &LayerBlob) -> bool {
     store.snapshots_dir().join(layer.diff_id.hex()).is_dir()
 }
 
 /// Snapshot dirs for `layers` (in their order), downloading first, all at
 /// once, the blobs of those not unpacked yet that the store lacks and
-/// `remote` can fetch (a lazily resolved base's layers).
+/// `remote` can fetch (a lazily resolved base's layers). Empty layers have
+/// none: they add nothing to the merged tree, and overlayfs refuses one lower
+/// dir given twice.
 pub fn ensure_snapshots(
     store: &Store,
-    layers: &[LayerRef],
+    layers: &[LayerBlob],
     remote: Option<&RemoteBlobs>,
 ) -> Result<Vec<PathBuf>, SnapshotError> {
+    let empty = layer::empty_tar_diff_id();
+    let layers: Vec<&LayerBlob> = layers.iter().filter(|l| l.diff_id != empty).collect();
     if let Some(r) = remote {
         let missing: Vec<_> = layers
             .iter()
@@ -223,11 +229,14 @@ pub fn ensure_snapshots(
         r.fetch(store, &missing)
             .map_err(|e| SnapshotError::Fetch(Box::new(e)))?;
     }
-    layers.iter().map(|l| ensure_snapshot(store, l)).collect()
+    layers
+        .into_iter()
+        .map(|l| ensure_snapshot(store, l))
+        .collect()
 }
 
 /// The snapshot dir of `layer`, unpacking the blob when it is not there yet.
-pub fn ensure_snapshot(store: &Store, layer: &LayerRef) -> Result<PathBuf, SnapshotError> {
+pub fn ensure_snapshot(store: &Store, layer: &LayerBlob) -> Result<PathBuf, SnapshotError> {
     let snap = store.snapshots_dir().join(layer.diff_id.hex());
     if snap.is_dir() {
         return Ok(snap);
@@ -276,5 +285,21 @@ mod tests {
         assert_eq!(fs::read(again.join("app/hello")).unwrap(), b"hi");
         let mode = fs::metadata(&again).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
+    }
+
+    #[test]
+    fn empty_layers_are_one_blob_and_no_lower_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let opts = PackOptions::default();
+        let a = empty_layer(&store, &opts).unwrap();
+        let b = empty_layer(&store, &opts).unwrap();
+        assert_eq!(a, b, "every empty layer is the same blob");
+        assert_eq!(a.diff_id, layer::empty_tar_diff_id());
+        let dir = staging_dir(&store, "t-").unwrap();
+        fs::write(dir.join("f"), "x").unwrap();
+        let full = commit_dir(&store, &dir, SourceKind::Plain, &opts).unwrap();
+        let dirs = ensure_snapshots(&store, &[a.clone(), full.clone(), b], None).unwrap();
+        assert_eq!(dirs, vec![ensure_snapshot(&store, &full).unwrap()]);
     }
 }

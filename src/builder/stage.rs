@@ -8,9 +8,11 @@
 //! Invariants: `layers` and the non-empty history entries correspond one to
 //! one; a stage's `key` is its last step's (metadata steps pass the parent's
 //! key on: their effect reaches later RUNs through the env, user and
-//! workdir the plan gives them); a step whose result is an empty directory adds no layer (its history
-//! says `empty_layer`, as BuildKit's exporter writes it); every failing step
-//! reports its span and fails its progress vertex.
+//! workdir the plan gives them); a step whose result is an empty directory
+//! records no layer in the cache but adds the shared empty layer to the
+//! image (BuildKit 0.25 writes an empty tar for it, and no `empty_layer` in
+//! its history); every failing step reports its span and fails its progress
+//! vertex.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,14 +20,14 @@ use std::sync::Arc;
 
 use crate::layer::{PackOptions, SourceKind};
 use crate::oci::registry::RemoteBlobs;
-use crate::oci::{History, ImageConfig, Platform, Store};
+use crate::oci::{History, ImageConfig, LayerBlob, Platform, Store};
 use crate::plan::{
     Base, BuildGraph, CopyFrom, MountFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
 };
 
 use crate::cache::{from_key, CacheRecord, StepKey};
 
-use super::cached::{from_cache_layer, CacheSession};
+use super::cached::CacheSession;
 use super::copy::{reads_target, stage_copy, stage_mkdir};
 use super::error::{BuildError, StepError};
 use super::event::{Progress, StepRef};
@@ -33,7 +35,7 @@ use super::image::history;
 use super::rootfs::RootFs;
 use super::run::{run_step, RunContext, SecretSource};
 use super::snapshot::{
-    commit_dir, ensure_snapshots, reencode, remove_tree, staging_dir, LayerRef, Staging,
+    commit_dir, empty_layer, ensure_snapshots, reencode, remove_tree, staging_dir, Staging,
 };
 use super::source::Source;
 use super::stepkey::{key_after_run, key_step, Keyed};
@@ -42,7 +44,7 @@ use super::stepkey::{key_after_run, key_step, Keyed};
 #[derive(Debug, Clone)]
 pub struct StageOutput {
     /// Layers, base first.
-    pub layers: Vec<LayerRef>,
+    pub layers: Vec<LayerBlob>,
     /// History, base first.
     pub history: Vec<History>,
     /// The final config (rootfs and history not yet filled in).
@@ -102,17 +104,8 @@ pub fn image_output(store: &Store, img: &ResolvedImage) -> Result<StageOutput, S
         source,
     };
     let (manifest, config) = store.load_image(&img.manifest).map_err(err)?;
-    let layers = manifest
-        .layers
-        .iter()
-        .zip(&config.rootfs.diff_ids)
-        .map(|(d, id)| LayerRef {
-            descriptor: d.clone(),
-            diff_id: *id,
-        })
-        .collect();
     Ok(StageOutput {
-        layers,
+        layers: LayerBlob::of_image(&manifest, &config),
         history: config.history.clone(),
         platform: Platform {
             architecture: config.architecture.clone(),
@@ -188,12 +181,11 @@ pub fn build_stage(
         );
         match cached_step(env, stage, (i + 1, &name), step, &out, outputs, &v) {
             Ok(done) => {
-                let empty = done.layer.is_none();
-                out.layers.extend(done.layer);
+                out.layers.push(done.layer);
                 out.key = Some(done.key);
                 out.time = Some(out.time.map_or(done.time, |t| t.max(done.time)));
                 let created = step_time(env, out.time);
-                out.history.push(history(&created, &step.created_by, empty));
+                out.history.push(history(&created, &step.created_by, false));
                 if done.hit {
                     v.cached();
                 } else {
@@ -217,7 +209,8 @@ pub fn build_stage(
 
 /// A step's result: from the cache or from running it.
 struct StepDone {
-    layer: Option<LayerRef>,
+    /// The step's layer; the shared empty layer when it changed nothing.
+    layer: LayerBlob,
     key: StepKey,
     time: i64,
     hit: bool,
@@ -250,8 +243,8 @@ fn cached_step(
     if let Keyed::Before(key, _) = &keyed {
         if let Some(rec) = env.cache.lookup(stage, key).map_err(StepError::Cache)? {
             let layer = match &rec.layer {
-                Some(l) => Some(hit_layer(env, &rec, l)?),
-                None => None,
+                Some(l) => hit_layer(env, &rec, l)?,
+                None => empty_layer(env.store, &env.pack)?,
             };
             env.cache.note(stage, index, name, *key, true);
             return Ok(StepDone {
@@ -265,9 +258,10 @@ fn cached_step(
     let layer = run_one(env, step, cur, outputs, vertex)?;
     let (key, pre) = match keyed {
         Keyed::Before(key, pre) => (key, pre),
-        Keyed::AfterRun(input) => key_after_run(
+        Keyed::AfterRun(op, from) => key_after_run(
             parent.as_ref(),
-            *input,
+            op,
+            &from,
             layer.as_ref().map(|l| l.diff_id.bytes()),
         ),
         // A step that could not be keyed but ran fine (a source appeared
@@ -287,6 +281,10 @@ fn cached_step(
         .commit(key, layer.as_ref(), &pre, listing.as_ref())
         .map_err(StepError::Cache)?;
     env.cache.note(stage, index, name, key, false);
+    let layer = match layer {
+        Some(l) => l,
+        None => empty_layer(env.store, &env.pack)?,
+    };
     Ok(StepDone {
         layer,
         key,
@@ -342,34 +340,26 @@ fn mount_from(m: &RunMount) -> Option<CopyFrom> {
 /// A hit's layer in the build's compression: the recorded blob when the
 /// record has that encoding, else the stored blob re-encoded (same diff_id)
 /// and added to the record.
-fn hit_layer(
-    env: &BuildEnv<'_>,
-    rec: &CacheRecord,
-    l: &crate::cache::LayerRef,
-) -> Result<LayerRef, StepError> {
-    if let Some(have) = env.cache.encoded(l) {
+fn hit_layer(env: &BuildEnv<'_>, rec: &CacheRecord, l: &LayerBlob) -> Result<LayerBlob, StepError> {
+    if let Some(have) = env.cache.encoded(rec) {
         return Ok(have);
     }
-    let made = reencode(
-        env.store,
-        &from_cache_layer(l).descriptor,
-        l.diff_id,
-        &env.pack,
-    )?;
+    let made = reencode(env.store, &l.descriptor, l.diff_id, &env.pack)?;
     env.cache
         .add_encoding(rec, &made)
         .map_err(StepError::Cache)?;
     Ok(made)
 }
 
-/// Runs one step; `Some(layer)` when it changed the filesystem.
+/// Runs one step; `Some(layer)` when it changed the filesystem (`None` keeps
+/// the step's key and record what they were before empty layers were written).
 fn run_one(
     env: &BuildEnv<'_>,
     step: &Step,
     cur: &StageOutput,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
     vertex: &super::event::Vertex,
-) -> Result<Option<LayerRef>, StepError> {
+) -> Result<Option<LayerBlob>, StepError> {
     let (dir, kind): (Staging, SourceKind) = match &step.op {
         Op::Meta => return Ok(None),
         Op::Copy(op) => {

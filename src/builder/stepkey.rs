@@ -1,6 +1,7 @@
-//! From a plan step to its cache key: fills the `cache::*KeyInput` structs
-//! from the plan's ops and asks the [`ContextHasher`] for the content digest
-//! of context sources (after `.dockerignore`).
+//! From a plan step to its cache key: resolves what the step reads (the
+//! content digest of context sources after `.dockerignore`, from the
+//! [`ContextHasher`]; a stage's key; an image's digest) and hands it with the
+//! plan's op to the `cache` recipe, which decides what else matters.
 //!
 //! Invariants: a key reads only what the step reads: COPY/ADD the selected
 //! sources (never mtime, uid/gid or ignored files), RUN its env, user,
@@ -15,15 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::cache::{
-    copy_key, run_key, workdir_key, AddKeyInput, ContentDigest, ContextHasher, CopyKeyInput,
-    InlineFileKey, InputListing, MountKeyInput, NetworkKey, RunKeyInput, SecurityKey, SourceKey,
-    StepKey,
+    copy_key, run_key, workdir_key, ContentDigest, ContextHasher, InputListing, SourceKey, StepKey,
 };
 use crate::dockerfile::ignore::IgnorePatterns;
-use crate::plan::{
-    CopyFrom, CopyOp, InlineFile, MountFrom, NetworkMode, Op, RunMount, RunOp, Security, Sharing,
-    Step, WorkdirOp,
-};
+use crate::plan::{CopyFrom, CopyOp, MountFrom, Op, Step};
 
 use super::error::StepError;
 use super::source::Source;
@@ -37,12 +33,12 @@ pub fn scratch_key() -> StepKey {
 
 /// How a step is keyed.
 #[derive(Debug)]
-pub enum Keyed {
+pub enum Keyed<'a> {
     /// Known before running: the key and its pre-image.
     Before(StepKey, Vec<u8>),
-    /// Known only from the result (`ADD <url>` without a checksum): the input
-    /// the key is finished with.
-    AfterRun(Box<CopyKeyInput>),
+    /// Known only from the result (`ADD <url>` without a checksum): the op and
+    /// what its sources resolved to, which the key is finished with.
+    AfterRun(&'a CopyOp, SourceKey),
     /// The step cannot be keyed (a source that does not exist): it runs and
     /// fails with its own error.
     Never,
@@ -69,24 +65,24 @@ impl KeyEnv<'_> {
 }
 
 /// The key of `step` on top of `parent`; `outputs` are the finished stages.
-pub fn key_step(
+pub fn key_step<'a>(
     kx: &KeyEnv<'_>,
-    step: &Step,
+    step: &'a Step,
     parent: Option<&StepKey>,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
-) -> Result<Keyed, StepError> {
+) -> Result<Keyed<'a>, StepError> {
     match &step.op {
         Op::Meta => Ok(Keyed::Never),
-        Op::Workdir(WorkdirOp { path, user }) => {
-            let (k, pre) = workdir_key(parent, path, user);
+        Op::Workdir(op) => {
+            let (k, pre) = workdir_key(parent, op);
             Ok(Keyed::Before(k, pre))
         }
         Op::Run(op) => {
-            let Some(input) = run_input(kx, op, outputs)? else {
-                return Ok(Keyed::Never);
-            };
-            let (k, pre) = run_key(parent, &input);
-            Ok(Keyed::Before(k, pre))
+            let source = |from: &MountFrom, path: &str| mount_source(kx, from, path, outputs);
+            Ok(match run_key(parent, op, source)? {
+                Some((k, pre)) => Keyed::Before(k, pre),
+                None => Keyed::Never,
+            })
         }
         Op::Copy(op) => copy_keyed(kx, op, parent, outputs),
     }
@@ -96,29 +92,27 @@ pub fn key_step(
 /// step produced (its diff_id; `None`: no change).
 pub fn key_after_run(
     parent: Option<&StepKey>,
-    mut input: CopyKeyInput,
+    op: &CopyOp,
+    from: &SourceKey,
     diff_id: Option<&[u8; 32]>,
 ) -> (StepKey, Vec<u8>) {
     let content = match diff_id {
         Some(b) => ContentDigest::from_bytes(*b),
         None => ContentDigest::of(b""),
     };
-    if let Some(add) = &mut input.add {
-        add.url_contents = vec![content];
-    }
-    copy_key(parent, &input)
+    copy_key(parent, op, from, &[content])
 }
 
 fn is_remote(src: &str) -> bool {
     src.contains("://") || src.starts_with("git@")
 }
 
-fn copy_keyed(
+fn copy_keyed<'a>(
     kx: &KeyEnv<'_>,
-    op: &CopyOp,
+    op: &'a CopyOp,
     parent: Option<&StepKey>,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
-) -> Result<Keyed, StepError> {
+) -> Result<Keyed<'a>, StepError> {
     let local: Vec<&String> = op.sources.iter().filter(|s| !is_remote(s)).collect();
     let from = match &op.from {
         CopyFrom::Context => {
@@ -134,32 +128,14 @@ fn copy_keyed(
         CopyFrom::Stage(id) => SourceKey::Stage(stage_key(outputs, id.0)?),
         CopyFrom::Image(img) => SourceKey::Image(img.manifest.digest),
     };
-    let input = CopyKeyInput {
-        from,
-        sources: op.sources.clone(),
-        heredocs: op.heredocs.iter().map(inline).collect(),
-        dest: op.dest.clone(),
-        dest_is_dir: op.dest_is_dir_hint,
-        chown: op.chown.clone(),
-        chmod: op.chmod.clone(),
-        link: op.link,
-        parents: op.parents,
-        excludes: op.excludes.clone(),
-        add: op.add.as_ref().map(|a| AddKeyInput {
-            checksum: a.checksum.clone(),
-            keep_git_dir: a.keep_git_dir,
-            unpack: a.unpack,
-            url_contents: vec![],
-        }),
-    };
     // COMPAT(buildkit): a URL pinned by --checksum is keyed by URL and
     // checksum; an unpinned one must be fetched to know its content.
     let unpinned = op.sources.iter().any(|s| is_remote(s))
         && op.add.as_ref().is_none_or(|a| a.checksum.is_none());
     if unpinned {
-        return Ok(Keyed::AfterRun(Box::new(input)));
+        return Ok(Keyed::AfterRun(op, from));
     }
-    let (k, pre) = copy_key(parent, &input);
+    let (k, pre) = copy_key(parent, op, &from, &[]);
     Ok(Keyed::Before(k, pre))
 }
 
@@ -209,14 +185,6 @@ fn context_digest(
     Ok(Some(d))
 }
 
-fn inline(f: &InlineFile) -> InlineFileKey {
-    InlineFileKey {
-        name: f.name.clone(),
-        content: f.content.clone(),
-        mode: f.mode,
-    }
-}
-
 fn mount_source(
     kx: &KeyEnv<'_>,
     from: &MountFrom,
@@ -233,128 +201,5 @@ fn mount_source(
         }
         MountFrom::Stage(id) => SourceKey::Stage(stage_key(outputs, id.0)?),
         MountFrom::Image(img) => SourceKey::Image(img.manifest.digest),
-    }))
-}
-
-fn mount_input(
-    kx: &KeyEnv<'_>,
-    m: &RunMount,
-    outputs: &BTreeMap<usize, Arc<StageOutput>>,
-) -> Result<Option<MountKeyInput>, StepError> {
-    Ok(Some(match m {
-        RunMount::Bind {
-            target,
-            source,
-            from,
-            rw,
-        } => {
-            let Some(from) = mount_source(kx, from, source, outputs)? else {
-                return Ok(None);
-            };
-            MountKeyInput::Bind {
-                target: target.clone(),
-                source: source.clone(),
-                from,
-                rw: *rw,
-            }
-        }
-        RunMount::Cache {
-            id,
-            target,
-            ro,
-            sharing,
-            from,
-            source,
-            mode,
-            uid,
-            gid,
-        } => MountKeyInput::Cache {
-            id: id.clone(),
-            target: target.clone(),
-            ro: *ro,
-            sharing: match sharing {
-                Sharing::Shared => "shared",
-                Sharing::Private => "private",
-                Sharing::Locked => "locked",
-            }
-            .into(),
-            from: match from {
-                Some(f) => mount_source(kx, f, source, outputs)?,
-                None => None,
-            },
-            source: source.clone(),
-            mode: *mode,
-            uid: *uid,
-            gid: *gid,
-        },
-        RunMount::Tmpfs { target, size } => MountKeyInput::Tmpfs {
-            target: target.clone(),
-            size: *size,
-        },
-        RunMount::Secret {
-            id,
-            target,
-            env,
-            required,
-            mode,
-            uid,
-            gid,
-        } => MountKeyInput::Secret {
-            id: id.clone(),
-            target: target.clone(),
-            env: env.clone(),
-            required: *required,
-            mode: *mode,
-            uid: *uid,
-            gid: *gid,
-        },
-        RunMount::Ssh {
-            id,
-            target,
-            required,
-            mode,
-            uid,
-            gid,
-        } => MountKeyInput::Ssh {
-            id: id.clone(),
-            target: target.clone(),
-            required: *required,
-            mode: *mode,
-            uid: *uid,
-            gid: *gid,
-        },
-    }))
-}
-
-fn run_input(
-    kx: &KeyEnv<'_>,
-    op: &RunOp,
-    outputs: &BTreeMap<usize, Arc<StageOutput>>,
-) -> Result<Option<RunKeyInput>, StepError> {
-    let mut mounts = Vec::with_capacity(op.mounts.len());
-    for m in &op.mounts {
-        match mount_input(kx, m, outputs)? {
-            Some(k) => mounts.push(k),
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(RunKeyInput {
-        argv: op.argv.clone(),
-        env: op.env.clone(),
-        proxy_env: op.proxy_env.clone(),
-        user: op.user.clone(),
-        workdir: op.workdir.clone(),
-        network: match op.network {
-            NetworkMode::Default => NetworkKey::Default,
-            NetworkMode::None => NetworkKey::None,
-            NetworkMode::Host => NetworkKey::Host,
-        },
-        security: match op.security {
-            Security::Sandbox => SecurityKey::Sandbox,
-            Security::Insecure => SecurityKey::Insecure,
-        },
-        mounts,
-        files: op.files.iter().map(inline).collect(),
-        stdin: op.stdin.clone(),
     }))
 }

@@ -5,7 +5,8 @@
 //!
 //! The artifact is an OCI image manifest whose `artifactType` and config
 //! media type are [`ARTIFACT_TYPE`]; the config blob is the records list
-//! ([`RecordsBlob`]); `layers` are the records' layer blobs, then one gzip
+//! (`{"v":1,"records":[{key, layer, created}]}`, a record file each without
+//! its `v`); `layers` are the records' layer blobs, then one gzip
 //! tar per cache mount ([`MOUNT_MEDIA_TYPE`], annotated with its directory
 //! name). Invariants: import verifies every blob's digest before it is in
 //! the store, and writes a record only after its layer blob is there; an
@@ -20,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::layer::{self, PackOptions, SourceKind, UnpackMode};
 use crate::oci::{canonical_json, media_type, Descriptor, Digest, Manifest, Store};
 
-use super::{CacheError, CacheRecord, LayerRef, StepCache, StepKey};
+use super::record::LayerFile;
+use super::{CacheError, CacheRecord, StepCache, StepKey};
 
 #[path = "export_layout.rs"]
 mod layout;
@@ -77,24 +79,20 @@ impl ExportSpec {
     }
 }
 
-/// One record as the artifact carries it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordEntry {
-    /// The step key.
-    pub key: StepKey,
-    /// Its layer, if any.
-    pub layer: Option<LayerRef>,
-    /// When it was first stored (unix seconds).
-    pub created: i64,
+/// One record as the artifact carries it (a record file without `v`).
+#[derive(Serialize, Deserialize)]
+struct RecordEntry {
+    key: StepKey,
+    layer: Option<LayerFile>,
+    created: i64,
 }
 
 /// The artifact's config blob.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordsBlob {
+#[derive(Serialize, Deserialize)]
+struct RecordsBlob {
     /// Format version (1).
-    pub v: u32,
-    /// The records.
-    pub records: Vec<RecordEntry>,
+    v: u32,
+    records: Vec<RecordEntry>,
 }
 
 /// The artifact: push `blobs` (all in the store), then `config_bytes`, then
@@ -105,7 +103,7 @@ pub struct CacheArtifact {
     pub manifest_bytes: Vec<u8>,
     /// Its descriptor (digest of `manifest_bytes`).
     pub manifest: Descriptor,
-    /// The config blob (a [`RecordsBlob`]), also written to the store.
+    /// The config blob (the records list), also written to the store.
     pub config_bytes: Vec<u8>,
     /// The layer and cache-mount blobs, all in the store.
     pub blobs: Vec<Descriptor>,
@@ -139,14 +137,14 @@ pub fn build_artifact(store: &Store, spec: &ExportSpec) -> Result<CacheArtifact,
         }
         // Every encoding the store holds travels: an importer building in
         // another compression then hits without re-encoding.
-        for e in rec.layer.iter().flat_map(|l| l.encodings()) {
+        for e in rec.encodings() {
             if !blobs.iter().any(|b| b.digest == e.digest) {
-                blobs.push(Descriptor::new(e.media_type, e.digest, e.size));
+                blobs.push(Descriptor::new(e.media_type.clone(), e.digest, e.size));
             }
         }
         records.push(RecordEntry {
             key: rec.key,
-            layer: rec.layer,
+            layer: LayerFile::of(&rec),
             created: rec.created,
         });
     }
@@ -237,33 +235,32 @@ pub fn import_artifact(
     let steps = StepCache::with_store(store.clone())?;
     let mut report = TransferReport::default();
     for r in blob.records {
-        let layer = match &r.layer {
-            Some(l) => match l.retain_encodings(|e| store.has_blob(&e.digest)) {
-                Some(present) => Some(present),
-                None => return Err(bad("a record's layer blob is missing")),
-            },
-            None => None,
+        let (layer, other_encodings) = LayerFile::read(r.layer);
+        let mut theirs = CacheRecord {
+            other_encodings,
+            created: r.created,
+            ..CacheRecord::new(r.key, layer)
         };
+        if !theirs.retain_encodings(|e| store.has_blob(&e.digest)) {
+            return Err(bad("a record's layer blob is missing"));
+        }
         if let Some(mut have) = steps.get(&r.key)? {
             // Known already: keep it, learning the encodings it lacked.
-            if let (Some(mine), Some(theirs)) = (&mut have.layer, &layer) {
-                if mine.diff_id == theirs.diff_id {
-                    let before = mine.clone();
-                    theirs.encodings().for_each(|e| {
-                        if mine.encoding(&e.media_type).is_none() {
-                            mine.add_encoding(e)
-                        }
-                    });
-                    if *mine != before {
-                        steps.put(&have, None)?;
+            let same_tar = matches!((&have.layer, &theirs.layer), (Some(a), Some(b)) if a.diff_id == b.diff_id);
+            if same_tar {
+                let before = have.clone();
+                for e in theirs.encodings() {
+                    if have.layer_as(&e.media_type).is_none() {
+                        have.add_encoding(e.clone());
                     }
+                }
+                if have != before {
+                    steps.put(&have, None)?;
                 }
             }
             continue;
         }
-        let mut rec = CacheRecord::new(r.key, layer);
-        rec.created = r.created;
-        steps.put(&rec, None)?;
+        steps.put(&theirs, None)?;
         report.records += 1;
     }
     for d in manifest

@@ -1,35 +1,37 @@
 //! Step cache keys, cache records and context hashing.
 //!
 //! The build calls, per step: a key function ([`from_key`], [`run_key`],
-//! [`copy_key`], [`workdir_key`]) on the parent's key and a small input
-//! struct; then [`StepCache::get`] (hit: reuse the record's layer) or, after
-//! running the step, [`StepCache::put`]. COPY sources and bind-mount sources
-//! from the context get their [`ContentDigest`] from a [`ContextHasher`],
-//! which is saved once at the end of the build.
+//! [`copy_key`], [`workdir_key`]) on the parent's key and the plan's op
+//! (what invalidates a step is answered in one file, `cache/ops.rs`); then
+//! [`StepCache::get`] (hit: reuse the record's layer) or, after running the
+//! step, [`StepCache::put`]. COPY sources and bind-mount sources from the
+//! context get their [`ContentDigest`] from a [`ContextHasher`], which is
+//! saved once at the end of the build.
 //!
 //! ```no_run
 //! use std::path::{Path, PathBuf};
 //! use kiln::cache::*;
+//! use kiln::plan::{CopyFrom, CopyOp};
 //! # fn main() -> Result<(), CacheError> {
 //! # let (store_root, context, manifest) = (Path::new("/s"), Path::new("/c"), kiln::oci::Digest::of(b""));
 //! let steps = StepCache::open(store_root)?;
 //! let ctx = ContextHasher::open(store_root, context)?;
 //! let (base, _) = from_key(&manifest);
 //! let sources = ctx.digest_paths(&[PathBuf::from("src")], &|_, _| true)?;
-//! let copy = CopyKeyInput {
-//!     from: SourceKey::Context(sources),
+//! let copy = CopyOp {
+//!     from: CopyFrom::Context,
 //!     sources: vec!["src".into()],
 //!     heredocs: vec![],
 //!     dest: "/app/".into(),
-//!     dest_is_dir: true,
 //!     chown: None,
 //!     chmod: None,
 //!     link: false,
 //!     parents: false,
 //!     excludes: vec![],
 //!     add: None,
+//!     dest_is_dir_hint: true,
 //! };
-//! let (key, preimage) = copy_key(Some(&base), &copy);
+//! let (key, preimage) = copy_key(Some(&base), &copy, &SourceKey::Context(sources), &[]);
 //! match steps.get(&key)? {
 //!     Some(_hit) => { /* reuse _hit.layer, show CACHED */ }
 //!     None => {
@@ -70,11 +72,8 @@ pub use explain::{diff_values, FieldChange};
 pub use key::{step_key, ContentDigest, OpKind, StepKey, KEY_VERSION};
 pub use listing::{diff_listings, InputListing};
 pub use log::{BuildLog, LoggedStep, KEEP_LOGS};
-pub use ops::{
-    copy_key, from_key, run_key, workdir_key, AddKeyInput, CopyKeyInput, InlineFileKey,
-    MountKeyInput, NetworkKey, RunKeyInput, SecurityKey, SourceKey,
-};
+pub use ops::{copy_key, from_key, run_key, workdir_key, SourceKey};
 pub use prune::CachePruneReport;
-pub use record::{CacheRecord, Encoding, LayerRef, StepCache};
+pub use record::{CacheRecord, StepCache};
 pub use statcache::RACY_WINDOW_NS;
 pub use why::{describe_change, render as render_explanations, MissReason, StepExplanation};

@@ -1,41 +1,39 @@
-//! One key function per op kind. Each takes a small input struct the build
-//! fills from its plan step, normalizes it (drops what must not matter) and
+//! One key function per op kind, reading the plan's op itself: this file
+//! answers "what invalidates a RUN (a COPY, a WORKDIR)". Each function
+//! destructures its op field by field (a field added to the plan does not
+//! compile until it is decided here), spells what matters as JSON and
 //! hashes it with [`step_key`].
 //!
 //! What matters, as BuildKit decides (see DESIGN.md "Cache keys"):
 //! - FROM: the resolved manifest digest, never the tag.
 //! - RUN: argv, the effective env (undeclared proxy build args left out),
-//!   user, workdir, network, security, inline files, stdin, and mount specs: cache mounts by id, bind mounts by the content
-//!   digest of their source, secrets by id; never the content of a cache
-//!   mount or a secret.
+//!   user, workdir, network, security, inline files, stdin, and mount specs:
+//!   cache mounts by id, bind mounts by the content digest of their source,
+//!   secrets by id; never the content of a cache mount or a secret.
 //! - COPY/ADD: destination, flags, the sources as written, and the Merkle
 //!   digest of the selected sources ([`super::ContextHasher`]).
 //! - WORKDIR: the path and the user who would own created directories.
 //!
-//! Invariant: a field of an input struct reaches the pre-image under its own
-//! name, so `explain` reports changes in the build's vocabulary.
+//! Invariants: the JSON is the recipe's own spelling, not the plan's serde
+//! form (a rename in the plan's JSON dump never moves a key), and it is
+//! byte for byte what kiln hashed before the recipe read the plan (pinned in
+//! the tests: existing stores keep their hits); a field reaches the
+//! pre-image under its own name, so `explain` reports changes in the
+//! build's vocabulary.
 
-use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::oci::Digest;
+use crate::plan::{
+    AddOptions, CopyOp, InlineFile, MountFrom, NetworkMode, RunMount, RunOp, Security, Sharing,
+    WorkdirOp,
+};
 
 use super::key::{step_key, ContentDigest, OpKind, StepKey};
 
-/// A file whose content is in the Dockerfile (heredoc): its content matters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct InlineFileKey {
-    /// File name.
-    pub name: String,
-    /// Content.
-    pub content: String,
-    /// Mode.
-    pub mode: u32,
-}
-
-/// Where a mount or a COPY takes files from, as the key sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Where a mount or a COPY takes files from, as the key sees it: what the
+/// build resolved the plan's `from` to.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceKey {
     /// The build context: the Merkle digest of the selected paths.
     Context(ContentDigest),
@@ -45,225 +43,236 @@ pub enum SourceKey {
     Image(Digest),
 }
 
-/// `RUN --network`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NetworkKey {
-    /// The builder's default.
-    Default,
-    /// No network.
-    None,
-    /// The host network.
-    Host,
-}
-
-/// `RUN --security`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SecurityKey {
-    /// The normal sandbox.
-    Sandbox,
-    /// All capabilities.
-    Insecure,
-}
-
-/// One `RUN --mount`, as the key sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum MountKeyInput {
-    /// `type=bind`: `from` carries the content digest of the source.
-    Bind {
-        /// Mount point.
-        target: String,
-        /// Path inside `from`.
-        source: String,
-        /// Where the files come from (for the context: the digest of `source`).
-        from: SourceKey,
-        /// Writable (writes discarded).
-        rw: bool,
-    },
-    /// `type=cache`: identified by id and options, never by its contents.
-    Cache {
-        /// Cache id.
-        id: String,
-        /// Mount point.
-        target: String,
-        /// Read-only.
-        ro: bool,
-        /// `shared`, `private` or `locked`.
-        sharing: String,
-        /// Seed for a new cache.
-        from: Option<SourceKey>,
-        /// Path inside `from`.
-        source: String,
-        /// Mode of a new cache directory.
-        mode: u32,
-        /// Owner of a new cache directory.
-        uid: u32,
-        /// Group of a new cache directory.
-        gid: u32,
-    },
-    /// `type=tmpfs`.
-    Tmpfs {
-        /// Mount point.
-        target: String,
-        /// Size limit.
-        size: Option<u64>,
-    },
-    /// `type=secret`: by id and placement, never by its contents.
-    Secret {
-        /// Secret id.
-        id: String,
-        /// File to mount it at.
-        target: Option<String>,
-        /// Environment variable to expose it as.
-        env: Option<String>,
-        /// Fail when missing.
-        required: bool,
-        /// File mode.
-        mode: u32,
-        /// Owner.
-        uid: u32,
-        /// Group.
-        gid: u32,
-    },
-    /// `type=ssh`.
-    Ssh {
-        /// Agent id.
-        id: String,
-        /// Socket path.
-        target: String,
-        /// Fail when missing.
-        required: bool,
-        /// Socket mode.
-        mode: u32,
-        /// Owner.
-        uid: u32,
-        /// Group.
-        gid: u32,
-    },
-}
-
-/// RUN, filled from the plan's `RunOp`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RunKeyInput {
-    /// The process argv (shell already prepended).
-    pub argv: Vec<String>,
-    /// `KEY=VALUE`, in order: the plan's `RunOp::env` (config env and ARGs
-    /// in scope; a proxy variable only when the Dockerfile declares it).
-    pub env: Vec<String>,
-    /// The plan's `RunOp::proxy_env`: undeclared proxy `--build-arg`s the
-    /// process also gets. Never part of the key.
-    // COMPAT(buildkit): `llb.WithProxy` values stay out of the cache key, so
-    // a CI runner behind another proxy still hits.
-    #[serde(skip)]
-    pub proxy_env: Vec<String>,
-    /// USER in effect (empty: root).
-    pub user: String,
-    /// WORKDIR in effect.
-    pub workdir: String,
-    /// `--network`.
-    pub network: NetworkKey,
-    /// `--security`.
-    pub security: SecurityKey,
-    /// `--mount`s, in order.
-    pub mounts: Vec<MountKeyInput>,
-    /// Heredoc scripts mounted for the process.
-    pub files: Vec<InlineFileKey>,
-    /// Data fed to the process's stdin.
-    pub stdin: Option<String>,
-}
-
-/// ADD-only options.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct AddKeyInput {
-    /// `--checksum`.
-    pub checksum: Option<String>,
-    /// `--keep-git-dir`.
-    pub keep_git_dir: bool,
-    /// `--unpack` (`None`: ADD's default).
-    pub unpack: Option<bool>,
-    /// For each `http(s)://` source, in order, the digest of the bytes the
-    /// build downloaded: a URL's content, not its text, decides a hit.
-    #[serde(skip)]
-    pub url_contents: Vec<ContentDigest>,
-}
-
-/// COPY or ADD, filled from the plan's `CopyOp`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CopyKeyInput {
-    /// Where the sources come from; for the context, the Merkle digest of
-    /// exactly the selected paths (it becomes the key's first input).
-    #[serde(skip)]
-    pub from: SourceKey,
-    /// Sources as written (wildcards intact).
-    pub sources: Vec<String>,
-    /// `COPY <<EOF` files.
-    pub heredocs: Vec<InlineFileKey>,
-    /// Destination, absolute.
-    pub dest: String,
-    /// Sources go inside `dest`.
-    pub dest_is_dir: bool,
-    /// `--chown`.
-    pub chown: Option<String>,
-    /// `--chmod`.
-    pub chmod: Option<String>,
-    /// `--link`.
-    pub link: bool,
-    /// `--parents`.
-    pub parents: bool,
-    /// `--exclude` patterns.
-    pub excludes: Vec<String>,
-    /// `Some` for ADD.
-    pub add: Option<AddKeyInput>,
-}
-
-fn to_value<T: Serialize>(v: &T) -> Value {
-    // Plain structs of strings, integers, options and unit/newtype enums
-    // (no maps, no custom serializers): to_value cannot fail, exactly as
-    // inside `json!`. A silent fallback would give every op the same key.
-    serde_json::to_value(v).expect("key inputs are plain data")
+impl SourceKey {
+    /// `{"context"|"stage"|"image": "sha256:…"}`.
+    fn value(&self) -> Value {
+        let (kind, digest) = match self {
+            SourceKey::Context(d) => ("context", d.to_string()),
+            SourceKey::Stage(k) => ("stage", k.to_string()),
+            SourceKey::Image(d) => ("image", d.to_string()),
+        };
+        json!({ kind: digest })
+    }
 }
 
 /// FROM an image: the stage's root key, from the manifest digest alone.
 /// (`FROM scratch` has no key: its first step has no parent.)
 pub fn from_key(manifest: &Digest) -> (StepKey, Vec<u8>) {
-    let op = serde_json::json!({ "manifest": manifest });
+    let op = json!({ "manifest": manifest });
     step_key(None, OpKind::From, &op, &[])
 }
 
-/// RUN on top of `parent`.
-pub fn run_key(parent: Option<&StepKey>, run: &RunKeyInput) -> (StepKey, Vec<u8>) {
-    step_key(parent, OpKind::Run, &to_value(run), &[])
+/// RUN `op` on top of `parent`. `source` resolves what a bind mount (or a
+/// seeded cache mount) reads, given its `from` and the path in it; `None`
+/// from it (a context path that selects nothing) leaves the step unkeyed
+/// (`Ok(None)`: it runs and fails with its own error).
+pub fn run_key<E>(
+    parent: Option<&StepKey>,
+    op: &RunOp,
+    mut source: impl FnMut(&MountFrom, &str) -> Result<Option<SourceKey>, E>,
+) -> Result<Option<(StepKey, Vec<u8>)>, E> {
+    let RunOp {
+        argv,
+        env,
+        // COMPAT(buildkit): `llb.WithProxy` values stay out of the cache key,
+        // so a CI runner behind another proxy still hits.
+        proxy_env: _,
+        user,
+        workdir,
+        network,
+        security,
+        mounts,
+        files,
+        stdin,
+    } = op;
+    let mut keyed = Vec::with_capacity(mounts.len());
+    for m in mounts {
+        match mount_value(m, &mut source)? {
+            Some(v) => keyed.push(v),
+            None => return Ok(None),
+        }
+    }
+    let network = match network {
+        NetworkMode::Default => "default",
+        NetworkMode::None => "none",
+        NetworkMode::Host => "host",
+    };
+    let security = match security {
+        Security::Sandbox => "sandbox",
+        Security::Insecure => "insecure",
+    };
+    let op = json!({
+        "argv": argv,
+        "env": env,
+        "user": user,
+        "workdir": workdir,
+        "network": network,
+        "security": security,
+        "mounts": keyed,
+        "files": files.iter().map(inline_value).collect::<Vec<_>>(),
+        "stdin": stdin,
+    });
+    Ok(Some(step_key(parent, OpKind::Run, &op, &[])))
 }
 
-/// COPY or ADD on top of `parent`. The key's inputs are the context digest
-/// (when `from` is the context) then each downloaded URL's digest.
-pub fn copy_key(parent: Option<&StepKey>, copy: &CopyKeyInput) -> (StepKey, Vec<u8>) {
-    let mut op = to_value(copy);
+/// One `--mount`: by its spec, never by what a cache or a secret holds.
+fn mount_value<E>(
+    m: &RunMount,
+    source: &mut impl FnMut(&MountFrom, &str) -> Result<Option<SourceKey>, E>,
+) -> Result<Option<Value>, E> {
+    Ok(Some(match m {
+        RunMount::Bind {
+            target,
+            source: path,
+            from,
+            rw,
+        } => {
+            let Some(from) = source(from, path)? else {
+                return Ok(None);
+            };
+            json!({
+                "type": "bind", "target": target, "source": path,
+                "from": from.value(), "rw": rw,
+            })
+        }
+        RunMount::Cache {
+            id,
+            target,
+            ro,
+            sharing,
+            from,
+            source: path,
+            mode,
+            uid,
+            gid,
+        } => {
+            let from = match from {
+                Some(f) => match source(f, path)? {
+                    Some(k) => Some(k.value()),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            let sharing = match sharing {
+                Sharing::Shared => "shared",
+                Sharing::Private => "private",
+                Sharing::Locked => "locked",
+            };
+            json!({
+                "type": "cache", "id": id, "target": target, "ro": ro, "sharing": sharing,
+                "from": from, "source": path, "mode": mode, "uid": uid, "gid": gid,
+            })
+        }
+        RunMount::Tmpfs { target, size } => {
+            json!({ "type": "tmpfs", "target": target, "size": size })
+        }
+        RunMount::Secret {
+            id,
+            target,
+            env,
+            required,
+            mode,
+            uid,
+            gid,
+        } => json!({
+            "type": "secret", "id": id, "target": target, "env": env,
+            "required": required, "mode": mode, "uid": uid, "gid": gid,
+        }),
+        RunMount::Ssh {
+            id,
+            target,
+            required,
+            mode,
+            uid,
+            gid,
+        } => json!({
+            "type": "ssh", "id": id, "target": target,
+            "required": required, "mode": mode, "uid": uid, "gid": gid,
+        }),
+    }))
+}
+
+/// A heredoc file: its content matters.
+fn inline_value(f: &InlineFile) -> Value {
+    let InlineFile {
+        name,
+        content,
+        mode,
+    } = f;
+    json!({ "name": name, "content": content, "mode": mode })
+}
+
+/// COPY or ADD `op` on top of `parent`, its sources read from `from`. The
+/// key's inputs are the context digest (when `from` is the context) then
+/// `url_contents`: for each `http(s)://` source, in order, the digest of the
+/// bytes the build downloaded (a URL's content, not its text, decides a hit).
+pub fn copy_key(
+    parent: Option<&StepKey>,
+    op: &CopyOp,
+    from: &SourceKey,
+    url_contents: &[ContentDigest],
+) -> (StepKey, Vec<u8>) {
+    let mut value = copy_value(op);
     let mut inputs = Vec::new();
-    match &copy.from {
+    match from {
         SourceKey::Context(digest) => inputs.push(*digest),
         other => {
-            if let Value::Object(map) = &mut op {
-                map.insert("from".into(), to_value(other));
+            if let Value::Object(map) = &mut value {
+                map.insert("from".into(), other.value());
             }
         }
     }
-    if let Some(add) = &copy.add {
-        inputs.extend(add.url_contents.iter().copied());
-    }
-    let kind = if copy.add.is_some() {
-        OpKind::Add
-    } else {
-        OpKind::Copy
+    inputs.extend(url_contents.iter().copied());
+    let kind = match op.add {
+        Some(_) => OpKind::Add,
+        None => OpKind::Copy,
     };
-    step_key(parent, kind, &op, &inputs)
+    step_key(parent, kind, &value, &inputs)
 }
 
-/// WORKDIR `path` (absolute) created as `user` on top of `parent`.
-pub fn workdir_key(parent: Option<&StepKey>, path: &str, user: &str) -> (StepKey, Vec<u8>) {
-    let op = serde_json::json!({ "path": path, "user": user });
+/// The flags and sources of a COPY/ADD as the key spells them: strings as
+/// written (`--chmod` and `--chown` unparsed, sources with wildcards).
+fn copy_value(op: &CopyOp) -> Value {
+    let CopyOp {
+        // Keyed by what it resolves to (`copy_key`'s `from`).
+        from: _,
+        sources,
+        heredocs,
+        dest,
+        chown,
+        chmod,
+        link,
+        parents,
+        excludes,
+        add,
+        dest_is_dir_hint,
+    } = op;
+    let add = add.as_ref().map(|a| {
+        let AddOptions {
+            checksum,
+            keep_git_dir,
+            unpack,
+        } = a;
+        json!({ "checksum": checksum, "keep_git_dir": keep_git_dir, "unpack": unpack })
+    });
+    json!({
+        "sources": sources.iter().map(String::as_str).collect::<Vec<_>>(),
+        "heredocs": heredocs.iter().map(inline_value).collect::<Vec<_>>(),
+        "dest": dest,
+        "dest_is_dir": dest_is_dir_hint,
+        "chown": chown.as_deref(),
+        "chmod": chmod.as_deref(),
+        "link": link,
+        "parents": parents,
+        "excludes": excludes.iter().map(String::as_str).collect::<Vec<_>>(),
+        "add": add,
+    })
+}
+
+/// WORKDIR on top of `parent`: the path (absolute) and who owns what it creates.
+pub fn workdir_key(parent: Option<&StepKey>, op: &WorkdirOp) -> (StepKey, Vec<u8>) {
+    let WorkdirOp { path, user } = op;
+    let op = json!({ "path": path, "user": user });
     step_key(parent, OpKind::Workdir, &op, &[])
 }
 

@@ -64,9 +64,7 @@ impl StepCache {
         let mut full = false;
         for (rec, path, _) in recs {
             let extra: u64 = rec
-                .layer
-                .iter()
-                .flat_map(|l| l.encodings())
+                .encodings()
                 .filter(|e| !kept.contains(&e.digest))
                 .map(|e| e.size)
                 .sum();
@@ -76,12 +74,7 @@ impl StepCache {
                 report.removed.push(rec.key);
                 continue;
             }
-            kept.extend(
-                rec.layer
-                    .iter()
-                    .flat_map(|l| l.encodings())
-                    .map(|e| e.digest),
-            );
+            kept.extend(rec.encodings().map(|e| e.digest));
             report.kept_bytes += extra;
         }
         report.kept_layers = kept.into_iter().collect();

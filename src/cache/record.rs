@@ -21,61 +21,69 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use filetime::FileTime;
 use serde::{Deserialize, Serialize};
 
-use crate::oci::{DiffId, Digest, Store};
+use crate::oci::{Descriptor, DiffId, Digest, LayerBlob, Store};
 
 use super::{CacheError, StepKey};
 
 /// Format version inside each record file.
 const RECORD_VERSION: u32 = 1;
 
-/// The layer a cached step produced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerRef {
-    /// The compressed blob's digest (in `blobs/sha256/`).
-    pub digest: Digest,
-    /// The uncompressed tar's digest (`rootfs.diff_ids`, `snapshots/<diff_id>`).
-    pub diff_id: DiffId,
-    /// The blob's size in bytes.
-    pub size: u64,
-    /// The blob's media type.
-    pub media_type: String,
-    /// The same tar in other compressions, re-encoded when a build asked for
-    /// one (`--compression` is an output property: the step stays cached).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub other_encodings: Vec<Encoding>,
+/// What the cache knows about one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheRecord {
+    /// The step's key.
+    pub key: StepKey,
+    /// Its layer, in the compression the step first made it; `None` for a
+    /// step that made no filesystem change.
+    pub layer: Option<LayerBlob>,
+    /// The same tar in other compressions (same diff_id), re-encoded when a
+    /// build asked for one (`--compression` is an output property: the step
+    /// stays cached); sorted by media type, none equal to `layer`'s. Always
+    /// empty when `layer` is `None`.
+    pub other_encodings: Vec<Descriptor>,
+    /// When it was first stored (unix seconds).
+    pub created: i64,
+    /// When it was last stored or hit (unix seconds).
+    pub last_used: i64,
 }
 
-/// One stored encoding of a layer's tar.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Encoding {
-    /// The blob's digest.
-    pub digest: Digest,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Its media type (which says the compression).
-    pub media_type: String,
-}
+impl CacheRecord {
+    /// A record made now.
+    pub fn new(key: StepKey, layer: Option<LayerBlob>) -> Self {
+        let now = unix_now();
+        Self {
+            key,
+            layer,
+            other_encodings: Vec::new(),
+            created: now,
+            last_used: now,
+        }
+    }
 
-impl LayerRef {
-    /// Every encoding the record knows, the one the step first made first.
-    pub fn encodings(&self) -> impl Iterator<Item = Encoding> + '_ {
-        let first = Encoding {
-            digest: self.digest,
-            size: self.size,
-            media_type: self.media_type.clone(),
+    /// Every blob of the record's layer, the one the step first made first.
+    pub fn encodings(&self) -> impl Iterator<Item = &Descriptor> + '_ {
+        let first = self.layer.iter().map(|l| &l.descriptor);
+        first.chain(self.other_encodings.iter())
+    }
+
+    /// The record's layer as the blob of `media_type`, if known.
+    pub fn layer_as(&self, media_type: &str) -> Option<LayerBlob> {
+        let diff_id = self.layer.as_ref()?.diff_id;
+        let d = self.encodings().find(|e| e.media_type == media_type)?;
+        Some(LayerBlob {
+            descriptor: d.clone(),
+            diff_id,
+        })
+    }
+
+    /// Records `e`, another blob of the same tar (replacing a known blob of
+    /// the same media type); ignored on a record without a layer.
+    pub fn add_encoding(&mut self, e: Descriptor) {
+        let Some(layer) = &mut self.layer else {
+            return;
         };
-        std::iter::once(first).chain(self.other_encodings.iter().cloned())
-    }
-
-    /// The encoding with `media_type`, if known.
-    pub fn encoding(&self, media_type: &str) -> Option<Encoding> {
-        self.encodings().find(|e| e.media_type == media_type)
-    }
-
-    /// Records `e` (replacing a known encoding of the same media type).
-    pub fn add_encoding(&mut self, e: Encoding) {
-        if e.media_type == self.media_type {
-            (self.digest, self.size) = (e.digest, e.size);
+        if e.media_type == layer.descriptor.media_type {
+            layer.descriptor = e;
             return;
         }
         self.other_encodings
@@ -85,44 +93,89 @@ impl LayerRef {
             .sort_by(|a, b| a.media_type.cmp(&b.media_type));
     }
 
-    /// The same layer with only the encodings `keep` says yes to; `None` when
-    /// that leaves none (the first kept one becomes the primary).
-    pub fn retain_encodings(&self, mut keep: impl FnMut(&Encoding) -> bool) -> Option<LayerRef> {
-        let mut kept = self.encodings().filter(|e| keep(e));
-        let first = kept.next()?;
-        Some(LayerRef {
-            digest: first.digest,
-            diff_id: self.diff_id,
-            size: first.size,
-            media_type: first.media_type,
-            other_encodings: kept.collect(),
-        })
+    /// Keeps only the encodings `keep` says yes to (the first kept one
+    /// becomes the layer's blob); false when that leaves none of a layer.
+    pub fn retain_encodings(&mut self, mut keep: impl FnMut(&Descriptor) -> bool) -> bool {
+        let Some(layer) = &mut self.layer else {
+            return true;
+        };
+        let mut kept = std::iter::once(layer.descriptor.clone())
+            .chain(self.other_encodings.drain(..))
+            .filter(|e| keep(e));
+        let Some(first) = kept.next() else {
+            return false;
+        };
+        let rest = kept.collect();
+        layer.descriptor = first;
+        self.other_encodings = rest;
+        true
     }
 }
 
-/// What the cache knows about one step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CacheRecord {
-    /// The step's key.
-    pub key: StepKey,
-    /// Its layer; `None` for a step that made no filesystem change.
-    pub layer: Option<LayerRef>,
-    /// When it was first stored (unix seconds).
-    pub created: i64,
-    /// When it was last stored or hit (unix seconds).
-    pub last_used: i64,
+/// A record's layer as record files and cache artifacts spell it (the
+/// format predates [`LayerBlob`]: existing stores and exports stay readable,
+/// and an older kiln still reads what this one writes).
+#[derive(Serialize, Deserialize)]
+pub(super) struct LayerFile {
+    digest: Digest,
+    diff_id: DiffId,
+    size: u64,
+    media_type: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    other_encodings: Vec<EncodingFile>,
 }
 
-impl CacheRecord {
-    /// A record made now.
-    pub fn new(key: StepKey, layer: Option<LayerRef>) -> Self {
-        let now = unix_now();
+/// One more blob of a [`LayerFile`]'s tar.
+#[derive(Serialize, Deserialize)]
+struct EncodingFile {
+    digest: Digest,
+    size: u64,
+    media_type: String,
+}
+
+impl EncodingFile {
+    fn of(d: &Descriptor) -> Self {
         Self {
-            key,
-            layer,
-            created: now,
-            last_used: now,
+            digest: d.digest,
+            size: d.size,
+            media_type: d.media_type.clone(),
         }
+    }
+
+    fn descriptor(self) -> Descriptor {
+        Descriptor::new(self.media_type, self.digest, self.size)
+    }
+}
+
+impl LayerFile {
+    /// `rec`'s layer and its other encodings, as written.
+    pub(super) fn of(rec: &CacheRecord) -> Option<Self> {
+        let l = rec.layer.as_ref()?;
+        let first = EncodingFile::of(&l.descriptor);
+        Some(Self {
+            digest: first.digest,
+            diff_id: l.diff_id,
+            size: first.size,
+            media_type: first.media_type,
+            other_encodings: rec.other_encodings.iter().map(EncodingFile::of).collect(),
+        })
+    }
+
+    /// The layer and its other encodings.
+    pub(super) fn read(file: Option<Self>) -> (Option<LayerBlob>, Vec<Descriptor>) {
+        let Some(f) = file else {
+            return (None, Vec::new());
+        };
+        let layer = LayerBlob {
+            descriptor: Descriptor::new(f.media_type, f.digest, f.size),
+            diff_id: f.diff_id,
+        };
+        let others = f
+            .other_encodings
+            .into_iter()
+            .map(EncodingFile::descriptor)
+            .collect();
+        (Some(layer), others)
     }
 }
 
@@ -131,7 +184,7 @@ impl CacheRecord {
 struct RecordFile {
     v: u32,
     key: StepKey,
-    layer: Option<LayerRef>,
+    layer: Option<LayerFile>,
     created: i64,
 }
 
@@ -194,11 +247,8 @@ impl StepCache {
                 found: rec.key,
             });
         }
-        if let Some(l) = &rec.layer {
-            match l.retain_encodings(|e| self.store.has_blob(&e.digest)) {
-                Some(present) => rec.layer = Some(present),
-                None => return Ok(None),
-            }
+        if !rec.retain_encodings(|e| self.store.has_blob(&e.digest)) {
+            return Ok(None);
         }
         // Full precision: LRU order holds between uses within one second.
         let now = FileTime::now();
@@ -226,7 +276,7 @@ impl StepCache {
         let file = RecordFile {
             v: RECORD_VERSION,
             key: rec.key,
-            layer: rec.layer.clone(),
+            layer: LayerFile::of(rec),
             created: rec.created,
         };
         let bytes = serde_json::to_vec(&file).map_err(|source| CacheError::Encode {
@@ -341,10 +391,77 @@ pub(crate) fn read_record(path: &Path) -> Result<Option<CacheRecord>, CacheError
         // Another format's record is a miss; the next put replaces it.
         return Ok(None);
     }
+    let (layer, other_encodings) = LayerFile::read(file.layer);
     Ok(Some(CacheRecord {
         key: file.key,
-        layer: file.layer,
+        layer,
+        other_encodings,
         created: file.created,
         last_used: FileTime::from_system_time(mtime).unix_seconds(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    const ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+    /// A record file as kiln wrote it before records held a `LayerBlob`.
+    fn old_record(key: StepKey, blob: Digest, other: Digest) -> String {
+        format!(
+            r#"{{"v":1,"key":"{key}","layer":{{"digest":"{blob}","diff_id":"{}","size":3,"media_type":"{GZIP}","other_encodings":[{{"digest":"{other}","size":4,"media_type":"{ZSTD}"}}]}},"created":7}}"#,
+            DiffId::of(b"tar"),
+        )
+    }
+
+    #[test]
+    fn records_written_before_layer_blob_still_hit_and_are_written_alike() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = StepCache::open(root.path()).unwrap();
+        let (blob, _) = cache.store.put_blob(b"gz!").unwrap();
+        let (other, _) = cache.store.put_blob(b"zst!").unwrap();
+        let key = StepKey::of(b"k");
+        let text = old_record(key, blob, other);
+        let path = cache.record_path(&key);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &text).unwrap();
+
+        let rec = cache.get(&key).unwrap().expect("an old record is a hit");
+        let layer = rec.layer.clone().unwrap();
+        assert_eq!(layer.descriptor, Descriptor::new(GZIP, blob, 3));
+        assert_eq!(layer.diff_id, DiffId::of(b"tar"));
+        assert_eq!(rec.other_encodings, vec![Descriptor::new(ZSTD, other, 4)]);
+        assert_eq!(rec.layer_as(ZSTD).unwrap().descriptor.digest, other);
+        assert_eq!(rec.created, 7);
+
+        // Written back, it is the same bytes: an older kiln reads it too.
+        fs::remove_file(&path).unwrap();
+        cache.put(&rec, None).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn encodings_are_added_replaced_and_dropped_by_media_type() {
+        let d = |m: &str, b: &[u8]| Descriptor::new(m, Digest::of(b), b.len() as u64);
+        let layer = LayerBlob {
+            descriptor: d(GZIP, b"g"),
+            diff_id: DiffId::of(b"t"),
+        };
+        let mut rec = CacheRecord::new(StepKey::of(b"k"), Some(layer));
+        rec.add_encoding(d(ZSTD, b"z"));
+        rec.add_encoding(d(ZSTD, b"z2"));
+        assert_eq!(rec.other_encodings, vec![d(ZSTD, b"z2")]);
+        rec.add_encoding(d(GZIP, b"g2"));
+        assert_eq!(rec.layer.as_ref().unwrap().descriptor, d(GZIP, b"g2"));
+        // Without its first blob, the zstd one becomes the layer's.
+        assert!(rec.retain_encodings(|e| e.media_type == ZSTD));
+        assert_eq!(rec.layer.as_ref().unwrap().descriptor, d(ZSTD, b"z2"));
+        assert!(rec.other_encodings.is_empty());
+        assert!(!rec.retain_encodings(|_| false));
+        let mut none = CacheRecord::new(StepKey::of(b"n"), None);
+        none.add_encoding(d(ZSTD, b"z"));
+        assert!(none.other_encodings.is_empty() && none.retain_encodings(|_| false));
+    }
 }

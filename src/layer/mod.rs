@@ -108,6 +108,16 @@ pub enum UnpackMode {
     Archive,
 }
 
+/// The tar stream of a layer with no entries: the end-of-archive marker alone
+/// (what [`pack`] writes for an empty directory).
+pub const EMPTY_TAR: [u8; 1024] = [0; 1024];
+
+/// The diff_id of [`EMPTY_TAR`]: a layer that changes nothing. Such a layer
+/// adds nothing to a merged filesystem, so it needs no snapshot dir.
+pub fn empty_tar_diff_id() -> DiffId {
+    DiffId::of(&EMPTY_TAR)
+}
+
 /// What [`pack`] reports about the layer it wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packed {
@@ -224,5 +234,23 @@ mod tests {
         );
         assert!(Compression::Gzip.media_type().ends_with("tar+gzip"));
         assert!(Compression::None.media_type().ends_with(".tar"));
+    }
+
+    #[test]
+    fn an_empty_dir_packs_to_the_empty_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Vec::new();
+        let opts = PackOptions {
+            compression: Compression::None,
+            ..PackOptions::default()
+        };
+        let packed = pack(dir.path(), SourceKind::Plain, &opts, &mut out).unwrap();
+        assert_eq!(out, EMPTY_TAR);
+        assert_eq!(packed.diff_id, empty_tar_diff_id());
+        // COMPAT(buildkit): the diff_id BuildKit 0.25 writes for a RUN that changes nothing.
+        assert_eq!(
+            packed.diff_id.to_string(),
+            "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+        );
     }
 }

@@ -22,7 +22,7 @@ pub use load::{load, LoadError, LoadedImage};
 pub use reference::{normalize_name, Reference, ReferenceError};
 pub use spec::{
     canonical_json, media_type, ContainerConfig, Descriptor, Empty, HealthConfig, History,
-    ImageConfig, Index, Manifest, Platform, RootFs,
+    ImageConfig, Index, LayerBlob, Manifest, Platform, RootFs,
 };
 pub use store::{BlobWriter, ImageEntry, PruneReport, Store, StoreError};
 pub use validate::{validate, validate_layout, BlobSource, LayoutDir, ValidateError};

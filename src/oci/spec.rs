@@ -75,6 +75,33 @@ impl Descriptor {
     }
 }
 
+/// A layer of an image: its blob (compressed, in the store) and the digest
+/// of the tar inside. The one layer value of the crate: packing makes it, a
+/// cache record stores it, an image lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// The (compressed) blob.
+    pub descriptor: Descriptor,
+    /// The sha256 of the uncompressed tar (`rootfs.diff_ids`).
+    pub diff_id: DiffId,
+}
+
+impl LayerBlob {
+    /// The layers of an image, base first: the manifest's descriptors with
+    /// the config's diff_ids (`oci::validate` checks they pair up).
+    pub fn of_image(manifest: &Manifest, config: &ImageConfig) -> Vec<LayerBlob> {
+        manifest
+            .layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .map(|(descriptor, diff_id)| LayerBlob {
+                descriptor: descriptor.clone(),
+                diff_id: *diff_id,
+            })
+            .collect()
+    }
+}
+
 /// An OS/architecture pair (plus variant).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {

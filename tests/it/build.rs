@@ -151,15 +151,7 @@ impl Env {
         let img = kiln::builder::BuiltImage {
             manifest: store.resolve(reference).unwrap(),
             config_digest: m.config.digest,
-            layers: m
-                .layers
-                .iter()
-                .zip(&c.rootfs.diff_ids)
-                .map(|(d, id)| kiln::builder::snapshot::LayerRef {
-                    descriptor: d.clone(),
-                    diff_id: *id,
-                })
-                .collect(),
+            layers: kiln::oci::LayerBlob::of_image(&m, &c),
             config: c,
             remote: None,
         };

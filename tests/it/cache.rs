@@ -9,10 +9,11 @@ use std::fs;
 use std::path::Path;
 
 use kiln::cache::{
-    copy_key, from_key, run_key, CacheError, CacheRecord, ContentDigest, CopyKeyInput, LayerRef,
-    NetworkKey, RunKeyInput, SecurityKey, SourceKey, StepCache, StepKey,
+    copy_key, from_key, run_key, CacheError, CacheRecord, ContentDigest, SourceKey, StepCache,
+    StepKey,
 };
-use kiln::oci::{DiffId, Digest, Store};
+use kiln::oci::{Descriptor, DiffId, Digest, LayerBlob, Store};
+use kiln::plan::{CopyFrom, CopyOp, NetworkMode, RunOp, Security};
 
 /// A record whose layer is a real blob of `size` bytes in the store at `root`.
 fn record(root: &Path, tag: &[u8], size: u64, last_used: i64) -> CacheRecord {
@@ -21,31 +22,39 @@ fn record(root: &Path, tag: &[u8], size: u64, last_used: i64) -> CacheRecord {
     let (digest, size) = Store::open(root).unwrap().put_blob(&bytes).unwrap();
     CacheRecord {
         key: StepKey::of(tag),
-        layer: Some(LayerRef {
-            digest,
+        layer: Some(LayerBlob {
+            descriptor: Descriptor::new(
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                digest,
+                size,
+            ),
             diff_id: DiffId::of(&bytes),
-            size,
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-            other_encodings: Vec::new(),
         }),
+        other_encodings: Vec::new(),
         created: last_used,
         last_used,
     }
 }
 
-fn run_input(cmd: &str) -> RunKeyInput {
-    RunKeyInput {
+fn run_op(cmd: &str) -> RunOp {
+    RunOp {
         argv: vec!["/bin/sh".into(), "-c".into(), cmd.into()],
         env: vec!["PATH=/bin".into()],
         proxy_env: vec![],
         user: String::new(),
         workdir: "/".into(),
-        network: NetworkKey::Default,
-        security: SecurityKey::Sandbox,
+        network: NetworkMode::Default,
+        security: Security::Sandbox,
         mounts: vec![],
         files: vec![],
         stdin: None,
     }
+}
+
+/// A RUN's key (no mounts, so nothing to resolve).
+fn run(parent: &StepKey, op: &RunOp) -> (StepKey, Vec<u8>) {
+    let no_mounts = |_: &_, _: &str| -> Result<_, std::convert::Infallible> { unreachable!() };
+    run_key(Some(parent), op, no_mounts).unwrap().unwrap()
 }
 
 #[test]
@@ -116,7 +125,7 @@ fn a_record_whose_layer_blob_is_gone_is_a_miss() {
     assert!(cache.get(&rec.key).unwrap().is_some());
     let blob = Store::open(dir.path())
         .unwrap()
-        .blob_path(&rec.layer.unwrap().digest);
+        .blob_path(&rec.layer.unwrap().descriptor.digest);
     fs::remove_file(blob).unwrap();
     assert!(cache.get(&rec.key).unwrap().is_none());
 }
@@ -156,7 +165,10 @@ fn prune_keeps_the_most_recently_used() {
     let report = cache.prune(250).unwrap();
     assert_eq!(report.removed, vec![mid.key]);
     assert_eq!(report.kept_bytes, 200);
-    let mut want = vec![old.layer.unwrap().digest, new.layer.clone().unwrap().digest];
+    let mut want = vec![
+        old.layer.unwrap().descriptor.digest,
+        new.layer.clone().unwrap().descriptor.digest,
+    ];
     want.sort();
     assert_eq!(report.kept_layers, want);
     assert!(cache.get(&mid.key).unwrap().is_none());
@@ -191,10 +203,10 @@ fn explain_names_the_field_that_changed() {
     let cache = StepCache::open(dir.path()).unwrap();
     let base = from_key(&Digest::of(b"busybox manifest")).0;
     let put = |k: &(StepKey, Vec<u8>)| cache.put(&CacheRecord::new(k.0, None), Some(&k.1)).unwrap();
-    let a = run_key(Some(&base), &run_input("make"));
-    let mut changed = run_input("make");
+    let a = run(&base, &run_op("make"));
+    let mut changed = run_op("make");
     changed.env.push("CGO_ENABLED=0".into());
-    let b = run_key(Some(&base), &changed);
+    let b = run(&base, &changed);
     put(&a);
     put(&b);
     let changes = cache.explain(&a.0, &b.0).unwrap();
@@ -204,28 +216,36 @@ fn explain_names_the_field_that_changed() {
     assert!(cache.explain(&a.0, &a.0).unwrap().is_empty());
 
     // A COPY whose context changed: the input is named.
-    let copy = |d: &[u8]| CopyKeyInput {
-        from: SourceKey::Context(ContentDigest::of(d)),
+    let op = CopyOp {
+        from: CopyFrom::Context,
         sources: vec![".".into()],
         heredocs: vec![],
         dest: "/app/".into(),
-        dest_is_dir: true,
         chown: None,
         chmod: None,
         link: false,
         parents: false,
         excludes: vec![],
         add: None,
+        dest_is_dir_hint: true,
     };
-    let c1 = copy_key(Some(&a.0), &copy(b"v1"));
-    let c2 = copy_key(Some(&a.0), &copy(b"v2"));
+    let copy = |parent: &StepKey, d: &[u8]| {
+        copy_key(
+            Some(parent),
+            &op,
+            &SourceKey::Context(ContentDigest::of(d)),
+            &[],
+        )
+    };
+    let c1 = copy(&a.0, b"v1");
+    let c2 = copy(&a.0, b"v2");
     put(&c1);
     put(&c2);
     let changes = cache.explain(&c1.0, &c2.0).unwrap();
     let paths: Vec<_> = changes.iter().map(|c| c.path.as_str()).collect();
     assert_eq!(paths, ["inputs[0]"]);
     // A step whose parent changed says so.
-    let c3 = copy_key(Some(&b.0), &copy(b"v1"));
+    let c3 = copy(&b.0, b"v1");
     put(&c3);
     let changes = cache.explain(&c1.0, &c3.0).unwrap();
     assert_eq!(changes.len(), 1);

@@ -463,3 +463,44 @@ fn progress_names_the_file_and_numbers_each_stage_from_its_first_step() {
     assert!(log.contains("[base 1/1] COPY a /a"), "{log}");
     assert!(log.contains("[final 1/1] COPY a /b"), "{log}");
 }
+
+// COMPAT(buildkit): BuildKit 0.25 writes an empty tar for a RUN or WORKDIR
+// that changes nothing (conformance cases run-empty, user-workdir).
+#[test]
+fn a_step_that_changes_nothing_gets_the_shared_empty_layer() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN true\nWORKDIR /tmp\n\
+             RUN --mount=type=cache,target=/c touch /c/x\nRUN echo x > /x\n",
+        )],
+    );
+    env.build(&["-t", "empty", ctx.to_str().unwrap()]);
+    let (desc, m, c) = env.image("empty");
+    let (_, base, _) = env.image("busybox");
+    let added = &m.layers[base.layers.len()..];
+    let ids = &c.rootfs.diff_ids[base.layers.len()..];
+    assert_eq!(added.len(), 4, "every RUN and WORKDIR makes a layer");
+    let empty = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    for i in 0..3 {
+        assert_eq!(ids[i].to_string(), empty, "step {i} changed nothing");
+        assert_eq!(added[i], added[0], "one shared blob");
+    }
+    assert_ne!(ids[3].to_string(), empty);
+    let history = created_by(&c);
+    assert!(
+        history[history.len() - 4..].iter().all(|(_, e)| !e),
+        "no empty_layer on a step that wrote a layer: {history:?}"
+    );
+    // The step on top of three empty layers saw the filesystem, and a rebuild
+    // (every step a hit) gives the same image.
+    assert_eq!(
+        fs::read_to_string(env.rootfs("empty").join("x")).unwrap(),
+        "x\n"
+    );
+    env.build(&["-t", "again", ctx.to_str().unwrap()]);
+    assert_eq!(env.image("again").0.digest, desc.digest);
+}

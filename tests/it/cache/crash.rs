@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kiln::cache::{workdir_key, CacheRecord, StepCache};
+use kiln::plan::WorkdirOp;
 
 /// Set in the child: the store to write into until killed.
 const CHILD_ENV: &str = "KILN_CACHE_CRASH_STORE";
@@ -17,7 +18,11 @@ fn write_records(root: &Path, n: usize) -> Vec<CacheRecord> {
     let cache = StepCache::open(root).unwrap();
     let mut out = Vec::new();
     for i in 0..n {
-        let (key, pre) = workdir_key(None, &format!("/w/{i}"), "");
+        let op = WorkdirOp {
+            path: format!("/w/{i}"),
+            user: String::new(),
+        };
+        let (key, pre) = workdir_key(None, &op);
         let rec = CacheRecord::new(key, None);
         cache.put(&rec, Some(&pre)).unwrap();
         out.push(rec);
