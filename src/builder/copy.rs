@@ -18,7 +18,7 @@ use crate::dockerfile::pattern;
 use crate::plan::CopyOp;
 
 use super::add::{self, AddError};
-use super::perms::{Chmod, Chown, PermsError};
+use super::perms::{Chown, PermsError};
 use super::rootfs::{Node, RootFs, RootFsError};
 use super::source::{Source, SourceError};
 use super::stager::Stager;
@@ -107,7 +107,6 @@ pub fn stage_copy(
         Some(c) => Some(resolve_chown(c, target)?),
         None => None,
     };
-    let chmod = op.chmod.as_deref().map(Chmod::parse).transpose()?;
     let excludes = match op.excludes.is_empty() {
         true => None,
         false => Some(IgnorePatterns::parse(&op.excludes.join("\n")).map_err(CopyError::Exclude)?),
@@ -121,7 +120,7 @@ pub fn stage_copy(
         staging,
         view,
         owner,
-        chmod,
+        chmod: op.chmod.as_ref(),
         keep_owner: src.keeps_owner(),
         excludes,
         dir_times: Vec::new(),

@@ -121,7 +121,7 @@ fn chown_chmod_exclude_and_missing() {
     let f = fixture();
     let mut o = op(&["dir"], "/app/");
     o.chown = Some("app".into());
-    o.chmod = Some("u+x,go=".into());
+    o.chmod = Some(crate::plan::Chmod::parse("u+x,go=").unwrap());
     o.excludes = vec!["*.log".into()];
     run(&f, &o).unwrap();
     let m = fs::metadata(f.staging.join("app/x")).unwrap();

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 
 use crate::dockerfile::ignore::IgnorePatterns;
-use crate::plan::CopyOp;
+use crate::plan::{Chmod, CopyOp};
 
 use super::add::{self, AddError};
 use super::copy::{join, werr, CopyError};
-use super::perms::Chmod;
+use super::perms::apply_chmod;
 use super::rootfs::{Node, RootFs};
 use super::source::{clean, Source};
 
@@ -25,7 +25,7 @@ pub(super) struct Stager<'a> {
     pub(super) staging: &'a Path,
     pub(super) view: &'a RootFs,
     pub(super) owner: Option<(u32, u32)>,
-    pub(super) chmod: Option<Chmod>,
+    pub(super) chmod: Option<&'a Chmod>,
     pub(super) keep_owner: bool,
     pub(super) excludes: Option<IgnorePatterns>,
     /// Directory mtimes to set last (writing children changes them).
@@ -228,8 +228,8 @@ impl Stager<'_> {
             None
         } else {
             let m = node.meta.mode() & 0o7777;
-            Some(match &self.chmod {
-                Some(c) => c.apply(m, node.meta.is_dir()),
+            Some(match self.chmod {
+                Some(c) => apply_chmod(c, m, node.meta.is_dir()),
                 None => m,
             })
         };
@@ -245,7 +245,7 @@ impl Stager<'_> {
         let host = self.prepare(to)?;
         remove_any(&host)?;
         fs::write(&host, content).map_err(werr("writing", &host))?;
-        let mode = self.chmod.as_ref().map_or(mode, |c| c.apply(mode, false));
+        let mode = self.chmod.map_or(mode, |c| apply_chmod(c, mode, false));
         let (uid, gid) = self.owner.unwrap_or((0, 0));
         set_owner_mode(&host, uid, gid, Some(mode))
     }
@@ -265,7 +265,7 @@ impl Stager<'_> {
         let t = FileTime::from_unix_time(mtime, 0);
         filetime::set_file_mtime(&host, t).map_err(werr("setting times of", &host))?;
         // COMPAT(buildkit): downloaded files are 0600 unless --chmod says otherwise.
-        let mode = self.chmod.as_ref().map_or(0o600, |c| c.apply(0o600, false));
+        let mode = self.chmod.map_or(0o600, |c| apply_chmod(c, 0o600, false));
         let (uid, gid) = self.owner.unwrap_or((0, 0));
         set_owner_mode(&host, uid, gid, Some(mode))
     }

@@ -122,10 +122,9 @@ fn copy_keyed(
     let local: Vec<&String> = op.sources.iter().filter(|s| !is_remote(s)).collect();
     let from = match &op.from {
         CopyFrom::Context => {
-            let chmod = op
-                .chmod
-                .as_deref()
-                .and_then(|m| u32::from_str_radix(m, 8).ok());
+            // An octal mode replaces the files' own bits, so they stay out of
+            // the digest; a symbolic one keeps them (its result depends on them).
+            let chmod = op.chmod.as_ref().and_then(|c| c.octal());
             match context_digest(kx, &local, chmod)? {
                 Some(d) => SourceKey::Context(d),
                 None => return Ok(Keyed::Never),
@@ -141,7 +140,7 @@ fn copy_keyed(
         dest: op.dest.clone(),
         dest_is_dir: op.dest_is_dir_hint,
         chown: op.chown.clone(),
-        chmod: op.chmod.clone(),
+        chmod: op.chmod.as_ref().map(|c| c.text().to_string()),
         link: op.link,
         parents: op.parents,
         excludes: op.excludes.clone(),

@@ -9,7 +9,7 @@ use super::flags::Flags;
 use super::meta::{bad_args, one_arg};
 use super::run::{body, is_lone_heredoc};
 use super::state::{Lowerer, Source, StageState};
-use super::{AddOptions, CopyFrom, CopyOp, InlineFile, Op, PlanError, WorkdirOp};
+use super::{AddOptions, Chmod, CopyFrom, CopyOp, InlineFile, Op, PlanError, WorkdirOp};
 
 const COPY_FLAGS: [&str; 6] = ["from", "chown", "chmod", "link", "parents", "exclude"];
 const ADD_FLAGS: [&str; 7] = [
@@ -91,13 +91,10 @@ pub(super) fn copy(
     let (sources, heredocs) = sources(lw, st, inst, srcs_raw)?;
     let dest_text = lw.exp.word(inst, dest_raw, &st.env)?;
     let chown = expanded_flag(lw, st, inst, &flags, "chown")?;
-    let chmod = expanded_flag(lw, st, inst, &flags, "chmod")?;
-    if let Some(m) = &chmod {
-        if !u32::from_str_radix(m, 8).is_ok_and(|v| v <= 0o7777) {
-            let reason = "it should be octal string and between 0 and 07777";
-            return Err(flags.bad("chmod", m, reason));
-        }
-    }
+    let chmod = match expanded_flag(lw, st, inst, &flags, "chmod")? {
+        Some(m) => Some(Chmod::parse(&m).map_err(|e| flags.bad("chmod", &m, e.reason()))?),
+        None => None,
+    };
     let mut excludes = Vec::new();
     for e in flags.strings("exclude")? {
         excludes.push(lw.exp.word(inst, e, &st.env)?);
@@ -232,7 +229,7 @@ fn history(
     kw: &str,
     parents: bool,
     chown: &Option<String>,
-    chmod: &Option<String>,
+    chmod: &Option<Chmod>,
     sources: &[String],
     heredocs: &[InlineFile],
     dest: &str,
@@ -245,7 +242,7 @@ fn history(
         s.push_str(&format!(" --chown={c}"));
     }
     if let Some(m) = chmod {
-        s.push_str(&format!(" --chmod={m}"));
+        s.push_str(&format!(" --chmod={}", m.text()));
     }
     for src in sources {
         s.push(' ');

@@ -12,6 +12,8 @@ use serde::Serialize;
 use crate::dockerfile::Span;
 use crate::oci::{Descriptor, ImageConfig, Platform};
 
+use super::Chmod;
+
 /// What the caller decides for a build.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanOptions {
@@ -355,8 +357,8 @@ pub struct CopyOp {
     pub dest: String,
     /// `--chown` (expanded), as `user[:group]`.
     pub chown: Option<String>,
-    /// `--chmod` (expanded), octal.
-    pub chmod: Option<String>,
+    /// `--chmod` (expanded), parsed; keeps the text as written.
+    pub chmod: Option<Chmod>,
     /// `--link`.
     pub link: bool,
     /// `--parents`.

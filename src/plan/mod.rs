@@ -20,6 +20,7 @@
 //! RUN's env; undeclared proxy build args travel in `RunOp::proxy_env`.
 
 mod args;
+mod chmod;
 mod copy;
 mod error;
 mod expand;
@@ -34,6 +35,7 @@ mod run;
 mod stages;
 mod state;
 
+pub use chmod::{Chmod, ChmodError, ChmodMode, Class, Classes, ModeCmd};
 pub use copy::{is_git, is_url};
 pub use error::{Cause, PlanError};
 pub use graph::{

@@ -139,6 +139,37 @@ fn copy_resolves_dest_against_workdir_and_expands_heredocs() {
 }
 
 #[test]
+fn chmod_is_parsed_once_at_planning() {
+    // Symbolic modes (Dockerfile 1.14+) plan, expanded first, and keep their
+    // text for the history and the step key.
+    let g = plan("FROM busybox\nARG M=rX\nCOPY --chmod=u=rwX,go=$M a /x\n").unwrap();
+    let Op::Copy(c) = &g.target_stage().steps[1].op else {
+        panic!("COPY is a copy op")
+    };
+    let chmod = c.chmod.as_ref().unwrap();
+    assert_eq!((chmod.text(), chmod.octal()), ("u=rwX,go=rX", None));
+    assert_eq!(
+        g.target_stage().steps[1].created_by,
+        "COPY --chmod=u=rwX,go=rX a /x # buildkit"
+    );
+    // Refused at planning, on the instruction's line, naming flag and value.
+    for (mode, why) in [
+        ("999", "octal"),
+        ("17777", "octal"),
+        ("u+q", "invalid syntax"),
+        ("u+x,", "invalid syntax"),
+    ] {
+        let err = plan(&format!("FROM busybox\n\nADD --chmod={mode} a /x\n")).unwrap_err();
+        assert_eq!(err.span().unwrap().start_line, 3, "{mode}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("--chmod") && msg.contains(mode) && msg.contains(why),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
 fn copy_and_add_source_rules() {
     let err = plan("FROM busybox\nCOPY https://example.com/x /x\n").unwrap_err();
     assert!(err.to_string().contains("can't be a URL"), "{err}");
