@@ -13,9 +13,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::dockerfile::ignore::{IgnoreError, IgnorePatterns};
 use crate::dockerfile::pattern;
-use crate::plan::CopyOp;
+use crate::plan::{CopyOp, CopySource};
 
 use super::add::{self, AddError};
 use super::perms::{Chown, PermsError};
@@ -50,9 +49,6 @@ pub enum CopyError {
     /// `--chown`/`--chmod`.
     #[error("applying permissions")]
     Perms(#[from] PermsError),
-    /// `--exclude` patterns.
-    #[error("parsing --exclude patterns")]
-    Exclude(#[source] IgnoreError),
     /// ADD's archive or URL handling.
     #[error("adding {source_path}")]
     Add {
@@ -107,10 +103,6 @@ pub fn stage_copy(
         Some(c) => Some(resolve_chown(c, target)?),
         None => None,
     };
-    let excludes = match op.excludes.is_empty() {
-        true => None,
-        false => Some(IgnorePatterns::parse(&op.excludes.join("\n")).map_err(CopyError::Exclude)?),
-    };
     // COMPAT(buildkit): --link copies onto an empty tree: no target symlinks
     // or directories are consulted.
     let empty = RootFs::default();
@@ -122,7 +114,7 @@ pub fn stage_copy(
         owner,
         chmod: op.chmod.as_ref(),
         keep_owner: src.keeps_owner(),
-        excludes,
+        excludes: op.excludes.matcher(),
         dir_times: Vec::new(),
         links: Default::default(),
     };
@@ -165,27 +157,29 @@ pub fn stage_copy(
     st.finish()
 }
 
-/// The nodes each source selects (with the source as written), and ADD's URLs.
+/// The nodes each path source selects (with the source as written), and ADD's URLs.
 #[allow(clippy::type_complexity)]
-fn select_sources(
-    op: &CopyOp,
+fn select_sources<'o>(
+    op: &'o CopyOp,
     src: &Source,
-) -> Result<(Vec<(String, Node)>, Vec<String>), CopyError> {
+) -> Result<(Vec<(&'o str, Node)>, Vec<&'o str>), CopyError> {
     let mut selected = Vec::new();
     let mut urls = Vec::new();
     for s in &op.sources {
-        // Git sources never get here: the plan refuses them.
-        if op.add.is_some() && crate::plan::is_url(s) {
-            urls.push(s.clone());
-            continue;
-        }
-        let nodes = src.select(s)?;
-        if nodes.is_empty() && !pattern::has_meta(s) {
+        let path = match s {
+            CopySource::Url(url) => {
+                urls.push(url.as_str());
+                continue;
+            }
+            CopySource::Path(p) => p.as_str(),
+        };
+        let nodes = src.select(path)?;
+        if nodes.is_empty() && !pattern::has_meta(path) {
             return Err(CopyError::NotFound {
-                source_path: s.clone(),
+                source_path: path.to_string(),
             });
         }
-        selected.extend(nodes.into_iter().map(|n| (s.clone(), n)));
+        selected.extend(nodes.into_iter().map(|n| (path, n)));
     }
     Ok((selected, urls))
 }

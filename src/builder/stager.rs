@@ -27,7 +27,7 @@ pub(super) struct Stager<'a> {
     pub(super) owner: Option<(u32, u32)>,
     pub(super) chmod: Option<&'a Chmod>,
     pub(super) keep_owner: bool,
-    pub(super) excludes: Option<IgnorePatterns>,
+    pub(super) excludes: Option<&'a IgnorePatterns>,
     /// Directory mtimes to set last (writing children changes them).
     pub(super) dir_times: Vec<(PathBuf, FileTime)>,
     /// Staged path of each multiply-linked source inode copied so far.
@@ -89,7 +89,7 @@ impl Stager<'_> {
     }
 
     fn excluded(&self, path: &str, rel_to_source: &str) -> bool {
-        let Some(ex) = &self.excludes else {
+        let Some(ex) = self.excludes else {
             return false;
         };
         let rel = path.trim_start_matches('/');

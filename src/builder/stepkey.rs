@@ -21,8 +21,8 @@ use crate::cache::{
 };
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::plan::{
-    CopyFrom, CopyOp, InlineFile, MountFrom, NetworkMode, Op, RunMount, RunOp, Security, Sharing,
-    Step, WorkdirOp,
+    CopyFrom, CopyOp, CopySource, InlineFile, MountFrom, NetworkMode, Op, RunMount, RunOp,
+    Security, Sharing, Step, WorkdirOp,
 };
 
 use super::error::StepError;
@@ -109,17 +109,20 @@ pub fn key_after_run(
     copy_key(parent, &input)
 }
 
-fn is_remote(src: &str) -> bool {
-    src.contains("://") || src.starts_with("git@")
-}
-
 fn copy_keyed(
     kx: &KeyEnv<'_>,
     op: &CopyOp,
     parent: Option<&StepKey>,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
 ) -> Result<Keyed, StepError> {
-    let local: Vec<&String> = op.sources.iter().filter(|s| !is_remote(s)).collect();
+    let local: Vec<&str> = op
+        .sources
+        .iter()
+        .filter_map(|s| match s {
+            CopySource::Path(p) => Some(p.as_str()),
+            CopySource::Url(_) => None,
+        })
+        .collect();
     let from = match &op.from {
         CopyFrom::Context => {
             // An octal mode replaces the files' own bits, so they stay out of
@@ -135,7 +138,7 @@ fn copy_keyed(
     };
     let input = CopyKeyInput {
         from,
-        sources: op.sources.clone(),
+        sources: op.sources.iter().map(|s| s.as_str().to_string()).collect(),
         heredocs: op.heredocs.iter().map(inline).collect(),
         dest: op.dest.clone(),
         dest_is_dir: op.dest_is_dir_hint,
@@ -143,7 +146,7 @@ fn copy_keyed(
         chmod: op.chmod.as_ref().map(|c| c.text().to_string()),
         link: op.link,
         parents: op.parents,
-        excludes: op.excludes.clone(),
+        excludes: op.excludes.patterns().to_vec(),
         add: op.add.as_ref().map(|a| AddKeyInput {
             checksum: a.checksum.clone(),
             keep_git_dir: a.keep_git_dir,
@@ -153,8 +156,8 @@ fn copy_keyed(
     };
     // COMPAT(buildkit): a URL pinned by --checksum is keyed by URL and
     // checksum; an unpinned one must be fetched to know its content.
-    let unpinned = op.sources.iter().any(|s| is_remote(s))
-        && op.add.as_ref().is_none_or(|a| a.checksum.is_none());
+    let has_url = op.sources.iter().any(|s| matches!(s, CopySource::Url(_)));
+    let unpinned = has_url && op.add.as_ref().is_none_or(|a| a.checksum.is_none());
     if unpinned {
         return Ok(Keyed::AfterRun(Box::new(input)));
     }
@@ -173,7 +176,7 @@ fn stage_key(outputs: &BTreeMap<usize, Arc<StageOutput>>, id: usize) -> Result<S
 /// source selects nothing (the step then fails with its own error).
 fn context_digest(
     kx: &KeyEnv<'_>,
-    sources: &[&String],
+    sources: &[&str],
     chmod: Option<u32>,
 ) -> Result<Option<ContentDigest>, StepError> {
     let mut rel: Vec<PathBuf> = Vec::new();
@@ -223,13 +226,10 @@ fn mount_source(
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
 ) -> Result<Option<SourceKey>, StepError> {
     Ok(Some(match from {
-        MountFrom::Context => {
-            let src = source.to_string();
-            match context_digest(kx, &[&src], None)? {
-                Some(d) => SourceKey::Context(d),
-                None => return Ok(None),
-            }
-        }
+        MountFrom::Context => match context_digest(kx, &[source], None)? {
+            Some(d) => SourceKey::Context(d),
+            None => return Ok(None),
+        },
         MountFrom::Stage(id) => SourceKey::Stage(stage_key(outputs, id.0)?),
         MountFrom::Image(img) => SourceKey::Image(img.manifest.digest),
     }))

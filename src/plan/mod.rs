@@ -36,12 +36,11 @@ mod stages;
 mod state;
 
 pub use chmod::{Chmod, ChmodError, ChmodMode, Class, Classes, ModeCmd};
-pub use copy::{is_git, is_url};
 pub use error::{Cause, PlanError};
 pub use graph::{
-    AddOptions, Base, BuildGraph, CopyFrom, CopyOp, ImageResolver, InlineFile, MountFrom,
-    NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp, Security, Sharing, Stage,
-    StageId, Step, WorkdirOp,
+    AddOptions, Base, BuildGraph, CopyFrom, CopyOp, CopySource, Excludes, ImageResolver,
+    InlineFile, MountFrom, NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp, Security,
+    Sharing, Stage, StageId, Step, WorkdirOp,
 };
 
 use crate::dockerfile::Dockerfile;
