@@ -14,12 +14,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::dockerfile::pattern;
-use crate::plan::{CopyOp, CopySource};
+use crate::plan::{Chmod, CopyOp, CopySource};
 
 use super::add::{self, AddError};
 use super::perms::{Chown, PermsError};
-use super::rootfs::{Node, RootFs, RootFsError};
-use super::source::{Source, SourceError};
+use super::rootfs::{RootFs, RootFsError};
+use super::source::{Selected, Source, SourceError};
 use super::stager::Stager;
 
 /// Why a COPY or ADD failed.
@@ -113,6 +113,7 @@ pub fn stage_copy(
         view,
         owner,
         chmod: op.chmod.as_ref(),
+        dir_mode: created_dir_mode(op.chmod.as_ref()),
         keep_owner: src.keeps_owner(),
         excludes: op.excludes.matcher(),
         dir_times: Vec::new(),
@@ -135,8 +136,8 @@ pub fn stage_copy(
             .is_some_and(|n| n.meta.is_dir());
     let dest = op.dest.trim_end_matches('/');
     let dest = if dest.is_empty() { "/" } else { dest };
-    for (s, node) in &selected {
-        st.copy_source(op, s, node, dest, dest_dir)?;
+    for (s, sel) in &selected {
+        st.copy_source(op, s, sel, dest, dest_dir)?;
     }
     for url in &urls {
         let to = if dest_dir {
@@ -162,7 +163,7 @@ pub fn stage_copy(
 fn select_sources<'o>(
     op: &'o CopyOp,
     src: &Source,
-) -> Result<(Vec<(&'o str, Node)>, Vec<&'o str>), CopyError> {
+) -> Result<(Vec<(&'o str, Selected)>, Vec<&'o str>), CopyError> {
     let mut selected = Vec::new();
     let mut urls = Vec::new();
     for s in &op.sources {
@@ -205,6 +206,7 @@ pub fn stage_mkdir(
         view: target,
         owner,
         chmod: None,
+        dir_mode: created_dir_mode(None),
         keep_owner: false,
         excludes: None,
         dir_times: Vec::new(),
@@ -212,6 +214,15 @@ pub fn stage_mkdir(
     };
     st.ensure_dir(path)?;
     st.finish()
+}
+
+/// The mode of a directory COPY creates: the parents of its destination and
+/// the top of a directory source (its contents keep theirs, `--chmod` applied).
+// COMPAT(buildkit): fsutil's `MkdirAll(dest, mode)` takes an octal --chmod as
+// the directories' mode, set-id and sticky bits dropped (Go's os.Mkdir reads
+// only the permission bits of a raw number), and 0755 for a symbolic one.
+fn created_dir_mode(chmod: Option<&Chmod>) -> u32 {
+    chmod.and_then(Chmod::octal).map_or(0o755, |m| m & 0o777)
 }
 
 /// Whether staging `op` reads the filesystem it copies onto: always but

@@ -18,7 +18,7 @@ use super::add::{self, AddError};
 use super::copy::{join, werr, CopyError};
 use super::perms::apply_chmod;
 use super::rootfs::{Node, RootFs};
-use super::source::{clean, Source};
+use super::source::{clean, Selected, Source};
 
 pub(super) struct Stager<'a> {
     pub(super) src: &'a Source,
@@ -26,6 +26,9 @@ pub(super) struct Stager<'a> {
     pub(super) view: &'a RootFs,
     pub(super) owner: Option<(u32, u32)>,
     pub(super) chmod: Option<&'a Chmod>,
+    /// Mode of the directories the copy creates (parents of the
+    /// destination, and a directory source's own top).
+    pub(super) dir_mode: u32,
     pub(super) keep_owner: bool,
     pub(super) excludes: Option<&'a IgnorePatterns>,
     /// Directory mtimes to set last (writing children changes them).
@@ -43,17 +46,17 @@ impl Stager<'_> {
         &mut self,
         op: &CopyOp,
         source: &str,
-        node: &Node,
+        sel: &Selected,
         dest: &str,
         dest_dir: bool,
     ) -> Result<(), CopyError> {
-        let name = node.path.rsplit('/').next().unwrap_or("");
+        let node = &sel.node;
         let to = if op.parents {
             parents_dest(dest, source, &node.path)
         } else if node.meta.is_dir() {
             dest.to_string()
         } else if dest_dir {
-            join(dest, name)
+            join(dest, sel.name())
         } else {
             dest.to_string()
         };
@@ -70,7 +73,12 @@ impl Stager<'_> {
                 },
             })?;
             if let Some(kind) = kind {
-                let dir = self.ensure_dir(dest)?;
+                // COMPAT(buildkit): its `unpack` makes the destination 0755
+                // whatever `--chmod` says.
+                let dir_mode = std::mem::replace(&mut self.dir_mode, 0o755);
+                let dir = self.ensure_dir(dest);
+                self.dir_mode = dir_mode;
+                let dir = dir?;
                 return add::extract(&node.host, kind, &dir)
                     .and_then(|()| self.chown_tree(&dir))
                     .map_err(|e| CopyError::Add {
@@ -130,7 +138,7 @@ impl Stager<'_> {
     }
 
     /// Stages directory `path` (canonical): the target's attributes when it
-    /// exists there, else 0755 owned by `--chown` (or root).
+    /// exists there, else `dir_mode` owned by `--chown` (or root).
     fn stage_dir(&mut self, path: &str) -> Result<PathBuf, CopyError> {
         let host = self.host(path);
         if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
@@ -147,7 +155,7 @@ impl Stager<'_> {
             ),
             _ => {
                 let (u, g) = self.owner.unwrap_or((0, 0));
-                (0o755, u, g, None)
+                (self.dir_mode, u, g, None)
             }
         };
         set_owner_mode(&host, uid, gid, Some(mode))?;

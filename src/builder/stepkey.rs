@@ -185,6 +185,8 @@ fn context_digest(
         if nodes.is_empty() {
             return Ok(None);
         }
+        // The path as selected, not as resolved: the hasher follows it (and
+        // digests the link targets), and the name a copy takes is its last part.
         rel.extend(
             nodes
                 .into_iter()
