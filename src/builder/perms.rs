@@ -159,49 +159,59 @@ fn lookup_group(group: &str, name: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn apply(mode: &str, bits: u32, is_dir: bool) -> u32 {
-        apply_chmod(&Chmod::parse(mode).unwrap(), bits, is_dir)
+    /// `(mode, bits before, is a directory, bits after)`, each checked.
+    fn check(cases: &[(&str, u32, bool, u32)]) {
+        for &(mode, before, is_dir, after) in cases {
+            let got = apply_chmod(&Chmod::parse(mode).unwrap(), before, is_dir);
+            assert_eq!(got, after, "{mode} on {before:o} (dir: {is_dir}): {got:o}");
+        }
     }
 
     #[test]
     fn octal_and_symbolic_chmod() {
-        assert_eq!(apply("755", 0o600, false), 0o755);
-        assert_eq!(apply("0640", 0o777, false), 0o640);
-        assert_eq!(apply("4711", 0o644, false), 0o4711);
-        assert_eq!(apply("u+x", 0o644, false), 0o744);
-        assert_eq!(apply("go-w", 0o666, false), 0o644);
-        assert_eq!(apply("a=r", 0o755, false), 0o444);
-        assert_eq!(apply("u=rwx,g=rx,o=", 0, false), 0o750);
-        assert_eq!(apply("+x", 0o600, false), 0o711);
-        assert_eq!(apply("a-w", 0o777, true), 0o555);
-        assert_eq!(apply("u+s", 0o755, false), 0o4755);
-        assert_eq!(apply("g+s,+t", 0o755, true), 0o3755);
-        // `=` without a class keeps the sticky bit, as setmode(3) does.
-        assert_eq!(apply("=rw", 0o1777, true), 0o1666);
+        check(&[
+            ("755", 0o600, false, 0o755),
+            ("0640", 0o777, false, 0o640),
+            ("4711", 0o644, false, 0o4711),
+            ("u+x", 0o644, false, 0o744),
+            ("go-w", 0o666, false, 0o644),
+            ("a=r", 0o755, false, 0o444),
+            ("u=rwx,g=rx,o=", 0, false, 0o750),
+            ("+x", 0o600, false, 0o711),
+            ("a-w", 0o777, true, 0o555),
+            ("u+s", 0o755, false, 0o4755),
+            ("g+s,+t", 0o755, true, 0o3755),
+            // `=` without a class keeps the sticky bit, as setmode(3) does.
+            ("=rw", 0o1777, true, 0o1666),
+        ]);
     }
 
     #[test]
     fn capital_x_looks_at_the_mode_before() {
-        // The conformance case `copy-chmod-symbolic`, as BuildKit leaves it.
-        assert_eq!(apply("u=rwX,go=rX", 0o644, false), 0o644);
-        assert_eq!(apply("u=rwX,go=rX", 0o700, false), 0o755);
-        assert_eq!(apply("u=rwX,go=rX", 0o700, true), 0o755);
-        assert_eq!(apply("a+X", 0o600, true), 0o711);
-        assert_eq!(apply("a+X", 0o600, false), 0o600);
-        assert_eq!(apply("a+X", 0o610, false), 0o711);
-        // Not the x bits an earlier clause set.
-        assert_eq!(apply("u+x,go+X", 0o600, false), 0o700);
-        assert_eq!(apply("a-x,a+X", 0o744, false), 0o755);
+        check(&[
+            // The conformance case `copy-chmod-symbolic`, as BuildKit leaves it.
+            ("u=rwX,go=rX", 0o644, false, 0o644),
+            ("u=rwX,go=rX", 0o700, false, 0o755),
+            ("u=rwX,go=rX", 0o700, true, 0o755),
+            ("a+X", 0o600, true, 0o711),
+            ("a+X", 0o600, false, 0o600),
+            ("a+X", 0o610, false, 0o711),
+            // Not the x bits an earlier clause set.
+            ("u+x,go+X", 0o600, false, 0o700),
+            ("a-x,a+X", 0o744, false, 0o755),
+        ]);
     }
 
     #[test]
     fn copies_from_a_class() {
-        assert_eq!(apply("go=u-w", 0o700, false), 0o755);
-        assert_eq!(apply("g=u", 0o640, false), 0o660);
-        assert_eq!(apply("o+g", 0o650, false), 0o655);
-        assert_eq!(apply("u-g", 0o750, false), 0o250);
-        // Reads the bits as the commands before it left them.
-        assert_eq!(apply("u+x,g=u", 0o600, false), 0o770);
+        check(&[
+            ("go=u-w", 0o700, false, 0o755),
+            ("g=u", 0o640, false, 0o660),
+            ("o+g", 0o650, false, 0o655),
+            ("u-g", 0o750, false, 0o250),
+            // Reads the bits as the commands before it left them.
+            ("u+x,g=u", 0o600, false, 0o770),
+        ]);
     }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
