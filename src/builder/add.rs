@@ -1,6 +1,7 @@
 //! ADD's extras over COPY: recognising local tar archives (plain, gzip,
 //! bzip2, xz — by magic bytes, never by name) and extracting them, fetching
-//! http(s) URLs (with `--checksum`), and refusing git URLs clearly.
+//! http(s) URLs (with `--checksum`). Which sources are URLs is the plan's
+//! [`crate::plan::CopySource`]; git sources never get here (planning refuses them).
 //!
 //! Invariants: extraction never writes outside its destination (it goes
 //! through the layer unpacker's confinement, [`crate::layer::unpack_tar`]:

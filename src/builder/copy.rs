@@ -13,14 +13,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::dockerfile::ignore::{IgnoreError, IgnorePatterns};
 use crate::dockerfile::pattern;
-use crate::plan::CopyOp;
+use crate::plan::{Chmod, CopyOp, CopySource};
 
 use super::add::{self, AddError};
-use super::perms::{Chmod, Chown, PermsError};
-use super::rootfs::{Node, RootFs, RootFsError};
-use super::source::{Source, SourceError};
+use super::perms::{Chown, PermsError};
+use super::rootfs::{RootFs, RootFsError};
+use super::source::{Selected, Source, SourceError};
 use super::stager::Stager;
 
 /// Why a COPY or ADD failed.
@@ -50,9 +49,6 @@ pub enum CopyError {
     /// `--chown`/`--chmod`.
     #[error("applying permissions")]
     Perms(#[from] PermsError),
-    /// `--exclude` patterns.
-    #[error("parsing --exclude patterns")]
-    Exclude(#[source] IgnoreError),
     /// ADD's archive or URL handling.
     #[error("adding {source_path}")]
     Add {
@@ -107,11 +103,6 @@ pub fn stage_copy(
         Some(c) => Some(resolve_chown(c, target)?),
         None => None,
     };
-    let chmod = op.chmod.as_deref().map(Chmod::parse).transpose()?;
-    let excludes = match op.excludes.is_empty() {
-        true => None,
-        false => Some(IgnorePatterns::parse(&op.excludes.join("\n")).map_err(CopyError::Exclude)?),
-    };
     // COMPAT(buildkit): --link copies onto an empty tree: no target symlinks
     // or directories are consulted.
     let empty = RootFs::default();
@@ -121,9 +112,10 @@ pub fn stage_copy(
         staging,
         view,
         owner,
-        chmod,
+        chmod: op.chmod.as_ref(),
+        dir_mode: created_dir_mode(op.chmod.as_ref()),
         keep_owner: src.keeps_owner(),
-        excludes,
+        excludes: op.excludes.matcher(),
         dir_times: Vec::new(),
         links: Default::default(),
     };
@@ -144,8 +136,8 @@ pub fn stage_copy(
             .is_some_and(|n| n.meta.is_dir());
     let dest = op.dest.trim_end_matches('/');
     let dest = if dest.is_empty() { "/" } else { dest };
-    for (s, node) in &selected {
-        st.copy_source(op, s, node, dest, dest_dir)?;
+    for (s, sel) in &selected {
+        st.copy_source(op, s, sel, dest, dest_dir)?;
     }
     for url in &urls {
         let to = if dest_dir {
@@ -166,27 +158,29 @@ pub fn stage_copy(
     st.finish()
 }
 
-/// The nodes each source selects (with the source as written), and ADD's URLs.
+/// The nodes each path source selects (with the source as written), and ADD's URLs.
 #[allow(clippy::type_complexity)]
-fn select_sources(
-    op: &CopyOp,
+fn select_sources<'o>(
+    op: &'o CopyOp,
     src: &Source,
-) -> Result<(Vec<(String, Node)>, Vec<String>), CopyError> {
+) -> Result<(Vec<(&'o str, Selected)>, Vec<&'o str>), CopyError> {
     let mut selected = Vec::new();
     let mut urls = Vec::new();
     for s in &op.sources {
-        // Git sources never get here: the plan refuses them.
-        if op.add.is_some() && crate::plan::is_url(s) {
-            urls.push(s.clone());
-            continue;
-        }
-        let nodes = src.select(s)?;
-        if nodes.is_empty() && !pattern::has_meta(s) {
+        let path = match s {
+            CopySource::Url(url) => {
+                urls.push(url.as_str());
+                continue;
+            }
+            CopySource::Path(p) => p.as_str(),
+        };
+        let nodes = src.select(path)?;
+        if nodes.is_empty() && !pattern::has_meta(path) {
             return Err(CopyError::NotFound {
-                source_path: s.clone(),
+                source_path: path.to_string(),
             });
         }
-        selected.extend(nodes.into_iter().map(|n| (s.clone(), n)));
+        selected.extend(nodes.into_iter().map(|n| (path, n)));
     }
     Ok((selected, urls))
 }
@@ -212,6 +206,7 @@ pub fn stage_mkdir(
         view: target,
         owner,
         chmod: None,
+        dir_mode: created_dir_mode(None),
         keep_owner: false,
         excludes: None,
         dir_times: Vec::new(),
@@ -219,6 +214,15 @@ pub fn stage_mkdir(
     };
     st.ensure_dir(path)?;
     st.finish()
+}
+
+/// The mode of a directory COPY creates: the parents of its destination and
+/// the top of a directory source (its contents keep theirs, `--chmod` applied).
+// COMPAT(buildkit): fsutil's `MkdirAll(dest, mode)` takes an octal --chmod as
+// the directories' mode, set-id and sticky bits dropped (Go's os.Mkdir reads
+// only the permission bits of a raw number), and 0755 for a symbolic one.
+fn created_dir_mode(chmod: Option<&Chmod>) -> u32 {
+    chmod.and_then(Chmod::octal).map_or(0o755, |m| m & 0o777)
 }
 
 /// Whether staging `op` reads the filesystem it copies onto: always but

@@ -1,7 +1,7 @@
 //! Unit tests of COPY staging against a context tree and a target view.
 
 use super::*;
-use crate::plan::{AddOptions, CopyFrom, InlineFile};
+use crate::plan::{AddOptions, CopyFrom, Excludes, InlineFile};
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 
@@ -55,14 +55,17 @@ fn fixture() -> Fixture {
 fn op(sources: &[&str], dest: &str) -> CopyOp {
     CopyOp {
         from: CopyFrom::Context,
-        sources: sources.iter().map(|s| s.to_string()).collect(),
+        sources: sources
+            .iter()
+            .map(|s| CopySource::Path(s.to_string()))
+            .collect(),
         heredocs: vec![],
         dest: dest.into(),
         chown: None,
         chmod: None,
         link: false,
         parents: false,
-        excludes: vec![],
+        excludes: Excludes::default(),
         add: None,
         dest_is_dir_hint: dest.ends_with('/'),
     }
@@ -121,8 +124,8 @@ fn chown_chmod_exclude_and_missing() {
     let f = fixture();
     let mut o = op(&["dir"], "/app/");
     o.chown = Some("app".into());
-    o.chmod = Some("u+x,go=".into());
-    o.excludes = vec!["*.log".into()];
+    o.chmod = Some(crate::plan::Chmod::parse("u+x,go=").unwrap());
+    o.excludes = Excludes::compile(vec!["*.log".into()]).unwrap();
     run(&f, &o).unwrap();
     let m = fs::metadata(f.staging.join("app/x")).unwrap();
     assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o700, 1000, 1001));

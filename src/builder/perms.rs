@@ -1,17 +1,14 @@
-//! `COPY --chmod` and `--chown`: parsing the flag values and resolving user
-//! and group names against the target stage's `/etc/passwd` and `/etc/group`.
-//! Pure: the caller reads those files. Invariant: a name that is not found is
-//! an error, never a silent fallback to root.
+//! `COPY --chmod` and `--chown`: applying the mode the plan parsed, parsing
+//! `--chown` and resolving user and group names against the target stage's
+//! `/etc/passwd` and `/etc/group`. Pure: the caller reads those files.
+//! Invariant: a name that is not found is an error, never a silent fallback
+//! to root.
 
-/// Why a `--chmod` or `--chown` value was rejected.
+use crate::plan::{Chmod, ChmodMode, ModeCmd};
+
+/// Why a `--chown` value was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PermsError {
-    /// Neither octal nor a symbolic mode.
-    #[error("invalid --chmod value {value:?}: expected octal (755) or symbolic (u+x,go-w)")]
-    BadChmod {
-        /// The value as written.
-        value: String,
-    },
     /// An empty `--chown` user.
     #[error("invalid --chown value {value:?}")]
     BadChown {
@@ -32,100 +29,48 @@ pub enum PermsError {
     },
 }
 
-/// A parsed `--chmod`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Chmod {
-    /// `--chmod=755`: the permission bits replace the file's.
-    Octal(u32),
-    /// `--chmod=u+x,go-w`: clauses applied in order to the file's mode.
-    Symbolic(Vec<Clause>),
-}
-
-/// One symbolic clause: `who op perms`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Clause {
-    who: u32,
-    op: char,
-    perms: String,
-}
-
-impl Chmod {
-    /// Parses an octal or symbolic mode (chmod(1) grammar, without `u=g` copies).
-    pub fn parse(value: &str) -> Result<Self, PermsError> {
-        let bad = || PermsError::BadChmod {
-            value: value.into(),
-        };
-        if !value.is_empty() && value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            let m = u32::from_str_radix(value, 8).map_err(|_| bad())?;
-            return if m <= 0o7777 {
-                Ok(Self::Octal(m))
-            } else {
-                Err(bad())
-            };
-        }
-        let mut clauses = Vec::new();
-        for part in value.split(',') {
-            let op_at = part.find(['+', '-', '=']).ok_or_else(bad)?;
-            let (who_s, rest) = part.split_at(op_at);
-            let mut who = 0;
-            for c in who_s.chars() {
-                who |= match c {
-                    'u' => 0o4700,
-                    'g' => 0o2070,
-                    'o' => 0o1007,
-                    'a' => 0o7777,
-                    _ => return Err(bad()),
-                };
+/// The permission bits (`0o7777` part) `chmod` gives a file of mode `mode`
+/// (a directory when `is_dir`).
+// COMPAT(buildkit): fsutil's copier: an octal mode replaces the bits, a
+// symbolic one runs its commands over them with umask 0; `X` looks at the
+// bits from before the whole mode.
+pub fn apply_chmod(chmod: &Chmod, mode: u32, is_dir: bool) -> u32 {
+    let before = mode & 0o7777;
+    let cmds = match chmod.mode() {
+        ChmodMode::Octal(m) => return *m,
+        ChmodMode::Symbolic(cmds) => cmds,
+    };
+    let mut m = before;
+    for c in cmds {
+        match *c {
+            ModeCmd::Set(bits) => m |= bits,
+            ModeCmd::Clear(bits) => m &= !bits,
+            ModeCmd::SetIfSearchable(bits) => {
+                if is_dir || before & 0o111 != 0 {
+                    m |= bits
+                }
             }
-            let op = rest.chars().next().ok_or_else(bad)?;
-            let perms = &rest[1..];
-            if !perms.chars().all(|c| "rwxXst".contains(c)) {
-                return Err(bad());
+            ModeCmd::Copy {
+                from,
+                to,
+                set,
+                clear,
+            } => {
+                let value = (m >> from.shift()) & 0o7;
+                // `=` clears the whole triple, `-` only the copied bits.
+                let cleared = if set { 0o7 } else { value };
+                for t in to.iter() {
+                    if clear {
+                        m &= !(cleared << t.shift());
+                    }
+                    if set {
+                        m |= value << t.shift();
+                    }
+                }
             }
-            clauses.push(Clause {
-                who,
-                op,
-                perms: perms.into(),
-            });
-        }
-        Ok(Self::Symbolic(clauses))
-    }
-
-    /// The new permission bits (`0o7777` part) for a file of mode `mode`.
-    pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
-        match self {
-            Self::Octal(m) => *m,
-            Self::Symbolic(clauses) => clauses
-                .iter()
-                .fold(mode & 0o7777, |m, c| c.apply(m, is_dir)),
         }
     }
-}
-
-impl Clause {
-    fn apply(&self, mode: u32, is_dir: bool) -> u32 {
-        // No `who` means "all", masked by umask in chmod(1); kiln uses no umask.
-        let who = if self.who == 0 { 0o7777 } else { self.who };
-        let any_x = mode & 0o111 != 0;
-        let mut bits = 0;
-        for c in self.perms.chars() {
-            bits |= match c {
-                'r' => 0o444,
-                'w' => 0o222,
-                'x' => 0o111,
-                'X' if is_dir || any_x => 0o111,
-                's' => 0o6000,
-                't' => 0o1000,
-                _ => 0,
-            };
-        }
-        let bits = bits & who;
-        match self.op {
-            '+' => mode | bits,
-            '-' => mode & !bits,
-            _ => (mode & !who) | bits,
-        }
-    }
+    m & 0o7777
 }
 
 /// A parsed `--chown=user[:group]`, names not yet resolved.
@@ -214,24 +159,59 @@ fn lookup_group(group: &str, name: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
+    /// `(mode, bits before, is a directory, bits after)`, each checked.
+    fn check(cases: &[(&str, u32, bool, u32)]) {
+        for &(mode, before, is_dir, after) in cases {
+            let got = apply_chmod(&Chmod::parse(mode).unwrap(), before, is_dir);
+            assert_eq!(got, after, "{mode} on {before:o} (dir: {is_dir}): {got:o}");
+        }
+    }
+
     #[test]
     fn octal_and_symbolic_chmod() {
-        assert_eq!(Chmod::parse("755").unwrap().apply(0o600, false), 0o755);
-        assert_eq!(Chmod::parse("0640").unwrap().apply(0o777, false), 0o640);
-        assert_eq!(Chmod::parse("u+x").unwrap().apply(0o644, false), 0o744);
-        assert_eq!(Chmod::parse("go-w").unwrap().apply(0o666, false), 0o644);
-        assert_eq!(Chmod::parse("a=r").unwrap().apply(0o755, false), 0o444);
-        assert_eq!(
-            Chmod::parse("u=rwx,g=rx,o=").unwrap().apply(0, false),
-            0o750
-        );
-        assert_eq!(Chmod::parse("+x").unwrap().apply(0o600, false), 0o711);
-        assert_eq!(Chmod::parse("a+X").unwrap().apply(0o600, true), 0o711);
-        assert_eq!(Chmod::parse("a+X").unwrap().apply(0o600, false), 0o600);
-        assert_eq!(Chmod::parse("u+s").unwrap().apply(0o755, false), 0o4755);
-        for bad in ["", "9", "u+q", "z+x", "rwx", "77777"] {
-            assert!(Chmod::parse(bad).is_err(), "{bad}");
-        }
+        check(&[
+            ("755", 0o600, false, 0o755),
+            ("0640", 0o777, false, 0o640),
+            ("4711", 0o644, false, 0o4711),
+            ("u+x", 0o644, false, 0o744),
+            ("go-w", 0o666, false, 0o644),
+            ("a=r", 0o755, false, 0o444),
+            ("u=rwx,g=rx,o=", 0, false, 0o750),
+            ("+x", 0o600, false, 0o711),
+            ("a-w", 0o777, true, 0o555),
+            ("u+s", 0o755, false, 0o4755),
+            ("g+s,+t", 0o755, true, 0o3755),
+            // `=` without a class keeps the sticky bit, as setmode(3) does.
+            ("=rw", 0o1777, true, 0o1666),
+        ]);
+    }
+
+    #[test]
+    fn capital_x_looks_at_the_mode_before() {
+        check(&[
+            // The conformance case `copy-chmod-symbolic`, as BuildKit leaves it.
+            ("u=rwX,go=rX", 0o644, false, 0o644),
+            ("u=rwX,go=rX", 0o700, false, 0o755),
+            ("u=rwX,go=rX", 0o700, true, 0o755),
+            ("a+X", 0o600, true, 0o711),
+            ("a+X", 0o600, false, 0o600),
+            ("a+X", 0o610, false, 0o711),
+            // Not the x bits an earlier clause set.
+            ("u+x,go+X", 0o600, false, 0o700),
+            ("a-x,a+X", 0o744, false, 0o755),
+        ]);
+    }
+
+    #[test]
+    fn copies_from_a_class() {
+        check(&[
+            ("go=u-w", 0o700, false, 0o755),
+            ("g=u", 0o640, false, 0o660),
+            ("o+g", 0o650, false, 0o655),
+            ("u-g", 0o750, false, 0o250),
+            // Reads the bits as the commands before it left them.
+            ("u+x,g=u", 0o600, false, 0o770),
+        ]);
     }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";

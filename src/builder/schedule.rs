@@ -154,7 +154,9 @@ mod tests {
     use crate::builder::event::{Event, Progress};
     use crate::builder::source::Source;
     use crate::dockerfile::Span;
-    use crate::plan::{CopyFrom, CopyOp, Op, Stage, StageId, Step, WorkdirOp};
+    use crate::plan::{
+        CopyFrom, CopyOp, CopySource, Excludes, Op, Stage, StageId, Step, WorkdirOp,
+    };
 
     fn step(op: Op, line: usize) -> Step {
         Step {
@@ -267,14 +269,14 @@ mod tests {
         let missing = step(
             Op::Copy(CopyOp {
                 from: CopyFrom::Context,
-                sources: vec!["missing".into()],
+                sources: vec![CopySource::Path("missing".into())],
                 heredocs: vec![],
                 dest: "/x".into(),
                 chown: None,
                 chmod: None,
                 link: false,
                 parents: false,
-                excludes: vec![],
+                excludes: Excludes::default(),
                 add: None,
                 dest_is_dir_hint: false,
             }),

@@ -119,11 +119,18 @@ impl Source {
 
     /// The nodes a COPY source selects: one for a literal path that exists,
     /// every match of a wildcard pattern (each component matched against the
-    /// directory's entries), sorted. Symlinks among them are followed.
-    pub fn select(&self, source: &str) -> Result<Vec<Node>, SourceError> {
+    /// directory's entries), sorted. Symlinks among them are followed; each
+    /// comes with the path it was selected by, whose last name is the one
+    /// the copy takes.
+    pub fn select(&self, source: &str) -> Result<Vec<Selected>, SourceError> {
         let comps = clean(source);
         if !comps.iter().any(|c| pattern::has_meta(c)) {
-            return Ok(self.lookup(&comps.join("/"), true)?.into_iter().collect());
+            let path = format!("/{}", comps.join("/"));
+            let node = self.lookup(&path, true)?;
+            return Ok(node
+                .map(|node| Selected { path, node })
+                .into_iter()
+                .collect());
         }
         let mut current = vec![String::from("/")];
         for comp in comps {
@@ -150,12 +157,32 @@ impl Source {
             current = next;
         }
         let mut out = Vec::new();
-        for p in current {
-            if let Some(n) = self.lookup(&p, true)? {
-                out.push(n);
+        for path in current {
+            if let Some(node) = self.lookup(&path, true)? {
+                out.push(Selected { path, node });
             }
         }
         Ok(out)
+    }
+}
+
+/// A node a COPY source selects.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// The path it was selected by, symlinks in its last component not
+    /// followed: `/link.txt` for `COPY link.txt` or `COPY *.txt` where
+    /// `link.txt -> target.txt`.
+    pub path: String,
+    /// What it resolves to (symlinks followed).
+    pub node: Node,
+}
+
+impl Selected {
+    /// The name a copy into a directory gives it.
+    // COMPAT(buildkit): fsutil names the copy after the source as matched
+    // (`filepath.Base(src)`), not after the link's target.
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or("")
     }
 }
 
@@ -194,20 +221,46 @@ mod tests {
         nodes.into_iter().map(|n| n.path).collect()
     }
 
+    fn selected(s: &Source, source: &str) -> Vec<String> {
+        s.select(source)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.node.path)
+            .collect()
+    }
+
     #[test]
     fn selects_literal_and_wildcard_sources() {
         let t = tree();
         let s = Source::context(t.path().into(), None);
-        assert_eq!(names(s.select("a.txt").unwrap()), ["/a.txt"]);
-        assert_eq!(names(s.select("./src/../a.txt").unwrap()), ["/a.txt"]);
-        assert_eq!(names(s.select("*.txt").unwrap()), ["/a.txt", "/b.txt"]);
-        assert_eq!(names(s.select("src/*/*.rs").unwrap()), ["/src/sub/y.rs"]);
-        assert_eq!(names(s.select(".").unwrap()), ["/"]);
+        assert_eq!(selected(&s, "a.txt"), ["/a.txt"]);
+        assert_eq!(selected(&s, "./src/../a.txt"), ["/a.txt"]);
+        assert_eq!(selected(&s, "*.txt"), ["/a.txt", "/b.txt"]);
+        assert_eq!(selected(&s, "src/*/*.rs"), ["/src/sub/y.rs"]);
+        assert_eq!(selected(&s, "."), ["/"]);
         assert!(s.select("nope*").unwrap().is_empty());
         assert!(s.select("nope").unwrap().is_empty());
         assert!(matches!(s.select("[a"), Err(SourceError::Pattern { .. })));
         // A symlink pointing out of the context resolves inside it.
         assert!(s.select("src/escape/passwd").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_selected_symlink_keeps_its_own_name() {
+        let t = tree();
+        std::os::unix::fs::symlink("a.txt", t.path().join("ln.txt")).unwrap();
+        let s = Source::context(t.path().into(), None);
+        let sel = |src: &str| -> Vec<(String, String)> {
+            s.select(src)
+                .unwrap()
+                .into_iter()
+                .map(|n| (n.name().to_string(), n.node.path))
+                .collect()
+        };
+        let ln = [("ln.txt".to_string(), "/a.txt".to_string())];
+        assert_eq!(sel("ln.txt"), ln);
+        assert_eq!(sel("./src/../ln.txt"), ln);
+        assert_eq!(sel("l*"), ln);
     }
 
     #[test]

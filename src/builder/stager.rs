@@ -12,22 +12,25 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 
 use crate::dockerfile::ignore::IgnorePatterns;
-use crate::plan::CopyOp;
+use crate::plan::{Chmod, CopyOp};
 
 use super::add::{self, AddError};
 use super::copy::{join, werr, CopyError};
-use super::perms::Chmod;
+use super::perms::apply_chmod;
 use super::rootfs::{Node, RootFs};
-use super::source::{clean, Source};
+use super::source::{clean, Selected, Source};
 
 pub(super) struct Stager<'a> {
     pub(super) src: &'a Source,
     pub(super) staging: &'a Path,
     pub(super) view: &'a RootFs,
     pub(super) owner: Option<(u32, u32)>,
-    pub(super) chmod: Option<Chmod>,
+    pub(super) chmod: Option<&'a Chmod>,
+    /// Mode of the directories the copy creates (parents of the
+    /// destination, and a directory source's own top).
+    pub(super) dir_mode: u32,
     pub(super) keep_owner: bool,
-    pub(super) excludes: Option<IgnorePatterns>,
+    pub(super) excludes: Option<&'a IgnorePatterns>,
     /// Directory mtimes to set last (writing children changes them).
     pub(super) dir_times: Vec<(PathBuf, FileTime)>,
     /// Staged path of each multiply-linked source inode copied so far.
@@ -43,17 +46,17 @@ impl Stager<'_> {
         &mut self,
         op: &CopyOp,
         source: &str,
-        node: &Node,
+        sel: &Selected,
         dest: &str,
         dest_dir: bool,
     ) -> Result<(), CopyError> {
-        let name = node.path.rsplit('/').next().unwrap_or("");
+        let node = &sel.node;
         let to = if op.parents {
             parents_dest(dest, source, &node.path)
         } else if node.meta.is_dir() {
             dest.to_string()
         } else if dest_dir {
-            join(dest, name)
+            join(dest, sel.name())
         } else {
             dest.to_string()
         };
@@ -70,7 +73,12 @@ impl Stager<'_> {
                 },
             })?;
             if let Some(kind) = kind {
-                let dir = self.ensure_dir(dest)?;
+                // COMPAT(buildkit): its `unpack` makes the destination 0755
+                // whatever `--chmod` says.
+                let dir_mode = std::mem::replace(&mut self.dir_mode, 0o755);
+                let dir = self.ensure_dir(dest);
+                self.dir_mode = dir_mode;
+                let dir = dir?;
                 return add::extract(&node.host, kind, &dir)
                     .and_then(|()| self.chown_tree(&dir))
                     .map_err(|e| CopyError::Add {
@@ -89,7 +97,7 @@ impl Stager<'_> {
     }
 
     fn excluded(&self, path: &str, rel_to_source: &str) -> bool {
-        let Some(ex) = &self.excludes else {
+        let Some(ex) = self.excludes else {
             return false;
         };
         let rel = path.trim_start_matches('/');
@@ -130,7 +138,7 @@ impl Stager<'_> {
     }
 
     /// Stages directory `path` (canonical): the target's attributes when it
-    /// exists there, else 0755 owned by `--chown` (or root).
+    /// exists there, else `dir_mode` owned by `--chown` (or root).
     fn stage_dir(&mut self, path: &str) -> Result<PathBuf, CopyError> {
         let host = self.host(path);
         if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
@@ -147,7 +155,7 @@ impl Stager<'_> {
             ),
             _ => {
                 let (u, g) = self.owner.unwrap_or((0, 0));
-                (0o755, u, g, None)
+                (self.dir_mode, u, g, None)
             }
         };
         set_owner_mode(&host, uid, gid, Some(mode))?;
@@ -228,8 +236,8 @@ impl Stager<'_> {
             None
         } else {
             let m = node.meta.mode() & 0o7777;
-            Some(match &self.chmod {
-                Some(c) => c.apply(m, node.meta.is_dir()),
+            Some(match self.chmod {
+                Some(c) => apply_chmod(c, m, node.meta.is_dir()),
                 None => m,
             })
         };
@@ -245,7 +253,7 @@ impl Stager<'_> {
         let host = self.prepare(to)?;
         remove_any(&host)?;
         fs::write(&host, content).map_err(werr("writing", &host))?;
-        let mode = self.chmod.as_ref().map_or(mode, |c| c.apply(mode, false));
+        let mode = self.chmod.map_or(mode, |c| apply_chmod(c, mode, false));
         let (uid, gid) = self.owner.unwrap_or((0, 0));
         set_owner_mode(&host, uid, gid, Some(mode))
     }
@@ -265,7 +273,7 @@ impl Stager<'_> {
         let t = FileTime::from_unix_time(mtime, 0);
         filetime::set_file_mtime(&host, t).map_err(werr("setting times of", &host))?;
         // COMPAT(buildkit): downloaded files are 0600 unless --chmod says otherwise.
-        let mode = self.chmod.as_ref().map_or(0o600, |c| c.apply(0o600, false));
+        let mode = self.chmod.map_or(0o600, |c| apply_chmod(c, 0o600, false));
         let (uid, gid) = self.owner.unwrap_or((0, 0));
         set_owner_mode(&host, uid, gid, Some(mode))
     }

@@ -19,7 +19,7 @@ use crate::cache::{
     copy_key, run_key, workdir_key, ContentDigest, ContextHasher, InputListing, SourceKey, StepKey,
 };
 use crate::dockerfile::ignore::IgnorePatterns;
-use crate::plan::{CopyFrom, CopyOp, MountFrom, Op, Step};
+use crate::plan::{CopyFrom, CopyOp, CopySource, MountFrom, Op, Step};
 
 use super::error::StepError;
 use super::source::Source;
@@ -103,23 +103,25 @@ pub fn key_after_run(
     copy_key(parent, op, from, &[content])
 }
 
-fn is_remote(src: &str) -> bool {
-    src.contains("://") || src.starts_with("git@")
-}
-
 fn copy_keyed<'a>(
     kx: &KeyEnv<'_>,
     op: &'a CopyOp,
     parent: Option<&StepKey>,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
 ) -> Result<Keyed<'a>, StepError> {
-    let local: Vec<&String> = op.sources.iter().filter(|s| !is_remote(s)).collect();
+    let local: Vec<&str> = op
+        .sources
+        .iter()
+        .filter_map(|s| match s {
+            CopySource::Path(p) => Some(p.as_str()),
+            CopySource::Url(_) => None,
+        })
+        .collect();
     let from = match &op.from {
         CopyFrom::Context => {
-            let chmod = op
-                .chmod
-                .as_deref()
-                .and_then(|m| u32::from_str_radix(m, 8).ok());
+            // An octal mode replaces the files' own bits, so they stay out of
+            // the digest; a symbolic one keeps them (its result depends on them).
+            let chmod = op.chmod.as_ref().and_then(|c| c.octal());
             match context_digest(kx, &local, chmod)? {
                 Some(d) => SourceKey::Context(d),
                 None => return Ok(Keyed::Never),
@@ -130,8 +132,8 @@ fn copy_keyed<'a>(
     };
     // COMPAT(buildkit): a URL pinned by --checksum is keyed by URL and
     // checksum; an unpinned one must be fetched to know its content.
-    let unpinned = op.sources.iter().any(|s| is_remote(s))
-        && op.add.as_ref().is_none_or(|a| a.checksum.is_none());
+    let has_url = op.sources.iter().any(|s| matches!(s, CopySource::Url(_)));
+    let unpinned = has_url && op.add.as_ref().is_none_or(|a| a.checksum.is_none());
     if unpinned {
         return Ok(Keyed::AfterRun(op, from));
     }
@@ -150,7 +152,7 @@ fn stage_key(outputs: &BTreeMap<usize, Arc<StageOutput>>, id: usize) -> Result<S
 /// source selects nothing (the step then fails with its own error).
 fn context_digest(
     kx: &KeyEnv<'_>,
-    sources: &[&String],
+    sources: &[&str],
     chmod: Option<u32>,
 ) -> Result<Option<ContentDigest>, StepError> {
     let mut rel: Vec<PathBuf> = Vec::new();
@@ -159,6 +161,8 @@ fn context_digest(
         if nodes.is_empty() {
             return Ok(None);
         }
+        // The path as selected, not as resolved: the hasher follows it (and
+        // digests the link targets), and the name a copy takes is its last part.
         rel.extend(
             nodes
                 .into_iter()
@@ -192,13 +196,10 @@ fn mount_source(
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
 ) -> Result<Option<SourceKey>, StepError> {
     Ok(Some(match from {
-        MountFrom::Context => {
-            let src = source.to_string();
-            match context_digest(kx, &[&src], None)? {
-                Some(d) => SourceKey::Context(d),
-                None => return Ok(None),
-            }
-        }
+        MountFrom::Context => match context_digest(kx, &[source], None)? {
+            Some(d) => SourceKey::Context(d),
+            None => return Ok(None),
+        },
         MountFrom::Stage(id) => SourceKey::Stage(stage_key(outputs, id.0)?),
         MountFrom::Image(img) => SourceKey::Image(img.manifest.digest),
     }))

@@ -25,8 +25,8 @@ use serde_json::{json, Value};
 
 use crate::oci::Digest;
 use crate::plan::{
-    AddOptions, CopyOp, InlineFile, MountFrom, NetworkMode, RunMount, RunOp, Security, Sharing,
-    WorkdirOp,
+    AddOptions, Chmod, CopyOp, CopySource, InlineFile, MountFrom, NetworkMode, RunMount, RunOp,
+    Security, Sharing, WorkdirOp,
 };
 
 use super::key::{step_key, ContentDigest, OpKind, StepKey};
@@ -256,15 +256,15 @@ fn copy_value(op: &CopyOp) -> Value {
         json!({ "checksum": checksum, "keep_git_dir": keep_git_dir, "unpack": unpack })
     });
     json!({
-        "sources": sources.iter().map(String::as_str).collect::<Vec<_>>(),
+        "sources": sources.iter().map(CopySource::as_str).collect::<Vec<_>>(),
         "heredocs": heredocs.iter().map(inline_value).collect::<Vec<_>>(),
         "dest": dest,
         "dest_is_dir": dest_is_dir_hint,
         "chown": chown.as_deref(),
-        "chmod": chmod.as_deref(),
+        "chmod": chmod.as_ref().map(Chmod::text),
         "link": link,
         "parents": parents,
-        "excludes": excludes.iter().map(String::as_str).collect::<Vec<_>>(),
+        "excludes": excludes.patterns().iter().map(String::as_str).collect::<Vec<_>>(),
         "add": add,
     })
 }

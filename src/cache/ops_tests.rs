@@ -7,7 +7,7 @@ use std::convert::Infallible;
 
 use super::*;
 use crate::oci::{Descriptor, ImageConfig};
-use crate::plan::{CopyFrom, ResolvedImage, StageId};
+use crate::plan::{Chmod, CopyFrom, CopySource, Excludes, ResolvedImage, StageId};
 
 /// A named edit of an op, for tables of "this change must move the key".
 type Change<T> = (&'static str, Box<dyn Fn(&mut T)>);
@@ -94,14 +94,14 @@ fn run() -> RunOp {
 fn copy() -> CopyOp {
     CopyOp {
         from: CopyFrom::Context,
-        sources: vec!["src/".into()],
+        sources: vec![CopySource::Path("src/".into())],
         heredocs: vec![],
         dest: "/app/".into(),
         chown: None,
         chmod: None,
         link: false,
         parents: false,
-        excludes: vec![],
+        excludes: Excludes::default(),
         add: None,
         dest_is_dir_hint: true,
     }
@@ -200,14 +200,23 @@ fn copy_key_moves_with_sources_and_every_flag() {
         assert_ne!(copy_key(None, &copy(), &from, &[]).0, base, "{what}");
     }
     let changes: Vec<Change<CopyOp>> = vec![
-        ("sources", Box::new(|c| c.sources[0] = "src/*".into())),
+        (
+            "sources",
+            Box::new(|c| c.sources[0] = CopySource::Path("src/*".into())),
+        ),
         ("dest", Box::new(|c| c.dest = "/opt/".into())),
         ("dest_is_dir", Box::new(|c| c.dest_is_dir_hint = false)),
         ("chown", Box::new(|c| c.chown = Some("1:1".into()))),
-        ("chmod", Box::new(|c| c.chmod = Some("755".into()))),
+        (
+            "chmod",
+            Box::new(|c| c.chmod = Some(Chmod::parse("755").unwrap())),
+        ),
         ("link", Box::new(|c| c.link = true)),
         ("parents", Box::new(|c| c.parents = true)),
-        ("excludes", Box::new(|c| c.excludes.push("*.o".into()))),
+        (
+            "excludes",
+            Box::new(|c| c.excludes = Excludes::compile(vec!["*.o".into()]).unwrap()),
+        ),
         ("add", Box::new(|c| c.add = Some(AddOptions::default()))),
         (
             "heredoc",
@@ -226,7 +235,7 @@ fn copy_key_moves_with_sources_and_every_flag() {
 fn add_url_content_decides_not_only_the_url() {
     let with = |d: &[u8]| {
         let mut c = copy();
-        c.sources = vec!["https://example.com/a.tgz".into()];
+        c.sources = vec![CopySource::Url("https://example.com/a.tgz".into())];
         c.add = Some(AddOptions::default());
         copy_key(None, &c, &ctx(b"ctx"), &[ContentDigest::of(d)]).0
     };
@@ -331,20 +340,23 @@ mod pinned {
 
     pub(super) fn copy_every_flag() -> CopyOp {
         let mut c = copy();
-        c.sources = vec!["a".into(), "b/*.rs".into()];
+        c.sources = vec![
+            CopySource::Path("a".into()),
+            CopySource::Path("b/*.rs".into()),
+        ];
         c.heredocs.push(inline("f", "x\n", 0o644));
         c.chown = Some("1:2".into());
-        c.chmod = Some("0640".into());
+        c.chmod = Some(Chmod::parse("0640").unwrap());
         c.link = true;
         c.parents = true;
-        c.excludes = vec!["*.o".into()];
+        c.excludes = Excludes::compile(vec!["*.o".into()]).unwrap();
         c
     }
 
     pub(super) fn add_every_flag() -> CopyOp {
         let mut c = copy();
         c.from = CopyFrom::Stage(StageId(0));
-        c.sources = vec!["https://example.com/a.tgz".into()];
+        c.sources = vec![CopySource::Url("https://example.com/a.tgz".into())];
         c.dest = "/opt/a.tgz".into();
         c.dest_is_dir_hint = false;
         c.add = Some(AddOptions {

@@ -3,13 +3,17 @@
 //! is not: BuildKit resolves it before expansion); the destination is made
 //! absolute against WORKDIR and keeps a trailing `/`.
 
+use crate::dockerfile::ignore::IgnoreError;
 use crate::dockerfile::Instruction;
 
 use super::flags::Flags;
 use super::meta::{bad_args, one_arg};
 use super::run::{body, is_lone_heredoc};
 use super::state::{Lowerer, Source, StageState};
-use super::{AddOptions, CopyFrom, CopyOp, InlineFile, Op, PlanError, WorkdirOp};
+
+use super::{
+    AddOptions, Chmod, CopyFrom, CopyOp, CopySource, Excludes, InlineFile, Op, PlanError, WorkdirOp,
+};
 
 const COPY_FLAGS: [&str; 6] = ["from", "chown", "chmod", "link", "parents", "exclude"];
 const ADD_FLAGS: [&str; 7] = [
@@ -57,15 +61,16 @@ pub(super) fn resolve_dest(workdir: &str, dest: &str) -> String {
     out
 }
 
-/// True for a source ADD fetches over HTTP(S). The one classification of
-/// COPY/ADD sources: the builder asks this, never its own copy.
-pub fn is_url(s: &str) -> bool {
+/// True for a source ADD fetches over HTTP(S). With [`is_git`], the one
+/// classification of COPY/ADD sources, whose result the op carries as a
+/// [`CopySource`].
+fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
 /// True for a source BuildKit treats as a git repository (`gitutil` transports
 /// `git://`, `git@`, `ssh://`, or an http(s) URL whose path ends in `.git`).
-pub fn is_git(s: &str) -> bool {
+fn is_git(s: &str) -> bool {
     let no_frag = s.split(['#', '?']).next().unwrap_or(s);
     s.starts_with("git@")
         || s.starts_with("git://")
@@ -91,17 +96,16 @@ pub(super) fn copy(
     let (sources, heredocs) = sources(lw, st, inst, srcs_raw)?;
     let dest_text = lw.exp.word(inst, dest_raw, &st.env)?;
     let chown = expanded_flag(lw, st, inst, &flags, "chown")?;
-    let chmod = expanded_flag(lw, st, inst, &flags, "chmod")?;
-    if let Some(m) = &chmod {
-        if !u32::from_str_radix(m, 8).is_ok_and(|v| v <= 0o7777) {
-            let reason = "it should be octal string and between 0 and 07777";
-            return Err(flags.bad("chmod", m, reason));
-        }
-    }
-    let mut excludes = Vec::new();
+    let chmod = match expanded_flag(lw, st, inst, &flags, "chmod")? {
+        Some(m) => Some(Chmod::parse(&m).map_err(|e| flags.bad("chmod", &m, e.reason()))?),
+        None => None,
+    };
+    let mut patterns = Vec::new();
     for e in flags.strings("exclude")? {
-        excludes.push(lw.exp.word(inst, e, &st.env)?);
+        patterns.push(lw.exp.word(inst, e, &st.env)?);
     }
+    let excludes = Excludes::compile(patterns.clone())
+        .map_err(|(i, e)| flags.bad("exclude", &patterns[i], exclude_reason(&e)))?;
     let add_opts = if add {
         let checksum = expanded_flag(lw, st, inst, &flags, "checksum")?;
         Some(add_options(inst, &flags, checksum, &sources)?)
@@ -120,6 +124,14 @@ pub(super) fn copy(
     };
     let parents = flags.bool("parents")?.unwrap_or(false);
     let created_by = history(kw, parents, &chown, &chmod, &sources, &heredocs, &dest_text);
+    // The one classification: planning refused git sources, and URLs for COPY.
+    let sources = sources
+        .into_iter()
+        .map(|s| match is_url(&s) {
+            true => CopySource::Url(s),
+            false => CopySource::Path(s),
+        })
+        .collect();
     let dest = resolve_dest(&st.workdir(), &dest_text);
     let op = CopyOp {
         from,
@@ -227,12 +239,22 @@ fn add_options(
     })
 }
 
+/// Why patternmatcher refuses an `--exclude` pattern.
+fn exclude_reason(e: &IgnoreError) -> &'static str {
+    match e {
+        // COMPAT(buildkit): patternmatcher's own words.
+        IgnoreError::LoneExclamation { .. } => "illegal exclusion pattern: \"!\"",
+        IgnoreError::BadPattern { .. } => "syntax error in pattern",
+        IgnoreError::Compile { .. } => "the pattern does not compile",
+    }
+}
+
 /// BuildKit's commit message for COPY/ADD (`--link`, `--from` not shown).
 fn history(
     kw: &str,
     parents: bool,
     chown: &Option<String>,
-    chmod: &Option<String>,
+    chmod: &Option<Chmod>,
     sources: &[String],
     heredocs: &[InlineFile],
     dest: &str,
@@ -245,7 +267,7 @@ fn history(
         s.push_str(&format!(" --chown={c}"));
     }
     if let Some(m) = chmod {
-        s.push_str(&format!(" --chmod={m}"));
+        s.push_str(&format!(" --chmod={}", m.text()));
     }
     for src in sources {
         s.push(' ');

@@ -9,8 +9,11 @@ use std::error::Error;
 
 use serde::Serialize;
 
+use crate::dockerfile::ignore::{IgnoreError, IgnorePatterns};
 use crate::dockerfile::Span;
 use crate::oci::{Descriptor, ImageConfig, Platform};
+
+use super::Chmod;
 
 /// What the caller decides for a build.
 #[derive(Clone, Debug, Serialize)]
@@ -346,27 +349,96 @@ pub enum CopyFrom {
 pub struct CopyOp {
     /// Where sources are read.
     pub from: CopyFrom,
-    /// Source paths, expanded, as written (wildcards intact, relative to the
-    /// context or the `from` root). ADD may give `http(s)://` URLs here.
-    pub sources: Vec<String>,
+    /// The sources, expanded, classified, in the Dockerfile's order.
+    pub sources: Vec<CopySource>,
     /// `COPY <<EOF`: inline files (content expanded unless the delimiter was quoted), mode 0644.
     pub heredocs: Vec<InlineFile>,
     /// Destination, expanded, absolute (resolved against WORKDIR), keeps a trailing `/`.
     pub dest: String,
     /// `--chown` (expanded), as `user[:group]`.
     pub chown: Option<String>,
-    /// `--chmod` (expanded), octal.
-    pub chmod: Option<String>,
+    /// `--chmod` (expanded), parsed; keeps the text as written.
+    pub chmod: Option<Chmod>,
     /// `--link`.
     pub link: bool,
     /// `--parents`.
     pub parents: bool,
-    /// `--exclude` patterns, expanded.
-    pub excludes: Vec<String>,
+    /// `--exclude` patterns, expanded and compiled.
+    pub excludes: Excludes,
     /// `Some` for ADD.
     pub add: Option<AddOptions>,
     /// True when `dest` ends in `/` (or is `.`-like): sources go inside it.
     pub dest_is_dir_hint: bool,
+}
+
+/// One COPY/ADD source, classified once, here: the builder and the step key
+/// match on it and never look at the text to decide what it is. Git sources
+/// do not reach the graph (planning refuses them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum CopySource {
+    /// A path read from `CopyOp::from` (the context, a stage or an image),
+    /// as written: wildcards intact, relative to that root.
+    Path(String),
+    /// ADD of an `http(s)://` URL.
+    Url(String),
+}
+
+impl CopySource {
+    /// The source as written (what the step key and the history show).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Path(s) | Self::Url(s) => s,
+        }
+    }
+}
+
+/// `--exclude` patterns, compiled at planning (a bad one fails there, with
+/// the instruction's position). Serializes as the patterns as written.
+#[derive(Clone, Debug, Default)]
+pub struct Excludes {
+    patterns: Vec<String>,
+    /// `None` when there are no patterns.
+    matcher: Option<IgnorePatterns>,
+}
+
+impl Excludes {
+    /// Compiles `patterns` (patternmatcher's rules, as `.dockerignore`'s);
+    /// on error, the index of the pattern refused and why.
+    pub fn compile(patterns: Vec<String>) -> Result<Self, (usize, IgnoreError)> {
+        if patterns.is_empty() {
+            return Ok(Self::default());
+        }
+        // One pattern a line: the error's 1-based line is the pattern's index + 1.
+        let matcher = IgnorePatterns::parse(&patterns.join("\n")).map_err(|e| {
+            let line = match &e {
+                IgnoreError::LoneExclamation { line }
+                | IgnoreError::BadPattern { line, .. }
+                | IgnoreError::Compile { line, .. } => *line,
+            };
+            (line.saturating_sub(1), e)
+        })?;
+        Ok(Self {
+            patterns,
+            matcher: Some(matcher),
+        })
+    }
+
+    /// The patterns as written (expanded).
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// The compiled patterns; `None` when there are none.
+    pub fn matcher(&self) -> Option<&IgnorePatterns> {
+        self.matcher.as_ref()
+    }
+}
+
+impl Serialize for Excludes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.patterns.serialize(s)
+    }
 }
 
 /// ADD-only options.

@@ -20,6 +20,7 @@
 //! RUN's env; undeclared proxy build args travel in `RunOp::proxy_env`.
 
 mod args;
+mod chmod;
 mod copy;
 mod error;
 mod expand;
@@ -34,12 +35,12 @@ mod run;
 mod stages;
 mod state;
 
-pub use copy::{is_git, is_url};
+pub use chmod::{Chmod, ChmodError, ChmodMode, Class, Classes, ModeCmd};
 pub use error::{Cause, PlanError};
 pub use graph::{
-    AddOptions, Base, BuildGraph, CopyFrom, CopyOp, ImageResolver, InlineFile, MountFrom,
-    NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp, Security, Sharing, Stage,
-    StageId, Step, WorkdirOp,
+    AddOptions, Base, BuildGraph, CopyFrom, CopyOp, CopySource, Excludes, ImageResolver,
+    InlineFile, MountFrom, NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp, Security,
+    Sharing, Stage, StageId, Step, WorkdirOp,
 };
 
 use crate::dockerfile::Dockerfile;

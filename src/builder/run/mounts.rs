@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::exec::{Mount, MountKind};
 use crate::oci::Store;
-use crate::plan::{CopyFrom, CopyOp, RunMount, RunOp, Sharing};
+use crate::plan::{CopyFrom, CopyOp, CopySource, Excludes, RunMount, RunOp, Sharing};
 
 use super::cache_mount::{cache_dir, lock_cache, seeded_cache_dir};
 use super::{ioerr, RunContext, RunError, SecretSource, Temps};
@@ -236,14 +236,14 @@ pub(super) fn materialise(
     temps.dirs.push(dir.clone());
     let op = CopyOp {
         from: CopyFrom::Context,
-        sources: vec![source.into()],
+        sources: vec![CopySource::Path(source.into())],
         heredocs: vec![],
         dest: "/".into(),
         chown: None,
         chmod: None,
         link: true,
         parents: false,
-        excludes: vec![],
+        excludes: Excludes::default(),
         add: None,
         dest_is_dir_hint: true,
     };

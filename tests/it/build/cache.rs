@@ -129,6 +129,50 @@ fn copy_keys_on_content_mode_and_selection_not_mtime_owner_or_ignored_files() {
 }
 
 #[test]
+fn copy_keys_on_the_name_a_selected_symlink_gives_its_copy() {
+    // Regression: the copy of a symlink matched by `*.txt` was named after the
+    // link's target and the key read the target's path, so renaming the link
+    // was a hit that reused a layer with the old name. Now the copy keeps the
+    // link's name (as BuildKit) and the key reads the path as selected.
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("target", "t"),
+            ("Dockerfile", "FROM scratch\nCOPY *.txt /w/\n"),
+        ],
+    );
+    std::os::unix::fs::symlink("target", ctx.join("a.txt")).unwrap();
+    let c = ctx.to_str().unwrap();
+    assert_eq!(build(&env, &[c]), [false]);
+    assert_eq!(build(&env, &[c]), [true]);
+    fs::rename(ctx.join("a.txt"), ctx.join("b.txt")).unwrap();
+    assert_eq!(build(&env, &[c]), [false], "the link renamed");
+    assert_eq!(build(&env, &[c]), [true]);
+}
+
+#[test]
+fn copy_keys_on_the_source_modes_a_symbolic_chmod_reads() {
+    // `u+x` keeps the other bits: a file's own mode changes what lands, so it
+    // stays in the key (an octal mode replaces it and leaves it out).
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("f", "f"),
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY --chmod=755 f /g\nCOPY --chmod=u+x f /f\n",
+            ),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    assert_eq!(build(&env, &[c]), [false, false]);
+    fs::set_permissions(ctx.join("f"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(build(&env, &[c]), [true, false], "own mode changed");
+}
+
+#[test]
 fn run_keys_on_text_args_it_sees_and_env_user_workdir_before_it() {
     let env = Env::new();
     env.busybox();

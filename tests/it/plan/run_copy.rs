@@ -128,7 +128,7 @@ fn copy_resolves_dest_against_workdir_and_expands_heredocs() {
     assert!(matches!(copies[0].from, CopyFrom::Stage(StageId(0))));
     assert_eq!(copies[0].dest, "/app/");
     assert!(copies[0].dest_is_dir_hint);
-    assert_eq!(copies[0].excludes, ["*.md"]);
+    assert_eq!(copies[0].excludes.patterns(), ["*.md"]);
     assert_eq!(copies[1].dest, "/app/conf/");
     assert_eq!(copies[1].heredocs[0].content, "hello \"world\"\n");
     assert_eq!(copies[1].heredocs[1].content, "$N\n");
@@ -136,6 +136,37 @@ fn copy_resolves_dest_against_workdir_and_expands_heredocs() {
         g.target_stage().steps[3].created_by,
         "COPY <<EOF <<RAW conf/ # buildkit"
     );
+}
+
+#[test]
+fn chmod_is_parsed_once_at_planning() {
+    // Symbolic modes (Dockerfile 1.14+) plan, expanded first, and keep their
+    // text for the history and the step key.
+    let g = plan("FROM busybox\nARG M=rX\nCOPY --chmod=u=rwX,go=$M a /x\n").unwrap();
+    let Op::Copy(c) = &g.target_stage().steps[1].op else {
+        panic!("COPY is a copy op")
+    };
+    let chmod = c.chmod.as_ref().unwrap();
+    assert_eq!((chmod.text(), chmod.octal()), ("u=rwX,go=rX", None));
+    assert_eq!(
+        g.target_stage().steps[1].created_by,
+        "COPY --chmod=u=rwX,go=rX a /x # buildkit"
+    );
+    // Refused at planning, on the instruction's line, naming flag and value.
+    for (mode, why) in [
+        ("999", "octal"),
+        ("17777", "octal"),
+        ("u+q", "invalid syntax"),
+        ("u+x,", "invalid syntax"),
+    ] {
+        let err = plan(&format!("FROM busybox\n\nADD --chmod={mode} a /x\n")).unwrap_err();
+        assert_eq!(err.span().unwrap().start_line, 3, "{mode}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("--chmod") && msg.contains(mode) && msg.contains(why),
+            "{msg}"
+        );
+    }
 }
 
 #[test]
@@ -151,6 +182,32 @@ fn copy_and_add_source_rules() {
         panic!("ADD is a copy op")
     };
     assert_eq!(c.add.as_ref().unwrap().unpack, Some(false));
+    // Sources are classified once, here: the builder matches on the kind.
+    let g = plan("FROM busybox\nADD a https://example.com/b.tgz /x/\n").unwrap();
+    let Op::Copy(c) = &g.target_stage().steps[0].op else {
+        panic!("ADD is a copy op")
+    };
+    assert_eq!(
+        c.sources,
+        [
+            CopySource::Path("a".into()),
+            CopySource::Url("https://example.com/b.tgz".into())
+        ]
+    );
+    // A bad --exclude fails at planning, on its line, naming the pattern
+    // (it failed only when the step ran).
+    for (pat, why) in [("[a", "syntax error"), ("!", "illegal exclusion")] {
+        let err = plan(&format!(
+            "FROM busybox\n\nCOPY --exclude=ok --exclude={pat} a /x\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.span().unwrap().start_line, 3, "{pat}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("--exclude") && msg.contains(pat) && msg.contains(why),
+            "{msg}"
+        );
+    }
     let err = plan("FROM busybox\nADD https://github.com/a/b.git /src\n").unwrap_err();
     assert!(matches!(err, PlanError::Unsupported { .. }), "{err}");
     // Regression: ssh:// passed planning (plan and builder classified sources
