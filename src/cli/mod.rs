@@ -13,7 +13,6 @@ use crate::oci::{LoadError, Store, StoreError};
 
 pub mod build;
 pub mod cache;
-pub mod cache_registry;
 pub mod fsck;
 pub mod images;
 pub mod inspect;
@@ -91,10 +90,20 @@ impl Cli {
         &self,
         mode: crate::oci::store::LockMode,
     ) -> anyhow::Result<(Store, crate::oci::store::StoreLock)> {
-        let store = self.open_store()?;
-        let lock = store.lock(mode, crate::oci::store::LockWait::print)?;
-        Ok((store, lock))
+        let root = self.root.clone().unwrap_or_else(Store::default_root);
+        Ok(open_store_locked_at(&root, mode)?)
     }
+}
+
+/// Opens the store at `root` and takes its lock in `mode`, saying so on
+/// stderr when it has to wait.
+fn open_store_locked_at(
+    root: &std::path::Path,
+    mode: crate::oci::store::LockMode,
+) -> Result<(Store, crate::oci::store::StoreLock), StoreError> {
+    let store = Store::open(root)?;
+    let lock = store.lock(mode, crate::oci::store::LockWait::print)?;
+    Ok((store, lock))
 }
 
 /// Runs the CLI and returns the process exit code.

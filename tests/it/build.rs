@@ -16,6 +16,8 @@ mod compression;
 mod docker_flags;
 #[path = "build/errors.rs"]
 mod errors;
+#[path = "build/library.rs"]
+mod library;
 #[path = "build/metadata.rs"]
 mod metadata;
 #[path = "build/outputs.rs"]
