@@ -10,3 +10,5 @@ pub mod layer;
 pub mod oci;
 #[deny(missing_docs)]
 pub mod plan;
+#[deny(missing_docs)]
+pub mod store;

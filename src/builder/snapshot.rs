@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::layer::{self, LayerError, PackOptions, SourceKind, UnpackMode};
 use crate::oci::registry::RemoteBlobs;
 use crate::oci::{Descriptor, DiffId, Store, StoreError};
+use crate::store::Layout;
 
 /// Why a layer could not be stored or unpacked.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +137,7 @@ pub fn commit_dir(
         source,
     })?;
     let (digest, size) = w.commit()?;
-    let snap = store.snapshots_dir().join(packed.diff_id.hex());
+    let snap = Layout::of(store).snapshot(&packed.diff_id);
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
         .map_err(io_err("setting the mode of", dir))?;
     place(dir, &snap)?;
@@ -203,7 +204,7 @@ pub fn remove_tree(dir: &Path) -> Result<(), SnapshotError> {
 
 /// Whether `layer` is unpacked already (its blob is then not needed).
 pub fn has_snapshot(store: &Store, layer: &LayerRef) -> bool {
-    store.snapshots_dir().join(layer.diff_id.hex()).is_dir()
+    Layout::of(store).snapshot(&layer.diff_id).is_dir()
 }
 
 /// Snapshot dirs for `layers` (in their order), downloading first, all at
@@ -228,7 +229,7 @@ pub fn ensure_snapshots(
 
 /// The snapshot dir of `layer`, unpacking the blob when it is not there yet.
 pub fn ensure_snapshot(store: &Store, layer: &LayerRef) -> Result<PathBuf, SnapshotError> {
-    let snap = store.snapshots_dir().join(layer.diff_id.hex());
+    let snap = Layout::of(store).snapshot(&layer.diff_id);
     if snap.is_dir() {
         return Ok(snap);
     }
@@ -261,7 +262,7 @@ mod tests {
     #[test]
     fn commit_then_snapshot_round_trips() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let store = crate::store::open(root.path()).unwrap();
         let dir = staging_dir(&store, "t-").unwrap();
         fs::create_dir_all(dir.join("app")).unwrap();
         fs::write(dir.join("app/hello"), "hi").unwrap();

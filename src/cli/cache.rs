@@ -76,7 +76,7 @@ fn explain_one(store: &crate::oci::Store, steps: &StepCache, x: &str) -> anyhow:
 /// Runs `kiln cache`.
 pub fn run(cli: &Cli, args: &CacheArgs) -> anyhow::Result<()> {
     // Shared: import writes blobs and records a concurrent prune must not drop.
-    let (store, _lock) = cli.open_store_locked(crate::oci::store::LockMode::Shared)?;
+    let (store, _lock) = cli.open_store_locked(crate::store::LockMode::Shared)?;
     let steps = StepCache::with_store(store.clone()).context("opening the step cache")?;
     let mut out = std::io::stdout().lock();
     match &args.command {

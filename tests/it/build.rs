@@ -132,7 +132,7 @@ impl Env {
     }
 
     pub fn store(&self) -> Store {
-        Store::open(&self.root()).unwrap()
+        kiln::store::open(&self.root()).unwrap()
     }
 
     /// The image `reference` names, validated.

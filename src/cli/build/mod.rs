@@ -21,7 +21,7 @@ use super::progress::{self, ProgressMode};
 use super::report::{render_build_error, render_error, EXIT_INTERNAL, EXIT_USAGE};
 use super::Cli;
 use crate::builder::{self, BuildOptions, ExecuteError, OutputSpec, Progress};
-use crate::oci::store::LockMode;
+use crate::store::LockMode;
 
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]
@@ -213,10 +213,7 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
         return EXIT_USAGE;
     }
     // RUN hands snapshot paths to overlayfs, which needs them absolute.
-    let root = cli
-        .root
-        .clone()
-        .unwrap_or_else(crate::oci::Store::default_root);
+    let root = cli.store_root();
     let root = std::path::absolute(&root).unwrap_or(root);
     // Held until the image is named: a prune meanwhile would drop its blobs.
     let (store, _lock) = match super::open_store_locked_at(&root, LockMode::Shared) {
