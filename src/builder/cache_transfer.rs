@@ -198,7 +198,8 @@ pub(super) fn import_specs(
     Ok(())
 }
 
-/// Exports the latest build's cache to every `--cache-to` layout.
+/// Exports the latest build's cache to every `--cache-to` layout or
+/// registry ref, each as a progress vertex started before the work.
 pub(super) fn export_specs(
     store: &Store,
     specs: &[CacheSpec],
@@ -206,29 +207,29 @@ pub(super) fn export_specs(
     registry: Option<&Client>,
 ) -> Result<(), CacheTransferError> {
     for spec in specs {
-        if let CacheSpec::ToRegistry { reference, mode } = spec {
-            let v = progress.start(format!("exporting cache to {reference}"), None);
-            match super::cache_registry::export(store, registry, reference, *mode) {
-                Ok(()) => v.done(),
-                Err(e) => {
-                    v.failed(e.to_string());
-                    return Err(e);
-                }
-            }
+        type Export<'a> = Box<dyn FnOnce() -> Result<(), CacheTransferError> + 'a>;
+        let (what, export): (String, Export) = match spec {
+            CacheSpec::ToRegistry { reference, mode } => (
+                reference.clone(),
+                Box::new(|| super::cache_registry::export(store, registry, reference, *mode)),
+            ),
+            CacheSpec::To { dest, mode } => (
+                dest.display().to_string(),
+                Box::new(|| {
+                    let steps = StepCache::with_store(store.clone())?;
+                    let es = cache::export::ExportSpec::latest(&steps, *mode)?;
+                    cache::export::export_layout(store, &es, dest)?;
+                    Ok(())
+                }),
+            ),
+            _ => continue,
+        };
+        let v = progress.start(format!("exporting cache to {what}"), None);
+        if let Err(e) = export() {
+            v.failed(e.to_string());
+            return Err(e);
         }
-        if let CacheSpec::To { dest, mode } = spec {
-            let v = progress.start(format!("exporting cache to {}", dest.display()), None);
-            let res = StepCache::with_store(store.clone())
-                .and_then(|steps| cache::export::ExportSpec::latest(&steps, *mode))
-                .and_then(|es| cache::export::export_layout(store, &es, dest));
-            match res {
-                Ok(_) => v.done(),
-                Err(e) => {
-                    v.failed(e.to_string());
-                    return Err(e.into());
-                }
-            }
-        }
+        v.done();
     }
     Ok(())
 }
