@@ -15,13 +15,14 @@ mod args;
 mod docker_flags;
 mod ssh_keys;
 
-use args::resolve;
+use args::{resolve, Resolved};
 
 use super::progress::{self, ProgressMode};
 use super::report::{render_build_error, render_error, EXIT_INTERNAL, EXIT_USAGE};
 use super::Cli;
-use crate::builder::{self, BuildOptions, ExecuteError, OutputSpec, Progress};
-use crate::store::LockMode;
+use crate::builder::{self, BuildOptions, ExecuteError, OutputSpec, Progress, StreamedContext};
+use crate::oci::Store;
+use crate::store::{LockMode, StoreLock};
 
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]
@@ -187,21 +188,18 @@ fn read_dockerfile(args: &BuildArgs, opts: &mut BuildOptions) -> std::io::Result
     Ok(())
 }
 
-/// Runs `kiln build`; returns the exit code.
-pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
-    let mut r = match resolve(args) {
-        Ok(r) => r,
-        Err(e) => {
-            eprint!("{}", render_error(&e));
-            return EXIT_USAGE;
-        }
-    };
+/// The arguments resolved and the Dockerfile read (unless it comes with a
+/// context on stdin); the exit code when they are not usable.
+fn prepare(args: &BuildArgs) -> Result<Resolved, i32> {
+    let mut r = resolve(args).map_err(|e| {
+        eprint!("{}", render_error(&e));
+        EXIT_USAGE
+    })?;
     if is_stdin(&args.context) && args.file.as_deref().is_some_and(|f| f.as_os_str() == "-") {
         eprint!("{}", render_error(&StdinTwice));
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
-    let opts = &mut r.build.options;
-    if let Err(e) = read_dockerfile(args, opts) {
+    if let Err(e) = read_dockerfile(args, &mut r.build.options) {
         let what = args
             .file
             .clone()
@@ -210,31 +208,48 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             "error: reading dockerfile {}\ncaused by: {e}",
             what.display()
         );
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
+    Ok(r)
+}
+
+/// The store, its lock held shared until the image is named (a prune
+/// meanwhile would drop its blobs), and the context read from stdin when it
+/// is `-` (it lives as long as the build).
+fn open(
+    cli: &Cli,
+    args: &BuildArgs,
+    opts: &mut BuildOptions,
+) -> Result<(Store, StoreLock, Option<StreamedContext>), i32> {
     // RUN hands snapshot paths to overlayfs, which needs them absolute.
     let root = cli.store_root();
     let root = std::path::absolute(&root).unwrap_or(root);
-    // Held until the image is named: a prune meanwhile would drop its blobs.
-    let (store, _lock) = match super::open_store_locked_at(&root, LockMode::Shared) {
-        Ok(s) => s,
+    let (store, lock) = super::open_store_locked_at(&root, LockMode::Shared).map_err(|e| {
+        eprint!("{}", render_error(&e));
+        EXIT_INTERNAL
+    })?;
+    if !is_stdin(&args.context) {
+        return Ok((store, lock, None));
+    }
+    let mut stdin = std::io::stdin().lock();
+    match builder::read_streamed_context(&store, &mut stdin, args.file.as_deref(), opts) {
+        Ok(dir) => Ok((store, lock, Some(dir))),
         Err(e) => {
             eprint!("{}", render_error(&e));
-            return EXIT_INTERNAL;
+            Err(e.exit_code())
         }
+    }
+}
+
+/// Runs `kiln build`; returns the exit code.
+pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
+    let mut r = match prepare(args) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let _stdin_context = match is_stdin(&args.context) {
-        true => {
-            let mut stdin = std::io::stdin().lock();
-            match builder::read_streamed_context(&store, &mut stdin, args.file.as_deref(), opts) {
-                Ok(dir) => Some(dir),
-                Err(e) => {
-                    eprint!("{}", render_error(&e));
-                    return e.exit_code();
-                }
-            }
-        }
-        false => None,
+    let (store, _lock, _stdin_context) = match open(cli, args, &mut r.build.options) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let mode = if args.quiet {
         ProgressMode::Quiet
