@@ -15,8 +15,8 @@
 //!
 //! This module opens the whole store ([`open`]), says where each kiln
 //! folder is ([`Layout`]: the builder and the cache ask it instead of
-//! spelling a path), holds the store-wide lock, and checks ([`fsck`]) and
-//! prunes ([`prune`]) the store as a whole. What lives in each folder is its
+//! spelling a path), holds the store-wide lock, and checks ([`fsck()`]) and
+//! prunes ([`prune()`]) the store as a whole. What lives in each folder is its
 //! user's business: records are the cache's, snapshots the builder's.
 //!
 //! Invariants: the layout above is the only one (existing stores open
