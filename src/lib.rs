@@ -13,3 +13,5 @@ pub mod exec;
 pub mod layer;
 pub mod oci;
 pub mod plan;
+#[deny(missing_docs)]
+pub mod store;

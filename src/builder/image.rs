@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn stores_a_valid_scratch_image() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let store = crate::store::open(root.path()).unwrap();
         let created = created_time(Some(1_700_000_000));
         let hist = vec![history(&created, "ENV A=b", true)];
         let img = store_image(

@@ -1,17 +1,22 @@
 //! The integrator: turns a Dockerfile and a context into an image in the
 //! store, wiring parser, plan, layer, exec and oci. Owns scheduling (stages
 //! the target reaches, independent ones in parallel), progress events and
-//! error context per step. Invariants: a failing step's error carries its
+//! error context per step, and the tail of the pipeline (cache import and
+//! export, outputs, the metadata file: [`Build::execute`], the one call
+//! `kiln build` makes). Invariants: a failing step's error carries its
 //! Dockerfile span; nothing a build writes is visible under a name until it
 //! is complete (blobs are content-addressed, tags are written last, by the
-//! caller).
+//! outputs).
 
 pub mod add;
+mod cache_registry;
+pub mod cache_transfer;
 pub mod cached;
 pub mod copy;
 pub mod entitlements;
 pub mod error;
 pub mod event;
+pub mod execute;
 pub mod export;
 pub mod image;
 pub mod inputs;
@@ -27,21 +32,32 @@ pub mod ssh;
 pub mod stage;
 mod stager;
 pub mod stepkey;
+mod streamed_context;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use cache_transfer::{CacheSpec, CacheSpecError, CacheTransferError};
+pub use cached::CacheOptions;
 pub use entitlements::Entitlement;
 pub use error::{BuildError, StepError};
 pub use event::{Event, Progress, StepRef, Stream, Vertex};
+pub use execute::{Build, ExecuteError};
+pub use export::ExportError;
 pub use image::BuiltImage;
 pub use output::{OutputSpec, OutputSpecError};
+pub use resolver::PullPolicy;
 pub use run::{ExtraHost, SandboxOptions, SecretSource};
+pub use streamed_context::{read_streamed_context, StreamedContext, StreamedContextError};
+// The option types `BuildOptions` is made of, so a caller needs only this module.
+pub use crate::exec::{Resource, Ulimit};
+pub use crate::layer::{Compression, LayerError};
+pub use crate::plan::{NetworkMode, PlanOptions};
 
 use crate::dockerfile::ignore::{ignore_file_candidates, IgnorePatterns};
-use crate::layer::{Compression, PackOptions};
+use crate::layer::PackOptions;
 use crate::oci::Store;
-use crate::plan::{self, PlanOptions};
+use crate::plan;
 
 /// Everything one build needs besides the store.
 #[derive(Debug, Clone)]

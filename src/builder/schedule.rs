@@ -198,7 +198,7 @@ mod tests {
     /// stage index of every started step, in order.
     fn run(stages: Vec<Stage>) -> (Result<StageOutput, BuildError>, Vec<usize>) {
         let root = tempfile::tempdir().unwrap();
-        let store = crate::oci::Store::open(root.path()).unwrap();
+        let store = crate::store::open(root.path()).unwrap();
         let ctx = tempfile::tempdir().unwrap();
         let context = Source::context(ctx.path().into(), None);
         let (tx, rx) = std::sync::mpsc::channel();

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::layer::{self, LayerError, PackOptions, SourceKind, UnpackMode};
 use crate::oci::registry::RemoteBlobs;
 use crate::oci::{Descriptor, DiffId, LayerBlob, Store, StoreError};
+use crate::store::Layout;
 
 /// Why a layer could not be stored or unpacked.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +128,7 @@ pub fn commit_dir(
         source,
     })?;
     let (digest, size) = w.commit()?;
-    let snap = store.snapshots_dir().join(packed.diff_id.hex());
+    let snap = Layout::of(store).snapshot(&packed.diff_id);
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
         .map_err(io_err("setting the mode of", dir))?;
     place(dir, &snap)?;
@@ -205,7 +206,7 @@ pub fn remove_tree(dir: &Path) -> Result<(), SnapshotError> {
 
 /// Whether `layer` is unpacked already (its blob is then not needed).
 pub fn has_snapshot(store: &Store, layer: &LayerBlob) -> bool {
-    store.snapshots_dir().join(layer.diff_id.hex()).is_dir()
+    Layout::of(store).snapshot(&layer.diff_id).is_dir()
 }
 
 /// Snapshot dirs for `layers` (in their order), downloading first, all at
@@ -237,7 +238,7 @@ pub fn ensure_snapshots(
 
 /// The snapshot dir of `layer`, unpacking the blob when it is not there yet.
 pub fn ensure_snapshot(store: &Store, layer: &LayerBlob) -> Result<PathBuf, SnapshotError> {
-    let snap = store.snapshots_dir().join(layer.diff_id.hex());
+    let snap = Layout::of(store).snapshot(&layer.diff_id);
     if snap.is_dir() {
         return Ok(snap);
     }
@@ -270,7 +271,7 @@ mod tests {
     #[test]
     fn commit_then_snapshot_round_trips() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let store = crate::store::open(root.path()).unwrap();
         let dir = staging_dir(&store, "t-").unwrap();
         fs::create_dir_all(dir.join("app")).unwrap();
         fs::write(dir.join("app/hello"), "hi").unwrap();

@@ -42,7 +42,7 @@ pub struct ContextHasher {
 impl ContextHasher {
     /// Opens the stat cache of `context_root` in the store at `store_root`.
     pub fn open(store_root: &Path, context_root: &Path) -> Result<Self, CacheError> {
-        let store = Store::open(store_root).map_err(|source| CacheError::OpenStore {
+        let store = crate::store::open(store_root).map_err(|source| CacheError::OpenStore {
             path: store_root.to_path_buf(),
             source,
         })?;

@@ -18,7 +18,7 @@ pub enum CacheError {
         path: PathBuf,
         /// The store's error.
         #[source]
-        source: StoreError,
+        source: crate::store::RootError,
     },
     /// Creating a cache directory.
     #[error("creating cache directory {path}")]

@@ -121,7 +121,7 @@ pub struct TransferReport {
 }
 
 fn mounts_dir(store: &Store) -> PathBuf {
-    store.cache_dir().join("mounts")
+    crate::store::Layout::of(store).cache_mounts()
 }
 
 /// Builds the artifact for `spec` from the store (packing cache mounts into

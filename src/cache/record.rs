@@ -205,7 +205,7 @@ pub(crate) fn unix_now() -> i64 {
 impl StepCache {
     /// Opens (creating when needed) the store at `store_root` and its step cache.
     pub fn open(store_root: &Path) -> Result<Self, CacheError> {
-        let store = Store::open(store_root).map_err(|source| CacheError::OpenStore {
+        let store = crate::store::open(store_root).map_err(|source| CacheError::OpenStore {
             path: store_root.to_path_buf(),
             source,
         })?;
@@ -214,7 +214,7 @@ impl StepCache {
 
     /// The step cache of an already opened store.
     pub fn with_store(store: Store) -> Result<Self, CacheError> {
-        let dir = store.cache_dir().join("steps");
+        let dir = crate::store::Layout::of(&store).step_records();
         fs::create_dir_all(&dir).map_err(|source| CacheError::CreateDir {
             path: dir.clone(),
             source,

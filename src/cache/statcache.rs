@@ -86,7 +86,7 @@ impl StatCache {
     /// Loads the stat cache for `context_root` (absolute); missing or of
     /// another format version, it starts empty.
     pub(crate) fn load(store: &Store, context_root: &Path) -> Result<Self, CacheError> {
-        let dir = store.cache_dir().join("context");
+        let dir = crate::store::Layout::of(store).context_cache();
         fs::create_dir_all(&dir).map_err(|source| CacheError::CreateDir {
             path: dir.clone(),
             source,

@@ -16,8 +16,7 @@ use anyhow::Context;
 
 use super::images::human_size;
 use super::Cli;
-use crate::oci::store::LockMode;
-use crate::oci::FsckReport;
+use crate::store::{FsckReport, LockMode};
 
 /// Arguments of `kiln fsck`.
 #[derive(Debug, clap::Args)]
@@ -38,10 +37,7 @@ pub fn run(cli: &Cli, args: &FsckArgs) -> i32 {
 }
 
 fn check(cli: &Cli, args: &FsckArgs) -> anyhow::Result<bool> {
-    let root = cli
-        .root
-        .clone()
-        .unwrap_or_else(crate::oci::Store::default_root);
+    let root = cli.store_root();
     if !root.join("oci-layout").is_file() {
         // Opening would create an empty store and call it healthy.
         anyhow::bail!("no kiln store at {}", root.display());
@@ -53,7 +49,7 @@ fn check(cli: &Cli, args: &FsckArgs) -> anyhow::Result<bool> {
         LockMode::Shared
     };
     let (store, _lock) = cli.open_store_locked(mode)?;
-    let report = crate::oci::fsck(&store, args.repair)
+    let report = crate::store::fsck(&store, args.repair)
         .with_context(|| format!("checking the store at {}", store.root().display()))?;
     print(&report)?;
     Ok(report.healthy())

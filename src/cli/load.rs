@@ -24,7 +24,7 @@ pub struct LoadArgs {
 
 /// Runs `kiln load`.
 pub fn run(cli: &Cli, args: &LoadArgs) -> anyhow::Result<()> {
-    let (store, _lock) = cli.open_store_locked(crate::oci::store::LockMode::Shared)?;
+    let (store, _lock) = cli.open_store_locked(crate::store::LockMode::Shared)?;
     let images = crate::oci::load(&store, &args.input, args.tag.as_deref())
         .with_context(|| format!("loading {}", args.input.display()))?;
     if args.quiet {

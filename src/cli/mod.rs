@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::oci::{LoadError, Store, StoreError};
+use crate::store::{LockMode, RootError, StoreLock};
 
 pub mod build;
 pub mod cache;
-pub mod cache_registry;
 pub mod fsck;
 pub mod images;
 pub mod inspect;
@@ -89,21 +89,31 @@ pub enum Command {
 impl Cli {
     /// Opens the store `--root` (or the default) names.
     pub fn open_store(&self) -> anyhow::Result<Store> {
-        let root = self.root.clone().unwrap_or_else(Store::default_root);
-        Ok(Store::open(&root)?)
+        Ok(crate::store::open(&self.store_root())?)
+    }
+
+    /// The store directory: `--root`, `$KILN_ROOT` or the default.
+    pub fn store_root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(crate::store::default_root)
     }
 
     /// Opens the store and takes its lock in `mode` (saying so when it has to
     /// wait): shared for anything that writes blobs, exclusive for what removes
     /// them. The lock lasts as long as the returned guard.
-    pub fn open_store_locked(
-        &self,
-        mode: crate::oci::store::LockMode,
-    ) -> anyhow::Result<(Store, crate::oci::store::StoreLock)> {
-        let store = self.open_store()?;
-        let lock = store.lock(mode, crate::oci::store::LockWait::print)?;
-        Ok((store, lock))
+    pub fn open_store_locked(&self, mode: LockMode) -> anyhow::Result<(Store, StoreLock)> {
+        Ok(open_store_locked_at(&self.store_root(), mode)?)
     }
+}
+
+/// Opens the store at `root` and takes its lock in `mode`, saying so on
+/// stderr when it has to wait.
+fn open_store_locked_at(
+    root: &std::path::Path,
+    mode: LockMode,
+) -> Result<(Store, StoreLock), RootError> {
+    let store = crate::store::open(root)?;
+    let lock = StoreLock::acquire(&store, mode, crate::store::LockWait::print)?;
+    Ok((store, lock))
 }
 
 /// Runs the CLI and returns the process exit code.

@@ -54,14 +54,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Runs `kiln prune`.
 pub fn run(cli: &Cli, args: &PruneArgs) -> anyhow::Result<()> {
-    let (store, _lock) = cli.open_store_locked(crate::oci::store::LockMode::Exclusive)?;
+    let (store, _lock) = cli.open_store_locked(crate::store::LockMode::Exclusive)?;
     let steps = StepCache::with_store(store.clone()).context("opening the step cache")?;
     let cache = steps
         .prune(args.keep_storage.unwrap_or(u64::MAX))
         .context("pruning the step cache")?;
-    let report = store
-        .prune(&cache.kept_layers)
-        .context("pruning the store")?;
+    let report = crate::store::prune(&store, &cache.kept_layers).context("pruning the store")?;
     let mut out = std::io::stdout().lock();
     if !args.quiet {
         for k in &cache.removed {

@@ -98,7 +98,7 @@ pub fn run(cli: &Cli, args: &PullArgs) -> anyhow::Result<()> {
         Some(p) => parse_platform(p)?,
         None => Platform::host(),
     };
-    let (store, _lock) = cli.open_store_locked(crate::oci::store::LockMode::Shared)?;
+    let (store, _lock) = cli.open_store_locked(crate::store::LockMode::Shared)?;
     let client = args.registry.client();
     let pulled = registry::pull(&client, &store, &reference, &platform)
         .with_context(|| format!("pulling {}", reference.familiar()))?;

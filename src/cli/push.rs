@@ -31,7 +31,7 @@ pub struct PushArgs {
 /// Runs `kiln push`.
 pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
     let target = Reference::parse(args.destination.as_deref().unwrap_or(&args.image))?;
-    let (store, _lock) = cli.open_store_locked(crate::oci::store::LockMode::Shared)?;
+    let (store, _lock) = cli.open_store_locked(crate::store::LockMode::Shared)?;
     let image = store.resolve(&args.image)?;
     let client = args.registry.client();
     let pushed = registry::push(&client, &store, &image, &target, args.mount_from.as_deref())

@@ -42,7 +42,7 @@ pub struct SaveArgs {
 
 /// Runs `kiln save`.
 pub fn run(cli: &Cli, args: &SaveArgs) -> anyhow::Result<()> {
-    let (store, _lock) = cli.open_store_locked(crate::oci::store::LockMode::Shared)?;
+    let (store, _lock) = cli.open_store_locked(crate::store::LockMode::Shared)?;
     let images = args
         .references
         .iter()

@@ -1,11 +1,11 @@
 //! The image model: digests, spec types, the content-addressed blob store
-//! (itself an OCI layout), layout directories, archives and `validate`.
-//! Nothing here knows about Dockerfiles.
+//! (itself an OCI layout), layout directories, archives, the registry
+//! client and `validate`. Nothing here knows about Dockerfiles, nor about
+//! the folders kiln keeps beside the blobs (`crate::store` owns those).
 
 pub mod archive;
 pub mod compression;
 pub mod digest;
-pub mod fsck;
 pub mod layout;
 pub mod load;
 pub mod reference;
@@ -16,7 +16,6 @@ pub mod validate;
 
 pub use archive::{write_docker_archive, write_oci_archive, ArchiveError, DockerArchiveEntry};
 pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};
-pub use fsck::{fsck, FsckError, FsckReport};
 pub use layout::{import_layout, write_layout, LayoutError, NamedImage};
 pub use load::{load, LoadError, LoadedImage};
 pub use reference::{normalize_name, Reference, ReferenceError};
@@ -24,5 +23,5 @@ pub use spec::{
     canonical_json, media_type, ContainerConfig, Descriptor, Empty, HealthConfig, History,
     ImageConfig, Index, LayerBlob, Manifest, Platform, RootFs,
 };
-pub use store::{BlobWriter, ImageEntry, PruneReport, Store, StoreError};
+pub use store::{BlobWriter, GcReport, ImageEntry, Store, StoreError};
 pub use validate::{validate, validate_layout, BlobSource, LayoutDir, ValidateError};

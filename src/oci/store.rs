@@ -1,6 +1,8 @@
-//! The local content store at `$KILN_ROOT`: content-addressed blobs, named
-//! images in an OCI `index.json`, and the directories other modules keep
-//! beside them (snapshots, cache, tmp).
+//! The blob store: content-addressed blobs and named images in an OCI
+//! `index.json` (an OCI image layout), plus the `tmp/` it stages writes in.
+//! kiln's store at `$KILN_ROOT` is this layout with kiln's own folders
+//! beside it; `crate::store` owns that whole layout, opens it and holds its
+//! lock.
 //!
 //! Invariants:
 //! - `blobs/sha256/<hex>` always holds bytes whose sha256 is `<hex>`: blobs are
@@ -13,13 +15,10 @@
 //! - `index.json` is only rewritten under an exclusive `flock` on
 //!   `index.json.lock`, so several processes may share one store.
 //! - the store root is itself a valid OCI image layout.
-//! - `<root>/lock` is held shared by every process that writes into the
-//!   store and exclusive by prune and fsck --repair (see `lock`).
 
 mod error;
-mod lock;
+mod gc;
 mod names;
-mod prune;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -31,16 +30,11 @@ use serde::Serialize;
 use super::{canonical_json, Descriptor, Digest, DigestWriter};
 
 pub use error::StoreError;
-pub use lock::{LockMode, LockWait, StoreLock};
+pub use gc::GcReport;
 pub use names::ImageEntry;
-pub use prune::PruneReport;
 
 /// The `oci-layout` file every layout carries.
 pub const OCI_LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
-
-const CACHEDIR_TAG: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55\n\
-# This file is a cache directory tag created by kiln.\n\
-# For information about cache directory tags, see https://bford.info/cachedir/\n";
 
 /// A handle on a store directory. Cheap to clone; safe to share across
 /// threads and with other processes using the same root.
@@ -50,41 +44,20 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating when needed) the store at `root`.
+    /// Opens (creating when needed) the blob store at `root`: `blobs/`,
+    /// `tmp/`, `oci-layout` and `index.json`. kiln's whole store (its other
+    /// folders, stale temp entries removed) is opened with `store::open`.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let store = Store {
             root: Arc::new(root.to_path_buf()),
         };
-        for dir in [
-            store.blobs_dir(),
-            store.snapshots_dir(),
-            store.cache_dir(),
-            store.tmp_dir(),
-        ] {
+        for dir in [store.blobs_dir(), store.tmp_dir()] {
             fs::create_dir_all(&dir)
                 .map_err(|source| StoreError::CreateDir { path: dir, source })?;
         }
         store.ensure_file("oci-layout", OCI_LAYOUT_JSON)?;
-        store.ensure_file("CACHEDIR.TAG", CACHEDIR_TAG)?;
         store.ensure_index()?;
-        // Only while no build, load or save holds the lock: one may be older than the grace.
-        if let Some(_alone) = store.try_lock(LockMode::Exclusive)? {
-            store.clean_stale_tmp()?;
-        }
         Ok(store)
-    }
-
-    /// `$KILN_ROOT`, else `$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln`.
-    pub fn default_root() -> PathBuf {
-        let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-        if let Some(r) = non_empty("KILN_ROOT") {
-            return PathBuf::from(r);
-        }
-        if let Some(x) = non_empty("XDG_DATA_HOME") {
-            return PathBuf::from(x).join("kiln");
-        }
-        let home = non_empty("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
-        home.join(".local/share/kiln")
     }
 
     /// The store's root directory.
@@ -93,22 +66,14 @@ impl Store {
     }
 
     /// `tmp/`: on the same filesystem as the blobs, so renames are atomic.
-    /// Entries untouched for a day are removed by `open` and `prune`.
+    /// Entries untouched for a day are removed by `store::open` and
+    /// `store::prune`.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
 
-    /// `snapshots/`: unpacked layers, one directory per diff_id.
-    pub fn snapshots_dir(&self) -> PathBuf {
-        self.root.join("snapshots")
-    }
-
-    /// `cache/`: step records, cache mounts, the context stat cache.
-    pub fn cache_dir(&self) -> PathBuf {
-        self.root.join("cache")
-    }
-
-    fn blobs_dir(&self) -> PathBuf {
+    /// `blobs/sha256/`: one file per blob, named by its hex digest.
+    pub fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs").join("sha256")
     }
 
@@ -309,7 +274,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert!(dir.path().join("oci-layout").is_file());
-        assert!(dir.path().join("CACHEDIR.TAG").is_file());
         let (d, n) = store.put_blob(b"hello").unwrap();
         assert_eq!((d, n), (Digest::of(b"hello"), 5));
         assert_eq!(store.read_blob(&d).unwrap(), b"hello");

@@ -16,6 +16,8 @@ mod compression;
 mod docker_flags;
 #[path = "build/errors.rs"]
 mod errors;
+#[path = "build/library.rs"]
+mod library;
 #[path = "build/metadata.rs"]
 mod metadata;
 #[path = "build/outputs.rs"]
@@ -130,7 +132,7 @@ impl Env {
     }
 
     pub fn store(&self) -> Store {
-        Store::open(&self.root()).unwrap()
+        kiln::store::open(&self.root()).unwrap()
     }
 
     /// The image `reference` names, validated.

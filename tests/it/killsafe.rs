@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kiln::oci::{fsck, Digest, FsckReport, Store};
+use kiln::oci::{Digest, Store};
+use kiln::store::{fsck, FsckReport, Layout};
 
 use crate::repro::{context_copy, env_with_base, Rng};
 
@@ -138,7 +139,7 @@ fn killed_builds_leave_a_store_the_next_build_uses() {
         assert!(report
             .notes
             .iter()
-            .all(|n| matches!(n, kiln::oci::fsck::Note::TmpLeftover { .. })));
+            .all(|n| matches!(n, kiln::store::fsck::Note::TmpLeftover { .. })));
         let out = kiln(&env.root(), &["fsck"]).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{out:?}");
     }
@@ -156,9 +157,9 @@ fn killed_load_save_and_prune_leave_a_clean_store() {
     for seed in 1..=4 {
         let root = dir.path().join(format!("load-{seed}"));
         kill_after(load(&root), delay(duration, seed, 4));
-        assert_no_problems(&Store::open(&root).unwrap(), "killed load");
+        assert_no_problems(&kiln::store::open(&root).unwrap(), "killed load");
         run_ok(&mut load(&root));
-        let store = Store::open(&root).unwrap();
+        let store = kiln::store::open(&root).unwrap();
         kiln::oci::validate(&store, &store.resolve("busybox").unwrap()).unwrap();
         assert_no_problems(&store, "reloaded");
     }
@@ -181,7 +182,7 @@ fn killed_load_save_and_prune_leave_a_clean_store() {
     }
 
     // prune: killed while removing unreachable blobs; what is named survives.
-    let store = Store::open(&root).unwrap();
+    let store = kiln::store::open(&root).unwrap();
     for i in 0..300u32 {
         store.put_blob(format!("garbage {i}").as_bytes()).unwrap();
     }
@@ -222,7 +223,7 @@ fn fsck_cli_finds_and_repairs_damage() {
     // A half-unpacked snapshot left by a killed process: a harmless note.
     fs::create_dir_all(store.tmp_dir().join("snap-half/bin")).unwrap();
     // A snapshot entry that cannot be complete.
-    fs::write(store.snapshots_dir().join("c".repeat(64)), b"").unwrap();
+    fs::write(Layout::of(&store).snapshots().join("c".repeat(64)), b"").unwrap();
     let (code, out) = fsck_cli(&root, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(

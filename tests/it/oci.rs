@@ -17,7 +17,7 @@ use crate::fixtures::busybox_image;
 
 pub fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("root")).unwrap();
+    let store = kiln::store::open(&dir.path().join("root")).unwrap();
     (dir, store)
 }
 
@@ -69,7 +69,7 @@ fn leftover_tmp_files_are_ignored_then_cleaned() {
     drop(w);
     let desc = busybox_image(&store);
     validate(&store, &desc).unwrap();
-    let reopened = Store::open(store.root()).unwrap();
+    let reopened = kiln::store::open(store.root()).unwrap();
     assert!(!stale.exists(), "stale tmp file was not cleaned");
     assert!(
         fresh.exists(),
@@ -163,12 +163,12 @@ fn prune_drops_only_unreachable_blobs() {
     let desc = busybox_image(&store);
     let (orphan, _) = store.put_blob(b"nobody points here").unwrap();
     let (kept, _) = store.put_blob(b"the cache points here").unwrap();
-    let report = store.prune(&[kept]).unwrap();
+    let report = kiln::store::prune(&store, &[kept]).unwrap();
     assert_eq!(report.removed, vec![orphan]);
     assert!(store.has_blob(&kept));
     validate(&store, &desc).unwrap();
     assert_eq!(store.untag("busybox").unwrap(), ["busybox:latest"]);
-    let report = store.prune(&[]).unwrap();
+    let report = kiln::store::prune(&store, &[]).unwrap();
     assert_eq!(report.removed.len(), 4, "{report:?}");
     assert!(matches!(
         store.resolve("busybox"),

@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::oci::{Digest, Store};
+use crate::store::Layout;
 
 use super::{ioerr, materialise, CopyError, RunError, Source, Temps};
 
@@ -45,7 +46,7 @@ pub(super) fn seeded_cache_dir(
         chain.push('/');
     }
     let key = format!("{id}:{}", Digest::of(chain.as_bytes()).hex());
-    let dir = cache_mount_path(store, &key);
+    let dir = Layout::of(store).cache_mount(&key);
     if dir.is_dir() {
         return Ok(dir);
     }
@@ -93,13 +94,6 @@ pub(super) fn seeded_cache_dir(
     }
 }
 
-fn cache_mount_path(store: &Store, key: &str) -> PathBuf {
-    store
-        .cache_dir()
-        .join("mounts")
-        .join(Digest::of(key.as_bytes()).hex())
-}
-
 /// `cache/mounts/<sha256 of id>`, created with the mount's mode and owner.
 pub(super) fn cache_dir(
     store: &Store,
@@ -108,7 +102,7 @@ pub(super) fn cache_dir(
     uid: u32,
     gid: u32,
 ) -> Result<PathBuf, RunError> {
-    let dir = cache_mount_path(store, id);
+    let dir = Layout::of(store).cache_mount(id);
     if !dir.is_dir() {
         fs::create_dir_all(&dir).map_err(ioerr("creating cache mount", &dir))?;
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid))

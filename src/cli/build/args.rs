@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 use super::ssh_keys::KeyAgent;
 use super::BuildArgs;
-use crate::builder::{self, BuildOptions, OutputSpec, SecretSource};
-use crate::layer::Compression;
+use crate::builder::{self, Build, BuildOptions, Compression, OutputSpec, SecretSource};
 use crate::oci::{Platform, Reference};
 
 /// A command-line value that does not make sense.
@@ -40,7 +39,7 @@ pub(super) enum UsageError {
     #[error("--network {value:?}: expected default, none or host")]
     Network { value: String },
     #[error("--compression")]
-    Compression(#[source] crate::layer::LayerError),
+    Compression(#[source] builder::LayerError),
     #[error("-o {value:?}")]
     Output {
         value: String,
@@ -57,6 +56,8 @@ pub(super) enum UsageError {
     Annotation(#[from] super::annotations::AnnotationError),
     #[error(transparent)]
     Docker(#[from] super::docker_flags::Unsupported),
+    #[error(transparent)]
+    Cache(#[from] builder::CacheSpecError),
     #[error("invalid tag {name:?}")]
     Tag {
         name: String,
@@ -203,8 +204,8 @@ fn extra_hosts(vals: &[String]) -> Result<Vec<builder::ExtraHost>, UsageError> {
 
 /// `--ulimit NAME=SOFT[:HARD]`: docker's syntax (go-units' `ParseUlimit`);
 /// a later flag for the same resource wins.
-fn ulimits(vals: &[String]) -> Result<Vec<crate::exec::Ulimit>, UsageError> {
-    use crate::exec::{Resource, Ulimit};
+fn ulimits(vals: &[String]) -> Result<Vec<builder::Ulimit>, UsageError> {
+    use builder::{Resource, Ulimit};
     let mut out: Vec<Ulimit> = Vec::new();
     for v in vals {
         let bad = |reason: String| UsageError::Ulimit {
@@ -284,8 +285,8 @@ fn shm_size(value: Option<&str>) -> Result<Option<u64>, UsageError> {
 
 /// `--network`: buildx's modes. `host` is checked against `--allow` on each
 /// RUN it reaches, like `RUN --network=host` (`builder::entitlements`).
-fn network(value: Option<&str>) -> Result<crate::plan::NetworkMode, UsageError> {
-    use crate::plan::NetworkMode;
+fn network(value: Option<&str>) -> Result<builder::NetworkMode, UsageError> {
+    use builder::NetworkMode;
     match value {
         None | Some("default") => Ok(NetworkMode::Default),
         Some("none") => Ok(NetworkMode::None),
@@ -308,18 +309,15 @@ fn entitlements(vals: &[String]) -> Result<Vec<builder::Entitlement>, UsageError
 
 /// What the arguments resolve to, before anything is built.
 pub(super) struct Resolved {
-    pub(super) opts: BuildOptions,
-    pub(super) outputs: Vec<OutputSpec>,
-    pub(super) tags: Vec<String>,
-    pub(super) iidfile: Option<PathBuf>,
-    pub(super) metadata_file: Option<PathBuf>,
+    /// The build (its Dockerfile is read later: it may come from stdin).
+    pub(super) build: Build,
     /// `ssh-agent`s serving `--ssh ID=KEYFILE`; killed when dropped.
     pub(super) _ssh_key_agents: Vec<KeyAgent>,
 }
 
 pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     args.docker.check()?;
-    let mut plan = crate::plan::PlanOptions {
+    let mut plan = builder::PlanOptions {
         build_args: key_values("--build-arg", &args.build_args, true)?,
         target: args.target.clone(),
         labels: key_values("--label", &args.labels, false)?,
@@ -367,17 +365,21 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.sandbox.ulimits = ulimits(&args.ulimits)?;
     opts.sandbox.shm_size = shm_size(args.shm_size.as_deref())?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
-    opts.cache = crate::builder::cached::CacheOptions {
+    opts.cache = builder::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
         debug_cache: args.debug_cache,
     };
-    Ok(Resolved {
-        opts,
+    let build = Build {
+        options: opts,
         outputs,
         tags,
+        cache: builder::cache_transfer::build_specs(&args.cache_to, &args.cache_from)?,
         iidfile: args.iidfile.clone(),
         metadata_file: args.metadata_file.clone(),
+    };
+    Ok(Resolved {
+        build,
         _ssh_key_agents: ssh_key_agents,
     })
 }

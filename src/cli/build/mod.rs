@@ -1,7 +1,8 @@
-//! `kiln build`: docker-build-compatible flags resolved into
-//! `builder::BuildOptions`, progress rendered on a thread, outputs written,
-//! `--iidfile`/`--metadata-file` written last. With no `-t` and no `-o` the
-//! image still lands in the store and its ID is printed.
+//! `kiln build`: docker-build-compatible flags resolved into a
+//! `builder::Build`, which one library call executes (cache import, build,
+//! cache export, outputs, `--iidfile`/`--metadata-file`) while its progress
+//! is rendered on a thread; then the error is printed or, with no `-t` and
+//! no `-o` (the image still lands in the store) or `-q`, the image ID.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -13,15 +14,15 @@ mod annotations;
 mod args;
 mod docker_flags;
 mod ssh_keys;
-mod stdin_context;
 
 use args::{resolve, Resolved};
 
 use super::progress::{self, ProgressMode};
 use super::report::{render_build_error, render_error, EXIT_INTERNAL, EXIT_USAGE};
 use super::Cli;
-use crate::builder::{self, BuildOptions, OutputSpec, Progress};
-use crate::oci::Reference;
+use crate::builder::{self, BuildOptions, ExecuteError, OutputSpec, Progress, StreamedContext};
+use crate::oci::Store;
+use crate::store::{LockMode, StoreLock};
 
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]
@@ -141,7 +142,7 @@ pub enum PullArg {
     Never,
 }
 
-impl From<PullArg> for builder::resolver::PullPolicy {
+impl From<PullArg> for builder::PullPolicy {
     fn from(p: PullArg) -> Self {
         match p {
             PullArg::Always => Self::Always,
@@ -151,8 +152,18 @@ impl From<PullArg> for builder::resolver::PullPolicy {
     }
 }
 
+/// `-` as the context: it comes from stdin.
+fn is_stdin(context: &std::path::Path) -> bool {
+    context.as_os_str() == "-"
+}
+
+/// `-f -` with `-`: both want stdin.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid argument: can't use stdin for both build context and dockerfile")]
+struct StdinTwice;
+
 fn read_dockerfile(args: &BuildArgs, opts: &mut BuildOptions) -> std::io::Result<()> {
-    if stdin_context::is_stdin(&args.context) {
+    if is_stdin(&args.context) {
         // Read once the store is open: the context is unpacked under its tmp/.
         return Ok(());
     }
@@ -177,27 +188,18 @@ fn read_dockerfile(args: &BuildArgs, opts: &mut BuildOptions) -> std::io::Result
     Ok(())
 }
 
-/// Runs `kiln build`; returns the exit code.
-pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
-    let mut r = match resolve(args) {
-        Ok(r) => r,
-        Err(e) => {
-            eprint!("{}", render_error(&e));
-            return EXIT_USAGE;
-        }
-    };
-    let cache_specs = match super::cache::build_specs(&args.cache_to, &args.cache_from) {
-        Ok(s) => s,
-        Err(e) => {
-            eprint!("{}", render_error(&e));
-            return EXIT_USAGE;
-        }
-    };
-    if let Err(e) = stdin_context::check(&args.context, args.file.as_deref()) {
+/// The arguments resolved and the Dockerfile read (unless it comes with a
+/// context on stdin); the exit code when they are not usable.
+fn prepare(args: &BuildArgs) -> Result<Resolved, i32> {
+    let mut r = resolve(args).map_err(|e| {
         eprint!("{}", render_error(&e));
-        return EXIT_USAGE;
+        EXIT_USAGE
+    })?;
+    if is_stdin(&args.context) && args.file.as_deref().is_some_and(|f| f.as_os_str() == "-") {
+        eprint!("{}", render_error(&StdinTwice));
+        return Err(EXIT_USAGE);
     }
-    if let Err(e) = read_dockerfile(args, &mut r.opts) {
+    if let Err(e) = read_dockerfile(args, &mut r.build.options) {
         let what = args
             .file
             .clone()
@@ -206,214 +208,80 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             "error: reading dockerfile {}\ncaused by: {e}",
             what.display()
         );
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
+    Ok(r)
+}
+
+/// The store, its lock held shared until the image is named (a prune
+/// meanwhile would drop its blobs), and the context read from stdin when it
+/// is `-` (it lives as long as the build).
+fn open(
+    cli: &Cli,
+    args: &BuildArgs,
+    opts: &mut BuildOptions,
+) -> Result<(Store, StoreLock, Option<StreamedContext>), i32> {
     // RUN hands snapshot paths to overlayfs, which needs them absolute.
-    let root = cli
-        .root
-        .clone()
-        .unwrap_or_else(crate::oci::Store::default_root);
+    let root = cli.store_root();
     let root = std::path::absolute(&root).unwrap_or(root);
-    let store = match crate::oci::Store::open(&root) {
-        Ok(s) => s,
+    let (store, lock) = super::open_store_locked_at(&root, LockMode::Shared).map_err(|e| {
+        eprint!("{}", render_error(&e));
+        EXIT_INTERNAL
+    })?;
+    if !is_stdin(&args.context) {
+        return Ok((store, lock, None));
+    }
+    let mut stdin = std::io::stdin().lock();
+    match builder::read_streamed_context(&store, &mut stdin, args.file.as_deref(), opts) {
+        Ok(dir) => Ok((store, lock, Some(dir))),
         Err(e) => {
             eprint!("{}", render_error(&e));
-            return EXIT_INTERNAL;
+            Err(e.exit_code())
         }
+    }
+}
+
+/// Runs `kiln build`; returns the exit code.
+pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
+    let mut r = match prepare(args) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    // Held until the image is named: a prune meanwhile would drop its blobs.
-    let _lock = match store.lock(
-        crate::oci::store::LockMode::Shared,
-        crate::oci::store::LockWait::print,
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            eprint!("{}", render_error(&e));
-            return EXIT_INTERNAL;
-        }
-    };
-    let _stdin_context = match stdin_context::is_stdin(&args.context) {
-        true => match stdin_context::read(&store, args.file.as_deref(), &mut r.opts) {
-            Ok(dir) => Some(dir),
-            Err(e) => {
-                eprint!("{}", render_error(&e));
-                return e.exit_code();
-            }
-        },
-        false => None,
+    let (store, _lock, _stdin_context) = match open(cli, args, &mut r.build.options) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
         args.progress
     };
-    // What a build creates without an explicit mode (a tar's implicit parent
-    // dirs, staging dirs) must not depend on the caller's umask.
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let (tx, rx) = mpsc::channel();
     let renderer = progress::spawn(mode, rx);
     let progress = Progress::new(tx);
-    let registry = r.opts.registry.clone();
-    let imported = super::cache::import_specs(&store, &cache_specs, &progress, registry.as_deref())
-        .map_err(|e| (render_error(&e), EXIT_INTERNAL));
-    let result = imported.and_then(|()| {
-        builder::build(&store, &r.opts, &progress).map_err(|e| {
-            let text = render_build_error(&e, &r.opts.dockerfile, &r.opts.dockerfile_name);
-            (text, e.exit_code())
-        })
-    });
-    let result = result.and_then(|img| {
-        super::cache::export_specs(&store, &cache_specs, &progress, registry.as_deref())
-            .map(|()| img)
-            .map_err(|e| (render_error(&e), EXIT_INTERNAL))
-    });
-    let result = result.and_then(|img| finish(&store, &img, &r, &progress).map(|()| img));
+    let result = r.build.execute(&store, &progress);
     drop(progress);
     let _ = renderer.join();
     match result {
         Ok(img) => {
             // stdout carries an archive when an output streams there.
-            let stdout_free = !r.outputs.iter().any(OutputSpec::to_stdout);
-            if stdout_free && (args.quiet || r.outputs.is_empty()) {
+            let outputs = &r.build.outputs;
+            let stdout_free = !outputs.iter().any(OutputSpec::to_stdout);
+            if stdout_free && (args.quiet || outputs.is_empty()) {
                 println!("{}", img.config_digest);
             }
             0
         }
-        Err((text, code)) => {
-            eprint!("{text}");
-            code
-        }
-    }
-}
-
-fn stdout_staging(store: &crate::oci::Store) -> Result<tempfile::NamedTempFile, (String, i32)> {
-    tempfile::Builder::new()
-        .prefix("stdout-")
-        .tempfile_in(store.tmp_dir())
-        .map_err(|e| {
-            let text = format!("error: staging the output for stdout\ncaused by: {e}\n");
-            (text, EXIT_INTERNAL)
-        })
-}
-
-fn copy_to_stdout(path: &std::path::Path) -> Result<(), (String, i32)> {
-    let copied = std::fs::File::open(path).and_then(|mut f| {
-        let mut out = std::io::stdout().lock();
-        std::io::copy(&mut f, &mut out)?;
-        std::io::Write::flush(&mut out)
-    });
-    copied.map_err(|e| {
-        let text = format!("error: writing the output to stdout\ncaused by: {e}\n");
-        (text, EXIT_INTERNAL)
-    })
-}
-
-/// Outputs, then `--iidfile` and `--metadata-file`.
-fn finish(
-    store: &crate::oci::Store,
-    img: &builder::BuiltImage,
-    r: &Resolved,
-    progress: &Progress,
-) -> Result<(), (String, i32)> {
-    for spec in &r.outputs {
-        let v = progress.start(format!("exporting to {}", describe(spec)), None);
-        if let OutputSpec::Image { names, .. } = spec {
-            for n in names.iter().chain(&r.tags) {
-                if let Ok(q) = Reference::parse(n) {
-                    v.log(
-                        builder::Stream::Stdout,
-                        format!("naming to {}\n", q.qualified()).as_bytes(),
-                    );
+        Err(e) => {
+            let opts = &r.build.options;
+            let text = match &e {
+                ExecuteError::Build(b) => {
+                    render_build_error(b, &opts.dockerfile, &opts.dockerfile_name)
                 }
-            }
-        }
-        // dest=-: written to a file in the store's tmp/ first (archives are
-        // written by path and renamed into place), then copied to stdout.
-        let staged = match spec.to_stdout() {
-            true => Some(stdout_staging(store)?),
-            false => None,
-        };
-        let to_file;
-        let spec = match &staged {
-            Some(file) => {
-                to_file = spec.with_dest(file.path().to_path_buf());
-                &to_file
-            }
-            None => spec,
-        };
-        let exported =
-            builder::export::export(store, img, spec, &r.tags, r.opts.registry.as_deref());
-        if let (Ok(()), Some(file)) = (&exported, &staged) {
-            copy_to_stdout(file.path())?;
-        }
-        if let Err(e) = exported {
-            v.failed(e.to_string());
-            let code = match e {
-                builder::export::ExportError::PushName
-                | builder::export::ExportError::Name { .. } => EXIT_USAGE,
-                _ => EXIT_INTERNAL,
+                _ => render_error(&e),
             };
-            return Err((render_error(&e), code));
+            eprint!("{text}");
+            e.exit_code()
         }
-        if let OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } = spec {
-            for n in names.iter().chain(&r.tags) {
-                let line = format!("pushed manifest for {n}@{}\n", img.manifest.digest);
-                v.log(builder::Stream::Stdout, line.as_bytes());
-            }
-        }
-        v.done();
     }
-    let write = |path: &PathBuf, text: String| {
-        std::fs::write(path, text).map_err(|e| {
-            (
-                format!("error: writing {}\ncaused by: {e}\n", path.display()),
-                EXIT_INTERNAL,
-            )
-        })
-    };
-    if let Some(p) = &r.iidfile {
-        write(p, img.config_digest.to_string())?;
-    }
-    if let Some(p) = &r.metadata_file {
-        write(p, metadata(img, &r.tags))?;
-    }
-    Ok(())
-}
-
-fn describe(spec: &OutputSpec) -> String {
-    match spec {
-        OutputSpec::Oci { dest, .. } => format!("oci image format {}", dest.display()),
-        OutputSpec::Docker { dest, .. } => format!("docker image format {}", dest.display()),
-        OutputSpec::Local { dest } => format!("client directory {}", dest.display()),
-        OutputSpec::Tar { dest } => format!("client tarball {}", dest.display()),
-        OutputSpec::Image { .. } => "image".into(),
-        OutputSpec::Registry { .. } => "registry".into(),
-    }
-}
-
-/// buildx's metadata file keys.
-fn metadata(img: &builder::BuiltImage, tags: &[String]) -> String {
-    let mut m = serde_json::Map::new();
-    m.insert(
-        "containerimage.digest".into(),
-        img.manifest.digest.to_string().into(),
-    );
-    m.insert(
-        "containerimage.config.digest".into(),
-        img.config_digest.to_string().into(),
-    );
-    m.insert(
-        "containerimage.descriptor".into(),
-        serde_json::to_value(&img.manifest).unwrap_or_default(),
-    );
-    let names: Vec<String> = tags
-        .iter()
-        .filter_map(|t| Reference::parse(t).ok().map(|r| r.qualified()))
-        .collect();
-    if !names.is_empty() {
-        m.insert("image.name".into(), names.join(",").into());
-    }
-    let mut s = serde_json::to_string_pretty(&serde_json::Value::Object(m)).unwrap_or_default();
-    s.push('\n');
-    s
 }

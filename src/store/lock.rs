@@ -14,7 +14,7 @@
 //!   before it (BuildKit's gc waits too), and a build started during a prune
 //!   waits for that prune. Whoever must wait is told once, through
 //!   `on_wait`, before blocking, so the CLI can say why it is not moving.
-//! - [`Store::open`] removes stale `tmp/` entries only while it can take the
+//! - [`super::open`] removes stale `tmp/` entries only while it can take the
 //!   lock exclusive without waiting, so it never removes a live build's
 //!   temp entry however old.
 //!
@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 
 use fs2::FileExt;
 
-use super::{Store, StoreError};
+use super::{Layout, RootError};
+use crate::oci::Store;
 
 /// How a process holds the store lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,76 @@ impl StoreLock {
     pub fn mode(&self) -> LockMode {
         self.mode
     }
+
+    /// Takes the lock of `store` shared (build, load, pull, save, fsck),
+    /// waiting silently for a running prune or fsck --repair.
+    pub fn shared(store: &Store) -> Result<StoreLock, RootError> {
+        Self::acquire(store, LockMode::Shared, |_| {})
+    }
+
+    /// Takes the lock exclusive (prune, fsck --repair), waiting silently
+    /// for every build, load, pull and save using the store.
+    pub fn exclusive(store: &Store) -> Result<StoreLock, RootError> {
+        Self::acquire(store, LockMode::Exclusive, |_| {})
+    }
+
+    /// Takes the lock in `mode`; when it is held in a conflicting mode,
+    /// calls `on_wait` once and then blocks until it is free.
+    pub fn acquire(
+        store: &Store,
+        mode: LockMode,
+        on_wait: impl FnOnce(&LockWait),
+    ) -> Result<StoreLock, RootError> {
+        if let Some(lock) = Self::try_acquire(store, mode)? {
+            return Ok(lock);
+        }
+        let path = Layout::of(store).lock_file();
+        let file = open_lock_file(&path)?;
+        on_wait(&LockWait {
+            wanted: mode,
+            holders: holders(&file),
+            root: store.root().to_path_buf(),
+        });
+        loop {
+            let res = match mode {
+                LockMode::Shared => FileExt::lock_shared(&file),
+                LockMode::Exclusive => FileExt::lock_exclusive(&file),
+            };
+            match res {
+                Ok(()) => return Ok(StoreLock { _file: file, mode }),
+                // A signal the process survives (SIGWINCH, SIGCHLD) ends the wait early.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(RootError::Lock { path, source }),
+            }
+        }
+    }
+
+    /// Takes the lock in `mode` if that needs no waiting.
+    pub fn try_acquire(store: &Store, mode: LockMode) -> Result<Option<StoreLock>, RootError> {
+        let path = Layout::of(store).lock_file();
+        let file = open_lock_file(&path)?;
+        let res = match mode {
+            LockMode::Shared => FileExt::try_lock_shared(&file),
+            LockMode::Exclusive => FileExt::try_lock_exclusive(&file),
+        };
+        match res {
+            Ok(()) => Ok(Some(StoreLock { _file: file, mode })),
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(None),
+            Err(source) => Err(RootError::Lock { path, source }),
+        }
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File, RootError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|source| RootError::Lock {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Why a lock request is about to block: what it waits for.
@@ -99,85 +170,6 @@ impl fmt::Display for LockWait {
     }
 }
 
-impl Store {
-    /// The lock file, `<root>/lock`.
-    pub fn lock_path(&self) -> PathBuf {
-        self.root.join("lock")
-    }
-
-    /// Takes the lock shared (build, load, pull, save, fsck), waiting
-    /// silently for a running prune or fsck --repair.
-    pub fn lock_shared(&self) -> Result<StoreLock, StoreError> {
-        self.lock(LockMode::Shared, |_| {})
-    }
-
-    /// Takes the lock exclusive (prune, fsck --repair), waiting silently
-    /// for every build, load, pull and save using the store.
-    pub fn lock_exclusive(&self) -> Result<StoreLock, StoreError> {
-        self.lock(LockMode::Exclusive, |_| {})
-    }
-
-    /// Takes the lock in `mode`; when it is held in a conflicting mode,
-    /// calls `on_wait` once and then blocks until it is free.
-    pub fn lock(
-        &self,
-        mode: LockMode,
-        on_wait: impl FnOnce(&LockWait),
-    ) -> Result<StoreLock, StoreError> {
-        if let Some(lock) = self.try_lock(mode)? {
-            return Ok(lock);
-        }
-        let file = self.open_lock_file()?;
-        on_wait(&LockWait {
-            wanted: mode,
-            holders: holders(&file),
-            root: self.root.to_path_buf(),
-        });
-        loop {
-            let res = match mode {
-                LockMode::Shared => FileExt::lock_shared(&file),
-                LockMode::Exclusive => FileExt::lock_exclusive(&file),
-            };
-            match res {
-                Ok(()) => return Ok(StoreLock { _file: file, mode }),
-                // A signal the process survives (SIGWINCH, SIGCHLD) ends the wait early.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(self.lock_err(source)),
-            }
-        }
-    }
-
-    /// Takes the lock in `mode` if that needs no waiting.
-    pub fn try_lock(&self, mode: LockMode) -> Result<Option<StoreLock>, StoreError> {
-        let file = self.open_lock_file()?;
-        let res = match mode {
-            LockMode::Shared => FileExt::try_lock_shared(&file),
-            LockMode::Exclusive => FileExt::try_lock_exclusive(&file),
-        };
-        match res {
-            Ok(()) => Ok(Some(StoreLock { _file: file, mode })),
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(None),
-            Err(source) => Err(self.lock_err(source)),
-        }
-    }
-
-    fn open_lock_file(&self) -> Result<File, StoreError> {
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.lock_path())
-            .map_err(|source| self.lock_err(source))
-    }
-
-    fn lock_err(&self, source: io::Error) -> StoreError {
-        StoreError::Lock {
-            path: self.lock_path(),
-            source,
-        }
-    }
-}
-
 /// How many open files hold an `flock` on `file` now (granted ones only;
 /// waiters are listed with `->`), read from `/proc/locks`.
 fn holders(file: &File) -> Option<usize> {
@@ -212,31 +204,40 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = super::super::open(dir.path()).unwrap();
         (dir, store)
     }
 
     #[test]
     fn shared_locks_coexist_and_exclude_an_exclusive_one() {
         let (_dir, store) = store();
-        let a = store.lock_shared().unwrap();
-        let b = store.try_lock(LockMode::Shared).unwrap();
+        let a = StoreLock::shared(&store).unwrap();
+        let b = StoreLock::try_acquire(&store, LockMode::Shared).unwrap();
         assert!(b.is_some(), "a second shared lock must not wait");
-        assert!(store.try_lock(LockMode::Exclusive).unwrap().is_none());
+        assert!(StoreLock::try_acquire(&store, LockMode::Exclusive)
+            .unwrap()
+            .is_none());
         drop((a, b));
-        let x = store.try_lock(LockMode::Exclusive).unwrap().unwrap();
+        let x = StoreLock::try_acquire(&store, LockMode::Exclusive)
+            .unwrap()
+            .unwrap();
         assert_eq!(x.mode(), LockMode::Exclusive);
-        assert!(store.try_lock(LockMode::Shared).unwrap().is_none());
+        assert!(StoreLock::try_acquire(&store, LockMode::Shared)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn an_exclusive_waiter_is_told_how_many_hold_the_lock_then_gets_it() {
         let (_dir, store) = store();
-        let held = vec![store.lock_shared().unwrap(), store.lock_shared().unwrap()];
+        let held = vec![
+            StoreLock::shared(&store).unwrap(),
+            StoreLock::shared(&store).unwrap(),
+        ];
         let (tx, rx) = std::sync::mpsc::channel();
         let s = store.clone();
         let waiter = std::thread::spawn(move || {
-            let lock = s.lock(LockMode::Exclusive, |w| tx.send(w.clone()).unwrap());
+            let lock = StoreLock::acquire(&s, LockMode::Exclusive, |w| tx.send(w.clone()).unwrap());
             lock.unwrap().mode()
         });
         let wait = rx.recv().unwrap();
@@ -258,11 +259,11 @@ mod tests {
     #[test]
     fn a_shared_waiter_waits_for_the_exclusive_holder() {
         let (_dir, store) = store();
-        let x = store.lock_exclusive().unwrap();
+        let x = StoreLock::exclusive(&store).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let s = store.clone();
         let waiter = std::thread::spawn(move || {
-            s.lock(LockMode::Shared, |w| tx.send(w.to_string()).unwrap())
+            StoreLock::acquire(&s, LockMode::Shared, |w| tx.send(w.to_string()).unwrap())
                 .map(|l| l.mode())
         });
         assert!(rx.recv().unwrap().contains("prune or fsck --repair"));
@@ -277,11 +278,11 @@ mod tests {
         std::fs::create_dir(&stale).unwrap();
         let old = filetime::FileTime::from_unix_time(1_000_000, 0);
         filetime::set_file_mtime(&stale, old).unwrap();
-        let shared = store.lock_shared().unwrap();
-        Store::open(dir.path()).unwrap();
+        let shared = StoreLock::shared(&store).unwrap();
+        super::super::open(dir.path()).unwrap();
         assert!(stale.exists(), "removed a temp entry a lock holder may use");
         drop(shared);
-        Store::open(dir.path()).unwrap();
+        super::super::open(dir.path()).unwrap();
         assert!(
             !stale.exists(),
             "a stale temp entry outlived an unlocked open"

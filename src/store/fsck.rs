@@ -15,7 +15,7 @@
 //! snapshot or record that passed its check; `tmp/` leftovers are notes, not
 //! problems (nothing reads another process's temp entries). `--repair`
 //! removes `tmp/` entries whatever their age, so its caller must hold the
-//! store lock exclusive (`Store::lock_exclusive`): no build is then running.
+//! store lock exclusive (`StoreLock::exclusive`): no build is then running.
 
 mod findings;
 mod images;
@@ -33,7 +33,8 @@ use rayon::prelude::*;
 
 pub use findings::{BlobFault, Note, Problem, Repair};
 
-use super::{Digest, Hasher, Store};
+use super::Layout;
+use crate::oci::{DiffId, Digest, Hasher, Store};
 
 /// Bytes read from a blob at a time (per worker).
 const READ_BUF: usize = 256 * 1024;
@@ -122,7 +123,7 @@ fn list(dir: &Path) -> Result<Vec<fs::DirEntry>, FsckError> {
 
 /// Re-hashes every blob; returns the digests of those that failed.
 fn check_blobs(store: &Store, report: &mut FsckReport) -> Result<BTreeSet<Digest>, FsckError> {
-    let dir = store.root().join("blobs").join("sha256");
+    let dir = store.blobs_dir();
     let mut blobs = Vec::new();
     for entry in list(&dir)? {
         let name = entry.file_name();
@@ -187,14 +188,14 @@ fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
 /// named by a diff_id are not snapshots (another module's lock or index
 /// file, a newer kiln's layout): noted, never removed.
 fn check_snapshots(store: &Store, report: &mut FsckReport) -> Result<(), FsckError> {
-    let dir = store.snapshots_dir();
+    let dir = Layout::of(store).snapshots();
     let owner = fs::metadata(&dir).map_or(0, |m| m.uid());
     for entry in list(&dir)? {
         let path = entry.path();
         let name = entry.file_name();
         let is_diff_id = name
             .to_str()
-            .is_some_and(|n| crate::oci::DiffId::parse(&format!("sha256:{n}")).is_ok());
+            .is_some_and(|n| DiffId::parse(&format!("sha256:{n}")).is_ok());
         if !is_diff_id {
             report.notes.push(Note::UnknownSnapshotEntry { path });
             continue;
@@ -222,7 +223,7 @@ fn snapshot_fault(path: &Path, owner: u32) -> Option<&'static str> {
 
 /// Every file under `cache/steps/` must be valid JSON.
 fn check_cache(store: &Store, report: &mut FsckReport) -> Result<(), FsckError> {
-    let mut dirs = vec![store.cache_dir().join("steps")];
+    let mut dirs = vec![Layout::of(store).step_records()];
     while let Some(dir) = dirs.pop() {
         for entry in list(&dir)? {
             let path = entry.path();

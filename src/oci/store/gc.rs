@@ -1,43 +1,37 @@
-//! Garbage collection: drops blobs that no named image (nor a caller-given
-//! root, e.g. the step cache's layers) reaches, and temp files left by killed
-//! processes.
+//! Garbage collection of blobs: drops those that no named image (nor a
+//! caller-given root, e.g. the step cache's layers) reaches. `store::prune`
+//! runs it, with the store-wide lock held and temp files cleaned.
 //!
 //! Invariant: a blob reachable from `index.json` or from `extra_roots` is
-//! never removed. Prune holds the index lock, so no tag lands mid-walk; a
+//! never removed. The walk holds the index lock, so no tag lands mid-walk; a
 //! build that has written blobs but not yet tagged them is protected by the
 //! store lock: `kiln prune` holds it exclusive, builds hold it shared
-//! (`Store::lock_exclusive`). A caller without the lock must pass such
-//! blobs as `extra_roots`.
+//! (`store::StoreLock`). A caller without the lock must pass such blobs as
+//! `extra_roots`.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use super::{Store, StoreError};
 use crate::oci::{media_type, Digest, Index, Manifest};
 
-/// Temp entries untouched this long belong to a dead process.
-const TMP_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
-
 /// Manifest/index blobs larger than this are not sniffed for children.
 const SNIFF_LIMIT: u64 = 4 << 20;
 
-/// What [`Store::prune`] removed.
+/// What [`Store::remove_unreachable`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PruneReport {
+pub struct GcReport {
     /// The blobs removed.
     pub removed: Vec<Digest>,
     /// Their total size in bytes.
     pub reclaimed: u64,
-    /// Stale temp entries removed.
-    pub tmp_removed: usize,
 }
 
 impl Store {
     /// Removes every blob not reachable from a named image or `extra_roots`
     /// (a root that is a manifest or index keeps what it lists).
-    pub fn prune(&self, extra_roots: &[Digest]) -> Result<PruneReport, StoreError> {
+    pub fn remove_unreachable(&self, extra_roots: &[Digest]) -> Result<GcReport, StoreError> {
         let lock = self.lock_index()?;
         let index = self.read_index()?;
         let mut keep = BTreeSet::new();
@@ -47,7 +41,7 @@ impl Store {
         for d in extra_roots {
             self.mark(d, None, &mut keep);
         }
-        let mut report = PruneReport::default();
+        let mut report = GcReport::default();
         let dir = self.blobs_dir();
         let entries = fs::read_dir(&dir).map_err(|source| prune_err(&dir, source))?;
         for entry in entries {
@@ -65,7 +59,6 @@ impl Store {
             report.reclaimed += size;
         }
         drop(lock);
-        report.tmp_removed = self.clean_stale_tmp()?;
         Ok(report)
     }
 
@@ -96,40 +89,6 @@ impl Store {
                 self.mark(&d.digest, Some(&d.media_type), keep);
             }
         }
-    }
-
-    /// Removes entries of `tmp/` untouched for a day (left by killed
-    /// processes); returns how many.
-    pub(super) fn clean_stale_tmp(&self) -> Result<usize, StoreError> {
-        let dir = self.tmp_dir();
-        let now = SystemTime::now();
-        let mut removed = 0;
-        for entry in fs::read_dir(&dir).map_err(|source| prune_err(&dir, source))? {
-            let entry = entry.map_err(|source| prune_err(&dir, source))?;
-            let Ok(meta) = entry.path().symlink_metadata() else {
-                continue; // removed by its owner meanwhile
-            };
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or_default();
-            if age < TMP_GRACE {
-                continue;
-            }
-            let path = entry.path();
-            let res = if meta.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            match res {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(prune_err(&path, source)),
-            }
-        }
-        Ok(removed)
     }
 }
 

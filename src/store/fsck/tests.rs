@@ -7,7 +7,7 @@ use crate::oci::{media_type, ContainerConfig, Descriptor, DiffId, ImageConfig, M
 /// A store holding one image `app:latest` with one (fake) layer.
 fn store_with_image() -> (tempfile::TempDir, Store, Manifest) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = crate::store::open(dir.path()).unwrap();
     let layer_bytes = b"not really a tar, fsck does not unpack layers";
     let (ld, ls) = store.put_blob(layer_bytes).unwrap();
     let config = ImageConfig {
@@ -40,9 +40,9 @@ fn lines(report: &FsckReport) -> Vec<String> {
 #[test]
 fn a_fresh_store_with_an_image_is_clean() {
     let (_dir, store, _) = store_with_image();
-    fs::create_dir(store.snapshots_dir().join("a".repeat(64))).unwrap();
+    fs::create_dir(Layout::of(&store).snapshots().join("a".repeat(64))).unwrap();
     fs::set_permissions(
-        store.snapshots_dir().join("a".repeat(64)),
+        Layout::of(&store).snapshots().join("a".repeat(64)),
         fs::Permissions::from_mode(0o755),
     )
     .unwrap();
@@ -106,7 +106,7 @@ fn a_truncated_config_is_a_size_mismatch() {
 #[test]
 fn broken_snapshots_and_records_are_problems_and_tmp_leftovers_notes() {
     let (_dir, store, _) = store_with_image();
-    let snaps = store.snapshots_dir();
+    let snaps = Layout::of(&store).snapshots();
     fs::write(snaps.join("b".repeat(64)), b"a file, not a dir").unwrap();
     let unknown = [
         snaps.join("not-a-diff-id"),
@@ -116,7 +116,7 @@ fn broken_snapshots_and_records_are_problems_and_tmp_leftovers_notes() {
     fs::write(&unknown[1], b"").unwrap();
     let half = store.tmp_dir().join("snap-half");
     fs::create_dir_all(half.join("usr/bin")).unwrap();
-    let steps = store.cache_dir().join("steps/ab");
+    let steps = Layout::of(&store).step_records().join("ab");
     fs::create_dir_all(&steps).unwrap();
     fs::write(steps.join("good"), br#"{"layer":"x"}"#).unwrap();
     fs::write(steps.join("bad"), br#"{"layer":"#).unwrap();

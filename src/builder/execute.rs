@@ -1,0 +1,231 @@
+//! One build from the options to its results, as `kiln build` runs it and
+//! as a test or another program calls it: every `--cache-from` imported,
+//! the Dockerfile planned and built ([`super::build`]), every `--cache-to`
+//! exported, every output written, then `--iidfile` and `--metadata-file`.
+//! Each phase reports under its own progress vertices.
+//!
+//! Invariants: nothing is written under a name, to an output or to the
+//! id/metadata files unless the build succeeded; the first failure ends the
+//! build and is the error returned (its vertex marked failed); an output
+//! with `dest=-` is staged under the store's `tmp/` and copied to stdout
+//! only once it is whole.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::cache_transfer::{self, CacheSpec, CacheTransferError};
+use super::export::{self, ExportError};
+use super::{BuildError, BuildOptions, BuiltImage, OutputSpec, Progress, Stream};
+use crate::oci::{Reference, Store};
+
+/// Everything one build needs besides the store: what to build
+/// ([`BuildOptions`]) and where its result goes.
+#[derive(Debug, Clone)]
+pub struct Build {
+    /// The Dockerfile, context and build flags.
+    pub options: BuildOptions,
+    /// The `-o` outputs, in order (`type=image` included when `-t` is given).
+    pub outputs: Vec<OutputSpec>,
+    /// The `-t` names, as docker shows them (`app:1`).
+    pub tags: Vec<String>,
+    /// `--cache-from` (imported before the build) and `--cache-to`
+    /// (exported after the outputs) values.
+    pub cache: Vec<CacheSpec>,
+    /// `--iidfile`: gets the image ID.
+    pub iidfile: Option<PathBuf>,
+    /// `--metadata-file`: gets buildx's metadata JSON.
+    pub metadata_file: Option<PathBuf>,
+}
+
+/// Why a build, or something it had to do after the steps, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// A `--cache-from` could not be imported.
+    #[error(transparent)]
+    CacheImport(CacheTransferError),
+    /// Parsing, planning or a step failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A `--cache-to` could not be exported.
+    #[error(transparent)]
+    CacheExport(CacheTransferError),
+    /// An output could not be written.
+    #[error(transparent)]
+    Output(#[from] ExportError),
+    /// Staging a `dest=-` output in the store's `tmp/`.
+    #[error("staging the output for stdout")]
+    StageStdout(#[source] io::Error),
+    /// Copying a staged output to stdout.
+    #[error("writing the output to stdout")]
+    Stdout(#[source] io::Error),
+    /// Writing `--iidfile` or `--metadata-file`.
+    #[error("writing {path}")]
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ExecuteError {
+    /// 1 a step failed, 2 a bad Dockerfile or name, 3 internal or I/O.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Build(e) => e.exit_code(),
+            Self::Output(ExportError::PushName | ExportError::Name { .. }) => 2,
+            _ => 3,
+        }
+    }
+}
+
+impl Build {
+    /// A build of `options` into the store, with no other output.
+    pub fn new(options: BuildOptions) -> Self {
+        Self {
+            options,
+            outputs: Vec::new(),
+            tags: Vec::new(),
+            cache: Vec::new(),
+            iidfile: None,
+            metadata_file: None,
+        }
+    }
+
+    /// Imports the cache, builds, writes the outputs, exports the cache and
+    /// writes the id and metadata files; returns the image.
+    ///
+    /// Sets the process umask to 022 first: what a build creates without an
+    /// explicit mode (a tar's implicit parent dirs, staging dirs) must not
+    /// depend on the caller's umask. The caller holds the store lock shared
+    /// until this returns (a prune meanwhile would drop the image's blobs).
+    pub fn execute(&self, store: &Store, progress: &Progress) -> Result<BuiltImage, ExecuteError> {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        let registry = self.options.registry.as_deref();
+        cache_transfer::import_specs(store, &self.cache, progress, registry)
+            .map_err(ExecuteError::CacheImport)?;
+        let img = super::build(store, &self.options, progress)?;
+        cache_transfer::export_specs(store, &self.cache, progress, registry)
+            .map_err(ExecuteError::CacheExport)?;
+        for spec in &self.outputs {
+            self.output(store, &img, spec, progress)?;
+        }
+        let write = |path: &PathBuf, text: String| {
+            std::fs::write(path, text).map_err(|source| ExecuteError::WriteFile {
+                path: path.clone(),
+                source,
+            })
+        };
+        if let Some(p) = &self.iidfile {
+            write(p, img.config_digest.to_string())?;
+        }
+        if let Some(p) = &self.metadata_file {
+            write(p, metadata(&img, &self.tags))?;
+        }
+        Ok(img)
+    }
+
+    /// Writes one output under its own vertex.
+    fn output(
+        &self,
+        store: &Store,
+        img: &BuiltImage,
+        spec: &OutputSpec,
+        progress: &Progress,
+    ) -> Result<(), ExecuteError> {
+        let v = progress.start(format!("exporting to {}", describe(spec)), None);
+        if let OutputSpec::Image { names, .. } = spec {
+            for n in names.iter().chain(&self.tags) {
+                if let Ok(q) = Reference::parse(n) {
+                    v.log(
+                        Stream::Stdout,
+                        format!("naming to {}\n", q.qualified()).as_bytes(),
+                    );
+                }
+            }
+        }
+        // dest=-: written to a file in the store's tmp/ first (archives are
+        // written by path and renamed into place), then copied to stdout.
+        let staged = match spec.to_stdout() {
+            true => Some(
+                tempfile::Builder::new()
+                    .prefix("stdout-")
+                    .tempfile_in(store.tmp_dir())
+                    .map_err(ExecuteError::StageStdout)?,
+            ),
+            false => None,
+        };
+        let to_file;
+        let spec = match &staged {
+            Some(file) => {
+                to_file = spec.with_dest(file.path().to_path_buf());
+                &to_file
+            }
+            None => spec,
+        };
+        let registry = self.options.registry.as_deref();
+        let exported = export::export(store, img, spec, &self.tags, registry);
+        if let (Ok(()), Some(file)) = (&exported, &staged) {
+            copy_to_stdout(file.path()).map_err(ExecuteError::Stdout)?;
+        }
+        if let Err(e) = exported {
+            v.failed(e.to_string());
+            return Err(e.into());
+        }
+        if let OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } = spec {
+            for n in names.iter().chain(&self.tags) {
+                let line = format!("pushed manifest for {n}@{}\n", img.manifest.digest);
+                v.log(Stream::Stdout, line.as_bytes());
+            }
+        }
+        v.done();
+        Ok(())
+    }
+}
+
+fn copy_to_stdout(path: &Path) -> io::Result<()> {
+    let mut f = std::fs::File::open(path)?;
+    let mut out = io::stdout().lock();
+    io::copy(&mut f, &mut out)?;
+    io::Write::flush(&mut out)
+}
+
+/// The vertex name BuildKit gives an output.
+fn describe(spec: &OutputSpec) -> String {
+    match spec {
+        OutputSpec::Oci { dest, .. } => format!("oci image format {}", dest.display()),
+        OutputSpec::Docker { dest, .. } => format!("docker image format {}", dest.display()),
+        OutputSpec::Local { dest } => format!("client directory {}", dest.display()),
+        OutputSpec::Tar { dest } => format!("client tarball {}", dest.display()),
+        OutputSpec::Image { .. } => "image".into(),
+        OutputSpec::Registry { .. } => "registry".into(),
+    }
+}
+
+/// buildx's metadata file keys.
+fn metadata(img: &BuiltImage, tags: &[String]) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "containerimage.digest".into(),
+        img.manifest.digest.to_string().into(),
+    );
+    m.insert(
+        "containerimage.config.digest".into(),
+        img.config_digest.to_string().into(),
+    );
+    m.insert(
+        "containerimage.descriptor".into(),
+        serde_json::to_value(&img.manifest).unwrap_or_default(),
+    );
+    let names: Vec<String> = tags
+        .iter()
+        .filter_map(|t| Reference::parse(t).ok().map(|r| r.qualified()))
+        .collect();
+    if !names.is_empty() {
+        m.insert("image.name".into(), names.join(",").into());
+    }
+    let mut s = serde_json::to_string_pretty(&serde_json::Value::Object(m)).unwrap_or_default();
+    s.push('\n');
+    s
+}
