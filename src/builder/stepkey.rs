@@ -25,6 +25,7 @@ use crate::plan::{
     Step, WorkdirOp,
 };
 
+use super::contexts::LocalContext;
 use super::error::StepError;
 use super::source::Source;
 use super::stage::StageOutput;
@@ -58,6 +59,36 @@ pub struct KeyEnv<'a> {
     pub ignore: Option<&'a IgnorePatterns>,
     /// With `--debug-cache`: collects the context files the key reads.
     pub listing: Option<Mutex<InputListing>>,
+    /// The `--build-context` directories by name.
+    pub named: &'a BTreeMap<String, LocalContext>,
+}
+
+/// One local tree a key reads: the build context or a named directory.
+struct Local<'a> {
+    hasher: &'a ContextHasher,
+    source: &'a Source,
+    ignore: Option<&'a IgnorePatterns>,
+}
+
+impl<'a> KeyEnv<'a> {
+    /// The main context (`None`) or the named directory context `name`.
+    fn local(&self, name: Option<&str>) -> Result<Local<'_>, StepError> {
+        let Some(name) = name else {
+            return Ok(Local {
+                hasher: self.hasher,
+                source: self.context,
+                ignore: self.ignore,
+            });
+        };
+        let c = self.named.get(name).ok_or_else(|| StepError::NoContext {
+            name: name.to_string(),
+        })?;
+        Ok(Local {
+            hasher: &c.hasher,
+            source: &c.source,
+            ignore: c.ignore.as_ref(),
+        })
+    }
 }
 
 impl KeyEnv<'_> {
@@ -121,12 +152,18 @@ fn copy_keyed(
 ) -> Result<Keyed, StepError> {
     let local: Vec<&String> = op.sources.iter().filter(|s| !is_remote(s)).collect();
     let from = match &op.from {
-        CopyFrom::Context => {
+        CopyFrom::Context | CopyFrom::NamedContext(_) => {
             let chmod = op
                 .chmod
                 .as_deref()
                 .and_then(|m| u32::from_str_radix(m, 8).ok());
-            match context_digest(kx, &local, chmod)? {
+            let name = match &op.from {
+                CopyFrom::NamedContext(n) => Some(n.as_str()),
+                _ => None,
+            };
+            // A named directory counts by content, as the context does: the
+            // same files copy the same wherever they were read from.
+            match context_digest(kx, name, &local, chmod)? {
                 Some(d) => SourceKey::Context(d),
                 None => return Ok(Keyed::Never),
             }
@@ -174,12 +211,17 @@ fn stage_key(outputs: &BTreeMap<usize, Arc<StageOutput>>, id: usize) -> Result<S
 /// source selects nothing (the step then fails with its own error).
 fn context_digest(
     kx: &KeyEnv<'_>,
+    name: Option<&str>,
     sources: &[&String],
     chmod: Option<u32>,
 ) -> Result<Option<ContentDigest>, StepError> {
+    let local = kx.local(name)?;
     let mut rel: Vec<PathBuf> = Vec::new();
     for s in sources {
-        let nodes = kx.context.select(s).map_err(super::copy::CopyError::from)?;
+        let nodes = local
+            .source
+            .select(s)
+            .map_err(super::copy::CopyError::from)?;
         if nodes.is_empty() {
             return Ok(None);
         }
@@ -189,7 +231,7 @@ fn context_digest(
                 .map(|n| PathBuf::from(n.path.trim_start_matches('/'))),
         );
     }
-    let ignore = kx.ignore;
+    let ignore = local.ignore;
     let filter = move |p: &Path, is_dir: bool| match ignore {
         None => true,
         Some(ig) => {
@@ -197,13 +239,13 @@ fn context_digest(
             !ig.is_excluded(&rel) || (is_dir && ig.dir_may_have_exceptions(&rel))
         }
     };
-    let d = kx
+    let d = local
         .hasher
         .digest_paths_chmod(&rel, &filter, chmod)
         .map_err(StepError::Cache)?;
     if let Some(listing) = &kx.listing {
         let mut l = listing.lock().unwrap_or_else(|p| p.into_inner());
-        super::inputs::list_inputs(kx.hasher, &rel, &filter, chmod, &mut l)
+        super::inputs::list_inputs(local.hasher, &rel, &filter, chmod, &mut l)
             .map_err(StepError::Cache)?;
     }
     Ok(Some(d))
@@ -224,9 +266,13 @@ fn mount_source(
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
 ) -> Result<Option<SourceKey>, StepError> {
     Ok(Some(match from {
-        MountFrom::Context => {
+        MountFrom::Context | MountFrom::NamedContext(_) => {
+            let name = match from {
+                MountFrom::NamedContext(n) => Some(n.as_str()),
+                _ => None,
+            };
             let src = source.to_string();
-            match context_digest(kx, &[&src], None)? {
+            match context_digest(kx, name, &[&src], None)? {
                 Some(d) => SourceKey::Context(d),
                 None => return Ok(None),
             }

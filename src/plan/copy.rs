@@ -115,6 +115,7 @@ pub(super) fn copy(
         Some(f) if !f.is_empty() => match lw.source(inst, f, st)? {
             Source::Stage(id) => CopyFrom::Stage(id),
             Source::Image(img) => CopyFrom::Image(*img),
+            Source::Context(name) => CopyFrom::NamedContext(name),
         },
         _ => CopyFrom::Context,
     };

@@ -20,6 +20,7 @@
 //! RUN's env; undeclared proxy build args travel in `RunOp::proxy_env`.
 
 mod args;
+mod contexts;
 mod copy;
 mod error;
 mod expand;
@@ -34,12 +35,13 @@ mod run;
 mod stages;
 mod state;
 
+pub use contexts::context_key;
 pub use copy::{is_git, is_url};
 pub use error::{Cause, PlanError};
 pub use graph::{
-    AddOptions, Base, BuildGraph, CopyFrom, CopyOp, ImageResolver, InlineFile, MountFrom,
-    NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp, Security, Sharing, Stage,
-    StageId, Step, WorkdirOp,
+    AddOptions, Base, BuildGraph, ContextKind, CopyFrom, CopyOp, ImageResolver, InlineFile,
+    MountFrom, NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp, Security, Sharing,
+    Stage, StageId, Step, WorkdirOp,
 };
 
 use crate::dockerfile::Dockerfile;

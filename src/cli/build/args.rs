@@ -57,6 +57,8 @@ pub(super) enum UsageError {
     Annotation(#[from] super::annotations::AnnotationError),
     #[error(transparent)]
     Docker(#[from] super::docker_flags::Unsupported),
+    #[error("--build-context")]
+    Context(#[source] builder::contexts::ContextSpecError),
     #[error("invalid tag {name:?}")]
     Tag {
         name: String,
@@ -367,6 +369,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.sandbox.ulimits = ulimits(&args.ulimits)?;
     opts.sandbox.shm_size = shm_size(args.shm_size.as_deref())?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
+    opts.contexts = named_contexts(&args.build_contexts)?;
     opts.cache = crate::builder::cached::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
@@ -380,6 +383,20 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
         metadata_file: args.metadata_file.clone(),
         _ssh_key_agents: ssh_key_agents,
     })
+}
+
+/// `--build-context`s by key; a later one for the same name wins, as in buildx.
+fn named_contexts(
+    vals: &[String],
+) -> Result<BTreeMap<String, builder::contexts::ContextSource>, UsageError> {
+    let mut out = BTreeMap::new();
+    // COMPAT(buildkit): buildx skips an empty value.
+    for v in vals.iter().filter(|v| !v.is_empty()) {
+        let (name, source) =
+            builder::contexts::ContextSource::parse(v).map_err(UsageError::Context)?;
+        out.insert(name, source);
+    }
+    Ok(out)
 }
 
 /// The `-o` specs (plus `type=image` when `-t` is given) and the `-t` names.
