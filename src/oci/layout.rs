@@ -205,13 +205,7 @@ pub fn write_layout(store: &Store, images: &[NamedImage], dest: &Path) -> Result
 /// Returns the images found, in index order, with the names their
 /// annotations carry; naming them in the store is the caller's choice.
 pub fn import_layout(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, LayoutError> {
-    let path = dir.join("index.json");
-    let bytes = fs::read(&path).map_err(|source| LayoutError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let index: Index =
-        serde_json::from_slice(&bytes).map_err(|source| LayoutError::Parse { path, source })?;
+    let (_, index) = read_index(dir)?;
     let mut out = Vec::new();
     for d in &index.manifests {
         copy_tree(store, dir, d)?;
@@ -239,15 +233,7 @@ pub fn import_layout_image(
     tag: &str,
     digest: Option<&Digest>,
 ) -> Result<Descriptor, LayoutError> {
-    let path = dir.join("index.json");
-    let bytes = fs::read(&path).map_err(|source| LayoutError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let index: Index = serde_json::from_slice(&bytes).map_err(|source| LayoutError::Parse {
-        path: path.clone(),
-        source,
-    })?;
+    let (path, index) = read_index(dir)?;
     let tagged = |d: &&Descriptor| {
         d.annotations
             .get(ANNOTATION_CONTAINERD_NAME)
@@ -278,6 +264,19 @@ pub fn import_layout_image(
         source: Box::new(source),
     })?;
     Ok(d)
+}
+
+/// A layout's `index.json`, parsed, and its path.
+fn read_index(dir: &Path) -> Result<(PathBuf, Index), LayoutError> {
+    let path = dir.join("index.json");
+    let bytes = fs::read(&path).map_err(|source| LayoutError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    match serde_json::from_slice(&bytes) {
+        Ok(index) => Ok((path, index)),
+        Err(source) => Err(LayoutError::Parse { path, source }),
+    }
 }
 
 /// The descriptor of a manifest or index blob of the layout that

@@ -81,18 +81,32 @@ impl<'a> Lowerer<'a> {
         span: Span,
         reference: &str,
     ) -> Result<ResolvedImage, PlanError> {
-        if let Some(img) = self.images.get(reference) {
+        self.resolve_once(
+            span,
+            reference.to_string(),
+            reference.to_string(),
+            |r, p| r.resolve(reference, p),
+        )
+    }
+
+    /// Resolves once per `memo`; `reference` names it in the error.
+    fn resolve_once(
+        &mut self,
+        span: Span,
+        memo: String,
+        reference: String,
+        resolve: impl FnOnce(&dyn ImageResolver, &Platform) -> Result<ResolvedImage, super::Cause>,
+    ) -> Result<ResolvedImage, PlanError> {
+        if let Some(img) = self.images.get(&memo) {
             return Ok(img.clone());
         }
-        let img = self
-            .resolver
-            .resolve(reference, &self.opts.platform)
-            .map_err(|source| PlanError::Resolve {
+        let img =
+            resolve(self.resolver, &self.opts.platform).map_err(|source| PlanError::Resolve {
                 span,
-                reference: reference.to_string(),
+                reference,
                 source,
             })?;
-        self.images.insert(reference.to_string(), img.clone());
+        self.images.insert(memo, img.clone());
         Ok(img)
     }
 
@@ -138,19 +152,8 @@ impl<'a> Lowerer<'a> {
     ) -> Result<ResolvedImage, PlanError> {
         // Never a valid image reference, so never an image's entry.
         let memo = format!("context:{name}");
-        if let Some(img) = self.images.get(&memo) {
-            return Ok(img.clone());
-        }
-        let img = self
-            .resolver
-            .resolve_context(name, &self.opts.platform)
-            .map_err(|source| PlanError::Resolve {
-                span,
-                reference: format!("build context {name}"),
-                source,
-            })?;
-        self.images.insert(memo, img.clone());
-        Ok(img)
+        let reference = format!("build context {name}");
+        self.resolve_once(span, memo, reference, |r, p| r.resolve_context(name, p))
     }
 }
 

@@ -30,6 +30,13 @@ fn arg(name: &str, p: &std::path::Path) -> String {
     format!("{name}={}", p.display())
 }
 
+/// Builds `ctx` with one `--build-context`, as `tag`, pulling nothing: an
+/// image not in the store can only come from the context.
+fn build_tagged(env: &Env, ctx: &std::path::Path, context: &str, tag: &str) {
+    let c = ctx.to_str().unwrap();
+    env.build(&["--pull=never", "--build-context", context, "-t", tag, c]);
+}
+
 #[test]
 fn copy_from_a_dir_context_reads_it_with_its_own_dockerignore() {
     let env = Env::new();
@@ -45,13 +52,7 @@ fn copy_from_a_dir_context_reads_it_with_its_own_dockerignore() {
             (".dockerignore", "f.txt\n"),
         ],
     );
-    env.build(&[
-        "--build-context",
-        &arg("extra", &extra),
-        "-t",
-        "ctx:1",
-        ctx.to_str().unwrap(),
-    ]);
+    build_tagged(&env, &ctx, &arg("extra", &extra), "ctx:1");
     let root = env.rootfs("ctx:1");
     assert_eq!(
         fs::read_to_string(root.join("f.txt")).unwrap(),
@@ -81,13 +82,7 @@ fn a_stage_name_wins_over_a_dir_context_only_when_no_context_replaces_it() {
         ],
     );
     // COMPAT(buildkit): a named context with a stage's name replaces the stage.
-    env.build(&[
-        "--build-context",
-        &arg("extra", &extra),
-        "-t",
-        "r:1",
-        ctx.to_str().unwrap(),
-    ]);
+    build_tagged(&env, &ctx, &arg("extra", &extra), "r:1");
     assert_eq!(
         fs::read_to_string(env.rootfs("r:1").join("f.txt")).unwrap(),
         "from extra\n"
@@ -107,13 +102,7 @@ fn from_a_dir_context_starts_from_its_files() {
         "ctx",
         &[("Dockerfile", "FROM extra\nCOPY a /a\n"), ("a", "a")],
     );
-    env.build(&[
-        "--build-context",
-        &arg("extra", &extra),
-        "-t",
-        "d:1",
-        ctx.to_str().unwrap(),
-    ]);
+    build_tagged(&env, &ctx, &arg("extra", &extra), "d:1");
     let root = env.rootfs("d:1");
     assert_eq!(fs::read_to_string(root.join("sub/g.txt")).unwrap(), "g\n");
     assert_eq!(fs::read_to_string(root.join("a")).unwrap(), "a");
@@ -133,13 +122,7 @@ fn run_mount_from_a_dir_context() {
             "FROM busybox\nRUN --mount=from=extra,target=/x cat /x/f.txt /x/sub/g.txt > /out && test ! -e /x/secret.key\n",
         )],
     );
-    env.build(&[
-        "--build-context",
-        &arg("extra", &extra),
-        "-t",
-        "m:1",
-        ctx.to_str().unwrap(),
-    ]);
+    build_tagged(&env, &ctx, &arg("extra", &extra), "m:1");
     let out = fs::read_to_string(env.rootfs("m:1").join("out")).unwrap();
     assert_eq!(out, "from extra\ng\n");
 }
@@ -159,14 +142,7 @@ fn a_docker_image_context_replaces_the_base_image_everywhere_it_is_named() {
         ],
     );
     // alpine is not in the store and --pull=never: only the context can answer.
-    env.build(&[
-        "--pull=never",
-        "--build-context",
-        "alpine=docker-image://busybox:latest",
-        "-t",
-        "img:1",
-        ctx.to_str().unwrap(),
-    ]);
+    build_tagged(&env, &ctx, "alpine=docker-image://busybox:latest", "img:1");
     let (_, m, _) = env.image("img:1");
     assert_eq!(m.layers[0].digest, busybox_layer(&env));
     let root = env.rootfs("img:1");
@@ -204,13 +180,7 @@ fn an_image_context_replaces_a_stage_whose_steps_never_run() {
             ("a", "a"),
         ],
     );
-    env.build(&[
-        "--build-context",
-        "base=docker-image://busybox",
-        "-t",
-        "st:1",
-        ctx.to_str().unwrap(),
-    ]);
+    build_tagged(&env, &ctx, "base=docker-image://busybox", "st:1");
     let (_, m, _) = env.image("st:1");
     assert_eq!(m.layers.len(), 2);
     assert_eq!(m.layers[0].digest, busybox_layer(&env));
@@ -241,14 +211,7 @@ fn an_oci_layout_context_by_tag_or_digest() {
     let by_digest = format!("base=oci-layout://{}@{}", layout.display(), desc.digest);
     for (i, spec) in [by_tag, by_digest].iter().enumerate() {
         let tag = format!("oci:{i}");
-        env.build(&[
-            "--pull=never",
-            "--build-context",
-            spec,
-            "-t",
-            &tag,
-            ctx.to_str().unwrap(),
-        ]);
+        build_tagged(&env, &ctx, spec, &tag);
         let (_, got, _) = env.image(&tag);
         assert_eq!(got.layers[0].digest, m.layers[0].digest, "{spec}");
         assert!(env.rootfs(&tag).join("copied").exists());
