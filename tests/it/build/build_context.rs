@@ -319,3 +319,25 @@ fn changing_a_file_of_a_dir_context_reruns_the_copy() {
         [true, true, true]
     );
 }
+
+#[test]
+fn a_symlink_in_a_dir_context_cannot_reach_the_host() {
+    let env = Env::new();
+    let extra = env.context(
+        "extra",
+        &[("escape", "->/etc"), ("up", "->../../../../etc")],
+    );
+    for src in ["escape/passwd", "up/passwd"] {
+        let df = format!("FROM scratch\nCOPY --from=extra {src} /p\n");
+        let ctx = env.context("ctx", &[("Dockerfile", &df)]);
+        let flag = arg("extra", &extra);
+        let out = env.kiln(
+            &["build", "--build-context", &flag, ctx.to_str().unwrap()],
+            None,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Resolved inside the context's root, where there is no etc/passwd.
+        assert_eq!(out.status.code(), Some(1), "{src}: {err}");
+        assert!(err.contains("passwd"), "{src}: {err}");
+    }
+}
