@@ -182,10 +182,13 @@ fn parse_layout(rest: &str) -> Result<ContextSource, String> {
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
-    let tag = match (tag, &digest) {
-        (Some(t), _) => t,
-        (None, _) => "latest".into(),
-    };
+    if !dir.join("index.json").is_file() {
+        return Err(format!(
+            "{} is not an OCI layout (no index.json)",
+            dir.display()
+        ));
+    }
+    let tag = tag.unwrap_or_else(|| "latest".into());
     Ok(ContextSource::OciLayout { dir, tag, digest })
 }
 
@@ -306,4 +309,47 @@ pub fn resolve_image(
     }
     // Pinned and now in the store: resolved there, no registry asked.
     resolve(&format!("{name}@{}", top.digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_values_split_as_buildx_splits_them() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("index.json"), "{}").unwrap();
+        let dir = t.path().display().to_string();
+        let d = format!("sha256:{}", "a".repeat(64));
+        let cases = [
+            (dir.clone(), "latest", None),
+            (format!("{dir}:v1"), "v1", None),
+            (format!("{dir}@{d}"), "latest", Some(&d)),
+            (format!("{dir}:v1@{d}"), "v1", Some(&d)),
+        ];
+        for (value, tag, digest) in cases {
+            let (key, src) = ContextSource::parse(&format!("x=oci-layout://{value}")).unwrap();
+            assert_eq!(key, "x");
+            let want = ContextSource::OciLayout {
+                dir: t.path().to_path_buf(),
+                tag: tag.into(),
+                digest: digest.map(|d| Digest::parse(d).unwrap()),
+            };
+            assert_eq!(src, want, "{value}");
+        }
+    }
+
+    #[test]
+    fn names_are_keys_and_later_kinds_are_refused_by_name() {
+        let (key, src) =
+            ContextSource::parse("docker.io/library/alpine:latest=docker-image://busybox").unwrap();
+        assert_eq!(
+            (key.as_str(), src),
+            ("alpine", ContextSource::Image("busybox".into()))
+        );
+        let e = ContextSource::parse("a=ssh://host/repo")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("git contexts are not supported"), "{e}");
+    }
 }

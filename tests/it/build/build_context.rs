@@ -257,6 +257,7 @@ fn refused_kinds_and_bad_values_are_usage_errors() {
         ("src=/nonexistent/dir", "is not a directory"),
         ("src=docker-image://", "empty image reference"),
         ("src=oci-layout:///nonexistent", "is not a directory"),
+        ("src=oci-layout://.", "is not an OCI layout (no index.json)"),
     ];
     for (spec, want) in cases {
         let out = env.kiln(
