@@ -245,7 +245,8 @@ fn context_digest(
         .map_err(StepError::Cache)?;
     if let Some(listing) = &kx.listing {
         let mut l = listing.lock().unwrap_or_else(|p| p.into_inner());
-        super::inputs::list_inputs(local.hasher, &rel, &filter, chmod, &mut l)
+        let prefix = name.map_or(String::new(), |n| format!("[context {n}] "));
+        super::inputs::list_inputs(local.hasher, &rel, &filter, chmod, &prefix, &mut l)
             .map_err(StepError::Cache)?;
     }
     Ok(Some(d))

@@ -342,3 +342,27 @@ fn a_symlink_in_a_dir_context_cannot_reach_the_host() {
         assert!(err.contains("passwd"), "{src}: {err}");
     }
 }
+
+#[test]
+fn cache_explain_names_the_changed_file_of_a_dir_context() {
+    let env = Env::new();
+    let extra = extra(&env);
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM scratch\nCOPY --from=extra f.txt /f.txt\n",
+        )],
+    );
+    let (c, flag) = (ctx.to_str().unwrap(), arg("extra", &extra));
+    let args = ["--debug-cache", "--build-context", &flag, c];
+    assert_eq!(cached_steps(&env, &args), [false]);
+    fs::write(extra.join("f.txt"), "changed\n").unwrap();
+    assert_eq!(cached_steps(&env, &args), [false]);
+    let out = env.kiln(&["cache", "explain"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("context files: [context extra] f.txt changed"),
+        "{text}"
+    );
+}
