@@ -17,7 +17,9 @@
 //! Compatibility choices (see `COMPAT(buildkit)` in the code): `--from` is
 //! matched before expansion; a stage built on a stage inherits its ARG values;
 //! ENTRYPOINT clears only a CMD inherited from the base; ARG values are in
-//! RUN's env; undeclared proxy build args travel in `RunOp::proxy_env`.
+//! RUN's env; undeclared proxy build args travel in `RunOp::proxy_env`; a
+//! named context (`PlanOptions::contexts`) replaces the stage of its name,
+//! and is found after stages and before images (`contexts`).
 
 mod args;
 mod contexts;
