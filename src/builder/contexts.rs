@@ -119,12 +119,11 @@ impl ContextSource {
             value: value.to_string(),
             why,
         };
-        let remote = ["git://", "git@", "ssh://", "github.com/"];
         let source = if let Some(r) = value.strip_prefix("docker-image://") {
             parse_image(r).map_err(bad)?
         } else if let Some(l) = value.strip_prefix("oci-layout://") {
             parse_layout(l).map_err(bad)?
-        } else if remote.iter().any(|p| value.starts_with(p)) || value.ends_with(".git") {
+        } else if is_git(value) {
             return Err(refuse("git", REMOTE));
         } else if value.starts_with("http://") || value.starts_with("https://") {
             return Err(refuse("HTTP", REMOTE));
@@ -152,6 +151,17 @@ impl ContextSource {
             _ => ContextKind::Image,
         }
     }
+}
+
+/// buildx's `dfgitutil.ParseGitRef` for a context value: the plan's git
+/// sources, `github.com/…`, and scp-like `USER@HOST:PATH`.
+fn is_git(value: &str) -> bool {
+    let scp = value.split_once(':').is_some_and(|(user_host, _)| {
+        user_host
+            .split_once('@')
+            .is_some_and(|(u, h)| !u.is_empty() && !h.is_empty() && !user_host.contains('/'))
+    });
+    crate::plan::is_git(value) || value.starts_with("github.com/") || scp
 }
 
 fn parse_image(reference: &str) -> Result<ContextSource, String> {
@@ -347,9 +357,19 @@ mod tests {
             (key.as_str(), src),
             ("alpine", ContextSource::Image("busybox".into()))
         );
-        let e = ContextSource::parse("a=ssh://host/repo")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("git contexts are not supported"), "{e}");
+        for git in [
+            "a=ssh://host/repo",
+            "a=git@github.com:o/r",
+            "a=github.com/o/r",
+        ] {
+            let e = ContextSource::parse(git).unwrap_err().to_string();
+            assert!(e.contains("git contexts are not supported"), "{git}: {e}");
+        }
+        // A local directory whose name ends in .git is a directory.
+        let t = tempfile::tempdir().unwrap();
+        let bare = t.path().join("repo.git");
+        std::fs::create_dir(&bare).unwrap();
+        let (_, src) = ContextSource::parse(&format!("a={}", bare.display())).unwrap();
+        assert_eq!(src, ContextSource::Dir(bare));
     }
 }
