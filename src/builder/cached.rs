@@ -8,6 +8,7 @@
 //! gives the same config and image ID (with `SOURCE_DATE_EPOCH`, every time
 //! is that epoch instead); the context's stat cache is saved once, at the end.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -20,6 +21,8 @@ use crate::layer::{Compression, PackOptions};
 use crate::oci::{LayerBlob, Store};
 use crate::plan::{BuildGraph, Stage};
 
+use super::contexts::LocalContext;
+use super::error::StepError;
 use super::image::rfc3339;
 use super::source::Source;
 use super::stepkey::KeyEnv;
@@ -45,6 +48,7 @@ pub struct CacheSession {
     compression: Compression,
     log: Mutex<Vec<LoggedStep>>,
     position: PositionBase,
+    named: BTreeMap<String, LocalContext>,
 }
 
 /// What identifies "the same step" across builds, for explain.
@@ -77,7 +81,23 @@ impl CacheSession {
             epoch: pack.source_date_epoch,
             compression: pack.compression,
             log: Mutex::new(Vec::new()),
+            named: BTreeMap::new(),
         })
+    }
+
+    /// With the `--build-context` directories `named` (their stat caches
+    /// are saved with the context's).
+    pub fn with_named(mut self, named: BTreeMap<String, LocalContext>) -> Self {
+        self.named = named;
+        self
+    }
+
+    /// What COPY reads from the directory context `name`.
+    pub fn named_source(&self, name: &str) -> Result<&Source, StepError> {
+        match self.named.get(name) {
+            Some(c) => Ok(&c.source),
+            None => Err(StepError::NoContext { name: name.into() }),
+        }
     }
 
     /// The inputs key computation reads.
@@ -87,6 +107,7 @@ impl CacheSession {
             context,
             ignore: self.ignore.as_ref(),
             listing: self.opts.debug_cache.then(Default::default),
+            named: &self.named,
         }
     }
 
@@ -185,6 +206,9 @@ impl CacheSession {
         image: Option<crate::oci::Digest>,
     ) -> Result<BuildLog, CacheError> {
         self.hasher.save()?;
+        for c in self.named.values() {
+            c.hasher.save()?;
+        }
         let mut steps = std::mem::take(&mut *self.log.lock().unwrap_or_else(|p| p.into_inner()));
         steps.sort_by_key(|s| (s.stage, s.index));
         let log = BuildLog {

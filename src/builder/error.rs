@@ -39,6 +39,13 @@ pub enum StepError {
     /// Computing the step's cache key or using its record.
     #[error("step cache")]
     Cache(#[source] crate::cache::CacheError),
+    /// A `--build-context` directory the plan names but the build was not
+    /// given (a bug in kiln: the plan only names contexts it was given).
+    #[error("internal error: no build context directory {name}")]
+    NoContext {
+        /// The context's name.
+        name: String,
+    },
     /// Reading a base image from the store.
     #[error("reading image {reference}")]
     Image {

@@ -15,12 +15,14 @@ use crate::cache::{CacheError, ContextHasher, InputListing};
 type Filter<'a> = dyn Fn(&Path, bool) -> bool + Sync + 'a;
 
 /// Adds every entry under `rel` (each a path the step selected) that
-/// `filter` keeps to `out`.
+/// `filter` keeps to `out`, each name after `prefix` (empty for the build
+/// context, `[context NAME] ` for a named one, so the two never mix).
 pub fn list_inputs(
     hasher: &ContextHasher,
     rel: &[PathBuf],
     filter: &Filter<'_>,
     chmod: Option<u32>,
+    prefix: &str,
     out: &mut InputListing,
 ) -> Result<(), CacheError> {
     let root = hasher.root();
@@ -51,7 +53,8 @@ pub fn list_inputs(
                 let d = hasher.digest_paths_chmod(&[p.to_path_buf()], filter, chmod)?;
                 d.to_string()
             };
-            out.insert(if name.is_empty() { ".".into() } else { name }, what);
+            let name = if name.is_empty() { "." } else { &name };
+            out.insert(format!("{prefix}{name}"), what);
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ pub mod add;
 mod cache_registry;
 pub mod cache_transfer;
 pub mod cached;
+pub mod contexts;
 pub mod copy;
 pub mod entitlements;
 pub mod error;
@@ -94,6 +95,9 @@ pub struct BuildOptions {
     pub pull: resolver::PullPolicy,
     /// `--annotation`s for the image manifest.
     pub annotations: BTreeMap<String, String>,
+    /// `--build-context`s by [`plan::context_key`]; the plan's
+    /// `PlanOptions::contexts` is derived from these.
+    pub contexts: BTreeMap<String, contexts::ContextSource>,
 }
 
 impl BuildOptions {
@@ -116,6 +120,7 @@ impl BuildOptions {
             registry: None,
             pull: resolver::PullPolicy::Missing,
             annotations: BTreeMap::new(),
+            contexts: BTreeMap::new(),
         }
     }
 }
@@ -205,8 +210,15 @@ pub fn build(
         pull: opts.pull,
         progress: Some(progress),
         lazy: remote.as_deref(),
+        contexts: &opts.contexts,
     };
-    let graph = plan::lower(&df, &opts.plan, &resolver).map_err(BuildError::Plan)?;
+    let mut plan_opts = opts.plan.clone();
+    plan_opts.contexts = opts
+        .contexts
+        .iter()
+        .map(|(k, c)| (k.clone(), c.kind()))
+        .collect();
+    let graph = plan::lower(&df, &plan_opts, &resolver).map_err(BuildError::Plan)?;
     entitlements::check(&graph, &opts.allow)?;
     // COMPAT(buildkit): SOURCE_DATE_EPOCH is the builder's own argument.
     for arg in graph
@@ -230,7 +242,8 @@ pub fn build(
         opts.cache.clone(),
         &pack,
     )
-    .map_err(BuildError::Cache)?;
+    .map_err(BuildError::Cache)?
+    .with_named(contexts::LocalContext::open_all(store, &opts.contexts)?);
     let context = source::Source::context(opts.context.clone(), ignore);
     let created = image::created_time(opts.source_date_epoch);
     let env = stage::BuildEnv {

@@ -10,11 +10,14 @@
 //! for the invariants: the name is tagged only once every blob is in).
 //! Without one, a pull fetches every layer now, as `kiln pull` does.
 
+use std::collections::BTreeMap;
 use std::error::Error;
 
 use crate::oci::registry::{self, Client, RegistryError, RemoteBlobs};
 use crate::oci::{Platform, Reference, Store, StoreError};
 use crate::plan::{ImageResolver, ResolvedImage};
+
+use super::contexts::{self, ContextSource};
 
 /// When a base image is pulled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,6 +85,8 @@ pub struct StoreResolver<'a> {
     pub progress: Option<&'a crate::builder::Progress>,
     /// Pull lazily: manifest and config now, layers through this on demand.
     pub lazy: Option<&'a RemoteBlobs>,
+    /// `--build-context`s, for the image ones.
+    pub contexts: &'a BTreeMap<String, ContextSource>,
 }
 
 impl StoreResolver<'_> {
@@ -192,6 +197,17 @@ impl ImageResolver for StoreResolver<'_> {
             reference: reference.into(),
             manifest,
             config,
+        })
+    }
+
+    fn resolve_context(
+        &self,
+        name: &str,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, Box<dyn Error + Send + Sync>> {
+        let source = self.contexts.get(name);
+        contexts::resolve_image(self.store, source, name, platform, |r| {
+            self.resolve(r, platform)
         })
     }
 }

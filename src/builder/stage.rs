@@ -312,6 +312,7 @@ fn source_for(
 ) -> Result<Source, StepError> {
     Ok(match from {
         CopyFrom::Context => env.context.clone(),
+        CopyFrom::NamedContext(name) => env.cache.named_source(name)?.clone(),
         CopyFrom::Stage(id) => match outputs.get(&id.0) {
             Some(o) => Source::image(o.rootfs(env.store, env.remote)?),
             // The scheduler waits for every dependency, so this is a bug
@@ -332,6 +333,7 @@ fn mount_from(m: &RunMount) -> Option<CopyFrom> {
     };
     Some(match from {
         MountFrom::Context => CopyFrom::Context,
+        MountFrom::NamedContext(n) => CopyFrom::NamedContext(n.clone()),
         MountFrom::Stage(id) => CopyFrom::Stage(*id),
         MountFrom::Image(img) => CopyFrom::Image(img.clone()),
     })

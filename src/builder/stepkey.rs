@@ -21,6 +21,7 @@ use crate::cache::{
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::plan::{CopyFrom, CopyOp, CopySource, MountFrom, Op, Step};
 
+use super::contexts::LocalContext;
 use super::error::StepError;
 use super::source::Source;
 use super::stage::StageOutput;
@@ -54,6 +55,36 @@ pub struct KeyEnv<'a> {
     pub ignore: Option<&'a IgnorePatterns>,
     /// With `--debug-cache`: collects the context files the key reads.
     pub listing: Option<Mutex<InputListing>>,
+    /// The `--build-context` directories by name.
+    pub named: &'a BTreeMap<String, LocalContext>,
+}
+
+/// One local tree a key reads: the build context or a named directory.
+struct Local<'a> {
+    hasher: &'a ContextHasher,
+    source: &'a Source,
+    ignore: Option<&'a IgnorePatterns>,
+}
+
+impl<'a> KeyEnv<'a> {
+    /// The main context (`None`) or the named directory context `name`.
+    fn local(&self, name: Option<&str>) -> Result<Local<'_>, StepError> {
+        let Some(name) = name else {
+            return Ok(Local {
+                hasher: self.hasher,
+                source: self.context,
+                ignore: self.ignore,
+            });
+        };
+        let c = self.named.get(name).ok_or_else(|| StepError::NoContext {
+            name: name.to_string(),
+        })?;
+        Ok(Local {
+            hasher: &c.hasher,
+            source: &c.source,
+            ignore: c.ignore.as_ref(),
+        })
+    }
 }
 
 impl KeyEnv<'_> {
@@ -118,11 +149,17 @@ fn copy_keyed<'a>(
         })
         .collect();
     let from = match &op.from {
-        CopyFrom::Context => {
+        CopyFrom::Context | CopyFrom::NamedContext(_) => {
             // An octal mode replaces the files' own bits, so they stay out of
             // the digest; a symbolic one keeps them (its result depends on them).
             let chmod = op.chmod.as_ref().and_then(|c| c.octal());
-            match context_digest(kx, &local, chmod)? {
+            let name = match &op.from {
+                CopyFrom::NamedContext(n) => Some(n.as_str()),
+                _ => None,
+            };
+            // A named directory counts by content, as the context does: the
+            // same files copy the same wherever they were read from.
+            match context_digest(kx, name, &local, chmod)? {
                 Some(d) => SourceKey::Context(d),
                 None => return Ok(Keyed::Never),
             }
@@ -152,12 +189,17 @@ fn stage_key(outputs: &BTreeMap<usize, Arc<StageOutput>>, id: usize) -> Result<S
 /// source selects nothing (the step then fails with its own error).
 fn context_digest(
     kx: &KeyEnv<'_>,
+    name: Option<&str>,
     sources: &[&str],
     chmod: Option<u32>,
 ) -> Result<Option<ContentDigest>, StepError> {
+    let local = kx.local(name)?;
     let mut rel: Vec<PathBuf> = Vec::new();
     for s in sources {
-        let nodes = kx.context.select(s).map_err(super::copy::CopyError::from)?;
+        let nodes = local
+            .source
+            .select(s)
+            .map_err(super::copy::CopyError::from)?;
         if nodes.is_empty() {
             return Ok(None);
         }
@@ -169,7 +211,7 @@ fn context_digest(
                 .map(|n| PathBuf::from(n.path.trim_start_matches('/'))),
         );
     }
-    let ignore = kx.ignore;
+    let ignore = local.ignore;
     let filter = move |p: &Path, is_dir: bool| match ignore {
         None => true,
         Some(ig) => {
@@ -177,13 +219,14 @@ fn context_digest(
             !ig.is_excluded(&rel) || (is_dir && ig.dir_may_have_exceptions(&rel))
         }
     };
-    let d = kx
+    let d = local
         .hasher
         .digest_paths_chmod(&rel, &filter, chmod)
         .map_err(StepError::Cache)?;
     if let Some(listing) = &kx.listing {
         let mut l = listing.lock().unwrap_or_else(|p| p.into_inner());
-        super::inputs::list_inputs(kx.hasher, &rel, &filter, chmod, &mut l)
+        let prefix = name.map_or(String::new(), |n| format!("[context {n}] "));
+        super::inputs::list_inputs(local.hasher, &rel, &filter, chmod, &prefix, &mut l)
             .map_err(StepError::Cache)?;
     }
     Ok(Some(d))
@@ -196,10 +239,16 @@ fn mount_source(
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
 ) -> Result<Option<SourceKey>, StepError> {
     Ok(Some(match from {
-        MountFrom::Context => match context_digest(kx, &[source], None)? {
-            Some(d) => SourceKey::Context(d),
-            None => return Ok(None),
-        },
+        MountFrom::Context | MountFrom::NamedContext(_) => {
+            let name = match from {
+                MountFrom::NamedContext(n) => Some(n.as_str()),
+                _ => None,
+            };
+            match context_digest(kx, name, &[source], None)? {
+                Some(d) => SourceKey::Context(d),
+                None => return Ok(None),
+            }
+        }
         MountFrom::Stage(id) => SourceKey::Stage(stage_key(outputs, id.0)?),
         MountFrom::Image(img) => SourceKey::Image(img.manifest.digest),
     }))

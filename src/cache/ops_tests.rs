@@ -19,7 +19,9 @@ fn sources(
 ) -> impl FnMut(&MountFrom, &str) -> Result<Option<SourceKey>, Infallible> {
     move |from, _path| {
         Ok(Some(match from {
-            MountFrom::Context => SourceKey::Context(ContentDigest::of(ctx)),
+            MountFrom::Context | MountFrom::NamedContext(_) => {
+                SourceKey::Context(ContentDigest::of(ctx))
+            }
             MountFrom::Stage(_) => SourceKey::Stage(StepKey::of(b"stage")),
             MountFrom::Image(img) => SourceKey::Image(img.manifest.digest),
         }))

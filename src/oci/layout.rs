@@ -85,6 +85,16 @@ pub enum LayoutError {
     /// Serializing `index.json`.
     #[error("serializing index.json")]
     Serialize(#[source] serde_json::Error),
+    /// The layout lists no image by that tag (and not exactly one image).
+    #[error("no image tagged {tag:?} in {path} (and it lists {count} images, not one)")]
+    NoTag {
+        /// The layout's `index.json`.
+        path: PathBuf,
+        /// The tag asked for.
+        tag: String,
+        /// How many images it lists.
+        count: usize,
+    },
 }
 
 /// The descriptors of every blob the image needs (itself first, then for
@@ -195,13 +205,7 @@ pub fn write_layout(store: &Store, images: &[NamedImage], dest: &Path) -> Result
 /// Returns the images found, in index order, with the names their
 /// annotations carry; naming them in the store is the caller's choice.
 pub fn import_layout(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, LayoutError> {
-    let path = dir.join("index.json");
-    let bytes = fs::read(&path).map_err(|source| LayoutError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let index: Index =
-        serde_json::from_slice(&bytes).map_err(|source| LayoutError::Parse { path, source })?;
+    let (_, index) = read_index(dir)?;
     let mut out = Vec::new();
     for d in &index.manifests {
         copy_tree(store, dir, d)?;
@@ -215,6 +219,90 @@ pub fn import_layout(store: &Store, dir: &Path) -> Result<Vec<NamedImage>, Layou
         out.push(NamedImage { name, descriptor });
     }
     Ok(out)
+}
+
+/// Copies one image of a layout dir into the store and validates it, as
+/// buildx picks it for `oci-layout://DIR[:TAG][@DIGEST]`: the blob `digest`
+/// when given (listed in `index.json` or not), else the entry whose
+/// `io.containerd.image.name` or `org.opencontainers.image.ref.name` is
+/// `tag`, else the only entry. Returns its descriptor (a manifest or an
+/// index), not named in the store.
+pub fn import_layout_image(
+    store: &Store,
+    dir: &Path,
+    tag: &str,
+    digest: Option<&Digest>,
+) -> Result<Descriptor, LayoutError> {
+    let (path, index) = read_index(dir)?;
+    let tagged = |d: &&Descriptor| {
+        d.annotations
+            .get(ANNOTATION_CONTAINERD_NAME)
+            .map(String::as_str)
+            == Some(tag)
+            || d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(tag)
+    };
+    let mut d = match digest {
+        Some(dg) => match index.manifests.iter().find(|d| d.digest == *dg) {
+            Some(d) => d.clone(),
+            None => blob_descriptor(dir, dg)?,
+        },
+        None => match (index.manifests.iter().find(tagged), &index.manifests[..]) {
+            (Some(d), _) | (None, [d]) => d.clone(),
+            (None, all) => {
+                return Err(LayoutError::NoTag {
+                    path,
+                    tag: tag.to_string(),
+                    count: all.len(),
+                })
+            }
+        },
+    };
+    d.annotations.clear();
+    copy_tree(store, dir, &d)?;
+    validate(store, &d).map_err(|source| LayoutError::Invalid {
+        digest: d.digest,
+        source: Box::new(source),
+    })?;
+    Ok(d)
+}
+
+/// A layout's `index.json`, parsed, and its path.
+fn read_index(dir: &Path) -> Result<(PathBuf, Index), LayoutError> {
+    let path = dir.join("index.json");
+    let bytes = fs::read(&path).map_err(|source| LayoutError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    match serde_json::from_slice(&bytes) {
+        Ok(index) => Ok((path, index)),
+        Err(source) => Err(LayoutError::Parse { path, source }),
+    }
+}
+
+/// The descriptor of a manifest or index blob of the layout that
+/// `index.json` does not list (its media type read from the blob).
+fn blob_descriptor(dir: &Path, digest: &Digest) -> Result<Descriptor, LayoutError> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    let path = dir.join("blobs/sha256").join(digest.hex());
+    let bytes = fs::read(&path).map_err(|source| LayoutError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let probe: Probe =
+        serde_json::from_slice(&bytes).map_err(|source| LayoutError::Parse { path, source })?;
+    let media_type = probe.media_type.unwrap_or_else(|| {
+        match probe.manifests {
+            Some(_) => media_type::OCI_INDEX,
+            None => media_type::OCI_MANIFEST,
+        }
+        .to_string()
+    });
+    Ok(Descriptor::new(media_type, *digest, bytes.len() as u64))
 }
 
 /// The image name an index entry carries, if any.

@@ -16,7 +16,7 @@ pub mod validate;
 
 pub use archive::{write_docker_archive, write_oci_archive, ArchiveError, DockerArchiveEntry};
 pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};
-pub use layout::{import_layout, write_layout, LayoutError, NamedImage};
+pub use layout::{import_layout, import_layout_image, write_layout, LayoutError, NamedImage};
 pub use load::{load, LoadError, LoadedImage};
 pub use reference::{normalize_name, Reference, ReferenceError};
 pub use spec::{

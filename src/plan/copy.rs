@@ -70,7 +70,7 @@ fn is_url(s: &str) -> bool {
 
 /// True for a source BuildKit treats as a git repository (`gitutil` transports
 /// `git://`, `git@`, `ssh://`, or an http(s) URL whose path ends in `.git`).
-fn is_git(s: &str) -> bool {
+pub fn is_git(s: &str) -> bool {
     let no_frag = s.split(['#', '?']).next().unwrap_or(s);
     s.starts_with("git@")
         || s.starts_with("git://")
@@ -119,6 +119,7 @@ pub(super) fn copy(
         Some(f) if !f.is_empty() => match lw.source(inst, f, st)? {
             Source::Stage(id) => CopyFrom::Stage(id),
             Source::Image(img) => CopyFrom::Image(*img),
+            Source::Context(name) => CopyFrom::NamedContext(name),
         },
         _ => CopyFrom::Context,
     };

@@ -30,6 +30,9 @@ pub struct PlanOptions {
     /// `--network`: the network of a RUN without its own `--network` (or with
     /// `--network=default`).
     pub network: NetworkMode,
+    /// `--build-context NAME=VALUE`: what each named context is, keyed by
+    /// [`context_key`](super::context_key) of its name.
+    pub contexts: BTreeMap<String, ContextKind>,
 }
 
 impl Default for PlanOptions {
@@ -40,6 +43,7 @@ impl Default for PlanOptions {
             platform: Platform::host(),
             labels: BTreeMap::new(),
             network: NetworkMode::Default,
+            contexts: BTreeMap::new(),
         }
     }
 }
@@ -53,6 +57,28 @@ pub trait ImageResolver {
         reference: &str,
         platform: &Platform,
     ) -> Result<ResolvedImage, Box<dyn Error + Send + Sync>>;
+
+    /// Resolves the image of the named context `name` (a key of
+    /// `PlanOptions::contexts` whose kind is [`ContextKind::Image`]).
+    fn resolve_context(
+        &self,
+        name: &str,
+        _platform: &Platform,
+    ) -> Result<ResolvedImage, Box<dyn Error + Send + Sync>> {
+        Err(format!("this resolver has no build context {name}").into())
+    }
+}
+
+/// What a `--build-context` names, as far as the plan cares: the builder
+/// knows where it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextKind {
+    /// A local directory (`NAME=DIR`): read like the build context.
+    Dir,
+    /// An image (`docker-image://REF`, `oci-layout://DIR`), resolved through
+    /// [`ImageResolver::resolve_context`].
+    Image,
 }
 
 /// A base image pinned by digest.
@@ -323,6 +349,8 @@ pub enum Sharing {
 pub enum MountFrom {
     /// The build context.
     Context,
+    /// A directory named by `--build-context` (its [`context_key`](super::context_key)).
+    NamedContext(String),
     /// An earlier stage's result.
     Stage(StageId),
     /// An image.
@@ -338,6 +366,9 @@ pub enum MountFrom {
 pub enum CopyFrom {
     /// The build context (after `.dockerignore`).
     Context,
+    /// A directory named by `--build-context` (its [`context_key`](super::context_key)),
+    /// after its own `.dockerignore`.
+    NamedContext(String),
     /// An earlier stage's result.
     Stage(StageId),
     /// An image.

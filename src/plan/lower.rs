@@ -9,11 +9,13 @@ use crate::dockerfile::{Dockerfile, Instruction, Span};
 use crate::oci::ImageConfig;
 
 use super::args;
+use super::contexts;
 use super::expand::Expander;
 use super::stages::{self, resolve_ref, BaseRef, Ref, StageDecl};
 use super::state::{dispatch, Lowerer, StageState};
 use super::{
-    Base, BuildGraph, ImageResolver, PlanError, PlanOptions, ResolvedImage, Stage, StageId,
+    Base, BuildGraph, ContextKind, ImageResolver, PlanError, PlanOptions, ResolvedImage, Stage,
+    StageId,
 };
 
 /// See [`super::lower`].
@@ -72,15 +74,23 @@ fn resolve_reached(
         res.reached = stages::reachable(target, &res.deps);
         let mut changed = false;
         for (i, decl) in decls.iter().enumerate() {
-            let BaseRef::Image(reference) = &decl.base else {
-                continue;
-            };
             if !res.reached[i] || res.bases[i].is_some() {
                 continue;
             }
             let span = decl.chunk.from.span;
-            let img = lw.image(span, reference)?;
-            let triggers = parse_triggers(&img.config, span)?;
+            let img = match &decl.base {
+                BaseRef::Image(reference) => lw.image(span, reference)?,
+                BaseRef::Context { name, .. } if is_image(lw, name) => {
+                    lw.context_image(span, name)?
+                }
+                _ => continue,
+            };
+            // COMPAT(buildkit): a stage a named context replaces is never
+            // dispatched, so the image's triggers do not run either.
+            let triggers = match decl.base.replaces_stage() {
+                true => Vec::new(),
+                false => parse_triggers(&img.config, span)?,
+            };
             for v in stages::from_values(&triggers) {
                 if let Ref::Stage(id) = resolve_ref(&v, &lw.names) {
                     changed |= res.deps[i].insert(id);
@@ -118,15 +128,25 @@ fn lower_stages(
                     stage_triggers(&decls[b.0], decl.chunk.from.span),
                 )
             }
-            (BaseRef::Image(_), Some(img)) => (
+            (BaseRef::Image(_) | BaseRef::Context { .. }, Some(img)) => (
                 StageState::image(id, img),
                 std::mem::take(&mut res.triggers[i]),
             ),
+            (BaseRef::Context { name, .. }, None) => {
+                let mut st = StageState::scratch(id, &lw.opts.platform);
+                st.steps
+                    .push(contexts::dir_base_step(name, decl.chunk.from.span));
+                (st, Vec::new())
+            }
             _ => (StageState::scratch(id, &lw.opts.platform), Vec::new()),
         };
         // Triggers run once, here; the image does not carry them on.
         st.config.config.on_build = None;
-        for inst in triggers.iter().chain(decl.chunk.body.iter().copied()) {
+        let body = match decl.base.replaces_stage() {
+            true => &[][..],
+            false => &decl.chunk.body[..],
+        };
+        for inst in triggers.iter().chain(body.iter().copied()) {
             dispatch(lw, &mut st, inst)?;
         }
         states[i] = Some(st);
@@ -139,6 +159,9 @@ fn lower_stages(
 fn static_deps(decls: &[StageDecl<'_>], i: usize, names: &[Option<String>]) -> BTreeSet<StageId> {
     let decl = &decls[i];
     let mut deps = BTreeSet::new();
+    if decl.base.replaces_stage() {
+        return deps;
+    }
     let mut values = stages::from_values(decl.chunk.body.iter().copied());
     if let BaseRef::Stage(b) = decl.base {
         deps.insert(b);
@@ -205,8 +228,11 @@ fn assemble(
         let base = match (decl.base, img) {
             (BaseRef::Scratch, _) => Base::Scratch,
             (BaseRef::Stage(b), _) => Base::Stage(b),
-            (BaseRef::Image(_), Some(img)) => Base::Image(img),
+            (BaseRef::Image(_) | BaseRef::Context { .. }, Some(img)) => Base::Image(img),
             (BaseRef::Image(reference), None) => Base::Unresolved { reference },
+            // A directory context's files are the stage's first step.
+            (BaseRef::Context { name, .. }, None) if !is_image(lw, &name) => Base::Scratch,
+            (BaseRef::Context { name, .. }, None) => Base::Unresolved { reference: name },
         };
         let (steps, config) = match state {
             Some(st) => {
@@ -240,6 +266,11 @@ fn assemble(
         target,
         unused_build_args,
     }
+}
+
+/// True when the named context `name` is an image (not a directory).
+fn is_image(lw: &Lowerer<'_>, name: &str) -> bool {
+    lw.opts.contexts.get(name) == Some(&ContextKind::Image)
 }
 
 fn unreached_config(lw: &Lowerer<'_>) -> ImageConfig {

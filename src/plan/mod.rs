@@ -17,10 +17,13 @@
 //! Compatibility choices (see `COMPAT(buildkit)` in the code): `--from` is
 //! matched before expansion; a stage built on a stage inherits its ARG values;
 //! ENTRYPOINT clears only a CMD inherited from the base; ARG values are in
-//! RUN's env; undeclared proxy build args travel in `RunOp::proxy_env`.
+//! RUN's env; undeclared proxy build args travel in `RunOp::proxy_env`; a
+//! named context (`PlanOptions::contexts`) replaces the stage of its name,
+//! and is found after stages and before images (`contexts`).
 
 mod args;
 mod chmod;
+mod contexts;
 mod copy;
 mod error;
 mod expand;
@@ -36,11 +39,13 @@ mod stages;
 mod state;
 
 pub use chmod::{Chmod, ChmodError, ChmodMode, Class, Classes, ModeCmd};
+pub use contexts::context_key;
+pub use copy::is_git;
 pub use error::{Cause, PlanError};
 pub use graph::{
-    AddOptions, Base, BuildGraph, CopyFrom, CopyOp, CopySource, Excludes, ImageResolver,
-    InlineFile, MountFrom, NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp, Security,
-    Sharing, Stage, StageId, Step, WorkdirOp,
+    AddOptions, Base, BuildGraph, ContextKind, CopyFrom, CopyOp, CopySource, Excludes,
+    ImageResolver, InlineFile, MountFrom, NetworkMode, Op, PlanOptions, ResolvedImage, RunMount,
+    RunOp, Security, Sharing, Stage, StageId, Step, WorkdirOp,
 };
 
 use crate::dockerfile::Dockerfile;

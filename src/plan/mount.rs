@@ -192,6 +192,7 @@ fn mount_from(
     Ok(Some(match lw.source(inst, f, st)? {
         Source::Stage(id) => MountFrom::Stage(id),
         Source::Image(img) => MountFrom::Image(*img),
+        Source::Context(name) => MountFrom::NamedContext(name),
     }))
 }
 

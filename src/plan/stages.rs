@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::dockerfile::{Dockerfile, Instruction};
 
+use super::contexts::context_key;
 use super::expand::{Env, Expander};
 use super::flags::Flags;
 use super::{PlanError, PlanOptions, StageId};
@@ -65,6 +66,21 @@ pub(super) enum BaseRef {
     Stage(StageId),
     /// An image reference (expanded).
     Image(String),
+    /// A named context (its key): `FROM NAME`, or a stage whose `AS` name
+    /// one has (`replaces`: the stage's instructions are not run).
+    Context {
+        /// The context's key.
+        name: String,
+        /// True when it stands for the whole stage.
+        replaces: bool,
+    },
+}
+
+impl BaseRef {
+    /// True when a named context stands for the whole stage.
+    pub(super) fn replaces_stage(&self) -> bool {
+        matches!(self, BaseRef::Context { replaces: true, .. })
+    }
 }
 
 /// A parsed FROM.
@@ -112,10 +128,26 @@ pub(super) fn declare<'a>(
             });
         }
         let lower = base_name.to_ascii_lowercase();
+        let named = |n: &str| context_key(n).filter(|k| opts.contexts.contains_key(k));
         let base = match decls.iter().position(|d| d.name.as_deref() == Some(&lower)) {
             Some(i) => BaseRef::Stage(StageId(i)),
             None if base_name == "scratch" => BaseRef::Scratch,
-            None => BaseRef::Image(base_name),
+            None => match named(&base_name) {
+                Some(name) => BaseRef::Context {
+                    name,
+                    replaces: false,
+                },
+                None => BaseRef::Image(base_name),
+            },
+        };
+        // COMPAT(buildkit): a named context with the stage's name replaces
+        // the stage (`toDispatchState` skips its instructions).
+        let base = match name.as_deref().and_then(named) {
+            Some(name) => BaseRef::Context {
+                name,
+                replaces: true,
+            },
+            None => base,
         };
         decls.push(StageDecl { chunk, name, base });
     }

@@ -11,10 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 use crate::dockerfile::{Instruction, Span};
 use crate::oci::{ImageConfig, Platform, RootFs};
 
+use super::contexts::context_key;
 use super::expand::{Env, Expander};
 use super::stages::{resolve_ref, Ref};
 use super::{copy, health, meta, run};
-use super::{ImageResolver, Op, PlanError, PlanOptions, ResolvedImage, StageId, Step};
+use super::{ContextKind, ImageResolver, Op, PlanError, PlanOptions, ResolvedImage, StageId, Step};
 
 /// BuildKit's `system.DefaultPathEnv` for Linux.
 pub(super) const DEFAULT_PATH: &str =
@@ -44,6 +45,8 @@ pub(super) enum Source {
     Stage(StageId),
     /// An image.
     Image(Box<ResolvedImage>),
+    /// A directory named by `--build-context` (its key).
+    Context(String),
 }
 
 impl<'a> Lowerer<'a> {
@@ -78,18 +81,32 @@ impl<'a> Lowerer<'a> {
         span: Span,
         reference: &str,
     ) -> Result<ResolvedImage, PlanError> {
-        if let Some(img) = self.images.get(reference) {
+        self.resolve_once(
+            span,
+            reference.to_string(),
+            reference.to_string(),
+            |r, p| r.resolve(reference, p),
+        )
+    }
+
+    /// Resolves once per `memo`; `reference` names it in the error.
+    fn resolve_once(
+        &mut self,
+        span: Span,
+        memo: String,
+        reference: String,
+        resolve: impl FnOnce(&dyn ImageResolver, &Platform) -> Result<ResolvedImage, super::Cause>,
+    ) -> Result<ResolvedImage, PlanError> {
+        if let Some(img) = self.images.get(&memo) {
             return Ok(img.clone());
         }
-        let img = self
-            .resolver
-            .resolve(reference, &self.opts.platform)
-            .map_err(|source| PlanError::Resolve {
+        let img =
+            resolve(self.resolver, &self.opts.platform).map_err(|source| PlanError::Resolve {
                 span,
-                reference: reference.to_string(),
+                reference,
                 source,
             })?;
-        self.images.insert(reference.to_string(), img.clone());
+        self.images.insert(memo, img.clone());
         Ok(img)
     }
 
@@ -114,8 +131,29 @@ impl<'a> Lowerer<'a> {
                 span: inst.span,
                 index,
             }),
-            Ref::Image(r) => Ok(Source::Image(Box::new(self.image(inst.span, &r)?))),
+            Ref::Image(r) => {
+                let named = context_key(&r).and_then(|k| Some((self.opts.contexts.get(&k)?, k)));
+                match named {
+                    Some((ContextKind::Dir, name)) => Ok(Source::Context(name)),
+                    Some((ContextKind::Image, name)) => Ok(Source::Image(Box::new(
+                        self.context_image(inst.span, &name)?,
+                    ))),
+                    None => Ok(Source::Image(Box::new(self.image(inst.span, &r)?))),
+                }
+            }
         }
+    }
+
+    /// Resolves the image of the named context `name` (a key) once.
+    pub(super) fn context_image(
+        &mut self,
+        span: Span,
+        name: &str,
+    ) -> Result<ResolvedImage, PlanError> {
+        // Never a valid image reference, so never an image's entry.
+        let memo = format!("context:{name}");
+        let reference = format!("build context {name}");
+        self.resolve_once(span, memo, reference, |r, p| r.resolve_context(name, p))
     }
 }
 

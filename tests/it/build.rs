@@ -6,6 +6,8 @@
 mod add_archive;
 #[path = "build/annotations.rs"]
 mod annotations;
+#[path = "build/build_context.rs"]
+mod build_context;
 #[path = "build/cache.rs"]
 mod cache;
 #[path = "build/cache_sources.rs"]

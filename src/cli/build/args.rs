@@ -58,6 +58,8 @@ pub(super) enum UsageError {
     Docker(#[from] super::docker_flags::Unsupported),
     #[error(transparent)]
     Cache(#[from] builder::CacheSpecError),
+    #[error("--build-context")]
+    Context(#[source] builder::contexts::ContextSpecError),
     #[error("invalid tag {name:?}")]
     Tag {
         name: String,
@@ -365,6 +367,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.sandbox.ulimits = ulimits(&args.ulimits)?;
     opts.sandbox.shm_size = shm_size(args.shm_size.as_deref())?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
+    opts.contexts = named_contexts(&args.build_contexts)?;
     opts.cache = builder::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
@@ -382,6 +385,20 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
         build,
         _ssh_key_agents: ssh_key_agents,
     })
+}
+
+/// `--build-context`s by key; a later one for the same name wins, as in buildx.
+fn named_contexts(
+    vals: &[String],
+) -> Result<BTreeMap<String, builder::contexts::ContextSource>, UsageError> {
+    let mut out = BTreeMap::new();
+    // COMPAT(buildkit): buildx skips an empty value.
+    for v in vals.iter().filter(|v| !v.is_empty()) {
+        let (name, source) =
+            builder::contexts::ContextSource::parse(v).map_err(UsageError::Context)?;
+        out.insert(name, source);
+    }
+    Ok(out)
 }
 
 /// The `-o` specs (plus `type=image` when `-t` is given) and the `-t` names.

@@ -74,9 +74,6 @@ pub struct DockerFlags {
     /// Refused: buildx's build checks (`--call=check`).
     #[arg(long, hide = true)]
     pub check: bool,
-    /// Refused for now: named contexts are not implemented yet.
-    #[arg(long = "build-context", hide = true, value_name = "NAME=VALUE")]
-    pub build_context: Vec<String>,
 }
 
 /// A docker flag kiln does not support, or a value of one it does not.
@@ -146,9 +143,11 @@ impl DockerFlags {
             return refuse(format!("{flag} {v}"), LIMITS);
         }
         // The first flag given of these, as written, with what to do instead.
-        let others: [(Option<String>, &str); 6] = [
+        let others: [(Option<String>, &str); 5] = [
             (
-                self.security_opt.first().map(|v| format!("--security-opt {v}")),
+                self.security_opt
+                    .first()
+                    .map(|v| format!("--security-opt {v}")),
                 "use `RUN --security=insecure` with `--allow security.insecure`, as with BuildKit",
             ),
             (
@@ -166,10 +165,6 @@ impl DockerFlags {
             (
                 self.check.then(|| "--check".into()),
                 "kiln has no build checks; `kiln parse` shows the parse",
-            ),
-            (
-                self.build_context.first().map(|v| format!("--build-context {v}")),
-                "named contexts are not implemented yet; use a stage (FROM IMAGE AS NAME) or COPY from the main context",
             ),
         ];
         if let Some((Some(flag), why)) = others.into_iter().find(|(f, _)| f.is_some()) {

@@ -104,6 +104,11 @@ pub struct BuildArgs {
     /// The size of /dev/shm in every RUN (docker's syntax: bytes, or 64m, 1g, …); 64m by default.
     #[arg(long = "shm-size", value_name = "SIZE")]
     pub shm_size: Option<String>,
+    /// A named context (`NAME=DIR`, `NAME=docker-image://REF`,
+    /// `NAME=oci-layout://DIR[:TAG|@DIGEST]`) for `FROM NAME`, `COPY --from=NAME`
+    /// and `RUN --mount=from=NAME`; it replaces a stage or image of that name. Repeatable.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
     /// The network of every RUN without its own `--network`: default, none or host
     /// (host needs `--allow network.host`).
     #[arg(long = "network", value_name = "MODE")]

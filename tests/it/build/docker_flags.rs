@@ -63,10 +63,6 @@ fn known_docker_flags_are_refused_by_name() {
         (&["--call", "outline"], "--call outline is not supported"),
         (&["--check"], "--check is not supported"),
         (
-            &["--build-context", "alpine=docker-image://busybox"],
-            "--build-context alpine=docker-image://busybox is not supported",
-        ),
-        (
             &["--cache-from", "type=gha"],
             "--cache-from type=gha is not supported",
         ),

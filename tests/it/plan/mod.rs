@@ -2,6 +2,7 @@
 //! image resolver whose configs the tests construct. Shared helpers here;
 //! the tests live in the submodules.
 
+mod contexts;
 mod corpus;
 mod instructions;
 mod run_copy;
@@ -14,8 +15,8 @@ use std::error::Error;
 use kiln::dockerfile::parse;
 use kiln::oci::{media_type, ContainerConfig, Descriptor, Digest, ImageConfig, Platform};
 use kiln::plan::{
-    lower, Base, BuildGraph, CopyFrom, CopySource, ImageResolver, MountFrom, NetworkMode, Op,
-    PlanError, PlanOptions, ResolvedImage, RunMount, RunOp, Sharing, StageId,
+    lower, Base, BuildGraph, ContextKind, CopyFrom, CopySource, ImageResolver, MountFrom,
+    NetworkMode, Op, PlanError, PlanOptions, ResolvedImage, RunMount, RunOp, Sharing, StageId,
 };
 
 /// Resolves the images it was given; records every reference asked for.
@@ -58,6 +59,15 @@ pub(super) fn image(f: impl FnOnce(&mut ContainerConfig)) -> ImageConfig {
 }
 
 impl ImageResolver for Fake {
+    /// A named context `NAME` is the image `ctx-NAME`.
+    fn resolve_context(
+        &self,
+        name: &str,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, Box<dyn Error + Send + Sync>> {
+        self.resolve(&format!("ctx-{name}"), platform)
+    }
+
     fn resolve(
         &self,
         reference: &str,
