@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 const DEFAULT: &str = "kiln=warn";
 
 /// The directives `--log-level`/`--debug` choose, else `RUST_LOG`'s, else
-/// [`DEFAULT`]. A bare level (`debug`) applies to kiln's events only, so a
+/// `DEFAULT`. A bare level (`debug`) applies to kiln's events only, so a
 /// user asking kiln for detail is not flooded by its libraries'; directives
 /// with a target (`ureq=debug`) pass through as written.
 pub fn directives(level: Option<&str>, debug: bool, rust_log: Option<&str>) -> String {
