@@ -11,7 +11,7 @@
 //! ```no_run
 //! use std::path::{Path, PathBuf};
 //! use kiln::cache::*;
-//! use kiln::plan::{CopyFrom, CopyOp};
+//! use kiln::plan::{CopyFrom, CopyOp, CopySource, Excludes};
 //! # fn main() -> Result<(), CacheError> {
 //! # let (store_root, context, manifest) = (Path::new("/s"), Path::new("/c"), kiln::oci::Digest::of(b""));
 //! let steps = StepCache::open(store_root)?;
@@ -20,14 +20,14 @@
 //! let sources = ctx.digest_paths(&[PathBuf::from("src")], &|_, _| true)?;
 //! let copy = CopyOp {
 //!     from: CopyFrom::Context,
-//!     sources: vec!["src".into()],
+//!     sources: vec![CopySource::Path("src".into())],
 //!     heredocs: vec![],
 //!     dest: "/app/".into(),
 //!     chown: None,
 //!     chmod: None,
 //!     link: false,
 //!     parents: false,
-//!     excludes: vec![],
+//!     excludes: Excludes::default(),
 //!     add: None,
 //!     dest_is_dir_hint: true,
 //! };
