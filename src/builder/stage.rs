@@ -32,7 +32,7 @@ use super::copy::{reads_target, stage_copy, stage_mkdir};
 use super::error::{BuildError, StepError};
 use super::event::{Progress, StepRef};
 use super::image::history;
-use super::rootfs::RootFs;
+use super::merged_fs::MergedFs;
 use super::run::{run_step, RunContext, SecretSource};
 use super::snapshot::{
     commit_dir, empty_layer, ensure_snapshots, reencode, remove_tree, staging_dir, Staging,
@@ -60,10 +60,14 @@ pub struct StageOutput {
 impl StageOutput {
     /// The merged filesystem, unpacking any layer not yet in `snapshots/`
     /// (after fetching, through `remote`, the blobs of a lazily resolved base).
-    pub fn rootfs(&self, store: &Store, remote: Option<&RemoteBlobs>) -> Result<RootFs, StepError> {
+    pub fn rootfs(
+        &self,
+        store: &Store,
+        remote: Option<&RemoteBlobs>,
+    ) -> Result<MergedFs, StepError> {
         let mut dirs = ensure_snapshots(store, &self.layers, remote)?;
         dirs.reverse();
-        Ok(RootFs::new(dirs))
+        Ok(MergedFs::new(dirs))
     }
 }
 
@@ -371,7 +375,7 @@ fn run_one(
             // layer download) is needed only to look up a `--chown` name.
             let target = match reads_target(op) {
                 true => cur.rootfs(env.store, env.remote)?,
-                false => RootFs::default(),
+                false => MergedFs::default(),
             };
             let dir = Staging::adopt(staging_dir(env.store, "copy-")?);
             stage_copy(op, &src, &target, dir.path())?;
