@@ -11,7 +11,7 @@ use crate::oci::StoreError;
 use crate::plan::PlanError;
 
 use super::copy::CopyError;
-use super::rootfs::RootFsError;
+use super::merged_fs::MergedFsError;
 use super::run::RunError;
 use super::snapshot::SnapshotError;
 
@@ -29,7 +29,7 @@ pub enum StepError {
     Snapshot(#[from] SnapshotError),
     /// Reading a filesystem the step needs.
     #[error(transparent)]
-    RootFs(#[from] RootFsError),
+    MergedFs(#[from] MergedFsError),
     /// A `--from` stage that was not built before this step (a bug in kiln).
     #[error("internal error: stage {stage} was not built before a step that reads it")]
     StageNotBuilt {

@@ -14,6 +14,13 @@ use crate::oci::{
     StoreError,
 };
 
+use crate::cache::StepKey;
+use crate::oci::registry::RemoteBlobs;
+
+use super::error::StepError;
+use super::merged_fs::MergedFs;
+use super::snapshot::ensure_snapshots;
+
 /// Docker's default PATH for Linux images.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -127,6 +134,37 @@ pub fn store_image(
         layers,
         remote: None,
     })
+}
+
+/// What a finished stage hands to stages that use it and to the image.
+#[derive(Debug, Clone)]
+pub struct StageOutput {
+    /// Layers, base first.
+    pub layers: Vec<LayerBlob>,
+    /// History, base first.
+    pub history: Vec<History>,
+    /// The final config (rootfs and history not yet filled in).
+    pub config: ImageConfig,
+    /// The stage's platform.
+    pub platform: Platform,
+    /// The cache key of its last step (`None`: the empty filesystem).
+    pub key: Option<StepKey>,
+    /// When its newest step's result was made (unix seconds; `None`: no step).
+    pub time: Option<i64>,
+}
+
+impl StageOutput {
+    /// The merged filesystem, unpacking any layer not yet in `snapshots/`
+    /// (after fetching, through `remote`, the blobs of a lazily resolved base).
+    pub fn rootfs(
+        &self,
+        store: &Store,
+        remote: Option<&RemoteBlobs>,
+    ) -> Result<MergedFs, StepError> {
+        let mut dirs = ensure_snapshots(store, &self.layers, remote)?;
+        dirs.reverse();
+        Ok(MergedFs::new(dirs))
+    }
 }
 
 #[cfg(test)]

@@ -21,17 +21,16 @@ pub mod execute;
 pub mod export;
 pub mod image;
 pub mod inputs;
+pub mod merged_fs;
 pub mod output;
 pub mod perms;
 pub mod resolver;
-pub mod rootfs;
 pub mod run;
 pub mod schedule;
 pub mod snapshot;
 pub mod source;
 pub mod ssh;
 pub mod stage;
-mod stager;
 pub mod stepkey;
 mod streamed_context;
 

@@ -12,7 +12,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use crate::plan::{Base, BuildGraph, Stage};
 
 use super::error::BuildError;
-use super::stage::{build_stage, image_output, BuildEnv, StageOutput};
+use super::image::StageOutput;
+use super::stage::{build_stage, image_output, BuildEnv};
 
 /// Finished stages (`None`: failed or cancelled), and the first error.
 #[derive(Default)]

@@ -1,5 +1,5 @@
 //! Where COPY reads from: the build context (after `.dockerignore`) or the
-//! filesystem of an earlier stage or image, both seen through [`RootFs`], and
+//! filesystem of an earlier stage or image, both seen through [`MergedFs`], and
 //! the selection of source paths (literal, or Go-`filepath.Match` wildcards
 //! per path component).
 //!
@@ -12,14 +12,14 @@ use std::path::PathBuf;
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::dockerfile::pattern::{self, PatternError};
 
-use super::rootfs::{Node, RootFs, RootFsError};
+use super::merged_fs::{MergedFs, MergedFsError, Node};
 
 /// Why a source could not be read or selected.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// Reading the tree.
     #[error(transparent)]
-    Read(#[from] RootFsError),
+    Read(#[from] MergedFsError),
     /// A wildcard Go's `filepath.Match` rejects.
     #[error("source {source_path:?}")]
     Pattern {
@@ -34,7 +34,7 @@ pub enum SourceError {
 /// A tree COPY can read.
 #[derive(Debug, Clone)]
 pub struct Source {
-    fs: RootFs,
+    fs: MergedFs,
     ignore: Option<IgnorePatterns>,
     keep_owner: bool,
 }
@@ -59,14 +59,14 @@ impl Source {
     /// The build context at `root`; files read from it become root-owned.
     pub fn context(root: PathBuf, ignore: Option<IgnorePatterns>) -> Self {
         Self {
-            fs: RootFs::new(vec![root]),
+            fs: MergedFs::new(vec![root]),
             ignore: ignore.filter(|i| !i.is_empty()),
             keep_owner: false,
         }
     }
 
     /// A stage's or image's filesystem; files keep their owners.
-    pub fn image(fs: RootFs) -> Self {
+    pub fn image(fs: MergedFs) -> Self {
         Self {
             fs,
             ignore: None,
@@ -91,7 +91,7 @@ impl Source {
     }
 
     /// The merged tree it reads (one dir for the context).
-    pub fn rootfs(&self) -> &RootFs {
+    pub fn rootfs(&self) -> &MergedFs {
         &self.fs
     }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::layer::{PackOptions, SourceKind};
 use crate::oci::registry::RemoteBlobs;
-use crate::oci::{History, ImageConfig, LayerBlob, Platform, Store};
+use crate::oci::{LayerBlob, Platform, Store};
 use crate::plan::{
     Base, BuildGraph, CopyFrom, MountFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
 };
@@ -31,41 +31,12 @@ use super::cached::CacheSession;
 use super::copy::{reads_target, stage_copy, stage_mkdir};
 use super::error::{BuildError, StepError};
 use super::event::{Progress, StepRef};
-use super::image::history;
-use super::rootfs::RootFs;
+use super::image::{history, StageOutput};
+use super::merged_fs::MergedFs;
 use super::run::{run_step, RunContext, SecretSource};
-use super::snapshot::{
-    commit_dir, empty_layer, ensure_snapshots, reencode, remove_tree, staging_dir, Staging,
-};
+use super::snapshot::{commit_dir, empty_layer, reencode, remove_tree, staging_dir, Staging};
 use super::source::Source;
 use super::stepkey::{key_after_run, key_step, Keyed};
-
-/// What a finished stage hands to stages that use it and to the image.
-#[derive(Debug, Clone)]
-pub struct StageOutput {
-    /// Layers, base first.
-    pub layers: Vec<LayerBlob>,
-    /// History, base first.
-    pub history: Vec<History>,
-    /// The final config (rootfs and history not yet filled in).
-    pub config: ImageConfig,
-    /// The stage's platform.
-    pub platform: Platform,
-    /// The cache key of its last step (`None`: the empty filesystem).
-    pub key: Option<StepKey>,
-    /// When its newest step's result was made (unix seconds; `None`: no step).
-    pub time: Option<i64>,
-}
-
-impl StageOutput {
-    /// The merged filesystem, unpacking any layer not yet in `snapshots/`
-    /// (after fetching, through `remote`, the blobs of a lazily resolved base).
-    pub fn rootfs(&self, store: &Store, remote: Option<&RemoteBlobs>) -> Result<RootFs, StepError> {
-        let mut dirs = ensure_snapshots(store, &self.layers, remote)?;
-        dirs.reverse();
-        Ok(RootFs::new(dirs))
-    }
-}
 
 /// What every stage of one build shares.
 pub struct BuildEnv<'a> {
@@ -371,7 +342,7 @@ fn run_one(
             // layer download) is needed only to look up a `--chown` name.
             let target = match reads_target(op) {
                 true => cur.rootfs(env.store, env.remote)?,
-                false => RootFs::default(),
+                false => MergedFs::default(),
             };
             let dir = Staging::adopt(staging_dir(env.store, "copy-")?);
             stage_copy(op, &src, &target, dir.path())?;

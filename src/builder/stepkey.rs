@@ -23,8 +23,8 @@ use crate::plan::{CopyFrom, CopyOp, CopySource, MountFrom, Op, Step};
 
 use super::contexts::LocalContext;
 use super::error::StepError;
+use super::image::StageOutput;
 use super::source::Source;
-use super::stage::StageOutput;
 
 /// The key of a step's result when nothing ran before it (`FROM scratch`, or
 /// a stage with no keyed step): the empty filesystem.

@@ -54,26 +54,26 @@
 
 mod context;
 mod error;
-mod explain;
 pub mod export;
 mod key;
+mod keydiff;
 mod listing;
 mod log;
+mod misses;
 mod ops;
 mod prune;
 mod record;
 mod statcache;
 mod walk;
-mod why;
 
 pub use context::ContextHasher;
 pub use error::CacheError;
-pub use explain::{diff_values, FieldChange};
 pub use key::{step_key, ContentDigest, OpKind, StepKey, KEY_VERSION};
+pub use keydiff::{diff_values, FieldChange};
 pub use listing::{diff_listings, InputListing};
 pub use log::{BuildLog, LoggedStep, KEEP_LOGS};
+pub use misses::{describe_change, render as render_explanations, MissReason, StepExplanation};
 pub use ops::{copy_key, from_key, run_key, workdir_key, SourceKey};
 pub use prune::CachePruneReport;
 pub use record::{CacheRecord, StepCache};
 pub use statcache::RACY_WINDOW_NS;
-pub use why::{describe_change, render as render_explanations, MissReason, StepExplanation};

@@ -9,7 +9,7 @@
 
 use super::ast::{Instruction, Span};
 use super::json::{parse_array, JsonArgs};
-use super::words::{extract_flags, parse_words, split_ws};
+use super::words::{extract_flags, is_sep, parse_words, split_ws};
 use nom::bytes::complete::take_till;
 use nom::IResult;
 
@@ -40,11 +40,6 @@ impl Args {
             ..Args::default()
         }
     }
-}
-
-/// Is `c` in BuildKit's `[\t\v\f\r ]` separator class?
-pub(crate) fn is_sep(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\x0b' | '\x0c' | '\r')
 }
 
 fn keyword(line: &str) -> IResult<&str, &str> {

@@ -6,8 +6,12 @@
 //! marked `COMPAT(buildkit)`), because the dump must match byte for byte.
 //! Invariant: indices never leave the input, so no input panics.
 
-use super::parse::is_sep;
 use super::rawbytes;
+
+/// Is `c` in BuildKit's `[\t\v\f\r ]` separator class?
+pub(crate) fn is_sep(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\x0b' | '\x0c' | '\r')
+}
 
 /// Go's `unicode.IsSpace` (Rust's `char::is_whitespace` is the same set).
 fn is_space(c: char) -> bool {

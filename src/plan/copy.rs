@@ -7,8 +7,9 @@ use crate::dockerfile::ignore::IgnoreError;
 use crate::dockerfile::Instruction;
 
 use super::flags::Flags;
-use super::meta::{bad_args, one_arg};
-use super::run::{body, is_lone_heredoc};
+use super::flags::{bad_args, one_arg};
+use super::heredoc::{body, is_lone_heredoc};
+use super::path::clean_abs;
 use super::state::{Lowerer, Source, StageState};
 
 use super::{
@@ -25,26 +26,6 @@ const ADD_FLAGS: [&str; 7] = [
     "keep-git-dir",
     "unpack",
 ];
-
-/// Go's `path.Clean` of `p` joined to `base` when relative.
-pub(super) fn clean_abs(base: &str, p: &str) -> String {
-    let joined = if p.starts_with('/') {
-        p.to_string()
-    } else {
-        format!("{base}/{p}")
-    };
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in joined.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
 
 /// BuildKit's `pathRelativeToWorkingDir` with `keepSlash`: absolute, cleaned,
 /// a trailing `/` (or `/.`, or a bare `.`) kept as `/`.

@@ -79,6 +79,24 @@ impl<'a> Flags<'a> {
     }
 }
 
+/// An `Arguments` error for `inst`.
+pub(super) fn bad_args(inst: &Instruction, reason: impl Into<String>) -> PlanError {
+    PlanError::Arguments {
+        span: inst.span,
+        instruction: inst.keyword.to_ascii_uppercase(),
+        reason: reason.into(),
+    }
+}
+
+/// The single argument of USER, WORKDIR, STOPSIGNAL, MAINTAINER.
+pub(super) fn one_arg(inst: &Instruction) -> Result<&str, PlanError> {
+    Flags::parse(inst, &[])?;
+    match inst.args.as_slice() {
+        [a] => Ok(a),
+        _ => Err(bad_args(inst, "requires exactly one argument")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,9 @@
 use crate::dockerfile::Instruction;
 use crate::oci::HealthConfig;
 
+use super::flags::bad_args;
 use super::flags::Flags;
 use super::gofmt::{duration, parse_duration, quote_list, quote_rune};
-use super::meta::bad_args;
 use super::state::StageState;
 use super::PlanError;
 

@@ -12,7 +12,8 @@ use super::args;
 use super::contexts;
 use super::expand::Expander;
 use super::stages::{self, resolve_ref, BaseRef, Ref, StageDecl};
-use super::state::{dispatch, Lowerer, StageState};
+use super::state::{Lowerer, StageState};
+use super::{copy, health, meta, run};
 use super::{
     Base, BuildGraph, ContextKind, ImageResolver, PlanError, PlanOptions, ResolvedImage, Stage,
     StageId,
@@ -280,5 +281,42 @@ fn unreached_config(lw: &Lowerer<'_>) -> ImageConfig {
         os: p.os.clone(),
         variant: p.variant.clone(),
         ..Default::default()
+    }
+}
+
+/// Lowers one instruction into `st`.
+pub(super) fn dispatch(
+    lw: &mut Lowerer<'_>,
+    st: &mut StageState,
+    inst: &Instruction,
+) -> Result<(), PlanError> {
+    match inst.command().as_str() {
+        "arg" => meta::arg(lw, st, inst),
+        "env" => meta::env(lw, st, inst),
+        "label" => meta::label(lw, st, inst),
+        "maintainer" => meta::maintainer(st, inst),
+        "expose" => meta::expose(lw, st, inst),
+        "user" => meta::user(lw, st, inst),
+        "volume" => meta::volume(lw, st, inst),
+        "stopsignal" => meta::stopsignal(lw, st, inst),
+        "shell" => meta::shell(st, inst),
+        "cmd" => meta::cmd(st, inst),
+        "entrypoint" => meta::entrypoint(st, inst),
+        "onbuild" => meta::onbuild(st, inst),
+        "healthcheck" => health::healthcheck(st, inst),
+        "run" => run::run(lw, st, inst),
+        "copy" => copy::copy(lw, st, inst, false),
+        "add" => copy::copy(lw, st, inst, true),
+        "workdir" => copy::workdir(lw, st, inst),
+        "from" => Err(PlanError::Arguments {
+            span: inst.span,
+            instruction: "FROM".into(),
+            reason: "not allowed here (an ONBUILD trigger cannot be FROM)".into(),
+        }),
+        // `lower` ran `check_instruction_names` on every instruction first.
+        _ => Err(PlanError::Unsupported {
+            span: inst.span,
+            what: format!("instruction {}", inst.keyword),
+        }),
     }
 }

@@ -10,28 +10,10 @@ use crate::dockerfile::Instruction;
 use crate::oci::Empty;
 
 use super::args::{split_word, words};
-use super::flags::Flags;
+use super::flags::{bad_args, one_arg, Flags};
 use super::gofmt::{plain_list, quote_list};
 use super::state::{Lowerer, StageState};
 use super::PlanError;
-
-/// An `Arguments` error for `inst`.
-pub(super) fn bad_args(inst: &Instruction, reason: impl Into<String>) -> PlanError {
-    PlanError::Arguments {
-        span: inst.span,
-        instruction: inst.keyword.to_ascii_uppercase(),
-        reason: reason.into(),
-    }
-}
-
-/// The single argument of USER, WORKDIR, STOPSIGNAL, MAINTAINER.
-pub(super) fn one_arg(inst: &Instruction) -> Result<&str, PlanError> {
-    Flags::parse(inst, &[])?;
-    match inst.args.as_slice() {
-        [a] => Ok(a),
-        _ => Err(bad_args(inst, "requires exactly one argument")),
-    }
-}
 
 /// The arguments of EXPOSE, VOLUME, ENV and LABEL: no flags, at least one.
 fn some_args(inst: &Instruction) -> Result<&[String], PlanError> {

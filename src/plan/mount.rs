@@ -6,45 +6,10 @@
 
 use crate::dockerfile::Instruction;
 
-use super::copy::clean_abs;
+use super::csv::csv_fields;
+use super::path::clean_abs;
 use super::state::{Lowerer, Source, StageState};
 use super::{MountFrom, PlanError, RunMount, Sharing};
-
-/// Splits one CSV record (Go `encoding/csv`: `"…"` quotes a field, `""` inside is a quote).
-fn csv_fields(s: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if at_start => quoted = true,
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' if quoted => quoted = false,
-            ',' if !quoted => {
-                fields.push(std::mem::take(&mut cur));
-                at_start = true;
-                continue;
-            }
-            c => cur.push(c),
-        }
-        at_start = false;
-    }
-    fields.push(cur);
-    fields
-}
-
-/// The raw `from=` of a mount option, for dependency scanning.
-pub(super) fn from_value(option: &str) -> Option<String> {
-    csv_fields(option).into_iter().find_map(|f| {
-        let (k, v) = f.split_once('=')?;
-        k.eq_ignore_ascii_case("from").then(|| v.to_string())
-    })
-}
 
 /// The options of one mount before they are typed.
 #[derive(Default)]
@@ -329,6 +294,7 @@ fn ram_in_bytes(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::stages::from_value;
 
     #[test]
     fn csv_quotes_protect_commas() {

@@ -11,10 +11,11 @@
 //!   each body plus its terminator are joined with newlines and handed to the
 //!   shell, which does the heredoc itself.
 
-use crate::dockerfile::{Heredoc, Instruction};
+use crate::dockerfile::Instruction;
 
 use super::args::proxy_env;
 use super::flags::Flags;
+use super::heredoc::{body, is_lone_heredoc};
 use super::state::{display, Lowerer, StageState};
 use super::{mount, InlineFile, NetworkMode, Op, PlanError, RunMount, RunOp, Security};
 
@@ -115,28 +116,6 @@ fn command(st: &StageState, inst: &Instruction) -> (Vec<String>, Vec<InlineFile>
     (argv, Vec::new(), summary)
 }
 
-/// A heredoc body with `<<-` tab stripping applied.
-pub(super) fn body(h: &Heredoc) -> String {
-    if !h.chomp {
-        return h.content.clone();
-    }
-    h.content
-        .split_inclusive('\n')
-        .map(|l| l.trim_start_matches('\t'))
-        .collect()
-}
-
-/// True when the whole command is one heredoc word (`<<EOF`, `<<-"EOF"`, `3<<X`).
-pub(super) fn is_lone_heredoc(word: &str) -> bool {
-    let w = word.trim();
-    let w = w.trim_start_matches(|c: char| c.is_ascii_digit());
-    let Some(rest) = w.strip_prefix("<<") else {
-        return false;
-    };
-    let rest = rest.strip_prefix('-').unwrap_or(rest).trim_start();
-    !rest.is_empty() && !rest.contains(|c: char| c == '<' || c.is_whitespace())
-}
-
 /// BuildKit's `summarizeHeredoc`: first line, `...` if more.
 fn summarize(doc: &str) -> String {
     let doc = doc.trim();
@@ -174,6 +153,7 @@ fn history_text(st: &StageState, argv: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dockerfile::Heredoc;
 
     #[test]
     fn lone_heredoc_words() {

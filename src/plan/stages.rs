@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use crate::dockerfile::{Dockerfile, Instruction};
 
 use super::contexts::context_key;
+use super::csv::csv_fields;
 use super::expand::{Env, Expander};
 use super::flags::Flags;
 use super::{PlanError, PlanOptions, StageId};
@@ -235,7 +236,7 @@ pub(super) fn from_values<'i>(insts: impl IntoIterator<Item = &'i Instruction>) 
                     out.push(v.to_string());
                 }
             } else if let ("run", Some(m)) = (cmd.as_str(), flag.strip_prefix("--mount=")) {
-                out.extend(super::mount::from_value(m));
+                out.extend(from_value(m));
             }
         }
     }
@@ -268,6 +269,14 @@ pub(super) fn reachable(target: StageId, deps: &[BTreeSet<StageId>]) -> Vec<bool
         todo.extend(deps[s.0].iter().copied());
     }
     seen
+}
+
+/// The raw `from=` of a mount option, for dependency scanning.
+pub(super) fn from_value(option: &str) -> Option<String> {
+    csv_fields(option).into_iter().find_map(|f| {
+        let (k, v) = f.split_once('=')?;
+        k.eq_ignore_ascii_case("from").then(|| v.to_string())
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::oci::{ImageConfig, Platform, RootFs};
 use super::contexts::context_key;
 use super::expand::{Env, Expander};
 use super::stages::{resolve_ref, Ref};
-use super::{copy, health, meta, run};
+
 use super::{ContextKind, ImageResolver, Op, PlanError, PlanOptions, ResolvedImage, StageId, Step};
 
 /// BuildKit's `system.DefaultPathEnv` for Linux.
@@ -288,42 +288,5 @@ pub(super) fn display(inst: &Instruction) -> String {
     match line.split_once(char::is_whitespace) {
         Some((kw, rest)) => format!("{} {}", kw.to_ascii_uppercase(), rest.trim_start()),
         None => line.to_ascii_uppercase(),
-    }
-}
-
-/// Lowers one instruction into `st`.
-pub(super) fn dispatch(
-    lw: &mut Lowerer<'_>,
-    st: &mut StageState,
-    inst: &Instruction,
-) -> Result<(), PlanError> {
-    match inst.command().as_str() {
-        "arg" => meta::arg(lw, st, inst),
-        "env" => meta::env(lw, st, inst),
-        "label" => meta::label(lw, st, inst),
-        "maintainer" => meta::maintainer(st, inst),
-        "expose" => meta::expose(lw, st, inst),
-        "user" => meta::user(lw, st, inst),
-        "volume" => meta::volume(lw, st, inst),
-        "stopsignal" => meta::stopsignal(lw, st, inst),
-        "shell" => meta::shell(st, inst),
-        "cmd" => meta::cmd(st, inst),
-        "entrypoint" => meta::entrypoint(st, inst),
-        "onbuild" => meta::onbuild(st, inst),
-        "healthcheck" => health::healthcheck(st, inst),
-        "run" => run::run(lw, st, inst),
-        "copy" => copy::copy(lw, st, inst, false),
-        "add" => copy::copy(lw, st, inst, true),
-        "workdir" => copy::workdir(lw, st, inst),
-        "from" => Err(PlanError::Arguments {
-            span: inst.span,
-            instruction: "FROM".into(),
-            reason: "not allowed here (an ONBUILD trigger cannot be FROM)".into(),
-        }),
-        // `lower` ran `check_instruction_names` on every instruction first.
-        _ => Err(PlanError::Unsupported {
-            span: inst.span,
-            what: format!("instruction {}", inst.keyword),
-        }),
     }
 }

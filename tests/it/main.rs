@@ -1,5 +1,6 @@
 //! The one integration-test binary. Each area has a module here.
 
+mod architecture;
 mod build;
 mod cache;
 mod common;

@@ -16,7 +16,7 @@ use crate::plan::{CopyFrom, CopyOp, CopySource, Excludes, RunMount, RunOp, Shari
 use super::cache_mount::{cache_dir, lock_cache, seeded_cache_dir};
 use super::{ioerr, RunContext, RunError, SecretSource, Temps};
 use crate::builder::copy::{stage_copy, CopyError};
-use crate::builder::rootfs::RootFs;
+use crate::builder::merged_fs::MergedFs;
 use crate::builder::snapshot::staging_dir;
 use crate::builder::source::Source;
 use crate::builder::ssh::AgentRelay;
@@ -247,7 +247,7 @@ pub(super) fn materialise(
         add: None,
         dest_is_dir_hint: true,
     };
-    stage_copy(&op, src, &RootFs::default(), &dir).map_err(err)?;
+    stage_copy(&op, src, &MergedFs::default(), &dir).map_err(err)?;
     let node = src
         .lookup(source, true)
         .map_err(|e| err(CopyError::Source(e)))?;

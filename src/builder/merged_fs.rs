@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// Why reading an image's filesystem failed.
 #[derive(Debug, thiserror::Error)]
-pub enum RootFsError {
+pub enum MergedFsError {
     /// A filesystem call on a snapshot dir failed.
     #[error("reading {path} in the image filesystem")]
     Read {
@@ -47,7 +47,7 @@ pub struct Node {
 
 /// A read-only merged view over snapshot dirs.
 #[derive(Debug, Clone, Default)]
-pub struct RootFs {
+pub struct MergedFs {
     layers: Vec<PathBuf>,
 }
 
@@ -61,13 +61,13 @@ fn is_opaque(p: &Path) -> bool {
         .any(|k| matches!(xattr::get(p, k), Ok(Some(v)) if v == b"y"))
 }
 
-fn lstat(p: &Path) -> Result<Option<Metadata>, RootFsError> {
+fn lstat(p: &Path) -> Result<Option<Metadata>, MergedFsError> {
     match std::fs::symlink_metadata(p) {
         Ok(m) => Ok(Some(m)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         // ENOTDIR: a parent is a file in this layer; the caller checks parents first.
         Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
-        Err(source) => Err(RootFsError::Read {
+        Err(source) => Err(MergedFsError::Read {
             path: p.into(),
             source,
         }),
@@ -78,7 +78,7 @@ fn join(comps: &[String]) -> String {
     format!("/{}", comps.join("/"))
 }
 
-impl RootFs {
+impl MergedFs {
     /// A view over `layers`, top-most first. An empty list is `scratch`.
     pub fn new(layers_top_first: Vec<PathBuf>) -> Self {
         Self {
@@ -93,7 +93,7 @@ impl RootFs {
 
     /// Every layer entry that contributes to `comps` (no symlinks followed),
     /// top-most first: one entry for a non-directory, several for a merged dir.
-    fn stack(&self, comps: &[String]) -> Result<Vec<(PathBuf, Metadata)>, RootFsError> {
+    fn stack(&self, comps: &[String]) -> Result<Vec<(PathBuf, Metadata)>, MergedFsError> {
         let mut out: Vec<(PathBuf, Metadata)> = Vec::new();
         let Some((last, parents)) = comps.split_last() else {
             for l in &self.layers {
@@ -142,7 +142,7 @@ impl RootFs {
         Ok(out)
     }
 
-    fn node(&self, comps: &[String]) -> Result<Option<Node>, RootFsError> {
+    fn node(&self, comps: &[String]) -> Result<Option<Node>, MergedFsError> {
         Ok(self
             .stack(comps)?
             .into_iter()
@@ -156,7 +156,7 @@ impl RootFs {
 
     /// Resolves `path` (absolute or relative to `/`), following symlinks in
     /// its parents, and in its last component when `follow_last`.
-    pub fn resolve(&self, path: &str, follow_last: bool) -> Result<Option<Node>, RootFsError> {
+    pub fn resolve(&self, path: &str, follow_last: bool) -> Result<Option<Node>, MergedFsError> {
         let mut todo: Vec<String> = path.split('/').rev().map(str::to_string).collect();
         let mut cur: Vec<String> = Vec::new();
         let mut hops = 0;
@@ -176,10 +176,10 @@ impl RootFs {
             if node.meta.file_type().is_symlink() && (!last || follow_last) {
                 hops += 1;
                 if hops > 40 {
-                    return Err(RootFsError::SymlinkLoop { path: path.into() });
+                    return Err(MergedFsError::SymlinkLoop { path: path.into() });
                 }
                 let target =
-                    std::fs::read_link(&node.host).map_err(|source| RootFsError::Read {
+                    std::fs::read_link(&node.host).map_err(|source| MergedFsError::Read {
                         path: node.host.clone(),
                         source,
                     })?;
@@ -196,7 +196,7 @@ impl RootFs {
 
     /// The visible names in directory `dir` (a canonical path from a
     /// [`Node`]), sorted; empty when it is not a directory.
-    pub fn children(&self, dir: &str) -> Result<Vec<String>, RootFsError> {
+    pub fn children(&self, dir: &str) -> Result<Vec<String>, MergedFsError> {
         let comps: Vec<String> = dir
             .split('/')
             .filter(|c| !c.is_empty())
@@ -207,12 +207,12 @@ impl RootFs {
             if !meta.is_dir() {
                 break;
             }
-            let rd = std::fs::read_dir(&host).map_err(|source| RootFsError::Read {
+            let rd = std::fs::read_dir(&host).map_err(|source| MergedFsError::Read {
                 path: host.clone(),
                 source,
             })?;
             for entry in rd {
-                let entry = entry.map_err(|source| RootFsError::Read {
+                let entry = entry.map_err(|source| MergedFsError::Read {
                     path: host.clone(),
                     source,
                 })?;
@@ -232,12 +232,12 @@ impl RootFs {
     }
 
     /// The content of a regular file (symlinks followed), `None` when absent.
-    pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, RootFsError> {
+    pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, MergedFsError> {
         match self.resolve(path, true)? {
             Some(n) if n.meta.is_file() => {
                 std::fs::read(&n.host)
                     .map(Some)
-                    .map_err(|source| RootFsError::Read {
+                    .map_err(|source| MergedFsError::Read {
                         path: n.host,
                         source,
                     })
@@ -263,7 +263,7 @@ mod tests {
         .expect("mknod needs root");
     }
 
-    fn layers() -> (tempfile::TempDir, RootFs) {
+    fn layers() -> (tempfile::TempDir, MergedFs) {
         let t = tempfile::tempdir().unwrap();
         let (lo, mid, top) = (
             t.path().join("lo"),
@@ -288,7 +288,7 @@ mod tests {
         symlink("../../../../etc/hosts", top.join("usr/bin/up")).unwrap();
         symlink("loop", top.join("loop")).unwrap();
         fs::create_dir_all(top.join("shadowed")).unwrap();
-        (t, RootFs::new(vec![top, mid, lo]))
+        (t, MergedFs::new(vec![top, mid, lo]))
     }
 
     #[test]
@@ -323,14 +323,14 @@ mod tests {
         assert_eq!(up, b"127.0.0.1 localhost\n");
         assert!(matches!(
             fs.resolve("/loop", true),
-            Err(RootFsError::SymlinkLoop { .. })
+            Err(MergedFsError::SymlinkLoop { .. })
         ));
         assert!(fs.resolve("/etc/passwd/x", true).unwrap().is_none());
     }
 
     #[test]
     fn scratch_is_empty() {
-        let fs = RootFs::default();
+        let fs = MergedFs::default();
         assert!(fs.resolve("/etc/passwd", true).unwrap().is_none());
         assert!(fs.children("/").unwrap().is_empty());
     }

@@ -14,16 +14,16 @@ use filetime::FileTime;
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::plan::{Chmod, CopyOp};
 
-use super::add::{self, AddError};
-use super::copy::{join, werr, CopyError};
-use super::perms::apply_chmod;
-use super::rootfs::{Node, RootFs};
-use super::source::{clean, Selected, Source};
+use super::{join, werr, CopyError};
+use crate::builder::add::{self, AddError};
+use crate::builder::merged_fs::{MergedFs, Node};
+use crate::builder::perms::apply_chmod;
+use crate::builder::source::{clean, Selected, Source};
 
 pub(super) struct Stager<'a> {
     pub(super) src: &'a Source,
     pub(super) staging: &'a Path,
-    pub(super) view: &'a RootFs,
+    pub(super) view: &'a MergedFs,
     pub(super) owner: Option<(u32, u32)>,
     pub(super) chmod: Option<&'a Chmod>,
     /// Mode of the directories the copy creates (parents of the

@@ -8,7 +8,7 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 struct Fixture {
     _t: tempfile::TempDir,
     ctx: PathBuf,
-    target: RootFs,
+    target: MergedFs,
     staging: PathBuf,
 }
 
@@ -46,7 +46,7 @@ fn fixture() -> Fixture {
     fs::create_dir(&staging).unwrap();
     Fixture {
         ctx,
-        target: RootFs::new(vec![img]),
+        target: MergedFs::new(vec![img]),
         staging,
         _t: t,
     }

@@ -17,10 +17,10 @@ use crate::dockerfile::pattern;
 use crate::plan::{Chmod, CopyOp, CopySource};
 
 use super::add::{self, AddError};
+use super::merged_fs::{MergedFs, MergedFsError};
 use super::perms::{Chown, PermsError};
-use super::rootfs::{RootFs, RootFsError};
 use super::source::{Selected, Source, SourceError};
-use super::stager::Stager;
+use write::Stager;
 
 /// Why a COPY or ADD failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,7 @@ pub enum CopyError {
     Source(#[from] SourceError),
     /// Reading the target's filesystem.
     #[error("reading the target filesystem")]
-    Target(#[from] RootFsError),
+    Target(#[from] MergedFsError),
     /// `--chown`/`--chmod`.
     #[error("applying permissions")]
     Perms(#[from] PermsError),
@@ -96,7 +96,7 @@ pub(super) fn werr<'a>(
 pub fn stage_copy(
     op: &CopyOp,
     src: &Source,
-    target: &RootFs,
+    target: &MergedFs,
     staging: &Path,
 ) -> Result<(), CopyError> {
     let owner = match &op.chown {
@@ -105,7 +105,7 @@ pub fn stage_copy(
     };
     // COMPAT(buildkit): --link copies onto an empty tree: no target symlinks
     // or directories are consulted.
-    let empty = RootFs::default();
+    let empty = MergedFs::default();
     let view = if op.link { &empty } else { target };
     let mut st = Stager {
         src,
@@ -190,7 +190,7 @@ fn select_sources<'o>(
 pub fn stage_mkdir(
     path: &str,
     user: &str,
-    target: &RootFs,
+    target: &MergedFs,
     staging: &Path,
 ) -> Result<(), CopyError> {
     if target.resolve(path, true)?.is_some_and(|n| n.meta.is_dir()) {
@@ -201,7 +201,7 @@ pub fn stage_mkdir(
         u => Some(resolve_chown(u, target)?),
     };
     let mut st = Stager {
-        src: &Source::image(RootFs::default()),
+        src: &Source::image(MergedFs::default()),
         staging,
         view: target,
         owner,
@@ -233,7 +233,7 @@ pub(super) fn reads_target(op: &CopyOp) -> bool {
     !op.link || op.chown.as_deref().is_some_and(by_name)
 }
 
-pub(super) fn resolve_chown(value: &str, target: &RootFs) -> Result<(u32, u32), CopyError> {
+pub(super) fn resolve_chown(value: &str, target: &MergedFs) -> Result<(u32, u32), CopyError> {
     let chown = Chown::parse(value)?;
     if !chown.needs_lookup() {
         return Ok(chown.resolve("", "")?);
@@ -251,6 +251,7 @@ pub(super) fn join(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
 
+mod write;
+
 #[cfg(test)]
-#[path = "copy_tests.rs"]
 mod tests;
