@@ -221,11 +221,6 @@ impl CacheSession {
         self.steps.write_log(&log)?;
         Ok(log)
     }
-
-    /// How many context files this build read to hash them.
-    pub fn context_reads(&self) -> u64 {
-        self.hasher.content_reads()
-    }
 }
 
 /// The target stage and the stages it is built `FROM`, target first: the

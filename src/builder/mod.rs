@@ -8,41 +8,44 @@
 //! is complete (blobs are content-addressed, tags are written last, by the
 //! outputs).
 
-pub mod add;
+mod add;
 mod cache_registry;
-pub mod cache_transfer;
-pub mod cached;
-pub mod contexts;
-pub mod copy;
-pub mod entitlements;
-pub mod error;
-pub mod event;
-pub mod execute;
-pub mod export;
-pub mod image;
-pub mod inputs;
-pub mod merged_fs;
-pub mod output;
-pub mod perms;
-pub mod resolver;
-pub mod run;
-pub mod schedule;
-pub mod snapshot;
-pub mod source;
-pub mod ssh;
-pub mod stage;
-pub mod stepkey;
+mod cache_transfer;
+mod cached;
+mod contexts;
+mod copy;
+mod entitlements;
+mod error;
+mod event;
+mod execute;
+mod export;
+mod image;
+mod inputs;
+mod merged_fs;
+mod output;
+mod perms;
+mod resolver;
+mod run;
+mod schedule;
+mod snapshot;
+mod source;
+mod ssh;
+mod stage;
+mod stepkey;
 mod streamed_context;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use cache_transfer::{CacheSpec, CacheSpecError, CacheTransferError};
+pub use cache_transfer::{build_specs, CacheSpec, CacheSpecError, CacheTransferError};
 pub use cached::CacheOptions;
+pub use contexts::{ContextSource, ContextSpecError};
+pub use copy::CopyError;
 pub use entitlements::Entitlement;
 pub use error::{BuildError, StepError};
 pub use event::{Event, Progress, StepRef, Stream, Vertex};
 pub use execute::{Build, ExecuteError};
+pub use export::flatten;
 pub use export::ExportError;
 pub use image::BuiltImage;
 pub use output::{OutputSpec, OutputSpecError};

@@ -67,7 +67,7 @@ pub fn render_error(e: &dyn Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builder::copy::CopyError;
+    use crate::builder::CopyError;
     use crate::builder::StepError;
     use crate::dockerfile::Span;
 

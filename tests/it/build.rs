@@ -159,7 +159,7 @@ impl Env {
             config: c,
             remote: None,
         };
-        kiln::builder::export::flatten(&store, &img, &out).unwrap();
+        kiln::builder::flatten(&store, &img, &out).unwrap();
         out
     }
 

@@ -59,7 +59,7 @@ pub(super) enum UsageError {
     #[error(transparent)]
     Cache(#[from] builder::CacheSpecError),
     #[error("--build-context")]
-    Context(#[source] builder::contexts::ContextSpecError),
+    Context(#[source] builder::ContextSpecError),
     #[error("invalid tag {name:?}")]
     Tag {
         name: String,
@@ -377,7 +377,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
         options: opts,
         outputs,
         tags,
-        cache: builder::cache_transfer::build_specs(&args.cache_to, &args.cache_from)?,
+        cache: builder::build_specs(&args.cache_to, &args.cache_from)?,
         iidfile: args.iidfile.clone(),
         metadata_file: args.metadata_file.clone(),
     };
@@ -388,14 +388,11 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
 }
 
 /// `--build-context`s by key; a later one for the same name wins, as in buildx.
-fn named_contexts(
-    vals: &[String],
-) -> Result<BTreeMap<String, builder::contexts::ContextSource>, UsageError> {
+fn named_contexts(vals: &[String]) -> Result<BTreeMap<String, builder::ContextSource>, UsageError> {
     let mut out = BTreeMap::new();
     // COMPAT(buildkit): buildx skips an empty value.
     for v in vals.iter().filter(|v| !v.is_empty()) {
-        let (name, source) =
-            builder::contexts::ContextSource::parse(v).map_err(UsageError::Context)?;
+        let (name, source) = builder::ContextSource::parse(v).map_err(UsageError::Context)?;
         out.insert(name, source);
     }
     Ok(out)

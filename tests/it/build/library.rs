@@ -7,9 +7,7 @@
 use std::fs;
 use std::sync::mpsc;
 
-use kiln::builder::{
-    cache_transfer, Build, BuildOptions, Event, ExecuteError, OutputSpec, Progress,
-};
+use kiln::builder::{build_specs, Build, BuildOptions, Event, ExecuteError, OutputSpec, Progress};
 
 use super::Env;
 
@@ -35,9 +33,7 @@ fn execute_builds_names_writes_outputs_cache_and_metadata() {
             push: false,
         },
     ];
-    build.cache =
-        cache_transfer::build_specs(&[format!("type=local,dest={}", cache_dir.display())], &[])
-            .unwrap();
+    build.cache = build_specs(&[format!("type=local,dest={}", cache_dir.display())], &[]).unwrap();
     build.iidfile = Some(env.path("iid"));
     build.metadata_file = Some(env.path("meta.json"));
     let (tx, rx) = mpsc::channel();
