@@ -156,7 +156,7 @@ mod tests {
     use crate::builder::source::Source;
     use crate::dockerfile::Span;
     use crate::plan::{
-        CopyFrom, CopyOp, CopySource, Excludes, Op, Stage, StageId, Step, WorkdirOp,
+        CopyOp, CopySource, Excludes, FilesFrom, Op, Stage, StageId, Step, WorkdirOp,
     };
 
     fn step(op: Op, line: usize) -> Step {
@@ -269,7 +269,7 @@ mod tests {
     fn a_failing_stage_cancels_its_dependents_and_returns_its_error() {
         let missing = step(
             Op::Copy(CopyOp {
-                from: CopyFrom::Context,
+                from: FilesFrom::Context,
                 sources: vec![CopySource::Path("missing".into())],
                 heredocs: vec![],
                 dest: "/x".into(),

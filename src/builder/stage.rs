@@ -22,7 +22,7 @@ use crate::layer::{PackOptions, SourceKind};
 use crate::oci::registry::RemoteBlobs;
 use crate::oci::{LayerBlob, Platform, Store};
 use crate::plan::{
-    Base, BuildGraph, CopyFrom, MountFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
+    Base, BuildGraph, FilesFrom, Op, ResolvedImage, RunMount, Stage, Step, WorkdirOp,
 };
 
 use crate::cache::{from_key, CacheRecord, StepKey};
@@ -278,35 +278,35 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 fn source_for(
     env: &BuildEnv<'_>,
-    from: &CopyFrom,
+    from: &FilesFrom,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
 ) -> Result<Source, StepError> {
     Ok(match from {
-        CopyFrom::Context => env.context.clone(),
-        CopyFrom::NamedContext(name) => env.cache.named_source(name)?.clone(),
-        CopyFrom::Stage(id) => match outputs.get(&id.0) {
+        FilesFrom::Context => env.context.clone(),
+        FilesFrom::NamedContext(name) => env.cache.named_source(name)?.clone(),
+        FilesFrom::Stage(id) => match outputs.get(&id.0) {
             Some(o) => Source::image(o.rootfs(env.store, env.remote)?),
             // The scheduler waits for every dependency, so this is a bug
             // (a `--from` stage missing from `deps`): say so, never copy nothing.
             None => return Err(StepError::StageNotBuilt { stage: id.0 }),
         },
-        CopyFrom::Image(img) => {
+        FilesFrom::Image(img) => {
             Source::image(image_output(env.store, img)?.rootfs(env.store, env.remote)?)
         }
     })
 }
 
-fn mount_from(m: &RunMount) -> Option<CopyFrom> {
+fn mount_from(m: &RunMount) -> Option<FilesFrom> {
     let from = match m {
         RunMount::Bind { from, .. } => from,
         RunMount::Cache { from: Some(f), .. } => f,
         _ => return None,
     };
     Some(match from {
-        MountFrom::Context => CopyFrom::Context,
-        MountFrom::NamedContext(n) => CopyFrom::NamedContext(n.clone()),
-        MountFrom::Stage(id) => CopyFrom::Stage(*id),
-        MountFrom::Image(img) => CopyFrom::Image(img.clone()),
+        FilesFrom::Context => FilesFrom::Context,
+        FilesFrom::NamedContext(n) => FilesFrom::NamedContext(n.clone()),
+        FilesFrom::Stage(id) => FilesFrom::Stage(*id),
+        FilesFrom::Image(img) => FilesFrom::Image(img.clone()),
     })
 }
 

@@ -19,7 +19,7 @@ use crate::cache::{
     copy_key, run_key, workdir_key, ContentDigest, ContextHasher, InputListing, SourceKey, StepKey,
 };
 use crate::dockerfile::ignore::IgnorePatterns;
-use crate::plan::{CopyFrom, CopyOp, CopySource, MountFrom, Op, Step};
+use crate::plan::{CopyOp, CopySource, FilesFrom, Op, Step};
 
 use super::contexts::LocalContext;
 use super::error::StepError;
@@ -109,7 +109,7 @@ pub fn key_step<'a>(
             Ok(Keyed::Before(k, pre))
         }
         Op::Run(op) => {
-            let source = |from: &MountFrom, path: &str| mount_source(kx, from, path, outputs);
+            let source = |from: &FilesFrom, path: &str| mount_source(kx, from, path, outputs);
             Ok(match run_key(parent, op, source)? {
                 Some((k, pre)) => Keyed::Before(k, pre),
                 None => Keyed::Never,
@@ -149,12 +149,12 @@ fn copy_keyed<'a>(
         })
         .collect();
     let from = match &op.from {
-        CopyFrom::Context | CopyFrom::NamedContext(_) => {
+        FilesFrom::Context | FilesFrom::NamedContext(_) => {
             // An octal mode replaces the files' own bits, so they stay out of
             // the digest; a symbolic one keeps them (its result depends on them).
             let chmod = op.chmod.as_ref().and_then(|c| c.octal());
             let name = match &op.from {
-                CopyFrom::NamedContext(n) => Some(n.as_str()),
+                FilesFrom::NamedContext(n) => Some(n.as_str()),
                 _ => None,
             };
             // A named directory counts by content, as the context does: the
@@ -164,8 +164,8 @@ fn copy_keyed<'a>(
                 None => return Ok(Keyed::Never),
             }
         }
-        CopyFrom::Stage(id) => SourceKey::Stage(stage_key(outputs, id.0)?),
-        CopyFrom::Image(img) => SourceKey::Image(img.manifest.digest),
+        FilesFrom::Stage(id) => SourceKey::Stage(stage_key(outputs, id.0)?),
+        FilesFrom::Image(img) => SourceKey::Image(img.manifest.digest),
     };
     // COMPAT(buildkit): a URL pinned by --checksum is keyed by URL and
     // checksum; an unpinned one must be fetched to know its content.
@@ -234,14 +234,14 @@ fn context_digest(
 
 fn mount_source(
     kx: &KeyEnv<'_>,
-    from: &MountFrom,
+    from: &FilesFrom,
     source: &str,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
 ) -> Result<Option<SourceKey>, StepError> {
     Ok(Some(match from {
-        MountFrom::Context | MountFrom::NamedContext(_) => {
+        FilesFrom::Context | FilesFrom::NamedContext(_) => {
             let name = match from {
-                MountFrom::NamedContext(n) => Some(n.as_str()),
+                FilesFrom::NamedContext(n) => Some(n.as_str()),
                 _ => None,
             };
             match context_digest(kx, name, &[source], None)? {
@@ -249,7 +249,7 @@ fn mount_source(
                 None => return Ok(None),
             }
         }
-        MountFrom::Stage(id) => SourceKey::Stage(stage_key(outputs, id.0)?),
-        MountFrom::Image(img) => SourceKey::Image(img.manifest.digest),
+        FilesFrom::Stage(id) => SourceKey::Stage(stage_key(outputs, id.0)?),
+        FilesFrom::Image(img) => SourceKey::Image(img.manifest.digest),
     }))
 }

@@ -11,7 +11,7 @@
 //! ```no_run
 //! use std::path::{Path, PathBuf};
 //! use kiln::cache::*;
-//! use kiln::plan::{CopyFrom, CopyOp, CopySource, Excludes};
+//! use kiln::plan::{FilesFrom, CopyOp, CopySource, Excludes};
 //! # fn main() -> Result<(), CacheError> {
 //! # let (store_root, context, manifest) = (Path::new("/s"), Path::new("/c"), kiln::oci::Digest::of(b""));
 //! let steps = StepCache::open(store_root)?;
@@ -19,7 +19,7 @@
 //! let (base, _) = from_key(&manifest);
 //! let sources = ctx.digest_paths(&[PathBuf::from("src")], &|_, _| true)?;
 //! let copy = CopyOp {
-//!     from: CopyFrom::Context,
+//!     from: FilesFrom::Context,
 //!     sources: vec![CopySource::Path("src".into())],
 //!     heredocs: vec![],
 //!     dest: "/app/".into(),

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 use crate::oci::Digest;
 use crate::plan::{
-    AddOptions, Chmod, CopyOp, CopySource, InlineFile, MountFrom, NetworkMode, RunMount, RunOp,
+    AddOptions, Chmod, CopyOp, CopySource, FilesFrom, InlineFile, NetworkMode, RunMount, RunOp,
     Security, Sharing, WorkdirOp,
 };
 
@@ -69,7 +69,7 @@ pub fn from_key(manifest: &Digest) -> (StepKey, Vec<u8>) {
 pub fn run_key<E>(
     parent: Option<&StepKey>,
     op: &RunOp,
-    mut source: impl FnMut(&MountFrom, &str) -> Result<Option<SourceKey>, E>,
+    mut source: impl FnMut(&FilesFrom, &str) -> Result<Option<SourceKey>, E>,
 ) -> Result<Option<(StepKey, Vec<u8>)>, E> {
     let RunOp {
         argv,
@@ -118,7 +118,7 @@ pub fn run_key<E>(
 /// One `--mount`: by its spec, never by what a cache or a secret holds.
 fn mount_value<E>(
     m: &RunMount,
-    source: &mut impl FnMut(&MountFrom, &str) -> Result<Option<SourceKey>, E>,
+    source: &mut impl FnMut(&FilesFrom, &str) -> Result<Option<SourceKey>, E>,
 ) -> Result<Option<Value>, E> {
     Ok(Some(match m {
         RunMount::Bind {

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 
 use super::*;
 use crate::oci::{Descriptor, ImageConfig};
-use crate::plan::{Chmod, CopyFrom, CopySource, Excludes, ResolvedImage, StageId};
+use crate::plan::{Chmod, CopySource, Excludes, FilesFrom, ResolvedImage, StageId};
 
 /// A named edit of an op, for tables of "this change must move the key".
 type Change<T> = (&'static str, Box<dyn Fn(&mut T)>);
@@ -16,14 +16,14 @@ type Change<T> = (&'static str, Box<dyn Fn(&mut T)>);
 /// digest of `ctx`, any stage to one key, an image to its manifest digest.
 fn sources(
     ctx: &'static [u8],
-) -> impl FnMut(&MountFrom, &str) -> Result<Option<SourceKey>, Infallible> {
+) -> impl FnMut(&FilesFrom, &str) -> Result<Option<SourceKey>, Infallible> {
     move |from, _path| {
         Ok(Some(match from {
-            MountFrom::Context | MountFrom::NamedContext(_) => {
+            FilesFrom::Context | FilesFrom::NamedContext(_) => {
                 SourceKey::Context(ContentDigest::of(ctx))
             }
-            MountFrom::Stage(_) => SourceKey::Stage(StepKey::of(b"stage")),
-            MountFrom::Image(img) => SourceKey::Image(img.manifest.digest),
+            FilesFrom::Stage(_) => SourceKey::Stage(StepKey::of(b"stage")),
+            FilesFrom::Image(img) => SourceKey::Image(img.manifest.digest),
         }))
     }
 }
@@ -52,7 +52,7 @@ fn bind_context(target: &str) -> RunMount {
     RunMount::Bind {
         target: target.into(),
         source: "/".into(),
-        from: MountFrom::Context,
+        from: FilesFrom::Context,
         rw: false,
     }
 }
@@ -95,7 +95,7 @@ fn run() -> RunOp {
 
 fn copy() -> CopyOp {
     CopyOp {
-        from: CopyFrom::Context,
+        from: FilesFrom::Context,
         sources: vec![CopySource::Path("src/".into())],
         heredocs: vec![],
         dest: "/app/".into(),
@@ -167,7 +167,7 @@ fn bind_mount_content_matters_but_not_its_absence_of_change() {
 fn a_mount_source_that_selects_nothing_leaves_the_step_unkeyed() {
     let mut r = run();
     r.mounts.push(bind_context("/m"));
-    let none = |_: &MountFrom, _: &str| Ok::<_, Infallible>(None);
+    let none = |_: &FilesFrom, _: &str| Ok::<_, Infallible>(None);
     assert!(run_key(None, &r, none).unwrap().is_none());
 }
 
@@ -280,13 +280,13 @@ mod pinned {
             RunMount::Bind {
                 target: "/ctx".into(),
                 source: "/src".into(),
-                from: MountFrom::Context,
+                from: FilesFrom::Context,
                 rw: true,
             },
             RunMount::Bind {
                 target: "/st".into(),
                 source: "/".into(),
-                from: MountFrom::Stage(StageId(0)),
+                from: FilesFrom::Stage(StageId(0)),
                 rw: false,
             },
             RunMount::Cache {
@@ -294,7 +294,7 @@ mod pinned {
                 target: "/root/.cache".into(),
                 ro: true,
                 sharing: Sharing::Locked,
-                from: Some(MountFrom::Image(image(b"image"))),
+                from: Some(FilesFrom::Image(image(b"image"))),
                 source: "/seed".into(),
                 mode: 0o700,
                 uid: 1,
@@ -357,7 +357,7 @@ mod pinned {
 
     pub(super) fn add_every_flag() -> CopyOp {
         let mut c = copy();
-        c.from = CopyFrom::Stage(StageId(0));
+        c.from = FilesFrom::Stage(StageId(0));
         c.sources = vec![CopySource::Url("https://example.com/a.tgz".into())];
         c.dest = "/opt/a.tgz".into();
         c.dest_is_dir_hint = false;

@@ -12,7 +12,7 @@
 use crate::dockerfile::Span;
 use crate::oci::Reference;
 
-use super::{CopyFrom, CopyOp, CopySource, Excludes, Op, Step};
+use super::{CopyOp, CopySource, Excludes, FilesFrom, Op, Step};
 
 /// The key a name has among named contexts (`alpine` for `alpine`,
 /// `alpine:latest` and `docker.io/library/alpine`; `alpine:3.20` for that
@@ -38,7 +38,7 @@ pub fn context_key(name: &str) -> Option<String> {
 /// layer, as BuildKit's local source gives it.
 pub(super) fn dir_base_step(name: &str, span: Span) -> Step {
     let op = CopyOp {
-        from: CopyFrom::NamedContext(name.to_string()),
+        from: FilesFrom::NamedContext(name.to_string()),
         sources: vec![CopySource::Path(".".into())],
         heredocs: Vec::new(),
         dest: "/".into(),

@@ -13,7 +13,8 @@ use super::path::clean_abs;
 use super::state::{Lowerer, Source, StageState};
 
 use super::{
-    AddOptions, Chmod, CopyFrom, CopyOp, CopySource, Excludes, InlineFile, Op, PlanError, WorkdirOp,
+    AddOptions, Chmod, CopyOp, CopySource, Excludes, FilesFrom, InlineFile, Op, PlanError,
+    WorkdirOp,
 };
 
 const COPY_FLAGS: [&str; 6] = ["from", "chown", "chmod", "link", "parents", "exclude"];
@@ -98,11 +99,11 @@ pub(super) fn copy(
     // computed from it before any instruction runs (`toCommand`).
     let from = match flags.string("from")? {
         Some(f) if !f.is_empty() => match lw.source(inst, f, st)? {
-            Source::Stage(id) => CopyFrom::Stage(id),
-            Source::Image(img) => CopyFrom::Image(*img),
-            Source::Context(name) => CopyFrom::NamedContext(name),
+            Source::Stage(id) => FilesFrom::Stage(id),
+            Source::Image(img) => FilesFrom::Image(*img),
+            Source::Context(name) => FilesFrom::NamedContext(name),
         },
-        _ => CopyFrom::Context,
+        _ => FilesFrom::Context,
     };
     let parents = flags.bool("parents")?.unwrap_or(false);
     let created_by = history(kw, parents, &chown, &chmod, &sources, &heredocs, &dest_text);

@@ -262,7 +262,7 @@ pub enum RunMount {
         /// Path inside `from` (default `/`).
         source: String,
         /// Where the files come from.
-        from: MountFrom,
+        from: FilesFrom,
         /// `rw`: writes allowed (and discarded).
         rw: bool,
     },
@@ -277,7 +277,7 @@ pub enum RunMount {
         /// Concurrent access policy.
         sharing: Sharing,
         /// Seed the cache from a stage or image.
-        from: Option<MountFrom>,
+        from: Option<FilesFrom>,
         /// Path inside `from`.
         source: String,
         /// Mode of a new cache directory (default 0755).
@@ -340,34 +340,17 @@ pub enum Sharing {
     Locked,
 }
 
-/// Where a bind or cache mount takes its files from.
+/// Where a COPY/ADD or a bind or cache mount (`RUN --mount=from=`) reads its
+/// files from: one type for both, as BuildKit resolves `--from` one way.
 // Built once per stage or step and never copied in a hot loop: boxing would
 // only make every match on the plan noisier.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
-pub enum MountFrom {
+pub enum FilesFrom {
     /// The build context.
     Context,
     /// A directory named by `--build-context` (its [`context_key`](super::context_key)).
-    NamedContext(String),
-    /// An earlier stage's result.
-    Stage(StageId),
-    /// An image.
-    Image(ResolvedImage),
-}
-
-/// Where COPY takes its sources from.
-// Built once per stage or step and never copied in a hot loop: boxing would
-// only make every match on the plan noisier.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
-pub enum CopyFrom {
-    /// The build context (after `.dockerignore`).
-    Context,
-    /// A directory named by `--build-context` (its [`context_key`](super::context_key)),
-    /// after its own `.dockerignore`.
     NamedContext(String),
     /// An earlier stage's result.
     Stage(StageId),
@@ -379,7 +362,7 @@ pub enum CopyFrom {
 #[derive(Clone, Debug, Serialize)]
 pub struct CopyOp {
     /// Where sources are read.
-    pub from: CopyFrom,
+    pub from: FilesFrom,
     /// The sources, expanded, classified, in the Dockerfile's order.
     pub sources: Vec<CopySource>,
     /// `COPY <<EOF`: inline files (content expanded unless the delimiter was quoted), mode 0644.

@@ -46,9 +46,9 @@ pub use contexts::context_key;
 pub use copy::is_git;
 pub use error::{Cause, PlanError};
 pub use graph::{
-    AddOptions, Base, BuildGraph, ContextKind, CopyFrom, CopyOp, CopySource, Excludes,
-    ImageResolver, InlineFile, MountFrom, NetworkMode, Op, PlanOptions, ResolvedImage, RunMount,
-    RunOp, Security, Sharing, Stage, StageId, Step, WorkdirOp,
+    AddOptions, Base, BuildGraph, ContextKind, CopyOp, CopySource, Excludes, FilesFrom,
+    ImageResolver, InlineFile, NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp,
+    Security, Sharing, Stage, StageId, Step, WorkdirOp,
 };
 
 use crate::dockerfile::Dockerfile;

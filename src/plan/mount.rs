@@ -9,7 +9,7 @@ use crate::dockerfile::Instruction;
 use super::csv::csv_fields;
 use super::path::clean_abs;
 use super::state::{Lowerer, Source, StageState};
-use super::{MountFrom, PlanError, RunMount, Sharing};
+use super::{FilesFrom, PlanError, RunMount, Sharing};
 
 /// The options of one mount before they are typed.
 #[derive(Default)]
@@ -49,7 +49,7 @@ pub(super) fn parse(
         "bind" => RunMount::Bind {
             target: target(true)?.unwrap_or_default(),
             source: clean_abs("/", spec.source.as_deref().unwrap_or("/")),
-            from: mount_from(lw, st, inst, spec.from.as_deref())?.unwrap_or(MountFrom::Context),
+            from: mount_from(lw, st, inst, spec.from.as_deref())?.unwrap_or(FilesFrom::Context),
             rw: spec.readonly == Some(false),
         },
         "cache" => {
@@ -150,14 +150,14 @@ fn mount_from(
     st: &mut StageState,
     inst: &Instruction,
     from: Option<&str>,
-) -> Result<Option<MountFrom>, PlanError> {
+) -> Result<Option<FilesFrom>, PlanError> {
     let Some(f) = from.filter(|f| !f.is_empty()) else {
         return Ok(None);
     };
     Ok(Some(match lw.source(inst, f, st)? {
-        Source::Stage(id) => MountFrom::Stage(id),
-        Source::Image(img) => MountFrom::Image(*img),
-        Source::Context(name) => MountFrom::NamedContext(name),
+        Source::Stage(id) => FilesFrom::Stage(id),
+        Source::Image(img) => FilesFrom::Image(*img),
+        Source::Context(name) => FilesFrom::NamedContext(name),
     }))
 }
 

@@ -13,7 +13,7 @@ use kiln::cache::{
     StepKey,
 };
 use kiln::oci::{Descriptor, DiffId, Digest, LayerBlob, Store};
-use kiln::plan::{CopyFrom, CopyOp, CopySource, Excludes, NetworkMode, RunOp, Security};
+use kiln::plan::{CopyOp, CopySource, Excludes, FilesFrom, NetworkMode, RunOp, Security};
 
 /// A record whose layer is a real blob of `size` bytes in the store at `root`.
 fn record(root: &Path, tag: &[u8], size: u64, last_used: i64) -> CacheRecord {
@@ -217,7 +217,7 @@ fn explain_names_the_field_that_changed() {
 
     // A COPY whose context changed: the input is named.
     let op = CopyOp {
-        from: CopyFrom::Context,
+        from: FilesFrom::Context,
         sources: vec![CopySource::Path(".".into())],
         heredocs: vec![],
         dest: "/app/".into(),

@@ -1,7 +1,7 @@
 //! Unit tests of COPY staging against a context tree and a target view.
 
 use super::*;
-use crate::plan::{AddOptions, CopyFrom, Excludes, InlineFile};
+use crate::plan::{AddOptions, Excludes, FilesFrom, InlineFile};
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 
@@ -54,7 +54,7 @@ fn fixture() -> Fixture {
 
 fn op(sources: &[&str], dest: &str) -> CopyOp {
     CopyOp {
-        from: CopyFrom::Context,
+        from: FilesFrom::Context,
         sources: sources
             .iter()
             .map(|s| CopySource::Path(s.to_string()))

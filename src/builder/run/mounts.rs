@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::exec::{Mount, MountKind};
 use crate::oci::Store;
-use crate::plan::{CopyFrom, CopyOp, CopySource, Excludes, RunMount, RunOp, Sharing};
+use crate::plan::{CopyOp, CopySource, Excludes, FilesFrom, RunMount, RunOp, Sharing};
 
 use super::cache_mount::{cache_dir, lock_cache, seeded_cache_dir};
 use super::{ioerr, RunContext, RunError, SecretSource, Temps};
@@ -235,7 +235,7 @@ pub(super) fn materialise(
     let dir = staging_dir(store, "bind-")?;
     temps.dirs.push(dir.clone());
     let op = CopyOp {
-        from: CopyFrom::Context,
+        from: FilesFrom::Context,
         sources: vec![CopySource::Path(source.into())],
         heredocs: vec![],
         dest: "/".into(),

@@ -33,12 +33,12 @@ fn from_copy_and_mount_find_a_context_by_its_familiar_name() {
     let Op::Copy(c) = &g.target_stage().steps[0].op else {
         panic!("not a copy")
     };
-    assert!(matches!(&c.from, CopyFrom::NamedContext(n) if n == "files"));
+    assert!(matches!(&c.from, FilesFrom::NamedContext(n) if n == "files"));
     let from = match &runs(&g)[0].mounts[0] {
         RunMount::Bind { from, .. } => from,
         m => panic!("{m:?}"),
     };
-    assert!(matches!(from, MountFrom::NamedContext(n) if n == "files"));
+    assert!(matches!(from, FilesFrom::NamedContext(n) if n == "files"));
     assert_eq!(*fake.asked.borrow(), ["ctx-busybox"]);
 }
 
@@ -59,8 +59,8 @@ fn a_stage_is_found_before_a_context_of_another_spelling() {
             op => panic!("{op:?}"),
         })
         .collect();
-    assert!(matches!(froms[0], CopyFrom::Stage(StageId(0))));
-    assert!(matches!(&froms[1], CopyFrom::Image(i) if i.reference == "ctx-alpine"));
+    assert!(matches!(froms[0], FilesFrom::Stage(StageId(0))));
+    assert!(matches!(&froms[1], FilesFrom::Image(i) if i.reference == "ctx-alpine"));
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn from_a_dir_context_starts_from_scratch_with_a_copy_of_it() {
     let Op::Copy(c) = &g.target_stage().steps[0].op else {
         panic!("not a copy")
     };
-    assert!(matches!(&c.from, CopyFrom::NamedContext(n) if n == "files"));
+    assert!(matches!(&c.from, FilesFrom::NamedContext(n) if n == "files"));
     assert_eq!(
         (c.sources.as_slice(), c.dest.as_str()),
         (&[CopySource::Path(".".into())][..], "/")

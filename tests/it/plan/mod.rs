@@ -15,8 +15,8 @@ use std::error::Error;
 use kiln::dockerfile::parse;
 use kiln::oci::{media_type, ContainerConfig, Descriptor, Digest, ImageConfig, Platform};
 use kiln::plan::{
-    lower, Base, BuildGraph, ContextKind, CopyFrom, CopySource, ImageResolver, MountFrom,
-    NetworkMode, Op, PlanError, PlanOptions, ResolvedImage, RunMount, RunOp, Sharing, StageId,
+    lower, Base, BuildGraph, ContextKind, CopySource, FilesFrom, ImageResolver, NetworkMode, Op,
+    PlanError, PlanOptions, ResolvedImage, RunMount, RunOp, Sharing, StageId,
 };
 
 /// Resolves the images it was given; records every reference asked for.

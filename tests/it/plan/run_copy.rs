@@ -19,7 +19,7 @@ fn run_mounts_are_typed_with_buildkit_defaults() {
         if id == "tok" && t == "/run/secrets/tok")
     );
     assert!(
-        matches!(&m[2], RunMount::Bind { target, source, from: MountFrom::Stage(StageId(0)), rw: true }
+        matches!(&m[2], RunMount::Bind { target, source, from: FilesFrom::Stage(StageId(0)), rw: true }
         if target == "/src/o" && source == "/out")
     );
     assert!(matches!(&m[3], RunMount::Tmpfs { size: Some(s), .. } if *s == 64 << 20));
@@ -125,7 +125,7 @@ fn copy_resolves_dest_against_workdir_and_expands_heredocs() {
             _ => None,
         })
         .collect();
-    assert!(matches!(copies[0].from, CopyFrom::Stage(StageId(0))));
+    assert!(matches!(copies[0].from, FilesFrom::Stage(StageId(0))));
     assert_eq!(copies[0].dest, "/app/");
     assert!(copies[0].dest_is_dir_hint);
     assert_eq!(copies[0].excludes.patterns(), ["*.md"]);

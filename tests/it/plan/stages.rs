@@ -195,7 +195,7 @@ fn a_base_image_trigger_naming_a_stage_makes_it_reached() {
         [true, false, true]
     );
     assert!(
-        matches!(&g.target_stage().steps[0].op, Op::Copy(c) if matches!(c.from, CopyFrom::Stage(StageId(0))))
+        matches!(&g.target_stage().steps[0].op, Op::Copy(c) if matches!(c.from, FilesFrom::Stage(StageId(0))))
     );
     assert_eq!(g.target_stage().deps, [StageId(0)]);
 }
