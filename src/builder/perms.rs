@@ -1,20 +1,17 @@
-//! `COPY --chmod` and `--chown`: applying the mode the plan parsed, parsing
-//! `--chown` and resolving user and group names against the target stage's
+//! `COPY --chmod` and `--chown`: applying the mode the plan parsed, and
+//! resolving the owner's user and group names against the target stage's
 //! `/etc/passwd` and `/etc/group`. Pure: the caller reads those files.
 //! Invariant: a name that is not found is an error, never a silent fallback
 //! to root.
 
-use crate::plan::{Chmod, ChmodMode, ModeCmd};
+use crate::plan::{Chmod, ChmodMode, Chown, IdOrName, ModeCmd};
 
 /// Why a `--chown` value was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PermsError {
-    /// An empty `--chown` user.
-    #[error("invalid --chown value {value:?}")]
-    BadChown {
-        /// The value as written.
-        value: String,
-    },
+    /// A `USER` that is not `user[:group]`, for a WORKDIR's owner.
+    #[error(transparent)]
+    BadUser(#[from] crate::plan::ChownError),
     /// A user name not in `/etc/passwd`.
     #[error("unable to find user {name}: no matching entries in passwd file")]
     UnknownUser {
@@ -73,72 +70,27 @@ pub fn apply_chmod(chmod: &Chmod, mode: u32, is_dir: bool) -> u32 {
     m & 0o7777
 }
 
-/// A parsed `--chown=user[:group]`, names not yet resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chown {
-    user: IdOrName,
-    group: Option<IdOrName>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum IdOrName {
-    Id(u32),
-    Name(String),
-}
-
-impl IdOrName {
-    fn parse(s: &str) -> Self {
-        s.parse()
-            .map(Self::Id)
-            .unwrap_or_else(|_| Self::Name(s.into()))
-    }
-}
-
-impl Chown {
-    /// Parses `user`, `user:group`, numeric or names.
-    pub fn parse(value: &str) -> Result<Self, PermsError> {
-        let (u, g) = match value.split_once(':') {
-            Some((u, g)) => (u, Some(g)),
-            None => (value, None),
-        };
-        if u.is_empty() || g == Some("") {
-            return Err(PermsError::BadChown {
-                value: value.into(),
-            });
+/// Resolves `chown` to `(uid, gid)`. `passwd`/`group` are the target's
+/// files (empty when absent).
+// COMPAT(buildkit): a numeric user alone gives gid = uid; a user name
+// alone gives that user's primary group.
+pub fn resolve_owner(chown: &Chown, passwd: &str, group: &str) -> Result<(u32, u32), PermsError> {
+    let (uid, mut gid) = match chown.user() {
+        IdOrName::Id(id) => (*id, *id),
+        IdOrName::Name(n) => {
+            lookup_passwd(passwd, n).ok_or_else(|| PermsError::UnknownUser { name: n.clone() })?
         }
-        Ok(Self {
-            user: IdOrName::parse(u),
-            group: g.map(IdOrName::parse),
-        })
-    }
-
-    /// True when resolving needs `/etc/passwd` or `/etc/group`.
-    pub fn needs_lookup(&self) -> bool {
-        matches!(self.user, IdOrName::Name(_)) || matches!(self.group, Some(IdOrName::Name(_)))
-    }
-
-    /// Resolves to `(uid, gid)`. `passwd`/`group` are the target's files
-    /// (empty when absent).
-    // COMPAT(buildkit): a numeric user alone gives gid = uid; a user name
-    // alone gives that user's primary group.
-    pub fn resolve(&self, passwd: &str, group: &str) -> Result<(u32, u32), PermsError> {
-        let (uid, mut gid) = match &self.user {
-            IdOrName::Id(id) => (*id, *id),
-            IdOrName::Name(n) => lookup_passwd(passwd, n)
-                .ok_or_else(|| PermsError::UnknownUser { name: n.clone() })?,
-        };
-        match &self.group {
-            Some(IdOrName::Id(id)) => gid = *id,
-            Some(IdOrName::Name(n)) => {
-                gid = lookup_group(group, n)
-                    .ok_or_else(|| PermsError::UnknownGroup { name: n.clone() })?
-            }
-            None => {}
+    };
+    match chown.group() {
+        Some(IdOrName::Id(id)) => gid = *id,
+        Some(IdOrName::Name(n)) => {
+            gid = lookup_group(group, n)
+                .ok_or_else(|| PermsError::UnknownGroup { name: n.clone() })?
         }
-        Ok((uid, gid))
+        None => {}
     }
+    Ok((uid, gid))
 }
-
 /// `name:x:uid:gid:...` → (uid, gid) for `name`.
 fn lookup_passwd(passwd: &str, name: &str) -> Option<(u32, u32)> {
     passwd.lines().find_map(|l| {
@@ -219,7 +171,7 @@ mod tests {
 
     #[test]
     fn chown_numeric_and_names() {
-        let r = |v: &str| Chown::parse(v).unwrap().resolve(PASSWD, GROUP);
+        let r = |v: &str| resolve_owner(&Chown::parse(v).unwrap(), PASSWD, GROUP);
         assert_eq!(r("1000"), Ok((1000, 1000)));
         assert_eq!(r("1000:7"), Ok((1000, 7)));
         assert_eq!(r("app"), Ok((1000, 1001)));
@@ -237,9 +189,5 @@ mod tests {
                 name: "ghosts".into()
             })
         );
-        assert!(Chown::parse(":1").is_err());
-        assert!(Chown::parse("1:").is_err());
-        assert!(Chown::parse("app").unwrap().needs_lookup());
-        assert!(!Chown::parse("1:2").unwrap().needs_lookup());
     }
 }

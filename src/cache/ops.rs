@@ -25,8 +25,8 @@ use serde_json::{json, Value};
 
 use crate::oci::Digest;
 use crate::plan::{
-    AddOptions, Chmod, CopyOp, CopySource, FilesFrom, InlineFile, NetworkMode, RunMount, RunOp,
-    Security, Sharing, WorkdirOp,
+    AddOptions, Chmod, Chown, CopyOp, CopySource, FilesFrom, InlineFile, NetworkMode, RunMount,
+    RunOp, Security, Sharing, WorkdirOp,
 };
 
 use super::key::{step_key, ContentDigest, OpKind, StepKey};
@@ -260,7 +260,7 @@ fn copy_value(op: &CopyOp) -> Value {
         "heredocs": heredocs.iter().map(inline_value).collect::<Vec<_>>(),
         "dest": dest,
         "dest_is_dir": dest_is_dir_hint,
-        "chown": chown.as_deref(),
+        "chown": chown.as_ref().map(Chown::text),
         "chmod": chmod.as_ref().map(Chmod::text),
         "link": link,
         "parents": parents,

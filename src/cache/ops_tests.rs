@@ -7,7 +7,7 @@ use std::convert::Infallible;
 
 use super::*;
 use crate::oci::{Descriptor, ImageConfig};
-use crate::plan::{Chmod, CopySource, Excludes, FilesFrom, ResolvedImage, StageId};
+use crate::plan::{Chmod, Chown, CopySource, Excludes, FilesFrom, ResolvedImage, StageId};
 
 /// A named edit of an op, for tables of "this change must move the key".
 type Change<T> = (&'static str, Box<dyn Fn(&mut T)>);
@@ -208,7 +208,10 @@ fn copy_key_moves_with_sources_and_every_flag() {
         ),
         ("dest", Box::new(|c| c.dest = "/opt/".into())),
         ("dest_is_dir", Box::new(|c| c.dest_is_dir_hint = false)),
-        ("chown", Box::new(|c| c.chown = Some("1:1".into()))),
+        (
+            "chown",
+            Box::new(|c| c.chown = Some(Chown::parse("1:1").unwrap())),
+        ),
         (
             "chmod",
             Box::new(|c| c.chmod = Some(Chmod::parse("755").unwrap())),
@@ -347,7 +350,7 @@ mod pinned {
             CopySource::Path("b/*.rs".into()),
         ];
         c.heredocs.push(inline("f", "x\n", 0o644));
-        c.chown = Some("1:2".into());
+        c.chown = Some(Chown::parse("1:2").unwrap());
         c.chmod = Some(Chmod::parse("0640").unwrap());
         c.link = true;
         c.parents = true;

@@ -13,7 +13,7 @@ use super::path::clean_abs;
 use super::state::{Lowerer, Source, StageState};
 
 use super::{
-    AddOptions, Chmod, CopyOp, CopySource, Excludes, FilesFrom, InlineFile, Op, PlanError,
+    AddOptions, Chmod, Chown, CopyOp, CopySource, Excludes, FilesFrom, InlineFile, Op, PlanError,
     WorkdirOp,
 };
 
@@ -77,7 +77,13 @@ pub(super) fn copy(
     }
     let (sources, heredocs) = sources(lw, st, inst, srcs_raw)?;
     let dest_text = lw.exp.word(inst, dest_raw, &st.env)?;
-    let chown = expanded_flag(lw, st, inst, &flags, "chown")?;
+    let chown = match expanded_flag(lw, st, inst, &flags, "chown")? {
+        Some(c) => Some(
+            Chown::parse(&c)
+                .map_err(|_| flags.bad("chown", &c, "want user[:group], neither part empty"))?,
+        ),
+        None => None,
+    };
     let chmod = match expanded_flag(lw, st, inst, &flags, "chmod")? {
         Some(m) => Some(Chmod::parse(&m).map_err(|e| flags.bad("chmod", &m, e.reason()))?),
         None => None,
@@ -236,7 +242,7 @@ fn exclude_reason(e: &IgnoreError) -> &'static str {
 fn history(
     kw: &str,
     parents: bool,
-    chown: &Option<String>,
+    chown: &Option<Chown>,
     chmod: &Option<Chmod>,
     sources: &[String],
     heredocs: &[InlineFile],
@@ -247,7 +253,7 @@ fn history(
         s.push_str(" --parents");
     }
     if let Some(c) = chown {
-        s.push_str(&format!(" --chown={c}"));
+        s.push_str(&format!(" --chown={}", c.text()));
     }
     if let Some(m) = chmod {
         s.push_str(&format!(" --chmod={}", m.text()));

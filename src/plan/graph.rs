@@ -13,7 +13,7 @@ use crate::dockerfile::ignore::{IgnoreError, IgnorePatterns};
 use crate::dockerfile::Span;
 use crate::oci::{Descriptor, ImageConfig, Platform};
 
-use super::Chmod;
+use super::{Chmod, Chown};
 
 /// What the caller decides for a build.
 #[derive(Clone, Debug, Serialize)]
@@ -369,8 +369,8 @@ pub struct CopyOp {
     pub heredocs: Vec<InlineFile>,
     /// Destination, expanded, absolute (resolved against WORKDIR), keeps a trailing `/`.
     pub dest: String,
-    /// `--chown` (expanded), as `user[:group]`.
-    pub chown: Option<String>,
+    /// `--chown` (expanded), parsed; names are resolved against the target.
+    pub chown: Option<Chown>,
     /// `--chmod` (expanded), parsed; keeps the text as written.
     pub chmod: Option<Chmod>,
     /// `--link`.

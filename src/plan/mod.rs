@@ -23,6 +23,7 @@
 
 mod args;
 mod chmod;
+mod chown;
 mod contexts;
 mod copy;
 mod csv;
@@ -42,6 +43,7 @@ mod stages;
 mod state;
 
 pub use chmod::{Chmod, ChmodError, ChmodMode, Class, Classes, ModeCmd};
+pub use chown::{Chown, ChownError, IdOrName};
 pub use contexts::context_key;
 pub use copy::is_git;
 pub use error::{Cause, PlanError};

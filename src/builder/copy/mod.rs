@@ -14,11 +14,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::dockerfile::pattern;
-use crate::plan::{Chmod, CopyOp, CopySource};
+use crate::plan::{Chmod, Chown, CopyOp, CopySource};
 
 use super::add::{self, AddError};
 use super::merged_fs::{MergedFs, MergedFsError};
-use super::perms::{Chown, PermsError};
+use super::perms::{resolve_owner, PermsError};
 use super::source::{Selected, Source, SourceError};
 use write::Stager;
 
@@ -198,7 +198,10 @@ pub fn stage_mkdir(
     }
     let owner = match user {
         "" => None,
-        u => Some(resolve_chown(u, target)?),
+        u => Some(resolve_chown(
+            &Chown::parse(u).map_err(PermsError::from)?,
+            target,
+        )?),
     };
     let mut st = Stager {
         src: &Source::image(MergedFs::default()),
@@ -229,14 +232,12 @@ fn created_dir_mode(chmod: Option<&Chmod>) -> u32 {
 /// for `--link`, which reads it only to look up a `--chown` name (so a
 /// `COPY --link` on a lazily resolved base downloads none of its layers).
 pub(super) fn reads_target(op: &CopyOp) -> bool {
-    let by_name = |c: &str| Chown::parse(c).is_ok_and(|c| c.needs_lookup());
-    !op.link || op.chown.as_deref().is_some_and(by_name)
+    !op.link || op.chown.as_ref().is_some_and(Chown::needs_lookup)
 }
 
-pub(super) fn resolve_chown(value: &str, target: &MergedFs) -> Result<(u32, u32), CopyError> {
-    let chown = Chown::parse(value)?;
+pub(super) fn resolve_chown(chown: &Chown, target: &MergedFs) -> Result<(u32, u32), CopyError> {
     if !chown.needs_lookup() {
-        return Ok(chown.resolve("", "")?);
+        return Ok(resolve_owner(chown, "", "")?);
     }
     let read = |p: &str| -> Result<String, CopyError> {
         Ok(target
@@ -244,7 +245,11 @@ pub(super) fn resolve_chown(value: &str, target: &MergedFs) -> Result<(u32, u32)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default())
     };
-    Ok(chown.resolve(&read("/etc/passwd")?, &read("/etc/group")?)?)
+    Ok(resolve_owner(
+        chown,
+        &read("/etc/passwd")?,
+        &read("/etc/group")?,
+    )?)
 }
 
 pub(super) fn join(dir: &str, name: &str) -> String {

@@ -170,6 +170,28 @@ fn chmod_is_parsed_once_at_planning() {
 }
 
 #[test]
+fn chown_is_parsed_once_at_planning() {
+    let g = plan("FROM busybox\nARG G=staff\nCOPY --chown=app:$G a /x\n").unwrap();
+    let Op::Copy(c) = &g.target_stage().steps[1].op else {
+        panic!("COPY is a copy op")
+    };
+    let chown = c.chown.as_ref().unwrap();
+    assert_eq!(chown.text(), "app:staff");
+    assert!(chown.needs_lookup());
+    assert_eq!(
+        g.target_stage().steps[1].created_by,
+        "COPY --chown=app:staff a /x # buildkit"
+    );
+    // An empty user or group is refused at planning, on its line.
+    for value in [":1", "1:", ":"] {
+        let err = plan(&format!("FROM busybox\n\nCOPY --chown={value} a /x\n")).unwrap_err();
+        assert_eq!(err.span().unwrap().start_line, 3, "{value}");
+        let msg = err.to_string();
+        assert!(msg.contains("--chown") && msg.contains(value), "{msg}");
+    }
+}
+
+#[test]
 fn copy_and_add_source_rules() {
     let err = plan("FROM busybox\nCOPY https://example.com/x /x\n").unwrap_err();
     assert!(err.to_string().contains("can't be a URL"), "{err}");
