@@ -58,6 +58,7 @@ pub use crate::layer::{Compression, LayerError};
 pub use crate::plan::{NetworkMode, PlanOptions};
 
 use crate::dockerfile::ignore::{ignore_file_candidates, IgnorePatterns};
+use crate::dockerfile::Dockerfile;
 use crate::layer::PackOptions;
 use crate::oci::Store;
 use crate::plan;
@@ -160,76 +161,9 @@ pub fn build(
             path: opts.context.clone(),
         });
     }
-    // COMPAT(buildkit): the label names the file's base name (`-f ci/Containerfile`
-    // → `Containerfile`); a Dockerfile from stdin is `Dockerfile`.
-    let file = opts
-        .dockerfile_path
-        .as_deref()
-        .and_then(|p| p.file_name())
-        .map_or("Dockerfile".into(), |n| n.to_string_lossy());
-    let v = progress.start(
-        format!("[internal] load build definition from {file}"),
-        None,
-    );
-    let df = match crate::dockerfile::parse(&opts.dockerfile) {
-        Ok(df) => df,
-        Err(e) => {
-            v.failed(e.to_string());
-            return Err(BuildError::Parse(e));
-        }
-    };
-    for d in df.directives.iter().filter(|d| d.name == "syntax") {
-        // kiln is its own frontend: say so rather than pretend to honour it.
-        progress.warn(format!(
-            "ignoring `# syntax={}` (line {}): kiln builds with its built-in Dockerfile frontend",
-            d.value, d.line
-        ));
-    }
-    for w in &df.warnings {
-        progress.warn(format!("{} (line {})", w.short, w.line));
-    }
-    v.done();
-    // Base images' layers stay in their registry until a step or an output
-    // needs them (`oci::registry::lazy`).
-    let remote = opts.registry.clone().map(|c| {
-        let p = progress.clone();
-        let observer: crate::oci::registry::FetchObserver = Box::new(move |n, bytes| {
-            let v = p.start(
-                format!("[internal] fetching {n} base image layer(s), {bytes} bytes"),
-                None,
-            );
-            Box::new(move |err| match err {
-                None => v.done(),
-                Some(e) => v.failed(e.to_string()),
-            })
-        });
-        let remote = crate::oci::registry::RemoteBlobs::new(c).with_observer(observer);
-        std::sync::Arc::new(remote)
-    });
-    let resolver = resolver::StoreResolver {
-        store,
-        registry: opts.registry.as_deref(),
-        pull: opts.pull,
-        progress: Some(progress),
-        lazy: remote.as_deref(),
-        contexts: &opts.contexts,
-    };
-    let mut plan_opts = opts.plan.clone();
-    plan_opts.contexts = opts
-        .contexts
-        .iter()
-        .map(|(k, c)| (k.clone(), c.kind()))
-        .collect();
-    let graph = plan::lower(&df, &plan_opts, &resolver).map_err(BuildError::Plan)?;
-    entitlements::check(&graph, &opts.allow)?;
-    // COMPAT(buildkit): SOURCE_DATE_EPOCH is the builder's own argument.
-    for arg in graph
-        .unused_build_args
-        .iter()
-        .filter(|a| *a != "SOURCE_DATE_EPOCH")
-    {
-        progress.warn(format!("build argument {arg} was not consumed"));
-    }
+    let df = load_definition(opts, progress)?;
+    let remote = lazy_remote(opts, progress);
+    let graph = plan_graph(store, opts, progress, remote.as_deref(), &df)?;
     let ignore = load_ignore(opts)?;
     let pack = PackOptions {
         compression: opts.compression,
@@ -299,4 +233,99 @@ pub fn build(
         .finish(&graph, Some(img.config_digest))
         .map_err(BuildError::Cache)?;
     Ok(img)
+}
+
+/// Lowers `df` to the build graph, resolving bases through the store (and
+/// the registry), and checks what its RUNs need against `--allow`.
+fn plan_graph(
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &Progress,
+    remote: Option<&crate::oci::registry::RemoteBlobs>,
+    df: &Dockerfile,
+) -> Result<plan::BuildGraph, BuildError> {
+    let resolver = resolver::StoreResolver {
+        store,
+        registry: opts.registry.as_deref(),
+        pull: opts.pull,
+        progress: Some(progress),
+        lazy: remote,
+        contexts: &opts.contexts,
+    };
+    let mut plan_opts = opts.plan.clone();
+    plan_opts.contexts = opts
+        .contexts
+        .iter()
+        .map(|(k, c)| (k.clone(), c.kind()))
+        .collect();
+    let graph = plan::lower(df, &plan_opts, &resolver).map_err(BuildError::Plan)?;
+    entitlements::check(&graph, &opts.allow)?;
+    // COMPAT(buildkit): SOURCE_DATE_EPOCH is the builder's own argument.
+    for arg in graph
+        .unused_build_args
+        .iter()
+        .filter(|a| *a != "SOURCE_DATE_EPOCH")
+    {
+        progress.warn(format!("build argument {arg} was not consumed"));
+    }
+    Ok(graph)
+}
+
+/// Parses the Dockerfile under its `[internal] load build definition`
+/// vertex, warning about what kiln does not honour.
+fn load_definition(opts: &BuildOptions, progress: &Progress) -> Result<Dockerfile, BuildError> {
+    // COMPAT(buildkit): the label names the file's base name (`-f ci/Containerfile`
+    // → `Containerfile`); a Dockerfile from stdin is `Dockerfile`.
+    let file = opts
+        .dockerfile_path
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .map_or("Dockerfile".into(), |n| n.to_string_lossy());
+    let v = progress.start(
+        format!("[internal] load build definition from {file}"),
+        None,
+    );
+    let df = match crate::dockerfile::parse(&opts.dockerfile) {
+        Ok(df) => df,
+        Err(e) => {
+            v.failed(e.to_string());
+            return Err(BuildError::Parse(e));
+        }
+    };
+    for d in df.directives.iter().filter(|d| d.name == "syntax") {
+        // kiln is its own frontend: say so rather than pretend to honour it.
+        progress.warn(format!(
+            "ignoring `# syntax={}` (line {}): kiln builds with its built-in Dockerfile frontend",
+            d.value, d.line
+        ));
+    }
+    for w in &df.warnings {
+        progress.warn(format!("{} (line {})", w.short, w.line));
+    }
+    v.done();
+    Ok(df)
+}
+
+/// The registry's blobs of lazily resolved bases: their layers stay in the
+/// registry until a step or an output needs them (`oci::registry::lazy`),
+/// each fetch shown as a vertex.
+fn lazy_remote(
+    opts: &BuildOptions,
+    progress: &Progress,
+) -> Option<std::sync::Arc<crate::oci::registry::RemoteBlobs>> {
+    opts.registry.clone().map(|c| {
+        let p = progress.clone();
+        let observer: crate::oci::registry::FetchObserver = Box::new(move |n, bytes| {
+            let v = p.start(
+                format!("[internal] fetching {n} base image layer(s), {bytes} bytes"),
+                None,
+            );
+            Box::new(move |err| match err {
+                None => v.done(),
+                Some(e) => v.failed(e.to_string()),
+            })
+        });
+        let remote = crate::oci::registry::RemoteBlobs::new(c).with_observer(observer);
+        std::sync::Arc::new(remote)
+    })
 }
