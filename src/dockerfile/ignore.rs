@@ -85,6 +85,19 @@ impl IgnorePatterns {
         Ok(IgnorePatterns { patterns })
     }
 
+    /// Compile patterns given one by one (`COPY --exclude`): no comment lines,
+    /// as patternmatcher's `New` reads them (`--exclude=#x` is a pattern);
+    /// blank ones are skipped. An error's `line` is the pattern's 1-based index.
+    pub fn from_patterns<S: AsRef<str>>(patterns: &[S]) -> Result<Self, IgnoreError> {
+        let mut out = Vec::new();
+        for (i, raw) in patterns.iter().enumerate() {
+            if let Some(p) = IgnorePattern::from_pattern(raw.as_ref(), i + 1)? {
+                out.push(p);
+            }
+        }
+        Ok(IgnorePatterns { patterns: out })
+    }
+
     /// True when there are no patterns (nothing is excluded).
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
@@ -137,6 +150,11 @@ impl IgnorePattern {
         if raw.starts_with('#') {
             return Ok(None);
         }
+        Self::from_pattern(raw, line)
+    }
+
+    /// One pattern; `None` when blank.
+    fn from_pattern(raw: &str, line: usize) -> Result<Option<Self>, IgnoreError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Ok(None);

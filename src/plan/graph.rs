@@ -423,8 +423,8 @@ impl Excludes {
         if patterns.is_empty() {
             return Ok(Self::default());
         }
-        // One pattern a line: the error's 1-based line is the pattern's index + 1.
-        let matcher = IgnorePatterns::parse(&patterns.join("\n")).map_err(|e| {
+        // The error's 1-based line is the pattern's index + 1.
+        let matcher = IgnorePatterns::from_patterns(&patterns).map_err(|e| {
             let line = match &e {
                 IgnoreError::LoneExclamation { line }
                 | IgnoreError::BadPattern { line, .. }
