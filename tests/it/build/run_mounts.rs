@@ -368,12 +368,27 @@ fn ssh_key_files_are_served_by_an_agent_of_the_builds_own() {
     agent_probe(&ctx.join("agent-probe"));
     let c = ctx.to_str().unwrap();
     let spec = format!("default={}", key.display());
-    let (out, log) = build(&env, &["--ssh", &spec, c]);
+    // The agent's socket dir is made under this build's own TMPDIR, so the
+    // check below finds this build's agent and not another test's.
+    let tmp = env.path("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["build", "--progress", "plain", "--ssh", &spec, c])
+        .env("TMPDIR", &tmp)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{log}");
     assert!(printed(&log, "agent-keys=1 comment=kiln-key-file"), "{log}");
+    let ours = tmp.join("kiln-ssh-");
     let alive = fs::read_dir("/proc").unwrap().flatten().any(|p| {
         fs::read(p.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("kiln-ssh-"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*ours.to_string_lossy()))
     });
     assert!(!alive, "the build's ssh-agent outlived it");
 
