@@ -58,12 +58,6 @@ pub enum CopyError {
         #[source]
         source: AddError,
     },
-    /// Something kiln does not support, named.
-    #[error("{what} is not supported yet")]
-    Unsupported {
-        /// The feature.
-        what: String,
-    },
     /// `--checksum` on a source that is not a URL.
     #[error("--checksum can only be used with a single http(s) source")]
     ChecksumNotUrl,
