@@ -11,6 +11,7 @@ pub mod cli;
 pub mod dockerfile;
 pub mod exec;
 pub mod layer;
+pub mod lint;
 pub mod oci;
 pub mod plan;
 #[deny(missing_docs)]

@@ -102,6 +102,12 @@ pub enum BuildError {
     /// The Dockerfile does not parse.
     #[error(transparent)]
     Parse(ParseError),
+    /// The `check=` directive or `BUILDKIT_DOCKERFILE_CHECK` does not parse.
+    #[error("reading the Dockerfile checks' options")]
+    CheckOptions(#[source] crate::lint::LintError),
+    /// `check=error=true` and a check fired.
+    #[error("{0}")]
+    Checks(String),
     /// The Dockerfile does not lower (unknown instruction, bad flag, unknown image…).
     #[error(transparent)]
     Plan(PlanError),
@@ -192,6 +198,8 @@ impl BuildError {
             | Self::ReadIgnore { .. }
             | Self::ParseIgnore { .. }
             | Self::Parse(_)
+            | Self::CheckOptions(_)
+            | Self::Checks(_)
             | Self::Plan(_)
             | Self::NotEntitled { .. } => 2,
             Self::Store(_)

@@ -75,10 +75,18 @@ pub enum Event {
         /// The error's one-line summary.
         message: String,
     },
-    /// A non-fatal finding (unused build args, parser warnings).
+    /// A non-fatal finding (unused build args, ignored directives).
     Warning {
         /// The text.
         message: String,
+    },
+    /// A Dockerfile check that fired, under the vertex that loaded the
+    /// Dockerfile (BuildKit shows them there, then once more after the build).
+    Check {
+        /// The vertex number.
+        vertex: usize,
+        /// buildx's short form: `Rule: message (line N)`.
+        short: String,
     },
 }
 
@@ -128,6 +136,14 @@ impl Progress {
             started: Instant::now(),
             progress: self.clone(),
         }
+    }
+
+    /// Sends a Dockerfile check's finding, under `vertex`.
+    pub fn check(&self, vertex: &Vertex, short: impl Into<String>) {
+        self.send(Event::Check {
+            vertex: vertex.id,
+            short: short.into(),
+        });
     }
 
     /// Sends a warning.

@@ -58,7 +58,6 @@ pub use crate::layer::{Compression, LayerError};
 pub use crate::plan::{NetworkMode, PlanOptions};
 
 use crate::dockerfile::ignore::{ignore_file_candidates, IgnorePatterns};
-use crate::dockerfile::Dockerfile;
 use crate::layer::PackOptions;
 use crate::oci::Store;
 use crate::plan;
@@ -148,6 +147,94 @@ fn load_ignore(opts: &BuildOptions) -> Result<Option<IgnorePatterns>, BuildError
     Ok(None)
 }
 
+/// Plans `df` with base images resolved through the store (and its
+/// registry, layers left there when `lazy` is given).
+fn lower(
+    store: &Store,
+    opts: &BuildOptions,
+    df: &crate::dockerfile::Dockerfile,
+    progress: Option<&Progress>,
+    lazy: Option<&crate::oci::registry::RemoteBlobs>,
+) -> Result<plan::BuildGraph, plan::PlanError> {
+    let resolver = resolver::StoreResolver {
+        store,
+        registry: opts.registry.as_deref(),
+        pull: opts.pull,
+        progress,
+        lazy,
+        contexts: &opts.contexts,
+    };
+    let mut plan_opts = opts.plan.clone();
+    plan_opts.contexts = opts
+        .contexts
+        .iter()
+        .map(|(k, c)| (k.clone(), c.kind()))
+        .collect();
+    plan::lower(df, &plan_opts, &resolver)
+}
+
+/// `kiln build --check`: BuildKit's Dockerfile checks over every stage,
+/// nothing built. As BuildKit's lint, the target's base images are resolved
+/// (their configs only: layers stay in their registry), so the checks that
+/// read the plan (UndefinedVar, a base image's SHELL) see what a build would.
+/// A plan that fails is returned beside the report made without it.
+pub fn check(
+    store: &Store,
+    opts: &BuildOptions,
+) -> Result<(crate::lint::Report, Option<BuildError>), BuildError> {
+    let df = crate::dockerfile::parse(&opts.dockerfile).map_err(BuildError::Parse)?;
+    let ignore = load_ignore(opts)?;
+    let remote = opts
+        .registry
+        .clone()
+        .map(|c| std::sync::Arc::new(crate::oci::registry::RemoteBlobs::new(c)));
+    let (graph, failed) = match lower(store, opts, &df, None, remote.as_deref()) {
+        Ok(g) => (Some(g), None),
+        Err(e) => (None, Some(BuildError::Plan(e))),
+    };
+    let inputs = crate::lint::Inputs {
+        ignore: ignore.as_ref(),
+        build_args: Some(&opts.plan.build_args),
+        graph: graph.as_ref(),
+        all_stages: true,
+    };
+    let report = crate::lint::check(&df, &inputs).map_err(BuildError::CheckOptions)?;
+    Ok((report, failed))
+}
+
+/// BuildKit's Dockerfile checks over the planned build, each finding sent
+/// under the vertex that loaded the Dockerfile; with `check=error=true` a
+/// finding fails the build.
+fn run_checks(
+    df: &crate::dockerfile::Dockerfile,
+    graph: &plan::BuildGraph,
+    ignore: Option<&IgnorePatterns>,
+    opts: &BuildOptions,
+    progress: &Progress,
+    v: &event::Vertex,
+) -> Result<(), BuildError> {
+    let inputs = crate::lint::Inputs {
+        ignore,
+        build_args: Some(&opts.plan.build_args),
+        graph: Some(graph),
+        all_stages: false,
+    };
+    let report = match crate::lint::check(df, &inputs) {
+        Ok(r) => r,
+        Err(e) => return Err(BuildError::CheckOptions(e)),
+    };
+    let mut findings: Vec<&crate::lint::Finding> = report.findings.iter().collect();
+    // COMPAT(buildkit): the load vertex lists them by line.
+    findings.sort_by_key(|f| f.start_line);
+    for f in findings {
+        progress.check(v, f.short());
+    }
+    match report.error() {
+        Some(msg) => Err(BuildError::Checks(msg)),
+        None => Ok(()),
+    }
+}
+
 /// Parses, plans and builds; returns the image, stored but not named, and
 /// maybe not whole: layers of a lazily resolved base may still be in their
 /// registry (`BuiltImage::remote`); `export` fetches what an output needs.
@@ -161,10 +248,61 @@ pub fn build(
             path: opts.context.clone(),
         });
     }
-    let df = load_definition(opts, progress)?;
+    // COMPAT(buildkit): the label names the file's base name (`-f ci/Containerfile`
+    // → `Containerfile`); a Dockerfile from stdin is `Dockerfile`.
+    let file = opts
+        .dockerfile_path
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .map_or("Dockerfile".into(), |n| n.to_string_lossy());
+    let v = progress.start(
+        format!("[internal] load build definition from {file}"),
+        None,
+    );
+    let df = match crate::dockerfile::parse(&opts.dockerfile) {
+        Ok(df) => df,
+        Err(e) => {
+            v.failed(e.to_string());
+            return Err(BuildError::Parse(e));
+        }
+    };
+    for d in df.directives.iter().filter(|d| d.name == "syntax") {
+        // kiln is its own frontend: say so rather than pretend to honour it.
+        progress.warn(format!(
+            "ignoring `# syntax={}` (line {}): kiln builds with its built-in Dockerfile frontend",
+            d.value, d.line
+        ));
+    }
     let remote = lazy_remote(opts, progress);
-    let graph = plan_graph(store, opts, progress, remote.as_deref(), &df)?;
-    let ignore = load_ignore(opts)?;
+    let graph = match lower(store, opts, &df, Some(progress), remote.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            v.done();
+            return Err(BuildError::Plan(e));
+        }
+    };
+    let checked = load_ignore(opts).and_then(|ignore| {
+        run_checks(&df, &graph, ignore.as_ref(), opts, progress, &v)?;
+        Ok(ignore)
+    });
+    let ignore = match checked {
+        Ok(ignore) => ignore,
+        Err(e) => {
+            v.failed(e.to_string());
+            return Err(e);
+        }
+    };
+    v.done();
+    entitlements::check(&graph, &opts.allow)?;
+    // COMPAT(buildkit): SOURCE_DATE_EPOCH and BUILDKIT_DOCKERFILE_CHECK are the
+    // builder's own arguments.
+    for arg in graph
+        .unused_build_args
+        .iter()
+        .filter(|a| *a != "SOURCE_DATE_EPOCH" && *a != "BUILDKIT_DOCKERFILE_CHECK")
+    {
+        progress.warn(format!("build argument {arg} was not consumed"));
+    }
     let pack = PackOptions {
         compression: opts.compression,
         source_date_epoch: opts.source_date_epoch,
@@ -233,77 +371,6 @@ pub fn build(
         .finish(&graph, Some(img.config_digest))
         .map_err(BuildError::Cache)?;
     Ok(img)
-}
-
-/// Lowers `df` to the build graph, resolving bases through the store (and
-/// the registry), and checks what its RUNs need against `--allow`.
-fn plan_graph(
-    store: &Store,
-    opts: &BuildOptions,
-    progress: &Progress,
-    remote: Option<&crate::oci::registry::RemoteBlobs>,
-    df: &Dockerfile,
-) -> Result<plan::BuildGraph, BuildError> {
-    let resolver = resolver::StoreResolver {
-        store,
-        registry: opts.registry.as_deref(),
-        pull: opts.pull,
-        progress: Some(progress),
-        lazy: remote,
-        contexts: &opts.contexts,
-    };
-    let mut plan_opts = opts.plan.clone();
-    plan_opts.contexts = opts
-        .contexts
-        .iter()
-        .map(|(k, c)| (k.clone(), c.kind()))
-        .collect();
-    let graph = plan::lower(df, &plan_opts, &resolver).map_err(BuildError::Plan)?;
-    entitlements::check(&graph, &opts.allow)?;
-    // COMPAT(buildkit): SOURCE_DATE_EPOCH is the builder's own argument.
-    for arg in graph
-        .unused_build_args
-        .iter()
-        .filter(|a| *a != "SOURCE_DATE_EPOCH")
-    {
-        progress.warn(format!("build argument {arg} was not consumed"));
-    }
-    Ok(graph)
-}
-
-/// Parses the Dockerfile under its `[internal] load build definition`
-/// vertex, warning about what kiln does not honour.
-fn load_definition(opts: &BuildOptions, progress: &Progress) -> Result<Dockerfile, BuildError> {
-    // COMPAT(buildkit): the label names the file's base name (`-f ci/Containerfile`
-    // → `Containerfile`); a Dockerfile from stdin is `Dockerfile`.
-    let file = opts
-        .dockerfile_path
-        .as_deref()
-        .and_then(|p| p.file_name())
-        .map_or("Dockerfile".into(), |n| n.to_string_lossy());
-    let v = progress.start(
-        format!("[internal] load build definition from {file}"),
-        None,
-    );
-    let df = match crate::dockerfile::parse(&opts.dockerfile) {
-        Ok(df) => df,
-        Err(e) => {
-            v.failed(e.to_string());
-            return Err(BuildError::Parse(e));
-        }
-    };
-    for d in df.directives.iter().filter(|d| d.name == "syntax") {
-        // kiln is its own frontend: say so rather than pretend to honour it.
-        progress.warn(format!(
-            "ignoring `# syntax={}` (line {}): kiln builds with its built-in Dockerfile frontend",
-            d.value, d.line
-        ));
-    }
-    for w in &df.warnings {
-        progress.warn(format!("{} (line {})", w.short, w.line));
-    }
-    v.done();
-    Ok(df)
 }
 
 /// The registry's blobs of lazily resolved bases: their layers stay in the

@@ -217,6 +217,7 @@ mod tests {
             target: StageId(stages.len() - 1),
             stages,
             unused_build_args: vec![],
+            undefined_vars: vec![],
         };
         let env = BuildEnv {
             store: &store,

@@ -103,6 +103,18 @@ impl IgnorePatterns {
         self.patterns.is_empty()
     }
 
+    /// True when a `!` pattern re-includes something (BuildKit's `Exclusions()`).
+    pub fn has_exceptions(&self) -> bool {
+        self.patterns.iter().any(|p| p.exception)
+    }
+
+    /// True when a pattern (`*`, `**`, `**/*`) excludes every entry of the root.
+    pub fn excludes_everything(&self) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| !p.exception && matches!(p.text.as_str(), "*" | "**" | "**/*"))
+    }
+
     /// Whether `rel_path` ("a/b/c", relative to the context, '/'-separated) is excluded.
     pub fn is_excluded(&self, rel_path: &str) -> bool {
         let file = clean(rel_path);
@@ -298,7 +310,7 @@ fn may_match_below(pattern: &str, dir: &[&str]) -> bool {
 }
 
 /// Go's `path.Clean`: collapse `//`, drop `.`, resolve `..` lexically; "" becomes ".".
-fn clean(path: &str) -> String {
+pub fn clean(path: &str) -> String {
     let rooted = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {

@@ -4,6 +4,7 @@
 //! instruction order, a later definition replacing an earlier one in place).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::dockerfile::shell::Lexer;
 use crate::dockerfile::Instruction;
@@ -56,6 +57,9 @@ pub(super) struct Expander {
     raw_lexer: Lexer,
     /// Bytes produced so far, against `MAX_EXPANDED_TOTAL`.
     spent: AtomicUsize,
+    /// Names single-word expansions looked up and found unset (BuildKit's
+    /// `unmatched`, which its UndefinedVar check reads).
+    undefined: Mutex<Vec<super::UndefinedVar>>,
 }
 
 impl Expander {
@@ -65,7 +69,38 @@ impl Expander {
             lexer: Lexer::new(escape),
             raw_lexer: Lexer::new('\\').skip_process_quotes(true),
             spent: AtomicUsize::new(0),
+            undefined: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The unset names looked up so far, in expansion order.
+    pub(super) fn take_undefined(&self) -> Vec<super::UndefinedVar> {
+        std::mem::take(&mut *self.undefined.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// `lexer`'s expansion of one word, its error tied to `inst`, its unset
+    /// names recorded.
+    fn expand(
+        &self,
+        lexer: &Lexer,
+        inst: &Instruction,
+        word: &str,
+        env: &Env,
+    ) -> Result<String, PlanError> {
+        let e = lexer
+            .expand_word(word, env.pairs())
+            .map_err(|e| expand_error(inst, word, Box::new(e)))?;
+        if !e.unmatched.is_empty() {
+            let known: Vec<String> = env.pairs().iter().map(|(k, _)| k.clone()).collect();
+            let mut u = self.undefined.lock().unwrap_or_else(|p| p.into_inner());
+            u.extend(e.unmatched.into_iter().map(|name| super::UndefinedVar {
+                start_line: inst.span.start_line,
+                end_line: inst.span.end_line,
+                name,
+                known: known.clone(),
+            }));
+        }
+        Ok(e.value)
     }
 
     /// One word (quotes removed, no splitting), as BuildKit's `ProcessWord`.
@@ -75,7 +110,7 @@ impl Expander {
         word: &str,
         env: &Env,
     ) -> Result<String, PlanError> {
-        let out = expand_word(&self.lexer, inst, word, env)?;
+        let out = self.expand(&self.lexer, inst, word, env)?;
         self.spend(inst, out.len())?;
         Ok(out)
     }
@@ -103,7 +138,7 @@ impl Expander {
         text: &str,
         env: &Env,
     ) -> Result<String, PlanError> {
-        let out = expand_word(&self.raw_lexer, inst, text, env)?;
+        let out = self.expand(&self.raw_lexer, inst, text, env)?;
         self.spend(inst, out.len())?;
         Ok(out)
     }
@@ -120,19 +155,6 @@ impl Expander {
         }
         Ok(())
     }
-}
-
-/// `lexer`'s expansion of one word, its error tied to `inst`.
-fn expand_word(
-    lexer: &Lexer,
-    inst: &Instruction,
-    word: &str,
-    env: &Env,
-) -> Result<String, PlanError> {
-    lexer
-        .expand_word(word, env.pairs())
-        .map(|e| e.value)
-        .map_err(|e| expand_error(inst, word, Box::new(e)))
 }
 
 fn expand_error(inst: &Instruction, word: &str, source: super::Cause) -> PlanError {

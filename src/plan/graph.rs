@@ -107,6 +107,22 @@ pub struct BuildGraph {
     pub target: StageId,
     /// `--build-arg` names no reached ARG declared (BuildKit warns about them).
     pub unused_build_args: Vec<String>,
+    /// Every unset name an expansion looked up, in expansion order (global
+    /// ARG defaults and FROM lines included: the checks tell them apart).
+    pub undefined_vars: Vec<UndefinedVar>,
+}
+
+/// A variable an instruction's expansion looked up while it was unset.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UndefinedVar {
+    /// First line of the instruction.
+    pub start_line: usize,
+    /// Last line.
+    pub end_line: usize,
+    /// The name.
+    pub name: String,
+    /// The names that were set then (for a did-you-mean).
+    pub known: Vec<String>,
 }
 
 impl BuildGraph {

@@ -266,6 +266,7 @@ fn assemble(
         stages,
         target,
         unused_build_args,
+        undefined_vars: lw.exp.take_undefined(),
     }
 }
 

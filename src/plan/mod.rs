@@ -50,7 +50,7 @@ pub use error::{Cause, PlanError};
 pub use graph::{
     AddOptions, Base, BuildGraph, ContextKind, CopyOp, CopySource, Excludes, FilesFrom,
     ImageResolver, InlineFile, NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp,
-    Security, Sharing, Stage, StageId, Step, WorkdirOp,
+    Security, Sharing, Stage, StageId, Step, UndefinedVar, WorkdirOp,
 };
 
 use crate::dockerfile::Dockerfile;

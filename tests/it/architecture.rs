@@ -15,6 +15,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("layer", &["oci"]),
     ("store", &["oci"]),
     ("plan", &["dockerfile", "oci"]),
+    // The checks read the AST and, for the rules about expansion, the plan.
+    ("lint", &["dockerfile", "plan", "oci"]),
     // The key recipe reads plan's ops; the cache artifact packs cache
     // mounts as layer tars.
     ("cache", &["plan", "oci", "store", "layer"]),
@@ -23,6 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "dockerfile",
             "plan",
+            "lint",
             "cache",
             "exec",
             "layer",
@@ -39,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "cache",
             "dockerfile",
             "exec",
+            "lint",
             "oci",
             "plan",
             "store",

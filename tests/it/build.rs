@@ -12,6 +12,8 @@ mod build_context;
 mod cache;
 #[path = "build/cache_sources.rs"]
 mod cache_sources;
+#[path = "build/checks.rs"]
+mod checks;
 #[path = "build/compression.rs"]
 mod compression;
 #[path = "build/docker_flags.rs"]

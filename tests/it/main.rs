@@ -3,6 +3,7 @@
 mod architecture;
 mod build;
 mod cache;
+mod checks;
 mod common;
 mod conformance;
 mod credentials;

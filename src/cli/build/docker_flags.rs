@@ -68,12 +68,6 @@ pub struct DockerFlags {
     /// Refused: kiln reads the context in place; there is nothing to compress.
     #[arg(long, hide = true)]
     pub compress: bool,
-    /// Refused: buildx's build checks and subrequests.
-    #[arg(long, hide = true, value_name = "METHOD")]
-    pub call: Option<String>,
-    /// Refused: buildx's build checks (`--call=check`).
-    #[arg(long, hide = true)]
-    pub check: bool,
 }
 
 /// A docker flag kiln does not support, or a value of one it does not.
@@ -143,7 +137,7 @@ impl DockerFlags {
             return refuse(format!("{flag} {v}"), LIMITS);
         }
         // The first flag given of these, as written, with what to do instead.
-        let others: [(Option<String>, &str); 5] = [
+        let others: [(Option<String>, &str); 3] = [
             (
                 self.security_opt
                     .first()
@@ -157,14 +151,6 @@ impl DockerFlags {
             (
                 self.compress.then(|| "--compress".into()),
                 "kiln reads the context in place, nothing is sent to compress; drop the flag",
-            ),
-            (
-                self.call.as_ref().map(|v| format!("--call {v}")),
-                "kiln has no build checks or frontend subrequests; `kiln parse` shows the parse",
-            ),
-            (
-                self.check.then(|| "--check".into()),
-                "kiln has no build checks; `kiln parse` shows the parse",
             ),
         ];
         if let Some((Some(flag), why)) = others.into_iter().find(|(f, _)| f.is_some()) {

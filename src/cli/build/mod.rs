@@ -12,6 +12,7 @@ use clap::Args;
 
 mod annotations;
 mod args;
+mod call;
 mod docker_flags;
 mod ssh_keys;
 
@@ -128,6 +129,14 @@ pub struct BuildArgs {
     /// Build reproducibly: SOURCE_DATE_EPOCH=0 unless the environment or a `--build-arg` sets it.
     #[arg(long)]
     pub reproducible: bool,
+    /// Run a frontend method instead of building (buildx's `--call`):
+    /// `build` (the default) or `check` (BuildKit's Dockerfile checks), with
+    /// `,format=json` for JSON and `,ignorestatus=true` to exit 0 on findings.
+    #[arg(long, value_name = "METHOD[,format=json]")]
+    pub call: Option<String>,
+    /// Shorthand for `--call=check`.
+    #[arg(long)]
+    pub check: bool,
     /// Docker flags accepted as BuildKit's no-ops or refused by name.
     #[command(flatten)]
     pub docker: docker_flags::DockerFlags,
@@ -252,10 +261,23 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let method = match call::Call::from_args(args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprint!("{}", render_error(&e));
+            return EXIT_USAGE;
+        }
+    };
     let (store, _lock, _stdin_context) = match open(cli, args, &mut r.build.options) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
+    if let call::Call::Targets(json) = method {
+        return call::run_targets(json, &r.build.options);
+    }
+    if let Some(check) = method.check() {
+        return call::run_check(check, &store, args, &r.build.options);
+    }
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {

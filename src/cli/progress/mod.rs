@@ -52,6 +52,8 @@ pub struct Renderer<W: Write> {
     partial: HashMap<usize, Vec<u8>>,
     any: bool,
     broken: bool,
+    /// Dockerfile checks that fired, for the summary after the build.
+    checks: Vec<String>,
 }
 
 impl<W: Write> Renderer<W> {
@@ -64,6 +66,7 @@ impl<W: Write> Renderer<W> {
             partial: HashMap::new(),
             any: false,
             broken: false,
+            checks: Vec::new(),
         }
     }
 
@@ -82,8 +85,11 @@ impl<W: Write> Renderer<W> {
         }
     }
 
-    /// The writer back, flushed.
+    /// The writer back, flushed, after the checks' summary.
     pub fn into_inner(mut self) -> W {
+        if !self.broken && self.mode == ProgressMode::Plain {
+            let _ = self.out.write_all(check_summary(&self.checks).as_bytes());
+        }
         let _ = self.out.flush();
         self.out
     }
@@ -119,6 +125,10 @@ impl<W: Write> Renderer<W> {
                 writeln!(self.out, "#{vertex} ERROR: {message}")
             }
             Event::Warning { message } => writeln!(self.out, "WARN: {message}"),
+            Event::Check { vertex, short } => {
+                self.checks.push(short.clone());
+                writeln!(self.out, "#{vertex} WARN: {short}")
+            }
         }
     }
 
@@ -153,6 +163,24 @@ impl<W: Write> Renderer<W> {
         self.out.write_all(line)?;
         writeln!(self.out)
     }
+}
+
+/// buildx's block after a build: `N warnings found` and one line each; empty
+/// when no check fired.
+pub(crate) fn check_summary(checks: &[String]) -> String {
+    if checks.is_empty() {
+        return String::new();
+    }
+    // COMPAT(buildkit): buildx says "(use docker --debug to expand)"; kiln's
+    // --check is what prints the excerpts.
+    let mut out = match checks.len() {
+        1 => "\n 1 warning found (use kiln build --check to expand):\n".to_string(),
+        n => format!("\n {n} warnings found (use kiln build --check to expand):\n"),
+    };
+    for c in checks {
+        out.push_str(&format!(" - {c}\n"));
+    }
+    out
 }
 
 /// Renders every event from `rx` to stderr on a thread until the sender side

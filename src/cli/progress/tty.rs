@@ -24,6 +24,7 @@ pub struct TtyView<W: Write> {
     out: W,
     rows: Vec<Row>,
     warnings: Vec<String>,
+    checks: Vec<String>,
     started: Instant,
     drawn: usize,
 }
@@ -35,6 +36,7 @@ impl<W: Write> TtyView<W> {
             out,
             rows: Vec::new(),
             warnings: Vec::new(),
+            checks: Vec::new(),
             started: Instant::now(),
             drawn: 0,
         }
@@ -64,6 +66,7 @@ impl<W: Write> TtyView<W> {
                 vertex, elapsed, ..
             } => self.finish(*vertex, *elapsed, "ERROR "),
             Event::Warning { message } => self.warnings.push(message.clone()),
+            Event::Check { short, .. } => self.checks.push(short.clone()),
         }
     }
 
@@ -112,6 +115,8 @@ impl<W: Write> TtyView<W> {
         for w in &self.warnings {
             writeln!(self.out, "WARN: {w}")?;
         }
+        self.out
+            .write_all(super::check_summary(&self.checks).as_bytes())?;
         Ok(self.out)
     }
 }

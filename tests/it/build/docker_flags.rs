@@ -60,8 +60,8 @@ fn known_docker_flags_are_refused_by_name() {
             &["--attest", "type=sbom"],
             "--attest type=sbom is not supported",
         ),
-        (&["--call", "outline"], "--call outline is not supported"),
-        (&["--check"], "--check is not supported"),
+        (&["--call", "outline"], "--call=outline is not supported"),
+        (&["--call", "nope"], "invalid --call value"),
         (
             &["--cache-from", "type=gha"],
             "--cache-from type=gha is not supported",
