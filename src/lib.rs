@@ -14,5 +14,6 @@ pub mod layer;
 pub mod lint;
 pub mod oci;
 pub mod plan;
+pub mod sbom;
 #[deny(missing_docs)]
 pub mod store;

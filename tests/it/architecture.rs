@@ -15,6 +15,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("layer", &["oci"]),
     ("store", &["oci"]),
     ("plan", &["dockerfile", "oci"]),
+    // Filesystem in, SPDX JSON out: it reads layer dirs itself.
+    ("sbom", &[]),
     // The checks read the AST and, for the rules about expansion, the plan.
     ("lint", &["dockerfile", "plan", "oci"]),
     // The key recipe reads plan's ops; the cache artifact packs cache

@@ -1,0 +1,335 @@
+//! SBOMs for image root filesystems: finds the packages an image holds and
+//! writes them as an SPDX 2.3 JSON document.
+//!
+//! The input is the image's filesystem, either its layer dirs lowest first
+//! ([`scan_layers`]: kiln's snapshots, merged as overlayfs would: upper
+//! wins, whiteouts delete, opaque dirs hide what is below) or one plain dir
+//! ([`scan_dir`]). The output is a [`Scan`] (packages and warnings), turned
+//! into a document by [`spdx_document`] / [`spdx_json`]. Nothing here knows
+//! of builds, images or attestations: filesystem in, JSON out.
+//!
+//! What is found, and where (paths inside the image):
+//!
+//! | ecosystem | read from | purl |
+//! |---|---|---|
+//! | Debian, Ubuntu | `var/lib/dpkg/status` (entries whose status is `installed`), distroless `var/lib/dpkg/status.d/*` | `pkg:deb/<os id>/<name>@<version>?arch=…&upstream=<source>&distro=<id>-<version_id>` |
+//! | Alpine | `lib/apk/db/installed` (`P:` `V:` `A:` `L:` `o:` `m:`) | `pkg:apk/alpine/<name>@<version>?arch=…&upstream=<origin>&distro=alpine-<version_id>` |
+//! | Python | `*.dist-info/METADATA`, `*.egg-info/PKG-INFO` and `*.egg-info` files in any `site-packages` or `dist-packages` dir | `pkg:pypi/<normalized name>@<version>` |
+//! | npm | `node_modules/<name>/package.json`, `node_modules/@scope/<name>/package.json`, nested too | `pkg:npm/<name>@<version>`, `pkg:npm/%40scope/<name>@<version>` |
+//!
+//! The distro comes from `etc/os-release` (or `usr/lib/os-release`). purls
+//! are written as syft writes them (its qualifiers: sorted, then `distro`;
+//! percent-encoding as its packageurl-go does, so `+` is `%2B`).
+//!
+//! Left out: RPM databases (`var/lib/rpm`: Berkeley DB, NDB or SQLite, none
+//! readable without a heavy dependency or a parser of our own for a binary
+//! format); Debian licenses (dpkg's status has none: syft reads
+//! `/usr/share/doc/*/copyright`, which is free text); language packages
+//! other than Python and npm (Go binaries, jars, gems, crates); file-level
+//! SPDX data (`filesAnalyzed` is false).
+//!
+//! Invariants: bad input never panics and never aborts the scan: a
+//! malformed entry is skipped with a [`Warning`]; files are read up to a
+//! named limit ([`MAX_DB_BYTES`], [`MAX_METADATA_BYTES`]) and the walk visits
+//! at most [`MAX_WALK_ENTRIES`] entries; symlinks resolve inside the image
+//! root, never on the host, and the walk does not descend through them.
+//! The same filesystem and the same [`DocumentParams`] give byte-identical
+//! JSON: no clock, no random ids, everything sorted.
+
+mod apk;
+mod dpkg;
+mod license;
+mod npm;
+mod osrelease;
+mod purl;
+mod python;
+mod rootfs;
+mod spdx;
+mod walk;
+
+use std::path::{Path, PathBuf};
+
+pub use rootfs::RootfsError;
+pub use spdx::{spdx_document, spdx_json, DocumentParams};
+
+use rootfs::Rootfs;
+
+/// The largest package database read whole (dpkg `status`, a `status.d`
+/// file, apk `installed`); a larger one is skipped with a warning.
+pub const MAX_DB_BYTES: u64 = 64 << 20;
+/// How much of one package's metadata file (`METADATA`, `PKG-INFO`,
+/// `package.json`, `os-release`) is read. Python headers come first, so a
+/// longer file is read up to here; a longer `package.json` is skipped.
+pub const MAX_METADATA_BYTES: u64 = 1 << 20;
+/// How many filesystem entries the search for Python and npm packages
+/// visits before it stops (with a warning).
+pub const MAX_WALK_ENTRIES: usize = 2_000_000;
+/// How deep the search for Python and npm packages descends.
+pub const MAX_WALK_DEPTH: usize = 64;
+
+/// Why a scan could not start. Everything after that is a [`Warning`].
+#[derive(Debug, thiserror::Error)]
+pub enum SbomError {
+    /// A layer dir (or the root dir) cannot be read.
+    #[error("opening the image filesystem at {path}")]
+    Layer {
+        /// The dir given.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A layer dir (or the root dir) is not a directory.
+    #[error("{path} is not a directory")]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+}
+
+/// The package manager a package was found by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ecosystem {
+    /// dpkg (Debian, Ubuntu, distroless).
+    Deb,
+    /// apk (Alpine).
+    Apk,
+    /// Python distributions (wheels' dist-info, eggs' egg-info).
+    Python,
+    /// npm packages under `node_modules`.
+    Npm,
+}
+
+impl Ecosystem {
+    /// A short lowercase name (`deb`, `apk`, `python`, `npm`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ecosystem::Deb => "deb",
+            Ecosystem::Apk => "apk",
+            Ecosystem::Python => "python",
+            Ecosystem::Npm => "npm",
+        }
+    }
+
+    /// What the metadata file is, for the document's `sourceInfo`.
+    fn source_kind(self) -> &'static str {
+        match self {
+            Ecosystem::Deb => "DPKG DB",
+            Ecosystem::Apk => "APK DB",
+            Ecosystem::Python => "Python package metadata",
+            Ecosystem::Npm => "npm package.json",
+        }
+    }
+}
+
+/// One package found in the image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Package {
+    /// Who found it.
+    pub ecosystem: Ecosystem,
+    /// Its name as its metadata spells it.
+    pub name: String,
+    /// Its version as its metadata spells it.
+    pub version: String,
+    /// Its architecture, for OS packages.
+    pub arch: Option<String>,
+    /// The source package (dpkg `Source:`, apk origin), when it has one.
+    pub source: Option<String>,
+    /// Who supplies it, as found (`Name <email>`): dpkg `Maintainer:`, apk `m:`.
+    pub supplier: Option<String>,
+    /// The declared license as found, valid SPDX expression or not.
+    pub license: Option<String>,
+    /// Its package URL.
+    pub purl: String,
+    /// The image path of the metadata it was read from.
+    pub found_at: String,
+}
+
+/// Something the scan skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Warning {
+    /// The image path it concerns.
+    pub path: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// The distro an image says it is (`os-release`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Distro {
+    /// `ID` (`debian`, `ubuntu`, `alpine`).
+    pub id: String,
+    /// `VERSION_ID` (`12`, `3.20.3`), when given.
+    pub version_id: Option<String>,
+    /// `ID_LIKE`, split.
+    pub id_like: Vec<String>,
+}
+
+/// What a scan found: packages sorted (and without duplicates), warnings
+/// sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// The distro, when `os-release` names one.
+    pub distro: Option<Distro>,
+    /// The packages.
+    pub packages: Vec<Package>,
+    /// What was skipped.
+    pub warnings: Vec<Warning>,
+}
+
+impl Scan {
+    fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(Warning {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Reads image file `path` whole (up to `limit`), turning every failure
+    /// into a warning; `None` when it is absent or unreadable.
+    fn read_whole(&mut self, fs: &Rootfs, path: &str, limit: u64) -> Option<Vec<u8>> {
+        match fs.read_whole(path, limit) {
+            Ok(b) => b,
+            Err(e) => {
+                self.warn(path, error_chain(&e));
+                None
+            }
+        }
+    }
+
+    /// Reads the first `limit` bytes of image file `path`.
+    fn read_prefix(&mut self, fs: &Rootfs, path: &str, limit: u64) -> Option<Vec<u8>> {
+        match fs.read_prefix(path, limit) {
+            Ok(b) => b.map(|(b, _)| b),
+            Err(e) => {
+                self.warn(path, error_chain(&e));
+                None
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Scans an image given as its layer dirs, lowest first (kiln's snapshot
+/// dirs `snapshots/<diff_id>/`, in the order of the image's `diff_ids`).
+/// An empty list is `scratch`: nothing found.
+pub fn scan_layers(layers_lowest_first: &[PathBuf]) -> Result<Scan, SbomError> {
+    for l in layers_lowest_first {
+        let meta = std::fs::metadata(l).map_err(|source| SbomError::Layer {
+            path: l.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(SbomError::NotADirectory { path: l.clone() });
+        }
+    }
+    let fs = Rootfs::new(layers_lowest_first);
+    let mut scan = Scan::default();
+    scan.distro = osrelease::read(&fs, &mut scan);
+    let distro = scan.distro.clone();
+    dpkg::scan(&fs, distro.as_ref(), &mut scan);
+    apk::scan(&fs, distro.as_ref(), &mut scan);
+    walk::scan(&fs, &mut scan);
+    scan.packages.sort();
+    scan.packages.dedup();
+    scan.warnings.sort();
+    scan.warnings.dedup();
+    Ok(scan)
+}
+
+/// Scans one plain root dir (an unpacked image, a container's rootfs).
+pub fn scan_dir(root: &Path) -> Result<Scan, SbomError> {
+    scan_layers(&[root.to_path_buf()])
+}
+
+/// Splits RFC 822-style text (dpkg status, `METADATA`) into paragraphs of
+/// `(field, value)`; continuation lines (leading space or tab) are joined
+/// to the field before them with `\n`. A line that is neither makes its
+/// paragraph malformed: `Err(line number)`, and the next paragraph starts
+/// fresh.
+type Paragraph = Result<Vec<(String, String)>, usize>;
+
+fn paragraphs(text: &str) -> Vec<Paragraph> {
+    let mut out = Vec::new();
+    let mut cur: Vec<(String, String)> = Vec::new();
+    let mut bad: Option<usize> = None;
+    let mut flush = |cur: &mut Vec<(String, String)>, bad: &mut Option<usize>| {
+        if let Some(l) = bad.take() {
+            out.push(Err(l));
+        } else if !cur.is_empty() {
+            out.push(Ok(std::mem::take(cur)));
+        }
+        cur.clear();
+    };
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            flush(&mut cur, &mut bad);
+            continue;
+        }
+        if bad.is_some() {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            match cur.last_mut() {
+                Some((_, v)) => {
+                    v.push('\n');
+                    v.push_str(line.trim());
+                }
+                None => bad = Some(i + 1),
+            }
+            continue;
+        }
+        match line.split_once(':') {
+            Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+                cur.push((k.to_string(), v.trim().to_string()));
+            }
+            _ => bad = Some(i + 1),
+        }
+    }
+    flush(&mut cur, &mut bad);
+    out
+}
+
+/// The first value of `field` (case-insensitive, as RFC 822 fields are).
+fn field<'a>(p: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    p.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paragraphs_join_continuations_and_flag_bad_lines() {
+        let p = paragraphs("A: 1\nB: x\n y\n\n\nbad line\nC: 2\n\nD: 3\n");
+        assert_eq!(
+            p,
+            vec![
+                Ok(vec![("A".into(), "1".into()), ("B".into(), "x\ny".into())]),
+                Err(6),
+                Ok(vec![("D".into(), "3".into())]),
+            ]
+        );
+        assert_eq!(paragraphs(" leading continuation\n"), vec![Err(1)]);
+        assert!(paragraphs("").is_empty());
+    }
+}
