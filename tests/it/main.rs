@@ -18,5 +18,6 @@ mod parser;
 mod plan;
 mod registry;
 mod repro;
+mod sbom;
 mod shell;
 mod storelock;
