@@ -27,7 +27,7 @@ struct Entry<'a> {
     first_line: usize,
 }
 
-fn parse_db(text: &str, distro: Option<&Distro>, scan: &mut Scan) {
+pub(super) fn parse_db(text: &str, distro: Option<&Distro>, scan: &mut Scan) {
     let mut cur = Entry::default();
     let mut started = false;
     for (i, line) in text.lines().chain(std::iter::once("")).enumerate() {

@@ -35,7 +35,7 @@ pub(super) fn scan(fs: &Rootfs, distro: Option<&Distro>, scan: &mut Scan) {
 
 /// Adds the installed packages of one database file; a malformed or
 /// incomplete paragraph is a warning.
-fn parse_db(bytes: &[u8], path: &str, distro: Option<&Distro>, scan: &mut Scan) {
+pub(super) fn parse_db(bytes: &[u8], path: &str, distro: Option<&Distro>, scan: &mut Scan) {
     let text = String::from_utf8_lossy(bytes);
     for (i, p) in paragraphs(&text).into_iter().enumerate() {
         let p = match p {

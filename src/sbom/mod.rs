@@ -332,4 +332,63 @@ mod tests {
         assert_eq!(paragraphs(" leading continuation\n"), vec![Err(1)]);
         assert!(paragraphs("").is_empty());
     }
+
+    /// Mangled copies of each format (truncated, bytes overwritten,
+    /// garbage spliced in) through every parser: warnings, never a panic,
+    /// and every package found still has a name, a version and a purl.
+    #[test]
+    fn mangled_input_never_panics() {
+        let dpkg_db = std::fs::read("/var/lib/dpkg/status")
+            .map(|b| b[..b.len().min(16 << 10)].to_vec())
+            .unwrap_or_else(|_| {
+                b"Package: a\nStatus: install ok installed\nVersion: 1\nSource: s (2)\n".to_vec()
+            });
+        let samples: [&[u8]; 5] = [
+            &dpkg_db,
+            b"C:Q1=\nP:musl\nV:1.2.5-r0\nA:x86_64\nL:MIT\no:musl\nm:N C <n@a.org>\nF:lib\nR:x\n\nP:z\nV:1\n",
+            b"Metadata-Version: 2.1\nName: a_b\nVersion: 1.0\nLicense: MIT\n\nbody\n",
+            br#"{"name":"@s/x","version":"1.0.0","license":{"type":"MIT"},"licenses":[{"type":"ISC"}]}"#,
+            b"ID=debian\nVERSION_ID=\"12\"\nID_LIKE='x y'\n",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let junk: &[u8] = b"\n\n:\n \t\x00\xff\xc3(\"{[Package: \nV:\nP:\n";
+        let mut warned = 0;
+        for round in 0..3000 {
+            let src = samples[round % samples.len()];
+            let mut b = src.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() as usize) % (b.len() + 1);
+                match next() % 3 {
+                    0 => b.truncate(i),
+                    1 if i < b.len() => b[i] = next() as u8,
+                    _ => {
+                        let n = (next() as usize) % junk.len();
+                        b.splice(i..i, junk[..n].iter().copied());
+                    }
+                };
+            }
+            let text = String::from_utf8_lossy(&b);
+            let mut scan = Scan::default();
+            let distro = osrelease::parse(&text);
+            dpkg::parse_db(&b, "/s", distro.as_ref(), &mut scan);
+            apk::parse_db(&text, distro.as_ref(), &mut scan);
+            python::parse(&text, "/m", &mut scan);
+            npm::parse(&b, "/p", &mut scan);
+            for p in &scan.packages {
+                assert!(!p.name.is_empty() && !p.version.is_empty() && p.purl.starts_with("pkg:"));
+                if let Some(l) = &p.license {
+                    let _ = license::expression(l);
+                }
+            }
+            let _ = license::expression(&text);
+            warned += usize::from(!scan.warnings.is_empty());
+        }
+        assert!(warned > 1000, "only {warned} of 3000 mangled inputs warned");
+    }
 }

@@ -38,7 +38,7 @@ fn read(fs: &Rootfs, path: &str, scan: &mut Scan) {
     }
 }
 
-fn parse(bytes: &[u8], path: &str, scan: &mut Scan) {
+pub(super) fn parse(bytes: &[u8], path: &str, scan: &mut Scan) {
     let json: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => return scan.warn(path, format!("not JSON ({e}): skipped")),

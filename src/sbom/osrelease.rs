@@ -19,7 +19,7 @@ pub(super) fn read(fs: &Rootfs, scan: &mut Scan) -> Option<Distro> {
 
 /// `KEY=value` lines, values optionally quoted (shell-style, the common
 /// cases: `"…"` with `\"`/`\\` escapes, or `'…'`).
-fn parse(text: &str) -> Option<Distro> {
+pub(super) fn parse(text: &str) -> Option<Distro> {
     let mut d = Distro::default();
     for line in text.lines() {
         let line = line.trim();

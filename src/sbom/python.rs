@@ -30,7 +30,7 @@ pub(super) fn visit(fs: &Rootfs, dir: &str, e: &Entry, scan: &mut Scan) {
     parse(&String::from_utf8_lossy(&bytes), &metadata, scan);
 }
 
-fn parse(text: &str, path: &str, scan: &mut Scan) {
+pub(super) fn parse(text: &str, path: &str, scan: &mut Scan) {
     // The header block ends at the first blank line; the body after it is
     // the description.
     let end = text

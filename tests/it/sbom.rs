@@ -434,7 +434,7 @@ fn layers_merge_upper_wins_whiteouts_delete_opaque_dirs_hide() {
         .collect();
     assert_eq!(got, ["keep@1.0", "upgraded@2.0", "fresh@3.0.0"]);
     // Lowest layer alone: everything it had.
-    let base = scan_layers(&[l0.clone()]).unwrap();
+    let base = scan_layers(std::slice::from_ref(&l0)).unwrap();
     assert_eq!(base.packages.len(), 5);
     // Order matters: lowest first.
     let reversed = scan_layers(&[l2, l1, l0]).unwrap();
@@ -654,7 +654,7 @@ impl Mangler {
             _ => {
                 let i = self.next() as usize % (b.len() + 1);
                 b.truncate(i);
-                b.extend_from_slice(&[b'\n', b' ', b'\t', b'\n']);
+                b.extend_from_slice(b"\n \t\n");
             }
         }
         b
