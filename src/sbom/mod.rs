@@ -145,6 +145,19 @@ pub struct Package {
     pub found_at: String,
 }
 
+impl Package {
+    /// What makes a package itself: two with the same identity are one.
+    fn identity(&self) -> (Ecosystem, &str, &str, Option<&str>, &str) {
+        (
+            self.ecosystem,
+            &self.name,
+            &self.version,
+            self.arch.as_deref(),
+            &self.found_at,
+        )
+    }
+}
+
 /// Something the scan skipped, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Warning {
@@ -247,10 +260,33 @@ pub fn scan_layers(layers_lowest_first: &[PathBuf]) -> Result<Scan, SbomError> {
     apk::scan(&fs, distro.as_ref(), &mut scan);
     walk::scan(&fs, &mut scan);
     scan.packages.sort();
-    scan.packages.dedup();
+    dedup(&mut scan);
     scan.warnings.sort();
     scan.warnings.dedup();
     Ok(scan)
+}
+
+/// Keeps the first (in sorted order) of packages that share an identity:
+/// the document derives SPDXIDs from it, and a database that lists one
+/// package twice (with different details) must not make two alike.
+fn dedup(scan: &mut Scan) {
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::BTreeSet::new();
+        scan.packages
+            .iter()
+            .map(|p| seen.insert(p.identity()))
+            .collect()
+    };
+    let mut warnings = Vec::new();
+    for (p, _) in scan.packages.iter().zip(&keep).filter(|(_, k)| !**k) {
+        warnings.push(Warning {
+            path: p.found_at.clone(),
+            message: format!("{} {} listed twice: kept once", p.name, p.version),
+        });
+    }
+    scan.warnings.extend(warnings);
+    let mut keep = keep.into_iter();
+    scan.packages.retain(|_| keep.next().unwrap_or(true));
 }
 
 /// Scans one plain root dir (an unpacked image, a container's rootfs).
@@ -317,6 +353,22 @@ fn field<'a>(p: &'a [(String, String)], name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_package_listed_twice_is_kept_once() {
+        let mut scan = Scan::default();
+        let db = "Package: a\nVersion: 1\nMaintainer: X <x@x>\n\nPackage: a\nVersion: 1\nMaintainer: Y <y@y>\n\nPackage: a\nVersion: 2\n";
+        dpkg::parse_db(db.as_bytes(), "/s", None, &mut scan);
+        scan.packages.sort();
+        dedup(&mut scan);
+        let got: Vec<(&str, Option<&str>)> = scan
+            .packages
+            .iter()
+            .map(|p| (p.version.as_str(), p.supplier.as_deref()))
+            .collect();
+        assert_eq!(got, [("1", Some("X <x@x>")), ("2", None)]);
+        assert_eq!(scan.warnings.len(), 1);
+    }
 
     #[test]
     fn paragraphs_join_continuations_and_flag_bad_lines() {

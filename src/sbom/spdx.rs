@@ -17,11 +17,12 @@ use super::{license, Package, Scan};
 #[derive(Debug, Clone, Copy)]
 pub struct DocumentParams<'a> {
     /// The image's name (a reference like `docker.io/library/app:1`, or any
-    /// label): the document's and the root package's name.
+    /// label): the document's and the root package's name (`image` when
+    /// empty).
     pub name: &'a str,
     /// A digest that identifies the image (its manifest's or config's,
     /// `sha256:<hex>`): it makes the document namespace unique, and is the
-    /// root package's version.
+    /// root package's version (left out when empty).
     pub digest: &'a str,
     /// The creation time in seconds since the epoch: `SOURCE_DATE_EPOCH`,
     /// or the image config's `created`.
@@ -34,10 +35,14 @@ const ROOT_ID: &str = "SPDXRef-Image";
 /// The SPDX 2.3 document for `scan`, as a JSON value (keys sorted, as
 /// `serde_json`'s map keeps them).
 pub fn spdx_document(scan: &Scan, params: &DocumentParams<'_>) -> Value {
-    let mut packages = vec![json!({
+    let name = if params.name.trim().is_empty() {
+        "image"
+    } else {
+        params.name
+    };
+    let mut root = json!({
         "SPDXID": ROOT_ID,
-        "name": params.name,
-        "versionInfo": params.digest,
+        "name": name,
         "primaryPackagePurpose": "CONTAINER",
         "supplier": "NOASSERTION",
         "downloadLocation": "NOASSERTION",
@@ -45,15 +50,27 @@ pub fn spdx_document(scan: &Scan, params: &DocumentParams<'_>) -> Value {
         "licenseConcluded": "NOASSERTION",
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
-    })];
+    });
+    if !params.digest.is_empty() {
+        root["versionInfo"] = json!(params.digest);
+    }
+    let mut packages = vec![root];
     let mut ids: Vec<String> = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
     for p in &scan.packages {
-        let id = package_id(p);
+        // A scan has no two packages of one identity; a Scan made by hand
+        // might: the later one gets a suffix, so ids stay unique.
+        let base = package_id(p);
+        let mut id = base.clone();
+        let mut n = 1;
+        while !used.insert(id.clone()) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
         packages.push(package(p, &id));
         ids.push(id);
     }
     ids.sort();
-    ids.dedup();
     let mut relationships = vec![json!({
         "spdxElementId": "SPDXRef-DOCUMENT",
         "relationshipType": "DESCRIBES",
@@ -70,7 +87,7 @@ pub fn spdx_document(scan: &Scan, params: &DocumentParams<'_>) -> Value {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
-        "name": params.name,
+        "name": name,
         "documentNamespace": namespace(params),
         "creationInfo": {
             "creators": [format!("Tool: kiln-{}", env!("CARGO_PKG_VERSION"))],
@@ -214,7 +231,39 @@ fn rfc3339(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sbom::Ecosystem;
+    use crate::sbom::{Ecosystem, Scan};
+
+    #[test]
+    fn ids_stay_unique_for_a_hand_made_scan() {
+        let p = Package {
+            ecosystem: Ecosystem::Deb,
+            name: "a".into(),
+            version: "1".into(),
+            arch: None,
+            source: None,
+            supplier: None,
+            license: None,
+            purl: "pkg:deb/debian/a@1".into(),
+            found_at: "/var/lib/dpkg/status".into(),
+        };
+        let scan = Scan {
+            packages: vec![p.clone(), p],
+            ..Scan::default()
+        };
+        let doc = spdx_document(
+            &scan,
+            &DocumentParams {
+                name: "",
+                digest: "",
+                created: 0,
+            },
+        );
+        let id = |i: usize| doc["packages"][i]["SPDXID"].as_str().unwrap().to_string();
+        assert_eq!(id(2), format!("{}-2", id(1)));
+        assert_eq!(doc["name"], "image");
+        assert!(doc["packages"][0].get("versionInfo").is_none());
+        assert_eq!(doc["relationships"].as_array().unwrap().len(), 3);
+    }
 
     #[test]
     fn times_are_utc_seconds() {
