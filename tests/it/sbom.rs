@@ -158,10 +158,18 @@ fn distroless_status_d_is_read_file_by_file() {
         .all(|p| p.purl.starts_with("pkg:deb/debian/") && !p.purl.contains("distro=")));
 }
 
+/// The first of this host's site-packages dirs with a few wheels in it
+/// (pyenv's has many; Debian's python3 lists /usr/local's first, which may
+/// hold only what scripts/test installed).
 fn host_site_packages() -> PathBuf {
-    let out =
-        run(Command::new("python3").args(["-c", "import site; print(site.getsitepackages()[0])"]));
-    PathBuf::from(out.trim())
+    let out = run(Command::new("python3").args([
+        "-c",
+        "import site; print('\\n'.join(site.getsitepackages()))",
+    ]));
+    out.lines()
+        .map(PathBuf::from)
+        .find(|d| d.is_dir() && distributions(d, ".dist-info", 6).len() == 6)
+        .unwrap_or_else(|| panic!("no site-packages dir with 6 wheels among {out:?}"))
 }
 
 /// Up to `n` distributions of `dir` with the given suffix, sorted by name.
@@ -413,7 +421,9 @@ fn layers_merge_upper_wins_whiteouts_delete_opaque_dirs_hide() {
         )
         .unwrap();
     }
-    // Layer 1: `pip uninstall removed`, `pip install upgraded==2.0`.
+    // Layer 1: `pip uninstall removed`, `pip install upgraded==2.0`. (A
+    // whiteout device hides a path twice over, as a whiteout and as a
+    // non-directory above it; the opaque dir below has no such backup.)
     fs::create_dir_all(l1.join(site)).unwrap();
     whiteout(&l1.join(site).join("removed-1.0.dist-info"));
     whiteout(&l1.join(site).join("upgraded-1.0.dist-info"));
