@@ -8,6 +8,18 @@
 //! into a document by [`spdx_document`] / [`spdx_json`]. Nothing here knows
 //! of builds, images or attestations: filesystem in, JSON out.
 //!
+//! For a built image, the snapshot dirs in `diff_ids` order are its layers:
+//!
+//! ```text
+//! let layers: Vec<PathBuf> = config.rootfs.diff_ids.iter().map(|d| layout.snapshot(d)).collect();
+//! let scan = sbom::scan_layers(&layers)?;           // scan.warnings: what was skipped
+//! let doc = sbom::spdx_document(&scan, &DocumentParams {
+//!     name: "docker.io/library/app:1",
+//!     digest: "sha256:…",                           // the image's config or manifest digest
+//!     created: source_date_epoch,                   // or the config's `created`, in seconds
+//! });
+//! ```
+//!
 //! What is found, and where (paths inside the image):
 //!
 //! | ecosystem | read from | purl |
