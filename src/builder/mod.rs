@@ -202,6 +202,22 @@ pub fn check(
     Ok((report, failed))
 }
 
+/// `kiln build --call=outline`: the target's plan (base image configs
+/// resolved as for `check`: BuildKit's outline dispatches the reached
+/// stages with their bases), nothing built.
+pub fn outline(
+    store: &Store,
+    opts: &BuildOptions,
+) -> Result<(crate::dockerfile::Dockerfile, plan::BuildGraph), BuildError> {
+    let df = crate::dockerfile::parse(&opts.dockerfile).map_err(BuildError::Parse)?;
+    let remote = opts
+        .registry
+        .clone()
+        .map(|c| std::sync::Arc::new(crate::oci::registry::RemoteBlobs::new(c)));
+    let graph = lower(store, opts, &df, None, remote.as_deref()).map_err(BuildError::Plan)?;
+    Ok((df, graph))
+}
+
 /// BuildKit's Dockerfile checks over the planned build, each finding sent
 /// under the vertex that loaded the Dockerfile; with `check=error=true` a
 /// finding fails the build.

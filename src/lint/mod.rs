@@ -4,8 +4,10 @@
 //! the per-instruction `# check=skip=…` comments.
 //!
 //! Owns: which rule fires where (`rules`), how findings are printed as
-//! buildx prints them (`report`), and `--call=targets`' list of stages with
-//! their descriptions (`targets`), which reads the same comments. Reads the parsed Dockerfile and, when there is
+//! buildx prints them (`report`), `--call=targets`' list of stages with
+//! their descriptions (`targets`), which reads the same comments, and
+//! `--call=outline`'s build args, secrets and SSH ids of the target
+//! (`outline`). Reads the parsed Dockerfile and, when there is
 //! one, the build graph (which stages the target reaches, base image configs);
 //! never expands anything the plan would expand differently, and never fails a
 //! build by itself: `Report::error` says when `error=true` asks for that.
@@ -15,12 +17,16 @@
 //! experimental-and-not-enabled rule never appears; no rule panics on any input
 //! the parser accepts.
 
+mod outline;
 mod report;
 mod rules;
 mod targets;
 
 use std::collections::BTreeSet;
 
+pub use outline::{
+    outline, render_outline_json, render_outline_text, Outline, OutlineArg, OutlineMount,
+};
 pub use report::{render_json, render_short, render_stop, render_text};
 pub use targets::{render_targets_json, render_targets_text, targets, Target};
 

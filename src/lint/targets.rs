@@ -27,7 +27,7 @@ pub struct Target {
 }
 
 /// BuildKit's `getComment`: the first comment that starts with `NAME `.
-fn description(comments: &[String], name: &str) -> String {
+pub(super) fn description(comments: &[String], name: &str) -> String {
     if name.is_empty() {
         return String::new();
     }

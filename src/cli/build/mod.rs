@@ -275,6 +275,9 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
     if let call::Call::Targets(json) = method {
         return call::run_targets(json, &r.build.options);
     }
+    if let call::Call::Outline(json) = method {
+        return call::run_outline(json, &store, &r.build.options);
+    }
     if let Some(check) = method.check() {
         return call::run_check(check, &store, args, &r.build.options);
     }
