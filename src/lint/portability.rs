@@ -339,9 +339,14 @@ fn features<'a>(inst: &'a Instruction, escape: char, out: &mut Vec<(&'static Fea
             push(&ADD_GIT);
         }
     }
-    if EXPANDED.contains(&cmd.as_str())
-        && inst
-            .args
+    // RUN's command is the shell's; its flags (`--mount` values) are expanded.
+    let words: &[String] = match EXPANDED.contains(&cmd.as_str()) {
+        true => &inst.args,
+        false => &[],
+    };
+    let expanded = cmd == "run" || EXPANDED.contains(&cmd.as_str());
+    if expanded
+        && words
             .iter()
             .chain(&inst.flags)
             .any(|w| has_pattern_subst(w, escape))
@@ -540,6 +545,7 @@ mod tests {
         ("ENV A=${B#x}\n", 7, None, 1),
         ("WORKDIR /src/${VERSION%.*}\n", 7, None, 1),
         ("COPY --from=${IMG/x/y} a /b\n", 7, None, 1),
+        ("RUN --mount=type=cache,target=/c/${V#x} true\n", 7, None, 1),
         ("ONBUILD COPY --from=build /a /b\n", 11, None, 1),
         (
             "ONBUILD RUN --mount=type=bind,from=build true\n",

@@ -90,8 +90,9 @@ fn checks_match_buildkit() {
 }
 
 /// Every rule over every Dockerfile of the conformance corpus (real-world
-/// projects and BuildKit's parser cases): no rule panics, and each finding
-/// points at a line of its file.
+/// projects and BuildKit's parser cases), kiln's portability rule against
+/// docker/dockerfile:1.0 included: no rule panics, and each finding points
+/// at a line of its file.
 #[test]
 fn no_rule_panics_on_the_corpus() {
     let root = crate::common::conformance_dir();
@@ -114,8 +115,10 @@ fn no_rule_panics_on_the_corpus() {
         let Ok(df) = kiln::dockerfile::parse(&src) else {
             continue;
         };
+        // FrontendVersionPortability at its strictest too.
         let inputs = kiln::lint::Inputs {
             all_stages: true,
+            frontend_version: kiln::lint::FrontendVersion::parse("1.0").ok(),
             ..Default::default()
         };
         let Ok(report) = kiln::lint::check(&df, &inputs) else {
@@ -202,4 +205,29 @@ fn outline_matches_buildkit() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `--call=outline` with a target the file does not have fails as a build
+/// would (exit 2, the error on stderr, nothing on stdout).
+#[test]
+fn outline_of_an_unknown_target_fails() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/outline");
+    let store = tempfile::tempdir().unwrap();
+    crate::fixtures::busybox_image(&kiln::oci::Store::open(store.path()).unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .current_dir(&dir)
+        .args(["--root", store.path().to_str().unwrap(), "build"])
+        .args([
+            "--pull=never",
+            "--call=outline",
+            "--target",
+            "nope",
+            "target",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("nope"), "{err}");
+    assert!(out.stdout.is_empty());
 }
