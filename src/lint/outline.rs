@@ -127,8 +127,9 @@ fn global_infos(
 struct StageOutline {
     all: BTreeMap<String, ArgInfo>,
     used: BTreeSet<String>,
-    secrets: BTreeMap<String, OutlineMount>,
-    ssh: BTreeMap<String, OutlineMount>,
+    /// First mount of each id, in mount order.
+    secrets: Vec<OutlineMount>,
+    ssh: Vec<OutlineMount>,
 }
 
 /// The names a stage's FROM and its base stages' FROMs read (a stage built
@@ -162,8 +163,8 @@ fn stage_outline(
     let mut out = StageOutline {
         all: globals.clone(),
         used: from_used(graph, id),
-        secrets: BTreeMap::new(),
-        ssh: BTreeMap::new(),
+        secrets: Vec::new(),
+        ssh: Vec::new(),
     };
     let (mut word, mut line) = (0, 0);
     for decl in &st.args {
@@ -204,11 +205,13 @@ fn stage_outline(
                 RunMount::Ssh { id, required, .. } => (&mut out.ssh, id, *required),
                 _ => continue,
             };
-            map.entry(id.clone()).or_insert_with(|| OutlineMount {
-                name: id.clone(),
-                required,
-                span: step.span,
-            });
+            if !map.iter().any(|m| &m.name == id) {
+                map.push(OutlineMount {
+                    name: id.clone(),
+                    required,
+                    span: step.span,
+                });
+            }
         }
     }
     out
@@ -248,13 +251,13 @@ fn collect(
             }
         }
     }
-    for (k, m) in so.secrets {
-        if out.secret_ids.insert(k) {
+    for m in so.secrets {
+        if out.secret_ids.insert(m.name.clone()) {
             out.secrets.push(m);
         }
     }
-    for (k, m) in so.ssh {
-        if out.ssh_ids.insert(k) {
+    for m in so.ssh {
+        if out.ssh_ids.insert(m.name.clone()) {
             out.ssh.push(m);
         }
     }
@@ -501,6 +504,39 @@ mod tests {
     #[test]
     fn go_escapes_html_characters() {
         assert_eq!(go_escapes("\"a<b>&c\""), "\"a\\u003cb\\u003e\\u0026c\"");
+    }
+
+    /// Resolves nothing: the tests plan `FROM scratch` only.
+    struct NoImages;
+
+    impl crate::plan::ImageResolver for NoImages {
+        fn resolve(
+            &self,
+            reference: &str,
+            _: &crate::oci::Platform,
+        ) -> Result<crate::plan::ResolvedImage, Box<dyn std::error::Error + Send + Sync>> {
+            Err(format!("no image {reference}").into())
+        }
+    }
+
+    fn outline_of(src: &str) -> Outline {
+        let df = crate::dockerfile::parse(src.as_bytes()).unwrap();
+        let graph = crate::plan::lower(&df, &Default::default(), &NoImages).unwrap();
+        outline(&df, &graph)
+    }
+
+    #[test]
+    fn ties_on_one_line_keep_file_order() {
+        // BuildKit's sort is unstable here; kiln keeps the order written.
+        let o = outline_of(
+            "FROM scratch\nARG ZED=1 ALPHA=2\nRUN --mount=type=secret,id=zz --mount=type=secret,id=aa --mount=type=ssh,id=s2 --mount=type=ssh,id=s1 true\n",
+        );
+        let args: Vec<&str> = o.args.iter().map(|a| a.name.as_str()).collect();
+        let secrets: Vec<&str> = o.secrets.iter().map(|m| m.name.as_str()).collect();
+        let ssh: Vec<&str> = o.ssh.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(args, ["ZED", "ALPHA"]);
+        assert_eq!(secrets, ["zz", "aa"]);
+        assert_eq!(ssh, ["s2", "s1"]);
     }
 
     #[test]
