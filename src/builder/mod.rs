@@ -100,6 +100,9 @@ pub struct BuildOptions {
     /// `--build-context`s by [`plan::context_key`]; the plan's
     /// `PlanOptions::contexts` is derived from these.
     pub contexts: BTreeMap<String, contexts::ContextSource>,
+    /// `--check-frontend-version`: the oldest Dockerfile frontend the file
+    /// must suit (kiln's FrontendVersionPortability rule).
+    pub check_frontend_version: Option<crate::lint::FrontendVersion>,
 }
 
 impl BuildOptions {
@@ -123,6 +126,7 @@ impl BuildOptions {
             pull: resolver::PullPolicy::Missing,
             annotations: BTreeMap::new(),
             contexts: BTreeMap::new(),
+            check_frontend_version: None,
         }
     }
 }
@@ -197,9 +201,26 @@ pub fn check(
         build_args: Some(&opts.plan.build_args),
         graph: graph.as_ref(),
         all_stages: true,
+        frontend_version: opts.check_frontend_version,
     };
     let report = crate::lint::check(&df, &inputs).map_err(BuildError::CheckOptions)?;
     Ok((report, failed))
+}
+
+/// `kiln build --call=outline`: the target's plan (base image configs
+/// resolved as for `check`: BuildKit's outline dispatches the reached
+/// stages with their bases), nothing built.
+pub fn outline(
+    store: &Store,
+    opts: &BuildOptions,
+) -> Result<(crate::dockerfile::Dockerfile, plan::BuildGraph), BuildError> {
+    let df = crate::dockerfile::parse(&opts.dockerfile).map_err(BuildError::Parse)?;
+    let remote = opts
+        .registry
+        .clone()
+        .map(|c| std::sync::Arc::new(crate::oci::registry::RemoteBlobs::new(c)));
+    let graph = lower(store, opts, &df, None, remote.as_deref()).map_err(BuildError::Plan)?;
+    Ok((df, graph))
 }
 
 /// BuildKit's Dockerfile checks over the planned build, each finding sent
@@ -218,6 +239,7 @@ fn run_checks(
         build_args: Some(&opts.plan.build_args),
         graph: Some(graph),
         all_stages: false,
+        frontend_version: opts.check_frontend_version,
     };
     let report = match crate::lint::check(df, &inputs) {
         Ok(r) => r,

@@ -192,6 +192,8 @@ mod tests {
             reached,
             config: Default::default(),
             platform: crate::oci::Platform::host(),
+            args: Vec::new(),
+            from_args: Default::default(),
         }
     }
 
@@ -218,6 +220,7 @@ mod tests {
             stages,
             unused_build_args: vec![],
             undefined_vars: vec![],
+            global_args: vec![],
         };
         let env = BuildEnv {
             store: &store,

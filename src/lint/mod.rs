@@ -4,8 +4,11 @@
 //! the per-instruction `# check=skip=…` comments.
 //!
 //! Owns: which rule fires where (`rules`), how findings are printed as
-//! buildx prints them (`report`), and `--call=targets`' list of stages with
-//! their descriptions (`targets`), which reads the same comments. Reads the parsed Dockerfile and, when there is
+//! buildx prints them (`report`), `--call=targets`' list of stages with
+//! their descriptions (`targets`), which reads the same comments, and
+//! `--call=outline`'s build args, secrets and SSH ids of the target
+//! (`outline`). One rule is kiln's own, not BuildKit's: FrontendVersionPortability
+//! (`portability`), which runs only when a minimum frontend version is known. Reads the parsed Dockerfile and, when there is
 //! one, the build graph (which stages the target reaches, base image configs);
 //! never expands anything the plan would expand differently, and never fails a
 //! build by itself: `Report::error` says when `error=true` asks for that.
@@ -15,12 +18,18 @@
 //! experimental-and-not-enabled rule never appears; no rule panics on any input
 //! the parser accepts.
 
+mod outline;
+mod portability;
 mod report;
 mod rules;
 mod targets;
 
 use std::collections::BTreeSet;
 
+pub use outline::{
+    outline, render_outline_json, render_outline_text, Outline, OutlineArg, OutlineMount,
+};
+pub use portability::{FrontendVersion, Minimum, VersionError, FRONTEND_VERSION_PORTABILITY};
 pub use report::{render_json, render_short, render_stop, render_text};
 pub use targets::{render_targets_json, render_targets_text, targets, Target};
 
@@ -164,7 +173,8 @@ rule!(
 );
 rule!(EXPOSE_INVALID_FORMAT, "ExposeInvalidFormat", "expose-invalid-format", "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release");
 
-/// Every rule kiln checks, in BuildKit's `ruleset.go` order. BuildKit's
+/// Every BuildKit rule kiln checks, in BuildKit's `ruleset.go` order (kiln's
+/// own [`FRONTEND_VERSION_PORTABILITY`] is not in the list). BuildKit's
 /// InvalidBaseImagePlatform is not here: kiln builds for the host platform
 /// only and refuses a base image of another one before any check could fire.
 pub static RULES: &[&Rule] = &[
@@ -339,6 +349,10 @@ pub struct Inputs<'a> {
     /// Run the dispatch-time rules on every stage (`--check`, as BuildKit's
     /// lint), not only on those the target reaches (a build).
     pub all_stages: bool,
+    /// `--check-frontend-version`: the oldest Dockerfile frontend the file
+    /// must work with (kiln's FrontendVersionPortability; the file's
+    /// `# syntax=docker/dockerfile:1.N` pin counts too).
+    pub frontend_version: Option<FrontendVersion>,
 }
 
 /// An error BuildKit's lint run stops at (a FROM whose base name expands to
@@ -396,7 +410,11 @@ pub fn config(df: &Dockerfile, inputs: &Inputs) -> Result<Config, LintError> {
 /// Runs every enabled rule over `df`.
 pub fn check(df: &Dockerfile, inputs: &Inputs) -> Result<Report, LintError> {
     let cfg = config(df, inputs)?;
-    let (findings, stop) = rules::run(df, inputs, &cfg);
+    let (mut findings, stop) = rules::run(df, inputs, &cfg);
+    // kiln's own rule, after BuildKit's; only when a minimum is known.
+    if let Some(min) = Minimum::choose(df, inputs.frontend_version) {
+        findings.extend(portability::run(df, &cfg, &min));
+    }
     Ok(Report {
         findings,
         stop,

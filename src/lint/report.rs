@@ -104,9 +104,7 @@ pub fn render_json(report: &super::Report, file: &str, source: &[u8]) -> String 
                 w["url"] = json!(url);
             }
             w["detail"] = json!(f.detail);
-            w["location"] = json!({
-                "ranges": [{"start": {"line": f.start_line}, "end": {"line": f.end_line}}]
-            });
+            w["location"] = location(f.start_line, f.end_line);
             w
         })
         .collect();
@@ -127,7 +125,7 @@ pub fn render_json(report: &super::Report, file: &str, source: &[u8]) -> String 
     if let Some(stop) = &report.stop {
         doc["buildError"] = json!({
             "message": stop.message,
-            "location": {"ranges": [{"start": {"line": stop.start_line}, "end": {"line": stop.end_line}}]},
+            "location": location(stop.start_line, stop.end_line),
         });
     } else if let Some(message) = report.error() {
         doc["buildError"] = json!({"message": message, "location": {}});
@@ -135,6 +133,16 @@ pub fn render_json(report: &super::Report, file: &str, source: &[u8]) -> String 
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
     s.push('\n');
     s
+}
+
+/// BuildKit's `pb.Location` of an instruction as JSON.
+// COMPAT(buildkit): `parser.toRanges` gives one range per physical line
+// (`{2,2},{3,3}` for a two-line instruction), not one range over them.
+pub(super) fn location(start: usize, end: usize) -> Value {
+    let ranges: Vec<Value> = (start..=end.max(start))
+        .map(|line| json!({"start": {"line": line}, "end": {"line": line}}))
+        .collect();
+    json!({ "ranges": ranges })
 }
 
 /// The lines printed after a build: buildx's `N warnings found` block.

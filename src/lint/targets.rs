@@ -27,7 +27,7 @@ pub struct Target {
 }
 
 /// BuildKit's `getComment`: the first comment that starts with `NAME `.
-fn description(comments: &[String], name: &str) -> String {
+pub(super) fn description(comments: &[String], name: &str) -> String {
     if name.is_empty() {
         return String::new();
     }
@@ -128,7 +128,7 @@ pub fn render_targets_json(targets: &[Target], source: &[u8]) -> String {
             }
             v.insert(
                 "location".into(),
-                json!({"ranges": [{"start": {"line": t.start_line}, "end": {"line": t.end_line}}]}),
+                super::report::location(t.start_line, t.end_line),
             );
             Value::Object(v)
         })

@@ -9,7 +9,7 @@ use crate::dockerfile::Instruction;
 
 use super::expand::{Env, Expander};
 use super::flags::Flags;
-use super::{PlanError, PlanOptions};
+use super::{ArgDecl, PlanError, PlanOptions};
 
 /// Proxy variables BuildKit passes to RUN from `--build-arg` without an ARG.
 pub(super) const PROXY_ARGS: [&str; 10] = [
@@ -101,30 +101,42 @@ pub(super) fn words(inst: &Instruction) -> Result<&[String], PlanError> {
 }
 
 /// The global scope: predefined args, then each global ARG (build arg, else
-/// its default expanded with the scope so far). Records declared names.
+/// its default expanded with the scope so far). Records declared names;
+/// returns the scope and each declaration.
 pub(super) fn global_scope(
     insts: &[&Instruction],
     opts: &PlanOptions,
     target_stage: &str,
     exp: &Expander,
     declared: &mut BTreeSet<String>,
-) -> Result<Env, PlanError> {
+) -> Result<(Env, Vec<ArgDecl>), PlanError> {
     let mut env = predefined(opts, target_stage);
+    let mut decls = Vec::new();
     for inst in insts {
         for word in words(inst)? {
             let (name, default) = split_word(inst, word)?;
             declared.insert(name.clone());
-            let value = match (opts.build_args.get(&name), default) {
-                (Some(v), _) => Some(v.clone()),
-                (None, Some(d)) => Some(exp.word(inst, &d, &env)?),
-                (None, None) => None,
+            let (value, uses) = match (opts.build_args.get(&name), default) {
+                (Some(v), _) => (Some(v.clone()), BTreeSet::new()),
+                (None, Some(d)) => {
+                    let (v, uses) = exp.word_matched(inst, &d, &env)?;
+                    (Some(v), uses)
+                }
+                (None, None) => (None, BTreeSet::new()),
             };
-            if let Some(v) = value {
-                env.set(&name, &v);
+            if let Some(v) = &value {
+                env.set(&name, v);
             }
+            decls.push(ArgDecl {
+                name,
+                value,
+                uses,
+                inherited: false,
+                span: inst.span,
+            });
         }
     }
-    Ok(env)
+    Ok((env, decls))
 }
 
 /// Proxy `KEY=VALUE`s for RUN: every proxy build arg, both spellings, unless

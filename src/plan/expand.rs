@@ -3,10 +3,11 @@
 //! (BuildKit's LLB state env: base config env, then ENV and ARG in
 //! instruction order, a later definition replacing an earlier one in place).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::dockerfile::shell::Lexer;
+use crate::dockerfile::shell::{Expanded, Lexer};
 use crate::dockerfile::Instruction;
 
 use super::PlanError;
@@ -87,20 +88,33 @@ impl Expander {
         word: &str,
         env: &Env,
     ) -> Result<String, PlanError> {
-        let e = lexer
+        Ok(self.expand_full(lexer, inst, word, env)?.value)
+    }
+
+    /// `expand` with the names looked up.
+    fn expand_full(
+        &self,
+        lexer: &Lexer,
+        inst: &Instruction,
+        word: &str,
+        env: &Env,
+    ) -> Result<Expanded, PlanError> {
+        let mut e = lexer
             .expand_word(word, env.pairs())
             .map_err(|e| expand_error(inst, word, Box::new(e)))?;
         if !e.unmatched.is_empty() {
             let known: Vec<String> = env.pairs().iter().map(|(k, _)| k.clone()).collect();
             let mut u = self.undefined.lock().unwrap_or_else(|p| p.into_inner());
-            u.extend(e.unmatched.into_iter().map(|name| super::UndefinedVar {
-                start_line: inst.span.start_line,
-                end_line: inst.span.end_line,
-                name,
-                known: known.clone(),
+            u.extend(std::mem::take(&mut e.unmatched).into_iter().map(|name| {
+                super::UndefinedVar {
+                    start_line: inst.span.start_line,
+                    end_line: inst.span.end_line,
+                    name,
+                    known: known.clone(),
+                }
             }));
         }
-        Ok(e.value)
+        Ok(e)
     }
 
     /// One word (quotes removed, no splitting), as BuildKit's `ProcessWord`.
@@ -113,6 +127,18 @@ impl Expander {
         let out = self.expand(&self.lexer, inst, word, env)?;
         self.spend(inst, out.len())?;
         Ok(out)
+    }
+
+    /// `word`, and the set names it looked up (BuildKit's `ProcessWordWithMatches`).
+    pub(super) fn word_matched(
+        &self,
+        inst: &Instruction,
+        word: &str,
+        env: &Env,
+    ) -> Result<(String, BTreeSet<String>), PlanError> {
+        let out = self.expand_full(&self.lexer, inst, word, env)?;
+        self.spend(inst, out.value.len())?;
+        Ok((out.value, out.matched))
     }
 
     /// Expands and splits into words, as BuildKit's `ProcessWords` (EXPOSE).

@@ -4,7 +4,7 @@
 //! spans travel beside the ops (in `Step::span`) so they never reach a cache
 //! key unless the cache module puts them there.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error;
 
 use serde::Serialize;
@@ -110,6 +110,27 @@ pub struct BuildGraph {
     /// Every unset name an expansion looked up, in expansion order (global
     /// ARG defaults and FROM lines included: the checks tell them apart).
     pub undefined_vars: Vec<UndefinedVar>,
+    /// The global ARGs (before the first FROM), in file order, with the
+    /// values the build gives them (`--call=outline` lists them).
+    pub global_args: Vec<ArgDecl>,
+}
+
+/// One name an ARG instruction declares, as lowering gave it its value.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ArgDecl {
+    /// The name.
+    pub name: String,
+    /// The `--build-arg` value, else the expanded default, else (in a stage)
+    /// the global value; `None` when there is none.
+    pub value: Option<String>,
+    /// The set names the default's expansion looked up (global ARGs only:
+    /// BuildKit's outline lists an ARG a used global ARG's default reads).
+    pub uses: BTreeSet<String>,
+    /// A stage ARG without default or build arg that took the global
+    /// value: BuildKit's outline then shows the global declaration.
+    pub inherited: bool,
+    /// The ARG instruction's lines.
+    pub span: Span,
 }
 
 /// A variable an instruction's expansion looked up while it was unset.
@@ -153,6 +174,10 @@ pub struct Stage {
     pub config: ImageConfig,
     /// The platform the stage runs on.
     pub platform: Platform,
+    /// The stage's own ARGs as lowered (empty when not reached).
+    pub args: Vec<ArgDecl>,
+    /// The set names the FROM's base name and `--platform` looked up.
+    pub from_args: BTreeSet<String>,
 }
 
 /// What a stage starts from.

@@ -36,7 +36,8 @@ pub(super) fn lower(
             .unwrap_or_default(),
     };
     let mut declared = BTreeSet::new();
-    let global = args::global_scope(&globals, opts, &target_name, &exp, &mut declared)?;
+    let (global, global_args) =
+        args::global_scope(&globals, opts, &target_name, &exp, &mut declared)?;
     let decls = stages::declare(chunks, &global, &exp, opts)?;
     let target = stages::target(&decls, opts)?;
     let names = decls.iter().map(|d| d.name.clone()).collect();
@@ -45,7 +46,9 @@ pub(super) fn lower(
 
     let mut res = resolve_reached(&mut lw, &decls, target)?;
     let states = lower_stages(&mut lw, &decls, &mut res)?;
-    Ok(assemble(decls, res, states, target, &lw))
+    let mut graph = assemble(decls, res, states, target, &lw);
+    graph.global_args = global_args;
+    Ok(graph)
 }
 
 /// What resolution found: per stage, its dependencies, resolved base image,
@@ -235,12 +238,12 @@ fn assemble(
             (BaseRef::Context { name, .. }, None) if !is_image(lw, &name) => Base::Scratch,
             (BaseRef::Context { name, .. }, None) => Base::Unresolved { reference: name },
         };
-        let (steps, config) = match state {
+        let (steps, config, args) = match state {
             Some(st) => {
                 deps.extend(st.deps);
-                (st.steps, st.config)
+                (st.steps, st.config, st.args)
             }
-            None => (Vec::new(), unreached_config(lw)),
+            None => (Vec::new(), unreached_config(lw), Vec::new()),
         };
         stages.push(Stage {
             id: StageId(i),
@@ -251,6 +254,8 @@ fn assemble(
             reached: reached[i],
             config,
             platform: platform.clone(),
+            args,
+            from_args: decl.from_args,
         });
     }
     let t = &mut stages[target.0].config.config.labels;
@@ -267,6 +272,7 @@ fn assemble(
         target,
         unused_build_args,
         undefined_vars: lw.exp.take_undefined(),
+        global_args: Vec::new(),
     }
 }
 

@@ -13,7 +13,7 @@ use super::args::{split_word, words};
 use super::flags::{bad_args, one_arg, Flags};
 use super::gofmt::{plain_list, quote_list};
 use super::state::{Lowerer, StageState};
-use super::PlanError;
+use super::{ArgDecl, PlanError};
 
 /// The arguments of EXPOSE, VOLUME, ENV and LABEL: no flags, at least one.
 fn some_args(inst: &Instruction) -> Result<&[String], PlanError> {
@@ -34,10 +34,13 @@ pub(super) fn arg(
     for word in words(inst)? {
         let (name, default) = split_word(inst, word)?;
         lw.declared.insert(name.clone());
-        let value = match (lw.opts.build_args.get(&name), default) {
-            (Some(v), _) => Some(v.clone()),
-            (None, Some(d)) => Some(lw.exp.word(inst, &d, &st.env)?),
-            (None, None) => lw.global.get(&name).map(str::to_string),
+        let (value, inherited) = match (lw.opts.build_args.get(&name), default) {
+            (Some(v), _) => (Some(v.clone()), false),
+            (None, Some(d)) => (Some(lw.exp.word(inst, &d, &st.env)?), false),
+            (None, None) => match lw.global.get(&name) {
+                Some(v) => (Some(v.to_string()), true),
+                None => (None, false),
+            },
         };
         if let Some(v) = &value {
             st.env.set(&name, v);
@@ -45,6 +48,13 @@ pub(super) fn arg(
         } else {
             commit.push(name.clone());
         }
+        st.args.push(ArgDecl {
+            name: name.clone(),
+            value: value.clone(),
+            uses: Default::default(),
+            inherited,
+            span: inst.span,
+        });
         st.build_args.push((name, value));
     }
     st.push_meta(inst, format!("ARG {}", commit.join(" ")));

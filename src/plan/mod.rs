@@ -48,7 +48,7 @@ pub use contexts::context_key;
 pub use copy::is_git;
 pub use error::{Cause, PlanError};
 pub use graph::{
-    AddOptions, Base, BuildGraph, ContextKind, CopyOp, CopySource, Excludes, FilesFrom,
+    AddOptions, ArgDecl, Base, BuildGraph, ContextKind, CopyOp, CopySource, Excludes, FilesFrom,
     ImageResolver, InlineFile, NetworkMode, Op, PlanOptions, ResolvedImage, RunMount, RunOp,
     Security, Sharing, Stage, StageId, Step, UndefinedVar, WorkdirOp,
 };

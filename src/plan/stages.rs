@@ -92,6 +92,8 @@ pub(super) struct StageDecl<'a> {
     pub name: Option<String>,
     /// Its base.
     pub base: BaseRef,
+    /// The set names its base name and `--platform` looked up.
+    pub from_args: BTreeSet<String>,
 }
 
 /// Parses every FROM: expands base and `--platform` with the global scope,
@@ -106,8 +108,11 @@ pub(super) fn declare<'a>(
     for chunk in chunks {
         let from = chunk.from;
         let flags = Flags::parse(from, &["platform"])?;
+        let mut from_args = BTreeSet::new();
         if let Some(p) = flags.string("platform")? {
-            check_platform(from, &exp.word(from, p, global)?, opts)?;
+            let (platform, used) = exp.word_matched(from, p, global)?;
+            check_platform(from, &platform, opts)?;
+            from_args = used;
         }
         let name = match from.args.len() {
             1 => None,
@@ -120,7 +125,8 @@ pub(super) fn declare<'a>(
                 })
             }
         };
-        let base_name = exp.word(from, &from.args[0], global)?;
+        let (base_name, used) = exp.word_matched(from, &from.args[0], global)?;
+        from_args.extend(used);
         if base_name.is_empty() {
             return Err(PlanError::Arguments {
                 span: from.span,
@@ -150,7 +156,12 @@ pub(super) fn declare<'a>(
             },
             None => base,
         };
-        decls.push(StageDecl { chunk, name, base });
+        decls.push(StageDecl {
+            chunk,
+            name,
+            base,
+            from_args,
+        });
     }
     Ok(decls)
 }

@@ -15,7 +15,9 @@ use super::contexts::context_key;
 use super::expand::{Env, Expander};
 use super::stages::{resolve_ref, Ref};
 
-use super::{ContextKind, ImageResolver, Op, PlanError, PlanOptions, ResolvedImage, StageId, Step};
+use super::{
+    ArgDecl, ContextKind, ImageResolver, Op, PlanError, PlanOptions, ResolvedImage, StageId, Step,
+};
 
 /// BuildKit's `system.DefaultPathEnv` for Linux.
 pub(super) const DEFAULT_PATH: &str =
@@ -174,6 +176,8 @@ pub(super) struct StageState {
     pub deps: BTreeSet<StageId>,
     /// Steps so far.
     pub steps: Vec<Step>,
+    /// This stage's own ARG declarations (not its base stage's).
+    pub args: Vec<ArgDecl>,
 }
 
 impl StageState {
@@ -235,6 +239,7 @@ impl StageState {
             cmd_set: false,
             deps: BTreeSet::new(),
             steps: Vec::new(),
+            args: Vec::new(),
         }
     }
 

@@ -90,8 +90,9 @@ fn checks_match_buildkit() {
 }
 
 /// Every rule over every Dockerfile of the conformance corpus (real-world
-/// projects and BuildKit's parser cases): no rule panics, and each finding
-/// points at a line of its file.
+/// projects and BuildKit's parser cases), kiln's portability rule against
+/// docker/dockerfile:1.0 included: no rule panics, and each finding points
+/// at a line of its file.
 #[test]
 fn no_rule_panics_on_the_corpus() {
     let root = crate::common::conformance_dir();
@@ -114,8 +115,10 @@ fn no_rule_panics_on_the_corpus() {
         let Ok(df) = kiln::dockerfile::parse(&src) else {
             continue;
         };
+        // FrontendVersionPortability at its strictest too.
         let inputs = kiln::lint::Inputs {
             all_stages: true,
+            frontend_version: kiln::lint::FrontendVersion::parse("1.0").ok(),
             ..Default::default()
         };
         let Ok(report) = kiln::lint::check(&df, &inputs) else {
@@ -157,4 +160,74 @@ fn targets_match_buildkit() {
         n += 1;
     }
     assert!(n >= 3);
+}
+
+/// `--call=outline` and `--call=outline,format=json` against what buildx
+/// 0.29 printed with BuildKit 0.25 for `testdata/outline/<case>/` (extra
+/// arguments, one a line, in the case's `args`), byte for byte.
+#[test]
+fn outline_matches_buildkit() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/outline");
+    let store = tempfile::tempdir().unwrap();
+    crate::fixtures::busybox_image(&kiln::oci::Store::open(store.path()).unwrap());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 7, "cases missing in {}", dir.display());
+    let mut failures = Vec::new();
+    for case in &names {
+        let extra = std::fs::read_to_string(dir.join(case).join("args")).unwrap_or_default();
+        for (call, file) in [
+            ("--call=outline", "expected.txt"),
+            ("--call=outline,format=json", "expected.json"),
+        ] {
+            let want = std::fs::read_to_string(dir.join(case).join(file)).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+                .current_dir(&dir)
+                .args(["--root", store.path().to_str().unwrap(), "build"])
+                .args(["--pull=never", call])
+                .args(extra.lines())
+                .arg(case)
+                .output()
+                .unwrap();
+            let got = String::from_utf8_lossy(&out.stdout);
+            if got != want || out.status.code() != Some(0) {
+                failures.push(format!(
+                    "{case} {call}: {}\n--- want\n{want}--- got\n{got}--- stderr\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `--call=outline` with a target the file does not have fails as a build
+/// would (exit 2, the error on stderr, nothing on stdout).
+#[test]
+fn outline_of_an_unknown_target_fails() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/outline");
+    let store = tempfile::tempdir().unwrap();
+    crate::fixtures::busybox_image(&kiln::oci::Store::open(store.path()).unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .current_dir(&dir)
+        .args(["--root", store.path().to_str().unwrap(), "build"])
+        .args([
+            "--pull=never",
+            "--call=outline",
+            "--target",
+            "nope",
+            "target",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("nope"), "{err}");
+    assert!(out.stdout.is_empty());
 }

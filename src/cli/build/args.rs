@@ -60,6 +60,8 @@ pub(super) enum UsageError {
     Cache(#[from] builder::CacheSpecError),
     #[error("--build-context")]
     Context(#[source] builder::ContextSpecError),
+    #[error("--check-frontend-version")]
+    FrontendVersion(#[source] crate::lint::VersionError),
     #[error("invalid tag {name:?}")]
     Tag {
         name: String,
@@ -368,6 +370,12 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.sandbox.shm_size = shm_size(args.shm_size.as_deref())?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
     opts.contexts = named_contexts(&args.build_contexts)?;
+    opts.check_frontend_version = args
+        .check_frontend_version
+        .as_deref()
+        .map(crate::lint::FrontendVersion::parse)
+        .transpose()
+        .map_err(UsageError::FrontendVersion)?;
     opts.cache = builder::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),

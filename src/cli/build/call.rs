@@ -1,8 +1,8 @@
 //! `--call` and `--check`: buildx's frontend methods. `build` builds;
 //! `check` runs BuildKit's Dockerfile checks and prints them as buildx does
 //! (text with excerpts, or `format=json`), exiting 1 when any fired.
-//! `targets` lists the stages; `outline` is refused by name: kiln does not
-//! implement it.
+//! `targets` lists the stages; `outline` lists the target's build args,
+//! secrets and SSH ids. `subrequests.describe` is refused by name.
 
 use super::super::report::render_build_error;
 use super::BuildArgs;
@@ -13,7 +13,9 @@ use crate::oci::Store;
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// A method buildx knows that kiln does not implement.
-    #[error("--call={0} is not supported by kiln: only `build`, `check` and `targets` are")]
+    #[error(
+        "--call={0} is not supported by kiln: only `build`, `check`, `outline` and `targets` are"
+    )]
     Unsupported(String),
     /// Not a buildx method, or a bad option.
     #[error("invalid --call value {0:?}: want METHOD[,format=text|json][,ignorestatus=BOOL]")]
@@ -36,6 +38,8 @@ pub enum Call {
     Check(Check),
     /// List the stages (`--call=targets`); `true` for JSON.
     Targets(bool),
+    /// The target's build args, secrets and SSH ids (`--call=outline`); `true` for JSON.
+    Outline(bool),
 }
 
 impl Call {
@@ -69,7 +73,8 @@ impl Call {
                 ignore_status,
             })),
             "targets" => Ok(Call::Targets(json)),
-            "outline" | "subrequests.describe" => Err(CallError::Unsupported(name.into())),
+            "outline" => Ok(Call::Outline(json)),
+            "subrequests.describe" => Err(CallError::Unsupported(name.into())),
             _ => Err(CallError::Invalid(value.into())),
         }
     }
@@ -78,7 +83,7 @@ impl Call {
     pub fn check(&self) -> Option<Check> {
         match self {
             Call::Check(c) => Some(*c),
-            Call::Build | Call::Targets(_) => None,
+            Call::Build | Call::Targets(_) | Call::Outline(_) => None,
         }
     }
 }
@@ -122,6 +127,28 @@ pub fn run_targets(json: bool, opts: &BuildOptions) -> i32 {
         );
     } else {
         print!("{}", crate::lint::render_targets_text(&list));
+    }
+    0
+}
+
+/// `--call=outline`: the target's build args, secrets and SSH ids on
+/// stdout; the exit code.
+pub fn run_outline(json: bool, store: &Store, opts: &BuildOptions) -> i32 {
+    let (df, graph) = match builder::outline(store, opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprint!(
+                "{}",
+                render_build_error(&e, &opts.dockerfile, &opts.dockerfile_name)
+            );
+            return e.exit_code();
+        }
+    };
+    let o = crate::lint::outline(&df, &graph);
+    if json {
+        print!("{}", crate::lint::render_outline_json(&o, &opts.dockerfile));
+    } else {
+        print!("{}", crate::lint::render_outline_text(&o));
     }
     0
 }

@@ -130,13 +130,19 @@ pub struct BuildArgs {
     #[arg(long)]
     pub reproducible: bool,
     /// Run a frontend method instead of building (buildx's `--call`):
-    /// `build` (the default) or `check` (BuildKit's Dockerfile checks), with
-    /// `,format=json` for JSON and `,ignorestatus=true` to exit 0 on findings.
+    /// `build` (the default), `check` (BuildKit's Dockerfile checks),
+    /// `outline` (the target's build args, secrets, SSH ids) or `targets`,
+    /// with `,format=json` for JSON and `,ignorestatus=true` (check) to exit
+    /// 0 on findings.
     #[arg(long, value_name = "METHOD[,format=json]")]
     pub call: Option<String>,
     /// Shorthand for `--call=check`.
     #[arg(long)]
     pub check: bool,
+    /// The oldest Dockerfile frontend (`docker/dockerfile:1.N`) the file must
+    /// work with: the checks report features it lacks (FrontendVersionPortability).
+    #[arg(long = "check-frontend-version", value_name = "1.N")]
+    pub check_frontend_version: Option<String>,
     /// Docker flags accepted as BuildKit's no-ops or refused by name.
     #[command(flatten)]
     pub docker: docker_flags::DockerFlags,
@@ -274,6 +280,9 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
     };
     if let call::Call::Targets(json) = method {
         return call::run_targets(json, &r.build.options);
+    }
+    if let call::Call::Outline(json) = method {
+        return call::run_outline(json, &store, &r.build.options);
     }
     if let Some(check) = method.check() {
         return call::run_check(check, &store, args, &r.build.options);

@@ -97,3 +97,61 @@ fn a_bad_check_directive_is_a_dockerfile_error() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("invalid check option \"nope\""), "{err}");
 }
+
+/// kiln's FrontendVersionPortability: off without a minimum (BuildKit's
+/// output stays BuildKit's), on with the syntax pin or
+/// `--check-frontend-version`, in `--check` and in a build, skippable.
+#[test]
+fn the_portability_rule_needs_a_minimum_and_reports_in_checks_and_builds() {
+    let df = "FROM busybox\nCOPY --link Dockerfile /d\nCMD [\"true\"]\n";
+    let (env, ctx) = Env::busybox_dockerfile(df);
+    let ctx_s = ctx.to_str().unwrap();
+    let out = env.kiln(&["build", "--check", ctx_s], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text, "Check complete, no warnings found.\n");
+
+    let out = env.kiln(
+        &["build", "--check", "--check-frontend-version", "1.3", ctx_s],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "WARNING: FrontendVersionPortability\nCOPY --link requires docker/dockerfile:1.4 or later; checked against docker/dockerfile:1.3\n"
+        ),
+        "{text}"
+    );
+
+    let out = env.kiln(
+        &["build", "--check", "--check-frontend-version", "1", ctx_s],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--check-frontend-version"), "{err}");
+
+    // The pin alone turns it on; a build lists it and succeeds.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("# syntax=docker/dockerfile:1.3\n{df}"),
+    )
+    .unwrap();
+    let out = env.kiln(&["build", "--progress", "plain", ctx_s], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let short = "FrontendVersionPortability: COPY --link requires docker/dockerfile:1.4 or later; the syntax directive pins docker/dockerfile:1.3 (line 3)";
+    assert!(err.contains(&format!("WARN: {short}")), "{err}");
+    assert!(err.contains(&format!(" - {short}\n")), "{err}");
+
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("# syntax=docker/dockerfile:1.3\n# check=skip=FrontendVersionPortability\n{df}"),
+    )
+    .unwrap();
+    let out = env.kiln(&["build", "--check", ctx_s], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The check directive itself needs 1.8, but the rule is skipped.
+    assert_eq!(text, "Check complete, no warnings found.\n");
+}

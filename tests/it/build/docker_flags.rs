@@ -60,7 +60,10 @@ fn known_docker_flags_are_refused_by_name() {
             &["--attest", "type=sbom"],
             "--attest type=sbom is not supported",
         ),
-        (&["--call", "outline"], "--call=outline is not supported"),
+        (
+            &["--call", "subrequests.describe"],
+            "--call=subrequests.describe is not supported",
+        ),
         (&["--call", "nope"], "invalid --call value"),
         (
             &["--cache-from", "type=gha"],
