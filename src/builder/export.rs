@@ -131,7 +131,7 @@ pub fn export(
         };
         Ok(NamedImage {
             name,
-            descriptor: img.manifest.clone(),
+            descriptor: img.descriptor().clone(),
         })
     };
     if !matches!(spec, OutputSpec::Registry { .. }) {
@@ -155,14 +155,18 @@ pub fn export(
             source: Box::new(source),
         }),
         OutputSpec::Docker { dest, name } => {
-            let n = named(name)?;
+            // COMPAT(buildkit): a docker-archive holds one image manifest;
+            // the default attestations are left out of it (an explicit
+            // request was refused before the build).
+            let mut n = named(name)?;
+            n.descriptor = img.manifest.clone();
             write_file(dest, |f| write_docker_archive(store, &[n], f).map(drop))
         }
         OutputSpec::Local { dest } => export_local(store, img, dest),
         OutputSpec::Tar { dest } => rootfs_tar(store, img, dest),
         OutputSpec::Image { names, push } => {
             for n in names.iter().chain(tags) {
-                store.tag(&image_name(n)?, &img.manifest)?;
+                store.tag(&image_name(n)?, img.descriptor())?;
             }
             if *push {
                 push_all(store, img, names, tags, registry)?;
@@ -215,7 +219,7 @@ fn push_all(
         registry::push_fetching(
             client,
             store,
-            &img.manifest,
+            img.descriptor(),
             &target,
             from.as_deref(),
             Some(&fetch),

@@ -24,6 +24,7 @@ mod inputs;
 mod merged_fs;
 mod output;
 mod perms;
+mod provenance;
 mod resolver;
 mod run;
 mod schedule;
@@ -100,6 +101,9 @@ pub struct BuildOptions {
     /// `--build-context`s by [`plan::context_key`]; the plan's
     /// `PlanOptions::contexts` is derived from these.
     pub contexts: BTreeMap<String, contexts::ContextSource>,
+    /// Which attestations to make (`--provenance`, `--attest`): min
+    /// provenance by default, as BuildKit 0.28+.
+    pub attest: crate::attest::AttestOptions,
 }
 
 impl BuildOptions {
@@ -123,6 +127,7 @@ impl BuildOptions {
             pull: resolver::PullPolicy::Missing,
             annotations: BTreeMap::new(),
             contexts: BTreeMap::new(),
+            attest: crate::attest::AttestOptions::default(),
         }
     }
 }
@@ -320,6 +325,12 @@ pub fn build(
     .with_named(contexts::LocalContext::open_all(store, &opts.contexts)?);
     let context = source::Source::context(opts.context.clone(), ignore);
     let created = image::created_time(opts.source_date_epoch);
+    let from_spans: Vec<crate::dockerfile::Span> = df
+        .instructions
+        .iter()
+        .filter(|i| i.command() == "from")
+        .map(|i| i.span)
+        .collect();
     let env = stage::BuildEnv {
         store,
         context: &context,
@@ -331,12 +342,7 @@ pub fn build(
         sandbox: &opts.sandbox,
         exe: &opts.exe,
         graph: &graph,
-        from_spans: df
-            .instructions
-            .iter()
-            .filter(|i| i.command() == "from")
-            .map(|i| i.span)
-            .collect(),
+        from_spans: from_spans.clone(),
         cache: &cache,
         remote: remote.as_deref(),
     };
@@ -367,6 +373,10 @@ pub fn build(
         r.stop_observing();
     }
     img.remote = remote;
+    if let Some(p) = &opts.attest.provenance {
+        img.attestations
+            .push(provenance::of_build(opts, p, &graph, &from_spans));
+    }
     cache
         .finish(&graph, Some(img.config_digest))
         .map_err(BuildError::Cache)?;

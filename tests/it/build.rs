@@ -160,6 +160,8 @@ impl Env {
             layers: kiln::oci::LayerBlob::of_image(&m, &c),
             config: c,
             remote: None,
+            attestations: Vec::new(),
+            index: None,
         };
         kiln::builder::flatten(&store, &img, &out).unwrap();
         out

@@ -57,6 +57,8 @@ pub(super) enum UsageError {
     #[error(transparent)]
     Docker(#[from] super::docker_flags::Unsupported),
     #[error(transparent)]
+    Attest(#[from] crate::attest::OptionsError),
+    #[error(transparent)]
     Cache(#[from] builder::CacheSpecError),
     #[error("--build-context")]
     Context(#[source] builder::ContextSpecError),
@@ -368,6 +370,8 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.sandbox.shm_size = shm_size(args.shm_size.as_deref())?;
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
     opts.contexts = named_contexts(&args.build_contexts)?;
+    let no_default = std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS").ok();
+    opts.attest = args.docker.attest_options(no_default.as_deref())?;
     opts.cache = builder::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
