@@ -110,16 +110,6 @@ pub enum OptionsError {
         /// The flag as given.
         flag: String,
     },
-    /// Provenance (or sbom) given twice.
-    #[error("duplicate attestation field {kind} ({first} and {second})")]
-    Duplicate {
-        /// `provenance` or `sbom`.
-        kind: &'static str,
-        /// The first flag.
-        first: String,
-        /// The second flag.
-        second: String,
-    },
     /// `BUILDX_NO_DEFAULT_ATTESTATIONS` is not a boolean.
     #[error(
         "invalid BUILDX_NO_DEFAULT_ATTESTATIONS={0:?} (expected a boolean: 1, true, 0, false)"
@@ -265,23 +255,26 @@ impl AttestOptions {
         attest: &[String],
         no_default: Option<&str>,
     ) -> Result<Self, OptionsError> {
+        // COMPAT(buildkit): buildx applies --provenance and --sbom first and
+        // the --attest values after them: the last request of a type wins
+        // (`--provenance=mode=max --attest type=provenance,mode=min` is min).
         let mut reqs = Vec::new();
+        if let Some(v) = provenance_flag {
+            reqs.push(shorthand("provenance", v)?);
+        }
+        if let Some(v) = sbom_flag {
+            reqs.push(shorthand("sbom", v)?);
+        }
         for spec in attest {
             let flag = format!("--attest {spec}");
             let f = fields(&flag, spec)?;
             reqs.push(request(flag, None, f)?);
         }
-        if let Some(v) = sbom_flag {
-            reqs.push(shorthand("sbom", v)?);
-        }
-        if let Some(v) = provenance_flag {
-            reqs.push(shorthand("provenance", v)?);
-        }
         let mut out = Self {
             provenance: None,
             explicit: false,
         };
-        let mut seen: Vec<(&'static str, String)> = Vec::new();
+        let mut seen_provenance = false;
         for r in &reqs {
             let kind: &'static str = match r.kind.as_str() {
                 "provenance" => "provenance",
@@ -293,14 +286,6 @@ impl AttestOptions {
                     })
                 }
             };
-            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == kind) {
-                return Err(OptionsError::Duplicate {
-                    kind,
-                    first: first.clone(),
-                    second: r.flag.clone(),
-                });
-            }
-            seen.push((kind, r.flag.clone()));
             match (kind, r.disabled) {
                 ("sbom", true) => {}
                 ("sbom", false) => {
@@ -308,14 +293,19 @@ impl AttestOptions {
                         flag: r.flag.clone(),
                     })
                 }
-                (_, true) => out.explicit = true,
+                (_, true) => {
+                    seen_provenance = true;
+                    out.explicit = true;
+                    out.provenance = None;
+                }
                 (_, false) => {
+                    seen_provenance = true;
                     out.provenance = Some(provenance(r)?);
                     out.explicit = true;
                 }
             }
         }
-        if !seen.iter().any(|(k, _)| *k == "provenance") {
+        if !seen_provenance {
             let off = match no_default.filter(|v| !v.is_empty()) {
                 Some(v) => parse_go_bool(v).ok_or_else(|| OptionsError::NoDefaultEnv(v.into()))?,
                 None => false,
@@ -434,10 +424,11 @@ mod tests {
             parse(None, &["mode=max"], None),
             Err(OptionsError::NoType { .. })
         ));
-        assert!(matches!(
-            parse(Some("true"), &["type=provenance"], None),
-            Err(OptionsError::Duplicate { .. })
-        ));
+        // The --attest value wins, whatever the order on the command line.
+        let o = parse(Some("mode=max"), &["type=provenance,mode=min"], None).unwrap();
+        assert_eq!(mode(&o), Some(ProvenanceMode::Min));
+        let o = parse(Some("false"), &["type=provenance,disabled=true"], None).unwrap();
+        assert_eq!(o.provenance, None);
         assert!(matches!(
             parse(Some("mode"), &[], None),
             Err(OptionsError::NotKeyValue { .. })

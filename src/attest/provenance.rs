@@ -70,9 +70,17 @@ struct Predicate {
 /// The provenance attestation of a build.
 pub fn provenance(inputs: &ProvenanceInputs<'_>) -> Attestation {
     let mode = inputs.options.mode;
+    // COMPAT(buildkit): min mode leaves build args and labels out (they may
+    // hold what the user would not publish) and says the request is
+    // incomplete.
+    let mut args = inputs.args.clone();
+    if mode == ProvenanceMode::Min {
+        args.retain(|k, _| !k.starts_with("build-arg:") && !k.starts_with("label:"));
+    }
+    let request_complete = args.len() == inputs.args.len();
     let mut request = json!({
         "frontend": FRONTEND,
-        "args": inputs.args,
+        "args": args,
         "locals": inputs.locals.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
     });
     let (secrets, ssh) = secrets_and_ssh(inputs.graph);
@@ -104,7 +112,7 @@ pub fn provenance(inputs: &ProvenanceInputs<'_>) -> Attestation {
     let mut metadata = json!({
         "invocationId": id,
         "buildkit_completeness": {
-            "request": true,
+            "request": request_complete,
             "resolvedDependencies": !reads_unpinned_sources(inputs.graph),
         },
         "buildkit_metadata": {},

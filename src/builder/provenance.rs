@@ -63,6 +63,13 @@ fn request(opts: &BuildOptions) -> (BTreeMap<String, String>, Vec<String>) {
             args.insert("force-network-mode".into(), "host".into());
         }
     }
+    // COMPAT(buildkit): buildx sends `no-cache` empty for --no-cache, else
+    // the --no-cache-filter stages.
+    if opts.cache.no_cache {
+        args.insert("no-cache".into(), String::new());
+    } else if !opts.cache.no_cache_filter.is_empty() {
+        args.insert("no-cache".into(), opts.cache.no_cache_filter.join(","));
+    }
     if !opts.sandbox.extra_hosts.is_empty() {
         let hosts: Vec<String> = opts
             .sandbox

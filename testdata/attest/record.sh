@@ -6,9 +6,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 newbk=${NEWBK:-$here/../../../shared/peers/newbk.sh}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Outside the git checkout: in one, buildx adds vcs metadata (and BuildKit then
+# leaves the build args out) that kiln does not write.
+cp -r "$here/ctx" "$tmp/ctx"
 for mode in min max; do
   bash "$newbk" build --provenance=mode=$mode,version=v1 --build-arg GREETING=hi \
-    -o "type=oci,dest=$tmp/$mode.tar,name=example.com/attest/app:1" "$here/ctx" >/dev/null 2>&1
+    -o "type=oci,dest=$tmp/$mode.tar,name=example.com/attest/app:1" "$tmp/ctx" >/dev/null 2>&1
   mkdir -p "$tmp/$mode" "$here/$mode"
   tar -xf "$tmp/$mode.tar" -C "$tmp/$mode"
   python3 - "$tmp/$mode" "$here/$mode" <<'PY'
@@ -28,6 +31,6 @@ save("statement.json", blob(m["layers"][0]["digest"]))
 PY
 done
 bash "$newbk" build --provenance=mode=max,version=v1 --build-arg GREETING=hi \
-  --push -t 127.0.0.1:5000/attest-oracle:max "$here/ctx" >/dev/null 2>&1
+  --push -t 127.0.0.1:5000/attest-oracle:max "$tmp/ctx" >/dev/null 2>&1
 bash "$newbk" buildx imagetools inspect 127.0.0.1:5000/attest-oracle:max \
   --format '{{json .Provenance}}' > "$here/imagetools-provenance-max.json"
