@@ -133,13 +133,7 @@ impl Build {
             })
         };
         if let Some(p) = &self.iidfile {
-            // COMPAT(buildkit): with an index there is no config digest in
-            // BuildKit's response, and buildx writes the index digest.
-            let id = match &img.index {
-                Some(index) => index.digest,
-                None => img.config_digest,
-            };
-            write(p, id.to_string())?;
+            write(p, img.id().to_string())?;
         }
         if let Some(p) = &self.metadata_file {
             write(p, metadata(&img, &self.tags))?;

@@ -55,6 +55,17 @@ impl BuiltImage {
     pub fn descriptor(&self) -> &Descriptor {
         self.index.as_ref().unwrap_or(&self.manifest)
     }
+
+    /// The ID buildx prints (`-q`) and writes (`--iidfile`): the config
+    /// digest, or the index digest when there is an index.
+    // COMPAT(buildkit): with an index BuildKit's response has no config
+    // digest, and buildx falls back on `containerimage.digest`.
+    pub fn id(&self) -> Digest {
+        match &self.index {
+            Some(index) => index.digest,
+            None => self.config_digest,
+        }
+    }
 }
 
 /// `secs` since the epoch as RFC 3339 UTC (`2023-11-14T22:13:20Z`), with
