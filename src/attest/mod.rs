@@ -128,16 +128,37 @@ pub fn sha256_map(d: &Digest) -> BTreeMap<String, String> {
     BTreeMap::from([("sha256".to_string(), d.hex())])
 }
 
+/// The artifact type of an attestation manifest in [`ManifestForm::OciArtifact`].
+pub const ARTIFACT_TYPE_ATTESTATION: &str = "application/vnd.docker.attestation.manifest.v1+json";
+/// The OCI empty descriptor's media type (an artifact's config).
+pub const MEDIA_TYPE_EMPTY: &str = media_type::OCI_EMPTY;
+
+/// How the attestation manifest is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManifestForm {
+    /// BuildKit's default: an image manifest with an `unknown/unknown`
+    /// image config.
+    #[default]
+    Image,
+    /// BuildKit's `oci-artifact=true`: an OCI 1.1 artifact manifest
+    /// (`artifactType`, the empty config, `subject` = the image manifest),
+    /// which a registry with the referrers API lists as a referrer of the
+    /// image. Still listed in the index, as BuildKit does.
+    OciArtifact,
+}
+
 /// Wraps each attestation in a statement about `image` (the platform
 /// manifest, with `platform`) under `names`, stores the statements, one
-/// attestation manifest and the index holding both manifests; returns the
-/// index's descriptor. `attestations` must not be empty.
+/// attestation manifest (shaped as `form` says) and the index holding both
+/// manifests; returns the index's descriptor. `attestations` must not be
+/// empty.
 pub fn attach(
     store: &Store,
     image: &Descriptor,
     platform: &Platform,
     names: &[String],
     attestations: &[Attestation],
+    form: ManifestForm,
 ) -> Result<Descriptor, AttestError> {
     let subject = subjects(&image.digest, platform, names)?;
     let mut layers = Vec::new();
@@ -153,6 +174,30 @@ pub fn attach(
             .insert(ANNOTATION_PREDICATE_TYPE.into(), a.predicate_type.clone());
         layers.push(d);
     }
+    let mut att = match form {
+        ManifestForm::Image => image_form(store, layers)?,
+        ManifestForm::OciArtifact => artifact_form(store, image, layers)?,
+    };
+    att.annotations
+        .insert(ANNOTATION_REFERENCE_DIGEST.into(), image.digest.to_string());
+    att.annotations.insert(
+        ANNOTATION_REFERENCE_TYPE.into(),
+        REFERENCE_TYPE_ATTESTATION.into(),
+    );
+    att.platform = Some(unknown_platform());
+    let mut img = Descriptor::new(image.media_type.clone(), image.digest, image.size);
+    img.platform = Some(platform.clone());
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.into()),
+        manifests: vec![img, att],
+        annotations: BTreeMap::new(),
+    };
+    Ok(store.put_json(media_type::OCI_INDEX, &index)?)
+}
+
+/// The attestation manifest as BuildKit writes it by default.
+fn image_form(store: &Store, layers: Vec<Descriptor>) -> Result<Descriptor, AttestError> {
     // COMPAT(buildkit): the config says unknown/unknown and lists the
     // statements' digests as diff_ids (they are not compressed).
     let mut config = ImageConfig {
@@ -172,23 +217,33 @@ pub fn attach(
         layers,
         annotations: BTreeMap::new(),
     };
-    let mut att = store.put_json(media_type::OCI_MANIFEST, &manifest)?;
-    att.annotations
-        .insert(ANNOTATION_REFERENCE_DIGEST.into(), image.digest.to_string());
-    att.annotations.insert(
-        ANNOTATION_REFERENCE_TYPE.into(),
-        REFERENCE_TYPE_ATTESTATION.into(),
-    );
-    att.platform = Some(unknown_platform());
-    let mut img = Descriptor::new(image.media_type.clone(), image.digest, image.size);
-    img.platform = Some(platform.clone());
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(media_type::OCI_INDEX.into()),
-        manifests: vec![img, att],
-        annotations: BTreeMap::new(),
-    };
-    Ok(store.put_json(media_type::OCI_INDEX, &index)?)
+    Ok(store.put_json(media_type::OCI_MANIFEST, &manifest)?)
+}
+
+/// The attestation manifest as BuildKit writes it with `oci-artifact=true`
+/// (the fields kiln's `Manifest` type does not have are added as JSON).
+fn artifact_form(
+    store: &Store,
+    image: &Descriptor,
+    layers: Vec<Descriptor>,
+) -> Result<Descriptor, AttestError> {
+    let (empty, size) = store.put_blob(b"{}")?;
+    let config = serde_json::json!({
+        "mediaType": MEDIA_TYPE_EMPTY,
+        "digest": empty.to_string(),
+        "size": size,
+        "data": "e30=",
+    });
+    let subject = Descriptor::new(image.media_type.clone(), image.digest, image.size);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_MANIFEST,
+        "artifactType": ARTIFACT_TYPE_ATTESTATION,
+        "config": config,
+        "layers": layers,
+        "subject": subject,
+    });
+    Ok(store.put_json(media_type::OCI_MANIFEST, &manifest)?)
 }
 
 /// `unknown/unknown`: the platform of an attestation manifest.
@@ -228,8 +283,12 @@ mod tests {
             },
         ];
         let names = vec!["app:1".to_string(), "example.com/x/y".to_string()];
-        let idx = attach(&store, &image, &p, &names, &atts).unwrap();
-        assert_eq!(idx, attach(&store, &image, &p, &names, &atts).unwrap());
+        let form = ManifestForm::Image;
+        let idx = attach(&store, &image, &p, &names, &atts, form).unwrap();
+        assert_eq!(
+            idx,
+            attach(&store, &image, &p, &names, &atts, form).unwrap()
+        );
         let index: Index = serde_json::from_slice(&store.read_blob(&idx.digest).unwrap()).unwrap();
         assert_eq!(index.manifests[0].digest, d);
         assert!(is_attestation(&index.manifests[1]));
@@ -253,5 +312,33 @@ mod tests {
             format!("pkg:docker/example.com/x/y@latest?platform={plat}")
         );
         assert_eq!(s.subject[0].digest["sha256"], d.hex());
+    }
+
+    #[test]
+    fn oci_artifact_form_has_buildkits_shape() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let (d, n) = store.put_blob(b"{\"x\":1}").unwrap();
+        let image = Descriptor::new(media_type::OCI_MANIFEST, d, n);
+        let atts = vec![Attestation {
+            predicate_type: PREDICATE_SLSA_PROVENANCE_V1.into(),
+            predicate: serde_json::json!({}),
+        }];
+        let p = Platform::host();
+        let idx = attach(&store, &image, &p, &[], &atts, ManifestForm::OciArtifact).unwrap();
+        crate::oci::validate(&store, &idx).unwrap_err(); // the image itself is no image
+        let index: Index = serde_json::from_slice(&store.read_blob(&idx.digest).unwrap()).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_slice(&store.read_blob(&index.manifests[1].digest).unwrap()).unwrap();
+        assert_eq!(m["artifactType"], ARTIFACT_TYPE_ATTESTATION);
+        assert_eq!(m["config"]["mediaType"], MEDIA_TYPE_EMPTY);
+        assert_eq!(
+            m["config"]["digest"],
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(m["config"]["data"], "e30=");
+        assert_eq!(m["subject"]["digest"], d.to_string());
+        assert_eq!(m["subject"]["size"], n);
+        assert_eq!(m["layers"][0]["mediaType"], MEDIA_TYPE_IN_TOTO);
     }
 }

@@ -233,6 +233,11 @@ fn provenance(r: &Request) -> Result<ProvenanceOptions, OptionsError> {
                     });
                 }
             }
+            "oci-artifact" => return Err(OptionsError::Unsupported {
+                flag: r.flag.clone(),
+                key: k.clone(),
+                hint: " here: it is an output option, -o type=oci|image|registry,oci-artifact=true",
+            }),
             _ => {
                 return Err(OptionsError::Unsupported {
                     flag: r.flag.clone(),

@@ -66,6 +66,9 @@ pub enum ExecuteError {
         /// What to do instead.
         why: &'static str,
     },
+    /// Image outputs disagree on `oci-artifact`.
+    #[error("oci-artifact must be the same on every image output: kiln attaches one attestation manifest per build")]
+    ArtifactForms,
     /// Attaching the attestations to the image.
     #[error(transparent)]
     Attest(#[from] crate::attest::AttestError),
@@ -86,7 +89,7 @@ impl ExecuteError {
         match self {
             Self::Build(e) => e.exit_code(),
             Self::Output(ExportError::PushName | ExportError::Name { .. }) => 2,
-            Self::AttestOutput { .. } => 2,
+            Self::AttestOutput { .. } | Self::ArtifactForms => 2,
             Self::Attest(crate::attest::AttestError::Name { .. }) => 2,
             _ => 3,
         }
@@ -189,12 +192,29 @@ impl Build {
         for o in &self.outputs {
             match o {
                 OutputSpec::Oci { name: Some(n), .. } => names.push(n.clone()),
-                OutputSpec::Image { names: n, .. } | OutputSpec::Registry { names: n } => {
+                OutputSpec::Image { names: n, .. } | OutputSpec::Registry { names: n, .. } => {
                     names.extend(n.iter().cloned())
                 }
                 _ => {}
             }
         }
+        // One attestation manifest per build: its form is every image
+        // output's (BuildKit's per-exporter option).
+        let forms: std::collections::BTreeSet<bool> = self
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                OutputSpec::Oci { oci_artifact, .. }
+                | OutputSpec::Image { oci_artifact, .. }
+                | OutputSpec::Registry { oci_artifact, .. } => Some(*oci_artifact),
+                _ => None,
+            })
+            .collect();
+        let form = match forms.into_iter().collect::<Vec<_>>()[..] {
+            [] | [false] => crate::attest::ManifestForm::Image,
+            [true] => crate::attest::ManifestForm::OciArtifact,
+            _ => return Err(ExecuteError::ArtifactForms),
+        };
         let v = progress.start("[internal] attaching attestations".to_string(), None);
         let platform = crate::oci::Platform {
             architecture: img.config.architecture.clone(),
@@ -202,7 +222,15 @@ impl Build {
             variant: img.config.variant.clone(),
             os_version: None,
         };
-        match crate::attest::attach(store, &img.manifest, &platform, &names, &img.attestations) {
+        let attached = crate::attest::attach(
+            store,
+            &img.manifest,
+            &platform,
+            &names,
+            &img.attestations,
+            form,
+        );
+        match attached {
             Ok(index) => {
                 v.log(
                     Stream::Stdout,
@@ -266,7 +294,11 @@ impl Build {
             v.failed(e.to_string());
             return Err(e.into());
         }
-        if let OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } = spec {
+        if let OutputSpec::Registry { names, .. }
+        | OutputSpec::Image {
+            names, push: true, ..
+        } = spec
+        {
             for n in names.iter().chain(&self.tags) {
                 let line = format!("pushed manifest for {n}@{}\n", img.descriptor().digest);
                 v.log(Stream::Stdout, line.as_bytes());

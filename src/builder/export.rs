@@ -142,6 +142,7 @@ pub fn export(
             dest,
             tar: true,
             name,
+            ..
         } => {
             let n = named(name)?;
             write_file(dest, |f| write_oci_archive(store, &[n], f).map(drop))
@@ -150,6 +151,7 @@ pub fn export(
             dest,
             tar: false,
             name,
+            ..
         } => write_layout(store, &[named(name)?], dest).map_err(|source| ExportError::Layout {
             path: dest.clone(),
             source: Box::new(source),
@@ -164,7 +166,7 @@ pub fn export(
         }
         OutputSpec::Local { dest } => export_local(store, img, dest),
         OutputSpec::Tar { dest } => rootfs_tar(store, img, dest),
-        OutputSpec::Image { names, push } => {
+        OutputSpec::Image { names, push, .. } => {
             for n in names.iter().chain(tags) {
                 store.tag(&image_name(n)?, img.descriptor())?;
             }
@@ -173,7 +175,7 @@ pub fn export(
             }
             Ok(())
         }
-        OutputSpec::Registry { names } => push_all(store, img, names, tags, registry),
+        OutputSpec::Registry { names, .. } => push_all(store, img, names, tags, registry),
     }
 }
 

@@ -37,6 +37,8 @@ pub mod media_type {
     pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
     /// An in-toto statement (a layer of an attestation manifest).
     pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+    /// The OCI empty descriptor (`{}`): an artifact manifest's config.
+    pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 }
 
 /// The layer annotation naming an in-toto statement's predicate type.

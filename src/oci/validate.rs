@@ -150,7 +150,21 @@ fn validate_attestation(
     let m: Manifest = parse("manifest", &desc.digest, &bytes)?;
     check_self_type("manifest", desc, m.media_type.as_deref())?;
     let config_bytes = read_verified(source, &m.config.digest, m.config.size)?;
-    let _: ImageConfig = parse("config", &m.config.digest, &config_bytes)?;
+    if m.config.media_type != media_type::OCI_EMPTY {
+        let _: ImageConfig = parse("config", &m.config.digest, &config_bytes)?;
+    }
+    // The OCI artifact form (BuildKit's oci-artifact=true) names the image
+    // manifest as its subject too.
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        subject: Option<super::Descriptor>,
+    }
+    let s: Subject = parse("manifest", &desc.digest, &bytes)?;
+    if s.subject.is_some_and(|d| d.digest != subject) {
+        return Err(ValidateError::AttestationReference {
+            digest: desc.digest,
+        });
+    }
     #[derive(serde::Deserialize)]
     struct Statement {
         #[serde(rename = "_type")]

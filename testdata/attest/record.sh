@@ -9,9 +9,12 @@ trap 'rm -rf "$tmp"' EXIT
 # Outside the git checkout: in one, buildx adds vcs metadata (and BuildKit then
 # leaves the build args out) that kiln does not write.
 cp -r "$here/ctx" "$tmp/ctx"
-for mode in min max; do
-  bash "$newbk" build --provenance=mode=$mode,version=v1 --build-arg GREETING=hi \
-    -o "type=oci,dest=$tmp/$mode.tar,name=example.com/attest/app:1" "$tmp/ctx" >/dev/null 2>&1
+# min and max provenance; oci-artifact: min with the exporter's oci-artifact=true.
+for mode in min max oci-artifact; do
+  p=$mode; o=
+  [ $mode = oci-artifact ] && { p=min; o=,oci-artifact=true; }
+  bash "$newbk" build --provenance=mode=$p,version=v1 --build-arg GREETING=hi \
+    -o "type=oci,dest=$tmp/$mode.tar,name=example.com/attest/app:1$o" "$tmp/ctx" >/dev/null 2>&1
   mkdir -p "$tmp/$mode" "$here/$mode"
   tar -xf "$tmp/$mode.tar" -C "$tmp/$mode"
   python3 - "$tmp/$mode" "$here/$mode" <<'PY'

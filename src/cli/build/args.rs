@@ -412,7 +412,10 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
         })?);
     }
     if args.push {
-        outputs.push(OutputSpec::Registry { names: vec![] });
+        outputs.push(OutputSpec::Registry {
+            names: vec![],
+            oci_artifact: false,
+        });
     }
     match outputs.iter().filter(|o| o.to_stdout()).count() {
         0 => {}
@@ -423,9 +426,10 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
         _ => return Err(UsageError::TwoStdout),
     }
     let unnamed_push = outputs.iter().any(|o| match o {
-        OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } => {
-            names.is_empty()
-        }
+        OutputSpec::Registry { names, .. }
+        | OutputSpec::Image {
+            names, push: true, ..
+        } => names.is_empty(),
         _ => false,
     });
     if unnamed_push && args.tags.is_empty() {
@@ -453,6 +457,7 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
         outputs.push(OutputSpec::Image {
             names: vec![],
             push: false,
+            oci_artifact: false,
         });
     }
     Ok((outputs, tags))

@@ -557,3 +557,55 @@ fn builder_id_is_recorded_and_sbom_stays_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--sbom=true is not supported by kiln"));
 }
+
+#[test]
+fn oci_artifact_shapes_the_attestation_manifest_as_buildkit() {
+    let env = Env::new();
+    env.busybox();
+    let out = env.path("artifact-layout");
+    env.build(&[
+        "--build-arg",
+        "GREETING=hi",
+        "-o",
+        &format!(
+            "type=oci,dest={},tar=false,name=example.com/attest/app:1,oci-artifact=true",
+            out.display()
+        ),
+        testdata().join("ctx").to_str().unwrap(),
+    ]);
+    let kiln = attested(&out);
+    let bk = recorded("oci-artifact");
+    let mut diffs = Vec::new();
+    same_keys(&kiln.manifest, &bk.manifest, "manifest", &mut diffs);
+    same_keys(&kiln.index, &bk.index, "index", &mut diffs);
+    assert!(diffs.is_empty(), "{diffs:#?}");
+    assert_eq!(kiln.manifest["artifactType"], bk.manifest["artifactType"]);
+    assert_eq!(kiln.manifest["config"], bk.manifest["config"]);
+    assert_eq!(kiln.config, bk.config);
+    let mut image = kiln.index["manifests"][0].clone();
+    image.as_object_mut().unwrap().remove("platform");
+    assert_eq!(kiln.manifest["subject"], image);
+    assert_eq!(
+        kiln.manifest["layers"][0]["annotations"],
+        bk.manifest["layers"][0]["annotations"]
+    );
+    // One attestation manifest per build: image outputs must agree.
+    let out = env.kiln(
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "-o",
+            &format!(
+                "type=oci,dest={},oci-artifact=true",
+                env.path("a.tar").display()
+            ),
+            "-o",
+            &format!("type=oci,dest={}", env.path("b.tar").display()),
+            testdata().join("ctx").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oci-artifact must be the same"));
+}

@@ -60,7 +60,7 @@ fn known_docker_flags_are_refused_by_name() {
         ),
         (
             &["--attest", "type=provenance,oci-artifact=true"],
-            "oci-artifact is not supported",
+            "oci-artifact is not supported by kiln here: it is an output option",
         ),
         (
             &["--provenance=mode=maximal"],

@@ -31,6 +31,7 @@ fn execute_builds_names_writes_outputs_cache_and_metadata() {
         OutputSpec::Image {
             names: vec![],
             push: false,
+            oci_artifact: false,
         },
     ];
     build.cache = build_specs(&[format!("type=local,dest={}", cache_dir.display())], &[]).unwrap();
@@ -96,6 +97,7 @@ fn a_failing_step_is_the_error_and_nothing_is_written() {
     build.outputs = vec![OutputSpec::Image {
         names: vec![],
         push: false,
+        oci_artifact: false,
     }];
     build.iidfile = Some(env.path("iid"));
     let (tx, _rx) = mpsc::channel();

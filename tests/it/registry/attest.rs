@@ -119,4 +119,41 @@ fn push_sends_the_index_with_its_attestation_manifest() {
         env.store().load_manifest(&stored).unwrap().1.digest
     );
     let _ = Platform::host();
+
+    // oci-artifact=true: the attestation manifest is an OCI artifact whose
+    // subject is the image manifest; the registry takes it in the index.
+    let art = format!("{}/artifact:1", reg.host);
+    env.build(&[
+        "-o",
+        &format!("type=registry,name={art},oci-artifact=true"),
+        ctx.to_str().unwrap(),
+    ]);
+    let (_d, _s, got) = pull_back(&reference(&reg, "artifact:1"));
+    let index = got.index.expect("the tag names an index");
+    if has_skopeo() {
+        let raw = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{art}"),
+        ]);
+        let idx: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(kiln::oci::Digest::of(raw.as_bytes()), index.digest);
+        let digest = idx["manifests"][1]["digest"].as_str().unwrap();
+        let raw = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{}/artifact@{digest}", reg.host),
+        ]);
+        let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(
+            m["artifactType"],
+            "application/vnd.docker.attestation.manifest.v1+json"
+        );
+        assert_eq!(
+            m["subject"]["digest"],
+            got.manifest.digest.to_string().as_str()
+        );
+    }
 }
