@@ -320,13 +320,24 @@ impl Steps {
 
 /// `docker-image://REF@DIGEST`, as BuildKit's source identifiers.
 fn image_ref(img: &ResolvedImage) -> String {
-    let name = Reference::parse(&img.reference)
-        .map(|r| {
-            format!("{}/{}", r.registry, r.repository)
-                + &r.tag.map(|t| format!(":{t}")).unwrap_or_default()
-        })
-        .unwrap_or_else(|_| img.reference.clone());
-    format!("docker-image://{name}@{}", img.manifest.digest)
+    image_id(&img.reference, &img.manifest.digest.to_string())
+}
+
+/// `docker-image://` + the qualified name (with its tag, if any) + `@` the
+/// digest kiln resolved it to.
+fn image_id(reference: &str, digest: &str) -> String {
+    let name = match Reference::parse(reference) {
+        Ok(r) => {
+            let mut n = format!("{}/{}", r.registry, r.repository);
+            if let Some(t) = &r.tag {
+                n.push(':');
+                n.push_str(t);
+            }
+            n
+        }
+        Err(_) => reference.to_string(),
+    };
+    format!("docker-image://{name}@{digest}")
 }
 
 /// Replaces each resolved image inside a serialized op (which carries the
@@ -338,12 +349,9 @@ fn shorten_images(v: &mut Value) {
                 && map.contains_key("manifest")
                 && map.contains_key("config");
             if is_image {
-                let reference = map["reference"].as_str().unwrap_or_default().to_string();
-                let digest = map["manifest"]["digest"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                *v = json!(format!("docker-image://{reference}@{digest}"));
+                let reference = map["reference"].as_str().unwrap_or_default();
+                let digest = map["manifest"]["digest"].as_str().unwrap_or_default();
+                *v = json!(image_id(reference, digest));
                 return;
             }
             map.values_mut().for_each(shorten_images);

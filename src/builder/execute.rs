@@ -232,10 +232,19 @@ impl Build {
         );
         match attached {
             Ok(index) => {
-                v.log(
-                    Stream::Stdout,
-                    format!("attestation manifest list {}\n", index.digest).as_bytes(),
-                );
+                // COMPAT(buildkit): the lines its exporter prints.
+                let listed = store
+                    .read_blob(&index.digest)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<crate::oci::Index>(&b).ok());
+                for m in listed.iter().flat_map(|i| &i.manifests) {
+                    if m.is_attestation() {
+                        let line = format!("exporting attestation manifest {}\n", m.digest);
+                        v.log(Stream::Stdout, line.as_bytes());
+                    }
+                }
+                let line = format!("exporting manifest list {}\n", index.digest);
+                v.log(Stream::Stdout, line.as_bytes());
                 v.done();
                 img.index = Some(index);
                 Ok(())

@@ -609,3 +609,56 @@ fn oci_artifact_shapes_the_attestation_manifest_as_buildkit() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("oci-artifact must be the same"));
 }
+
+#[test]
+fn max_provenance_lists_secret_ids_never_their_values() {
+    let (env, ctx) = Env::busybox_dockerfile(
+        "FROM busybox\n\
+         RUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null\n\
+         RUN --mount=type=secret,id=must,required=true true\n\
+         COPY --from=busybox:latest /bin/sh /sh2\n",
+    );
+    let secret = env.path("secret");
+    fs::write(&secret, "s3cr3t-value-never-recorded").unwrap();
+    let layout = env.path("l");
+    env.build(&[
+        "--provenance=mode=max",
+        "--secret",
+        &format!("id=tok,src={}", secret.display()),
+        "--secret",
+        &format!("id=must,src={}", secret.display()),
+        "--label",
+        "team=x",
+        "-o",
+        &format!("type=oci,dest={},tar=false", layout.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    let a = attested(&layout);
+    let p = &a.statements[0]["predicate"];
+    let request = &p["buildDefinition"]["externalParameters"]["request"];
+    assert_eq!(
+        request["secrets"],
+        serde_json::json!([{"id": "must"}, {"id": "tok", "optional": true}])
+    );
+    assert_eq!(request["args"]["label:team"], "x");
+    // The base and the COPY --from image are one dependency.
+    let deps = p["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    assert_eq!(deps.len(), 1, "{deps:?}");
+    let text = serde_json::to_string(&a.statements[0]).unwrap();
+    assert!(
+        !text.contains("s3cr3t"),
+        "a secret's value reached the provenance"
+    );
+    // A bad BUILDX_NO_DEFAULT_ATTESTATIONS is a usage error, as in buildx.
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["build", "--progress", "quiet", ctx.to_str().unwrap()])
+        .env("BUILDX_NO_DEFAULT_ATTESTATIONS", "yes")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid BUILDX_NO_DEFAULT_ATTESTATIONS"));
+}
