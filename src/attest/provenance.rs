@@ -11,7 +11,7 @@
 //! (`steps`, each with its op as kiln's plan has it) where BuildKit writes
 //! `llbDefinition` and `digestMapping`; the source map names the same step
 //! ids. Invariants: reproducible by construction — the invocation id is the
-//! sha256 of the build definition (the inputs), times come only from
+//! sha256 of the build definition (the inputs) and the image made, times come only from
 //! `SOURCE_DATE_EPOCH` (omitted otherwise), every map is sorted and every
 //! list is in plan order or sorted.
 
@@ -58,6 +58,8 @@ pub struct ProvenanceInputs<'a> {
     pub builder_platform: &'a Platform,
     /// `SOURCE_DATE_EPOCH` as RFC 3339: `startedOn` and `finishedOn`.
     pub time: Option<String>,
+    /// The image manifest built (part of the invocation id).
+    pub image: Digest,
 }
 
 #[derive(Serialize)]
@@ -104,9 +106,12 @@ pub fn provenance(inputs: &ProvenanceInputs<'_>) -> Attestation {
         "internalParameters": internal,
         "resolvedDependencies": resolved_dependencies(inputs.graph),
     });
-    // The invocation is named by its inputs: two builds of the same inputs
-    // are the same invocation.
-    let id = canonical_json(&definition)
+    // The invocation is named by what it published: its definition and the
+    // image it made. Two builds of the same inputs are the same invocation;
+    // builds whose min provenance looks alike (build args are left out)
+    // differ by their image. Nothing min mode hides is hashed in (a digest
+    // of a low-entropy build arg could be confirmed by guessing).
+    let id = canonical_json(&json!([definition, inputs.image.to_string()]))
         .map(|b| Digest::of(&b).hex())
         .unwrap_or_default();
     let mut metadata = json!({

@@ -374,8 +374,9 @@ pub fn build(
     }
     img.remote = remote;
     if let Some(p) = &opts.attest.provenance {
+        let image = img.manifest.digest;
         img.attestations
-            .push(provenance::of_build(opts, p, &graph, &from_spans));
+            .push(provenance::of_build(opts, p, &graph, &from_spans, image));
     }
     cache
         .finish(&graph, Some(img.config_digest))

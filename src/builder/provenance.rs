@@ -8,7 +8,7 @@ use super::BuildOptions;
 use crate::attest::provenance::{provenance, ProvenanceInputs};
 use crate::attest::{Attestation, ProvenanceOptions};
 use crate::dockerfile::Span;
-use crate::oci::Platform;
+use crate::oci::{Digest, Platform};
 use crate::plan::{BuildGraph, NetworkMode};
 
 /// The provenance attestation of the build `opts` planned as `graph`.
@@ -17,6 +17,7 @@ pub fn of_build(
     options: &ProvenanceOptions,
     graph: &BuildGraph,
     from_spans: &[Span],
+    image: Digest,
 ) -> Attestation {
     let (args, locals) = request(opts);
     // COMPAT(buildkit): the name of the Dockerfile, not its path (buildx
@@ -37,6 +38,7 @@ pub fn of_build(
         from_spans,
         builder_platform: &host,
         time: opts.source_date_epoch.map(|e| super::image::rfc3339(e, 0)),
+        image,
     })
 }
 
