@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod attest;
 pub mod builder;
 pub mod cache;
 pub mod cli;

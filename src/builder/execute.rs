@@ -58,6 +58,20 @@ pub enum ExecuteError {
     /// Copying a staged output to stdout.
     #[error("writing the output to stdout")]
     Stdout(#[source] io::Error),
+    /// An output that cannot carry the attestations asked for.
+    #[error("{output} output cannot carry attestations: {why}")]
+    AttestOutput {
+        /// The output type.
+        output: &'static str,
+        /// What to do instead.
+        why: &'static str,
+    },
+    /// Image outputs disagree on `oci-artifact`.
+    #[error("oci-artifact must be the same on every image output: kiln attaches one attestation manifest per build")]
+    ArtifactForms,
+    /// Attaching the attestations to the image.
+    #[error(transparent)]
+    Attest(#[from] crate::attest::AttestError),
     /// Writing `--iidfile` or `--metadata-file`.
     #[error("writing {path}")]
     WriteFile {
@@ -75,6 +89,8 @@ impl ExecuteError {
         match self {
             Self::Build(e) => e.exit_code(),
             Self::Output(ExportError::PushName | ExportError::Name { .. }) => 2,
+            Self::AttestOutput { .. } | Self::ArtifactForms => 2,
+            Self::Attest(crate::attest::AttestError::Name { .. }) => 2,
             _ => 3,
         }
     }
@@ -102,10 +118,12 @@ impl Build {
     /// until this returns (a prune meanwhile would drop the image's blobs).
     pub fn execute(&self, store: &Store, progress: &Progress) -> Result<BuiltImage, ExecuteError> {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        self.check_attest_outputs()?;
         let registry = self.options.registry.as_deref();
         cache_transfer::import_specs(store, &self.cache, progress, registry)
             .map_err(ExecuteError::CacheImport)?;
-        let img = super::build(store, &self.options, progress)?;
+        let mut img = super::build(store, &self.options, progress)?;
+        self.attach(store, &mut img, progress)?;
         cache_transfer::export_specs(store, &self.cache, progress, registry)
             .map_err(ExecuteError::CacheExport)?;
         for spec in &self.outputs {
@@ -118,12 +136,124 @@ impl Build {
             })
         };
         if let Some(p) = &self.iidfile {
-            write(p, img.config_digest.to_string())?;
+            write(p, img.id().to_string())?;
         }
         if let Some(p) = &self.metadata_file {
             write(p, metadata(&img, &self.tags))?;
         }
         Ok(img)
+    }
+
+    /// Refuses, before anything is built, an explicit attestation request
+    /// with an output that cannot hold it (BuildKit's docker exporter
+    /// refuses an index; kiln writes no provenance file into a local or
+    /// tar output).
+    fn check_attest_outputs(&self) -> Result<(), ExecuteError> {
+        let attest = &self.options.attest;
+        if !attest.explicit || attest.provenance.is_none() {
+            return Ok(());
+        }
+        for spec in &self.outputs {
+            let refuse = |output, why| Err(ExecuteError::AttestOutput { output, why });
+            match spec {
+                OutputSpec::Docker { .. } => return refuse(
+                    "type=docker",
+                    "docker exporter does not support exporting manifest lists, use the oci exporter instead (or --provenance=false)",
+                ),
+                OutputSpec::Local { .. } | OutputSpec::Tar { .. } => return refuse(
+                    "a type=local or type=tar",
+                    "kiln attaches provenance to images only and writes no provenance.json into a filesystem output; drop --provenance or the output",
+                ),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches the build's attestations when an output (or the store, with
+    /// no output at all) takes an image: `img.index` is then set.
+    fn attach(
+        &self,
+        store: &Store,
+        img: &mut BuiltImage,
+        progress: &Progress,
+    ) -> Result<(), ExecuteError> {
+        let takes_index = self.outputs.is_empty()
+            || self.outputs.iter().any(|o| {
+                matches!(
+                    o,
+                    OutputSpec::Oci { .. } | OutputSpec::Image { .. } | OutputSpec::Registry { .. }
+                )
+            });
+        if img.attestations.is_empty() || !takes_index {
+            return Ok(());
+        }
+        let mut names = self.tags.clone();
+        for o in &self.outputs {
+            match o {
+                OutputSpec::Oci { name: Some(n), .. } => names.push(n.clone()),
+                OutputSpec::Image { names: n, .. } | OutputSpec::Registry { names: n, .. } => {
+                    names.extend(n.iter().cloned())
+                }
+                _ => {}
+            }
+        }
+        // One attestation manifest per build: its form is every image
+        // output's (BuildKit's per-exporter option).
+        let forms: std::collections::BTreeSet<bool> = self
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                OutputSpec::Oci { oci_artifact, .. }
+                | OutputSpec::Image { oci_artifact, .. }
+                | OutputSpec::Registry { oci_artifact, .. } => Some(*oci_artifact),
+                _ => None,
+            })
+            .collect();
+        let form = match forms.into_iter().collect::<Vec<_>>()[..] {
+            [] | [false] => crate::attest::ManifestForm::Image,
+            [true] => crate::attest::ManifestForm::OciArtifact,
+            _ => return Err(ExecuteError::ArtifactForms),
+        };
+        let v = progress.start("[internal] attaching attestations".to_string(), None);
+        let platform = crate::oci::Platform {
+            architecture: img.config.architecture.clone(),
+            os: img.config.os.clone(),
+            variant: img.config.variant.clone(),
+            os_version: None,
+        };
+        let attached = crate::attest::attach(
+            store,
+            &img.manifest,
+            &platform,
+            &names,
+            &img.attestations,
+            form,
+        );
+        match attached {
+            Ok(index) => {
+                // COMPAT(buildkit): the lines its exporter prints.
+                let listed = store
+                    .read_blob(&index.digest)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<crate::oci::Index>(&b).ok());
+                for m in listed.iter().flat_map(|i| &i.manifests) {
+                    if m.is_attestation() {
+                        let line = format!("exporting attestation manifest {}\n", m.digest);
+                        v.log(Stream::Stdout, line.as_bytes());
+                    }
+                }
+                let line = format!("exporting manifest list {}\n", index.digest);
+                v.log(Stream::Stdout, line.as_bytes());
+                v.done();
+                img.index = Some(index);
+                Ok(())
+            }
+            Err(e) => {
+                v.failed(e.to_string());
+                Err(e.into())
+            }
+        }
     }
 
     /// Writes one output under its own vertex.
@@ -173,9 +303,13 @@ impl Build {
             v.failed(e.to_string());
             return Err(e.into());
         }
-        if let OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } = spec {
+        if let OutputSpec::Registry { names, .. }
+        | OutputSpec::Image {
+            names, push: true, ..
+        } = spec
+        {
             for n in names.iter().chain(&self.tags) {
-                let line = format!("pushed manifest for {n}@{}\n", img.manifest.digest);
+                let line = format!("pushed manifest for {n}@{}\n", img.descriptor().digest);
                 v.log(Stream::Stdout, line.as_bytes());
             }
         }
@@ -204,19 +338,23 @@ fn describe(spec: &OutputSpec) -> String {
 }
 
 /// buildx's metadata file keys.
+/// With an index, its digest and descriptor, and no config digest (as
+/// BuildKit's exporter response).
 fn metadata(img: &BuiltImage, tags: &[String]) -> String {
     let mut m = serde_json::Map::new();
     m.insert(
         "containerimage.digest".into(),
-        img.manifest.digest.to_string().into(),
+        img.descriptor().digest.to_string().into(),
     );
-    m.insert(
-        "containerimage.config.digest".into(),
-        img.config_digest.to_string().into(),
-    );
+    if img.index.is_none() {
+        m.insert(
+            "containerimage.config.digest".into(),
+            img.config_digest.to_string().into(),
+        );
+    }
     m.insert(
         "containerimage.descriptor".into(),
-        serde_json::to_value(&img.manifest).unwrap_or_default(),
+        serde_json::to_value(img.descriptor()).unwrap_or_default(),
     );
     let names: Vec<String> = tags
         .iter()

@@ -131,7 +131,7 @@ pub fn export(
         };
         Ok(NamedImage {
             name,
-            descriptor: img.manifest.clone(),
+            descriptor: img.descriptor().clone(),
         })
     };
     if !matches!(spec, OutputSpec::Registry { .. }) {
@@ -142,6 +142,7 @@ pub fn export(
             dest,
             tar: true,
             name,
+            ..
         } => {
             let n = named(name)?;
             write_file(dest, |f| write_oci_archive(store, &[n], f).map(drop))
@@ -150,26 +151,31 @@ pub fn export(
             dest,
             tar: false,
             name,
+            ..
         } => write_layout(store, &[named(name)?], dest).map_err(|source| ExportError::Layout {
             path: dest.clone(),
             source: Box::new(source),
         }),
         OutputSpec::Docker { dest, name } => {
-            let n = named(name)?;
+            // COMPAT(buildkit): a docker-archive holds one image manifest;
+            // the default attestations are left out of it (an explicit
+            // request was refused before the build).
+            let mut n = named(name)?;
+            n.descriptor = img.manifest.clone();
             write_file(dest, |f| write_docker_archive(store, &[n], f).map(drop))
         }
         OutputSpec::Local { dest } => export_local(store, img, dest),
         OutputSpec::Tar { dest } => rootfs_tar(store, img, dest),
-        OutputSpec::Image { names, push } => {
+        OutputSpec::Image { names, push, .. } => {
             for n in names.iter().chain(tags) {
-                store.tag(&image_name(n)?, &img.manifest)?;
+                store.tag(&image_name(n)?, img.descriptor())?;
             }
             if *push {
                 push_all(store, img, names, tags, registry)?;
             }
             Ok(())
         }
-        OutputSpec::Registry { names } => push_all(store, img, names, tags, registry),
+        OutputSpec::Registry { names, .. } => push_all(store, img, names, tags, registry),
     }
 }
 
@@ -215,7 +221,7 @@ fn push_all(
         registry::push_fetching(
             client,
             store,
-            &img.manifest,
+            img.descriptor(),
             &target,
             from.as_deref(),
             Some(&fetch),

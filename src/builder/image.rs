@@ -42,6 +42,30 @@ pub struct BuiltImage {
     /// an image with it may lack some layer blobs (its manifest is stored but
     /// unnamed; naming or writing it out fetches them first).
     pub remote: Option<std::sync::Arc<crate::oci::registry::RemoteBlobs>>,
+    /// The attestations the build made (provenance), not yet attached.
+    pub attestations: Vec<crate::attest::Attestation>,
+    /// The image index holding `manifest` and its attestation manifest,
+    /// once [`Build::execute`](super::Build::execute) attached them.
+    pub index: Option<Descriptor>,
+}
+
+impl BuiltImage {
+    /// What names and image outputs point at: the index when the image has
+    /// attestations, else the manifest.
+    pub fn descriptor(&self) -> &Descriptor {
+        self.index.as_ref().unwrap_or(&self.manifest)
+    }
+
+    /// The ID buildx prints (`-q`) and writes (`--iidfile`): the config
+    /// digest, or the index digest when there is an index.
+    // COMPAT(buildkit): with an index BuildKit's response has no config
+    // digest, and buildx falls back on `containerimage.digest`.
+    pub fn id(&self) -> Digest {
+        match &self.index {
+            Some(index) => index.digest,
+            None => self.config_digest,
+        }
+    }
 }
 
 /// `secs` since the epoch as RFC 3339 UTC (`2023-11-14T22:13:20Z`), with
@@ -133,6 +157,8 @@ pub fn store_image(
         config,
         layers,
         remote: None,
+        attestations: Vec::new(),
+        index: None,
     })
 }
 

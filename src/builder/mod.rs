@@ -24,6 +24,7 @@ mod inputs;
 mod merged_fs;
 mod output;
 mod perms;
+mod provenance;
 mod resolver;
 mod run;
 mod schedule;
@@ -103,6 +104,9 @@ pub struct BuildOptions {
     /// `--check-frontend-version`: the oldest Dockerfile frontend the file
     /// must suit (kiln's FrontendVersionPortability rule).
     pub check_frontend_version: Option<crate::lint::FrontendVersion>,
+    /// Which attestations to make (`--provenance`, `--attest`): min
+    /// provenance by default, as BuildKit 0.28+.
+    pub attest: crate::attest::AttestOptions,
 }
 
 impl BuildOptions {
@@ -127,6 +131,7 @@ impl BuildOptions {
             annotations: BTreeMap::new(),
             contexts: BTreeMap::new(),
             check_frontend_version: None,
+            attest: crate::attest::AttestOptions::default(),
         }
     }
 }
@@ -342,6 +347,12 @@ pub fn build(
     .with_named(contexts::LocalContext::open_all(store, &opts.contexts)?);
     let context = source::Source::context(opts.context.clone(), ignore);
     let created = image::created_time(opts.source_date_epoch);
+    let from_spans: Vec<crate::dockerfile::Span> = df
+        .instructions
+        .iter()
+        .filter(|i| i.command() == "from")
+        .map(|i| i.span)
+        .collect();
     let env = stage::BuildEnv {
         store,
         context: &context,
@@ -353,12 +364,7 @@ pub fn build(
         sandbox: &opts.sandbox,
         exe: &opts.exe,
         graph: &graph,
-        from_spans: df
-            .instructions
-            .iter()
-            .filter(|i| i.command() == "from")
-            .map(|i| i.span)
-            .collect(),
+        from_spans: from_spans.clone(),
         cache: &cache,
         remote: remote.as_deref(),
     };
@@ -389,6 +395,11 @@ pub fn build(
         r.stop_observing();
     }
     img.remote = remote;
+    if let Some(p) = &opts.attest.provenance {
+        let image = img.manifest.digest;
+        img.attestations
+            .push(provenance::of_build(opts, p, &graph, &from_spans, image));
+    }
     cache
         .finish(&graph, Some(img.config_digest))
         .map_err(BuildError::Cache)?;

@@ -71,6 +71,8 @@ pub enum OutputSpec {
         tar: bool,
         /// `name=` overrides the name written into the archive.
         name: Option<String>,
+        /// `oci-artifact=true`: attestation manifests as OCI artifacts.
+        oci_artifact: bool,
     },
     /// `type=docker`: a docker-archive.
     Docker {
@@ -95,11 +97,15 @@ pub enum OutputSpec {
         names: Vec<String>,
         /// `push=true` asks for a registry push.
         push: bool,
+        /// `oci-artifact=true`: attestation manifests as OCI artifacts.
+        oci_artifact: bool,
     },
     /// `type=registry` (or `--push`): push to each name (and each `-t`).
     Registry {
         /// `name=` adds names besides `-t`.
         names: Vec<String>,
+        /// `oci-artifact=true`: attestation manifests as OCI artifacts.
+        oci_artifact: bool,
     },
 }
 
@@ -167,6 +173,7 @@ fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, O
     let mut tar = true;
     let mut names = Vec::new();
     let mut push = false;
+    let mut oci_artifact = false;
     let kname: &'static str = match kind {
         "oci" => "oci",
         "docker" => "docker",
@@ -186,6 +193,11 @@ fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, O
                 names.extend(v.split(',').map(str::to_string))
             }
             ("image", "push") => push = parse_bool(&k, &v)?,
+            // BuildKit's exporter option: the attestation manifest as an OCI
+            // artifact with a `subject` (a referrer of the image manifest).
+            ("oci" | "image" | "registry", "oci-artifact") => {
+                oci_artifact = parse_bool(&k, &v)?
+            }
             // COMPAT(buildkit): an image in kiln's store always has unpacked snapshots
             // of the layers it built, which is what `unpack=true` asks containerd for.
             ("image", "unpack") => {
@@ -231,6 +243,7 @@ fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, O
             dest: need_dest()?,
             tar,
             name: names.into_iter().next(),
+            oci_artifact,
         },
         "docker" => OutputSpec::Docker {
             dest: need_dest()?,
@@ -238,8 +251,15 @@ fn build_spec(kind: &str, fields: Vec<(String, String)>) -> Result<OutputSpec, O
         },
         "local" => OutputSpec::Local { dest: need_dest()? },
         "tar" => OutputSpec::Tar { dest: need_dest()? },
-        "image" => OutputSpec::Image { names, push },
-        _ => OutputSpec::Registry { names },
+        "image" => OutputSpec::Image {
+            names,
+            push,
+            oci_artifact,
+        },
+        _ => OutputSpec::Registry {
+            names,
+            oci_artifact,
+        },
     })
 }
 
@@ -286,7 +306,8 @@ mod tests {
             OutputSpec::Oci {
                 dest: "a.tar".into(),
                 tar: true,
-                name: None
+                name: None,
+                oci_artifact: false,
             }
         );
         assert_eq!(
@@ -294,7 +315,8 @@ mod tests {
             OutputSpec::Oci {
                 dest: "dir".into(),
                 tar: false,
-                name: None
+                name: None,
+                oci_artifact: false,
             }
         );
         assert_eq!(
@@ -318,17 +340,30 @@ mod tests {
             OutputSpec::parse("type=image").unwrap(),
             OutputSpec::Image {
                 names: vec![],
-                push: false
+                push: false,
+                oci_artifact: false,
             }
         );
         assert_eq!(
             OutputSpec::parse("type=registry").unwrap(),
-            OutputSpec::Registry { names: vec![] }
+            OutputSpec::Registry {
+                names: vec![],
+                oci_artifact: false,
+            }
         );
+        assert_eq!(
+            OutputSpec::parse("type=registry,oci-artifact=true").unwrap(),
+            OutputSpec::Registry {
+                names: vec![],
+                oci_artifact: true,
+            }
+        );
+        assert!(OutputSpec::parse("type=docker,dest=d.tar,oci-artifact=true").is_err());
         assert_eq!(
             OutputSpec::parse("type=registry,name=localhost:5000/a:1").unwrap(),
             OutputSpec::Registry {
-                names: vec!["localhost:5000/a:1".into()]
+                names: vec!["localhost:5000/a:1".into()],
+                oci_artifact: false,
             }
         );
     }

@@ -35,6 +35,30 @@ pub mod media_type {
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
     /// Docker uncompressed layer.
     pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+    /// An in-toto statement (a layer of an attestation manifest).
+    pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+    /// The OCI empty descriptor (`{}`): an artifact manifest's config.
+    pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+}
+
+/// The layer annotation naming an in-toto statement's predicate type.
+pub const ANNOTATION_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+/// The index-descriptor annotation marking an attestation manifest (BuildKit's).
+pub const ANNOTATION_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// The index-descriptor annotation naming the image manifest an attestation
+/// manifest is about.
+pub const ANNOTATION_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+/// The value of [`ANNOTATION_REFERENCE_TYPE`] on an attestation manifest.
+pub const REFERENCE_TYPE_ATTESTATION: &str = "attestation-manifest";
+
+impl Descriptor {
+    /// Whether this index entry is an attestation manifest.
+    pub fn is_attestation(&self) -> bool {
+        self.annotations
+            .get(ANNOTATION_REFERENCE_TYPE)
+            .map(String::as_str)
+            == Some(REFERENCE_TYPE_ATTESTATION)
+    }
 }
 
 /// The annotation that names an image in an OCI layout's `index.json`.

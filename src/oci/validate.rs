@@ -49,10 +49,13 @@ pub fn validate(
             let bytes = read_verified(source, &manifest.digest, manifest.size)?;
             let index: Index = parse("index", &manifest.digest, &bytes)?;
             check_self_type("index", manifest, index.media_type.as_deref())?;
-            index
-                .manifests
-                .iter()
-                .try_for_each(|child| validate(source, child))
+            index.manifests.iter().try_for_each(|child| {
+                if child.is_attestation() {
+                    validate_attestation(source, child, &index)
+                } else {
+                    validate(source, child)
+                }
+            })
         }
         media_type::OCI_MANIFEST | media_type::DOCKER_MANIFEST => {
             validate_manifest(source, manifest)
@@ -117,6 +120,90 @@ fn validate_manifest(
                 expected,
                 actual,
             });
+        }
+    }
+    Ok(())
+}
+
+/// An attestation manifest (BuildKit's layout): its reference digest names
+/// a sibling manifest, each layer is an in-toto statement whose predicate
+/// type is its annotation's and whose subjects are that manifest.
+fn validate_attestation(
+    source: &dyn BlobSource,
+    desc: &super::Descriptor,
+    index: &Index,
+) -> Result<(), ValidateError> {
+    let subject = desc
+        .annotations
+        .get(super::spec::ANNOTATION_REFERENCE_DIGEST)
+        .and_then(|d| Digest::parse(d).ok())
+        .filter(|d| {
+            index
+                .manifests
+                .iter()
+                .any(|m| m.digest == *d && !m.is_attestation())
+        })
+        .ok_or(ValidateError::AttestationReference {
+            digest: desc.digest,
+        })?;
+    let bytes = read_verified(source, &desc.digest, desc.size)?;
+    let m: Manifest = parse("manifest", &desc.digest, &bytes)?;
+    check_self_type("manifest", desc, m.media_type.as_deref())?;
+    let config_bytes = read_verified(source, &m.config.digest, m.config.size)?;
+    if m.config.media_type != media_type::OCI_EMPTY {
+        let _: ImageConfig = parse("config", &m.config.digest, &config_bytes)?;
+    }
+    // The OCI artifact form (BuildKit's oci-artifact=true) names the image
+    // manifest as its subject too.
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        subject: Option<super::Descriptor>,
+    }
+    let s: Subject = parse("manifest", &desc.digest, &bytes)?;
+    if s.subject.is_some_and(|d| d.digest != subject) {
+        return Err(ValidateError::AttestationReference {
+            digest: desc.digest,
+        });
+    }
+    #[derive(serde::Deserialize)]
+    struct Statement {
+        #[serde(rename = "_type")]
+        _type: String,
+        #[serde(rename = "predicateType")]
+        predicate_type: String,
+        subject: Vec<StatementSubject>,
+        #[serde(rename = "predicate")]
+        _predicate: serde_json::Value,
+    }
+    #[derive(serde::Deserialize)]
+    struct StatementSubject {
+        digest: std::collections::BTreeMap<String, String>,
+    }
+    for layer in &m.layers {
+        let bad = |why| ValidateError::Statement {
+            digest: layer.digest,
+            why,
+        };
+        if layer.media_type != media_type::IN_TOTO {
+            return Err(bad("media type is not application/vnd.in-toto+json"));
+        }
+        let bytes = read_verified(source, &layer.digest, layer.size)?;
+        let stmt: Statement = parse("in-toto statement", &layer.digest, &bytes)?;
+        let annotated = layer
+            .annotations
+            .get(super::spec::ANNOTATION_PREDICATE_TYPE);
+        if annotated != Some(&stmt.predicate_type) {
+            return Err(bad(
+                "in-toto.io/predicate-type differs from the predicateType",
+            ));
+        }
+        let hex = subject.hex();
+        if stmt
+            .subject
+            .iter()
+            .any(|s| s.digest.get("sha256") != Some(&hex))
+        {
+            return Err(bad("a subject is not the image manifest"));
         }
     }
     Ok(())

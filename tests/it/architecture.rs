@@ -19,12 +19,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sbom", &[]),
     // The checks read the AST and, for the rules about expansion, the plan.
     ("lint", &["dockerfile", "plan", "oci"]),
+    // Provenance reads the plan (its steps, base images and spans).
+    ("attest", &["dockerfile", "plan", "oci"]),
     // The key recipe reads plan's ops; the cache artifact packs cache
     // mounts as layer tars.
     ("cache", &["plan", "oci", "store", "layer"]),
     (
         "builder",
         &[
+            "attest",
             "dockerfile",
             "plan",
             "lint",
@@ -40,6 +43,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
+            "attest",
             "builder",
             "cache",
             "dockerfile",

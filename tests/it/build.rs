@@ -6,6 +6,8 @@
 mod add_archive;
 #[path = "build/annotations.rs"]
 mod annotations;
+#[path = "build/attest.rs"]
+mod attest;
 #[path = "build/build_context.rs"]
 mod build_context;
 #[path = "build/cache.rs"]
@@ -106,6 +108,7 @@ impl Env {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
         cmd.arg("--root").arg(self.root()).args(args);
         cmd.env_remove("SOURCE_DATE_EPOCH").env_remove("RUST_LOG");
+        cmd.env_remove("BUILDX_NO_DEFAULT_ATTESTATIONS");
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -139,6 +142,15 @@ impl Env {
         kiln::store::open(&self.root()).unwrap()
     }
 
+    /// The digest of the platform's image manifest `reference` names (inside
+    /// its index when it has attestations): what "the same image" means
+    /// when two builds name it differently (the attestation subjects carry
+    /// the names, so their indexes differ).
+    pub fn manifest_digest(&self, reference: &str) -> kiln::oci::Digest {
+        let (desc, _, _) = self.image(reference);
+        self.store().load_manifest(&desc).unwrap().1.digest
+    }
+
     /// The image `reference` names, validated.
     pub fn image(&self, reference: &str) -> (Descriptor, Manifest, ImageConfig) {
         let store = self.store();
@@ -160,6 +172,8 @@ impl Env {
             layers: kiln::oci::LayerBlob::of_image(&m, &c),
             config: c,
             remote: None,
+            attestations: Vec::new(),
+            index: None,
         };
         kiln::builder::flatten(&store, &img, &out).unwrap();
         out

@@ -2,6 +2,7 @@
 //! `docker-registry`) on loopback: pull, push, auth, TLS, and the failures a
 //! network brings (dropped connections, corrupt blobs, registry errors).
 
+mod attest;
 mod auth;
 mod build;
 mod cache;

@@ -57,6 +57,8 @@ pub(super) enum UsageError {
     #[error(transparent)]
     Docker(#[from] super::docker_flags::Unsupported),
     #[error(transparent)]
+    Attest(#[from] crate::attest::OptionsError),
+    #[error(transparent)]
     Cache(#[from] builder::CacheSpecError),
     #[error("--build-context")]
     Context(#[source] builder::ContextSpecError),
@@ -376,6 +378,8 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
         .map(crate::lint::FrontendVersion::parse)
         .transpose()
         .map_err(UsageError::FrontendVersion)?;
+    let no_default = std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS").ok();
+    opts.attest = args.docker.attest_options(no_default.as_deref())?;
     opts.cache = builder::CacheOptions {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
@@ -416,7 +420,10 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
         })?);
     }
     if args.push {
-        outputs.push(OutputSpec::Registry { names: vec![] });
+        outputs.push(OutputSpec::Registry {
+            names: vec![],
+            oci_artifact: false,
+        });
     }
     match outputs.iter().filter(|o| o.to_stdout()).count() {
         0 => {}
@@ -427,9 +434,10 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
         _ => return Err(UsageError::TwoStdout),
     }
     let unnamed_push = outputs.iter().any(|o| match o {
-        OutputSpec::Registry { names } | OutputSpec::Image { names, push: true } => {
-            names.is_empty()
-        }
+        OutputSpec::Registry { names, .. }
+        | OutputSpec::Image {
+            names, push: true, ..
+        } => names.is_empty(),
         _ => false,
     });
     if unnamed_push && args.tags.is_empty() {
@@ -457,6 +465,7 @@ fn outputs_and_tags(args: &BuildArgs) -> Result<(Vec<OutputSpec>, Vec<String>), 
         outputs.push(OutputSpec::Image {
             names: vec![],
             push: false,
+            oci_artifact: false,
         });
     }
     Ok((outputs, tags))

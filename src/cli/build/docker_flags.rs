@@ -1,7 +1,8 @@
 //! `docker build` / `docker buildx build` flags that CI scripts pass and that
 //! are not kiln build options proper: each is either accepted with docker's
-//! meaning (documented no-ops of BuildKit itself, attestations turned off)
-//! or refused with an error naming the flag and saying what to do instead.
+//! meaning (documented no-ops of BuildKit itself; the attestation flags,
+//! read by [`crate::attest::AttestOptions`]) or refused with an error naming
+//! the flag and saying what to do instead.
 //! clap's "unexpected argument" would not tell a user whether kiln knows the
 //! flag, so every known docker flag is declared here (hidden from `--help`).
 
@@ -18,15 +19,15 @@ pub struct DockerFlags {
     #[arg(long = "force-rm", hide = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     pub force_rm: Option<bool>,
-    /// `--provenance=false` only: kiln writes no attestations.
+    /// `--provenance=true|false|mode=min|max[,builder-id=URI]`: SLSA provenance.
     #[arg(long, hide = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "VALUE")]
     pub provenance: Option<String>,
-    /// `--sbom=false` only: kiln writes no attestations.
+    /// `--sbom=false` only: kiln writes no SBOM attestations.
     #[arg(long, hide = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "VALUE")]
     pub sbom: Option<String>,
-    /// `--attest type=…,disabled=true` only.
+    /// `--attest type=provenance,…`, or `type=sbom,disabled=true`.
     #[arg(long, hide = true, value_name = "SPEC")]
     pub attest: Vec<String>,
     /// `--isolation=default` only (docker's one isolation on Linux).
@@ -83,29 +84,24 @@ pub struct Unsupported {
 const LIMITS: &str =
     "RUN steps get no cgroup resource limits (BuildKit ignores this legacy-builder flag too); drop it";
 
-fn off(v: &str) -> bool {
-    matches!(v, "false" | "0" | "False" | "FALSE")
-}
-
 impl DockerFlags {
+    /// The attestations `--provenance`, `--sbom` and `--attest` ask for,
+    /// with `no_default` the value of `BUILDX_NO_DEFAULT_ATTESTATIONS`.
+    pub fn attest_options(
+        &self,
+        no_default: Option<&str>,
+    ) -> Result<crate::attest::AttestOptions, crate::attest::OptionsError> {
+        crate::attest::AttestOptions::from_flags(
+            self.provenance.as_deref(),
+            self.sbom.as_deref(),
+            &self.attest,
+            no_default,
+        )
+    }
+
     /// Refuses the first flag kiln cannot honour with docker's meaning.
     pub fn check(&self) -> Result<(), Unsupported> {
         let refuse = |flag: String, why| Err(Unsupported { flag, why });
-        const ATTEST: &str =
-            "kiln writes no provenance or SBOM attestations; pass =false or drop the flag";
-        if let Some(v) = self.provenance.as_deref().filter(|v| !off(v)) {
-            return refuse(format!("--provenance={v}"), ATTEST);
-        }
-        if let Some(v) = self.sbom.as_deref().filter(|v| !off(v)) {
-            return refuse(format!("--sbom={v}"), ATTEST);
-        }
-        if let Some(v) = self
-            .attest
-            .iter()
-            .find(|v| !v.split(',').any(|f| f == "disabled=true"))
-        {
-            return refuse(format!("--attest {v}"), ATTEST);
-        }
         if let Some(v) = self.isolation.as_deref().filter(|v| *v != "default") {
             return refuse(
                 format!("--isolation {v}"),
@@ -168,18 +164,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attestations_off_are_accepted_on_refused() {
+    fn attestation_flags_are_read_not_refused_here() {
         let mut f = DockerFlags {
-            provenance: Some("false".into()),
+            provenance: Some("mode=max".into()),
             sbom: Some("0".into()),
-            attest: vec!["type=provenance,disabled=true".into()],
+            attest: vec![],
             isolation: Some("default".into()),
             rm: Some(true),
             ..Default::default()
         };
         assert!(f.check().is_ok());
-        f.provenance = Some("mode=max".into());
-        let e = f.check().unwrap_err().to_string();
-        assert!(e.contains("--provenance=mode=max is not supported"), "{e}");
+        assert!(f.attest_options(None).unwrap().provenance.is_some());
+        f.sbom = Some("true".into());
+        let e = f.attest_options(None).unwrap_err().to_string();
+        assert!(e.contains("--sbom=true is not supported"), "{e}");
     }
 }

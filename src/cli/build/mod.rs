@@ -304,7 +304,7 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
             let outputs = &r.build.outputs;
             let stdout_free = !outputs.iter().any(OutputSpec::to_stdout);
             if stdout_free && (args.quiet || outputs.is_empty()) {
-                println!("{}", img.config_digest);
+                println!("{}", img.id());
             }
             0
         }

@@ -137,4 +137,19 @@ pub enum ValidateError {
         #[source]
         source: serde_json::Error,
     },
+    /// An attestation manifest whose `vnd.docker.reference.digest` is
+    /// missing or names no image manifest of its index.
+    #[error("attestation manifest {digest} refers to no image manifest of its index")]
+    AttestationReference {
+        /// The attestation manifest.
+        digest: Digest,
+    },
+    /// An in-toto statement layer that is not what its manifest says.
+    #[error("attestation layer {digest}: {why}")]
+    Statement {
+        /// The layer.
+        digest: Digest,
+        /// What is wrong.
+        why: &'static str,
+    },
 }

@@ -127,6 +127,11 @@ impl ImageWalk<'_> {
         if !self.present("config", &manifest.config) {
             return;
         }
+        // An OCI artifact's empty config (an attestation manifest's with
+        // oci-artifact=true) is no image config.
+        if manifest.config.media_type == media_type::OCI_EMPTY {
+            return;
+        }
         if let Some(config) = self.parse::<ImageConfig>("config", &manifest.config) {
             let (layers, diff_ids) = (manifest.layers.len(), config.rootfs.diff_ids.len());
             if layers != diff_ids {

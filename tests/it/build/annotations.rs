@@ -17,6 +17,9 @@ fn annotations_go_on_the_manifest() {
     let host = kiln::oci::Platform::host().to_specifier();
     let typed = format!("manifest[{host}]:com.example.typed=yes");
     env.build(&[
+        // The manifest's annotations, read as the archive's top manifest:
+        // no index (the attestation index takes no annotations).
+        "--provenance=false",
         "--annotation",
         "org.opencontainers.image.source=https://example.com/x",
         "--annotation",

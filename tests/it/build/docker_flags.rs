@@ -51,11 +51,28 @@ fn known_docker_flags_are_refused_by_name() {
             "--security-opt seccomp=unconfined is not supported",
         ),
         (
-            &["--provenance=mode=max"],
-            "--provenance=mode=max is not supported",
+            &["--provenance=mode=max,filename=p.json"],
+            "--provenance=mode=max,filename=p.json: filename is not supported",
         ),
-        (&["--provenance"], "--provenance=true is not supported"),
+        (
+            &["--attest", "type=provenance,version=v0.2"],
+            "version=v0.2 is not supported",
+        ),
+        (
+            &["--attest", "type=provenance,oci-artifact=true"],
+            "oci-artifact is not supported by kiln here: it is an output option",
+        ),
+        (
+            &["--provenance=mode=maximal"],
+            "invalid value \"maximal\" for mode",
+        ),
+        (&["--provenance=mode"], "is not key=value"),
+        (
+            &["--attest", "type=vex"],
+            "unknown attestation type \"vex\"",
+        ),
         (&["--sbom=true"], "--sbom=true is not supported"),
+        (&["--sbom"], "--sbom=true is not supported"),
         (
             &["--attest", "type=sbom"],
             "--attest type=sbom is not supported",

@@ -153,10 +153,20 @@ fn ssh_mount_forwards_a_real_agent_with_its_owner_and_mode_and_leaves_no_trace()
     let work = format!("work={}", other.socket.display());
     let layout = env.path("layout");
     let oci = format!("type=oci,dest={},tar=false", layout.display());
+    // No attestations: umoci 0.4.7 cannot pick the image out of an attested index.
     let (out, log) = build(
         &env,
         &[
-            "-t", "ssh2", "-o", &oci, "--ssh", &default, "--ssh", &work, ctx,
+            "--provenance=false",
+            "-t",
+            "ssh2",
+            "-o",
+            &oci,
+            "--ssh",
+            &default,
+            "--ssh",
+            &work,
+            ctx,
         ],
     );
     assert!(out.status.success(), "{log}");
@@ -165,7 +175,7 @@ fn ssh_mount_forwards_a_real_agent_with_its_owner_and_mode_and_leaves_no_trace()
         "{log}"
     );
     assert_eq!(log.matches(" CACHED").count(), 5, "{log}");
-    assert_eq!(env.image("ssh").0.digest, env.image("ssh2").0.digest);
+    assert_eq!(env.manifest_digest("ssh"), env.manifest_digest("ssh2"));
     // The same filesystem as umoci unpacks it.
     kiln::oci::validate_layout(&layout).unwrap();
     let bundle = env.path("bundle");
