@@ -138,10 +138,14 @@ pub(super) fn bind_mount(
         });
     };
     let host = materialise(cx.store, src, source, target, temps)?;
-    if !rw {
+    // A file source (`source=f.txt,rw`) cannot be an overlay's lower dir; `host` is this
+    // run's own copy (materialise copied it into a fresh staging dir, removed with the
+    // run's temps), so binding that copy read-write discards the writes just the same.
+    // COMPAT(buildkit): a read-write bind of a file works and its writes are dropped.
+    if !rw || !host.is_dir() {
         return Ok(MountKind::Bind {
             source: host,
-            readonly: true,
+            readonly: !rw,
         });
     }
     let scratch = staging_dir(cx.store, "bindrw-")?;
