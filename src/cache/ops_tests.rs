@@ -365,7 +365,7 @@ mod pinned {
         c.dest = "/opt/a.tgz".into();
         c.dest_is_dir_hint = false;
         c.add = Some(AddOptions {
-            checksum: Some(format!("{}", Digest::of(b"a"))),
+            checksum: Some(Digest::of(b"a")),
             keep_git_dir: true,
             unpack: Some(false),
         });

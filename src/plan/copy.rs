@@ -5,6 +5,7 @@
 
 use crate::dockerfile::ignore::IgnoreError;
 use crate::dockerfile::Instruction;
+use crate::oci::Digest;
 
 use super::flags::Flags;
 use super::flags::{bad_args, one_arg};
@@ -221,6 +222,14 @@ fn add_options(
             ));
         }
     }
+    // COMPAT(buildkit): dockerfile2llb parses the digest while converting, so a bad
+    // value fails before any step runs.
+    let checksum = checksum
+        .map(|c| {
+            Digest::parse(&c)
+                .map_err(|e| bad_args(inst, format!("invalid checksum digest {c:?}: {e}")))
+        })
+        .transpose()?;
     Ok(AddOptions {
         checksum,
         keep_git_dir: flags.bool("keep-git-dir")?.unwrap_or(false),

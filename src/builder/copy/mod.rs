@@ -118,7 +118,7 @@ pub fn stage_copy(
     if n_written > 1 && !slash {
         return Err(CopyError::DestNotDir);
     }
-    let checksum = op.add.as_ref().and_then(|a| a.checksum.as_deref());
+    let checksum = op.add.as_ref().and_then(|a| a.checksum.as_ref());
     let (selected, urls) = select_sources(op, src)?;
     if checksum.is_some() && (urls.len() != 1 || !selected.is_empty()) {
         return Err(CopyError::ChecksumNotUrl);

@@ -197,6 +197,20 @@ fn copy_and_add_source_rules() {
     assert!(err.to_string().contains("can't be a URL"), "{err}");
     let err = plan("FROM busybox\nADD --checksum=sha256:abc a b /x/\n").unwrap_err();
     assert!(err.to_string().contains("multiple sources"), "{err}");
+    // Regression: a bad --checksum passed planning and failed only when the step ran,
+    // after every step before it.
+    let err =
+        plan("FROM busybox\nADD --checksum=sha256:abc https://example.com/a /a\n").unwrap_err();
+    assert!(err.to_string().contains("invalid checksum digest"), "{err}");
+    let sum = format!("sha256:{}", "ab".repeat(32));
+    let g = plan(&format!(
+        "FROM busybox\nADD --checksum={sum} https://example.com/a /a\n"
+    ))
+    .unwrap();
+    let Op::Copy(c) = &g.target_stage().steps[0].op else {
+        panic!("ADD is a copy op")
+    };
+    assert_eq!(c.add.as_ref().unwrap().checksum.unwrap().to_string(), sum);
     let err = plan("FROM busybox\nCOPY --chmod=999 a /x\n").unwrap_err();
     assert!(err.to_string().contains("--chmod"), "{err}");
     let g = plan("FROM busybox\nADD --unpack=false https://example.com/a.tgz /x/\n").unwrap();
