@@ -14,5 +14,4 @@ pub mod layer;
 pub mod lint;
 pub mod oci;
 pub mod plan;
-#[deny(missing_docs)]
 pub mod store;
