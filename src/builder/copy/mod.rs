@@ -192,10 +192,7 @@ pub fn stage_mkdir(
     }
     let owner = match user {
         "" => None,
-        u => Some(resolve_chown(
-            &Chown::parse(u).map_err(PermsError::from)?,
-            target,
-        )?),
+        u => Some(resolve_chown(&Chown::parse(u), target)?),
     };
     let mut st = Stager {
         src: &Source::image(MergedFs::default()),
