@@ -16,5 +16,4 @@ pub mod lint;
 pub mod oci;
 pub mod plan;
 pub mod sbom;
-#[deny(missing_docs)]
 pub mod store;

@@ -55,15 +55,6 @@ pub enum AddError {
         #[source]
         source: io::Error,
     },
-    /// `--checksum` did not parse.
-    #[error("invalid --checksum {value:?}")]
-    BadChecksum {
-        /// The value as given.
-        value: String,
-        /// The cause.
-        #[source]
-        source: crate::oci::DigestError,
-    },
     /// The fetched content does not match `--checksum`.
     #[error("digest mismatch for {url}: expected {expected}, got {actual}")]
     ChecksumMismatch {
@@ -233,15 +224,7 @@ fn agent_for(url: &str) -> Result<ureq::Agent, AddError> {
 // COMPAT(buildkit): its http source sets `time.Unix(0, 0)` when the server
 // sends no Last-Modified, so the layer (and every key after an unpinned ADD)
 // does not depend on when the download happened.
-pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<i64, AddError> {
-    let expected = checksum
-        .map(|c| {
-            Digest::parse(c).map_err(|source| AddError::BadChecksum {
-                value: c.into(),
-                source,
-            })
-        })
-        .transpose()?;
+pub fn fetch(url: &str, expected: Option<&Digest>, dest: &Path) -> Result<i64, AddError> {
     let resp = agent_for(url)?
         .get(url)
         .call()
@@ -261,12 +244,12 @@ pub fn fetch(url: &str, checksum: Option<&str>, dest: &Path) -> Result<i64, AddE
     file.flush().map_err(dl)?;
     let actual = Digest::from_bytes(sum);
     if let Some(expected) = expected {
-        if expected != actual {
+        if *expected != actual {
             // The content is not what the Dockerfile pinned: never stage it.
             let _ = std::fs::remove_file(dest);
             return Err(AddError::ChecksumMismatch {
                 url: url.into(),
-                expected,
+                expected: *expected,
                 actual,
             });
         }

@@ -275,6 +275,116 @@ pub fn build(
             path: opts.context.clone(),
         });
     }
+    let (df, v) = load_definition(opts, progress)?;
+    let remote = lazy_remote(opts, progress);
+    let (graph, ignore) = plan_and_check(store, opts, &df, progress, v, remote.as_deref())?;
+    let pack = PackOptions {
+        compression: opts.compression,
+        source_date_epoch: opts.source_date_epoch,
+        level: None,
+    };
+    let cache = open_cache(store, opts, ignore.clone(), &pack)?;
+    let context = source::Source::context(opts.context.clone(), ignore);
+    let created = image::created_time(opts.source_date_epoch);
+    let env = stage::BuildEnv {
+        store,
+        context: &context,
+        progress,
+        pack,
+        created: created.clone(),
+        secrets: &opts.secrets,
+        ssh: &opts.ssh,
+        sandbox: &opts.sandbox,
+        exe: &opts.exe,
+        graph: &graph,
+        from_spans: from_spans(&df),
+        cache: &cache,
+        remote: remote.as_deref(),
+    };
+    let out = match schedule::run_graph(&env) {
+        Ok(out) => out,
+        Err(e) => {
+            // The stat cache and the log are worth keeping after a failed
+            // step too, but the step's error is the one to report.
+            let _ = cache.finish(&graph, None);
+            return Err(e);
+        }
+    };
+    // A rebuild that hit every step is dated like the build it reuses.
+    let created = out.time.map_or(created, |t| cache.created(t));
+    let mut img = image::store_image(
+        store,
+        out.config,
+        out.layers,
+        out.history,
+        &out.platform,
+        &created,
+        &opts.annotations,
+    )
+    .map_err(BuildError::Store)?;
+    if let Some(p) = &opts.attest.provenance {
+        let image = img.manifest.digest;
+        img.attestations
+            .push(provenance::of_build(opts, p, &graph, &env.from_spans, image));
+    }
+    finish(img, remote, &cache, &graph)
+}
+
+/// The step cache of this build: its records, the context's stat cache and
+/// the named directory contexts.
+fn open_cache(
+    store: &Store,
+    opts: &BuildOptions,
+    ignore: Option<IgnorePatterns>,
+    pack: &PackOptions,
+) -> Result<cached::CacheSession, BuildError> {
+    Ok(cached::CacheSession::open(
+        store,
+        &opts.context,
+        &opts.dockerfile_name,
+        ignore,
+        opts.cache.clone(),
+        pack,
+    )
+    .map_err(BuildError::Cache)?
+    .with_named(contexts::LocalContext::open_all(store, &opts.contexts)?))
+}
+
+/// Each stage's FROM line, in order (index = stage id), for errors about its base.
+fn from_spans(df: &crate::dockerfile::Dockerfile) -> Vec<crate::dockerfile::Span> {
+    df.instructions
+        .iter()
+        .filter(|i| i.command() == "from")
+        .map(|i| i.span)
+        .collect()
+}
+
+/// Once the image is stored: stops reporting lazy fetches of base layers,
+/// hands them to the image, and closes the cache session.
+fn finish(
+    mut img: BuiltImage,
+    remote: Option<std::sync::Arc<crate::oci::registry::RemoteBlobs>>,
+    cache: &cached::CacheSession,
+    graph: &plan::BuildGraph,
+) -> Result<BuiltImage, BuildError> {
+    // The caller waits for every progress sender to go once it is done
+    // with the image; outputs report under their own vertices.
+    if let Some(r) = &remote {
+        r.stop_observing();
+    }
+    img.remote = remote;
+    cache
+        .finish(graph, Some(img.config_digest))
+        .map_err(BuildError::Cache)?;
+    Ok(img)
+}
+
+/// Parses the Dockerfile under the vertex that loads it (left open for the
+/// checks) and warns that a `# syntax=` frontend is not honoured.
+fn load_definition(
+    opts: &BuildOptions,
+    progress: &Progress,
+) -> Result<(crate::dockerfile::Dockerfile, Vertex), BuildError> {
     // COMPAT(buildkit): the label names the file's base name (`-f ci/Containerfile`
     // → `Containerfile`); a Dockerfile from stdin is `Dockerfile`.
     let file = opts
@@ -300,8 +410,21 @@ pub fn build(
             d.value, d.line
         ));
     }
-    let remote = lazy_remote(opts, progress);
-    let graph = match lower(store, opts, &df, Some(progress), remote.as_deref()) {
+    Ok((df, v))
+}
+
+/// Plans `df`, runs the checks under the load vertex `v` (and closes it),
+/// then checks the entitlements and warns about unused build arguments.
+/// Returns the graph and the `.dockerignore` that applies.
+fn plan_and_check(
+    store: &Store,
+    opts: &BuildOptions,
+    df: &crate::dockerfile::Dockerfile,
+    progress: &Progress,
+    v: Vertex,
+    remote: Option<&crate::oci::registry::RemoteBlobs>,
+) -> Result<(plan::BuildGraph, Option<IgnorePatterns>), BuildError> {
+    let graph = match lower(store, opts, df, Some(progress), remote) {
         Ok(g) => g,
         Err(e) => {
             v.done();
@@ -309,7 +432,7 @@ pub fn build(
         }
     };
     let checked = load_ignore(opts).and_then(|ignore| {
-        run_checks(&df, &graph, ignore.as_ref(), opts, progress, &v)?;
+        run_checks(df, &graph, ignore.as_ref(), opts, progress, &v)?;
         Ok(ignore)
     });
     let ignore = match checked {
@@ -330,80 +453,7 @@ pub fn build(
     {
         progress.warn(format!("build argument {arg} was not consumed"));
     }
-    let pack = PackOptions {
-        compression: opts.compression,
-        source_date_epoch: opts.source_date_epoch,
-        level: None,
-    };
-    let cache = cached::CacheSession::open(
-        store,
-        &opts.context,
-        &opts.dockerfile_name,
-        ignore.clone(),
-        opts.cache.clone(),
-        &pack,
-    )
-    .map_err(BuildError::Cache)?
-    .with_named(contexts::LocalContext::open_all(store, &opts.contexts)?);
-    let context = source::Source::context(opts.context.clone(), ignore);
-    let created = image::created_time(opts.source_date_epoch);
-    let from_spans: Vec<crate::dockerfile::Span> = df
-        .instructions
-        .iter()
-        .filter(|i| i.command() == "from")
-        .map(|i| i.span)
-        .collect();
-    let env = stage::BuildEnv {
-        store,
-        context: &context,
-        progress,
-        pack,
-        created: created.clone(),
-        secrets: &opts.secrets,
-        ssh: &opts.ssh,
-        sandbox: &opts.sandbox,
-        exe: &opts.exe,
-        graph: &graph,
-        from_spans: from_spans.clone(),
-        cache: &cache,
-        remote: remote.as_deref(),
-    };
-    let out = match schedule::run_graph(&env) {
-        Ok(out) => out,
-        Err(e) => {
-            // The stat cache and the log are worth keeping after a failed
-            // step too, but the step's error is the one to report.
-            let _ = cache.finish(&graph, None);
-            return Err(e);
-        }
-    };
-    // A rebuild that hit every step is dated like the build it reuses.
-    let created = out.time.map_or(created, |t| cache.created(t));
-    let mut img = image::store_image(
-        store,
-        out.config,
-        out.layers,
-        out.history,
-        &out.platform,
-        &created,
-        &opts.annotations,
-    )
-    .map_err(BuildError::Store)?;
-    // The caller waits for every progress sender to go once it is done
-    // with the image; outputs report under their own vertices.
-    if let Some(r) = &remote {
-        r.stop_observing();
-    }
-    img.remote = remote;
-    if let Some(p) = &opts.attest.provenance {
-        let image = img.manifest.digest;
-        img.attestations
-            .push(provenance::of_build(opts, p, &graph, &from_spans, image));
-    }
-    cache
-        .finish(&graph, Some(img.config_digest))
-        .map_err(BuildError::Cache)?;
-    Ok(img)
+    Ok((graph, ignore))
 }
 
 /// The registry's blobs of lazily resolved bases: their layers stay in the

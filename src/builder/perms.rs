@@ -9,9 +9,6 @@ use crate::plan::{Chmod, ChmodMode, Chown, IdOrName, ModeCmd};
 /// Why a `--chown` value was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PermsError {
-    /// A `USER` that is not `user[:group]`, for a WORKDIR's owner.
-    #[error(transparent)]
-    BadUser(#[from] crate::plan::ChownError),
     /// A user name not in `/etc/passwd`.
     #[error("unable to find user {name}: no matching entries in passwd file")]
     UnknownUser {
@@ -171,7 +168,7 @@ mod tests {
 
     #[test]
     fn chown_numeric_and_names() {
-        let r = |v: &str| resolve_owner(&Chown::parse(v).unwrap(), PASSWD, GROUP);
+        let r = |v: &str| resolve_owner(&Chown::parse(v), PASSWD, GROUP);
         assert_eq!(r("1000"), Ok((1000, 1000)));
         assert_eq!(r("1000:7"), Ok((1000, 7)));
         assert_eq!(r("app"), Ok((1000, 1001)));

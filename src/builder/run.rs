@@ -234,7 +234,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
     if !op.files.is_empty() {
         mounts.push(files_mount(cx.store, op, &mut temps)?);
     }
-    let hosts_file = hosts_file(cx, &mut temps)?;
+    let hosts_file = Some(hosts_file(cx, &mut temps)?);
     let upper = staging_dir(cx.store, "upper-")?;
     let work = staging_dir(cx.store, "work-")?;
     temps.dirs.push(work.clone());
@@ -246,8 +246,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         env,
         cwd: op.workdir.clone(),
         user: op.user.clone(),
-        // COMPAT(buildkit): its sandboxes are named this.
-        hostname: "buildkitsandbox".into(),
+        hostname: HOSTNAME.into(),
         network: match op.network {
             NetworkMode::None => Network::None,
             NetworkMode::Default | NetworkMode::Host => Network::Host,
@@ -286,31 +285,26 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
     }
 }
 
-/// With `--add-host`, the run's /etc/hosts: the host's (if it has one) and
-/// then a line per extra host.
-// COMPAT(buildkit): its executor writes a hosts file per run with `IP\tHOST`
-// lines appended to the base file.
-fn hosts_file(cx: &RunContext<'_>, temps: &mut Temps) -> Result<Option<PathBuf>, RunError> {
-    if cx.sandbox.extra_hosts.is_empty() {
-        return Ok(None);
-    }
-    let host = Path::new("/etc/hosts");
-    let mut text = match fs::read(host) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(ioerr("reading", host)(e)),
-    };
-    if !text.is_empty() && !text.ends_with(b"\n") {
-        text.push(b'\n');
-    }
+/// The sandbox's host name.
+// COMPAT(buildkit): its sandboxes are named this.
+const HOSTNAME: &str = "buildkitsandbox";
+
+/// The run's /etc/hosts: BuildKit's two lines for localhost and the sandbox's
+/// name, then an `IP\tHOST` line per `--add-host`. Never the host's own file,
+/// whose entries are the machine's, not the build's.
+// COMPAT(buildkit): `oci.GetHostsFile` writes `initHostsFile(hostname)` and the
+// extra hosts, whatever the network mode.
+fn hosts_file(cx: &RunContext<'_>, temps: &mut Temps) -> Result<PathBuf, RunError> {
+    let mut text =
+        format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     for h in &cx.sandbox.extra_hosts {
-        text.extend_from_slice(format!("{}\t{}\n", h.ip, h.host).as_bytes());
+        text.push_str(&format!("{}\t{}\n", h.ip, h.host));
     }
     let dir = staging_dir(cx.store, "hosts-")?;
     temps.dirs.push(dir.clone());
     let file = dir.join("hosts");
     fs::write(&file, text).map_err(ioerr("writing", &file))?;
-    Ok(Some(file))
+    Ok(file)
 }
 
 /// The last [`OutputTail::KEEP`] lines of a command's output, bounded in

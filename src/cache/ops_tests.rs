@@ -208,10 +208,7 @@ fn copy_key_moves_with_sources_and_every_flag() {
         ),
         ("dest", Box::new(|c| c.dest = "/opt/".into())),
         ("dest_is_dir", Box::new(|c| c.dest_is_dir_hint = false)),
-        (
-            "chown",
-            Box::new(|c| c.chown = Some(Chown::parse("1:1").unwrap())),
-        ),
+        ("chown", Box::new(|c| c.chown = Some(Chown::parse("1:1")))),
         (
             "chmod",
             Box::new(|c| c.chmod = Some(Chmod::parse("755").unwrap())),
@@ -350,7 +347,7 @@ mod pinned {
             CopySource::Path("b/*.rs".into()),
         ];
         c.heredocs.push(inline("f", "x\n", 0o644));
-        c.chown = Some(Chown::parse("1:2").unwrap());
+        c.chown = Some(Chown::parse("1:2"));
         c.chmod = Some(Chmod::parse("0640").unwrap());
         c.link = true;
         c.parents = true;
@@ -365,7 +362,7 @@ mod pinned {
         c.dest = "/opt/a.tgz".into();
         c.dest_is_dir_hint = false;
         c.add = Some(AddOptions {
-            checksum: Some(format!("{}", Digest::of(b"a"))),
+            checksum: Some(Digest::of(b"a")),
             keep_git_dir: true,
             unpack: Some(false),
         });

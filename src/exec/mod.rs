@@ -84,8 +84,8 @@ pub struct RunSpec {
     /// default 14 and containerd's masked and read-only paths apply.
     #[serde(default)]
     pub privileged: bool,
-    /// A host file bound read-only at /etc/hosts instead of the host's own (`--add-host`
-    /// writes the host's content plus its lines there).
+    /// A host file bound read-only at /etc/hosts instead of the host's own (the builder
+    /// always writes one: BuildKit's two lines plus `--add-host`'s).
     #[serde(default)]
     pub hosts_file: Option<PathBuf>,
     /// Resource limits set just before the command is exec'd, in order.

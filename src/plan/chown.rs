@@ -4,14 +4,6 @@
 
 use serde::{Serialize, Serializer};
 
-/// A `--chown` value that is not `user[:group]`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid --chown value {value:?}: want user[:group], neither empty")]
-pub struct ChownError {
-    /// The value as written.
-    pub value: String,
-}
-
 /// A user or group as written: a number, or a name to look up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdOrName {
@@ -22,7 +14,13 @@ pub enum IdOrName {
 }
 
 impl IdOrName {
+    // COMPAT(buildkit): an empty part (`--chown=:1`, `1:`, `:`) is a name that no
+    // passwd or group line has, which BuildKit's file op leaves at id 0: the user
+    // root, the group 0 (not the user's own group).
     fn parse(s: &str) -> Self {
+        if s.is_empty() {
+            return Self::Id(0);
+        }
         s.parse()
             .map(Self::Id)
             .unwrap_or_else(|_| Self::Name(s.into()))
@@ -38,22 +36,18 @@ pub struct Chown {
 }
 
 impl Chown {
-    /// Parses `user`, `user:group`, numeric or names.
-    pub fn parse(value: &str) -> Result<Self, ChownError> {
+    /// Parses `user`, `user:group`, numeric or names; an empty part is id 0.
+    /// (An empty value is no `--chown` at all: the caller leaves it out.)
+    pub fn parse(value: &str) -> Self {
         let (u, g) = match value.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (value, None),
         };
-        if u.is_empty() || g == Some("") {
-            return Err(ChownError {
-                value: value.into(),
-            });
-        }
-        Ok(Self {
+        Self {
             text: value.into(),
             user: IdOrName::parse(u),
             group: g.map(IdOrName::parse),
-        })
+        }
     }
 
     /// The value as written (after expansion): what the step key and the
@@ -90,16 +84,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_names_and_refusals() {
-        let c = Chown::parse("app:50").unwrap();
+    fn ids_names_and_empty_parts() {
+        let c = Chown::parse("app:50");
         assert_eq!(c.user(), &IdOrName::Name("app".into()));
         assert_eq!(c.group(), Some(&IdOrName::Id(50)));
         assert_eq!(c.text(), "app:50");
         assert!(c.needs_lookup());
-        assert!(!Chown::parse("1:2").unwrap().needs_lookup());
-        assert!(Chown::parse("1").unwrap().group().is_none());
-        for bad in ["", ":1", "1:", ":"] {
-            assert!(Chown::parse(bad).is_err(), "{bad:?}");
-        }
+        assert!(!Chown::parse("1:2").needs_lookup());
+        assert!(Chown::parse("1").group().is_none());
+        let ids = |v: &str| {
+            let c = Chown::parse(v);
+            (c.user().clone(), c.group().cloned())
+        };
+        assert_eq!(ids(":1"), (IdOrName::Id(0), Some(IdOrName::Id(1))));
+        assert_eq!(ids("1:"), (IdOrName::Id(1), Some(IdOrName::Id(0))));
+        assert_eq!(ids(":"), (IdOrName::Id(0), Some(IdOrName::Id(0))));
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::dockerfile::ignore::IgnoreError;
 use crate::dockerfile::Instruction;
+use crate::oci::Digest;
 
 use super::flags::Flags;
 use super::flags::{bad_args, one_arg};
@@ -77,13 +78,11 @@ pub(super) fn copy(
     }
     let (sources, heredocs) = sources(lw, st, inst, srcs_raw)?;
     let dest_text = lw.exp.word(inst, dest_raw, &st.env)?;
-    let chown = match expanded_flag(lw, st, inst, &flags, "chown")? {
-        Some(c) => Some(
-            Chown::parse(&c)
-                .map_err(|_| flags.bad("chown", &c, "want user[:group], neither part empty"))?,
-        ),
-        None => None,
-    };
+    // COMPAT(buildkit): `--chown=` (or one that expands to nothing) is no --chown:
+    // dockerfile2llb applies it only when non-empty.
+    let chown = expanded_flag(lw, st, inst, &flags, "chown")?
+        .filter(|c| !c.is_empty())
+        .map(|c| Chown::parse(&c));
     let chmod = match expanded_flag(lw, st, inst, &flags, "chmod")? {
         Some(m) => Some(Chmod::parse(&m).map_err(|e| flags.bad("chmod", &m, e.reason()))?),
         None => None,
@@ -221,6 +220,14 @@ fn add_options(
             ));
         }
     }
+    // COMPAT(buildkit): dockerfile2llb parses the digest while converting, so a bad
+    // value fails before any step runs.
+    let checksum = checksum
+        .map(|c| {
+            Digest::parse(&c)
+                .map_err(|e| bad_args(inst, format!("invalid checksum digest {c:?}: {e}")))
+        })
+        .transpose()?;
     Ok(AddOptions {
         checksum,
         keep_git_dir: flags.bool("keep-git-dir")?.unwrap_or(false),

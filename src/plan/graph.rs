@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::dockerfile::ignore::{IgnoreError, IgnorePatterns};
 use crate::dockerfile::Span;
-use crate::oci::{Descriptor, ImageConfig, Platform};
+use crate::oci::{Descriptor, Digest, ImageConfig, Platform};
 
 use super::{Chmod, Chown};
 
@@ -499,8 +499,8 @@ impl Serialize for Excludes {
 /// ADD-only options.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AddOptions {
-    /// `--checksum` (only for one http(s) source).
-    pub checksum: Option<String>,
+    /// `--checksum` (only for one http(s) source), parsed at planning.
+    pub checksum: Option<Digest>,
     /// `--keep-git-dir`.
     pub keep_git_dir: bool,
     /// `--unpack`: `None` is ADD's default (unpack local archives, not URLs).

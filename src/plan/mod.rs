@@ -43,7 +43,7 @@ mod stages;
 mod state;
 
 pub use chmod::{Chmod, ChmodError, ChmodMode, Class, Classes, ModeCmd};
-pub use chown::{Chown, ChownError, IdOrName};
+pub use chown::{Chown, IdOrName};
 pub use contexts::context_key;
 pub use copy::is_git;
 pub use error::{Cause, PlanError};

@@ -118,7 +118,7 @@ pub fn stage_copy(
     if n_written > 1 && !slash {
         return Err(CopyError::DestNotDir);
     }
-    let checksum = op.add.as_ref().and_then(|a| a.checksum.as_deref());
+    let checksum = op.add.as_ref().and_then(|a| a.checksum.as_ref());
     let (selected, urls) = select_sources(op, src)?;
     if checksum.is_some() && (urls.len() != 1 || !selected.is_empty()) {
         return Err(CopyError::ChecksumNotUrl);
@@ -192,10 +192,7 @@ pub fn stage_mkdir(
     }
     let owner = match user {
         "" => None,
-        u => Some(resolve_chown(
-            &Chown::parse(u).map_err(PermsError::from)?,
-            target,
-        )?),
+        u => Some(resolve_chown(&Chown::parse(u), target)?),
     };
     let mut st = Stager {
         src: &Source::image(MergedFs::default()),

@@ -123,7 +123,7 @@ fn directory_copies_contents_and_dest_follows_target_symlinks() {
 fn chown_chmod_exclude_and_missing() {
     let f = fixture();
     let mut o = op(&["dir"], "/app/");
-    o.chown = Some(Chown::parse("app").unwrap());
+    o.chown = Some(Chown::parse("app"));
     o.chmod = Some(crate::plan::Chmod::parse("u+x,go=").unwrap());
     o.excludes = Excludes::compile(vec!["*.log".into()]).unwrap();
     run(&f, &o).unwrap();
@@ -137,7 +137,7 @@ fn chown_chmod_exclude_and_missing() {
         Err(CopyError::NotFound { .. })
     ));
     let mut ghost = op(&["a.txt"], "/x");
-    ghost.chown = Some(Chown::parse("ghost").unwrap());
+    ghost.chown = Some(Chown::parse("ghost"));
     assert!(matches!(run(&f, &ghost), Err(CopyError::Perms(_))));
     // A destination below a file of the target is refused, not shadowed.
     assert!(matches!(
@@ -166,7 +166,7 @@ fn heredoc_parents_and_add_without_urls() {
     assert_eq!(read(&f, "p/logs/l"), "logs/l");
     let mut c = op(&["a.txt"], "/c");
     c.add = Some(AddOptions {
-        checksum: Some("sha256:00".into()),
+        checksum: Some(crate::oci::Digest::of(b"x")),
         ..Default::default()
     });
     assert!(matches!(run(&f, &c), Err(CopyError::ChecksumNotUrl)));
@@ -178,8 +178,8 @@ fn only_copy_link_without_a_chown_name_skips_the_target() {
     assert!(reads_target(&o));
     o.link = true;
     assert!(!reads_target(&o));
-    o.chown = Some(Chown::parse("1:2").unwrap());
+    o.chown = Some(Chown::parse("1:2"));
     assert!(!reads_target(&o), "ids need no /etc/passwd");
-    o.chown = Some(Chown::parse("app").unwrap());
+    o.chown = Some(Chown::parse("app"));
     assert!(reads_target(&o), "a name is looked up in the target");
 }

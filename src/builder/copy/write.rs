@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 
 use crate::dockerfile::ignore::IgnorePatterns;
+use crate::oci::Digest;
 use crate::plan::{Chmod, CopyOp};
 
 use super::{join, werr, CopyError};
@@ -261,7 +262,7 @@ impl Stager<'_> {
     pub(super) fn fetch(
         &mut self,
         url: &str,
-        checksum: Option<&str>,
+        checksum: Option<&Digest>,
         to: &str,
     ) -> Result<(), CopyError> {
         let host = self.prepare(to)?;

@@ -138,10 +138,14 @@ pub(super) fn bind_mount(
         });
     };
     let host = materialise(cx.store, src, source, target, temps)?;
-    if !rw {
+    // A file source (`source=f.txt,rw`) cannot be an overlay's lower dir; `host` is this
+    // run's own copy (materialise copied it into a fresh staging dir, removed with the
+    // run's temps), so binding that copy read-write discards the writes just the same.
+    // COMPAT(buildkit): a read-write bind of a file works and its writes are dropped.
+    if !rw || !host.is_dir() {
         return Ok(MountKind::Bind {
             source: host,
-            readonly: true,
+            readonly: !rw,
         });
     }
     let scratch = staging_dir(cx.store, "bindrw-")?;
@@ -153,7 +157,8 @@ pub(super) fn bind_mount(
 }
 
 /// A secret as a read-only file (and/or an env var); `None` when an
-/// optional secret was not given, or it goes only into the environment.
+/// optional secret was not given (its env var, if any, is set empty), or it
+/// goes only into the environment.
 pub(super) fn secret_mount(
     cx: &RunContext<'_>,
     m: &RunMount,
@@ -178,7 +183,14 @@ pub(super) fn secret_mount(
         })?,
         Some(SecretSource::Env(v)) => v.clone().into_bytes(),
         None if *required => return Err(RunError::MissingSecret { id: id.clone() }),
-        None => return Ok(None),
+        None => {
+            // COMPAT(buildkit): `loadSecretEnv` still sets the variable of an
+            // optional secret that was not given, to the empty string.
+            if let Some(var) = var {
+                env.push(format!("{var}="));
+            }
+            return Ok(None);
+        }
     };
     if let Some(var) = var {
         env.push(format!("{var}={}", String::from_utf8_lossy(&value)));

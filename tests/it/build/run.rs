@@ -132,3 +132,40 @@ fn two_builds_share_one_store_at_once() {
         );
     }
 }
+
+/// Regression: `RUN --mount=type=bind,source=FILE,rw` failed ("discard-writes bind
+/// source … is not a directory"): the discard overlay needs a directory. BuildKit
+/// mounts the file read-write and drops the writes; so does kiln now, on its own copy,
+/// and neither the context nor the next step sees the write.
+#[test]
+fn a_read_write_bind_of_a_file_discards_its_writes() {
+    let env = Env::new();
+    env.busybox();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("f.txt", "orig\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN --mount=type=bind,source=f.txt,target=/b/f.txt,rw \
+                  echo changed > /b/f.txt && cat /b/f.txt > /seen\n\
+                 RUN --mount=type=bind,source=f.txt,target=/b/f.txt cat /b/f.txt > /again\n",
+            ),
+        ],
+    );
+    let out = env.kiln(&["build", "-t", "bindrw", ctx.to_str().unwrap()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = env.rootfs("bindrw");
+    assert_eq!(fs::read_to_string(root.join("seen")).unwrap(), "changed\n");
+    assert_eq!(fs::read_to_string(root.join("again")).unwrap(), "orig\n");
+    assert_eq!(fs::read_to_string(ctx.join("f.txt")).unwrap(), "orig\n");
+    assert!(
+        !root.join("b/f.txt").exists(),
+        "the mount point stays out of the image"
+    );
+}

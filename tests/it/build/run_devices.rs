@@ -1,5 +1,5 @@
 //! Host devices in RUN: a node the command makes with mknod does not open,
-//! wherever it makes it (the root overlay, /dev, /tmp, a cache, tmpfs or rw
+//! wherever it makes it (the root overlay, /dev, /dev/shm, /tmp, a cache, tmpfs or rw
 //! bind mount, the secrets dir); the standard devices still work; a mknod'd
 //! node still lands in the layer as a device entry; insecure mode opens it.
 
@@ -66,7 +66,7 @@ fn mknod_devices_do_not_open_anywhere_a_run_can_write() {
                  RUN /bin/busybox mkdir -p /usr/local/bin && /bin/busybox --install -s /usr/local/bin\n\
                  COPY probe.sh /probe.sh\n\
                  ARG ROOT_MAJ\nARG ROOT_MIN\n\
-                 RUN sh /probe.sh / && sh /probe.sh /dev && sh /probe.sh /tmp\n\
+                 RUN sh /probe.sh / && sh /probe.sh /dev && sh /probe.sh /dev/shm && sh /probe.sh /tmp\n\
                  RUN --mount=type=cache,target=/c sh /probe.sh /c\n\
                  RUN --mount=type=tmpfs,target=/t sh /probe.sh /t\n\
                  RUN --mount=type=bind,target=/b,rw sh /probe.sh /b\n\
@@ -105,7 +105,16 @@ fn mknod_devices_do_not_open_anywhere_a_run_can_write() {
     assert!(out.status.success(), "{log}");
     assert!(!log.contains("OPENED") && !log.contains("OTHER"), "{log}");
     assert!(!log.contains("MKNOD-FAILED"), "{log}");
-    for dir in ["/", "/dev", "/tmp", "/c", "/t", "/b", "/run/secrets"] {
+    for dir in [
+        "/",
+        "/dev",
+        "/dev/shm",
+        "/tmp",
+        "/c",
+        "/t",
+        "/b",
+        "/run/secrets",
+    ] {
         for node in ["km", "loop", "rootdev"] {
             let line = format!("denied {dir}/{node}.node");
             assert!(log.contains(&line), "{line:?} missing in\n{log}");

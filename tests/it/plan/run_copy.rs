@@ -1,6 +1,7 @@
 //! RUN (mounts, heredocs) and COPY/ADD.
 
 use super::*;
+use kiln::plan::IdOrName;
 
 #[test]
 fn run_mounts_are_typed_with_buildkit_defaults() {
@@ -182,13 +183,30 @@ fn chown_is_parsed_once_at_planning() {
         g.target_stage().steps[1].created_by,
         "COPY --chown=app:staff a /x # buildkit"
     );
-    // An empty user or group is refused at planning, on its line.
-    for value in [":1", "1:", ":"] {
-        let err = plan(&format!("FROM busybox\n\nCOPY --chown={value} a /x\n")).unwrap_err();
-        assert_eq!(err.span().unwrap().start_line, 3, "{value}");
-        let msg = err.to_string();
-        assert!(msg.contains("--chown") && msg.contains(value), "{msg}");
+    // Regression: an empty user or group was refused at planning; BuildKit 0.25 takes
+    // it as id 0 (conformance case copy-chown-empty-parts), and an empty value as no
+    // --chown at all.
+    for (value, user, group) in [
+        (":1", IdOrName::Id(0), IdOrName::Id(1)),
+        ("1:", IdOrName::Id(1), IdOrName::Id(0)),
+        (":", IdOrName::Id(0), IdOrName::Id(0)),
+    ] {
+        let g = plan(&format!("FROM busybox\nCOPY --chown={value} a /x\n")).unwrap();
+        let Op::Copy(c) = &g.target_stage().steps[0].op else {
+            panic!("COPY is a copy op")
+        };
+        let chown = c.chown.as_ref().unwrap();
+        assert_eq!(
+            (chown.user(), chown.group()),
+            (&user, Some(&group)),
+            "{value}"
+        );
     }
+    let g = plan("FROM busybox\nARG E\nCOPY --chown=$E a /x\n").unwrap();
+    let Op::Copy(c) = &g.target_stage().steps[1].op else {
+        panic!("COPY is a copy op")
+    };
+    assert!(c.chown.is_none());
 }
 
 #[test]
@@ -197,6 +215,20 @@ fn copy_and_add_source_rules() {
     assert!(err.to_string().contains("can't be a URL"), "{err}");
     let err = plan("FROM busybox\nADD --checksum=sha256:abc a b /x/\n").unwrap_err();
     assert!(err.to_string().contains("multiple sources"), "{err}");
+    // Regression: a bad --checksum passed planning and failed only when the step ran,
+    // after every step before it.
+    let err =
+        plan("FROM busybox\nADD --checksum=sha256:abc https://example.com/a /a\n").unwrap_err();
+    assert!(err.to_string().contains("invalid checksum digest"), "{err}");
+    let sum = format!("sha256:{}", "ab".repeat(32));
+    let g = plan(&format!(
+        "FROM busybox\nADD --checksum={sum} https://example.com/a /a\n"
+    ))
+    .unwrap();
+    let Op::Copy(c) = &g.target_stage().steps[0].op else {
+        panic!("ADD is a copy op")
+    };
+    assert_eq!(c.add.as_ref().unwrap().checksum.unwrap().to_string(), sum);
     let err = plan("FROM busybox\nCOPY --chmod=999 a /x\n").unwrap_err();
     assert!(err.to_string().contains("--chmod"), "{err}");
     let g = plan("FROM busybox\nADD --unpack=false https://example.com/a.tgz /x/\n").unwrap();

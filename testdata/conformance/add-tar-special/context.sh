@@ -1,0 +1,1 @@
+mkdir -p t/d/e; echo x > t/d/f; chmod 4755 t/d/f; ln t/d/f t/d/hl; ln -s f t/d/sl; chmod 0700 t/d/e; mkfifo t/d/fifo; chmod 1777 t/d; tar --owner=0 --group=0 --numeric-owner --mtime=@0 -C t -cf s.tar d; rm -rf t

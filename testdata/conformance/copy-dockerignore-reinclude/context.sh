@@ -1,0 +1,1 @@
+mkdir -p docs/keep docs/drop/deep src/a/b empty only-ignored; echo d > docs/drop/deep/x.md; echo k > docs/keep/k.md; echo r > docs/README.md; echo c > src/a/b/c.go; echo t > src/a/b/c_test.go; echo i > only-ignored/i.log; echo top > top.md

@@ -1,0 +1,1 @@
+printf s3cr3t > ../secret.txt
