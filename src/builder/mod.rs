@@ -324,8 +324,13 @@ pub fn build(
     .map_err(BuildError::Store)?;
     if let Some(p) = &opts.attest.provenance {
         let image = img.manifest.digest;
-        img.attestations
-            .push(provenance::of_build(opts, p, &graph, &env.from_spans, image));
+        img.attestations.push(provenance::of_build(
+            opts,
+            p,
+            &graph,
+            &env.from_spans,
+            image,
+        ));
     }
     finish(img, remote, &cache, &graph)
 }
