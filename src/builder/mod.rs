@@ -27,6 +27,7 @@ mod perms;
 mod provenance;
 mod resolver;
 mod run;
+mod sbom;
 mod schedule;
 mod snapshot;
 mod source;
@@ -48,7 +49,7 @@ pub use event::{Event, Progress, StepRef, Stream, Vertex};
 pub use execute::{Build, ExecuteError};
 pub use export::flatten;
 pub use export::ExportError;
-pub use image::BuiltImage;
+pub use image::{parse_rfc3339, BuiltImage};
 pub use output::{OutputSpec, OutputSpecError};
 pub use resolver::PullPolicy;
 pub use run::{ExtraHost, SandboxOptions, SecretSource};
@@ -321,6 +322,9 @@ pub fn build(
     };
     v.done();
     entitlements::check(&graph, &opts.allow)?;
+    if opts.attest.sbom {
+        sbom::check_scan_args(&graph)?;
+    }
     // COMPAT(buildkit): SOURCE_DATE_EPOCH and BUILDKIT_DOCKERFILE_CHECK are the
     // builder's own arguments.
     for arg in graph
@@ -389,12 +393,25 @@ pub fn build(
         &opts.annotations,
     )
     .map_err(BuildError::Store)?;
+    img.remote = remote;
+    // COMPAT(buildkit): the SBOM's in-toto layer comes before the
+    // provenance's (its exporter puts the core SBOM first).
+    if opts.attest.sbom {
+        // Scanned while fetches of a lazy base still show as vertices.
+        let att = sbom::of_image(store, &img, opts.source_date_epoch, progress);
+        match att {
+            Ok(a) => img.attestations.push(a),
+            Err(e) => {
+                let _ = cache.finish(&graph, None);
+                return Err(e);
+            }
+        }
+    }
     // The caller waits for every progress sender to go once it is done
     // with the image; outputs report under their own vertices.
-    if let Some(r) = &remote {
+    if let Some(r) = &img.remote {
         r.stop_observing();
     }
-    img.remote = remote;
     if let Some(p) = &opts.attest.provenance {
         let image = img.manifest.digest;
         img.attestations
