@@ -458,14 +458,27 @@ mod tests {
             Err(OptionsError::Value { .. })
         ));
         for (flag, attest, key) in [
-            (None, "type=sbom,generator=docker/buildkit-syft-scanner", "generator=docker/buildkit-syft-scanner"),
+            (
+                None,
+                "type=sbom,generator=docker/buildkit-syft-scanner",
+                "generator=docker/buildkit-syft-scanner",
+            ),
             (None, "type=sbom,scan-stage=true", "scan-stage"),
             (None, "type=sbom,foo=bar", "foo"),
             (Some("generator=x/y"), "", "generator=x/y"),
         ] {
-            let a: Vec<String> = [attest].iter().filter(|s| !s.is_empty()).map(|s| s.to_string()).collect();
-            let e = AttestOptions::from_flags(None, flag, &a, None).unwrap_err().to_string();
-            assert!(e.contains(key) && e.contains("not supported"), "{attest}: {e}");
+            let a: Vec<String> = [attest]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string())
+                .collect();
+            let e = AttestOptions::from_flags(None, flag, &a, None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(key) && e.contains("not supported"),
+                "{attest}: {e}"
+            );
         }
         // A disabled request is not read further, as in BuildKit.
         assert!(parse(None, &["type=sbom,disabled=true,generator=x"], None).is_ok());

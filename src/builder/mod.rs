@@ -372,7 +372,7 @@ pub fn build(
         cache: &cache,
         remote: remote.as_deref(),
     };
-    let out = match schedule::run_graph(&env) {
+    let (out, stages) = match schedule::run_graph(&env) {
         Ok(out) => out,
         Err(e) => {
             // The stat cache and the log are worth keeping after a failed
@@ -398,9 +398,12 @@ pub fn build(
     // provenance's (its exporter puts the core SBOM first).
     if opts.attest.sbom {
         // Scanned while fetches of a lazy base still show as vertices.
-        let att = sbom::of_image(store, &img, opts.source_date_epoch, progress);
-        match att {
-            Ok(a) => img.attestations.push(a),
+        let extra: Vec<(String, Vec<crate::oci::LayerBlob>)> = sbom::scanned_stages(&graph)
+            .into_iter()
+            .filter_map(|(i, name)| Some((name, stages.get(&i)?.layers.clone())))
+            .collect();
+        match sbom::of_image(store, &img, &extra, opts.source_date_epoch, progress) {
+            Ok(a) => img.attestations.extend(a),
             Err(e) => {
                 let _ = cache.finish(&graph, None);
                 return Err(e);

@@ -1,18 +1,19 @@
-//! The SBOM of one build (`--sbom=true`): the built image's layers as
+//! The SBOMs of one build (`--sbom=true`): the built image's layers as
 //! snapshot dirs (a lazily resolved base's layers fetched and unpacked
 //! first, as a step reading them would), scanned by [`crate::sbom`] and
-//! wrapped as an SPDX attestation for [`crate::attest::attach`].
+//! wrapped as an SPDX attestation for [`crate::attest::attach`]; then, as
+//! BuildKit does for `BUILDKIT_SBOM_SCAN_STAGE`, one more per other stage
+//! the arg enables.
 //!
 //! Invariants: the document is a function of the image alone: `created` is
 //! `SOURCE_DATE_EPOCH`, else the image config's `created` (never the
-//! clock), the namespace is made from the image manifest's digest. The
-//! BuildKit build args that widen the scan (`BUILDKIT_SBOM_SCAN_CONTEXT`,
-//! `BUILDKIT_SBOM_SCAN_STAGE`) are refused by name when they would take
-//! effect, never ignored.
+//! clock), the namespace is made from the image manifest's digest (and the
+//! stage's name). `BUILDKIT_SBOM_SCAN_CONTEXT` is refused by name when it
+//! would take effect, never ignored.
 
 use crate::attest::options::parse_go_bool;
 use crate::attest::{Attestation, PREDICATE_SPDX};
-use crate::oci::Store;
+use crate::oci::{LayerBlob, Store};
 use crate::plan::BuildGraph;
 use crate::sbom::DocumentParams;
 
@@ -61,78 +62,95 @@ fn scan_arg(graph: &BuildGraph, index: usize, arg: &str) -> bool {
     on
 }
 
-/// Refuses, before anything is built, a scan of the build context or of
-/// other stages: BuildKit adds them as extra SBOMs; kiln scans the image
-/// only. Without `--sbom` the args do nothing, in BuildKit and here.
+/// Refuses, before anything is built, a scan of the build context
+/// (`BUILDKIT_SBOM_SCAN_CONTEXT` on for the target): BuildKit adds the
+/// context, with its `.dockerignore` applied, as an extra SBOM; kiln's
+/// scanner reads filesystem trees, not a filtered context. Without `--sbom`
+/// the arg does nothing, in BuildKit and here.
 pub fn check_scan_args(graph: &BuildGraph) -> Result<(), BuildError> {
-    let target = graph.target.0;
-    if scan_arg(graph, target, SCAN_CONTEXT_ARG) {
+    if scan_arg(graph, graph.target.0, SCAN_CONTEXT_ARG) {
         return Err(BuildError::SbomScanArg {
             arg: SCAN_CONTEXT_ARG,
             what: "the build context",
         });
     }
-    let other = graph
-        .stages
-        .iter()
-        .filter(|s| s.reached && s.id.0 != target)
-        .any(|s| scan_arg(graph, s.id.0, SCAN_STAGE_ARG));
-    if other {
-        return Err(BuildError::SbomScanArg {
-            arg: SCAN_STAGE_ARG,
-            what: "other stages",
-        });
-    }
     Ok(())
 }
 
-/// The SPDX attestation of `img`'s filesystem, under a progress vertex
-/// (the scan's warnings are its log).
+/// The stages besides the target that `BUILDKIT_SBOM_SCAN_STAGE` adds to
+/// the scan, as (stage index, name), sorted by name as BuildKit orders its
+/// extra SBOMs (`sbom-<stage>.spdx.json`). Only reached stages: BuildKit
+/// never scans a stage it did not build.
+pub fn scanned_stages(graph: &BuildGraph) -> Vec<(usize, String)> {
+    let target = graph.target.0;
+    let mut out: Vec<(usize, String)> = graph
+        .stages
+        .iter()
+        .filter(|s| s.reached && s.id.0 != target && scan_arg(graph, s.id.0, SCAN_STAGE_ARG))
+        .map(|s| (s.id.0, s.name.clone().unwrap_or_else(|| s.id.0.to_string())))
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
+}
+
+/// The SPDX attestations of `img`: its own filesystem first, then each of
+/// `stages` (name and layers, from [`scanned_stages`]), each scanned under
+/// its own progress vertex (the scan's warnings are its log).
 pub fn of_image(
     store: &Store,
     img: &BuiltImage,
+    stages: &[(String, Vec<LayerBlob>)],
     source_date_epoch: Option<i64>,
     progress: &Progress,
-) -> Result<Attestation, BuildError> {
-    // COMPAT(buildkit): its vertex is "[linux/amd64] generating sbom using <generator image>".
-    let platform = format!("{}/{}", img.config.os, img.config.architecture);
-    let v = progress.start(format!("[{platform}] generating sbom"), None);
-    let scanned = ensure_snapshots(store, &img.layers, img.remote.as_deref())
-        .map_err(BuildError::SbomLayers)
-        .and_then(|dirs| crate::sbom::scan_layers(&dirs).map_err(BuildError::Sbom));
-    let scan = match scanned {
-        Ok(s) => s,
-        Err(e) => {
-            v.failed(e.to_string());
-            return Err(e);
-        }
-    };
-    for w in &scan.warnings {
-        v.log(Stream::Stderr, format!("skipped {w}\n").as_bytes());
-    }
+) -> Result<Vec<Attestation>, BuildError> {
     let created = source_date_epoch
         .or_else(|| img.config.created.as_deref().and_then(parse_rfc3339))
         .unwrap_or(0);
     let digest = img.manifest.digest.to_string();
-    let doc = crate::sbom::spdx_document(
-        &scan,
-        &DocumentParams {
-            // The image's names are the outputs' (known only when the
-            // attestations are attached); the digest identifies it.
-            name: "image",
+    // COMPAT(buildkit): its vertex is "[linux/amd64] generating sbom using <generator image>".
+    let platform = format!("{}/{}", img.config.os, img.config.architecture);
+    let remote = img.remote.as_deref();
+    let mut out = Vec::new();
+    let targets = std::iter::once((None, &img.layers))
+        .chain(stages.iter().map(|(n, l)| (Some(n.as_str()), l)));
+    for (stage, layers) in targets {
+        let (title, name) = match stage {
+            None => (format!("[{platform}] generating sbom"), "image".to_string()),
+            Some(n) => (
+                format!("[{platform}] generating sbom of stage {n}"),
+                format!("stage {n}"),
+            ),
+        };
+        let v = progress.start(title, None);
+        let scanned = ensure_snapshots(store, layers, remote)
+            .map_err(BuildError::SbomLayers)
+            .and_then(|dirs| crate::sbom::scan_layers(&dirs).map_err(BuildError::Sbom));
+        let scan = match scanned {
+            Ok(s) => s,
+            Err(e) => {
+                v.failed(e.to_string());
+                return Err(e);
+            }
+        };
+        for w in &scan.warnings {
+            v.log(Stream::Stderr, format!("skipped {w}\n").as_bytes());
+        }
+        // The image's names are the outputs' (known only when the
+        // attestations are attached); the digest identifies the image.
+        let params = DocumentParams {
+            name: &name,
             digest: &digest,
             created,
-        },
-    );
-    v.log(
-        Stream::Stdout,
-        format!("{} packages found\n", scan.packages.len()).as_bytes(),
-    );
-    v.done();
-    Ok(Attestation {
-        predicate_type: PREDICATE_SPDX.into(),
-        predicate: doc,
-    })
+        };
+        let found = format!("{} packages found\n", scan.packages.len());
+        v.log(Stream::Stdout, found.as_bytes());
+        v.done();
+        out.push(Attestation {
+            predicate_type: PREDICATE_SPDX.into(),
+            predicate: crate::sbom::spdx_document(&scan, &params),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
