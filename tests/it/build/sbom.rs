@@ -446,7 +446,10 @@ fn scan_stage_adds_one_sbom_per_enabled_stage() {
     // A build arg overrides the ARG's default: off, or a list of other names.
     for v in ["false", "unused,other"] {
         let arg = format!("BUILDKIT_SBOM_SCAN_STAGE={v}");
-        let a = layout(&format!("off-{}", v.replace(',', "-")), &["--build-arg", &arg]);
+        let a = layout(
+            &format!("off-{}", v.replace(',', "-")),
+            &["--build-arg", &arg],
+        );
         assert_eq!(a.types(), [SPDX, SLSA], "{v}");
     }
     let a = layout(
