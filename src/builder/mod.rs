@@ -398,6 +398,8 @@ pub fn build(
     // provenance's (its exporter puts the core SBOM first).
     if opts.attest.sbom {
         // Scanned while fetches of a lazy base still show as vertices.
+        // run_graph returned every reached stage (it fails otherwise), and
+        // scanned_stages names reached stages only.
         let extra: Vec<(String, Vec<crate::oci::LayerBlob>)> = sbom::scanned_stages(&graph)
             .into_iter()
             .filter_map(|(i, name)| Some((name, stages.get(&i)?.layers.clone())))
