@@ -304,6 +304,7 @@ fn sbom_flags_as_buildx_reads_them() {
         types_of(&env, &ctx, &["--attest", "type=sbom"]),
         [SPDX, SLSA]
     );
+    assert_eq!(types_of(&env, &ctx, &["--sbom"]), [SPDX, SLSA]);
     assert_eq!(
         types_of(&env, &ctx, &["--sbom=1", "--provenance=false"]),
         [SPDX]
