@@ -12,14 +12,13 @@
 //! subjects are the image manifest under each of the image's names, stores
 //! the statements, the attestation manifest and the index.
 //!
-//! Another producer (an SBOM scanner) plugs in by returning an
-//! [`Attestation`] `{ predicate_type: PREDICATE_SPDX, predicate }` and
-//! pushing it onto `builder::BuiltImage::attestations` after the provenance
-//! (in `builder::build`, where the image's layers are at hand):
+//! Producers push onto `builder::BuiltImage::attestations` in
+//! `builder::build`, where the image's layers are at hand: the SBOMs
+//! (`builder::sbom`, [`PREDICATE_SPDX`], when [`AttestOptions::sbom`]) first,
+//! then the provenance, as BuildKit's exporter orders them.
 //! `Build::execute` hands the whole list to [`attach`], which writes one
 //! in-toto layer per attestation, in order, in the same attestation
-//! manifest. Its flag belongs in [`AttestOptions`] (today `--sbom` and
-//! `--attest type=sbom` are refused there, [`OptionsError::Sbom`]).
+//! manifest.
 //!
 //! Invariants: the same attestations, names and image give the same bytes
 //! (canonical JSON, statements in the order given, subjects sorted); no

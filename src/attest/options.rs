@@ -1,8 +1,9 @@
 //! Which attestations a build makes, from buildx's flags: `--provenance`
 //! (`true`/`false`/`1`/`0` or `mode=min|max,builder-id=…`), `--attest
-//! type=provenance,…` / `type=sbom,disabled=true`, `--sbom=false`, and the
-//! default (min provenance, unless `BUILDX_NO_DEFAULT_ATTESTATIONS` says
-//! no). Pure: the caller passes the environment variable's value.
+//! type=provenance,…`, `--sbom` (`true`/`false`) and `--attest
+//! type=sbom[,disabled=true]`, and the default (min provenance, unless
+//! `BUILDX_NO_DEFAULT_ATTESTATIONS` says no; no SBOM, as BuildKit). Pure:
+//! the caller passes the environment variable's value.
 //!
 //! Invariant: every option is understood or refused by name; nothing is
 //! accepted and ignored.
@@ -45,6 +46,9 @@ pub struct AttestOptions {
     /// output that cannot carry attestations refuses an explicit request
     /// and silently goes without a default one, as buildx's `inline-only`.
     pub explicit: bool,
+    /// Whether to attach an SBOM of the image (`--sbom=true`, `--attest
+    /// type=sbom`); never on by default, so always an explicit request.
+    pub sbom: bool,
 }
 
 impl Default for AttestOptions {
@@ -53,6 +57,7 @@ impl Default for AttestOptions {
         Self {
             provenance: Some(ProvenanceOptions::default()),
             explicit: false,
+            sbom: false,
         }
     }
 }
@@ -103,12 +108,6 @@ pub enum OptionsError {
         spec: String,
         /// The type.
         kind: String,
-    },
-    /// SBOM attestations are asked for.
-    #[error("{flag} is not supported by kiln: kiln writes no SBOM attestations yet; pass =false or drop the flag")]
-    Sbom {
-        /// The flag as given.
-        flag: String,
     },
     /// `BUILDX_NO_DEFAULT_ATTESTATIONS` is not a boolean.
     #[error(
@@ -250,6 +249,32 @@ fn provenance(r: &Request) -> Result<ProvenanceOptions, OptionsError> {
     Ok(p)
 }
 
+/// The SBOM request's own fields: none is implemented. kiln scans with
+/// its own scanner (`crate::sbom`), so BuildKit's `generator=` image, and
+/// the parameters it would hand that image, have nothing to go to.
+fn sbom(r: &Request) -> Result<(), OptionsError> {
+    match r.fields.first() {
+        None => Ok(()),
+        Some((k, v)) if k == "generator" => Err(OptionsError::Unsupported {
+            flag: r.flag.clone(),
+            key: format!("generator={v}"),
+            hint: ": kiln scans the image with its own scanner and runs no generator image; drop generator=",
+        }),
+        Some((k, _)) if k == "scan-context" || k == "scan-stage" => {
+            Err(OptionsError::Unsupported {
+                flag: r.flag.clone(),
+                key: k.clone(),
+                hint: ": BuildKit reads these as the build args BUILDKIT_SBOM_SCAN_CONTEXT and BUILDKIT_SBOM_SCAN_STAGE",
+            })
+        }
+        Some((k, _)) => Err(OptionsError::Unsupported {
+            flag: r.flag.clone(),
+            key: k.clone(),
+            hint: ": it would be a parameter for BuildKit's generator image, which kiln does not run",
+        }),
+    }
+}
+
 impl AttestOptions {
     /// Reads the flags: `provenance` and `sbom` are `--provenance` /
     /// `--sbom` values, `attest` the `--attest` specs, `no_default` the
@@ -278,6 +303,7 @@ impl AttestOptions {
         let mut out = Self {
             provenance: None,
             explicit: false,
+            sbom: false,
         };
         let mut seen_provenance = false;
         for r in &reqs {
@@ -292,11 +318,10 @@ impl AttestOptions {
                 }
             };
             match (kind, r.disabled) {
-                ("sbom", true) => {}
+                ("sbom", true) => out.sbom = false,
                 ("sbom", false) => {
-                    return Err(OptionsError::Sbom {
-                        flag: r.flag.clone(),
-                    })
+                    sbom(r)?;
+                    out.sbom = true;
                 }
                 (_, true) => {
                     seen_provenance = true;
@@ -398,6 +423,26 @@ mod tests {
     }
 
     #[test]
+    fn sbom_is_off_by_default_and_the_last_request_wins() {
+        let sbom = |f: Option<&str>, attest: &[&str]| {
+            let a: Vec<String> = attest.iter().map(|s| s.to_string()).collect();
+            AttestOptions::from_flags(None, f, &a, None).unwrap().sbom
+        };
+        assert!(!sbom(None, &[]));
+        assert!(sbom(Some("true"), &[]));
+        assert!(sbom(Some("1"), &[]));
+        assert!(!sbom(Some("false"), &[]));
+        assert!(sbom(None, &["type=sbom"]));
+        assert!(!sbom(None, &["type=sbom,disabled=true"]));
+        assert!(!sbom(Some("true"), &["type=sbom,disabled=true"]));
+        assert!(sbom(Some("false"), &["type=sbom"]));
+        // The SBOM leaves the default provenance as it is.
+        let o = AttestOptions::from_flags(None, Some("true"), &[], None).unwrap();
+        assert_eq!(o.provenance, Some(ProvenanceOptions::default()));
+        assert!(!o.explicit);
+    }
+
+    #[test]
     fn refuses_what_it_does_not_implement_by_name() {
         for (v, key) in [
             ("mode=max,filename=p.json", "filename"),
@@ -412,15 +457,31 @@ mod tests {
             parse(Some("mode=medium"), &[], None),
             Err(OptionsError::Value { .. })
         ));
-        assert!(matches!(
-            parse(None, &["type=sbom"], None),
-            Err(OptionsError::Sbom { .. })
-        ));
-        assert!(matches!(
-            AttestOptions::from_flags(None, Some("true"), &[], None),
-            Err(OptionsError::Sbom { .. })
-        ));
-        assert!(AttestOptions::from_flags(None, Some("false"), &[], None).is_ok());
+        for (flag, attest, key) in [
+            (
+                None,
+                "type=sbom,generator=docker/buildkit-syft-scanner",
+                "generator=docker/buildkit-syft-scanner",
+            ),
+            (None, "type=sbom,scan-stage=true", "scan-stage"),
+            (None, "type=sbom,foo=bar", "foo"),
+            (Some("generator=x/y"), "", "generator=x/y"),
+        ] {
+            let a: Vec<String> = [attest]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string())
+                .collect();
+            let e = AttestOptions::from_flags(None, flag, &a, None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(key) && e.contains("not supported"),
+                "{attest}: {e}"
+            );
+        }
+        // A disabled request is not read further, as in BuildKit.
+        assert!(parse(None, &["type=sbom,disabled=true,generator=x"], None).is_ok());
         assert!(matches!(
             parse(None, &["type=vex"], None),
             Err(OptionsError::UnknownType { .. })

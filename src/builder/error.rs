@@ -151,6 +151,20 @@ pub enum BuildError {
     /// Opening or saving the step cache.
     #[error("step cache")]
     Cache(#[source] crate::cache::CacheError),
+    /// `--sbom`: unpacking (or fetching) the image's layers to scan them.
+    #[error("generating the SBOM: preparing the image's layers")]
+    SbomLayers(#[source] SnapshotError),
+    /// `--sbom`: the scan could not start.
+    #[error("generating the SBOM")]
+    Sbom(#[source] crate::sbom::SbomError),
+    /// `--sbom` with a BuildKit scan option kiln does not implement.
+    #[error("{arg} is not supported by kiln: its SBOM covers the image's filesystem only, not {what}; set {arg}=false or drop it")]
+    SbomScanArg {
+        /// The build arg.
+        arg: &'static str,
+        /// What it would add to the scan.
+        what: &'static str,
+    },
     /// A dependency failed, so this stage was not built (never the error a
     /// build returns: the dependency's error is).
     #[error("cancelled because another stage failed")]
@@ -201,11 +215,14 @@ impl BuildError {
             | Self::CheckOptions(_)
             | Self::Checks(_)
             | Self::Plan(_)
-            | Self::NotEntitled { .. } => 2,
+            | Self::NotEntitled { .. }
+            | Self::SbomScanArg { .. } => 2,
             Self::Store(_)
             | Self::Cache(_)
             | Self::Panicked { .. }
             | Self::Unresolved { .. }
+            | Self::SbomLayers(_)
+            | Self::Sbom(_)
             | Self::Cancelled => 3,
         }
     }

@@ -146,23 +146,28 @@ impl Build {
 
     /// Refuses, before anything is built, an explicit attestation request
     /// with an output that cannot hold it (BuildKit's docker exporter
-    /// refuses an index; kiln writes no provenance file into a local or
-    /// tar output).
+    /// refuses an index; kiln writes no provenance or SBOM file into a
+    /// local or tar output). An SBOM is never a default: always explicit.
     fn check_attest_outputs(&self) -> Result<(), ExecuteError> {
         let attest = &self.options.attest;
-        if !attest.explicit || attest.provenance.is_none() {
+        let provenance = attest.explicit && attest.provenance.is_some();
+        if !provenance && !attest.sbom {
             return Ok(());
         }
         for spec in &self.outputs {
             let refuse = |output, why| Err(ExecuteError::AttestOutput { output, why });
             match spec {
-                OutputSpec::Docker { .. } => return refuse(
+                OutputSpec::Docker { .. } if provenance => return refuse(
                     "type=docker",
                     "docker exporter does not support exporting manifest lists, use the oci exporter instead (or --provenance=false)",
                 ),
+                OutputSpec::Docker { .. } => return refuse(
+                    "type=docker",
+                    "docker exporter does not support exporting manifest lists, use the oci exporter instead (or --sbom=false)",
+                ),
                 OutputSpec::Local { .. } | OutputSpec::Tar { .. } => return refuse(
                     "a type=local or type=tar",
-                    "kiln attaches provenance to images only and writes no provenance.json into a filesystem output; drop --provenance or the output",
+                    "kiln attaches attestations to images only and writes no provenance.json or sbom.spdx.json into a filesystem output; drop --provenance/--sbom or the output",
                 ),
                 _ => {}
             }

@@ -94,6 +94,34 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     out
 }
 
+/// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.6Z`,
+/// offsets allowed); `None` when it does not parse.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let rest = s
+        .get(19..)?
+        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Howard Hinnant's days_from_civil.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86400 + h * 3600 + mi * 60 + sec - offset)
+}
+
 /// The `created` time of a build: `SOURCE_DATE_EPOCH` when given, else now.
 pub fn created_time(source_date_epoch: Option<i64>) -> String {
     match source_date_epoch {
@@ -207,6 +235,17 @@ mod tests {
             "2023-11-14T22:13:20.12Z"
         );
         assert_eq!(rfc3339(-86_400, 0), "1969-12-31T00:00:00Z");
+    }
+
+    #[test]
+    fn rfc3339_parses_with_fractions_and_offsets() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:00:00.123456789Z"),
+            Some(1_709_208_000)
+        );
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod perms;
 mod provenance;
 mod resolver;
 mod run;
+mod sbom;
 mod schedule;
 mod snapshot;
 mod source;
@@ -48,7 +49,7 @@ pub use event::{Event, Progress, StepRef, Stream, Vertex};
 pub use execute::{Build, ExecuteError};
 pub use export::flatten;
 pub use export::ExportError;
-pub use image::BuiltImage;
+pub use image::{parse_rfc3339, BuiltImage};
 pub use output::{OutputSpec, OutputSpecError};
 pub use resolver::PullPolicy;
 pub use run::{ExtraHost, SandboxOptions, SecretSource};
@@ -270,11 +271,6 @@ pub fn build(
     opts: &BuildOptions,
     progress: &Progress,
 ) -> Result<BuiltImage, BuildError> {
-    if !opts.context.is_dir() {
-        return Err(BuildError::ContextDir {
-            path: opts.context.clone(),
-        });
-    }
     let (df, v) = load_definition(opts, progress)?;
     let remote = lazy_remote(opts, progress);
     let (graph, ignore) = plan_and_check(store, opts, &df, progress, v, remote.as_deref())?;
@@ -286,6 +282,7 @@ pub fn build(
     let cache = open_cache(store, opts, ignore.clone(), &pack)?;
     let context = source::Source::context(opts.context.clone(), ignore);
     let created = image::created_time(opts.source_date_epoch);
+    let spans = from_spans(&df);
     let env = stage::BuildEnv {
         store,
         context: &context,
@@ -297,11 +294,11 @@ pub fn build(
         sandbox: &opts.sandbox,
         exe: &opts.exe,
         graph: &graph,
-        from_spans: from_spans(&df),
+        from_spans: spans.clone(),
         cache: &cache,
         remote: remote.as_deref(),
     };
-    let out = match schedule::run_graph(&env) {
+    let (out, stages) = match schedule::run_graph(&env) {
         Ok(out) => out,
         Err(e) => {
             // The stat cache and the log are worth keeping after a failed
@@ -322,17 +319,57 @@ pub fn build(
         &opts.annotations,
     )
     .map_err(BuildError::Store)?;
+    img.remote = remote;
+    if let Err(e) = attestations(store, opts, &graph, &stages, &spans, &mut img, progress) {
+        let _ = cache.finish(&graph, None);
+        return Err(e);
+    }
+    finish(img, &cache, &graph)
+}
+
+/// The attestations `opts.attest` asks for, in BuildKit's order: the SBOMs,
+/// then the provenance.
+fn attestations(
+    store: &Store,
+    opts: &BuildOptions,
+    graph: &plan::BuildGraph,
+    stages: &schedule::StageOutputs,
+    from_spans: &[crate::dockerfile::Span],
+    img: &mut BuiltImage,
+    progress: &Progress,
+) -> Result<(), BuildError> {
+    if opts.attest.sbom {
+        attach_sboms(store, opts, graph, stages, img, progress)?;
+    }
     if let Some(p) = &opts.attest.provenance {
         let image = img.manifest.digest;
-        img.attestations.push(provenance::of_build(
-            opts,
-            p,
-            &graph,
-            &env.from_spans,
-            image,
-        ));
+        img.attestations
+            .push(provenance::of_build(opts, p, graph, from_spans, image));
     }
-    finish(img, remote, &cache, &graph)
+    Ok(())
+}
+
+/// The SBOM attestations: the image's, then one per stage
+/// `BUILDKIT_SBOM_SCAN_STAGE` names. COMPAT(buildkit): the SBOM's in-toto
+/// layers come before the provenance's (its exporter puts the core SBOM
+/// first). Scanned while fetches of a lazy base still show as vertices.
+fn attach_sboms(
+    store: &Store,
+    opts: &BuildOptions,
+    graph: &plan::BuildGraph,
+    stages: &schedule::StageOutputs,
+    img: &mut BuiltImage,
+    progress: &Progress,
+) -> Result<(), BuildError> {
+    // run_graph returned every reached stage (it fails otherwise), and
+    // scanned_stages names reached stages only.
+    let extra: Vec<(String, Vec<crate::oci::LayerBlob>)> = sbom::scanned_stages(graph)
+        .into_iter()
+        .filter_map(|(i, name)| Some((name, stages.get(&i)?.layers.clone())))
+        .collect();
+    let a = sbom::of_image(store, img, &extra, opts.source_date_epoch, progress)?;
+    img.attestations.extend(a);
+    Ok(())
 }
 
 /// The step cache of this build: its records, the context's stat cache and
@@ -367,29 +404,33 @@ fn from_spans(df: &crate::dockerfile::Dockerfile) -> Vec<crate::dockerfile::Span
 /// Once the image is stored: stops reporting lazy fetches of base layers,
 /// hands them to the image, and closes the cache session.
 fn finish(
-    mut img: BuiltImage,
-    remote: Option<std::sync::Arc<crate::oci::registry::RemoteBlobs>>,
+    img: BuiltImage,
     cache: &cached::CacheSession,
     graph: &plan::BuildGraph,
 ) -> Result<BuiltImage, BuildError> {
     // The caller waits for every progress sender to go once it is done
     // with the image; outputs report under their own vertices.
-    if let Some(r) = &remote {
+    if let Some(r) = &img.remote {
         r.stop_observing();
     }
-    img.remote = remote;
     cache
         .finish(graph, Some(img.config_digest))
         .map_err(BuildError::Cache)?;
     Ok(img)
 }
 
-/// Parses the Dockerfile under the vertex that loads it (left open for the
-/// checks) and warns that a `# syntax=` frontend is not honoured.
+/// Checks the context is a directory, parses the Dockerfile under the vertex
+/// that loads it (left open for the checks) and warns that a `# syntax=`
+/// frontend is not honoured.
 fn load_definition(
     opts: &BuildOptions,
     progress: &Progress,
 ) -> Result<(crate::dockerfile::Dockerfile, Vertex), BuildError> {
+    if !opts.context.is_dir() {
+        return Err(BuildError::ContextDir {
+            path: opts.context.clone(),
+        });
+    }
     // COMPAT(buildkit): the label names the file's base name (`-f ci/Containerfile`
     // → `Containerfile`); a Dockerfile from stdin is `Dockerfile`.
     let file = opts
@@ -449,6 +490,9 @@ fn plan_and_check(
     };
     v.done();
     entitlements::check(&graph, &opts.allow)?;
+    if opts.attest.sbom {
+        sbom::check_scan_args(&graph)?;
+    }
     // COMPAT(buildkit): SOURCE_DATE_EPOCH and BUILDKIT_DOCKERFILE_CHECK are the
     // builder's own arguments.
     for arg in graph

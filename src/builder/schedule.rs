@@ -59,8 +59,12 @@ impl Board {
     }
 }
 
-/// Builds every reached stage of `env.graph`; returns the target's output.
-pub fn run_graph(env: &BuildEnv<'_>) -> Result<StageOutput, BuildError> {
+/// Every reached stage's output, by stage index.
+pub type StageOutputs = BTreeMap<usize, Arc<StageOutput>>;
+
+/// Builds every reached stage of `env.graph`; returns the target's output
+/// and every reached stage's (an SBOM may scan other stages too).
+pub fn run_graph(env: &BuildEnv<'_>) -> Result<(StageOutput, StageOutputs), BuildError> {
     let graph: &BuildGraph = env.graph;
     let board = Board::default();
     std::thread::scope(|s| {
@@ -91,10 +95,15 @@ pub fn run_graph(env: &BuildEnv<'_>) -> Result<StageOutput, BuildError> {
         return Err(e);
     }
     let done = board.done.into_inner().unwrap_or_else(|p| p.into_inner());
-    match done.get(&graph.target.0) {
-        Some(Some(o)) => Ok((**o).clone()),
-        _ => Err(BuildError::Cancelled),
-    }
+    let target = match done.get(&graph.target.0) {
+        Some(Some(o)) => (**o).clone(),
+        _ => return Err(BuildError::Cancelled),
+    };
+    let all = done
+        .into_iter()
+        .filter_map(|(i, o)| Some((i, o?)))
+        .collect();
+    Ok((target, all))
 }
 
 fn stage_thread(env: &BuildEnv<'_>, st: &Stage, board: &Board) -> Result<StageOutput, BuildError> {
@@ -199,7 +208,7 @@ mod tests {
 
     /// Runs `stages` (the last is the target); returns the result and the
     /// stage index of every started step, in order.
-    fn run(stages: Vec<Stage>) -> (Result<StageOutput, BuildError>, Vec<usize>) {
+    fn run(stages: Vec<Stage>) -> (Result<(StageOutput, StageOutputs), BuildError>, Vec<usize>) {
         let root = tempfile::tempdir().unwrap();
         let store = crate::store::open(root.path()).unwrap();
         let ctx = tempfile::tempdir().unwrap();
@@ -263,7 +272,8 @@ mod tests {
                 true,
             ),
         ]);
-        let out = res.unwrap();
+        let (out, all) = res.unwrap();
+        assert_eq!(all.keys().copied().collect::<Vec<_>>(), [0, 2]);
         assert_eq!(started, [0, 2], "stage 1 is not reached");
         assert_eq!(out.layers.len(), 2, "stage 2 carries stage 0's layer");
         assert_eq!(out.history.len(), 2);

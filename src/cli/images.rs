@@ -106,7 +106,7 @@ fn row(
     let created = config
         .created
         .as_deref()
-        .and_then(parse_rfc3339)
+        .and_then(crate::builder::parse_rfc3339)
         .map_or_else(|| "N/A".to_string(), ago);
     Ok(Row {
         repository: r.familiar_repository(),
@@ -142,34 +142,6 @@ pub fn human_size(bytes: u64) -> String {
     format!("{s}{}", UNITS[unit])
 }
 
-/// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.6Z`,
-/// offsets allowed); `None` when it does not parse.
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let rest = s
-        .get(19..)?
-        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(4..6)?.parse().ok()?;
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    // Howard Hinnant's days_from_civil.
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86400 + h * 3600 + mi * 60 + sec - offset)
-}
-
 /// "3 weeks ago", as docker's `units.HumanDuration` words it.
 fn ago(then: i64) -> String {
     let now = SystemTime::now()
@@ -203,16 +175,5 @@ mod tests {
         assert_eq!(human_size(1000), "1kB");
         assert_eq!(human_size(4_261_000), "4.26MB");
         assert_eq!(human_size(123_456_789), "123MB");
-    }
-
-    #[test]
-    fn rfc3339_parses_with_fractions_and_offsets() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2024-02-29T12:00:00.123456789Z"),
-            Some(1_709_208_000)
-        );
-        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

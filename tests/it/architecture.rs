@@ -35,6 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "exec",
             "layer",
             "oci",
+            "sbom",
             "store",
         ],
     ),

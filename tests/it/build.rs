@@ -40,6 +40,8 @@ mod run_fs;
 mod run_mounts;
 #[path = "build/run_secrets.rs"]
 mod run_secrets;
+#[path = "build/sbom.rs"]
+mod sbom;
 #[path = "build/stdin_context.rs"]
 mod stdin_context;
 #[path = "build/steps.rs"]

@@ -23,11 +23,11 @@ pub struct DockerFlags {
     #[arg(long, hide = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "VALUE")]
     pub provenance: Option<String>,
-    /// `--sbom=false` only: kiln writes no SBOM attestations.
+    /// `--sbom=true|false`: an SPDX SBOM of the image, by kiln's own scanner.
     #[arg(long, hide = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "VALUE")]
     pub sbom: Option<String>,
-    /// `--attest type=provenance,…`, or `type=sbom,disabled=true`.
+    /// `--attest type=provenance,…`, or `type=sbom[,disabled=true]`.
     #[arg(long, hide = true, value_name = "SPEC")]
     pub attest: Vec<String>,
     /// `--isolation=default` only (docker's one isolation on Linux).
@@ -176,7 +176,9 @@ mod tests {
         assert!(f.check().is_ok());
         assert!(f.attest_options(None).unwrap().provenance.is_some());
         f.sbom = Some("true".into());
+        assert!(f.attest_options(None).unwrap().sbom);
+        f.sbom = Some("generator=x/y".into());
         let e = f.attest_options(None).unwrap_err().to_string();
-        assert!(e.contains("--sbom=true is not supported"), "{e}");
+        assert!(e.contains("generator=x/y is not supported"), "{e}");
     }
 }

@@ -71,11 +71,13 @@ fn known_docker_flags_are_refused_by_name() {
             &["--attest", "type=vex"],
             "unknown attestation type \"vex\"",
         ),
-        (&["--sbom=true"], "--sbom=true is not supported"),
-        (&["--sbom"], "--sbom=true is not supported"),
         (
-            &["--attest", "type=sbom"],
-            "--attest type=sbom is not supported",
+            &["--sbom=generator=docker/buildkit-syft-scanner"],
+            "generator=docker/buildkit-syft-scanner is not supported",
+        ),
+        (
+            &["--attest", "type=sbom,generator=x/y"],
+            "--attest type=sbom,generator=x/y: generator=x/y is not supported",
         ),
         (
             &["--call", "subrequests.describe"],

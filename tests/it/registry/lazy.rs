@@ -417,3 +417,118 @@ fn a_refused_mount_fetches_then_uploads_and_completion_names_the_image() {
     validate(&dst, &v).unwrap();
     pull_back(&target);
 }
+
+/// `--sbom=true` over a lazy base: the scan needs the base's filesystem, so
+/// its layers are fetched (shown as a vertex) and unpacked before the scan,
+/// and the SBOM lists the packages the base's dpkg database holds, as
+/// `dpkg-query` does, though no step read the base.
+#[test]
+fn an_sbom_of_a_lazy_base_fetches_and_scans_its_layers() {
+    let reg = Registry::start(false, Auth::None);
+    // The base: busybox with this host's dpkg status, pushed from another store.
+    let pusher = Env::new();
+    pusher.busybox();
+    let base_ctx = pusher.context(
+        "base",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nCOPY status /var/lib/dpkg/status\nCOPY os-release /etc/os-release\n",
+        )],
+    );
+    std::fs::copy("/var/lib/dpkg/status", base_ctx.join("status")).unwrap();
+    std::fs::copy("/etc/os-release", base_ctx.join("os-release")).unwrap();
+    let base = format!("{}/debbase:1", reg.host);
+    pusher.build(&[
+        "-o",
+        &format!("type=registry,name={base}"),
+        base_ctx.to_str().unwrap(),
+    ]);
+    let (_d, src, got) = pull_back(&reference(&reg, "debbase:1"));
+    let base_layers: Vec<Digest> = src
+        .load_image(&got.manifest)
+        .unwrap()
+        .0
+        .layers
+        .iter()
+        .map(|l| l.digest)
+        .collect();
+
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("file", "hello\n")]);
+    let file = dockerfile(
+        &env,
+        "Dockerfile",
+        &format!("FROM {base}\nCOPY --link file /f\n"),
+    );
+    let meta = env.path("meta.json");
+    let since = reg.log_len();
+    let out = env.kiln(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--sbom=true",
+            "-f",
+            &file,
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            "-o",
+            &format!("type=registry,name={}/app-sbom:1", reg.host),
+            ctx.to_str().unwrap(),
+        ],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("[internal] fetching"), "{log}");
+    assert!(log.contains("generating sbom"), "{log}");
+    let gets = blob_gets(&reg.requests_since(since), &base_layers);
+    assert_eq!(
+        gets.len(),
+        base_layers.len(),
+        "each base layer once: {gets:?}"
+    );
+
+    let md: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let index: Digest = md["containerimage.digest"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = env.store();
+    let json = |d: &Digest| -> serde_json::Value {
+        serde_json::from_slice(&store.read_blob(d).unwrap()).unwrap()
+    };
+    let idx: kiln::oci::Index = serde_json::from_value(json(&index)).unwrap();
+    let att: kiln::oci::Manifest = serde_json::from_value(json(&idx.manifests[1].digest)).unwrap();
+    let stmt = json(&att.layers[0].digest);
+    assert_eq!(stmt["predicateType"], "https://spdx.dev/Document");
+    let debs: std::collections::BTreeSet<String> = stmt["predicate"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("pkg:deb/"))
+        })
+        .map(|p| {
+            format!(
+                "{}={}",
+                p["name"].as_str().unwrap(),
+                p["versionInfo"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let want = crate::common::run(
+        std::process::Command::new("dpkg-query")
+            .arg(format!("--admindir={}", base_ctx.display()))
+            .args(["-W", "-f", "${db:Status-Status} ${Package}=${Version}\n"]),
+    );
+    let want: std::collections::BTreeSet<String> = want
+        .lines()
+        .filter_map(|l| l.strip_prefix("installed ").map(str::to_string))
+        .collect();
+    assert!(want.len() > 50, "{}", want.len());
+    assert_eq!(debs, want);
+}
