@@ -81,14 +81,23 @@ fn merges_layers_with_whiteouts_and_opaque_dirs() {
 fn tar_whiteouts_only_when_asked() {
     let t = tempfile::tempdir().unwrap();
     let (lo, top) = (t.path().join("lo"), t.path().join("top"));
-    fs::create_dir_all(lo.join("etc")).unwrap();
-    fs::write(lo.join("etc/keep"), "k").unwrap();
-    fs::write(lo.join("etc/gone-tar"), "x").unwrap();
-    fs::create_dir_all(lo.join("opq-tar/old")).unwrap();
-    fs::create_dir_all(top.join("etc")).unwrap();
-    fs::write(top.join("etc/.wh.gone-tar"), "").unwrap();
-    fs::create_dir_all(top.join("opq-tar")).unwrap();
-    fs::write(top.join("opq-tar/.wh..wh..opq"), "").unwrap();
+    // Empty files, and dirs where the name ends in `/`.
+    for (layer, paths) in [
+        (&lo, &["etc/keep", "etc/gone-tar", "opq-tar/old/"]),
+        (
+            &top,
+            &["etc/.wh.gone-tar", "opq-tar/.wh..wh..opq", "opq-tar/"],
+        ),
+    ] {
+        for p in paths {
+            if let Some(dir) = p.strip_suffix('/') {
+                fs::create_dir_all(layer.join(dir)).unwrap();
+            } else {
+                fs::create_dir_all(layer.join(p).parent().unwrap()).unwrap();
+                fs::write(layer.join(p), "").unwrap();
+            }
+        }
+    }
     let plain = MergedFs::new(vec![top, lo]);
     let tar = plain.clone().with_tar_whiteouts();
 
