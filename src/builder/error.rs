@@ -11,9 +11,9 @@ use crate::oci::StoreError;
 use crate::plan::PlanError;
 
 use super::copy::CopyError;
-use super::merged_fs::MergedFsError;
 use super::run::RunError;
 use super::snapshot::SnapshotError;
+use crate::layer::MergedFsError;
 
 /// Why one step failed.
 #[derive(Debug, thiserror::Error)]

@@ -18,8 +18,8 @@ use crate::cache::StepKey;
 use crate::oci::registry::RemoteBlobs;
 
 use super::error::StepError;
-use super::merged_fs::MergedFs;
 use super::snapshot::ensure_snapshots;
+use crate::layer::MergedFs;
 
 /// Docker's default PATH for Linux images.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

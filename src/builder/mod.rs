@@ -21,7 +21,6 @@ mod execute;
 mod export;
 mod image;
 mod inputs;
-mod merged_fs;
 mod output;
 mod perms;
 mod provenance;

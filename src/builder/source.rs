@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::dockerfile::pattern::{self, PatternError};
 
-use super::merged_fs::{MergedFs, MergedFsError, Node};
+use crate::layer::{MergedFs, MergedFsError, Node};
 
 /// Why a source could not be read or selected.
 #[derive(Debug, thiserror::Error)]
@@ -108,8 +108,8 @@ impl Source {
     /// name, symlinks not followed.
     pub fn children(&self, dir: &str) -> Result<Vec<Node>, SourceError> {
         let mut out = Vec::new();
-        for name in self.fs.children(dir)? {
-            let path = format!("{}/{name}", dir.trim_end_matches('/'));
+        for entry in self.fs.children(dir)? {
+            let path = format!("{}/{}", dir.trim_end_matches('/'), entry.name);
             if let Some(n) = self.lookup(&path, false)? {
                 out.push(n);
             }

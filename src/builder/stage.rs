@@ -32,11 +32,11 @@ use super::copy::{reads_target, stage_copy, stage_mkdir};
 use super::error::{BuildError, StepError};
 use super::event::{Progress, StepRef};
 use super::image::{history, StageOutput};
-use super::merged_fs::MergedFs;
 use super::run::{run_step, RunContext, SecretSource};
 use super::snapshot::{commit_dir, empty_layer, reencode, remove_tree, staging_dir, Staging};
 use super::source::Source;
 use super::stepkey::{key_after_run, key_step, Keyed};
+use crate::layer::MergedFs;
 
 /// What every stage of one build shares.
 pub struct BuildEnv<'a> {

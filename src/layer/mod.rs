@@ -11,6 +11,8 @@
 //!   chunks, compressed in parallel as concatenated gzip members).
 //! - Unpacking never writes outside its destination: `..`, escapes, entries under a
 //!   symlinked parent and hard links out of the tree are refused, naming the entry.
+//! - Reading unpacked layers back ([`MergedFs`], their merged view) never writes and never
+//!   resolves a path outside the layer dirs.
 //!
 //! This module writes to any `Write` and reads from any `Read`; it knows nothing of the
 //! blob store.
@@ -18,6 +20,7 @@
 mod compress;
 mod confine;
 mod header;
+mod merged;
 mod pack;
 mod unpack;
 mod walk;
@@ -26,6 +29,7 @@ use std::path::PathBuf;
 
 use crate::oci::DiffId;
 
+pub use merged::{Entry, MergedFs, MergedFsError, Node};
 pub use pack::{pack, recompress};
 pub use unpack::{unpack, unpack_tar, unpack_verified};
 

@@ -4,12 +4,12 @@
 //! license, `o` origin, `m` maintainer; file lines `F`/`R`/`Z`… ignored).
 
 use super::purl::{distro_qualifier, purl};
-use super::rootfs::Rootfs;
 use super::{Distro, Ecosystem, Package, Scan, MAX_DB_BYTES};
+use crate::layer::MergedFs;
 
 const INSTALLED: &str = "/lib/apk/db/installed";
 
-pub(super) fn scan(fs: &Rootfs, distro: Option<&Distro>, scan: &mut Scan) {
+pub(super) fn scan(fs: &MergedFs, distro: Option<&Distro>, scan: &mut Scan) {
     if let Some(bytes) = scan.read_whole(fs, INSTALLED, MAX_DB_BYTES) {
         parse_db(&String::from_utf8_lossy(&bytes), distro, scan);
     }

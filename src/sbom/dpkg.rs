@@ -3,18 +3,18 @@
 //! package or a few per file, `*.md5sums` beside them).
 
 use super::purl::{distro_qualifier, purl};
-use super::rootfs::Rootfs;
 use super::{field, paragraphs, Distro, Ecosystem, Package, Scan, MAX_DB_BYTES};
+use crate::layer::MergedFs;
 
 const STATUS: &str = "/var/lib/dpkg/status";
 const STATUS_D: &str = "/var/lib/dpkg/status.d";
 
-pub(super) fn scan(fs: &Rootfs, distro: Option<&Distro>, scan: &mut Scan) {
+pub(super) fn scan(fs: &MergedFs, distro: Option<&Distro>, scan: &mut Scan) {
     if let Some(bytes) = scan.read_whole(fs, STATUS, MAX_DB_BYTES) {
         parse_db(&bytes, STATUS, distro, scan);
     }
-    let dir = match fs.resolve(STATUS_D) {
-        Ok(Some((comps, meta))) if meta.is_dir() => comps,
+    let dir = match fs.resolve(STATUS_D, true) {
+        Ok(Some(n)) if n.meta.is_dir() => n.path,
         Ok(_) => return,
         Err(e) => return scan.warn(STATUS_D, super::error_chain(&e)),
     };

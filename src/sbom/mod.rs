@@ -4,7 +4,8 @@
 //! The input is the image's filesystem, either its layer dirs lowest first
 //! ([`scan_layers`]: kiln's snapshots, merged as overlayfs would: upper
 //! wins, whiteouts delete, opaque dirs hide what is below) or one plain dir
-//! ([`scan_dir`]). The output is a [`Scan`] (packages and warnings), turned
+//! ([`scan_dir`]), read through [`crate::layer::MergedFs`] with a layer
+//! tar's `.wh.` forms read as whiteouts too. The output is a [`Scan`] (packages and warnings), turned
 //! into a document by [`spdx_document`] / [`spdx_json`]. Nothing here knows
 //! of builds, images or attestations: filesystem in, JSON out.
 //!
@@ -55,16 +56,14 @@ mod npm;
 mod osrelease;
 mod purl;
 mod python;
-mod rootfs;
 mod spdx;
 mod walk;
 
 use std::path::{Path, PathBuf};
 
-pub use rootfs::RootfsError;
 pub use spdx::{spdx_document, spdx_json, DocumentParams};
 
-use rootfs::Rootfs;
+use crate::layer::MergedFs;
 
 /// The largest package database read whole (dpkg `status`, a `status.d`
 /// file, apk `installed`); a larger one is skipped with a warning.
@@ -218,7 +217,7 @@ impl Scan {
 
     /// Reads image file `path` whole (up to `limit`), turning every failure
     /// into a warning; `None` when it is absent or unreadable.
-    fn read_whole(&mut self, fs: &Rootfs, path: &str, limit: u64) -> Option<Vec<u8>> {
+    fn read_whole(&mut self, fs: &MergedFs, path: &str, limit: u64) -> Option<Vec<u8>> {
         match fs.read_whole(path, limit) {
             Ok(b) => b,
             Err(e) => {
@@ -229,7 +228,7 @@ impl Scan {
     }
 
     /// Reads the first `limit` bytes of image file `path`.
-    fn read_prefix(&mut self, fs: &Rootfs, path: &str, limit: u64) -> Option<Vec<u8>> {
+    fn read_prefix(&mut self, fs: &MergedFs, path: &str, limit: u64) -> Option<Vec<u8>> {
         match fs.read_prefix(path, limit) {
             Ok(b) => b.map(|(b, _)| b),
             Err(e) => {
@@ -264,7 +263,9 @@ pub fn scan_layers(layers_lowest_first: &[PathBuf]) -> Result<Scan, SbomError> {
             return Err(SbomError::NotADirectory { path: l.clone() });
         }
     }
-    let fs = Rootfs::new(layers_lowest_first);
+    let top_first = layers_lowest_first.iter().rev().cloned().collect();
+    // A plain dir may be an extracted layer tar: read its `.wh.` forms too.
+    let fs = MergedFs::new(top_first).with_tar_whiteouts();
     let mut scan = Scan::default();
     scan.distro = osrelease::read(&fs, &mut scan);
     let distro = scan.distro.clone();

@@ -4,22 +4,17 @@
 use serde_json::Value;
 
 use super::purl::purl;
-use super::rootfs::{Entry, Rootfs};
 use super::{Ecosystem, Package, Scan, MAX_METADATA_BYTES};
+use crate::layer::{Entry, MergedFs};
 
 /// Looks at one entry of a `node_modules` dir (`dir` is its image path).
-pub(super) fn visit(fs: &Rootfs, dir: &str, e: &Entry, scan: &mut Scan) {
+pub(super) fn visit(fs: &MergedFs, dir: &str, e: &Entry, scan: &mut Scan) {
     if !e.meta.is_dir() || e.name.starts_with('.') {
         return;
     }
     if e.name.starts_with('@') {
         let scope = format!("{dir}/{}", e.name);
-        let comps: Vec<String> = scope
-            .split('/')
-            .filter(|c| !c.is_empty())
-            .map(String::from)
-            .collect();
-        match fs.children(&comps) {
+        match fs.children(&scope) {
             Ok(children) => {
                 for c in children.iter().filter(|c| c.meta.is_dir()) {
                     read(fs, &format!("{scope}/{}/package.json", c.name), scan);
@@ -32,7 +27,7 @@ pub(super) fn visit(fs: &Rootfs, dir: &str, e: &Entry, scan: &mut Scan) {
     }
 }
 
-fn read(fs: &Rootfs, path: &str, scan: &mut Scan) {
+fn read(fs: &MergedFs, path: &str, scan: &mut Scan) {
     if let Some(bytes) = scan.read_whole(fs, path, MAX_METADATA_BYTES) {
         parse(&bytes, path, scan);
     }

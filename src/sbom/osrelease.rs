@@ -1,14 +1,14 @@
 //! `os-release`: which distro an image is, for the `distro` qualifier and
 //! the namespace of OS package purls.
 
-use super::rootfs::Rootfs;
 use super::{Distro, Scan, MAX_METADATA_BYTES};
+use crate::layer::MergedFs;
 
 /// Where os-release(5) says to look, in order.
 const PATHS: [&str; 2] = ["/etc/os-release", "/usr/lib/os-release"];
 
 /// The image's distro, `None` when no os-release names an `ID`.
-pub(super) fn read(fs: &Rootfs, scan: &mut Scan) -> Option<Distro> {
+pub(super) fn read(fs: &MergedFs, scan: &mut Scan) -> Option<Distro> {
     for path in PATHS {
         if let Some(bytes) = scan.read_prefix(fs, path, MAX_METADATA_BYTES) {
             return parse(&String::from_utf8_lossy(&bytes));

@@ -4,8 +4,8 @@
 //! `site-packages` or `dist-packages` dir.
 
 use super::purl::purl;
-use super::rootfs::{Entry, Rootfs};
 use super::{field, paragraphs, Ecosystem, Package, Scan, MAX_METADATA_BYTES};
+use crate::layer::{Entry, MergedFs};
 
 /// Whether a directory of this name holds installed distributions.
 pub(super) fn is_packages_dir(name: &str) -> bool {
@@ -13,7 +13,7 @@ pub(super) fn is_packages_dir(name: &str) -> bool {
 }
 
 /// Looks at one entry of a packages dir (`dir` is its image path).
-pub(super) fn visit(fs: &Rootfs, dir: &str, e: &Entry, scan: &mut Scan) {
+pub(super) fn visit(fs: &MergedFs, dir: &str, e: &Entry, scan: &mut Scan) {
     let metadata = if e.name.ends_with(".dist-info") && e.meta.is_dir() {
         format!("{dir}/{}/METADATA", e.name)
     } else if e.name.ends_with(".egg-info") && e.meta.is_dir() {

@@ -6,19 +6,19 @@
 //! seen elsewhere is not walked again), stops at [`MAX_WALK_DEPTH`] and
 //! after [`MAX_WALK_ENTRIES`] entries, each with a warning.
 
-use super::rootfs::Rootfs;
 use super::{npm, python, Scan, MAX_WALK_DEPTH, MAX_WALK_ENTRIES};
+use crate::layer::MergedFs;
 
 /// Dirs whose contents are no package's: the kernel's and the runtime's
 /// mount points, empty in an image but large in a live root.
 const SKIP_TOP: [&str; 3] = ["proc", "sys", "dev"];
 
-pub(super) fn scan(fs: &Rootfs, scan: &mut Scan) {
+pub(super) fn scan(fs: &MergedFs, scan: &mut Scan) {
     let mut visited = 0usize;
     let mut todo: Vec<Vec<String>> = vec![Vec::new()];
     while let Some(dir) = todo.pop() {
         let path = format!("/{}", dir.join("/"));
-        let entries = match fs.children(&dir) {
+        let entries = match fs.children(&path) {
             Ok(e) => e,
             Err(e) => {
                 scan.warn(&path, super::error_chain(&e));

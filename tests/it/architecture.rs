@@ -15,8 +15,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("layer", &["oci"]),
     ("store", &["oci"]),
     ("plan", &["dockerfile", "oci"]),
-    // Filesystem in, SPDX JSON out: it reads layer dirs itself.
-    ("sbom", &[]),
+    // Filesystem in, SPDX JSON out: it reads the layer dirs through
+    // layer's merged view (`layer::MergedFs`), the builder's too.
+    ("sbom", &["layer"]),
     // The checks read the AST and, for the rules about expansion, the plan.
     ("lint", &["dockerfile", "plan", "oci"]),
     // Provenance reads the plan (its steps, base images and spans).

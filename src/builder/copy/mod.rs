@@ -17,9 +17,9 @@ use crate::dockerfile::pattern;
 use crate::plan::{Chmod, Chown, CopyOp, CopySource};
 
 use super::add::{self, AddError};
-use super::merged_fs::{MergedFs, MergedFsError};
 use super::perms::{resolve_owner, PermsError};
 use super::source::{Selected, Source, SourceError};
+use crate::layer::{MergedFs, MergedFsError};
 use write::Stager;
 
 /// Why a COPY or ADD failed.

@@ -17,9 +17,9 @@ use crate::plan::{Chmod, CopyOp};
 
 use super::{join, werr, CopyError};
 use crate::builder::add::{self, AddError};
-use crate::builder::merged_fs::{MergedFs, Node};
 use crate::builder::perms::apply_chmod;
 use crate::builder::source::{clean, Selected, Source};
+use crate::layer::{MergedFs, Node};
 
 pub(super) struct Stager<'a> {
     pub(super) src: &'a Source,

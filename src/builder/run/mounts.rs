@@ -16,10 +16,10 @@ use crate::plan::{CopyOp, CopySource, Excludes, FilesFrom, RunMount, RunOp, Shar
 use super::cache_mount::{cache_dir, lock_cache, seeded_cache_dir};
 use super::{ioerr, RunContext, RunError, SecretSource, Temps};
 use crate::builder::copy::{stage_copy, CopyError};
-use crate::builder::merged_fs::MergedFs;
 use crate::builder::snapshot::staging_dir;
 use crate::builder::source::Source;
 use crate::builder::ssh::AgentRelay;
+use crate::layer::MergedFs;
 /// Heredoc scripts, read-only at [`RunOp::FILES_DIR`].
 pub(super) fn files_mount(store: &Store, op: &RunOp, temps: &mut Temps) -> Result<Mount, RunError> {
     let dir = staging_dir(store, "files-")?;
