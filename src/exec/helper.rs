@@ -20,10 +20,10 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{dup2, fork, pipe2, ForkResult, Gid, Uid};
 
-use super::protocol::{self, InitMsg, Report, REPORT_FD};
+use super::protocol::{self, InitMsg, Report, REPORT_FD, STDIN_FD};
 use super::rootfs::{self, MountPoints};
 use super::sys::RealSys;
-use super::{caps, cleanup, seccomp, user, ExecError, Resource, RunSpec, Ulimit};
+use super::{caps, cleanup, forward, seccomp, user, ExecError, Resource, RunSpec, Ulimit};
 
 /// Entry point of `kiln __sandbox`: reads the spec from stdin, runs it, writes the
 /// `Report` to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
@@ -63,22 +63,42 @@ fn run_helper() -> Result<i32, ExecError> {
         what: "run spec".into(),
         source,
     })?;
-    redirect_stdin(spec.stdin.as_deref())?;
+    match spec.foreground {
+        Some(fg) if fg.stdin => {
+            dup2(STDIN_FD, 0).map_err(|e| helper_err("taking kiln's stdin", e))?;
+            let _ = nix::unistd::close(STDIN_FD);
+        }
+        _ => redirect_stdin(spec.stdin.as_deref())?,
+    }
     let (init_r, init_w) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| helper_err("creating the init pipe", e))?;
     nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|source| ExecError::Unshare {
         flags: "CLONE_NEWPID".into(),
         source,
     })?;
+    // Held back until the init's pid is known to the handlers (see `forward`).
+    let unblock = match spec.foreground {
+        Some(_) => Some(forward::block()?),
+        None => None,
+    };
     // SAFETY: this process is single-threaded (checked above), so the child may run
     // arbitrary code after the fork.
     let pid = match unsafe { fork() }.map_err(|e| helper_err("forking the sandbox init", e))? {
         ForkResult::Child => {
             drop(init_r);
+            if let Some(mask) = &unblock {
+                // The command must not inherit a blocked mask.
+                let _ = mask.restore();
+            }
             init_main(&spec, init_w)
         }
         ForkResult::Parent { child } => child,
     };
+    if let (Some(fg), Some(mask)) = (spec.foreground, unblock) {
+        forward::install(pid, fg)?;
+        mask.restore()
+            .map_err(|e| helper_err("unblocking signals", e))?;
+    }
     drop(init_w);
     let mut bytes = Vec::new();
     File::from(init_r)
@@ -120,6 +140,16 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     // The sandbox dies with the helper.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| helper_err("setting the parent-death signal", e))?;
+    // Rust ignores SIGPIPE in kiln; an ignored signal stays ignored across exec, and
+    // the command must die of a closed pipe as it would under runc (`yes | head`).
+    // SAFETY: setting a default disposition runs no code of ours in a handler.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }
+    .map_err(|e| helper_err("restoring SIGPIPE", e))?;
     // COMPAT(buildkit): runc runs steps with umask 0022; inheriting the caller's would
     // make a RUN layer's modes depend on who ran the build.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));

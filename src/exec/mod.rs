@@ -33,6 +33,7 @@
 mod caps;
 mod cleanup;
 mod error;
+mod forward;
 mod helper;
 mod mountpoint;
 mod overlay;
@@ -94,6 +95,33 @@ pub struct RunSpec {
     /// The size of /dev/shm's tmpfs in bytes; 64 MiB (Docker's default) when absent.
     #[serde(default)]
     pub shm_size: Option<u64>,
+    /// Remount the root read-only once every mount is in place (`kiln run
+    /// --read-only`); the extra mounts, /dev and /proc keep their own flags.
+    #[serde(default)]
+    pub read_only_root: bool,
+    /// Run a container in the foreground (`kiln run`) instead of a build step: the
+    /// command gets kiln's stdout and stderr themselves (`on_output` is never called),
+    /// and SIGINT/SIGTERM to kiln stop it.
+    #[serde(default)]
+    pub foreground: Option<Foreground>,
+}
+
+/// How a foreground container (`kiln run`) meets the terminal and signals.
+///
+/// kiln forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the helper,
+/// which runs in a session of its own (a Ctrl-C on the terminal reaches kiln only). The
+/// helper turns SIGINT and SIGTERM into a stop, as `docker stop` does: `stop_signal`
+/// to the command, then SIGKILL after `stop_timeout` seconds (at once when 0); the
+/// others it passes on unchanged. The command is PID 1 of its namespace, so a signal it
+/// has no handler for does nothing, exactly as in docker without `--init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Foreground {
+    /// The command reads kiln's own stdin (`-i`); otherwise `/dev/null`.
+    pub stdin: bool,
+    /// The signal a stop sends first, as its number.
+    pub stop_signal: i32,
+    /// Seconds from the stop signal to SIGKILL.
+    pub stop_timeout: u32,
 }
 
 /// One resource limit (`setrlimit`); `u64::MAX` is unlimited.

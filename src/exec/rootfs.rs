@@ -96,6 +96,18 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
             hostname: spec.hostname.clone(),
             source,
         })?;
+    if spec.read_only_root {
+        // A bind remount changes this mount's flags only: the mounts above stay as set.
+        mount(
+            sys,
+            None,
+            &root,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nodev(spec.privileged),
+            None,
+            "read-only remount of the root",
+        )?;
+    }
     pivot(sys, &root)?;
     Ok(points)
 }

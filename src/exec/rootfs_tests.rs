@@ -146,6 +146,8 @@ fn spec() -> RunSpec {
         hosts_file: None,
         ulimits: vec![],
         shm_size: None,
+        read_only_root: false,
+        foreground: None,
     }
 }
 
