@@ -8,6 +8,7 @@
 pub mod builder;
 pub mod cache;
 pub mod cli;
+pub mod container;
 pub mod dockerfile;
 pub mod exec;
 pub mod layer;

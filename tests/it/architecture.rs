@@ -35,6 +35,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "store",
         ],
     ),
+    // `kiln run`: an image's root prepared as the builder prepares a RUN's
+    // (snapshots, temp dirs), run in the sandbox.
+    ("container", &["builder", "exec", "oci"]),
     // cli: builder for `build`; the others for the subcommands that are
     // thin over them (parse, cache, fsck/prune, images) and for errors.
     (
@@ -42,6 +45,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "builder",
             "cache",
+            "container",
             "dockerfile",
             "exec",
             "lint",
