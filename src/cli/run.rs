@@ -12,6 +12,8 @@ use anyhow::{bail, Context};
 
 use crate::container::{self, RunOptions};
 use crate::exec::Network;
+use crate::oci::registry;
+use crate::oci::{Platform, Reference, Store, StoreError};
 use crate::store::LockMode;
 
 use super::build::args::{extra_hosts, shm_size, ulimits};
@@ -85,6 +87,9 @@ pub struct RunArgs {
     /// The size of /dev/shm (`64m`).
     #[arg(long, value_name = "SIZE")]
     pub shm_size: Option<String>,
+    /// `missing` (pull an image the store lacks), `always` or `never` [default: missing].
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<String>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -119,6 +124,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> i32 {
             return EXIT_KILN;
         }
     };
+    if let Err(e) = pull(&store, &opts.image, args.pull.as_deref()) {
+        super::report(&e);
+        return EXIT_KILN;
+    }
     let exe = std::path::Path::new("/proc/self/exe");
     match container::run(&store, exe, &opts) {
         Ok(status) => status,
@@ -139,6 +148,43 @@ pub fn run(cli: &Cli, args: &RunArgs) -> i32 {
             code
         }
     }
+}
+
+/// `--pull`: fetches `image` from its registry when the policy says so, as docker
+/// does before it creates the container (progress on stderr: stdout is the
+/// container's).
+fn pull(store: &Store, image: &str, policy: Option<&str>) -> anyhow::Result<()> {
+    let present = match store.resolve(image) {
+        Ok(_) => true,
+        Err(StoreError::NotFound { .. }) => false,
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("kiln run: image {image}"))),
+    };
+    let wanted = match policy {
+        None | Some("missing") => !present,
+        Some("always") => true,
+        Some("never") => false,
+        Some(other) => bail!("--pull {other:?}: expected missing, always or never"),
+    };
+    // A short image ID or a digest the store lacks is not a name to pull.
+    let reference = match Reference::parse(image) {
+        Ok(r) if wanted => r,
+        _ => return Ok(()),
+    };
+    if !present {
+        // COMPAT(docker): its words before an implicit pull.
+        eprintln!("Unable to find image '{image}' locally");
+    }
+    let client = super::pull::RegistryArgs::default().client();
+    let pulled = registry::pull(&client, store, &reference, &Platform::host())
+        .with_context(|| format!("kiln run: pulling {}", reference.familiar()))?;
+    eprintln!(
+        "{}: {} blobs downloaded, {} already present; digest {}",
+        pulled.name,
+        pulled.fetched.len(),
+        pulled.present.len(),
+        pulled.manifest.digest
+    );
+    Ok(())
 }
 
 /// The flags, validated into [`RunOptions`].

@@ -147,7 +147,14 @@ fn run_honours_the_image_config_and_docker_merge_rules() {
     let (code, _, err) = run(&env, &["--rm", "plain", "/app/file"], None);
     assert_eq!(code, 126, "{err}");
     for (args, says) in [
-        (&["--rm", "no-such-image"][..], "no image \"no-such-image\""),
+        (
+            &["--rm", "--pull", "never", "no-such-image"][..],
+            "no image \"no-such-image\"",
+        ),
+        (
+            &["--rm", "--pull", "sometimes", "plain"][..],
+            "expected missing, always or never",
+        ),
         (&["plain", "true"][..], "add --rm"),
         (
             &["--rm", "-d", "plain"][..],
@@ -363,4 +370,69 @@ fn sigterm_to_kiln_stops_the_container() {
     let (code, _, _) = decode(child.wait_with_output().unwrap());
     assert_eq!(code, 4);
     assert_eq!(tmp_entries(&env), Vec::<String>::new());
+}
+
+#[test]
+fn run_pulls_an_image_the_store_lacks_and_honours_pull_never() {
+    use crate::registry::server::{Auth, Registry};
+    let env = images();
+    let reg = Registry::start(false, Auth::None);
+    let remote = format!("{}/app:1", reg.host);
+    let out = env.kiln(&["push", "plain", &remote], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = Env::new();
+    let (code, _, err) = run(&fresh, &["--rm", "--pull", "never", &remote, "true"], None);
+    assert_eq!(code, 125, "{err}");
+    let (code, out, err) = run(&fresh, &["--rm", &remote, "cat", "/app/file"], None);
+    assert_eq!((code, out.as_str()), (0, "data\n"), "{err}");
+    assert!(
+        err.contains(&format!("Unable to find image '{remote}' locally")),
+        "{err}"
+    );
+    // Now present: no pull, unless always.
+    let (code, _, err) = run(&fresh, &["--rm", &remote, "true"], None);
+    assert_eq!(code, 0);
+    assert!(!err.contains("Unable to find"), "{err}");
+    let (code, _, err) = run(&fresh, &["--rm", "--pull", "always", &remote, "true"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("already present"), "{err}");
+}
+
+/// A name that points at an index (the platform's manifest beside an attestation
+/// manifest, as an image with provenance has it) runs the platform's image.
+#[test]
+fn run_resolves_an_index_to_the_host_platform() {
+    use kiln::oci::{media_type, Descriptor, Platform};
+    let env = images();
+    let store = env.store();
+    let image = store.resolve("plain").unwrap();
+    // Not a manifest at all: reading it instead of the platform's image fails.
+    let (digest, size) = store.put_blob(b"{\"not\": \"a manifest\"}").unwrap();
+    let attestation = Descriptor::new(media_type::OCI_MANIFEST, digest, size);
+    let unknown = Platform {
+        os: "unknown".into(),
+        architecture: "unknown".into(),
+        variant: None,
+        os_version: None,
+    };
+    let manifests = [(attestation, unknown), (image, Platform::host())]
+        .into_iter()
+        .map(|(mut d, p)| {
+            d.platform = Some(p);
+            d
+        })
+        .collect();
+    let index = kiln::oci::Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.into()),
+        manifests,
+        annotations: Default::default(),
+    };
+    let index = store.put_json(media_type::OCI_INDEX, &index).unwrap();
+    store.tag("withatt", &index).unwrap();
+    assert_eq!(run_ok(&env, &["withatt", "cat", "/app/file"]), "data\n");
 }
