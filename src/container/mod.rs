@@ -5,7 +5,7 @@
 //! layer not yet in `snapshots/` (a named image's blobs are always in the store: see
 //! `oci::registry::lazy`), lays a fresh upper dir over them under the store's `tmp/`,
 //! merges the image's config with the [`RunOptions`] as docker does
-//! ([`config`]), and runs the command with kiln's stdio, forwarding kiln's signals.
+//! (`config.rs`), and runs the command with kiln's stdio, forwarding kiln's signals.
 //!
 //! Invariants:
 //! - The container's writable layer and every file made for it live in one
