@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 pub use config::parse_signal;
 
 use crate::builder::{ensure_snapshots, remove_tree, staging_dir, ExtraHost, SnapshotError};
-use crate::exec::{self, ExecError, Foreground, Mount, Network, RunSpec, Ulimit};
+use crate::exec::{self, ExecError, Foreground, Mount, MountKind, Network, RunSpec, Ulimit};
 use crate::oci::{LayerBlob, Store, StoreError};
 
 /// Docker's default `--stop-timeout`, in seconds.
@@ -230,6 +230,19 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
     let hostname = hostname(opts)?;
     let hosts = dir.join("hosts");
     fs::write(&hosts, hosts_file(opts)?).map_err(io_err("writing", &hosts))?;
+    // COMPAT(docker): /etc/hostname is the container's own file, holding its name; the
+    // run's mounts come after it, so a -v over it wins.
+    let hostname_file = dir.join("hostname");
+    fs::write(&hostname_file, format!("{hostname}\n"))
+        .map_err(io_err("writing", &hostname_file))?;
+    let mut mounts = vec![Mount {
+        target: "/etc/hostname".into(),
+        kind: MountKind::Bind {
+            source: hostname_file,
+            readonly: false,
+        },
+    }];
+    mounts.extend(opts.mounts.iter().cloned());
     let spec = RunSpec {
         lower_dirs: lower,
         upper_dir: upper,
@@ -240,7 +253,7 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
         user: config::user(cfg, opts),
         hostname,
         network: opts.network,
-        mounts: opts.mounts.clone(),
+        mounts,
         stdin: None,
         privileged: opts.privileged,
         hosts_file: Some(hosts),

@@ -41,28 +41,30 @@ static STOP_SIGNAL: AtomicI32 = AtomicI32::new(libc::SIGTERM);
 static STOP_TIMEOUT: AtomicU32 = AtomicU32::new(10);
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
-/// The signal mask as it was before [`block`].
-pub struct Blocked(SigSet);
-
-impl Blocked {
-    /// Puts the mask back (pending signals are delivered now).
-    pub fn restore(&self) -> Result<(), Errno> {
-        signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None)
-    }
-}
-
-/// Blocks the forwarded signals and SIGALRM, so that none arrives between the fork of
-/// the init and [`install`] (it would kill the helper, and the command with it).
-pub fn block() -> Result<Blocked, ExecError> {
+/// The forwarded signals and SIGALRM: blocked in a foreground helper from its start
+/// (kiln blocks them before it execs the helper: see [`blocked_set`]) until
+/// [`install`], so that none kills it, or the command with it, before its handlers
+/// know the command's pid; one that came meanwhile is delivered then.
+pub fn blocked_set() -> SigSet {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(s);
     }
     set.add(Signal::SIGALRM);
-    let mut old = SigSet::empty();
-    signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
-        .map_err(|e| sig_err("blocking signals", e))?;
-    Ok(Blocked(old))
+    set
+}
+
+/// Unblocks [`blocked_set`] (in the init before it execs the command, and in the
+/// helper once its handlers are in place).
+pub fn unblock() -> Result<(), Errno> {
+    signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&blocked_set()), None)
+}
+
+/// Blocks [`blocked_set`] (again: kiln blocked it already; this keeps the helper
+/// right when it is started some other way).
+pub fn block() -> Result<(), ExecError> {
+    signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked_set()), None)
+        .map_err(|e| sig_err("blocking signals", e))
 }
 
 /// Installs the helper's handlers for the command `init`.

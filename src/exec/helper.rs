@@ -77,27 +77,25 @@ fn run_helper() -> Result<i32, ExecError> {
         source,
     })?;
     // Held back until the init's pid is known to the handlers (see `forward`).
-    let unblock = match spec.foreground {
-        Some(_) => Some(forward::block()?),
-        None => None,
-    };
+    if spec.foreground.is_some() {
+        forward::block()?;
+    }
     // SAFETY: this process is single-threaded (checked above), so the child may run
     // arbitrary code after the fork.
     let pid = match unsafe { fork() }.map_err(|e| helper_err("forking the sandbox init", e))? {
         ForkResult::Child => {
             drop(init_r);
-            if let Some(mask) = &unblock {
+            if spec.foreground.is_some() {
                 // The command must not inherit a blocked mask.
-                let _ = mask.restore();
+                let _ = forward::unblock();
             }
             init_main(&spec, init_w)
         }
         ForkResult::Parent { child } => child,
     };
-    if let (Some(fg), Some(mask)) = (spec.foreground, unblock) {
+    if let Some(fg) = spec.foreground {
         forward::install(pid, fg)?;
-        mask.restore()
-            .map_err(|e| helper_err("unblocking signals", e))?;
+        forward::unblock().map_err(|e| helper_err("unblocking signals", e))?;
     }
     drop(init_w);
     let mut bytes = Vec::new();

@@ -131,18 +131,27 @@ fn spawn(
 ) -> Result<std::process::Child, ExecError> {
     let fd = report_w.as_raw_fd();
     let stdin_fd = stdin.map(AsRawFd::as_raw_fd);
+    let blocked = super::forward::blocked_set();
     let mut cmd = Command::new(exe);
     cmd.arg("__sandbox").stdin(Stdio::piped());
     if !foreground {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     // SAFETY: the closure runs between fork and exec and calls only prctl, dup2,
-    // setsid and fcntl, which are async-signal-safe; it allocates nothing and takes no
+    // setsid, pthread_sigmask and fcntl, which are async-signal-safe; it allocates nothing and takes no
     // lock.
     unsafe {
         cmd.pre_exec(move || {
-            if foreground && libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
+            if foreground {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Until the helper's handlers are in (a blocked mask survives exec).
+                let rc =
+                    libc::pthread_sigmask(libc::SIG_BLOCK, blocked.as_ref(), std::ptr::null_mut());
+                if rc != 0 {
+                    return Err(std::io::Error::from_raw_os_error(rc));
+                }
             }
             // The helper (and through its own death signal, the sandbox) dies with the
             // thread that waits for it, so a killed kiln leaves no build running.

@@ -136,10 +136,10 @@ fn run_honours_the_image_config_and_docker_merge_rules() {
             "plain",
             "sh",
             "-c",
-            "hostname; echo $HOSTNAME; grep db /etc/hosts",
+            "hostname; echo $HOSTNAME; cat /etc/hostname; grep db /etc/hosts",
         ],
     );
-    assert_eq!(out, "box\nbox\n10.0.0.7\tdb\n");
+    assert_eq!(out, "box\nbox\nbox\n10.0.0.7\tdb\n");
     // 127 not found, 126 not executable, 125 kiln's own failures.
     let (code, _, err) = run(&env, &["--rm", "plain", "no-such-command"], None);
     assert_eq!(code, 127, "{err}");
