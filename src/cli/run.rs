@@ -81,6 +81,9 @@ pub struct RunArgs {
     /// sandbox's insecure mode).
     #[arg(long)]
     pub privileged: bool,
+    /// Run an init at PID 1 that passes signals on to the command and reaps orphans.
+    #[arg(long)]
+    pub init: bool,
     /// A resource limit `NAME=SOFT[:HARD]` (repeatable).
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimits: Vec<String>,
@@ -244,6 +247,7 @@ fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         })?),
     };
     opts.privileged = args.privileged;
+    opts.init = args.init;
     opts.ulimits = ulimits(&args.ulimits)?;
     opts.shm_size = shm_size(args.shm_size.as_deref())?;
     Ok(opts)

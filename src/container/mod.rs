@@ -65,6 +65,8 @@ pub struct RunOptions {
     pub stop_timeout: Option<u32>,
     /// `--privileged`: the sandbox's insecure mode.
     pub privileged: bool,
+    /// `--init`: an init at PID 1 that passes signals on and reaps orphans.
+    pub init: bool,
     /// `--ulimit`.
     pub ulimits: Vec<Ulimit>,
     /// `--shm-size`, in bytes.
@@ -90,6 +92,7 @@ impl RunOptions {
             stop_signal: None,
             stop_timeout: None,
             privileged: false,
+            init: false,
             ulimits: Vec::new(),
             shm_size: None,
         }
@@ -264,6 +267,7 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
             stdin: opts.stdin,
             stop_signal,
             stop_timeout: opts.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+            init: opts.init,
         }),
     };
     tracing::debug!(image = %opts.image, argv = ?spec.argv, "running a container");

@@ -114,6 +114,38 @@ extern "C" fn on_helper_signal(sig: libc::c_int) {
     Errno::set_raw(saved);
 }
 
+// ---- the init's side (`--init`) ----
+
+/// The command, seen from the init that stays PID 1.
+static COMMAND: AtomicI32 = AtomicI32::new(0);
+
+/// Installs the init's handlers: every forwarded signal goes on to `command` as is
+/// (the helper already turned a stop into the stop signal).
+pub fn install_init(command: Pid) -> Result<(), ExecError> {
+    COMMAND.store(command.as_raw(), Ordering::SeqCst);
+    let action = SigAction::new(
+        SigHandler::Handler(on_init_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for s in FORWARDED {
+        // SAFETY: the handler is async-signal-safe (module invariant).
+        unsafe { signal::sigaction(s, &action) }
+            .map_err(|e| sig_err("installing the init's signal handlers", e))?;
+    }
+    Ok(())
+}
+
+extern "C" fn on_init_signal(sig: libc::c_int) {
+    let saved = Errno::last_raw();
+    let pid = COMMAND.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe and takes plain integers.
+        unsafe { libc::kill(pid, sig) };
+    }
+    Errno::set_raw(saved);
+}
+
 // ---- kiln's side ----
 
 /// The helper (kiln's child), once spawned.

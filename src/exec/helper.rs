@@ -182,7 +182,47 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     nix::unistd::setgid(Gid::from_raw(ids.gid)).map_err(user_err)?;
     nix::unistd::setuid(Uid::from_raw(ids.uid)).map_err(user_err)?;
     nix::unistd::chdir(spec.cwd.as_str()).map_err(chdir_err)?;
+    if spec.foreground.is_some_and(|f| f.init) {
+        return init_process(spec, &ids.home, pipe);
+    }
     exec(spec, &ids.home)
+}
+
+/// `kiln run --init`: forks the command and stays PID 1, passing signals on to it and
+/// reaping every child until the command exits; then exits with its status (128 + N
+/// when signal N killed it). The command's exec failure reaches the helper as it
+/// would without the init: the child reports it on the pipe and exits 127.
+fn init_process(
+    spec: &RunSpec,
+    home: &str,
+    pipe: &mut File,
+) -> Result<std::convert::Infallible, ExecError> {
+    forward::block()?;
+    // SAFETY: the init is single-threaded (forked from the single-threaded helper).
+    let child = match unsafe { fork() }.map_err(|e| helper_err("forking the command", e))? {
+        ForkResult::Child => {
+            let _ = forward::unblock();
+            return exec(spec, home);
+        }
+        ForkResult::Parent { child } => child,
+    };
+    // The helper reads the pipe to its end: only the command's copy (close-on-exec)
+    // may keep it open. This process never returns (it exits below), so the File that
+    // owns the fd is never dropped and the fd is not closed twice.
+    let _ = nix::unistd::close(pipe.as_raw_fd());
+    forward::install_init(child)?;
+    let _ = forward::unblock();
+    let status = loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => break code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => break 128 + sig as i32,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            // No child left: the command is gone without our seeing it (cannot happen).
+            Err(_) => break 128 + libc::SIGKILL,
+        }
+    };
+    // SAFETY: _exit skips atexit handlers and buffered state of the forked process.
+    unsafe { libc::_exit(status) }
 }
 
 /// `--ulimit`: each limit, in order.

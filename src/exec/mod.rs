@@ -122,6 +122,11 @@ pub struct Foreground {
     pub stop_signal: i32,
     /// Seconds from the stop signal to SIGKILL.
     pub stop_timeout: u32,
+    /// `--init`: PID 1 stays a small init that passes every forwarded signal on to the
+    /// command (so a stop reaches it with no handler of its own) and reaps orphans, as
+    /// docker's tini does; it exits with the command's status.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// One resource limit (`setrlimit`); `u64::MAX` is unlimited.

@@ -363,6 +363,35 @@ fn sigterm_to_kiln_stops_the_container() {
     let (code, _, err) = decode(child.wait_with_output().unwrap());
     assert_eq!(code, 137, "{err}");
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    // With --init, PID 1 passes SIGTERM on: the command dies of it at once (the
+    // timeout, 60 s, would otherwise end it with 137).
+    let t0 = Instant::now();
+    let child = start(
+        &env,
+        &[
+            "--init",
+            "--stop-timeout",
+            "60",
+            "plain",
+            "sh",
+            "-c",
+            "echo ready; exec sleep 60",
+        ],
+    );
+    sigterm(&child);
+    let (code, _, err) = decode(child.wait_with_output().unwrap());
+    assert_eq!(code, 143, "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert_eq!(
+        run_ok(&env, &["--init", "plain", "sh", "-c", "echo $$"]),
+        "2\n"
+    );
+    let (code, _, _) = run(
+        &env,
+        &["--rm", "--init", "plain", "sh", "-c", "exit 9"],
+        None,
+    );
+    assert_eq!(code, 9);
     // --stop-signal replaces SIGTERM.
     let usr1 = "trap 'exit 4' USR1; echo ready; while :; do sleep 0.1; done";
     let child = start(&env, &["--stop-signal", "USR1", "plain", "sh", "-c", usr1]);

@@ -31,9 +31,6 @@ pub struct Refused {
     /// Refused: no daemon or stored containers to restart (issue 14).
     #[arg(long, value_name = "POLICY")]
     restart: Option<String>,
-    /// Refused: no init process yet (issue 14).
-    #[arg(long)]
-    init: bool,
     /// Refused: the host's platform only (issue 14).
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<String>,
@@ -75,14 +72,13 @@ pub struct Refused {
 impl Refused {
     /// The first refused flag given, as an error that names it.
     pub fn check(&self) -> anyhow::Result<()> {
-        let given: [(bool, &str, &str); 19] = [
+        let given: [(bool, &str, &str); 18] = [
             (self.detach, "-d/--detach", "kiln runs containers in the foreground only; run it under your shell's job control or a service manager"),
             (self.tty, "-t/--tty", "kiln gives no pseudo-terminal yet; the container gets kiln's own stdio"),
             (!self.publish.is_empty(), "-p/--publish", "kiln has no private network to publish from; --network host shares the host's ports"),
             (self.publish_all, "-P/--publish-all", "kiln has no private network to publish from; --network host shares the host's ports"),
             (self.name.is_some(), "--name", "a name is for a stored container, and kiln keeps none yet (--rm)"),
             (self.restart.is_some(), "--restart", "without a daemon nothing restarts a container; use a service manager (systemd's Restart=)"),
-            (self.init, "--init", "kiln has no init process to put at PID 1 yet"),
             (self.platform.is_some(), "--platform", "kiln runs the host's platform only"),
             (!self.cap_add.is_empty(), "--cap-add", "the container has Docker's default capabilities, or every one with --privileged"),
             (!self.cap_drop.is_empty(), "--cap-drop", "the container has Docker's default capabilities, or every one with --privileged"),
