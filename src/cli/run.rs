@@ -81,6 +81,12 @@ pub struct RunArgs {
     /// sandbox's insecure mode).
     #[arg(long)]
     pub privileged: bool,
+    /// Add a capability to Docker's default set (`NET_ADMIN`, `ALL`; repeatable).
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from Docker's default set (`CHOWN`, `ALL`; repeatable).
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
     /// Run an init at PID 1 that passes signals on to the command and reaps orphans.
     #[arg(long)]
     pub init: bool,
@@ -248,6 +254,17 @@ fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     };
     opts.privileged = args.privileged;
     opts.init = args.init;
+    let caps = |flag: &str, names: &[String]| -> anyhow::Result<Vec<container::Capability>> {
+        names
+            .iter()
+            .map(|n| {
+                container::Capability::parse(n)
+                    .with_context(|| format!("{flag} {n:?}: no such capability"))
+            })
+            .collect()
+    };
+    opts.cap_add = caps("--cap-add", &args.cap_add)?;
+    opts.cap_drop = caps("--cap-drop", &args.cap_drop)?;
     opts.ulimits = ulimits(&args.ulimits)?;
     opts.shm_size = shm_size(args.shm_size.as_deref())?;
     Ok(opts)

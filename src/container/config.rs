@@ -89,6 +89,58 @@ pub fn stop_signal(image: &ContainerConfig, opts: &RunOptions) -> Result<i32, Co
     }
 }
 
+/// A capability as `--cap-add`/`--cap-drop` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// `ALL`.
+    All,
+    /// One capability, by number.
+    One(u32),
+}
+
+impl Capability {
+    /// `ALL`, or a capability's name with or without `CAP_`, in any case.
+    pub fn parse(name: &str) -> Option<Self> {
+        if name.eq_ignore_ascii_case("ALL") {
+            return Some(Self::All);
+        }
+        crate::exec::capability(name).map(Self::One)
+    }
+}
+
+/// The capability set `--cap-add` and `--cap-drop` make of Docker's default (`None`
+/// when neither is given: the sandbox's default).
+// COMPAT(docker): moby's `caps.TweakCapabilities`: `--cap-add ALL` is every
+// capability but the dropped ones; `--cap-drop ALL` keeps only the added ones;
+// otherwise the default minus the dropped plus the added (an added one wins).
+pub fn capabilities(add: &[Capability], drop: &[Capability]) -> Option<Vec<u32>> {
+    if add.is_empty() && drop.is_empty() {
+        return None;
+    }
+    let ones = |list: &[Capability]| -> Vec<u32> {
+        list.iter()
+            .filter_map(|c| match c {
+                Capability::One(n) => Some(*n),
+                Capability::All => None,
+            })
+            .collect()
+    };
+    let (added, dropped) = (ones(add), ones(drop));
+    let all = 0..crate::exec::CAPABILITY_NAMES.len() as u32;
+    let set: std::collections::BTreeSet<u32> = if add.contains(&Capability::All) {
+        all.filter(|c| !dropped.contains(c)).collect()
+    } else if drop.contains(&Capability::All) {
+        added.into_iter().collect()
+    } else {
+        crate::exec::DEFAULT_CAPABILITIES
+            .into_iter()
+            .filter(|c| !dropped.contains(c))
+            .chain(added)
+            .collect()
+    };
+    Some(set.into_iter().collect())
+}
+
 /// A signal as docker spells one: `SIGTERM`, `TERM`, `term` or its number.
 pub fn parse_signal(s: &str) -> Option<i32> {
     if let Ok(n) = s.parse::<i32>() {
@@ -165,6 +217,24 @@ mod tests {
         );
         let plain = env(&ContainerConfig::default(), &opts(None, &[]), "h");
         assert_eq!(plain, [DEFAULT_PATH, "HOSTNAME=h"]);
+    }
+
+    #[test]
+    fn capabilities_tweak_as_docker_does() {
+        use Capability::{All, One};
+        assert_eq!(capabilities(&[], &[]), None);
+        let net_admin = Capability::parse("cap_net_admin").unwrap();
+        assert_eq!(net_admin, One(12));
+        let with = capabilities(&[net_admin], &[One(0)]).unwrap();
+        assert!(with.contains(&12) && !with.contains(&0) && with.contains(&5));
+        assert_eq!(capabilities(&[One(12)], &[All]).unwrap(), [12]);
+        assert_eq!(capabilities(&[], &[All]).unwrap(), Vec::<u32>::new());
+        let all = capabilities(&[All], &[One(21)]).unwrap();
+        assert_eq!(all.len(), 40);
+        assert!(!all.contains(&21));
+        // An added one wins over the same dropped.
+        assert!(capabilities(&[One(0)], &[One(0)]).unwrap().contains(&0));
+        assert_eq!(Capability::parse("NOPE"), None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use config::parse_signal;
+pub use config::{parse_signal, Capability};
 
 use crate::builder::{ensure_snapshots, remove_tree, staging_dir, ExtraHost, SnapshotError};
 use crate::exec::{self, ExecError, Foreground, Mount, MountKind, Network, RunSpec, Ulimit};
@@ -67,6 +67,10 @@ pub struct RunOptions {
     pub privileged: bool,
     /// `--init`: an init at PID 1 that passes signals on and reaps orphans.
     pub init: bool,
+    /// `--cap-add`, in order.
+    pub cap_add: Vec<Capability>,
+    /// `--cap-drop`, in order.
+    pub cap_drop: Vec<Capability>,
     /// `--ulimit`.
     pub ulimits: Vec<Ulimit>,
     /// `--shm-size`, in bytes.
@@ -93,6 +97,8 @@ impl RunOptions {
             stop_timeout: None,
             privileged: false,
             init: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
             ulimits: Vec::new(),
             shm_size: None,
         }
@@ -262,6 +268,7 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
         hosts_file: Some(hosts),
         ulimits: opts.ulimits.clone(),
         shm_size: opts.shm_size,
+        capabilities: config::capabilities(&opts.cap_add, &opts.cap_drop),
         read_only_root: opts.read_only,
         foreground: Some(Foreground {
             stdin: opts.stdin,

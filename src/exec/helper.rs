@@ -158,7 +158,7 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     // Before the capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
     set_ulimits(&spec.ulimits)?;
     if !spec.privileged {
-        caps::keep_default()?;
+        caps::keep(spec.capabilities.as_deref().unwrap_or(&caps::DEFAULT))?;
         // While CAP_SYS_ADMIN is still effective: no PR_SET_NO_NEW_PRIVS needed.
         seccomp::install()?;
     }

@@ -48,6 +48,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use caps::{by_name as capability, DEFAULT as DEFAULT_CAPABILITIES, NAMES as CAPABILITY_NAMES};
 pub use error::ExecError;
 pub use helper::helper_main;
 pub use parent::run;
@@ -95,6 +96,11 @@ pub struct RunSpec {
     /// The size of /dev/shm's tmpfs in bytes; 64 MiB (Docker's default) when absent.
     #[serde(default)]
     pub shm_size: Option<u64>,
+    /// The capability bounding set (capability numbers) unless [`RunSpec::privileged`];
+    /// Docker's default 14 ([`DEFAULT_CAPABILITIES`]) when absent. The seccomp filter
+    /// applies whatever the set: new namespaces and mounts stay refused.
+    #[serde(default)]
+    pub capabilities: Option<Vec<u32>>,
     /// Remount the root read-only once every mount is in place (`kiln run
     /// --read-only`); the extra mounts, /dev and /proc keep their own flags.
     #[serde(default)]

@@ -308,6 +308,28 @@ fn run_network_none_has_only_loopback_and_host_devices_do_not_open() {
         None,
     );
     assert_ne!(code, 0);
+    // --cap-add and --cap-drop tweak Docker's set as docker does.
+    let cap_eff = |flags: &[&str]| {
+        let mut args = vec!["-u", "0"];
+        args.extend_from_slice(flags);
+        args.extend([
+            "plain",
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status | cut -f2",
+        ]);
+        run_ok(&env, &args).trim().to_string()
+    };
+    assert_eq!(cap_eff(&[]), "00000000a80425fb");
+    assert_eq!(cap_eff(&["--cap-add", "NET_ADMIN"]), "00000000a80435fb");
+    assert_eq!(cap_eff(&["--cap-drop", "chown"]), "00000000a80425fa");
+    assert_eq!(
+        cap_eff(&["--cap-drop", "ALL", "--cap-add", "CAP_KILL"]),
+        "0000000000000020"
+    );
+    let (code, _, err) = run(&env, &["--rm", "--cap-add", "NOPE", "plain", "true"], None);
+    assert_eq!(code, 125);
+    assert!(err.contains("no such capability"), "{err}");
 }
 
 /// Starts `kiln run ARGS` with stdout piped; waits until it printed `ready`.

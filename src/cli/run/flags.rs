@@ -34,12 +34,6 @@ pub struct Refused {
     /// Refused: the host's platform only (issue 14).
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<String>,
-    /// Refused: Docker's default capabilities, or all with --privileged (issue 14).
-    #[arg(long, value_name = "CAP")]
-    cap_add: Vec<String>,
-    /// Refused: Docker's default capabilities, or all with --privileged (issue 14).
-    #[arg(long, value_name = "CAP")]
-    cap_drop: Vec<String>,
     /// Refused (issue 14).
     #[arg(long, value_name = "OPT")]
     security_opt: Vec<String>,
@@ -72,7 +66,7 @@ pub struct Refused {
 impl Refused {
     /// The first refused flag given, as an error that names it.
     pub fn check(&self) -> anyhow::Result<()> {
-        let given: [(bool, &str, &str); 18] = [
+        let given: [(bool, &str, &str); 16] = [
             (self.detach, "-d/--detach", "kiln runs containers in the foreground only; run it under your shell's job control or a service manager"),
             (self.tty, "-t/--tty", "kiln gives no pseudo-terminal yet; the container gets kiln's own stdio"),
             (!self.publish.is_empty(), "-p/--publish", "kiln has no private network to publish from; --network host shares the host's ports"),
@@ -80,8 +74,6 @@ impl Refused {
             (self.name.is_some(), "--name", "a name is for a stored container, and kiln keeps none yet (--rm)"),
             (self.restart.is_some(), "--restart", "without a daemon nothing restarts a container; use a service manager (systemd's Restart=)"),
             (self.platform.is_some(), "--platform", "kiln runs the host's platform only"),
-            (!self.cap_add.is_empty(), "--cap-add", "the container has Docker's default capabilities, or every one with --privileged"),
-            (!self.cap_drop.is_empty(), "--cap-drop", "the container has Docker's default capabilities, or every one with --privileged"),
             (!self.security_opt.is_empty(), "--security-opt", "the container has RUN's seccomp filter and masked paths, or none with --privileged"),
             (!self.device.is_empty(), "--device", "the container has the standard devices only (BuildKit's insecure set with --privileged)"),
             (!self.label.is_empty(), "-l/--label", "labels are for stored containers, and kiln keeps none yet"),
