@@ -97,6 +97,9 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
             source,
         })?;
     if spec.read_only_root {
+        // COMPAT(docker): a missing working directory is made in the container's layer
+        // before it starts, so a read-only root still gets one.
+        ensure_point(sys, &root, &spec.cwd, true, &mut points)?;
         // A bind remount changes this mount's flags only: the mounts above stay as set.
         mount(
             sys,

@@ -250,6 +250,11 @@ fn run_mounts_binds_tmpfs_and_a_read_only_root() {
     );
     assert_eq!(out, "a\nb\n");
     assert_eq!(fs::read_to_string(host.join("ro-root")).unwrap(), "c\n");
+    // A missing working directory is made before the root turns read-only.
+    assert_eq!(
+        run_ok(&env, &["--read-only", "-w", "/new/dir", "plain", "pwd"]),
+        "/new/dir\n"
+    );
     // The writable layer is the container's own and goes with it.
     run_ok(
         &env,
