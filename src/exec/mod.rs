@@ -11,7 +11,8 @@
 //! (this and the masking unless [`RunSpec::privileged`]), drops to the user and execs the
 //! command. Setup failures come back as typed [`ExecError`]s over a close-on-exec pipe;
 //! the helper sends its verdict to kiln over fd 3. The command's stdout and stderr
-//! stream to the caller as it runs.
+//! stream to the caller as it runs; a foreground run ([`Foreground`], `kiln run`)
+//! gets kiln's stdio itself, and kiln's signals (see `forward.rs`).
 //!
 //! Invariants:
 //! - After [`run`] returns, the upper dir holds only what the command wrote: every mount
