@@ -9,6 +9,7 @@ pub mod attest;
 pub mod builder;
 pub mod cache;
 pub mod cli;
+pub mod container;
 pub mod dockerfile;
 pub mod exec;
 pub mod layer;

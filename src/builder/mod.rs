@@ -52,6 +52,8 @@ pub use image::{parse_rfc3339, BuiltImage};
 pub use output::{OutputSpec, OutputSpecError};
 pub use resolver::PullPolicy;
 pub use run::{ExtraHost, SandboxOptions, SecretSource};
+// `kiln run` prepares an image's root as a RUN step's.
+pub use snapshot::{ensure_snapshots, remove_tree, staging_dir, SnapshotError};
 pub use streamed_context::{read_streamed_context, StreamedContext, StreamedContextError};
 // The option types `BuildOptions` is made of, so a caller needs only this module.
 pub use crate::exec::{Resource, Ulimit};

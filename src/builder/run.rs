@@ -257,6 +257,9 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         hosts_file,
         ulimits: cx.sandbox.ulimits.clone(),
         shm_size: cx.sandbox.shm_size,
+        capabilities: None,
+        read_only_root: false,
+        foreground: None,
     };
     let mut tail = OutputTail::default();
     let mut on_output = |o: Output<'_>| match o {

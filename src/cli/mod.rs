@@ -28,6 +28,7 @@ pub mod pull;
 pub mod push;
 pub mod report;
 pub mod rmi;
+pub mod run;
 pub mod save;
 
 /// kiln: build OCI images from Dockerfiles, without a daemon.
@@ -60,6 +61,8 @@ pub enum Command {
     Parse(parse::ParseArgs),
     /// Build an image from a Dockerfile.
     Build(Box<build::BuildArgs>),
+    /// Run a command in a new container from an image, in the foreground (`--rm`).
+    Run(Box<run::RunArgs>),
     /// List images in the store.
     Images(images::ImagesArgs),
     /// Show an image's manifest and config as JSON.
@@ -130,6 +133,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match &cli.command {
         Command::Parse(args) => return parse::run(args.clone()),
         Command::Build(a) => return build::run(&cli, a),
+        Command::Run(a) => return run::run(&cli, a),
         Command::Fsck(a) => return fsck::run(&cli, a),
         Command::Login(a) => return login::run(&cli, a),
         Command::Sandbox => crate::exec::helper_main(),
@@ -148,6 +152,23 @@ pub fn run(cli: Cli) -> i32 {
         Ok(()) => 0,
         Err(e) => report(&e),
     }
+}
+
+/// The exit status for a command line clap rejects: docker's 125 for `kiln run`
+/// (whose status is otherwise the container's), else 2.
+pub fn usage_exit_code(args: &[std::ffi::OsString]) -> i32 {
+    let mut rest = args.iter().skip(1).filter_map(|a| a.to_str());
+    while let Some(a) = rest.next() {
+        match a {
+            "--root" | "--log-level" => {
+                rest.next();
+            }
+            a if a.starts_with('-') => {}
+            "run" => return run::EXIT_KILN,
+            _ => return 2,
+        }
+    }
+    2
 }
 
 /// Prints `e` with its causes and returns the exit code it deserves.

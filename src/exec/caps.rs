@@ -48,11 +48,64 @@ fn err(step: &'static str) -> impl Fn(Errno) -> ExecError {
     }
 }
 
-/// Narrows this process to [`DEFAULT`] for what it execs. Needs CAP_SETPCAP (the
-/// sandbox init runs as root with every capability).
-pub fn keep_default() -> Result<(), ExecError> {
+/// Every capability by its name in linux/capability.h (without `CAP_`), by number.
+pub const NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The number of the capability docker calls `name` (`NET_ADMIN`, `CAP_NET_ADMIN`,
+/// any case).
+pub fn by_name(name: &str) -> Option<u32> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    NAMES.iter().position(|n| *n == bare).map(|i| i as u32)
+}
+
+/// Narrows this process to `keep` ([`DEFAULT`] for a RUN) for what it execs. Needs
+/// CAP_SETPCAP (the sandbox init runs as root with every capability).
+pub fn keep(keep: &[u32]) -> Result<(), ExecError> {
     for cap in 0..=last_cap() {
-        if DEFAULT.contains(&cap) {
+        if keep.contains(&cap) {
             continue;
         }
         // SAFETY: PR_CAPBSET_DROP takes plain integers and no pointers.
@@ -111,5 +164,15 @@ mod tests {
         for cap in [21, 12, 19] {
             assert!(!DEFAULT.contains(&cap));
         }
+    }
+
+    #[test]
+    fn names_are_the_kernel_numbers() {
+        assert_eq!(by_name("CHOWN"), Some(0));
+        assert_eq!(by_name("cap_sys_admin"), Some(21));
+        assert_eq!(by_name("net_admin"), Some(12));
+        assert_eq!(by_name("CHECKPOINT_RESTORE"), Some(40));
+        assert_eq!(by_name("ALL"), None);
+        assert_eq!(by_name("NOPE"), None);
     }
 }

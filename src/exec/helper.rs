@@ -20,10 +20,10 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{dup2, fork, pipe2, ForkResult, Gid, Uid};
 
-use super::protocol::{self, InitMsg, Report, REPORT_FD};
+use super::protocol::{self, InitMsg, Report, REPORT_FD, STDIN_FD};
 use super::rootfs::{self, MountPoints};
 use super::sys::RealSys;
-use super::{caps, cleanup, seccomp, user, ExecError, Resource, RunSpec, Ulimit};
+use super::{caps, cleanup, forward, seccomp, user, ExecError, Resource, RunSpec, Ulimit};
 
 /// Entry point of `kiln __sandbox`: reads the spec from stdin, runs it, writes the
 /// `Report` to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
@@ -63,22 +63,40 @@ fn run_helper() -> Result<i32, ExecError> {
         what: "run spec".into(),
         source,
     })?;
-    redirect_stdin(spec.stdin.as_deref())?;
+    match spec.foreground {
+        Some(fg) if fg.stdin => {
+            dup2(STDIN_FD, 0).map_err(|e| helper_err("taking kiln's stdin", e))?;
+            let _ = nix::unistd::close(STDIN_FD);
+        }
+        _ => redirect_stdin(spec.stdin.as_deref())?,
+    }
     let (init_r, init_w) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| helper_err("creating the init pipe", e))?;
     nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|source| ExecError::Unshare {
         flags: "CLONE_NEWPID".into(),
         source,
     })?;
+    // Held back until the init's pid is known to the handlers (see `forward`).
+    if spec.foreground.is_some() {
+        forward::block()?;
+    }
     // SAFETY: this process is single-threaded (checked above), so the child may run
     // arbitrary code after the fork.
     let pid = match unsafe { fork() }.map_err(|e| helper_err("forking the sandbox init", e))? {
         ForkResult::Child => {
             drop(init_r);
+            if spec.foreground.is_some() {
+                // The command must not inherit a blocked mask.
+                let _ = forward::unblock();
+            }
             init_main(&spec, init_w)
         }
         ForkResult::Parent { child } => child,
     };
+    if let Some(fg) = spec.foreground {
+        forward::install(pid, fg)?;
+        forward::unblock().map_err(|e| helper_err("unblocking signals", e))?;
+    }
     drop(init_w);
     let mut bytes = Vec::new();
     File::from(init_r)
@@ -120,6 +138,16 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     // The sandbox dies with the helper.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| helper_err("setting the parent-death signal", e))?;
+    // Rust ignores SIGPIPE in kiln; an ignored signal stays ignored across exec, and
+    // the command must die of a closed pipe as it would under runc (`yes | head`).
+    // SAFETY: setting a default disposition runs no code of ours in a handler.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }
+    .map_err(|e| helper_err("restoring SIGPIPE", e))?;
     // COMPAT(buildkit): runc runs steps with umask 0022; inheriting the caller's would
     // make a RUN layer's modes depend on who ran the build.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
@@ -130,7 +158,7 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     // Before the capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
     set_ulimits(&spec.ulimits)?;
     if !spec.privileged {
-        caps::keep_default()?;
+        caps::keep(spec.capabilities.as_deref().unwrap_or(&caps::DEFAULT))?;
         // While CAP_SYS_ADMIN is still effective: no PR_SET_NO_NEW_PRIVS needed.
         seccomp::install()?;
     }
@@ -154,7 +182,47 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     nix::unistd::setgid(Gid::from_raw(ids.gid)).map_err(user_err)?;
     nix::unistd::setuid(Uid::from_raw(ids.uid)).map_err(user_err)?;
     nix::unistd::chdir(spec.cwd.as_str()).map_err(chdir_err)?;
+    if spec.foreground.is_some_and(|f| f.init) {
+        return init_process(spec, &ids.home, pipe);
+    }
     exec(spec, &ids.home)
+}
+
+/// `kiln run --init`: forks the command and stays PID 1, passing signals on to it and
+/// reaping every child until the command exits; then exits with its status (128 + N
+/// when signal N killed it). The command's exec failure reaches the helper as it
+/// would without the init: the child reports it on the pipe and exits 127.
+fn init_process(
+    spec: &RunSpec,
+    home: &str,
+    pipe: &mut File,
+) -> Result<std::convert::Infallible, ExecError> {
+    forward::block()?;
+    // SAFETY: the init is single-threaded (forked from the single-threaded helper).
+    let child = match unsafe { fork() }.map_err(|e| helper_err("forking the command", e))? {
+        ForkResult::Child => {
+            let _ = forward::unblock();
+            return exec(spec, home);
+        }
+        ForkResult::Parent { child } => child,
+    };
+    // The helper reads the pipe to its end: only the command's copy (close-on-exec)
+    // may keep it open. This process never returns (it exits below), so the File that
+    // owns the fd is never dropped and the fd is not closed twice.
+    let _ = nix::unistd::close(pipe.as_raw_fd());
+    forward::install_init(child)?;
+    let _ = forward::unblock();
+    let status = loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => break code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => break 128 + sig as i32,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            // No child left: the command is gone without our seeing it (cannot happen).
+            Err(_) => break 128 + libc::SIGKILL,
+        }
+    };
+    // SAFETY: _exit skips atexit handlers and buffered state of the forked process.
+    unsafe { libc::_exit(status) }
 }
 
 /// `--ulimit`: each limit, in order.

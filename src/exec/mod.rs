@@ -11,7 +11,8 @@
 //! (this and the masking unless [`RunSpec::privileged`]), drops to the user and execs the
 //! command. Setup failures come back as typed [`ExecError`]s over a close-on-exec pipe;
 //! the helper sends its verdict to kiln over fd 3. The command's stdout and stderr
-//! stream to the caller as it runs.
+//! stream to the caller as it runs; a foreground run ([`Foreground`], `kiln run`)
+//! gets kiln's stdio itself, and kiln's signals (see `forward.rs`).
 //!
 //! Invariants:
 //! - After [`run`] returns, the upper dir holds only what the command wrote: every mount
@@ -33,6 +34,7 @@
 mod caps;
 mod cleanup;
 mod error;
+mod forward;
 mod helper;
 mod mountpoint;
 mod overlay;
@@ -47,6 +49,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use caps::{by_name as capability, DEFAULT as DEFAULT_CAPABILITIES, NAMES as CAPABILITY_NAMES};
 pub use error::ExecError;
 pub use helper::helper_main;
 pub use parent::run;
@@ -94,6 +97,43 @@ pub struct RunSpec {
     /// The size of /dev/shm's tmpfs in bytes; 64 MiB (Docker's default) when absent.
     #[serde(default)]
     pub shm_size: Option<u64>,
+    /// The capability bounding set (capability numbers) unless [`RunSpec::privileged`];
+    /// Docker's default 14 ([`DEFAULT_CAPABILITIES`]) when absent. The seccomp filter
+    /// applies whatever the set: new namespaces and mounts stay refused.
+    #[serde(default)]
+    pub capabilities: Option<Vec<u32>>,
+    /// Remount the root read-only once every mount is in place (`kiln run
+    /// --read-only`); the extra mounts, /dev and /proc keep their own flags.
+    #[serde(default)]
+    pub read_only_root: bool,
+    /// Run a container in the foreground (`kiln run`) instead of a build step: the
+    /// command gets kiln's stdout and stderr themselves (`on_output` is never called),
+    /// and SIGINT/SIGTERM to kiln stop it.
+    #[serde(default)]
+    pub foreground: Option<Foreground>,
+}
+
+/// How a foreground container (`kiln run`) meets the terminal and signals.
+///
+/// kiln forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the helper,
+/// which runs in a session of its own (a Ctrl-C on the terminal reaches kiln only). The
+/// helper turns SIGINT and SIGTERM into a stop, as `docker stop` does: `stop_signal`
+/// to the command, then SIGKILL after `stop_timeout` seconds (at once when 0); the
+/// others it passes on unchanged. The command is PID 1 of its namespace, so a signal it
+/// has no handler for does nothing, exactly as in docker without `--init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Foreground {
+    /// The command reads kiln's own stdin (`-i`); otherwise `/dev/null`.
+    pub stdin: bool,
+    /// The signal a stop sends first, as its number.
+    pub stop_signal: i32,
+    /// Seconds from the stop signal to SIGKILL.
+    pub stop_timeout: u32,
+    /// `--init`: PID 1 stays a small init that passes every forwarded signal on to the
+    /// command (so a stop reaches it with no handler of its own) and reaps orphans, as
+    /// docker's tini does; it exits with the command's status.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// One resource limit (`setrlimit`); `u64::MAX` is unlimited.

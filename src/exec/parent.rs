@@ -1,11 +1,12 @@
 //! kiln's side of a run: checks the spec, starts `exe __sandbox` with the spec on its
 //! stdin and a report pipe on fd 3, streams the command's stdout and stderr to the
-//! caller as they arrive, and turns the helper's report into a result. Safe to call
+//! caller as they arrive (a foreground run's go straight to kiln's own, and kiln's
+//! signals to the helper: see `super::forward`), and turns the helper's report into a result. Safe to call
 //! from many threads at once: every pipe is created close-on-exec, so a concurrent
 //! spawn never inherits another run's pipe.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,8 +14,9 @@ use std::sync::mpsc;
 
 use nix::fcntl::OFlag;
 
+use super::forward::KilnSignals;
 use super::overlay::check_overlay_path;
-use super::protocol::{self, Report, REPORT_FD};
+use super::protocol::{self, Report, REPORT_FD, STDIN_FD};
 use super::{ExecError, MountKind, Output, RunResult, RunSpec};
 
 /// Runs `spec` in a sandbox by re-executing `exe` (normally `/proc/self/exe`, the kiln
@@ -45,15 +47,34 @@ pub fn run(
         privileged = spec.privileged,
         "starting the sandbox helper"
     );
-    let mut child = spawn(exe, &report_w)?;
+    let stdin_copy = match spec.foreground {
+        Some(fg) if fg.stdin => Some(high_dup(0)?),
+        _ => None,
+    };
+    let signals = match spec.foreground {
+        Some(_) => Some(KilnSignals::install()?),
+        None => None,
+    };
+    let mut child = spawn(
+        exe,
+        &report_w,
+        spec.foreground.is_some(),
+        stdin_copy.as_ref(),
+    )?;
+    if let Some(s) = &signals {
+        s.helper_started(child.id());
+    }
     drop(report_w);
-    let mut stdin = child.stdin.take().expect("stdin is piped");
+    drop(stdin_copy);
+    let Some(mut stdin) = child.stdin.take() else {
+        unreachable!("stdin is piped")
+    };
     // A helper that dies before reading the spec is reported through its exit below.
     let sent = stdin.write_all(&json);
     drop(stdin);
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    stream(stdout, stderr, on_output)?;
+    if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
+        stream(stdout, stderr, on_output)?;
+    }
     let mut report = Vec::new();
     std::fs::File::from(report_r)
         .read_to_end(&mut report)
@@ -65,6 +86,7 @@ pub fn run(
         step: "waiting for the helper".into(),
         source,
     })?;
+    drop(signals);
     match protocol::decode_lines::<Report>(&report, "helper report")?.pop() {
         Some(Report::Exited { status }) => Ok(RunResult { status }),
         Some(Report::Failed(err)) => Err(err),
@@ -82,17 +104,55 @@ pub fn run(
     }
 }
 
-fn spawn(exe: &Path, report_w: &OwnedFd) -> Result<std::process::Child, ExecError> {
+/// A close-on-exec copy of `fd` numbered 10 or above, clear of the fds the helper's
+/// protocol places (3 and 4).
+fn high_dup(fd: i32) -> Result<OwnedFd, ExecError> {
+    let err = |source| ExecError::Pipe {
+        step: "passing kiln's stdin".into(),
+        source,
+    };
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) returns a new fd that nothing else owns.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+    if new < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `new` was just returned by fcntl and is owned here alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Starts the helper. A foreground helper shares kiln's stdout and stderr, gets
+/// `stdin` (when given) as fd 4, and leads a session of its own, so that a terminal's
+/// Ctrl-C reaches kiln alone (which forwards it).
+fn spawn(
+    exe: &Path,
+    report_w: &OwnedFd,
+    foreground: bool,
+    stdin: Option<&OwnedFd>,
+) -> Result<std::process::Child, ExecError> {
     let fd = report_w.as_raw_fd();
+    let stdin_fd = stdin.map(AsRawFd::as_raw_fd);
+    let blocked = super::forward::blocked_set();
     let mut cmd = Command::new(exe);
-    cmd.arg("__sandbox")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: the closure runs between fork and exec and calls only prctl, dup2 and
-    // fcntl, which are async-signal-safe; it allocates nothing and takes no lock.
+    cmd.arg("__sandbox").stdin(Stdio::piped());
+    if !foreground {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    // SAFETY: the closure runs between fork and exec and calls only prctl, dup2,
+    // setsid, pthread_sigmask and fcntl, which are async-signal-safe; it allocates nothing and takes no
+    // lock.
     unsafe {
         cmd.pre_exec(move || {
+            if foreground {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Until the helper's handlers are in (a blocked mask survives exec).
+                let rc =
+                    libc::pthread_sigmask(libc::SIG_BLOCK, blocked.as_ref(), std::ptr::null_mut());
+                if rc != 0 {
+                    return Err(std::io::Error::from_raw_os_error(rc));
+                }
+            }
             // The helper (and through its own death signal, the sandbox) dies with the
             // thread that waits for it, so a killed kiln leaves no build running.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
@@ -105,6 +165,12 @@ fn spawn(exe: &Path, report_w: &OwnedFd) -> Result<std::process::Child, ExecErro
                 }
             } else if libc::dup2(fd, REPORT_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // Numbered 10 or above (`high_dup`): the dup2 above did not touch it.
+            if let Some(s) = stdin_fd {
+                if libc::dup2(s, STDIN_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

@@ -13,6 +13,9 @@ use super::ExecError;
 /// The fd on which the helper writes its [`Report`].
 pub const REPORT_FD: i32 = 3;
 
+/// The fd on which a foreground helper gets kiln's stdin (`kiln run -i`).
+pub const STDIN_FD: i32 = 4;
+
 /// What the sandbox init tells the helper before it execs (or instead).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum InitMsg {

@@ -96,6 +96,21 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
             hostname: spec.hostname.clone(),
             source,
         })?;
+    if spec.read_only_root {
+        // COMPAT(docker): a missing working directory is made in the container's layer
+        // before it starts, so a read-only root still gets one.
+        ensure_point(sys, &root, &spec.cwd, true, &mut points)?;
+        // A bind remount changes this mount's flags only: the mounts above stay as set.
+        mount(
+            sys,
+            None,
+            &root,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nodev(spec.privileged),
+            None,
+            "read-only remount of the root",
+        )?;
+    }
     pivot(sys, &root)?;
     Ok(points)
 }

@@ -146,6 +146,9 @@ fn spec() -> RunSpec {
         hosts_file: None,
         ulimits: vec![],
         shm_size: None,
+        capabilities: None,
+        read_only_root: false,
+        foreground: None,
     }
 }
 

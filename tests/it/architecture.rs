@@ -40,6 +40,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "store",
         ],
     ),
+    // `kiln run`: an image's root prepared as the builder prepares a RUN's
+    // (snapshots, temp dirs), run in the sandbox.
+    ("container", &["builder", "exec", "oci"]),
     // cli: builder for `build`; the others for the subcommands that are
     // thin over them (parse, cache, fsck/prune, images) and for errors.
     (
@@ -48,6 +51,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "attest",
             "builder",
             "cache",
+            "container",
             "dockerfile",
             "exec",
             "lint",

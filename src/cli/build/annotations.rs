@@ -10,7 +10,7 @@ use crate::oci::Platform;
 
 /// A bad or unsupported `--annotation`.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum AnnotationError {
+pub(in crate::cli) enum AnnotationError {
     // COMPAT(buildkit): buildx's wording.
     #[error("invalid annotation {value:?}, expected key=value")]
     Shape { value: String },

@@ -13,7 +13,7 @@ use crate::oci::{Platform, Reference};
 
 /// A command-line value that does not make sense.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum UsageError {
+pub(in crate::cli) enum UsageError {
     #[error("{flag} {value:?}: expected NAME=VALUE")]
     KeyValue { flag: &'static str, value: String },
     #[error("--platform {value}: kiln builds only for the host platform {host}")]
@@ -185,7 +185,7 @@ fn ssh_agents(vals: &[String]) -> Result<(BTreeMap<String, PathBuf>, Vec<KeyAgen
 /// `--add-host HOST:IP` / `HOST=IP`.
 // COMPAT(buildkit): buildx cuts at the first `=`, else at the first `:` (so
 // `host:::1` is IPv6), and the IP must parse.
-fn extra_hosts(vals: &[String]) -> Result<Vec<builder::ExtraHost>, UsageError> {
+pub(in crate::cli) fn extra_hosts(vals: &[String]) -> Result<Vec<builder::ExtraHost>, UsageError> {
     let mut out = Vec::new();
     for v in vals {
         let bad = || UsageError::AddHost { value: v.clone() };
@@ -210,7 +210,7 @@ fn extra_hosts(vals: &[String]) -> Result<Vec<builder::ExtraHost>, UsageError> {
 
 /// `--ulimit NAME=SOFT[:HARD]`: docker's syntax (go-units' `ParseUlimit`);
 /// a later flag for the same resource wins.
-fn ulimits(vals: &[String]) -> Result<Vec<builder::Ulimit>, UsageError> {
+pub(in crate::cli) fn ulimits(vals: &[String]) -> Result<Vec<builder::Ulimit>, UsageError> {
     use builder::{Resource, Ulimit};
     let mut out: Vec<Ulimit> = Vec::new();
     for v in vals {
@@ -256,7 +256,7 @@ fn ulimits(vals: &[String]) -> Result<Vec<builder::Ulimit>, UsageError> {
 /// `--shm-size`: docker's `RAMInBytes` syntax (go-units): a number, maybe
 /// with a fraction, an optional space and a binary unit `k`, `m`, `g`, `t`
 /// or `p` (any case, optionally followed by `i` and/or `b`). 0 is the default.
-fn shm_size(value: Option<&str>) -> Result<Option<u64>, UsageError> {
+pub(in crate::cli) fn shm_size(value: Option<&str>) -> Result<Option<u64>, UsageError> {
     let Some(v) = value else { return Ok(None) };
     let bad = || UsageError::ShmSize {
         value: v.to_string(),

@@ -10,8 +10,8 @@ use std::sync::mpsc;
 
 use clap::Args;
 
-mod annotations;
-mod args;
+pub(in crate::cli) mod annotations;
+pub(in crate::cli) mod args;
 mod call;
 mod docker_flags;
 mod ssh_keys;

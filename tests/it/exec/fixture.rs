@@ -67,6 +67,9 @@ impl Run {
             hosts_file: None,
             ulimits: vec![],
             shm_size: None,
+            capabilities: None,
+            read_only_root: false,
+            foreground: None,
         };
         Run { dir, spec }
     }

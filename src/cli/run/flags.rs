@@ -1,0 +1,326 @@
+//! `kiln run`'s flag syntaxes (docker's): `-v`, `--mount`, `--tmpfs`, `-e`,
+//! `--env-file`; and the docker flags kiln refuses by name.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use crate::exec::{Mount, MountKind};
+
+use super::super::build::args::shm_size;
+
+/// docker flags that need what kiln does not have yet: each is parsed, so that the
+/// error names it instead of calling it unknown.
+#[derive(Debug, clap::Args)]
+pub struct Refused {
+    /// Refused: kiln runs containers in the foreground only (issue 14).
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Refused: no pseudo-terminal yet (issue 14).
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Refused: no published ports yet (issue 14).
+    #[arg(short = 'p', long, value_name = "PORTS")]
+    publish: Vec<String>,
+    /// Refused: no published ports yet (issue 14).
+    #[arg(short = 'P', long)]
+    publish_all: bool,
+    /// Refused: no stored containers yet (issue 14).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Refused: no daemon or stored containers to restart (issue 14).
+    #[arg(long, value_name = "POLICY")]
+    restart: Option<String>,
+    /// Refused: the host's platform only (issue 14).
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+    /// Refused (issue 14).
+    #[arg(long, value_name = "OPT")]
+    security_opt: Vec<String>,
+    /// Refused: the standard devices only (issue 14).
+    #[arg(long, value_name = "DEVICE")]
+    device: Vec<String>,
+    /// Refused: no stored containers to label yet (issue 14).
+    #[arg(short = 'l', long, value_name = "K=V")]
+    label: Vec<String>,
+    /// Refused: no published ports yet (issue 14).
+    #[arg(long, value_name = "PORT")]
+    expose: Vec<String>,
+    /// Refused: no stored containers, so no container id (issue 14).
+    #[arg(long, value_name = "FILE")]
+    cidfile: Option<String>,
+    /// Refused: no stored containers or named volumes (issue 14).
+    #[arg(long, value_name = "CONTAINER")]
+    volumes_from: Vec<String>,
+    /// Refused: no health monitor yet (issue 14).
+    #[arg(long, value_name = "CMD")]
+    health_cmd: Option<String>,
+    /// Refused: no cgroup limits yet (issue 14).
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    memory: Option<String>,
+    /// Refused: no cgroup limits yet (issue 14).
+    #[arg(long, value_name = "N")]
+    cpus: Option<String>,
+}
+
+impl Refused {
+    /// The first refused flag given, as an error that names it.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let given: [(bool, &str, &str); 16] = [
+            (self.detach, "-d/--detach", "kiln runs containers in the foreground only; run it under your shell's job control or a service manager"),
+            (self.tty, "-t/--tty", "kiln gives no pseudo-terminal yet; the container gets kiln's own stdio"),
+            (!self.publish.is_empty(), "-p/--publish", "kiln has no private network to publish from; --network host shares the host's ports"),
+            (self.publish_all, "-P/--publish-all", "kiln has no private network to publish from; --network host shares the host's ports"),
+            (self.name.is_some(), "--name", "a name is for a stored container, and kiln keeps none yet (--rm)"),
+            (self.restart.is_some(), "--restart", "without a daemon nothing restarts a container; use a service manager (systemd's Restart=)"),
+            (self.platform.is_some(), "--platform", "kiln runs the host's platform only"),
+            (!self.security_opt.is_empty(), "--security-opt", "the container has RUN's seccomp filter and masked paths, or none with --privileged"),
+            (!self.device.is_empty(), "--device", "the container has the standard devices only (BuildKit's insecure set with --privileged)"),
+            (!self.label.is_empty(), "-l/--label", "labels are for stored containers, and kiln keeps none yet"),
+            (!self.expose.is_empty(), "--expose", "kiln has no private network to expose ports on"),
+            (self.cidfile.is_some(), "--cidfile", "kiln keeps no containers, so there is no id to write"),
+            (!self.volumes_from.is_empty(), "--volumes-from", "kiln keeps no containers or volumes yet"),
+            (self.health_cmd.is_some(), "--health-cmd", "kiln has no monitor to run health checks"),
+            (self.memory.is_some(), "-m/--memory", "kiln sets no cgroup limits yet (--ulimit works)"),
+            (self.cpus.is_some(), "--cpus", "kiln sets no cgroup limits yet (--ulimit works)"),
+        ];
+        match given.iter().find(|(on, _, _)| *on) {
+            Some((_, flag, why)) => {
+                bail!("kiln run {flag} is not implemented yet (issue 14): {why}")
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// `-e K=V` as is; `-e K` from kiln's environment, dropped when unset (as docker).
+pub fn env_entry(e: &str) -> anyhow::Result<Option<String>> {
+    let key = e.split_once('=').map_or(e, |(k, _)| k);
+    if key.is_empty() {
+        bail!("invalid environment variable {e:?}: the name is empty");
+    }
+    if e.contains('=') {
+        return Ok(Some(e.to_string()));
+    }
+    Ok(std::env::var_os(key).map(|v| format!("{key}={}", v.to_string_lossy())))
+}
+
+/// `--env-file`: `K=V` and `K` lines (leading whitespace dropped, the value kept as
+/// written, no quote removal); blank lines and `#` comments skipped.
+// COMPAT(docker): the CLI's `opts.ParseEnvFile`.
+pub fn env_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading env file {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("env file {} is not UTF-8", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        if key.chars().any(char::is_whitespace) {
+            bail!(
+                "env file {} line {}: variable {key:?} contains whitespace",
+                path.display(),
+                n + 1
+            );
+        }
+        out.extend(
+            env_entry(line)
+                .with_context(|| format!("env file {} line {}", path.display(), n + 1))?,
+        );
+    }
+    Ok(out)
+}
+
+/// A container path: absolute, not `/`.
+fn container_path(p: &str, flag: &str) -> anyhow::Result<String> {
+    if !p.starts_with('/') {
+        bail!("{flag}: the container path {p:?} must be absolute");
+    }
+    if p.trim_end_matches('/').is_empty() {
+        bail!("{flag}: the container path cannot be /");
+    }
+    Ok(p.to_string())
+}
+
+/// A host path: absolute, or relative to kiln's working directory.
+fn host_path(p: &str) -> anyhow::Result<PathBuf> {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("reading the current directory")?
+        .join(p))
+}
+
+/// `-v HOST:CTR[:ro|rw]`. A missing HOST directory is created, as docker does.
+pub fn volume(v: &str) -> anyhow::Result<Mount> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (host, ctr, opts) = match parts.as_slice() {
+        [ctr] => bail!("-v {ctr}: anonymous volumes are not implemented yet (issue 14); bind a host directory (-v HOST:{ctr}) or use --tmpfs {ctr}"),
+        [h, c] => (*h, *c, ""),
+        [h, c, o] => (*h, *c, *o),
+        _ => bail!("-v {v:?}: expected HOST:CTR[:OPTIONS]"),
+    };
+    if !(host.starts_with('/') || host.starts_with('.')) {
+        bail!("-v {v}: named volumes are not implemented yet (issue 14); give a host path (absolute, or ./relative)");
+    }
+    let target = container_path(ctr, "-v")?;
+    let mut readonly = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" | "readonly" => readonly = true,
+            "rw" => readonly = false,
+            other => bail!(
+                "-v {v}: option {other:?} is not implemented yet (issue 14); kiln takes ro or rw"
+            ),
+        }
+    }
+    let source = host_path(host)?;
+    if !source.exists() {
+        std::fs::create_dir_all(&source)
+            .with_context(|| format!("-v {v}: creating {}", source.display()))?;
+    }
+    Ok(Mount {
+        target,
+        kind: MountKind::Bind { source, readonly },
+    })
+}
+
+/// `--mount type=bind,src=HOST,dst=CTR[,readonly]` or `type=tmpfs,dst=CTR[,tmpfs-size=N]`.
+pub fn mount(spec: &str) -> anyhow::Result<Mount> {
+    let (mut kind, mut src, mut dst, mut readonly, mut size) = (None, None, None, false, None);
+    for field in spec.split(',') {
+        let (k, val) = match field.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (field, None),
+        };
+        match (k, val) {
+            ("type", Some(t)) => kind = Some(t),
+            ("source" | "src", Some(s)) => src = Some(s),
+            ("target" | "destination" | "dst", Some(d)) => dst = Some(d),
+            ("readonly" | "ro", None | Some("true" | "1")) => readonly = true,
+            ("readonly" | "ro", Some("false" | "0")) => readonly = false,
+            ("tmpfs-size", Some(s)) => size = Some(s),
+            _ => bail!("--mount {spec}: {field:?} is not implemented yet (issue 14); kiln takes type, src, dst, readonly and tmpfs-size"),
+        }
+    }
+    let dst = dst.with_context(|| format!("--mount {spec}: dst is required"))?;
+    let target = container_path(dst, "--mount")?;
+    match kind.unwrap_or("volume") {
+        "bind" => {
+            if size.is_some() {
+                bail!("--mount {spec}: tmpfs-size is for type=tmpfs");
+            }
+            let src = src.with_context(|| format!("--mount {spec}: src is required"))?;
+            let source = host_path(src)?;
+            if !source.exists() {
+                bail!("--mount {spec}: bind source path does not exist: {}", source.display());
+            }
+            Ok(Mount {
+                target,
+                kind: MountKind::Bind { source, readonly },
+            })
+        }
+        "tmpfs" => {
+            if src.is_some() || readonly {
+                bail!("--mount {spec}: a tmpfs takes no src and is never read-only");
+            }
+            Ok(Mount {
+                target,
+                kind: MountKind::Tmpfs {
+                    size: shm_size(size)?,
+                },
+            })
+        }
+        "volume" => bail!("--mount {spec}: volumes are not implemented yet (issue 14); use type=bind or type=tmpfs"),
+        other => bail!("--mount {spec}: type {other:?} is not implemented; use type=bind or type=tmpfs"),
+    }
+}
+
+/// `--tmpfs CTR[:OPTIONS]`: `size=N`, and `rw`, `nosuid`, `nodev` (which it is anyway).
+pub fn tmpfs(t: &str) -> anyhow::Result<Mount> {
+    let (ctr, opts) = t.split_once(':').unwrap_or((t, ""));
+    let target = container_path(ctr, "--tmpfs")?;
+    let mut size = None;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", s)) => size = shm_size(Some(s))?,
+            None if matches!(o, "rw" | "nosuid" | "nodev") => {}
+            _ => bail!("--tmpfs {t}: option {o:?} is not implemented yet (issue 14); kiln takes size=N (the tmpfs is rw,nosuid,nodev)"),
+        }
+    }
+    Ok(Mount {
+        target,
+        kind: MountKind::Tmpfs { size },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_parse_and_refuse_by_name() {
+        let m = volume("/tmp:/data:ro").unwrap();
+        assert_eq!(m.target, "/data");
+        assert_eq!(
+            m.kind,
+            MountKind::Bind {
+                source: "/tmp".into(),
+                readonly: true
+            }
+        );
+        let named = volume("data:/x").unwrap_err().to_string();
+        assert!(named.contains("named volumes"), "{named}");
+        let anon = volume("/x").unwrap_err().to_string();
+        assert!(anon.contains("anonymous volumes"), "{anon}");
+        assert!(volume("/tmp:rel").is_err());
+        assert!(volume("/tmp:/").is_err());
+        assert!(volume("/tmp:/x:z")
+            .unwrap_err()
+            .to_string()
+            .contains("\"z\""));
+    }
+
+    #[test]
+    fn mounts_and_tmpfs_parse() {
+        let m = mount("type=bind,src=/tmp,dst=/d,readonly").unwrap();
+        assert!(matches!(m.kind, MountKind::Bind { readonly: true, .. }));
+        let m = mount("type=tmpfs,destination=/t,tmpfs-size=1m").unwrap();
+        assert_eq!(
+            m.kind,
+            MountKind::Tmpfs {
+                size: Some(1 << 20)
+            }
+        );
+        assert!(mount("type=volume,src=v,dst=/v").is_err());
+        assert!(mount("type=bind,src=/nonexistent-kiln,dst=/d").is_err());
+        assert!(mount("type=bind,src=/tmp,dst=/d,bind-propagation=shared").is_err());
+        let t = tmpfs("/run:rw,size=64k").unwrap();
+        assert_eq!(
+            t.kind,
+            MountKind::Tmpfs {
+                size: Some(64 << 10)
+            }
+        );
+        assert!(tmpfs("/run:noexec").is_err());
+    }
+
+    #[test]
+    fn env_entries_and_files() {
+        assert_eq!(env_entry("A=1").unwrap().as_deref(), Some("A=1"));
+        assert!(env_entry("=1").is_err());
+        assert_eq!(env_entry("KILN_SURELY_UNSET_VAR").unwrap(), None);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("env");
+        std::fs::write(&f, "# c\n\n  A=1 2\nB=\"q\"\nKILN_SURELY_UNSET_VAR\n").unwrap();
+        assert_eq!(env_file(&f).unwrap(), ["A=1 2", "B=\"q\""]);
+        std::fs::write(&f, "A B=1\n").unwrap();
+        assert!(env_file(&f).is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! `kiln run`: an image from the store run as a foreground container, in the same
+//! sandbox as a RUN step (`exec`), with the image's config instead of a step's.
+//!
+//! [`run`] resolves the image (through an index to this host's platform), unpacks any
+//! layer not yet in `snapshots/` (a named image's blobs are always in the store: see
+//! `oci::registry::lazy`), lays a fresh upper dir over them under the store's `tmp/`,
+//! merges the image's config with the [`RunOptions`] as docker does
+//! (`config.rs`), and runs the command with kiln's stdio, forwarding kiln's signals.
+//!
+//! Invariants:
+//! - The container's writable layer and every file made for it live in one
+//!   `tmp/run-*` dir, removed when the command ends, however it ends; a kiln killed
+//!   outright leaves it to `kiln prune`'s stale-temp cleanup, as a killed build does.
+//! - The caller holds the store lock shared for the whole run, so `prune` never
+//!   removes a snapshot (or that dir) under a running container.
+//! - The sandbox is RUN's default one (namespaces, Docker's default capabilities,
+//!   seccomp, standard devices, masked paths) unless [`RunOptions::privileged`].
+
+mod config;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use config::{parse_signal, Capability};
+
+use crate::builder::{ensure_snapshots, remove_tree, staging_dir, ExtraHost, SnapshotError};
+use crate::exec::{self, ExecError, Foreground, Mount, MountKind, Network, RunSpec, Ulimit};
+use crate::oci::{LayerBlob, Store, StoreError};
+
+/// Docker's default `--stop-timeout`, in seconds.
+pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
+
+/// What `kiln run` was asked for, validated (flags parsed, files read); the image's
+/// config fills in what is absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The image reference, as `kiln images` and `FROM` name it.
+    pub image: String,
+    /// COMMAND [ARG…]; empty means the image's Cmd.
+    pub command: Vec<String>,
+    /// `--entrypoint`; `Some("")` clears the image's.
+    pub entrypoint: Option<String>,
+    /// `--env-file` then `-e` entries, `KEY=VALUE`, in order (later wins).
+    pub env: Vec<String>,
+    /// `-w`: absolute.
+    pub workdir: Option<String>,
+    /// `-u user[:group]`.
+    pub user: Option<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `--add-host` lines, in order.
+    pub extra_hosts: Vec<ExtraHost>,
+    /// Bind and tmpfs mounts, in order.
+    pub mounts: Vec<Mount>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--network`.
+    pub network: Network,
+    /// `-i`: the command reads kiln's stdin.
+    pub stdin: bool,
+    /// `--stop-signal`, as a number.
+    pub stop_signal: Option<i32>,
+    /// `--stop-timeout`, in seconds.
+    pub stop_timeout: Option<u32>,
+    /// `--privileged`: the sandbox's insecure mode.
+    pub privileged: bool,
+    /// `--init`: an init at PID 1 that passes signals on and reaps orphans.
+    pub init: bool,
+    /// `--cap-add`, in order.
+    pub cap_add: Vec<Capability>,
+    /// `--cap-drop`, in order.
+    pub cap_drop: Vec<Capability>,
+    /// `--ulimit`.
+    pub ulimits: Vec<Ulimit>,
+    /// `--shm-size`, in bytes.
+    pub shm_size: Option<u64>,
+}
+
+impl RunOptions {
+    /// The defaults for `image`: its own config, no network, no stdin.
+    pub fn new(image: &str) -> Self {
+        Self {
+            image: image.into(),
+            command: Vec::new(),
+            entrypoint: None,
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+            hostname: None,
+            extra_hosts: Vec::new(),
+            mounts: Vec::new(),
+            read_only: false,
+            network: Network::None,
+            stdin: false,
+            stop_signal: None,
+            stop_timeout: None,
+            privileged: false,
+            init: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            ulimits: Vec::new(),
+            shm_size: None,
+        }
+    }
+}
+
+/// Why a container could not run (its command exiting non-zero is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// Finding or reading the image.
+    #[error("image {image}")]
+    Image {
+        /// The reference.
+        image: String,
+        /// The cause.
+        #[source]
+        source: Box<StoreError>,
+    },
+    /// Unpacking the image's layers.
+    #[error("preparing the root filesystem of {image}")]
+    Snapshot {
+        /// The reference.
+        image: String,
+        /// The cause.
+        #[source]
+        source: Box<SnapshotError>,
+    },
+    /// Neither the image nor the run gives a command.
+    #[error("no command specified (the image has no Entrypoint or Cmd; give COMMAND)")]
+    NoCommand,
+    /// The image's `StopSignal` names no signal.
+    #[error("the image's StopSignal {signal:?} is not a signal")]
+    ImageStopSignal {
+        /// As written in the config.
+        signal: String,
+    },
+    /// `--read-only` over an image that declares volumes.
+    #[error("--read-only with an image that declares VOLUME {path} is not implemented yet (issue 14: anonymous volumes); mount something there with -v or --tmpfs")]
+    ReadOnlyVolume {
+        /// The first volume path not covered by a mount.
+        path: String,
+    },
+    /// A file made for the container (its temp dir, /etc/hosts).
+    #[error("{step} {path}")]
+    Io {
+        /// What was being done.
+        step: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The sandbox could not start the command.
+    #[error("starting the container")]
+    Exec(#[source] Box<ExecError>),
+}
+
+impl ContainerError {
+    /// docker's exit status for this failure: 127 when the command is not found, 126
+    /// when it cannot be executed, 125 for anything else (kiln's own failure).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Exec(e) => match **e {
+                ExecError::Exec {
+                    source: nix::errno::Errno::ENOENT,
+                    ..
+                } => 127,
+                ExecError::Exec { .. } => 126,
+                _ => 125,
+            },
+            _ => 125,
+        }
+    }
+}
+
+fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ContainerError + 'a {
+    move |source| ContainerError::Io {
+        step,
+        path: path.into(),
+        source,
+    }
+}
+
+/// The container's temp dir under the store's `tmp/`, removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // A leftover is only disk, and `kiln prune` finds it.
+        let _ = remove_tree(&self.0);
+    }
+}
+
+/// Runs `opts` in the foreground, re-executing `exe` (the kiln binary) as the
+/// sandbox helper; returns the command's exit status (128 + N when signal N killed
+/// it).
+pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, ContainerError> {
+    let image_err = |source| ContainerError::Image {
+        image: opts.image.clone(),
+        source: Box::new(source),
+    };
+    let desc = store.resolve(&opts.image).map_err(image_err)?;
+    let (manifest, image) = store.load_image(&desc).map_err(image_err)?;
+    let cfg = &image.config;
+    if opts.read_only {
+        let covered = |v: &str| {
+            let v = v.trim_end_matches('/');
+            opts.mounts
+                .iter()
+                .any(|m| m.target.trim_end_matches('/') == v)
+        };
+        if let Some(v) = cfg.volumes.keys().find(|v| !covered(v)) {
+            return Err(ContainerError::ReadOnlyVolume { path: v.clone() });
+        }
+    }
+    let argv = config::argv(cfg, opts)?;
+    let stop_signal = config::stop_signal(cfg, opts)?;
+    let layers = LayerBlob::of_image(&manifest, &image);
+    let snap_err = |source| ContainerError::Snapshot {
+        image: opts.image.clone(),
+        source: Box::new(source),
+    };
+    let mut lower = ensure_snapshots(store, &layers, None).map_err(snap_err)?;
+    lower.reverse();
+    let scratch = Scratch(staging_dir(store, "run-").map_err(snap_err)?);
+    let dir = &scratch.0;
+    let (upper, work) = (dir.join("upper"), dir.join("work"));
+    for d in [&upper, &work] {
+        fs::create_dir(d).map_err(io_err("creating", d))?;
+    }
+    if lower.is_empty() {
+        // overlayfs needs a lower dir; an image of no layers has none.
+        let empty = dir.join("empty");
+        fs::create_dir(&empty).map_err(io_err("creating", &empty))?;
+        lower.push(empty);
+    }
+    let hostname = hostname(opts)?;
+    let hosts = dir.join("hosts");
+    fs::write(&hosts, hosts_file(opts)?).map_err(io_err("writing", &hosts))?;
+    // COMPAT(docker): /etc/hostname is the container's own file, holding its name; the
+    // run's mounts come after it, so a -v over it wins.
+    let hostname_file = dir.join("hostname");
+    fs::write(&hostname_file, format!("{hostname}\n"))
+        .map_err(io_err("writing", &hostname_file))?;
+    let mut mounts = vec![Mount {
+        target: "/etc/hostname".into(),
+        kind: MountKind::Bind {
+            source: hostname_file,
+            readonly: false,
+        },
+    }];
+    mounts.extend(opts.mounts.iter().cloned());
+    let spec = RunSpec {
+        lower_dirs: lower,
+        upper_dir: upper,
+        work_dir: work,
+        argv,
+        env: config::env(cfg, opts, &hostname),
+        cwd: config::workdir(cfg, opts),
+        user: config::user(cfg, opts),
+        hostname,
+        network: opts.network,
+        mounts,
+        stdin: None,
+        privileged: opts.privileged,
+        hosts_file: Some(hosts),
+        ulimits: opts.ulimits.clone(),
+        shm_size: opts.shm_size,
+        capabilities: config::capabilities(&opts.cap_add, &opts.cap_drop),
+        read_only_root: opts.read_only,
+        foreground: Some(Foreground {
+            stdin: opts.stdin,
+            stop_signal,
+            stop_timeout: opts.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+            init: opts.init,
+        }),
+    };
+    tracing::debug!(image = %opts.image, argv = ?spec.argv, "running a container");
+    let result =
+        exec::run(&spec, exe, &mut |_| {}).map_err(|e| ContainerError::Exec(Box::new(e)))?;
+    drop(scratch);
+    Ok(result.status)
+}
+
+/// `--hostname`; with the host's network, the host's name (as docker does); else a
+/// fresh 12-hex-digit id, as docker names a container after its id.
+fn hostname(opts: &RunOptions) -> Result<String, ContainerError> {
+    if let Some(h) = &opts.hostname {
+        return Ok(h.clone());
+    }
+    if opts.network == Network::Host {
+        if let Ok(h) = nix::unistd::gethostname() {
+            return Ok(h.to_string_lossy().into_owned());
+        }
+    }
+    let mut bytes = [0u8; 6];
+    let urandom = Path::new("/dev/urandom");
+    io::Read::read_exact(
+        &mut fs::File::open(urandom).map_err(io_err("opening", urandom))?,
+        &mut bytes,
+    )
+    .map_err(io_err("reading", urandom))?;
+    Ok(hex::encode(bytes))
+}
+
+/// /etc/hosts: the host's with the host's network, docker's localhost lines without
+/// it; then one `IP\tHOST` line per `--add-host`.
+fn hosts_file(opts: &RunOptions) -> Result<Vec<u8>, ContainerError> {
+    // COMPAT(docker): libnetwork's default hosts content for a container.
+    const LOCAL: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+    let mut text = match opts.network {
+        Network::None => LOCAL.as_bytes().to_vec(),
+        Network::Host => {
+            let host = Path::new("/etc/hosts");
+            match fs::read(host) {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => LOCAL.as_bytes().to_vec(),
+                Err(e) => return Err(io_err("reading", host)(e)),
+            }
+        }
+    };
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        text.push(b'\n');
+    }
+    for h in &opts.extra_hosts {
+        text.extend_from_slice(format!("{}\t{}\n", h.ip, h.host).as_bytes());
+    }
+    Ok(text)
+}
