@@ -26,6 +26,7 @@ use std::path::PathBuf;
 
 use crate::oci::DiffId;
 
+pub use confine::{Lower, LowerEntry};
 pub use pack::{pack, recompress};
 pub use unpack::{unpack, unpack_tar, unpack_verified};
 

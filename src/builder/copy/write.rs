@@ -80,7 +80,11 @@ impl Stager<'_> {
                 let dir = self.ensure_dir(dest);
                 self.dir_mode = dir_mode;
                 let dir = dir?;
-                return add::extract(&node.host, kind, &dir)
+                let beneath = add::ImageBeneath {
+                    view: self.view,
+                    dest: self.resolve_dest(dest)?,
+                };
+                return add::extract(&node.host, kind, &dir, Some(&beneath))
                     .and_then(|()| self.chown_tree(&dir))
                     .map_err(|e| CopyError::Add {
                         source_path: source.into(),
