@@ -93,6 +93,7 @@ impl Stager<'_> {
             }
         }
         if node.meta.is_dir() {
+            self.check_dir_onto(&self.resolve_dest(&to)?)?;
             let dir = self.ensure_dir(&to)?;
             self.copy_children(node, &dir, &node.path)
         } else {
@@ -128,6 +129,38 @@ impl Stager<'_> {
             }
         }
         Ok(cur)
+    }
+
+    /// The canonical image path a staged host path stands for.
+    fn image_path(&self, host: &Path) -> String {
+        let rel = host.strip_prefix(self.staging).unwrap_or(host);
+        format!("/{}", rel.to_string_lossy())
+    }
+
+    /// Refuses to copy a directory onto canonical `path` when the target has a
+    /// non-directory there.
+    // COMPAT(buildkit): fsutil's copier `lstat`s each directory it copies
+    // into and fails with "cannot copy to non-directory" on anything else, a
+    // symlink to a directory included (`COPY t/ /` with `t/lib/` over
+    // merged-usr `/lib -> usr/lib`); only the named destination is resolved.
+    fn check_dir_onto(&self, path: &str) -> Result<(), CopyError> {
+        let Some(n) = self.view.resolve(path, false)? else {
+            return Ok(());
+        };
+        let ft = n.meta.file_type();
+        let kind = if n.path != path || ft.is_dir() {
+            return Ok(());
+        } else if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_file() {
+            "file"
+        } else {
+            "special file"
+        };
+        Err(CopyError::DirOntoNonDir {
+            path: path.to_string(),
+            kind,
+        })
     }
 
     /// Creates the staged parents of canonical `path`; returns its host path.
@@ -188,6 +221,7 @@ impl Stager<'_> {
             let name = child.path.rsplit('/').next().unwrap_or("");
             let to = host.join(name);
             if child.meta.is_dir() {
+                self.check_dir_onto(&self.image_path(&to))?;
                 remove_non_dir(&to)?;
                 if !to.is_dir() {
                     fs::create_dir(&to).map_err(werr("creating", &to))?;
