@@ -214,3 +214,20 @@ fn a_directory_onto_a_target_symlink_fails_naming_it_unless_link() {
         "cannot copy to non-directory: /etc/passwd is a file in the image"
     );
 }
+
+#[test]
+fn a_dangling_destination_symlink_is_followed_to_where_it_points() {
+    let f = fixture();
+    let img = f.target.layers()[0].clone();
+    symlink("gone", img.join("l")).unwrap();
+    symlink("../../x/y", img.join("up")).unwrap();
+    symlink("l", img.join("chain")).unwrap();
+    run(&f, &op(&["a.txt"], "/chain")).unwrap();
+    assert_eq!(read(&f, "gone"), "a.txt");
+    run(&f, &op(&["dir"], "/up")).unwrap();
+    assert_eq!(read(&f, "x/y/x"), "dir/x");
+    assert!(fs::symlink_metadata(f.staging.join("l")).is_err());
+    symlink("loop", img.join("loop")).unwrap();
+    let err = run(&f, &op(&["a.txt"], "/loop")).unwrap_err();
+    assert!(matches!(err, CopyError::Target(_)), "{err}");
+}

@@ -17,9 +17,13 @@ use crate::plan::{Chmod, CopyOp};
 
 use super::{join, werr, CopyError};
 use crate::builder::add::{self, AddError};
-use crate::builder::merged_fs::{MergedFs, Node};
+use crate::builder::merged_fs::{MergedFs, MergedFsError, Node};
 use crate::builder::perms::apply_chmod;
 use crate::builder::source::{clean, Selected, Source};
+
+/// How many dangling symlinks one destination may go through (Linux's
+/// `MAXSYMLINKS`).
+const MAX_DANGLING_HOPS: usize = 40;
 
 pub(super) struct Stager<'a> {
     pub(super) src: &'a Source,
@@ -111,8 +115,22 @@ impl Stager<'_> {
             || (!rel_to_source.is_empty() && ex.is_excluded(rel_to_source))
     }
 
-    /// The canonical image path of `path`, symlinks of the target followed.
+    /// The canonical image path of `path`, symlinks of the target followed
+    /// (a dangling one to where it points, which the copy then creates).
     fn resolve_dest(&self, path: &str) -> Result<String, CopyError> {
+        let mut path = path.to_string();
+        for _ in 0..=MAX_DANGLING_HOPS {
+            match self.resolve_dest_step(&path)? {
+                Ok(canon) => return Ok(canon),
+                Err(respliced) => path = respliced,
+            }
+        }
+        Err(MergedFsError::SymlinkLoop { path }.into())
+    }
+
+    /// One pass of [`Self::resolve_dest`]: the canonical path, or (`Err`) the
+    /// path again with its first dangling symlink replaced by its target.
+    fn resolve_dest_step(&self, path: &str) -> Result<Result<String, String>, CopyError> {
         let mut cur = String::from("/");
         let comps = clean(path);
         for (i, c) in comps.iter().enumerate() {
@@ -123,12 +141,27 @@ impl Stager<'_> {
                 }
                 Some(n) => cur = n.path,
                 None => {
+                    // COMPAT(buildkit): fsutil's RootPath follows a dangling
+                    // symlink to where it points: `COPY a /l` over `l -> gone`
+                    // writes /gone and keeps the link (likewise WORKDIR).
+                    let link = self.view.resolve(&next, false)?;
+                    if let Some(link) = link.filter(|n| n.meta.file_type().is_symlink()) {
+                        let target =
+                            fs::read_link(&link.host).map_err(werr("reading link", &link.host))?;
+                        let target = target.to_string_lossy();
+                        let base = if target.starts_with('/') {
+                            target.into_owned()
+                        } else {
+                            join(&cur, &target)
+                        };
+                        return Ok(Err(join(&base, &comps[i + 1..].join("/"))));
+                    }
                     let rest = comps[i..].join("/");
-                    return Ok(join(&cur, &rest));
+                    return Ok(Ok(join(&cur, &rest)));
                 }
             }
         }
-        Ok(cur)
+        Ok(Ok(cur))
     }
 
     /// The canonical image path a staged host path stands for.
