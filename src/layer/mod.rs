@@ -10,7 +10,9 @@
 //!   nothing holds a whole layer in memory (gzip works on a bounded queue of ~1 MiB
 //!   chunks, compressed in parallel as concatenated gzip members).
 //! - Unpacking never writes outside its destination: `..`, escapes, entries under a
-//!   symlinked parent and hard links out of the tree are refused, naming the entry.
+//!   symlinked parent and hard links out of the tree are refused, naming the entry. A
+//!   symlink of the read-only tree *beneath* (ADD's image, [`Lower`]) is followed as
+//!   path text resolved inside the destination, never opened.
 //!
 //! This module writes to any `Write` and reads from any `Read`; it knows nothing of the
 //! blob store.
