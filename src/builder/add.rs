@@ -5,14 +5,19 @@
 //!
 //! Invariants: extraction never writes outside its destination (it goes
 //! through the layer unpacker's confinement, [`crate::layer::unpack_tar`]:
-//! `..` that climbs out, writes through symlinks and hard links out of the
-//! tree are refused with the entry named); a fetched file whose digest differs from
+//! `..` that climbs out, writes through symlinks the archive made and hard
+//! links out of the tree are refused with the entry named; the image's own
+//! symlinked parents are followed as text, inside the destination); a fetched file whose digest differs from
 //! `--checksum` is an error and is never staged.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::layer::LowerEntry;
+use crate::layer::MergedFs;
 use crate::oci::{Digest, DigestWriter};
 
 /// Why ADD could not fetch or extract a source.
@@ -144,7 +149,15 @@ fn decoder<'a>(kind: ArchiveKind, f: File) -> io::Result<Box<dyn Read + 'a>> {
 /// hard link to outside the tree is refused, naming the entry.
 // COMPAT(buildkit): docker's untar (moby `pkg/archive`) has the same
 // replace rule and fails with "… is outside of …" where kiln refuses.
-pub fn extract(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<(), AddError> {
+///
+/// `beneath` is the image under `dest`: an entry whose parent is a symlink there
+/// (merged-usr `lib -> usr/lib`) is written where the link leads, inside `dest`.
+pub fn extract(
+    path: &Path,
+    kind: ArchiveKind,
+    dest: &Path,
+    beneath: Option<&dyn crate::layer::Lower>,
+) -> Result<(), AddError> {
     let f = File::open(path).map_err(|source| AddError::Extract {
         path: path.into(),
         source,
@@ -153,12 +166,50 @@ pub fn extract(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<(), AddErr
         path: path.into(),
         source,
     })?;
-    crate::layer::unpack_tar(reader, dest, crate::layer::UnpackMode::Archive).map_err(|source| {
-        AddError::Unpack {
-            path: path.into(),
-            source,
-        }
+    let mode = crate::layer::UnpackMode::Archive;
+    crate::layer::unpack_tar(reader, dest, mode, beneath).map_err(|source| AddError::Unpack {
+        path: path.into(),
+        source,
     })
+}
+
+/// The image beneath an archive's staged destination: what the target filesystem
+/// has below `dest`, the destination's canonical path in it.
+pub struct ImageBeneath<'a> {
+    /// The target filesystem.
+    pub view: &'a MergedFs,
+    /// The destination's canonical path (symlinks resolved).
+    pub dest: String,
+}
+
+impl crate::layer::Lower for ImageBeneath<'_> {
+    fn lookup(&self, components: &[&OsStr]) -> io::Result<LowerEntry> {
+        let mut path = self.dest.trim_end_matches('/').to_string();
+        for c in components {
+            // MergedFs speaks UTF-8 paths; a name it cannot hold is not beneath.
+            let Some(c) = c.to_str() else {
+                return Ok(LowerEntry::Missing);
+            };
+            path.push('/');
+            path.push_str(c);
+        }
+        let node = self.view.resolve(&path, false).map_err(io::Error::other)?;
+        Ok(match node {
+            // Reached through a symlink that the staged tree has replaced with a
+            // directory (or not there): nothing beneath this staged path.
+            Some(n) if n.path != path => LowerEntry::Missing,
+            None => LowerEntry::Missing,
+            Some(n) if n.meta.is_dir() => LowerEntry::Dir {
+                mode: n.meta.mode() & 0o7777,
+                uid: n.meta.uid(),
+                gid: n.meta.gid(),
+            },
+            Some(n) if n.meta.file_type().is_symlink() => {
+                LowerEntry::Symlink(std::fs::read_link(&n.host)?)
+            }
+            Some(_) => LowerEntry::Other,
+        })
+    }
 }
 
 /// The file name ADD gives a URL's content: the last path segment.
@@ -310,7 +361,7 @@ mod tests {
         assert_eq!(k("readme.tar"), None);
         let out = t.path().join("out");
         std::fs::create_dir(&out).unwrap();
-        extract(&t.path().join("x.gz"), ArchiveKind::Gzip, &out).unwrap();
+        extract(&t.path().join("x.gz"), ArchiveKind::Gzip, &out, None).unwrap();
         assert_eq!(std::fs::read(out.join("f")).unwrap(), b"hi");
     }
 }

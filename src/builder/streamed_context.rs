@@ -72,7 +72,8 @@ pub fn read_streamed_context(
     opts.context = dir.path().to_path_buf();
     match archive_kind(staged.path()).map_err(StreamedContextError::Read)? {
         Some(kind) => {
-            extract(staged.path(), kind, dir.path()).map_err(StreamedContextError::Unpack)?;
+            // A context tar unpacks into an empty directory: nothing beneath it.
+            extract(staged.path(), kind, dir.path(), None).map_err(StreamedContextError::Unpack)?;
             // COMPAT(buildkit): `-f` names a file inside the tar context.
             let rel = file.unwrap_or(Path::new("Dockerfile"));
             let path = dir.path().join(rel.strip_prefix("/").unwrap_or(rel));

@@ -10,7 +10,9 @@
 //!   nothing holds a whole layer in memory (gzip works on a bounded queue of ~1 MiB
 //!   chunks, compressed in parallel as concatenated gzip members).
 //! - Unpacking never writes outside its destination: `..`, escapes, entries under a
-//!   symlinked parent and hard links out of the tree are refused, naming the entry.
+//!   symlinked parent and hard links out of the tree are refused, naming the entry. A
+//!   symlink of the read-only tree *beneath* (ADD's image, [`Lower`]) is followed as
+//!   path text resolved inside the destination, never opened.
 //! - Reading unpacked layers back ([`MergedFs`], their merged view) never writes and never
 //!   resolves a path outside the layer dirs.
 //!
@@ -29,6 +31,7 @@ use std::path::PathBuf;
 
 use crate::oci::DiffId;
 
+pub use confine::{Lower, LowerEntry};
 pub use merged::{Entry, MergedFs, MergedFsError, Node};
 pub use pack::{pack, recompress};
 pub use unpack::{unpack, unpack_tar, unpack_verified};

@@ -18,7 +18,7 @@ use filetime::FileTime;
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use tar::EntryType;
 
-use super::confine::{clear_for, extract, normalize, unsafe_entry, Confined, DotDot};
+use super::confine::{clear_for, extract, normalize, unsafe_entry, Confined, DotDot, Lower};
 use super::header::Xattrs;
 use super::{LayerError, UnpackMode};
 use crate::oci::{DiffId, Hasher};
@@ -34,7 +34,7 @@ pub fn unpack(blob: impl Read, dest: &Path, mode: UnpackMode) -> Result<DiffId, 
         inner: decompressor(blob).map_err(LayerError::ReadArchive)?,
         hasher: Hasher::new(),
     };
-    unpack_entries(&mut reader, dest, mode)?;
+    unpack_entries(&mut reader, dest, mode, None)?;
     // The tar reader stops at the first zero block; the diff_id covers every byte.
     io::copy(&mut reader, &mut io::sink()).map_err(LayerError::ReadArchive)?;
     Ok(DiffId::from_bytes(reader.hasher.finish()))
@@ -43,18 +43,34 @@ pub fn unpack(blob: impl Read, dest: &Path, mode: UnpackMode) -> Result<DiffId, 
 /// Unpacks an already decompressed tar stream (ADD's archives, in any of the
 /// compressions ADD knows) into `dest`, with the same confinement as [`unpack`]:
 /// a later entry replaces an earlier one at the same path (a directory over a
-/// directory merges), and nothing is written outside `dest` or through a symlink.
-pub fn unpack_tar(tar: impl Read, dest: &Path, mode: UnpackMode) -> Result<(), LayerError> {
-    unpack_entries(tar, dest, mode)
+/// directory merges), and nothing is written outside `dest` or through a symlink in it.
+/// `lower` is the tree `dest` lies over: its symlinked parents are followed inside
+/// `dest`, as BuildKit's untar follows the image's merged-usr links.
+pub fn unpack_tar(
+    tar: impl Read,
+    dest: &Path,
+    mode: UnpackMode,
+    lower: Option<&dyn Lower>,
+) -> Result<(), LayerError> {
+    unpack_entries(tar, dest, mode, lower)
 }
 
-fn unpack_entries(tar: impl Read, dest: &Path, mode: UnpackMode) -> Result<(), LayerError> {
+fn unpack_entries(
+    tar: impl Read,
+    dest: &Path,
+    mode: UnpackMode,
+    lower: Option<&dyn Lower>,
+) -> Result<(), LayerError> {
     let dotdot = match mode {
         UnpackMode::Archive => DotDot::Clean,
         UnpackMode::Snapshot | UnpackMode::Apply => DotDot::Refuse,
     };
     let mut unpacker = Unpacker {
-        confined: Confined { root: dest, dotdot },
+        confined: Confined {
+            root: dest,
+            dotdot,
+            lower,
+        },
         mode,
         dirs: Vec::new(),
         written: (mode == UnpackMode::Apply).then(HashSet::new),

@@ -7,7 +7,9 @@
 //!
 //! Invariants: the destination is resolved through the target's symlinks
 //! (staging `bin/x` where the image has `bin -> usr/bin` would shadow the
-//! link); parent directories that exist in the target are staged with the
+//! link), but a directory *below* it is not: a source directory that meets
+//! a non-directory of the target (a symlink included) fails the step, as
+//! BuildKit's copier does, rather than replace it; parent directories that exist in the target are staged with the
 //! target's own mode, owner and mtime, so the layer never changes them.
 
 use std::io;
@@ -36,6 +38,14 @@ pub enum CopyError {
     NotADirectory {
         /// The non-directory in the target.
         path: String,
+    },
+    /// A directory copied onto a path the target has as a non-directory.
+    #[error("cannot copy to non-directory: {path} is a {kind} in the image")]
+    DirOntoNonDir {
+        /// The target's path.
+        path: String,
+        /// What it is there ("symlink", "file", "special file").
+        kind: &'static str,
     },
     /// Several sources and a destination without a trailing `/`.
     #[error("when using COPY with more than one source file, the destination must be a directory and end with a /")]

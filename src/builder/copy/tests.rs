@@ -183,3 +183,51 @@ fn only_copy_link_without_a_chown_name_skips_the_target() {
     o.chown = Some(Chown::parse("app"));
     assert!(reads_target(&o), "a name is looked up in the target");
 }
+
+#[test]
+fn a_directory_onto_a_target_symlink_fails_naming_it_unless_link() {
+    let f = fixture();
+    fs::create_dir_all(f.ctx.join("tree/bin")).unwrap();
+    fs::write(f.ctx.join("tree/bin/t"), "t").unwrap();
+    // The target has `bin -> usr/bin`: BuildKit's copier refuses to merge into it.
+    let err = run(&f, &op(&["tree/"], "/")).unwrap_err();
+    assert!(
+        matches!(&err, CopyError::DirOntoNonDir { path, kind: "symlink" } if path == "/bin"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "cannot copy to non-directory: /bin is a symlink in the image"
+    );
+    // The named destination itself is resolved through the link.
+    run(&f, &op(&["tree/bin"], "/bin/")).unwrap();
+    assert_eq!(read(&f, "usr/bin/t"), "t");
+    // --link copies onto an empty tree: nothing to refuse.
+    let mut link = op(&["tree/"], "/");
+    link.link = true;
+    run(&f, &link).unwrap();
+    assert_eq!(read(&f, "bin/t"), "t");
+    // A directory onto a file of the target, named as the destination.
+    let err = run(&f, &op(&["tree/bin"], "/etc/passwd")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot copy to non-directory: /etc/passwd is a file in the image"
+    );
+}
+
+#[test]
+fn a_dangling_destination_symlink_is_followed_to_where_it_points() {
+    let f = fixture();
+    let img = f.target.layers()[0].clone();
+    symlink("gone", img.join("l")).unwrap();
+    symlink("../../x/y", img.join("up")).unwrap();
+    symlink("l", img.join("chain")).unwrap();
+    run(&f, &op(&["a.txt"], "/chain")).unwrap();
+    assert_eq!(read(&f, "gone"), "a.txt");
+    run(&f, &op(&["dir"], "/up")).unwrap();
+    assert_eq!(read(&f, "x/y/x"), "dir/x");
+    assert!(fs::symlink_metadata(f.staging.join("l")).is_err());
+    symlink("loop", img.join("loop")).unwrap();
+    let err = run(&f, &op(&["a.txt"], "/loop")).unwrap_err();
+    assert!(matches!(err, CopyError::Target(_)), "{err}");
+}

@@ -19,7 +19,11 @@ use super::{join, werr, CopyError};
 use crate::builder::add::{self, AddError};
 use crate::builder::perms::apply_chmod;
 use crate::builder::source::{clean, Selected, Source};
-use crate::layer::{MergedFs, Node};
+use crate::layer::{MergedFs, MergedFsError, Node};
+
+/// How many dangling symlinks one destination may go through (Linux's
+/// `MAXSYMLINKS`).
+const MAX_DANGLING_HOPS: usize = 40;
 
 pub(super) struct Stager<'a> {
     pub(super) src: &'a Source,
@@ -80,7 +84,11 @@ impl Stager<'_> {
                 let dir = self.ensure_dir(dest);
                 self.dir_mode = dir_mode;
                 let dir = dir?;
-                return add::extract(&node.host, kind, &dir)
+                let beneath = add::ImageBeneath {
+                    view: self.view,
+                    dest: self.resolve_dest(dest)?,
+                };
+                return add::extract(&node.host, kind, &dir, Some(&beneath))
                     .and_then(|()| self.chown_tree(&dir))
                     .map_err(|e| CopyError::Add {
                         source_path: source.into(),
@@ -89,6 +97,7 @@ impl Stager<'_> {
             }
         }
         if node.meta.is_dir() {
+            self.check_dir_onto(&self.resolve_dest(&to)?)?;
             let dir = self.ensure_dir(&to)?;
             self.copy_children(node, &dir, &node.path)
         } else {
@@ -106,8 +115,22 @@ impl Stager<'_> {
             || (!rel_to_source.is_empty() && ex.is_excluded(rel_to_source))
     }
 
-    /// The canonical image path of `path`, symlinks of the target followed.
+    /// The canonical image path of `path`, symlinks of the target followed
+    /// (a dangling one to where it points, which the copy then creates).
     fn resolve_dest(&self, path: &str) -> Result<String, CopyError> {
+        let mut path = path.to_string();
+        for _ in 0..=MAX_DANGLING_HOPS {
+            match self.resolve_dest_step(&path)? {
+                Ok(canon) => return Ok(canon),
+                Err(respliced) => path = respliced,
+            }
+        }
+        Err(MergedFsError::SymlinkLoop { path }.into())
+    }
+
+    /// One pass of [`Self::resolve_dest`]: the canonical path, or (`Err`) the
+    /// path again with its first dangling symlink replaced by its target.
+    fn resolve_dest_step(&self, path: &str) -> Result<Result<String, String>, CopyError> {
         let mut cur = String::from("/");
         let comps = clean(path);
         for (i, c) in comps.iter().enumerate() {
@@ -118,12 +141,59 @@ impl Stager<'_> {
                 }
                 Some(n) => cur = n.path,
                 None => {
+                    // COMPAT(buildkit): fsutil's RootPath follows a dangling
+                    // symlink to where it points: `COPY a /l` over `l -> gone`
+                    // writes /gone and keeps the link (likewise WORKDIR).
+                    let link = self.view.resolve(&next, false)?;
+                    if let Some(link) = link.filter(|n| n.meta.file_type().is_symlink()) {
+                        let target =
+                            fs::read_link(&link.host).map_err(werr("reading link", &link.host))?;
+                        let target = target.to_string_lossy();
+                        let base = if target.starts_with('/') {
+                            target.into_owned()
+                        } else {
+                            join(&cur, &target)
+                        };
+                        return Ok(Err(join(&base, &comps[i + 1..].join("/"))));
+                    }
                     let rest = comps[i..].join("/");
-                    return Ok(join(&cur, &rest));
+                    return Ok(Ok(join(&cur, &rest)));
                 }
             }
         }
-        Ok(cur)
+        Ok(Ok(cur))
+    }
+
+    /// The canonical image path a staged host path stands for.
+    fn image_path(&self, host: &Path) -> String {
+        let rel = host.strip_prefix(self.staging).unwrap_or(host);
+        format!("/{}", rel.to_string_lossy())
+    }
+
+    /// Refuses to copy a directory onto canonical `path` when the target has a
+    /// non-directory there.
+    // COMPAT(buildkit): fsutil's copier `lstat`s each directory it copies
+    // into and fails with "cannot copy to non-directory" on anything else, a
+    // symlink to a directory included (`COPY t/ /` with `t/lib/` over
+    // merged-usr `/lib -> usr/lib`); only the named destination is resolved.
+    fn check_dir_onto(&self, path: &str) -> Result<(), CopyError> {
+        let Some(n) = self.view.resolve(path, false)? else {
+            return Ok(());
+        };
+        let ft = n.meta.file_type();
+        let kind = if n.path != path || ft.is_dir() {
+            return Ok(());
+        } else if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_file() {
+            "file"
+        } else {
+            "special file"
+        };
+        Err(CopyError::DirOntoNonDir {
+            path: path.to_string(),
+            kind,
+        })
     }
 
     /// Creates the staged parents of canonical `path`; returns its host path.
@@ -184,6 +254,7 @@ impl Stager<'_> {
             let name = child.path.rsplit('/').next().unwrap_or("");
             let to = host.join(name);
             if child.meta.is_dir() {
+                self.check_dir_onto(&self.image_path(&to))?;
                 remove_non_dir(&to)?;
                 if !to.is_dir() {
                     fs::create_dir(&to).map_err(werr("creating", &to))?;

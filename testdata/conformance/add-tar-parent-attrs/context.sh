@@ -1,0 +1,1 @@
+mkdir -p t/pub t/priv t/lib2; echo p > t/pub/f; echo q > t/priv/g; echo hi > t/lib2/foo; tar --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion -C t -cf x.tar pub/f priv/g lib2/foo; rm -rf t

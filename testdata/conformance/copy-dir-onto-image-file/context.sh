@@ -1,0 +1,1 @@
+mkdir -p t/lib2; echo hi > t/lib2/foo
