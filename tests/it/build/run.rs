@@ -169,3 +169,25 @@ fn a_read_write_bind_of_a_file_discards_its_writes() {
         "the mount point stays out of the image"
     );
 }
+
+#[test]
+fn a_run_gets_sigpipe_with_its_default_action() {
+    // kiln (Rust) ignores SIGPIPE; an ignored signal stays ignored across exec,
+    // so without the sandbox restoring it, `yes | head` never ends (runc gives
+    // the default action). Bit 13 of SigIgn is SIGPIPE.
+    let (env, ctx) = Env::busybox_dockerfile(
+        "FROM busybox\n\
+         RUN grep SigIgn /proc/self/status > /sigign && timeout 20 yes | head -n1 > /yes\n",
+    );
+    let out = env.kiln(&["build", "-t", "pipe", ctx.to_str().unwrap()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = env.rootfs("pipe");
+    let line = fs::read_to_string(root.join("sigign")).unwrap();
+    let mask = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(mask & (1 << 12), 0, "SIGPIPE is ignored in the RUN: {line}");
+    assert_eq!(fs::read_to_string(root.join("yes")).unwrap(), "y\n");
+}
