@@ -247,8 +247,10 @@ fn mount_system(
             continue;
         }
         let target = ensure_point(sys, root, file, false, points)?;
-        // COMPAT(buildkit): resolv.conf and hosts are bind mounts a RUN cannot change.
-        bind(sys, source, &target, true, nodev(privileged))?;
+        // COMPAT(buildkit): `withROBind`: "nosuid", "noexec", "nodev", "rbind", "ro",
+        // insecure or not; a RUN can neither change these files nor exec them.
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+        bind(sys, source, &target, true, flags)?;
     }
     Ok(())
 }

@@ -372,7 +372,9 @@ fn spec_files_are_bound_read_only_instead_of_the_hosts() {
         let remount = &fake.calls[at + 1];
         assert!(
             remount.contains(&format!("/t/work/root/etc/{target}"))
-                && remount.contains("MS_RDONLY"),
+                && ["MS_RDONLY", "MS_NOSUID", "MS_NOEXEC", "MS_NODEV"]
+                    .iter()
+                    .all(|f| remount.contains(f)),
             "{remount}"
         );
     }
