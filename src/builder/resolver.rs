@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::error::Error;
 
 use crate::oci::registry::{self, Client, RegistryError, RemoteBlobs};
-use crate::oci::{Platform, Reference, Store, StoreError};
+use crate::oci::{platform_matches, Platform, Reference, Store, StoreError};
 use crate::plan::{ImageResolver, ResolvedImage};
 
 use super::contexts::{self, ContextSource};
@@ -184,12 +184,17 @@ impl ImageResolver for StoreResolver<'_> {
                     reference: reference.into(),
                     source,
                 })?;
-        if !config.os.is_empty()
-            && (config.os != platform.os || config.architecture != platform.architecture)
-        {
+        let found = Platform {
+            os: config.os.clone(),
+            architecture: config.architecture.clone(),
+            variant: config.variant.clone(),
+            os_version: None,
+        };
+        // The rule the store and a pull choose index entries by.
+        if !config.os.is_empty() && !platform_matches(&found, platform) {
             return Err(Box::new(ResolveError::Platform {
                 reference: reference.into(),
-                found: format!("{}/{}", config.os, config.architecture),
+                found: found.to_specifier(),
                 wanted: platform.to_specifier(),
             }));
         }

@@ -235,6 +235,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         mounts.push(files_mount(cx.store, op, &mut temps)?);
     }
     let hosts_file = Some(hosts_file(cx, &mut temps)?);
+    let resolv_conf = Some(resolv_conf(cx, op.network, &mut temps)?);
     let upper = staging_dir(cx.store, "upper-")?;
     let work = staging_dir(cx.store, "work-")?;
     temps.dirs.push(work.clone());
@@ -255,6 +256,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         stdin: None,
         privileged: op.security == Security::Insecure,
         hosts_file,
+        resolv_conf,
         ulimits: cx.sandbox.ulimits.clone(),
         shm_size: cx.sandbox.shm_size,
         capabilities: None,
@@ -306,6 +308,25 @@ fn hosts_file(cx: &RunContext<'_>, temps: &mut Temps) -> Result<PathBuf, RunErro
     let dir = staging_dir(cx.store, "hosts-")?;
     temps.dirs.push(dir.clone());
     let file = dir.join("hosts");
+    fs::write(&file, text).map_err(ioerr("writing", &file))?;
+    Ok(file)
+}
+
+/// The run's /etc/resolv.conf, generated from the host's (see
+/// [`exec::resolvconf`]): loopback nameservers dropped unless the RUN has the
+/// host's network. A file in the run's temp dir, bound read-only, so a RUN can
+/// neither change the host's file nor leave its own in the layer.
+// COMPAT(buildkit): `GetResolvConf` filters for every mode but `pb.NetMode_HOST`:
+// the default mode (which kiln runs in the host's namespace) and `none` too.
+fn resolv_conf(
+    cx: &RunContext<'_>,
+    network: NetworkMode,
+    temps: &mut Temps,
+) -> Result<PathBuf, RunError> {
+    let text = exec::resolvconf::for_sandbox(network == NetworkMode::Host)?;
+    let dir = staging_dir(cx.store, "resolv-")?;
+    temps.dirs.push(dir.clone());
+    let file = dir.join("resolv.conf");
     fs::write(&file, text).map_err(ioerr("writing", &file))?;
     Ok(file)
 }

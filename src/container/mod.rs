@@ -239,6 +239,8 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
     let hostname = hostname(opts)?;
     let hosts = dir.join("hosts");
     fs::write(&hosts, hosts_file(opts)?).map_err(io_err("writing", &hosts))?;
+    let resolv = dir.join("resolv.conf");
+    fs::write(&resolv, resolv_conf(opts)?).map_err(io_err("writing", &resolv))?;
     // COMPAT(docker): /etc/hostname is the container's own file, holding its name; the
     // run's mounts come after it, so a -v over it wins.
     let hostname_file = dir.join("hostname");
@@ -266,6 +268,7 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
         stdin: None,
         privileged: opts.privileged,
         hosts_file: Some(hosts),
+        resolv_conf: Some(resolv),
         ulimits: opts.ulimits.clone(),
         shm_size: opts.shm_size,
         capabilities: config::capabilities(&opts.cap_add, &opts.cap_drop),
@@ -303,6 +306,26 @@ fn hostname(opts: &RunOptions) -> Result<String, ContainerError> {
     )
     .map_err(io_err("reading", urandom))?;
     Ok(hex::encode(bytes))
+}
+
+/// /etc/resolv.conf: a copy of the host's with the host's network (docker copies it
+/// as it is); without it, BuildKit's and libnetwork's filtered file (no loopback
+/// nameserver, the public defaults when none is left; see [`exec::resolvconf`]).
+fn resolv_conf(opts: &RunOptions) -> Result<String, ContainerError> {
+    let err = |e| ContainerError::Exec(Box::new(e));
+    match opts.network {
+        Network::Host => {
+            let host = Path::new(exec::resolvconf::HOST_PATH);
+            match fs::read(host) {
+                Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    Ok(exec::resolvconf::generate("", true))
+                }
+                Err(e) => Err(io_err("reading", host)(e)),
+            }
+        }
+        Network::None => exec::resolvconf::for_sandbox(false).map_err(err),
+    }
 }
 
 /// /etc/hosts: the host's with the host's network, docker's localhost lines without

@@ -240,6 +240,15 @@ pub enum ExecError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Reading the host's resolver configuration to generate the sandbox's.
+    #[error("reading {path}")]
+    #[serde(skip)]
+    ReadResolvConf {
+        /// The host file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A bind mount's source cannot be resolved on the host.
     #[error("resolving bind mount source {path}")]
     #[serde(skip)]

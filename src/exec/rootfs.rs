@@ -176,8 +176,8 @@ pub const PRIVILEGED_DEVICES: [(&str, SFlag, u64, u64); 14] = [
     ("loop7", SFlag::S_IFBLK, 7, 7),
 ];
 
-/// /proc, a minimal /dev, /sys (read-only unless privileged), and the host's
-/// resolv.conf and hosts (the spec's hosts file instead, when it has one).
+/// /proc, a minimal /dev, /sys (read-only unless privileged), and the spec's
+/// resolv.conf and hosts files (the host's own when the spec has none), read-only.
 fn mount_system(
     sys: &mut dyn Sys,
     root: &Path,
@@ -234,8 +234,9 @@ fn mount_system(
     if !privileged {
         mask_and_protect(sys, root)?;
     }
+    let resolv = spec.resolv_conf.as_deref();
     let hosts = spec.hosts_file.as_deref();
-    for (file, source) in [("/etc/resolv.conf", None), ("/etc/hosts", hosts)] {
+    for (file, source) in [("/etc/resolv.conf", resolv), ("/etc/hosts", hosts)] {
         let source = source.unwrap_or(Path::new(file));
         // A host without the file has nothing to share; the image's own copy stays.
         if sys
@@ -246,8 +247,10 @@ fn mount_system(
             continue;
         }
         let target = ensure_point(sys, root, file, false, points)?;
-        // COMPAT(buildkit): resolv.conf and hosts are bind mounts a RUN cannot change.
-        bind(sys, source, &target, true, nodev(privileged))?;
+        // COMPAT(buildkit): `withROBind`: "nosuid", "noexec", "nodev", "rbind", "ro",
+        // insecure or not; a RUN can neither change these files nor exec them.
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+        bind(sys, source, &target, true, flags)?;
     }
     Ok(())
 }

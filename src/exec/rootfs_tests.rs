@@ -144,6 +144,7 @@ fn spec() -> RunSpec {
         stdin: None,
         privileged: false,
         hosts_file: None,
+        resolv_conf: None,
         ulimits: vec![],
         shm_size: None,
         capabilities: None,
@@ -354,6 +355,30 @@ fn network_none_unshares_net_and_raises_loopback() {
     setup(&mut fake, &s).unwrap();
     assert!(fake.calls[0].contains("CLONE_NEWNET"));
     assert!(fake.calls.iter().any(|l| l == "lo up"));
+}
+
+#[test]
+fn spec_files_are_bound_read_only_instead_of_the_hosts() {
+    let mut fake = image();
+    fake.fs.insert("/t/gen/resolv.conf".into(), Kind::Other);
+    fake.fs.insert("/t/gen/hosts".into(), Kind::Other);
+    let mut s = spec();
+    s.resolv_conf = Some("/t/gen/resolv.conf".into());
+    s.hosts_file = Some("/t/gen/hosts".into());
+    setup(&mut fake, &s).unwrap();
+    for (source, target) in [("resolv.conf", "resolv.conf"), ("hosts", "hosts")] {
+        let bind = format!("mount /t/gen/{source} /t/work/root/etc/{target} - MS_BIND");
+        let at = position(&fake.calls, &bind);
+        let remount = &fake.calls[at + 1];
+        assert!(
+            remount.contains(&format!("/t/work/root/etc/{target}"))
+                && ["MS_RDONLY", "MS_NOSUID", "MS_NOEXEC", "MS_NODEV"]
+                    .iter()
+                    .all(|f| remount.contains(f)),
+            "{remount}"
+        );
+    }
+    assert!(!fake.calls.iter().any(|l| l.starts_with("mount /etc/")));
 }
 
 #[test]

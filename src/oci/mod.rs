@@ -8,6 +8,7 @@ pub mod compression;
 pub mod digest;
 pub mod layout;
 pub mod load;
+pub mod platform;
 pub mod reference;
 pub mod registry;
 pub mod spec;
@@ -18,6 +19,7 @@ pub use archive::{write_docker_archive, write_oci_archive, ArchiveError, DockerA
 pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};
 pub use layout::{import_layout, import_layout_image, write_layout, LayoutError, NamedImage};
 pub use load::{load, LoadError, LoadedImage};
+pub use platform::{platform_matches, PlatformMatcher};
 pub use reference::{normalize_name, Reference, ReferenceError};
 pub use spec::{
     canonical_json, media_type, ContainerConfig, Descriptor, Empty, HealthConfig, History,

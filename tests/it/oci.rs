@@ -232,3 +232,64 @@ fn validate_accepts_zstd_and_plain_layers_and_checks_history_and_platform() {
         Err(ValidateError::MediaType { .. })
     ));
 }
+
+/// An index of several variants of the host's architecture (and others): the
+/// store picks the entry a pull would, by containerd's rule, not the first of
+/// the right OS and architecture. Each entry but the host's own is a manifest
+/// with a different (bogus) config, so the pick shows in the config digest.
+#[test]
+fn load_manifest_picks_the_host_variant_from_an_index() {
+    use kiln::oci::{Index, Platform};
+    let (_d, store) = store();
+    let image = busybox_image(&store);
+    let (real, _) = store.load_manifest(&image).unwrap();
+    let host = Platform::host();
+    let other = |variant: &str| {
+        let mut m = real.clone();
+        m.config = store
+            .put_json(
+                media_type::OCI_CONFIG,
+                &serde_json::json!({ "variant": variant }),
+            )
+            .unwrap();
+        store.put_json(media_type::OCI_MANIFEST, &m).unwrap()
+    };
+    let (newer, older_arch) = match host.architecture.as_str() {
+        "arm64" => ("v8.2", "arm"),
+        "arm" => ("v8", "arm64"),
+        _ => ("v3", "arm64"),
+    };
+    let entry = |mut d: Descriptor, arch: &str, variant: Option<&str>| {
+        d.platform = Some(Platform {
+            os: "linux".into(),
+            architecture: arch.into(),
+            variant: variant.map(str::to_string),
+            os_version: None,
+        });
+        d
+    };
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.into()),
+        manifests: vec![
+            entry(other("newer"), &host.architecture, Some(newer)),
+            entry(other("arch"), older_arch, None),
+            entry(image.clone(), &host.architecture, host.variant.as_deref()),
+        ],
+        annotations: Default::default(),
+    };
+    let index = store.put_json(media_type::OCI_INDEX, &index).unwrap();
+    let (m, desc) = store.load_manifest(&index).unwrap();
+    assert_eq!(desc.digest, image.digest);
+    assert_eq!(m.config.digest, real.config.digest);
+    // Only a newer variant: no manifest for this host.
+    let only_newer = Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.into()),
+        manifests: vec![entry(other("newer"), &host.architecture, Some(newer))],
+        annotations: Default::default(),
+    };
+    let only_newer = store.put_json(media_type::OCI_INDEX, &only_newer).unwrap();
+    let err = store.load_manifest(&only_newer).unwrap_err();
+    assert!(matches!(err, StoreError::NoPlatform { .. }), "{err:?}");
+}

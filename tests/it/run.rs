@@ -492,3 +492,51 @@ fn run_resolves_an_index_to_the_host_platform() {
     store.tag("withatt", &index).unwrap();
     assert_eq!(run_ok(&env, &["withatt", "cat", "/app/file"]), "data\n");
 }
+
+/// `kiln run --rm ARGS` in a private mount namespace whose /etc/resolv.conf is
+/// `host_resolv`; its stdout.
+fn run_with_host_resolv(env: &Env, host_resolv: &str, args: &[&str]) -> String {
+    let fake = env.path("host-resolv.conf");
+    std::fs::write(&fake, host_resolv).unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
+        .arg(&fake)
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["run", "--rm"])
+        .args(args)
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = decode(out);
+    assert_eq!(code, 0, "kiln run {args:?}: {stderr}");
+    assert_eq!(std::fs::read_to_string(&fake).unwrap(), host_resolv);
+    stdout
+}
+
+// COMPAT(docker): without the host's network, libnetwork's filtered file (as
+// BuildKit's RUN gets it); with it, a copy of the host's file as it is.
+#[test]
+fn run_resolv_conf_is_filtered_without_the_host_network() {
+    let env = Env::new();
+    env.busybox();
+    let host = "# host comment\nnameserver 127.0.0.53\nnameserver 10.9.8.7\nsearch corp.example\n";
+    let cat = [
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; echo x >> /etc/resolv.conf || echo ro",
+    ];
+    let out = run_with_host_resolv(&env, host, &cat);
+    assert_eq!(out, "nameserver 10.9.8.7\nsearch corp.example\nro\n");
+    let mut host_net = vec!["--network", "host"];
+    host_net.extend_from_slice(&cat);
+    let out = run_with_host_resolv(&env, host, &host_net);
+    assert_eq!(out, format!("{host}ro\n"));
+    let out = run_with_host_resolv(&env, "nameserver ::1\n", &cat);
+    assert!(
+        out.starts_with("nameserver 8.8.8.8\nnameserver 8.8.4.4\n"),
+        "{out}"
+    );
+}

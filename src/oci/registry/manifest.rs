@@ -10,7 +10,7 @@ use std::io::Read;
 
 use super::client::{Body, Request};
 use super::{Client, RegistryError};
-use crate::oci::{media_type, Descriptor, Digest, Index, Platform, Reference};
+use crate::oci::{media_type, Descriptor, Digest, Index, Platform, PlatformMatcher, Reference};
 
 /// What a manifest GET accepts: OCI and docker v2 schema 2, images and indexes.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -156,37 +156,15 @@ fn media_type_field(bytes: &[u8]) -> Option<String> {
     })
 }
 
-/// The variant an index leaves out for `architecture` (containerd's defaults).
-fn default_variant(architecture: &str) -> Option<&'static str> {
-    match architecture {
-        "arm64" => Some("v8"),
-        "arm" => Some("v7"),
-        _ => None,
-    }
-}
-
-/// Whether an index entry's platform serves `wanted`: same OS and
-/// architecture, and the same variant when one is wanted.
-pub fn platform_matches(candidate: &Platform, wanted: &Platform) -> bool {
-    if candidate.os != wanted.os || candidate.architecture != wanted.architecture {
-        return false;
-    }
-    let norm = |p: &Platform| {
-        p.variant
-            .clone()
-            .or_else(|| default_variant(&p.architecture).map(str::to_string))
-    };
-    wanted.variant.is_none() || norm(candidate) == norm(wanted)
-}
-
-/// The entry of `index` for `platform`.
+/// The entry of `index` for `platform`: the best-ranked manifest entry
+/// (see [`PlatformMatcher`]).
 pub fn select_platform<'a>(index: &'a Index, platform: &Platform) -> Option<&'a Descriptor> {
-    index.manifests.iter().find(|d| {
-        is_manifest(&d.media_type)
-            && d.platform
-                .as_ref()
-                .is_some_and(|p| platform_matches(p, platform))
-    })
+    PlatformMatcher::only(platform).select(
+        index
+            .manifests
+            .iter()
+            .filter(|d| is_manifest(&d.media_type)),
+    )
 }
 
 /// Puts `bytes` as the manifest `at` (a tag or its digest) of `repository`;
@@ -221,27 +199,6 @@ pub fn put_manifest(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn p(arch: &str, variant: Option<&str>) -> Platform {
-        Platform {
-            architecture: arch.into(),
-            os: "linux".into(),
-            variant: variant.map(str::to_string),
-            os_version: None,
-        }
-    }
-
-    #[test]
-    fn platforms_match_with_default_variants() {
-        assert!(platform_matches(&p("arm64", None), &p("arm64", Some("v8"))));
-        assert!(platform_matches(&p("arm64", Some("v8")), &p("arm64", None)));
-        assert!(!platform_matches(
-            &p("arm", Some("v6")),
-            &p("arm", Some("v7"))
-        ));
-        assert!(platform_matches(&p("arm", None), &p("arm", Some("v7"))));
-        assert!(!platform_matches(&p("amd64", None), &p("arm64", None)));
-    }
 
     #[test]
     fn media_type_from_body() {

@@ -248,7 +248,7 @@ fn check_platform(
         variant: c.variant,
         os_version: None,
     };
-    if actual.os.is_empty() || super::manifest::platform_matches(&actual, wanted) {
+    if actual.os.is_empty() || crate::oci::platform_matches(&actual, wanted) {
         return Ok(());
     }
     Err(RegistryError::PlatformMismatch {

@@ -13,6 +13,7 @@ use crate::oci::reference::{normalize_name, Reference};
 use crate::oci::spec::ANNOTATION_REF_NAME;
 use crate::oci::{
     canonical_json, media_type, Descriptor, Digest, ImageConfig, Index, Manifest, Platform,
+    PlatformMatcher,
 };
 
 /// One named image in the store.
@@ -259,14 +260,9 @@ impl Store {
                         source,
                     })?;
                 let host = Platform::host();
-                let child = index
-                    .manifests
-                    .iter()
-                    .find(|d| {
-                        d.platform
-                            .as_ref()
-                            .is_some_and(|p| p.os == host.os && p.architecture == host.architecture)
-                    })
+                // The same choice a pull makes, variants included.
+                let child = PlatformMatcher::only(&host)
+                    .select(&index.manifests)
                     .ok_or_else(|| StoreError::NoPlatform {
                         digest: desc.digest,
                         platform: host.to_specifier(),

@@ -1,5 +1,6 @@
 //! `kiln build`'s sandbox flags for every RUN: `--add-host`, `--ulimit`,
-//! `--shm-size` and `--network`, seen from inside a real sandbox.
+//! `--shm-size` and `--network` (and the /etc/resolv.conf each network gets),
+//! seen from inside a real sandbox.
 
 use super::Env;
 
@@ -201,4 +202,139 @@ fn hosts_ulimits_and_shm_size_are_not_in_the_step_key() {
     ]);
     assert!(!has_line(&log, " ran-42"), "rerun:\n{log}");
     assert!(log.contains("CACHED"), "{log}");
+}
+
+/// `kiln build --progress plain FLAGS CTX` in a private mount namespace whose
+/// /etc/resolv.conf is `host_resolv` (the machine's own file is left alone);
+/// returns (success, the log).
+fn build_with_host_resolv(
+    env: &Env,
+    host_resolv: &str,
+    df: &str,
+    flags: &[&str],
+) -> (bool, String) {
+    let ctx = env.context("ctx", &[("Dockerfile", df)]);
+    let fake = env.path("host-resolv.conf");
+    std::fs::write(&fake, host_resolv).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
+        .arg(&fake)
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["build", "--progress", "plain", "--no-cache"])
+        .args(flags)
+        .arg(&ctx)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(std::fs::read_to_string(&fake).unwrap(), host_resolv);
+    (out.status.success(), log)
+}
+
+/// The lines a RUN printed after `marker`, up to `end`, without the log prefix.
+fn printed_between(log: &str, marker: &str, end: &str) -> Vec<String> {
+    let printed: Vec<String> = log
+        .lines()
+        .filter_map(|l| {
+            let l = l.strip_prefix('#')?;
+            let (_, rest) = l.split_once(' ')?;
+            let (time, text) = rest.split_once(' ')?;
+            time.parse::<f64>().ok()?;
+            Some(text.to_string())
+        })
+        .collect();
+    let start = printed.iter().position(|l| l == marker);
+    let Some(start) = start else {
+        return Vec::new();
+    };
+    printed[start + 1..]
+        .iter()
+        .take_while(|l| *l != end)
+        .cloned()
+        .collect()
+}
+
+// COMPAT(buildkit): `GetResolvConf` filters the host's file for every network
+// mode but host (loopback nameservers dropped, the defaults when none is left),
+// and writes it back parsed (comments gone) even for host.
+#[test]
+fn run_resolv_conf_is_the_host_file_filtered_unless_network_host() {
+    let env = Env::new();
+    env.busybox();
+    let host = "# written by the test\nnameserver 127.0.0.53\nnameserver 10.9.8.7\n\
+                nameserver ::1\nsearch corp.example\noptions ndots:3\n";
+    let df = "FROM busybox\n\
+              RUN echo BEGIN; cat /etc/resolv.conf; echo END; \
+                  (echo nameserver 6.6.6.6 >> /etc/resolv.conf) 2>/dev/null || echo read-only\n";
+    let filtered = [
+        "nameserver 10.9.8.7",
+        "search corp.example",
+        "options ndots:3",
+    ];
+    for flags in [&[][..], &["--network", "none"], &["--network", "default"]] {
+        let (ok, log) = build_with_host_resolv(&env, host, df, flags);
+        assert!(ok, "{flags:?}: {log}");
+        assert_eq!(
+            printed_between(&log, "BEGIN", "END"),
+            filtered,
+            "{flags:?}: {log}"
+        );
+        assert!(has_line(&log, " read-only"), "{flags:?}: {log}");
+    }
+    let (ok, log) = build_with_host_resolv(
+        &env,
+        host,
+        df,
+        &["--network", "host", "--allow", "network.host"],
+    );
+    assert!(ok, "{log}");
+    assert_eq!(
+        printed_between(&log, "BEGIN", "END"),
+        [
+            "nameserver 127.0.0.53",
+            "nameserver 10.9.8.7",
+            "nameserver ::1",
+            "search corp.example",
+            "options ndots:3"
+        ],
+        "{log}"
+    );
+    // Only loopback nameservers: the public defaults, IPv6 ones too.
+    let (ok, log) = build_with_host_resolv(&env, "nameserver 127.0.0.1\n", df, &[]);
+    assert!(ok, "{log}");
+    assert_eq!(
+        printed_between(&log, "BEGIN", "END"),
+        [
+            "nameserver 8.8.8.8",
+            "nameserver 8.8.4.4",
+            "nameserver 2001:4860:4860::8888",
+            "nameserver 2001:4860:4860::8844"
+        ],
+        "{log}"
+    );
+}
+
+/// The generated file is bound over a mount point kiln removes afterwards:
+/// busybox has no /etc/resolv.conf, and the image built over it has none.
+#[test]
+fn run_resolv_conf_stays_out_of_the_layer() {
+    let env = Env::new();
+    env.busybox();
+    let out = env.path("out");
+    let log = build_ok(
+        &env,
+        "FROM busybox\nRUN test -s /etc/resolv.conf && echo present\n",
+        &[
+            "--no-cache",
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
+    );
+    assert!(has_line(&log, " present"), "{log}");
+    assert!(out.join("bin").exists(), "{log}");
+    assert!(!out.join("etc/resolv.conf").exists(), "{log}");
 }

@@ -65,6 +65,7 @@ impl Run {
             stdin: None,
             privileged: false,
             hosts_file: None,
+            resolv_conf: None,
             ulimits: vec![],
             shm_size: None,
             capabilities: None,
