@@ -147,3 +147,45 @@ fn settled(path: &Path) -> Option<fs::Metadata> {
     // any write from now on gets a later ctime.
     fs::symlink_metadata(path).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Store, PathBuf, (u64, u64)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&dir.path().join("root")).unwrap();
+        let file = dir.path().join("img.tar");
+        fs::write(&file, b"archive").unwrap();
+        let m = fs::metadata(&file).unwrap();
+        (dir, store, file, (m.dev(), m.ino()))
+    }
+
+    #[test]
+    fn a_recorded_file_is_unchanged_until_anything_differs() {
+        let (_dir, store, file, id) = setup();
+        let content = Digest::of(b"plan");
+        assert!(!unchanged(&store, &file, &content), "no record yet");
+        record(&store, &file, id, &content);
+        assert!(unchanged(&store, &file, &content));
+        assert!(!unchanged(&store, &file, &Digest::of(b"other plan")));
+        // Rewritten with the same bytes: ctime moved.
+        fs::write(&file, b"archive").unwrap();
+        assert!(!unchanged(&store, &file, &content));
+    }
+
+    #[test]
+    fn a_corrupt_record_or_another_inode_is_a_miss() {
+        let (_dir, store, file, (dev, ino)) = setup();
+        let content = Digest::of(b"plan");
+        record(&store, &file, (dev, ino + 1), &content);
+        assert!(
+            !unchanged(&store, &file, &content),
+            "not the file kiln wrote"
+        );
+        record(&store, &file, (dev, ino), &content);
+        let rec = Layout::of(&store).export_record(&file);
+        fs::write(&rec, b"{\"v\":1,").unwrap();
+        assert!(!unchanged(&store, &file, &content));
+    }
+}
