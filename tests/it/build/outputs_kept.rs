@@ -242,3 +242,28 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Regression: a metadata instruction before a stage's first layer step
+/// was stamped with each build's clock, so without SOURCE_DATE_EPOCH a
+/// no-op rebuild made another image and the archive was always rewritten.
+#[test]
+fn a_leading_env_does_not_make_a_no_op_a_new_image() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("hello.txt", "hello\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nENV A=b\nLABEL l=1\nCOPY hello.txt /hello.txt\nCMD [\"x\"]\n",
+            ),
+        ],
+    );
+    let tar = env.path("img.tar");
+    let spec = format!("type=oci,dest={}", tar.display());
+    assert!(!build(&env, &ctx, &spec));
+    let first = inspect(&format!("oci-archive:{}", tar.display()));
+    assert!(build(&env, &ctx, &spec), "the same image: kept");
+    let second = inspect(&format!("oci-archive:{}", tar.display()));
+    assert_eq!(first["Digest"], second["Digest"]);
+}
