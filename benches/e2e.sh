@@ -10,7 +10,8 @@
 # Suites:
 #   run    RUN-heavy: one RUN writing 50 MB in 2,000 files; 20 small RUN steps (cold builds)
 #   cache  10,000 small files + one 200 MB file, 10 steps: cold, no-op rebuild,
-#          rebuild after touching one file, rebuild after changing one file
+#          rebuild after touching one file, rebuild after changing one file;
+#          kiln's no-op with -o type=oci,dest=FILE (cache.noop-oci)
 #   peers  ../shared/peers/run-peers.sh with kiln joined to its table
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -92,6 +93,11 @@ suite_cache() {
     measure cache.touch "$t" --runs "$RUNS" --warmup 1 --prepare "touch $one" "$b"
     measure cache.change "$t" --runs "$RUNS" --warmup 1 --prepare "echo \$RANDOM\$RANDOM >> $one" "$b"
   done
+  # kiln only: the no-op again with an OCI archive output (kept when it
+  # already holds the image); compare with cache.noop.
+  local ob="$kiln build -q -t bench-cache -o type=oci,dest=$work/cache.oci.tar $ctx"
+  eval "$ob" >/dev/null
+  measure cache.noop-oci kiln --runs "$RUNS" --warmup 1 "$ob"
 }
 
 suite_peers() {

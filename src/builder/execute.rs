@@ -300,13 +300,26 @@ impl Build {
             None => spec,
         };
         let registry = self.options.registry.as_deref();
-        let exported = export::export(store, img, spec, &self.tags, registry);
-        if let (Ok(()), Some(file)) = (&exported, &staged) {
+        // A staged file is new each time: never kept, never recorded.
+        let keep = staged.is_none();
+        let exported = export::export(store, img, spec, &self.tags, registry, keep);
+        if let (Ok(_), Some(file)) = (&exported, &staged) {
             copy_to_stdout(file.path()).map_err(ExecuteError::Stdout)?;
         }
-        if let Err(e) = exported {
-            v.failed(e.to_string());
-            return Err(e.into());
+        match exported {
+            Err(e) => {
+                v.failed(e.to_string());
+                return Err(e.into());
+            }
+            Ok(export::Exported::Unchanged) => {
+                v.log(
+                    Stream::Stdout,
+                    b"archive unchanged: it already holds this image\n",
+                );
+                v.cached();
+                return Ok(());
+            }
+            Ok(export::Exported::Written) => {}
         }
         if let OutputSpec::Registry { names, .. }
         | OutputSpec::Image {

@@ -3,7 +3,10 @@
 //! in the store, or a push to a registry (`type=registry`, `--push`,
 //! `type=image,push=true`) to every name given.
 //!
-//! Invariants: archives come from the oci module's deterministic writers; a
+//! Invariants: archives come from the oci module's deterministic writers,
+//! are written beside the destination and renamed over it (a failed or
+//! killed export leaves the old file whole), and an archive kiln wrote that
+//! already holds the same bytes is kept untouched (`kept.rs`); a
 //! flattened filesystem applies the layers base first with whiteouts
 //! honoured (`layer::unpack` in `Apply` mode), exactly what a container sees.
 //! An image built on a lazily resolved base may lack its base layers: every
@@ -13,13 +16,14 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::layer::{self, Compression, LayerError, PackOptions, SourceKind, UnpackMode};
 use crate::oci::registry::{self, Client, RegistryError};
 use crate::oci::{
-    normalize_name, write_docker_archive, write_layout, write_oci_archive, ArchiveError,
-    LayoutError, NamedImage, Reference, ReferenceError, Store, StoreError,
+    normalize_name, write_layout, ArchiveError, ArchivePlan, LayoutError, NamedImage, Reference,
+    ReferenceError, Store, StoreError,
 };
 
 use super::image::BuiltImage;
@@ -114,16 +118,30 @@ pub fn image_name(name: &str) -> Result<String, ExportError> {
     })
 }
 
+/// What an output did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exported {
+    /// The output was written (or pushed, or named).
+    Written,
+    /// An archive at the destination already held exactly these bytes,
+    /// written there by kiln and untouched since: it was left alone.
+    Unchanged,
+}
+
 /// Writes `img` to `spec`; `tags` are the `-t` names (the first one names
 /// the image inside archives unless the spec has `name=`). Registry outputs
-/// push through `registry`.
+/// push through `registry`. With `keep`, an OCI or docker archive that
+/// kiln wrote and that already holds these bytes is kept (see `kept.rs`);
+/// without it (a staged `dest=-`), archives are always written and never
+/// recorded.
 pub fn export(
     store: &Store,
     img: &BuiltImage,
     spec: &OutputSpec,
     tags: &[String],
     registry: Option<&Client>,
-) -> Result<(), ExportError> {
+    keep: bool,
+) -> Result<Exported, ExportError> {
     let named = |name: &Option<String>| -> Result<NamedImage, ExportError> {
         let name = match name.as_ref().or(tags.first()) {
             Some(n) => Some(image_name(n)?),
@@ -144,28 +162,31 @@ pub fn export(
             name,
             ..
         } => {
-            let n = named(name)?;
-            write_file(dest, |f| write_oci_archive(store, &[n], f).map(drop))
+            let plan = ArchivePlan::oci(store, &[named(name)?]).map_err(aerr(dest))?;
+            write_archive(store, dest, plan, keep)
         }
         OutputSpec::Oci {
             dest,
             tar: false,
             name,
             ..
-        } => write_layout(store, &[named(name)?], dest).map_err(|source| ExportError::Layout {
-            path: dest.clone(),
-            source: Box::new(source),
-        }),
+        } => write_layout(store, &[named(name)?], dest)
+            .map(|()| Exported::Written)
+            .map_err(|source| ExportError::Layout {
+                path: dest.clone(),
+                source: Box::new(source),
+            }),
         OutputSpec::Docker { dest, name } => {
             // COMPAT(buildkit): a docker-archive holds one image manifest;
             // the default attestations are left out of it (an explicit
             // request was refused before the build).
             let mut n = named(name)?;
             n.descriptor = img.manifest.clone();
-            write_file(dest, |f| write_docker_archive(store, &[n], f).map(drop))
+            let plan = ArchivePlan::docker(store, &[n]).map_err(aerr(dest))?;
+            write_archive(store, dest, plan, keep)
         }
-        OutputSpec::Local { dest } => export_local(store, img, dest),
-        OutputSpec::Tar { dest } => rootfs_tar(store, img, dest),
+        OutputSpec::Local { dest } => export_local(store, img, dest).map(|()| Exported::Written),
+        OutputSpec::Tar { dest } => rootfs_tar(store, img, dest).map(|()| Exported::Written),
         OutputSpec::Image { names, push, .. } => {
             for n in names.iter().chain(tags) {
                 store.tag(&image_name(n)?, img.descriptor())?;
@@ -173,9 +194,11 @@ pub fn export(
             if *push {
                 push_all(store, img, names, tags, registry)?;
             }
-            Ok(())
+            Ok(Exported::Written)
         }
-        OutputSpec::Registry { names, .. } => push_all(store, img, names, tags, registry),
+        OutputSpec::Registry { names, .. } => {
+            push_all(store, img, names, tags, registry).map(|()| Exported::Written)
+        }
     }
 }
 
@@ -259,20 +282,86 @@ fn mount_source(store: &Store, img: &BuiltImage, target: &Reference) -> Option<S
     })
 }
 
-fn write_file(
+fn aerr(dest: &Path) -> impl Fn(ArchiveError) -> ExportError + '_ {
+    move |source| ExportError::Archive {
+        path: dest.into(),
+        source: Box::new(source),
+    }
+}
+
+/// Writes the archive `plan` to `dest`, or keeps the file there when kiln
+/// wrote these very bytes to it and nothing touched it since (with `keep`).
+/// A regular file (or a missing one) is replaced atomically: the archive is
+/// written beside it and renamed over it, so a failed or killed export
+/// leaves the old file whole; a symlink is followed. Anything else (a
+/// device, a fifo) is written through in place, as `>` would, and never
+/// kept.
+fn write_archive(
+    store: &Store,
     dest: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> Result<(), ArchiveError>,
-) -> Result<(), ExportError> {
+    plan: ArchivePlan,
+    keep: bool,
+) -> Result<Exported, ExportError> {
     let werr = |source| ExportError::Write {
         path: dest.into(),
         source,
     };
-    let mut f = BufWriter::new(File::create(dest).map_err(werr)?);
-    write(&mut f).map_err(|source| ExportError::Archive {
-        path: dest.into(),
-        source: Box::new(source),
-    })?;
-    f.flush().map_err(werr)
+    let target = match fs::metadata(dest) {
+        Ok(m) if !m.is_file() => {
+            let mut f = BufWriter::new(File::create(dest).map_err(werr)?);
+            plan.write(store, &mut f).map_err(aerr(dest))?;
+            f.flush().map_err(werr)?;
+            return Ok(Exported::Written);
+        }
+        Ok(_) => fs::canonicalize(dest).map_err(werr)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let name = dest.file_name().ok_or_else(|| {
+                werr(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the destination names no file",
+                ))
+            })?;
+            let parent = match dest.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            fs::canonicalize(parent).map_err(werr)?.join(name)
+        }
+        Err(e) => return Err(werr(e)),
+    };
+    let content = plan.fingerprint();
+    if keep && super::kept::unchanged(store, &target, &content) {
+        return Ok(Exported::Unchanged);
+    }
+    let dir = target.parent().unwrap_or(Path::new("/"));
+    let prefix = format!(
+        ".{}.",
+        target.file_name().unwrap_or_default().to_string_lossy()
+    );
+    // A new file gets 0666 less the umask, as File::create gave it.
+    let tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".kiln-tmp")
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(werr)?;
+    if let Ok(old) = fs::metadata(&target) {
+        // An existing archive keeps its mode.
+        fs::set_permissions(tmp.path(), old.permissions()).map_err(werr)?;
+    }
+    let mut f = BufWriter::new(tmp);
+    plan.write(store, &mut f).map_err(aerr(dest))?;
+    let tmp = f.into_inner().map_err(|e| werr(e.into_error()))?;
+    tmp.as_file().sync_all().map_err(werr)?;
+    let meta = tmp.as_file().metadata().map_err(werr)?;
+    tmp.persist(&target).map_err(|e| werr(e.error))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    if keep {
+        super::kept::record(store, &target, (meta.dev(), meta.ino()), &content);
+    }
+    Ok(Exported::Written)
 }
 
 /// Applies every layer, base first, onto `dest` (created when missing).
@@ -329,7 +418,6 @@ fn export_local(store: &Store, img: &BuiltImage, dest: &Path) -> Result<(), Expo
 /// Moves every entry of `from` over `to`, directories merged, anything
 /// else replaced; copies when a rename cannot cross filesystems.
 fn merge(from: &Path, to: &Path) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));

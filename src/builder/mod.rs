@@ -21,6 +21,7 @@ mod execute;
 mod export;
 mod image;
 mod inputs;
+mod kept;
 mod output;
 mod perms;
 mod provenance;

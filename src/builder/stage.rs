@@ -135,8 +135,17 @@ pub fn build_stage(
         out.key = env.cache.root_key(out.key);
     }
     let mut n = from_image;
+    // History entries of metadata steps that no earlier step dates: they
+    // take the time of the first step that has one (below), so a no-op
+    // rebuild gives the same config (and image, and archive) rather than
+    // one stamped with this build's clock. Only a stage with no such step
+    // keeps the build's own time.
+    let mut undated = Vec::new();
     for (i, step) in stage.steps.iter().enumerate() {
         if matches!(step.op, Op::Meta) {
+            if out.time.is_none() {
+                undated.push(out.history.len());
+            }
             let created = step_time(env, out.time);
             out.history.push(history(&created, &step.created_by, true));
             continue;
@@ -156,6 +165,9 @@ pub fn build_stage(
                 out.key = Some(done.key);
                 out.time = Some(out.time.map_or(done.time, |t| t.max(done.time)));
                 let created = step_time(env, out.time);
+                for h in undated.drain(..) {
+                    out.history[h].created = Some(created.clone());
+                }
                 out.history.push(history(&created, &step.created_by, false));
                 if done.hit {
                     v.cached();

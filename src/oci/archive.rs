@@ -93,7 +93,82 @@ enum Source {
     Dir,
     Bytes(Vec<u8>),
     Blob(Digest, u64),
-    File(File, u64),
+    /// A stored layer, decompressed (and checked against its diff_id) when written.
+    Layer(Box<super::Descriptor>, DiffId),
+}
+
+/// Bumped whenever the bytes [`ArchivePlan::write`] makes for the same
+/// entries change, so a [`ArchivePlan::fingerprint`] recorded by an older
+/// writer never vouches for a newer writer's bytes.
+const ARCHIVE_FORMAT: &str = "kiln-archive-v1";
+
+/// An archive's entries, decided but not yet written: what [`write_oci_archive`]
+/// and [`write_docker_archive`] write, and what a caller can fingerprint to
+/// know whether a file already holds these bytes without rereading it.
+pub struct ArchivePlan {
+    entries: BTreeMap<String, Source>,
+    mtime: u64,
+}
+
+impl ArchivePlan {
+    /// The entries of an OCI archive of `images` (with `manifest.json`).
+    pub fn oci(store: &Store, images: &[NamedImage]) -> Result<Self, ArchiveError> {
+        Ok(Self {
+            entries: oci_entries(store, images)?,
+            mtime: archive_mtime(),
+        })
+    }
+
+    /// The entries of a docker-archive of `images`.
+    pub fn docker(store: &Store, images: &[NamedImage]) -> Result<Self, ArchiveError> {
+        Ok(Self {
+            entries: docker_entries(store, images)?,
+            mtime: archive_mtime(),
+        })
+    }
+
+    /// A digest of everything the archive's bytes depend on: the writer's
+    /// format, the entries' mtime, every path and what fills it (small
+    /// files by content, blobs by digest and size, docker layers by their
+    /// compressed digest and diff_id). The writer is deterministic, so
+    /// equal fingerprints mean byte-equal archives (given the store's
+    /// blobs, which are content-addressed).
+    pub fn fingerprint(&self) -> Digest {
+        let mut h = super::digest::Hasher::new();
+        let mut put = |b: &[u8]| {
+            // Length-prefixed, so no two sequences of fields hash alike.
+            h.update(&(b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        put(ARCHIVE_FORMAT.as_bytes());
+        put(&self.mtime.to_le_bytes());
+        for (path, source) in &self.entries {
+            put(path.as_bytes());
+            match source {
+                Source::Dir => put(b"dir"),
+                Source::Bytes(b) => {
+                    put(b"bytes");
+                    put(Digest::of(b).to_string().as_bytes());
+                }
+                Source::Blob(d, size) => {
+                    put(b"blob");
+                    put(d.to_string().as_bytes());
+                    put(&size.to_le_bytes());
+                }
+                Source::Layer(l, diff_id) => {
+                    put(b"layer");
+                    put(l.digest.to_string().as_bytes());
+                    put(diff_id.to_string().as_bytes());
+                }
+            }
+        }
+        Digest::from_bytes(h.finish())
+    }
+
+    /// Writes the archive to `out`.
+    pub fn write<W: Write>(self, store: &Store, out: W) -> Result<W, ArchiveError> {
+        write_entries(store, self.entries, self.mtime, out)
+    }
 }
 
 /// Writes `images` as an OCI archive that also carries `manifest.json`.
@@ -102,6 +177,13 @@ pub fn write_oci_archive<W: Write>(
     images: &[NamedImage],
     out: W,
 ) -> Result<W, ArchiveError> {
+    ArchivePlan::oci(store, images)?.write(store, out)
+}
+
+fn oci_entries(
+    store: &Store,
+    images: &[NamedImage],
+) -> Result<BTreeMap<String, Source>, ArchiveError> {
     let mut entries = BTreeMap::new();
     entries.insert("blobs/".to_string(), Source::Dir);
     entries.insert("blobs/sha256/".to_string(), Source::Dir);
@@ -131,7 +213,7 @@ pub fn write_oci_archive<W: Write>(
         "manifest.json".into(),
         Source::Bytes(json("manifest.json", &docker)?),
     );
-    write_entries(store, entries, out)
+    Ok(entries)
 }
 
 /// Writes `images` as a classic docker-archive: uncompressed layers, so any
@@ -141,6 +223,13 @@ pub fn write_docker_archive<W: Write>(
     images: &[NamedImage],
     out: W,
 ) -> Result<W, ArchiveError> {
+    ArchivePlan::docker(store, images)?.write(store, out)
+}
+
+fn docker_entries(
+    store: &Store,
+    images: &[NamedImage],
+) -> Result<BTreeMap<String, Source>, ArchiveError> {
     let mut entries = BTreeMap::new();
     let mut docker = Vec::new();
     for img in images {
@@ -153,10 +242,10 @@ pub fn write_docker_archive<W: Write>(
             let dir = format!("{}/", diff_id.hex());
             let path = format!("{dir}layer.tar");
             if !entries.contains_key(&path) {
-                let (file, size) = decompressed_layer(store, layer, diff_id)?;
                 entries.insert(dir.clone(), Source::Dir);
                 entries.insert(format!("{dir}VERSION"), Source::Bytes(b"1.0".to_vec()));
-                entries.insert(path.clone(), Source::File(file, size));
+                let layer = Box::new(layer.clone());
+                entries.insert(path.clone(), Source::Layer(layer, *diff_id));
             }
             layers.push(path);
         }
@@ -170,7 +259,7 @@ pub fn write_docker_archive<W: Write>(
         "manifest.json".into(),
         Source::Bytes(json("manifest.json", &docker)?),
     );
-    write_entries(store, entries, out)
+    Ok(entries)
 }
 
 /// Decompresses a stored layer into an anonymous temp file, checking that
@@ -224,9 +313,9 @@ pub fn archive_mtime() -> u64 {
 fn write_entries<W: Write>(
     store: &Store,
     entries: BTreeMap<String, Source>,
+    mtime: u64,
     out: W,
 ) -> Result<W, ArchiveError> {
-    let mtime = archive_mtime();
     let mut tar = tar::Builder::new(out);
     for (path, source) in entries {
         let err = |source| ArchiveError::Write {
@@ -255,7 +344,8 @@ fn write_entries<W: Write>(
                 tar.append_data(&mut h, &path, store.open_blob(&d)?)
                     .map_err(err)?;
             }
-            Source::File(f, size) => {
+            Source::Layer(layer, diff_id) => {
+                let (f, size) = decompressed_layer(store, &layer, &diff_id)?;
                 h.set_mode(0o644);
                 h.set_size(size);
                 tar.append_data(&mut h, &path, f).map_err(err)?;

@@ -172,7 +172,12 @@ pub fn layout_index(images: &[NamedImage]) -> Result<Index, LayoutError> {
 }
 
 /// Writes `images` from the store into the layout dir `dest` (created when
-/// absent; its `index.json` is replaced, existing blobs are kept).
+/// absent; its `index.json` is replaced, existing blobs are kept). Every
+/// file is written to a temp file in `dest` and renamed into place, so a
+/// killed export never leaves a partial blob under its digest; a blob
+/// already present with its size is kept (blobs are content-addressed),
+/// and `index.json`/`oci-layout` are left alone when they hold the bytes
+/// wanted, so a no-op export rewrites nothing.
 pub fn write_layout(store: &Store, images: &[NamedImage], dest: &Path) -> Result<(), LayoutError> {
     let blobs = dest.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(|source| LayoutError::Write {
@@ -185,8 +190,9 @@ pub fn write_layout(store: &Store, images: &[NamedImage], dest: &Path) -> Result
             if fs::metadata(&to).is_ok_and(|m| m.len() == b.size) {
                 continue;
             }
-            fs::copy(store.blob_path(&b.digest), &to)
-                .map_err(|source| LayoutError::Write { path: to, source })?;
+            replace(dest, &to, |f| {
+                io::copy(&mut File::open(store.blob_path(&b.digest))?, f).map(drop)
+            })?;
         }
     }
     let index = layout_index(images)?;
@@ -196,8 +202,32 @@ pub fn write_layout(store: &Store, images: &[NamedImage], dest: &Path) -> Result
         ("index.json", &index_bytes),
     ] {
         let path = dest.join(name);
-        fs::write(&path, bytes).map_err(|source| LayoutError::Write { path, source })?;
+        if fs::read(&path).is_ok_and(|b| b == bytes) {
+            continue;
+        }
+        replace(dest, &path, |f| io::Write::write_all(f, bytes))?;
     }
+    Ok(())
+}
+
+/// Writes `path` through a temp file in `dir` (same file system) renamed
+/// over it.
+fn replace(
+    dir: &Path,
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), LayoutError> {
+    let err = |source| LayoutError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kiln-tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(err)?;
+    write(tmp.as_file_mut()).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }
 

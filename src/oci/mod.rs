@@ -15,7 +15,9 @@ pub mod spec;
 pub mod store;
 pub mod validate;
 
-pub use archive::{write_docker_archive, write_oci_archive, ArchiveError, DockerArchiveEntry};
+pub use archive::{
+    write_docker_archive, write_oci_archive, ArchiveError, ArchivePlan, DockerArchiveEntry,
+};
 pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};
 pub use layout::{import_layout, import_layout_image, write_layout, LayoutError, NamedImage};
 pub use load::{load, LoadError, LoadedImage};

@@ -9,6 +9,7 @@
 //! cache/steps/<ab>/<key>    step cache records                       [`Layout::step_records`]
 //! cache/mounts/<sha256>/    RUN --mount=type=cache directories       [`Layout::cache_mount`]
 //! cache/context/            the context stat cache                   [`Layout::context_cache`]
+//! cache/exports/            what kiln last wrote to each archive dest [`Layout::export_record`]
 //! lock                      the store-wide lock                      [`lock`]
 //! CACHEDIR.TAG              tells backup tools to skip the store
 //! ```
@@ -154,6 +155,19 @@ impl<'a> Layout<'a> {
     /// `cache/context/`: the context stat cache files.
     pub fn context_cache(&self) -> PathBuf {
         self.cache().join("context")
+    }
+
+    /// `cache/exports/`: one record per archive destination kiln wrote.
+    pub fn export_records(&self) -> PathBuf {
+        self.cache().join("exports")
+    }
+
+    /// `cache/exports/<sha256 of the path>.json`: the record of what kiln
+    /// last wrote to the archive at `dest` (a canonical path).
+    pub fn export_record(&self, dest: &Path) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        let name = format!("{}.json", Digest::of(dest.as_os_str().as_bytes()).hex());
+        self.export_records().join(name)
     }
 
     /// `lock`: the store-wide lock file.

@@ -28,6 +28,8 @@ mod library;
 mod metadata;
 #[path = "build/outputs.rs"]
 mod outputs;
+#[path = "build/outputs_kept.rs"]
+mod outputs_kept;
 #[path = "build/run.rs"]
 mod run;
 #[path = "build/run_devices.rs"]
