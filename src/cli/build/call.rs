@@ -110,14 +110,7 @@ fn excerpt_name(args: &BuildArgs) -> String {
 pub fn run_targets(json: bool, opts: &BuildOptions) -> i32 {
     let df = match crate::dockerfile::parse(&opts.dockerfile) {
         Ok(df) => df,
-        Err(e) => {
-            let e = builder::BuildError::Parse(e);
-            eprint!(
-                "{}",
-                render_build_error(&e, &opts.dockerfile, &opts.dockerfile_name)
-            );
-            return e.exit_code();
-        }
+        Err(e) => return fail(&builder::BuildError::Parse(e), opts),
     };
     let list = crate::lint::targets(&df);
     if json {
@@ -136,13 +129,7 @@ pub fn run_targets(json: bool, opts: &BuildOptions) -> i32 {
 pub fn run_outline(json: bool, store: &Store, opts: &BuildOptions) -> i32 {
     let (df, graph) = match builder::outline(store, opts) {
         Ok(r) => r,
-        Err(e) => {
-            eprint!(
-                "{}",
-                render_build_error(&e, &opts.dockerfile, &opts.dockerfile_name)
-            );
-            return e.exit_code();
-        }
+        Err(e) => return fail(&e, opts),
     };
     let o = crate::lint::outline(&df, &graph);
     if json {
@@ -157,13 +144,7 @@ pub fn run_outline(json: bool, store: &Store, opts: &BuildOptions) -> i32 {
 pub fn run_check(check: Check, store: &Store, args: &BuildArgs, opts: &BuildOptions) -> i32 {
     let (report, plan_failed) = match builder::check(store, opts) {
         Ok(r) => r,
-        Err(e) => {
-            eprint!(
-                "{}",
-                render_build_error(&e, &opts.dockerfile, &opts.dockerfile_name)
-            );
-            return e.exit_code();
-        }
+        Err(e) => return fail(&e, opts),
     };
     let file = excerpt_name(args);
     let text = if check.json {
@@ -197,10 +178,7 @@ pub fn run_check(check: Check, store: &Store, args: &BuildArgs, opts: &BuildOpti
         // buildx's does when its lint result carries a build error. kiln's
         // plan refuses some files BuildKit only warns about (a duplicate stage
         // name), so stdout stays the report alone.
-        eprint!(
-            "{}",
-            render_build_error(&e, &opts.dockerfile, &opts.dockerfile_name)
-        );
+        print_error(&e, opts);
         return 1;
     }
     if report.findings.is_empty() || check.ignore_status {
@@ -208,4 +186,18 @@ pub fn run_check(check: Check, store: &Store, args: &BuildArgs, opts: &BuildOpti
     } else {
         1
     }
+}
+
+/// Prints a build error with its Dockerfile excerpt on stderr.
+fn print_error(e: &builder::BuildError, opts: &BuildOptions) {
+    eprint!(
+        "{}",
+        render_build_error(e, &opts.dockerfile, &opts.dockerfile_name)
+    );
+}
+
+/// [`print_error`], then the error's exit code.
+fn fail(e: &builder::BuildError, opts: &BuildOptions) -> i32 {
+    print_error(e, opts);
+    e.exit_code()
 }
