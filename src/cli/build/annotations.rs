@@ -1,8 +1,9 @@
 //! `--annotation [TYPE[,TYPE…][PLATFORM]:]KEY=VALUE`, buildx's syntax: with
 //! no type the annotation goes on the image manifest, as in buildx. kiln
-//! writes one manifest per build and no image index, so `manifest` (for the
-//! host platform) is the only level it can honour; `index`,
-//! `index-descriptor` and `manifest-descriptor` are refused by name.
+//! builds one platform's manifest; the image index it writes around it when
+//! attestations are on takes no annotations yet, so `manifest` (for the host
+//! platform) is the only level it honours; `index`, `index-descriptor` and
+//! `manifest-descriptor` are refused by name.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ pub(in crate::cli) enum AnnotationError {
     Shape { value: String },
     #[error("--annotation {value:?}: unknown annotation type {kind:?} (manifest, index, manifest-descriptor, index-descriptor)")]
     Type { value: String, kind: String },
-    #[error("--annotation {value:?}: kiln does not support {kind} annotations: it writes one image manifest per build and no image index; use manifest (the default)")]
+    #[error("--annotation {value:?}: kiln does not support {kind} annotations yet: only the image manifest's (`manifest`, the default) are written")]
     Level { value: String, kind: String },
     #[error("--annotation {value:?}: kiln builds only for the host platform {host}")]
     Platform { value: String, host: String },
