@@ -128,6 +128,28 @@ impl Env {
         child.wait_with_output().unwrap()
     }
 
+    /// Runs `kiln --root ROOT ARGS` in a private mount namespace whose
+    /// /etc/resolv.conf is a file holding `host_resolv`; checks that the run
+    /// left that file as it was.
+    pub fn kiln_with_host_resolv(&self, host_resolv: &str, args: &[&str]) -> Output {
+        let fake = self.path("host-resolv.conf");
+        fs::write(&fake, host_resolv).unwrap();
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
+            .arg(&fake)
+            .arg(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(fs::read_to_string(&fake).unwrap(), host_resolv);
+        out
+    }
+
     /// `kiln build ARGS`, which must succeed; returns stdout.
     pub fn build(&self, args: &[&str]) -> String {
         let mut full = vec!["build", "--progress", "plain"];

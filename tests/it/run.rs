@@ -496,22 +496,10 @@ fn run_resolves_an_index_to_the_host_platform() {
 /// `kiln run --rm ARGS` in a private mount namespace whose /etc/resolv.conf is
 /// `host_resolv`; its stdout.
 fn run_with_host_resolv(env: &Env, host_resolv: &str, args: &[&str]) -> String {
-    let fake = env.path("host-resolv.conf");
-    std::fs::write(&fake, host_resolv).unwrap();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
-        .arg(&fake)
-        .arg(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--root")
-        .arg(env.root())
-        .args(["run", "--rm"])
-        .args(args)
-        .output()
-        .unwrap();
-    let (code, stdout, stderr) = decode(out);
+    let mut full = vec!["run", "--rm"];
+    full.extend_from_slice(args);
+    let (code, stdout, stderr) = decode(env.kiln_with_host_resolv(host_resolv, &full));
     assert_eq!(code, 0, "kiln run {args:?}: {stderr}");
-    assert_eq!(std::fs::read_to_string(&fake).unwrap(), host_resolv);
     stdout
 }
 

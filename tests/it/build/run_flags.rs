@@ -214,24 +214,12 @@ fn build_with_host_resolv(
     flags: &[&str],
 ) -> (bool, String) {
     let ctx = env.context("ctx", &[("Dockerfile", df)]);
-    let fake = env.path("host-resolv.conf");
-    std::fs::write(&fake, host_resolv).unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
-        .arg(&fake)
-        .arg(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--root")
-        .arg(env.root())
-        .args(["build", "--progress", "plain", "--no-cache"])
-        .args(flags)
-        .arg(&ctx)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let mut args = vec!["build", "--progress", "plain", "--no-cache"];
+    args.extend_from_slice(flags);
+    args.push(ctx);
+    let out = env.kiln_with_host_resolv(host_resolv, &args);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(std::fs::read_to_string(&fake).unwrap(), host_resolv);
     (out.status.success(), log)
 }
 
