@@ -60,6 +60,14 @@ pub struct ExtraHost {
     pub ip: std::net::IpAddr,
 }
 
+impl ExtraHost {
+    /// Its /etc/hosts line, `IP\tHOST\n`: the one form a RUN's and a container's
+    /// hosts files give it.
+    pub fn hosts_line(&self) -> String {
+        format!("{}\t{}\n", self.ip, self.host)
+    }
+}
+
 /// Why a RUN failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -303,7 +311,7 @@ fn hosts_file(cx: &RunContext<'_>, temps: &mut Temps) -> Result<PathBuf, RunErro
     let mut text =
         format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     for h in &cx.sandbox.extra_hosts {
-        text.push_str(&format!("{}\t{}\n", h.ip, h.host));
+        text.push_str(&h.hosts_line());
     }
     let dir = staging_dir(cx.store, "hosts-")?;
     temps.dirs.push(dir.clone());

@@ -348,7 +348,7 @@ fn hosts_file(opts: &RunOptions) -> Result<Vec<u8>, ContainerError> {
         text.push(b'\n');
     }
     for h in &opts.extra_hosts {
-        text.extend_from_slice(format!("{}\t{}\n", h.ip, h.host).as_bytes());
+        text.extend_from_slice(h.hosts_line().as_bytes());
     }
     Ok(text)
 }
