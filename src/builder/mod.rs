@@ -39,6 +39,7 @@ mod streamed_context;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub(crate) use image::rfc3339;
 pub(crate) use stage::error_chain;
 pub use cache_transfer::{build_specs, CacheSpec, CacheSpecError, CacheTransferError};
 pub use cached::CacheOptions;
