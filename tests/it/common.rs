@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The conformance corpus (`$KILN_CONFORMANCE_DIR`, else `../shared/conformance`).
@@ -39,4 +40,18 @@ pub fn ok(out: Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// What dpkg-query says is installed in `admindir`.
+pub fn dpkg_query(admindir: &Path) -> BTreeSet<(String, String)> {
+    let out = run(Command::new("dpkg-query")
+        .arg(format!("--admindir={}", admindir.display()))
+        .args(["-W", "-f", "${db:Status-Status}\t${Package}\t${Version}\n"]));
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            (f.next() == Some("installed"))
+                .then(|| (f.next().unwrap().into(), f.next().unwrap().into()))
+        })
+        .collect()
 }

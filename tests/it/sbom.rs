@@ -15,7 +15,7 @@ use kiln::sbom::{
 };
 use nix::sys::stat::{mknod, Mode, SFlag};
 
-use crate::common::run;
+use crate::common::{dpkg_query, run};
 
 const PARAMS: DocumentParams<'static> = DocumentParams {
     name: "docker.io/library/fixture:latest",
@@ -58,20 +58,6 @@ fn debian_root(root: &Path) {
     );
     fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
     fs::copy("/etc/os-release", root.join("etc/os-release")).unwrap();
-}
-
-/// What dpkg-query says is installed in `admindir`.
-fn dpkg_query(admindir: &Path) -> BTreeSet<(String, String)> {
-    let out = run(Command::new("dpkg-query")
-        .arg(format!("--admindir={}", admindir.display()))
-        .args(["-W", "-f", "${db:Status-Status}\t${Package}\t${Version}\n"]));
-    out.lines()
-        .filter_map(|l| {
-            let mut f = l.split('\t');
-            (f.next() == Some("installed"))
-                .then(|| (f.next().unwrap().into(), f.next().unwrap().into()))
-        })
-        .collect()
 }
 
 #[test]

@@ -80,13 +80,14 @@ impl Stager<'_> {
             if let Some(kind) = kind {
                 // COMPAT(buildkit): its `unpack` makes the destination 0755
                 // whatever `--chmod` says.
+                let canon = self.resolve_dest(dest)?;
                 let dir_mode = std::mem::replace(&mut self.dir_mode, 0o755);
-                let dir = self.ensure_dir(dest);
+                let dir = self.ensure_canon_dir(&canon);
                 self.dir_mode = dir_mode;
                 let dir = dir?;
                 let beneath = add::ImageBeneath {
                     view: self.view,
-                    dest: self.resolve_dest(dest)?,
+                    dest: canon,
                 };
                 return add::extract(&node.host, kind, &dir, Some(&beneath))
                     .and_then(|()| self.chown_tree(&dir))
@@ -97,8 +98,9 @@ impl Stager<'_> {
             }
         }
         if node.meta.is_dir() {
-            self.check_dir_onto(&self.resolve_dest(&to)?)?;
-            let dir = self.ensure_dir(&to)?;
+            let canon = self.resolve_dest(&to)?;
+            self.check_dir_onto(&canon)?;
+            let dir = self.ensure_canon_dir(&canon)?;
             self.copy_children(node, &dir, &node.path)
         } else {
             let host = self.prepare(&to)?;
@@ -238,11 +240,16 @@ impl Stager<'_> {
 
     pub(super) fn ensure_dir(&mut self, path: &str) -> Result<PathBuf, CopyError> {
         let canon = self.resolve_dest(path)?;
-        self.prepare(&canon)?;
+        self.ensure_canon_dir(&canon)
+    }
+
+    /// [`Self::ensure_dir`] for a path already resolved by [`Self::resolve_dest`].
+    fn ensure_canon_dir(&mut self, canon: &str) -> Result<PathBuf, CopyError> {
+        self.prepare(canon)?;
         if canon == "/" {
             return Ok(self.staging.to_path_buf());
         }
-        self.stage_dir(&canon)
+        self.stage_dir(canon)
     }
 
     fn copy_children(&mut self, dir: &Node, host: &Path, root: &str) -> Result<(), CopyError> {

@@ -14,7 +14,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::Env;
-use crate::common::run;
+use crate::common::{dpkg_query, run};
 
 const SPDX: &str = "https://spdx.dev/Document";
 const SLSA: &str = "https://slsa.dev/provenance/v1";
@@ -104,20 +104,6 @@ fn packages(doc: &Value, kind: &str) -> BTreeSet<(String, String)> {
                 p["name"].as_str().unwrap().to_string(),
                 p["versionInfo"].as_str().unwrap().to_string(),
             )
-        })
-        .collect()
-}
-
-/// What dpkg-query says is installed in `admindir`.
-fn dpkg_query(admindir: &Path) -> BTreeSet<(String, String)> {
-    let out = run(Command::new("dpkg-query")
-        .arg(format!("--admindir={}", admindir.display()))
-        .args(["-W", "-f", "${db:Status-Status}\t${Package}\t${Version}\n"]));
-    out.lines()
-        .filter_map(|l| {
-            let mut f = l.split('\t');
-            (f.next() == Some("installed"))
-                .then(|| (f.next().unwrap().into(), f.next().unwrap().into()))
         })
         .collect()
 }
