@@ -176,7 +176,7 @@ pub fn build_stage(
                 }
             }
             Err(source) => {
-                v.failed(error_chain(&source));
+                v.failed(chain(&source));
                 return Err(BuildError::Step {
                     span: step.span,
                     display: step.display.clone(),
@@ -277,7 +277,7 @@ fn cached_step(
 }
 
 /// An error and its causes on one line, for the progress stream.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -63,7 +63,6 @@ use std::path::{Path, PathBuf};
 
 pub use spdx::{spdx_document, spdx_json, DocumentParams};
 
-use crate::builder::error_chain;
 use crate::layer::MergedFs;
 
 /// The largest package database read whole (dpkg `status`, a `status.d`
@@ -238,6 +237,17 @@ impl Scan {
             }
         }
     }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Scans an image given as its layer dirs, lowest first (kiln's snapshot
