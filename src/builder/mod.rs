@@ -49,12 +49,10 @@ pub use event::{Event, Progress, StepRef, Stream, Vertex};
 pub use execute::{Build, ExecuteError};
 pub use export::flatten;
 pub use export::ExportError;
-pub(crate) use image::rfc3339;
 pub use image::{parse_rfc3339, BuiltImage};
 pub use output::{OutputSpec, OutputSpecError};
 pub use resolver::PullPolicy;
 pub use run::{ExtraHost, SandboxOptions, SecretSource};
-pub(crate) use stage::error_chain;
 // `kiln run` prepares an image's root as a RUN step's.
 pub use snapshot::{ensure_snapshots, remove_tree, staging_dir, SnapshotError};
 pub use streamed_context::{read_streamed_context, StreamedContext, StreamedContextError};

@@ -13,6 +13,7 @@ pub mod reference;
 pub mod registry;
 pub mod spec;
 pub mod store;
+pub mod time;
 pub mod validate;
 
 pub use archive::{

@@ -208,7 +208,7 @@ fn namespace(p: &DocumentParams<'_>) -> String {
 /// Seconds since the epoch as `YYYY-MM-DDThh:mm:ssZ` (SPDX's form, UTC,
 /// no fraction); before 1970 is 1970, past 9999 is 9999-12-31.
 fn rfc3339(secs: i64) -> String {
-    crate::builder::rfc3339(secs.clamp(0, 253_402_300_799), 0)
+    crate::oci::time::rfc3339(secs.clamp(0, 253_402_300_799), 0)
 }
 
 #[cfg(test)]

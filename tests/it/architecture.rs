@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("plan", &["dockerfile", "oci"]),
     // Filesystem in, SPDX JSON out: it reads the layer dirs through
     // layer's merged view (`layer::MergedFs`), the builder's too.
-    ("sbom", &["layer"]),
+    ("sbom", &["layer", "oci"]),
     // The checks read the AST and, for the rules about expansion, the plan.
     ("lint", &["dockerfile", "plan", "oci"]),
     // Provenance reads the plan (its steps, base images and spans).
