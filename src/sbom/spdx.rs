@@ -208,24 +208,7 @@ fn namespace(p: &DocumentParams<'_>) -> String {
 /// Seconds since the epoch as `YYYY-MM-DDThh:mm:ssZ` (SPDX's form, UTC,
 /// no fraction); before 1970 is 1970, past 9999 is 9999-12-31.
 fn rfc3339(secs: i64) -> String {
-    let secs = secs.clamp(0, 253_402_300_799);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::builder::rfc3339(secs.clamp(0, 253_402_300_799), 0)
 }
 
 #[cfg(test)]
