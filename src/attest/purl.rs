@@ -44,14 +44,9 @@ pub fn docker_purl(reference: &Reference, platform: Option<&Platform>) -> String
 /// `$&+,:;=@` (sub-delims a path segment may hold) is percent-encoded.
 fn path_escape(s: &str) -> String {
     let mut out = String::new();
-    for b in s.bytes() {
-        let keep = b.is_ascii_alphanumeric() || b"-_.~$&+,:;=@".contains(&b);
-        if keep {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    crate::sbom::escape_into(&mut out, s, |b| {
+        b.is_ascii_alphanumeric() || b"-_.~$&+,:;=@".contains(&b)
+    });
     out
 }
 

@@ -55,6 +55,7 @@ mod license;
 mod npm;
 mod osrelease;
 mod purl;
+pub(crate) use purl::escape_into;
 mod python;
 mod spdx;
 mod walk;

@@ -61,7 +61,8 @@ fn is_value_safe(c: u8) -> bool {
     is_path_safe(c) && c != b'&' && c != b'='
 }
 
-fn escape_into(out: &mut String, s: &str, safe: fn(u8) -> bool) {
+/// Appends `s` to `out`, each byte `safe` refuses as `%XX` (upper case).
+pub(crate) fn escape_into(out: &mut String, s: &str, safe: fn(u8) -> bool) {
     for &b in s.as_bytes() {
         if safe(b) {
             out.push(b as char);
