@@ -264,11 +264,6 @@ pub fn unknown_platform() -> Platform {
     }
 }
 
-/// Whether an index entry is an attestation manifest.
-pub fn is_attestation(d: &Descriptor) -> bool {
-    d.is_attestation()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,7 +294,7 @@ mod tests {
         );
         let index: Index = serde_json::from_slice(&store.read_blob(&idx.digest).unwrap()).unwrap();
         assert_eq!(index.manifests[0].digest, d);
-        assert!(is_attestation(&index.manifests[1]));
+        assert!(index.manifests[1].is_attestation());
         let m: Manifest =
             serde_json::from_slice(&store.read_blob(&index.manifests[1].digest).unwrap()).unwrap();
         assert_eq!(m.layers.len(), 2);

@@ -241,14 +241,7 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let m = months.iter().position(|x| *x == month)? as i64 + 1;
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = crate::oci::time::days_from_civil(year, m, day);
     Some(days * 86_400 + h * 3600 + mi * 60 + sec)
 }
 

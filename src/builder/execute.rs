@@ -183,43 +183,11 @@ impl Build {
         img: &mut BuiltImage,
         progress: &Progress,
     ) -> Result<(), ExecuteError> {
-        let takes_index = self.outputs.is_empty()
-            || self.outputs.iter().any(|o| {
-                matches!(
-                    o,
-                    OutputSpec::Oci { .. } | OutputSpec::Image { .. } | OutputSpec::Registry { .. }
-                )
-            });
-        if img.attestations.is_empty() || !takes_index {
+        if img.attestations.is_empty() || !self.takes_index() {
             return Ok(());
         }
-        let mut names = self.tags.clone();
-        for o in &self.outputs {
-            match o {
-                OutputSpec::Oci { name: Some(n), .. } => names.push(n.clone()),
-                OutputSpec::Image { names: n, .. } | OutputSpec::Registry { names: n, .. } => {
-                    names.extend(n.iter().cloned())
-                }
-                _ => {}
-            }
-        }
-        // One attestation manifest per build: its form is every image
-        // output's (BuildKit's per-exporter option).
-        let forms: std::collections::BTreeSet<bool> = self
-            .outputs
-            .iter()
-            .filter_map(|o| match o {
-                OutputSpec::Oci { oci_artifact, .. }
-                | OutputSpec::Image { oci_artifact, .. }
-                | OutputSpec::Registry { oci_artifact, .. } => Some(*oci_artifact),
-                _ => None,
-            })
-            .collect();
-        let form = match forms.into_iter().collect::<Vec<_>>()[..] {
-            [] | [false] => crate::attest::ManifestForm::Image,
-            [true] => crate::attest::ManifestForm::OciArtifact,
-            _ => return Err(ExecuteError::ArtifactForms),
-        };
+        let names = self.subject_names();
+        let form = self.manifest_form()?;
         let v = progress.start("[internal] attaching attestations".to_string(), None);
         let platform = crate::oci::Platform {
             architecture: img.config.architecture.clone(),
@@ -237,19 +205,7 @@ impl Build {
         );
         match attached {
             Ok(index) => {
-                // COMPAT(buildkit): the lines its exporter prints.
-                let listed = store
-                    .read_blob(&index.digest)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<crate::oci::Index>(&b).ok());
-                for m in listed.iter().flat_map(|i| &i.manifests) {
-                    if m.is_attestation() {
-                        let line = format!("exporting attestation manifest {}\n", m.digest);
-                        v.log(Stream::Stdout, line.as_bytes());
-                    }
-                }
-                let line = format!("exporting manifest list {}\n", index.digest);
-                v.log(Stream::Stdout, line.as_bytes());
+                log_attached(store, &index, &v);
                 v.done();
                 img.index = Some(index);
                 Ok(())
@@ -258,6 +214,53 @@ impl Build {
                 v.failed(e.to_string());
                 Err(e.into())
             }
+        }
+    }
+
+    /// Whether any output takes an image index (none given is the store).
+    fn takes_index(&self) -> bool {
+        self.outputs.is_empty()
+            || self.outputs.iter().any(|o| {
+                matches!(
+                    o,
+                    OutputSpec::Oci { .. } | OutputSpec::Image { .. } | OutputSpec::Registry { .. }
+                )
+            })
+    }
+
+    /// The names the attestations' subjects carry: the tags, then every
+    /// image output's names.
+    fn subject_names(&self) -> Vec<String> {
+        let mut names = self.tags.clone();
+        for o in &self.outputs {
+            match o {
+                OutputSpec::Oci { name: Some(n), .. } => names.push(n.clone()),
+                OutputSpec::Image { names: n, .. } | OutputSpec::Registry { names: n, .. } => {
+                    names.extend(n.iter().cloned())
+                }
+                _ => {}
+            }
+        }
+        names
+    }
+
+    /// One attestation manifest per build: its form is every image
+    /// output's (BuildKit's per-exporter option).
+    fn manifest_form(&self) -> Result<crate::attest::ManifestForm, ExecuteError> {
+        let forms: std::collections::BTreeSet<bool> = self
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                OutputSpec::Oci { oci_artifact, .. }
+                | OutputSpec::Image { oci_artifact, .. }
+                | OutputSpec::Registry { oci_artifact, .. } => Some(*oci_artifact),
+                _ => None,
+            })
+            .collect();
+        match forms.into_iter().collect::<Vec<_>>()[..] {
+            [] | [false] => Ok(crate::attest::ManifestForm::Image),
+            [true] => Ok(crate::attest::ManifestForm::OciArtifact),
+            _ => Err(ExecuteError::ArtifactForms),
         }
     }
 
@@ -334,6 +337,23 @@ impl Build {
         v.done();
         Ok(())
     }
+}
+
+/// Logs the lines BuildKit's exporter prints for the index `index`.
+// COMPAT(buildkit): the lines its exporter prints.
+fn log_attached(store: &Store, index: &crate::oci::Descriptor, v: &super::Vertex) {
+    let listed = store
+        .read_blob(&index.digest)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::oci::Index>(&b).ok());
+    for m in listed.iter().flat_map(|i| &i.manifests) {
+        if m.is_attestation() {
+            let line = format!("exporting attestation manifest {}\n", m.digest);
+            v.log(Stream::Stdout, line.as_bytes());
+        }
+    }
+    let line = format!("exporting manifest list {}\n", index.digest);
+    v.log(Stream::Stdout, line.as_bytes());
 }
 
 fn copy_to_stdout(path: &Path) -> io::Result<()> {

@@ -49,7 +49,7 @@ pub use event::{Event, Progress, StepRef, Stream, Vertex};
 pub use execute::{Build, ExecuteError};
 pub use export::flatten;
 pub use export::ExportError;
-pub use image::{parse_rfc3339, BuiltImage};
+pub use image::{parse_rfc3339, rfc3339, BuiltImage};
 pub use output::{OutputSpec, OutputSpecError};
 pub use resolver::PullPolicy;
 pub use run::{ExtraHost, SandboxOptions, SecretSource};
