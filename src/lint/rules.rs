@@ -75,12 +75,9 @@ fn from_parts(from: &Instruction) -> (Option<&str>, Option<(&str, &str)>) {
     (image, name)
 }
 
-fn flag<'a>(inst: &'a Instruction, name: &str) -> Option<&'a str> {
-    inst.flags.iter().find_map(|f| {
-        f.strip_prefix("--")
-            .and_then(|f| f.strip_prefix(name))
-            .and_then(|f| f.strip_prefix('='))
-    })
+/// The first `--name=value`'s value (a bare `--name` has none).
+fn flag<'a>(inst: &'a Instruction, name: &'a str) -> Option<&'a str> {
+    flag_values(inst, name).flatten().next()
 }
 
 fn self_consistent(s: &str) -> bool {
