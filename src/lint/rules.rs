@@ -286,10 +286,7 @@ fn meta_args(
 /// The predefined platform args BuildKit sets for FROM (kiln builds for the host).
 fn platform_args() -> Vec<(String, String)> {
     let p = crate::oci::spec::Platform::host();
-    let plat = match &p.variant {
-        Some(v) => format!("{}/{}/{}", p.os, p.architecture, v),
-        None => format!("{}/{}", p.os, p.architecture),
-    };
+    let plat = p.to_specifier();
     let mut out = Vec::new();
     for prefix in ["BUILD", "TARGET"] {
         out.push((format!("{prefix}PLATFORM"), plat.clone()));
