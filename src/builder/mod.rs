@@ -185,6 +185,20 @@ fn lower(
     plan::lower(df, &plan_opts, &resolver)
 }
 
+/// `lower` with no progress, base images' layers left in their registry
+/// (only their configs are read): what `check` and `outline` plan with.
+fn lower_configs_only(
+    store: &Store,
+    opts: &BuildOptions,
+    df: &crate::dockerfile::Dockerfile,
+) -> Result<plan::BuildGraph, plan::PlanError> {
+    let remote = opts
+        .registry
+        .clone()
+        .map(crate::oci::registry::RemoteBlobs::new);
+    lower(store, opts, df, None, remote.as_ref())
+}
+
 /// `kiln build --check`: BuildKit's Dockerfile checks over every stage,
 /// nothing built. As BuildKit's lint, the target's base images are resolved
 /// (their configs only: layers stay in their registry), so the checks that
@@ -196,11 +210,7 @@ pub fn check(
 ) -> Result<(crate::lint::Report, Option<BuildError>), BuildError> {
     let df = crate::dockerfile::parse(&opts.dockerfile).map_err(BuildError::Parse)?;
     let ignore = load_ignore(opts)?;
-    let remote = opts
-        .registry
-        .clone()
-        .map(|c| std::sync::Arc::new(crate::oci::registry::RemoteBlobs::new(c)));
-    let (graph, failed) = match lower(store, opts, &df, None, remote.as_deref()) {
+    let (graph, failed) = match lower_configs_only(store, opts, &df) {
         Ok(g) => (Some(g), None),
         Err(e) => (None, Some(BuildError::Plan(e))),
     };
@@ -223,11 +233,7 @@ pub fn outline(
     opts: &BuildOptions,
 ) -> Result<(crate::dockerfile::Dockerfile, plan::BuildGraph), BuildError> {
     let df = crate::dockerfile::parse(&opts.dockerfile).map_err(BuildError::Parse)?;
-    let remote = opts
-        .registry
-        .clone()
-        .map(|c| std::sync::Arc::new(crate::oci::registry::RemoteBlobs::new(c)));
-    let graph = lower(store, opts, &df, None, remote.as_deref()).map_err(BuildError::Plan)?;
+    let graph = lower_configs_only(store, opts, &df).map_err(BuildError::Plan)?;
     Ok((df, graph))
 }
 

@@ -253,6 +253,21 @@ pub struct Config {
     pub error: bool,
 }
 
+/// The values of `--name` among an instruction's flags, in order: `None`
+/// for a bare `--name`, `Some(value)` for `--name=value`.
+fn flag_values<'a>(
+    inst: &'a crate::dockerfile::Instruction,
+    name: &'a str,
+) -> impl Iterator<Item = Option<&'a str>> + 'a {
+    inst.flags.iter().filter_map(move |f| {
+        let rest = f.strip_prefix("--")?.strip_prefix(name)?;
+        match rest {
+            "" => Some(None),
+            _ => rest.strip_prefix('=').map(Some),
+        }
+    })
+}
+
 /// Go's `strconv.ParseBool`.
 fn parse_bool(v: &str) -> Option<bool> {
     match v {

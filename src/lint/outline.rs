@@ -94,6 +94,21 @@ fn info(decl: &ArgDecl, word: usize, insts: &BTreeMap<usize, &Instruction>) -> O
     }
 }
 
+/// Each declaration with its word's position in its ARG: words of one
+/// instruction share its start line.
+fn with_words(decls: &[ArgDecl]) -> impl Iterator<Item = (usize, &ArgDecl)> {
+    let (mut word, mut line) = (0, 0);
+    decls.iter().map(move |decl| {
+        word = if decl.span.start_line == line {
+            word + 1
+        } else {
+            0
+        };
+        line = decl.span.start_line;
+        (word, decl)
+    })
+}
+
 /// The global ARGs as BuildKit's `buildMetaArgs` records them: a later
 /// declaration replaces an earlier one, keeping its deps when it reads itself.
 fn global_infos(
@@ -101,16 +116,7 @@ fn global_infos(
     insts: &BTreeMap<usize, &Instruction>,
 ) -> BTreeMap<String, ArgInfo> {
     let mut all: BTreeMap<String, ArgInfo> = BTreeMap::new();
-    let mut word = 0;
-    let mut line = 0;
-    for decl in &graph.global_args {
-        // Words of one instruction share its start line.
-        word = if decl.span.start_line == line {
-            word + 1
-        } else {
-            0
-        };
-        line = decl.span.start_line;
+    for (word, decl) in with_words(&graph.global_args) {
         let mut deps = decl.uses.clone();
         if deps.remove(&decl.name) {
             if let Some(old) = all.get(&decl.name) {
@@ -166,14 +172,7 @@ fn stage_outline(
         secrets: Vec::new(),
         ssh: Vec::new(),
     };
-    let (mut word, mut line) = (0, 0);
-    for decl in &st.args {
-        word = if decl.span.start_line == line {
-            word + 1
-        } else {
-            0
-        };
-        line = decl.span.start_line;
+    for (word, decl) in with_words(&st.args) {
         if !decl.inherited {
             let arg = info(decl, word, insts);
             out.all.insert(

@@ -229,16 +229,9 @@ const EXPANDED: [&str; 11] = [
 ];
 
 /// `--name=value` (or a bare `--name`) among an instruction's flags.
-fn flag<'a>(inst: &'a Instruction, name: &str) -> Vec<&'a str> {
-    inst.flags
-        .iter()
-        .filter_map(|f| {
-            let rest = f.strip_prefix("--")?.strip_prefix(name)?;
-            match rest {
-                "" => Some(""),
-                _ => rest.strip_prefix('='),
-            }
-        })
+fn flag<'a>(inst: &'a Instruction, name: &'a str) -> Vec<&'a str> {
+    super::flag_values(inst, name)
+        .map(|v| v.unwrap_or(""))
         .collect()
 }
 

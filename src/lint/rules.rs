@@ -75,12 +75,9 @@ fn from_parts(from: &Instruction) -> (Option<&str>, Option<(&str, &str)>) {
     (image, name)
 }
 
-fn flag<'a>(inst: &'a Instruction, name: &str) -> Option<&'a str> {
-    inst.flags.iter().find_map(|f| {
-        f.strip_prefix("--")
-            .and_then(|f| f.strip_prefix(name))
-            .and_then(|f| f.strip_prefix('='))
-    })
+/// The first `--name=value`'s value (a bare `--name` has none).
+fn flag<'a>(inst: &'a Instruction, name: &'a str) -> Option<&'a str> {
+    flag_values(inst, name).flatten().next()
 }
 
 fn self_consistent(s: &str) -> bool {
@@ -289,10 +286,7 @@ fn meta_args(
 /// The predefined platform args BuildKit sets for FROM (kiln builds for the host).
 fn platform_args() -> Vec<(String, String)> {
     let p = crate::oci::spec::Platform::host();
-    let plat = match &p.variant {
-        Some(v) => format!("{}/{}/{}", p.os, p.architecture, v),
-        None => format!("{}/{}", p.os, p.architecture),
-    };
+    let plat = p.to_specifier();
     let mut out = Vec::new();
     for prefix in ["BUILD", "TARGET"] {
         out.push((format!("{prefix}PLATFORM"), plat.clone()));

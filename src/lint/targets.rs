@@ -55,10 +55,9 @@ pub fn targets(df: &Dockerfile) -> Vec<Target> {
                 [_, as_kw, name] if as_kw.eq_ignore_ascii_case("as") => name.to_lowercase(),
                 _ => String::new(),
             };
-            let platform = f
-                .flags
-                .iter()
-                .find_map(|fl| fl.strip_prefix("--platform="))
+            let platform = super::flag_values(f, "platform")
+                .flatten()
+                .next()
                 .unwrap_or("")
                 .to_string();
             Target {
