@@ -72,12 +72,15 @@ impl ExtraHost {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The command exited non-zero.
-    #[error("process {command:?} did not complete successfully: exit code: {status}")]
+    #[error("process {command:?} did not complete successfully: exit code: {status}{note}")]
     Failed {
         /// The argv joined with spaces.
         command: String,
         /// The exit code (128 + signal).
         status: i32,
+        /// Empty, or (rootless with a single-ID mapping, where any other owner fails
+        /// with EINVAL) how to give kiln more ids.
+        note: String,
         /// The last lines the command printed (stdout and stderr), for the report.
         tail: Vec<String>,
     },
@@ -292,6 +295,14 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         Ok(r) => fail(RunError::Failed {
             command: op.argv.join(" "),
             status: r.status,
+            note: if exec::userns::single_id_mapping() {
+                format!(
+                    " (if it set another owner or user: {})",
+                    exec::userns::ADD_RANGES_HINT
+                )
+            } else {
+                String::new()
+            },
             tail: tail.lines(),
         }),
         Err(e) => fail(e.into()),

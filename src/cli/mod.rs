@@ -49,6 +49,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// The user namespace kiln entered to run without root (set by [`run`]).
+    #[arg(skip)]
+    pub rootless: Option<crate::exec::Rootless>,
 }
 
 /// Subcommands.
@@ -120,7 +123,15 @@ fn open_store_locked_at(
 }
 
 /// Runs the CLI and returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
+pub fn run(mut cli: Cli) -> i32 {
+    // First of all, while kiln has one thread: without root, become root of a user
+    // namespace (see `exec::userns`), so that the store's snapshots can hold any owner.
+    if writes_store(&cli.command) {
+        match crate::exec::userns::enter() {
+            Ok(rootless) => cli.rootless = rootless,
+            Err(e) => return report(&anyhow::Error::new(e)),
+        }
+    }
     // The sandbox helper's stderr is the RUN's: it never logs.
     if !matches!(cli.command, Command::Sandbox) {
         let rust_log = std::env::var("RUST_LOG").ok();
@@ -152,6 +163,16 @@ pub fn run(cli: Cli) -> i32 {
         Ok(()) => 0,
         Err(e) => report(&e),
     }
+}
+
+/// Whether `command` reads or writes the store's snapshots, whose files belong to
+/// many uids: without root, it runs in kiln's user namespace. Parsing, logins and the
+/// sandbox helper (started by kiln, already inside) do not.
+fn writes_store(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Sandbox | Command::Parse(_) | Command::Login(_) | Command::Logout(_)
+    )
 }
 
 /// The exit status for a command line clap rejects: docker's 125 for `kiln run`

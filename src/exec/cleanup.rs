@@ -86,7 +86,12 @@ fn is_noop_copy_up(path: &Path, lowers: &[PathBuf], rel: &Path) -> bool {
     if !meta.is_dir() || fs::read_dir(path).map_or(true, |mut d| d.next().is_some()) {
         return false;
     }
-    if matches!(xattr::get(path, "trusted.overlay.opaque"), Ok(Some(v)) if v == b"y") {
+    // Rootless overlays (`userxattr`) mark opaque dirs in the user namespace.
+    let opaque = ["trusted.overlay.opaque", "user.overlay.opaque"];
+    if opaque
+        .iter()
+        .any(|a| matches!(xattr::get(path, a), Ok(Some(v)) if v == b"y"))
+    {
         return false;
     }
     let Some(lower) = lowers

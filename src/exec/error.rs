@@ -76,6 +76,26 @@ pub enum ExecError {
         #[serde(with = "errno_serde")]
         source: Errno,
     },
+    /// overlayfs refused the root's mount in a user namespace (rootless).
+    #[error(
+        "overlayfs refused to mount on {target} in kiln's user namespace (rootless needs \
+         Linux 5.11 or later for overlayfs with `userxattr`, and a store on a filesystem \
+         with user xattrs, such as ext4, xfs, btrfs or tmpfs from Linux 6.6): put the store \
+         elsewhere with --root, or run kiln as root"
+    )]
+    RootlessOverlay {
+        /// Where the overlay was mounted.
+        target: PathBuf,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// `security=insecure` asked for in a user namespace.
+    #[error(
+        "RUN --security=insecure is not supported rootless: its devices (kvm, fuse, loop…) \
+         cannot be created in a user namespace; run kiln as root for this step"
+    )]
+    RootlessInsecure,
     /// Any other mount (proc, dev, sys, binds, tmpfs) or remount.
     #[error("mounting {what} on {target}")]
     Mount {
@@ -113,6 +133,19 @@ pub enum ExecError {
         /// The cause.
         #[serde(with = "errno_serde")]
         source: Errno,
+    },
+    /// The step's user does not exist in kiln's single-ID user namespace.
+    #[error(
+        "user {user:?} ({uid}:{gid}) does not exist in kiln's user namespace: {}",
+        super::userns::ADD_RANGES_HINT
+    )]
+    UnmappedUser {
+        /// The user as the spec named it.
+        user: String,
+        /// Its uid.
+        uid: u32,
+        /// Its gid.
+        gid: u32,
     },
     /// Setting the hostname.
     #[error("setting hostname {hostname:?}")]

@@ -178,9 +178,28 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
         source,
     };
     let groups: Vec<Gid> = ids.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    nix::unistd::setgroups(&groups).map_err(user_err)?;
-    nix::unistd::setgid(Gid::from_raw(ids.gid)).map_err(user_err)?;
-    nix::unistd::setuid(Uid::from_raw(ids.uid)).map_err(user_err)?;
+    let unmapped = || ExecError::UnmappedUser {
+        user: spec.user.clone(),
+        uid: ids.uid,
+        gid: ids.gid,
+    };
+    match nix::unistd::setgroups(&groups) {
+        // A single-ID rootless namespace denies setgroups: only gid 0 exists there,
+        // and the groups stay what kiln's user had (unmapped: they show as nogroup).
+        Err(Errno::EPERM) if setgroups_denied() => {
+            if ids.groups.iter().any(|g| *g != 0) {
+                return Err(unmapped());
+            }
+        }
+        other => other.map_err(user_err)?,
+    }
+    let unmapped = |source| match source {
+        // The id does not exist in kiln's user namespace (single-ID rootless mapping).
+        Errno::EINVAL if super::userns::single_id_mapping() => unmapped(),
+        source => user_err(source),
+    };
+    nix::unistd::setgid(Gid::from_raw(ids.gid)).map_err(unmapped)?;
+    nix::unistd::setuid(Uid::from_raw(ids.uid)).map_err(unmapped)?;
     nix::unistd::chdir(spec.cwd.as_str()).map_err(chdir_err)?;
     if spec.foreground.is_some_and(|f| f.init) {
         return init_process(spec, &ids.home, pipe);
@@ -328,6 +347,11 @@ fn redirect_stdin(path: Option<&Path>) -> Result<(), ExecError> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     dup2(fd.as_raw_fd(), 0).map_err(open_err)?;
     Ok(())
+}
+
+/// Whether this user namespace refuses setgroups (`/proc/self/setgroups` is `deny`).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 
 fn thread_count() -> usize {

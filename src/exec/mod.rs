@@ -46,6 +46,7 @@ mod rootfs;
 mod seccomp;
 mod sys;
 mod user;
+pub mod userns;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,7 @@ pub use caps::{by_name as capability, DEFAULT as DEFAULT_CAPABILITIES, NAMES as 
 pub use error::ExecError;
 pub use helper::helper_main;
 pub use parent::run;
+pub use userns::{Rootless, UsernsError};
 
 /// Everything the sandbox needs to run one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

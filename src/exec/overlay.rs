@@ -10,8 +10,9 @@ use std::path::{Component, Path, PathBuf};
 
 use super::ExecError;
 
-/// Mount data longer than a page minus its NUL is refused by the kernel.
-pub const MAX_OPTIONS: usize = 4095;
+/// Mount data longer than a page minus its NUL is refused by the kernel; room is kept
+/// for the `,userxattr` a rootless mount appends (see `rootfs`).
+pub const MAX_OPTIONS: usize = 4095 - ",userxattr".len();
 
 /// Where to chdir and which option string to pass for an overlay mount.
 #[derive(Debug, Clone, PartialEq, Eq)]

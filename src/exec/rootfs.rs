@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::stat::SFlag;
@@ -115,6 +116,9 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
     Ok(points)
 }
 
+/// The overlay option that rootless mounts add.
+pub const USERXATTR: &str = ",userxattr";
+
 fn mount_overlay_root(sys: &mut dyn Sys, spec: &RunSpec, root: &Path) -> Result<(), ExecError> {
     let mut lowers = spec.lower_dirs.clone();
     if lowers.is_empty() {
@@ -131,18 +135,33 @@ fn mount_overlay_root(sys: &mut dyn Sys, spec: &RunSpec, root: &Path) -> Result<
             sys.mkdir(&dir).map_err(|source| create_err(&dir, source))?;
         }
     }
-    let opts = overlay_options(&lowers, &spec.upper_dir, &overlay_work(spec), &links_dir)?;
+    let mut opts = overlay_options(&lowers, &spec.upper_dir, &overlay_work(spec), &links_dir)?;
+    // Rootless: overlayfs keeps its whiteouts' and opaque dirs' marks in `user.overlay.*`
+    // (trusted.* needs CAP_SYS_ADMIN on the host); the unpacked snapshots carry the
+    // same (see layer::unpack). Appending it never overflows: overlay_options leaves
+    // room for it.
+    if sys.in_user_namespace() {
+        opts.data.push_str(USERXATTR);
+    }
     for (name, target) in &opts.links {
         let link = links_dir.join(name);
         sys.symlink(&target.to_string_lossy(), &link)
             .map_err(|source| create_err(&link, source))?;
     }
+    let userns = sys.in_user_namespace();
     let overlay_err = |source| ExecError::MountOverlay {
         target: root.to_path_buf(),
         source_dir: opts.base.clone(),
         source,
     };
     sys.chdir(&opts.base).map_err(overlay_err)?;
+    let overlay_err = |source| match source {
+        Errno::EPERM | Errno::EINVAL | Errno::EOPNOTSUPP if userns => ExecError::RootlessOverlay {
+            target: root.to_path_buf(),
+            source,
+        },
+        source => overlay_err(source),
+    };
     let fs = Path::new("overlay");
     sys.mount(
         Some(fs),
@@ -207,6 +226,10 @@ fn mount_system(
         Some("mode=755,size=65536k"),
         "tmpfs /dev",
     )?;
+    if privileged && sys.in_user_namespace() {
+        // mknod of a device is refused in a user namespace.
+        return Err(ExecError::RootlessInsecure);
+    }
     if privileged {
         populate_dev_nodes(sys, &dev)?;
         privileged_devices(sys, &dev)?;
@@ -221,15 +244,26 @@ fn mount_system(
     } else {
         MsFlags::MS_RDONLY
     };
-    mount(
-        sys,
-        Some("sysfs"),
+    let fresh = sys.mount(
+        Some(Path::new("sysfs")),
         &sysfs,
         Some("sysfs"),
         nosuid_noexec | sys_ro,
         None,
-        "sysfs",
-    )?;
+    );
+    match fresh {
+        // Rootless with the host's network: sysfs belongs to the host's network
+        // namespace, which a user namespace may not mount; bind the host's /sys instead,
+        // with the same flags, as rootless podman does.
+        Err(Errno::EPERM) if sys.in_user_namespace() => {
+            bind(sys, Path::new("/sys"), &sysfs, !privileged, nosuid_noexec)?
+        }
+        other => other.map_err(|source| ExecError::Mount {
+            what: "sysfs".into(),
+            target: sysfs.clone(),
+            source,
+        })?,
+    }
     // COMPAT(buildkit): insecure mode clears the masked and read-only paths.
     if !privileged {
         mask_and_protect(sys, root)?;
@@ -324,15 +358,29 @@ fn populate_dev(sys: &mut dyn Sys, dev: &Path, shm_size: Option<u64>) -> Result<
             .map_err(|source| create_err(&path, source))?;
     }
     let pts_data = "newinstance,ptmxmode=0666,mode=0620,gid=5";
-    mount(
-        sys,
-        Some("devpts"),
-        &dev.join("pts"),
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some(pts_data),
-        "devpts",
-    )?;
+    let pts = dev.join("pts");
+    let pts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    let devpts = Some(Path::new("devpts"));
+    match sys.mount(devpts, &pts, Some("devpts"), pts_flags, Some(pts_data)) {
+        // A single-ID rootless namespace has no gid 5 (tty): new ptys get gid 0.
+        Err(Errno::EINVAL) if sys.in_user_namespace() => {
+            let data = pts_data.trim_end_matches(",gid=5");
+            mount(
+                sys,
+                Some("devpts"),
+                &pts,
+                Some("devpts"),
+                pts_flags,
+                Some(data),
+                "devpts",
+            )?;
+        }
+        other => other.map_err(|source| ExecError::Mount {
+            what: "devpts".into(),
+            target: pts.clone(),
+            source,
+        })?,
+    }
     let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let shm_data = match shm_size {
         Some(bytes) => format!("mode=1777,size={bytes}"),
@@ -492,12 +540,15 @@ fn mount_extra(
                     sys.mkdir(dir).map_err(|e| create_err(dir, e))?;
                 }
             }
-            let data = format!(
+            let mut data = format!(
                 "lowerdir={},upperdir={},workdir={}",
                 source.display(),
                 upper.display(),
                 work.display()
             );
+            if sys.in_user_namespace() {
+                data.push_str(USERXATTR);
+            }
             sys.mount(
                 Some(Path::new("overlay")),
                 &host,

@@ -18,6 +18,7 @@ struct Fake {
     links: HashMap<PathBuf, PathBuf>,
     calls: Vec<String>,
     fail_mount_on: Option<PathBuf>,
+    userns: bool,
 }
 
 impl Fake {
@@ -126,6 +127,9 @@ impl Sys for Fake {
     fn loopback_up(&mut self) -> Result<(), Errno> {
         self.calls.push("lo up".into());
         Ok(())
+    }
+    fn in_user_namespace(&mut self) -> bool {
+        self.userns
     }
 }
 

@@ -77,6 +77,9 @@ pub trait Sys {
     fn sethostname(&mut self, name: &str) -> Result<(), Errno>;
     /// Brings the loopback interface up (new network namespaces start with it down).
     fn loopback_up(&mut self) -> Result<(), Errno>;
+    /// Whether the process is in a user namespace other than the host's (rootless):
+    /// then overlayfs needs `userxattr`, and sysfs may only be bound, not mounted.
+    fn in_user_namespace(&mut self) -> bool;
 }
 
 /// The real kernel.
@@ -185,6 +188,10 @@ impl Sys for RealSys {
 
     fn sethostname(&mut self, name: &str) -> Result<(), Errno> {
         nix::unistd::sethostname(name)
+    }
+
+    fn in_user_namespace(&mut self) -> bool {
+        super::userns::in_user_namespace()
     }
 
     fn loopback_up(&mut self) -> Result<(), Errno> {

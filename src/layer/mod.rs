@@ -115,6 +115,13 @@ pub enum UnpackMode {
     Archive,
 }
 
+/// The xattr of a rootless snapshot's stand-in for a device node (mknod of a device is
+/// refused in a user namespace): an empty regular file whose xattr holds `c MAJ:MIN`
+/// or `b MAJ:MIN`. [`unpack`] makes it, `walk` packs it back as the device's tar entry
+/// (without the xattr), so a layer re-packed rootless has the root build's bytes. Layers
+/// that carry a `user.kiln.` xattr themselves are refused.
+pub const RDEV_XATTR: &str = "user.kiln.rdev";
+
 /// The tar stream of a layer with no entries: the end-of-archive marker alone
 /// (what [`pack`] writes for an empty directory).
 pub const EMPTY_TAR: [u8; 1024] = [0; 1024];
@@ -207,6 +214,21 @@ pub enum LayerError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// An entry's owner does not exist in the user namespace kiln runs in.
+    #[error(
+        "unpacking layer entry {entry:?}: its owner {uid}:{gid} does not exist in kiln's user \
+         namespace, which maps only uid and gid 0 (rootless without subordinate ids): as root, \
+         `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER` (or the line \
+         `USER:100000:65536` in /etc/subuid and /etc/subgid), with Debian's uidmap installed"
+    )]
+    UnmappedOwner {
+        /// The entry's path as written in the archive.
+        entry: String,
+        /// Its uid.
+        uid: u32,
+        /// Its gid.
+        gid: u32,
     },
     /// The unpacked stream does not hash to the diff_id expected.
     #[error("layer diff_id mismatch: expected {expected}, got {actual}")]

@@ -20,7 +20,7 @@ use tar::EntryType;
 
 use super::confine::{clear_for, extract, normalize, unsafe_entry, Confined, DotDot, Lower};
 use super::header::Xattrs;
-use super::{LayerError, UnpackMode};
+use super::{LayerError, UnpackMode, RDEV_XATTR};
 use crate::oci::{DiffId, Hasher};
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
@@ -237,7 +237,8 @@ impl Unpacker<'_> {
             }
             Node::Special => make_node(e.header(), path, name)?,
         }
-        apply_meta(path, meta, node == Node::Symlink, node == Node::Dir, name)
+        apply_meta(path, meta, node == Node::Symlink, node == Node::Dir, name)?;
+        Ok(())
     }
 
     /// `.wh.<name>` and `.wh..wh..opq`, according to the mode.
@@ -255,8 +256,7 @@ impl Unpacker<'_> {
         };
         if base == OPAQUE_NAME {
             return match self.mode {
-                UnpackMode::Snapshot => xattr::set(&dir, "trusted.overlay.opaque", b"y")
-                    .map_err(ex("marking directory opaque")),
+                UnpackMode::Snapshot => mark_opaque(&dir).map_err(ex("marking directory opaque")),
                 // Archive never gets here: its `.wh.` names are plain entries.
                 UnpackMode::Apply | UnpackMode::Archive => {
                     let rel: PathBuf = parents.iter().collect();
@@ -334,15 +334,49 @@ fn write_file<R: Read>(
     Ok(())
 }
 
+/// Marks a snapshot directory opaque for overlayfs: `trusted.overlay.opaque` as root
+/// on the host; rootless (where trusted.* is refused with EPERM, and kiln mounts
+/// overlays with `userxattr`) `user.overlay.opaque`. Both are what that mount reads.
+fn mark_opaque(dir: &Path) -> io::Result<()> {
+    match xattr::set(dir, "trusted.overlay.opaque", b"y") {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => xattr::set(dir, USER_OPAQUE, b"y"),
+        other => other,
+    }
+}
+
+/// overlayfs's opaque mark under `userxattr` (rootless).
+const USER_OPAQUE: &str = "user.overlay.opaque";
+
 /// Creates a character or block device or a fifo (mode and owner are set afterwards).
+/// Rootless, where mknod of a device is refused, a device becomes an empty file with
+/// [`RDEV_XATTR`], which `walk` turns back into the same tar entry.
 fn make_node(h: &tar::Header, path: &Path, name: &str) -> Result<(), LayerError> {
     let (kind, dev) = match h.entry_type() {
         EntryType::Char => (SFlag::S_IFCHR, device(h, name)?),
         EntryType::Block => (SFlag::S_IFBLK, device(h, name)?),
         _ => (SFlag::S_IFIFO, 0),
     };
-    mknod(path, kind, Mode::from_bits_truncate(0o600), dev)
-        .map_err(|e| extract(name, "creating a special file", e.into()))
+    match mknod(path, kind, Mode::from_bits_truncate(0o600), dev) {
+        Err(nix::errno::Errno::EPERM) if kind != SFlag::S_IFIFO => {
+            let letter = if kind == SFlag::S_IFCHR { 'c' } else { 'b' };
+            let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .and_then(|_| {
+                    xattr::set(
+                        path,
+                        RDEV_XATTR,
+                        format!("{letter} {major}:{minor}").as_bytes(),
+                    )
+                })
+                .map_err(|e| extract(name, "creating a device's stand-in file", e))
+        }
+        other => other.map_err(|e| extract(name, "creating a special file", e.into())),
+    }
 }
 
 fn device(h: &tar::Header, name: &str) -> Result<u64, LayerError> {
@@ -378,8 +412,11 @@ fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, Lay
             let ext = ext.map_err(LayerError::ReadArchive)?;
             let key = ext.key_bytes();
             if let Some(attr) = key.strip_prefix(b"SCHILY.xattr.") {
-                if attr.starts_with(b"trusted.overlay.") {
+                if attr.starts_with(b"trusted.overlay.") || attr.starts_with(b"user.overlay.") {
                     return Err(unsafe_entry(name, "it carries an overlayfs xattr"));
+                }
+                if attr.starts_with(b"user.kiln.") {
+                    return Err(unsafe_entry(name, "it carries kiln's own xattr"));
                 }
                 meta.xattrs
                     .push((attr.to_vec(), ext.value_bytes().to_vec()));
@@ -406,7 +443,17 @@ fn apply_meta(
     name: &str,
 ) -> Result<(), LayerError> {
     let ex = |step| move |s| extract(name, step, s);
-    std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid)).map_err(ex("setting owner"))?;
+    match std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid)) {
+        // The id does not exist in this user namespace (rootless, single-ID mapping).
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            return Err(LayerError::UnmappedOwner {
+                entry: name.to_string(),
+                uid: meta.uid,
+                gid: meta.gid,
+            })
+        }
+        other => other.map_err(ex("setting owner"))?,
+    }
     if !symlink {
         fs::set_permissions(path, fs::Permissions::from_mode(meta.mode))
             .map_err(ex("setting mode"))?;

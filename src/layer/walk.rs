@@ -17,7 +17,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::header::{EntryHeader, Kind, Xattrs};
-use super::{LayerError, SourceKind};
+use super::{LayerError, SourceKind, RDEV_XATTR};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_NAME: &[u8] = b".wh..wh..opq";
@@ -131,8 +131,8 @@ impl Walker {
                 tracing::debug!(path = %abs.display(), "leaving a socket out of the layer");
                 continue;
             }
-            let (xattrs, opaque) = self.xattrs(&rel, &meta)?;
-            let kind = self.kind_of(&rel, &meta)?;
+            let (mut xattrs, opaque) = self.xattrs(&rel, &meta)?;
+            let kind = device_stand_in(self.kind_of(&rel, &meta)?, &mut xattrs);
             if kind == Kind::Dir {
                 self.push_children(&rel)?;
                 if opaque {
@@ -274,6 +274,34 @@ impl Walker {
         }
         out.sort();
         Ok((out, opaque))
+    }
+}
+
+/// The device a rootless snapshot's stand-in file stands for (see [`RDEV_XATTR`]),
+/// its xattr removed; any other entry as it is.
+fn device_stand_in(kind: Kind, xattrs: &mut Xattrs) -> Kind {
+    if kind != (Kind::File { size: 0 }) {
+        return kind;
+    }
+    let Some(i) = xattrs.iter().position(|(k, _)| k == RDEV_XATTR.as_bytes()) else {
+        return kind;
+    };
+    let value = String::from_utf8_lossy(&xattrs[i].1).into_owned();
+    let parsed = value.split_once(' ').and_then(|(letter, dev)| {
+        let (major, minor) = dev.split_once(':')?;
+        let (major, minor) = (major.parse().ok()?, minor.parse().ok()?);
+        match letter {
+            "c" => Some(Kind::Char { major, minor }),
+            "b" => Some(Kind::Block { major, minor }),
+            _ => None,
+        }
+    });
+    match parsed {
+        Some(device) => {
+            xattrs.remove(i);
+            device
+        }
+        None => kind,
     }
 }
 

@@ -71,6 +71,20 @@ pub enum CopyError {
     /// `--checksum` on a source that is not a URL.
     #[error("--checksum can only be used with a single http(s) source")]
     ChecksumNotUrl,
+    /// `--chown` (or a copied file's owner) names an id kiln's single-ID user
+    /// namespace does not have.
+    #[error(
+        "changing owner of {path} to {uid}:{gid}: {}",
+        crate::exec::userns::ADD_RANGES_HINT
+    )]
+    UnmappedOwner {
+        /// The staged path.
+        path: PathBuf,
+        /// The uid.
+        uid: u32,
+        /// The gid.
+        gid: u32,
+    },
     /// Writing into the staging dir.
     #[error("{step} {path}")]
     Write {

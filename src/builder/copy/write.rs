@@ -409,7 +409,16 @@ fn parents_dest(dest: &str, source: &str, node_path: &str) -> String {
 }
 
 fn set_owner_mode(p: &Path, uid: u32, gid: u32, mode: Option<u32>) -> Result<(), CopyError> {
-    std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(werr("changing owner of", p))?;
+    match std::os::unix::fs::lchown(p, Some(uid), Some(gid)) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            return Err(CopyError::UnmappedOwner {
+                path: p.into(),
+                uid,
+                gid,
+            })
+        }
+        other => other.map_err(werr("changing owner of", p))?,
+    }
     if let Some(m) = mode {
         // After chown: chown clears setuid/setgid bits.
         fs::set_permissions(p, fs::Permissions::from_mode(m))

@@ -292,6 +292,14 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> i32 {
     } else {
         args.progress
     };
+    if let Some(rootless) = &cli.rootless {
+        if matches!(
+            mode.resolve(),
+            ProgressMode::Plain | ProgressMode::Tty | ProgressMode::Auto
+        ) {
+            eprintln!("{rootless}");
+        }
+    }
     let (tx, rx) = mpsc::channel();
     let renderer = progress::spawn(mode, rx);
     let progress = Progress::new(tx);
