@@ -18,6 +18,7 @@ mod parser;
 mod plan;
 mod registry;
 mod repro;
+mod rootless;
 mod run;
 mod sbom;
 mod shell;

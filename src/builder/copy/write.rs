@@ -433,7 +433,12 @@ fn copy_xattrs(from: &Path, to: &Path) {
     };
     for name in names {
         let n = name.to_string_lossy();
-        if n.starts_with("trusted.overlay.") || n == "security.selinux" {
+        // overlayfs's own marks (`user.overlay.` in a rootless snapshot) describe the
+        // snapshot, not the file.
+        if n.starts_with("trusted.overlay.")
+            || n.starts_with("user.overlay.")
+            || n == "security.selinux"
+        {
             continue;
         }
         if let Ok(Some(v)) = xattr::get(from, &name) {
