@@ -524,3 +524,66 @@ fn a_secret_is_a_file_on_a_tmpfs_outside_the_root_bound_read_only() {
     assert!(c[bind + 1].contains("MS_RDONLY | MS_NODEV | MS_REMOUNT"));
     assert!(points.created.contains(&PathBuf::from("run/secrets/tok")));
 }
+
+#[test]
+fn rootless_overlays_use_userxattr_and_sysfs_falls_back_to_a_read_only_bind() {
+    let mut fake = image();
+    fake.userns = true;
+    fake.fail_mount_on = Some("/t/work/root/sys".into());
+    let mut s = spec();
+    s.mounts.push(Mount {
+        target: "/src".into(),
+        kind: MountKind::BindDiscardWrites {
+            source: "/ctx".into(),
+            scratch: "/t/scratch".into(),
+        },
+    });
+    // The fake refuses the sysfs mount at the target, and would refuse the bind there
+    // too: record the bind attempt by letting it fail and looking at the calls.
+    let err = setup(&mut fake, &s).unwrap_err();
+    assert!(
+        matches!(&err, ExecError::Mount { what, .. } if what == "bind /sys"),
+        "the fallback binds the host's /sys: {err:?}"
+    );
+    let c = &fake.calls;
+    let overlay = position(c, "mount overlay /t/work/root overlay");
+    assert!(c[overlay].ends_with(",userxattr"), "{}", c[overlay]);
+
+    // Without the refusal the discard-writes overlay gets the option too.
+    let mut fake = image();
+    fake.userns = true;
+    fake.fs.insert("/ctx".into(), Kind::Dir);
+    setup(&mut fake, &s).unwrap();
+    let c = &fake.calls;
+    let discard = position(c, "mount overlay /t/work/root/src overlay");
+    assert!(c[discard].ends_with("workdir=/t/scratch/work,userxattr"), "{}", c[discard]);
+    // Root on the host: no option, sysfs as before.
+    let mut fake = image();
+    fake.fs.insert("/ctx".into(), Kind::Dir);
+    setup(&mut fake, &s).unwrap();
+    assert!(!fake.calls.iter().any(|l| l.contains("userxattr")));
+}
+
+#[test]
+fn a_refused_rootless_overlay_says_so() {
+    let mut fake = image();
+    fake.userns = true;
+    fake.fail_mount_on = Some("/t/work/root".into());
+    let err = setup(&mut fake, &spec()).unwrap_err();
+    assert!(
+        matches!(err, ExecError::RootlessOverlay { source: Errno::EPERM, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("overlayfs refused to mount"), "{err}");
+    assert!(!fake.calls.iter().any(|l| l.starts_with("pivot")));
+}
+
+#[test]
+fn rootless_insecure_mode_is_refused_by_name() {
+    let mut fake = image();
+    fake.userns = true;
+    let mut s = spec();
+    s.privileged = true;
+    let err = setup(&mut fake, &s).unwrap_err();
+    assert!(matches!(err, ExecError::RootlessInsecure), "{err:?}");
+}

@@ -23,7 +23,9 @@ RUN busybox --install -s /bin && mkdir -p /d/sub && touch /d/sub/old \\
 RUN rm -rf /d/sub && mkdir /d/sub && touch /d/sub/new
 ";
 
-/// Everything that must come out as in a root build.
+/// Everything that must come out as in a root build, and a step that fails unless
+/// the sandbox's seccomp filter (no new namespaces), capability limit (no mount) and
+/// masked /proc paths hold rootless too.
 const DOCKERFILE: &str = "FROM base
 COPY --chown=1000:50 app.txt /app/
 RUN --mount=type=cache,target=/cache,id=k echo cached > /cache/f
@@ -32,6 +34,8 @@ RUN --mount=type=cache,target=/cache,id=k --mount=type=secret,id=s,required \\
  && echo x > /suid && chmod 4755 /suid && ln /suid /suid-link \\
  && chmod 600 /d/c && ls /d/sub > /listing
 COPY --from=base /d /copied
+RUN ! unshare -U true 2>/dev/null && ! mount -t tmpfs none /mnt 2>/dev/null \\
+ && test ! -s /proc/kcore
 USER 1000
 RUN id -u > /tmp/who && touch /home/user/mine
 ";
