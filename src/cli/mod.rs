@@ -49,7 +49,7 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// The user namespace kiln entered to run without root (set by [`run`]).
+    /// The user namespace kiln entered to run without root (set by [`run()`]).
     #[arg(skip)]
     pub rootless: Option<crate::exec::Rootless>,
 }

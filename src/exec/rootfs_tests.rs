@@ -556,7 +556,11 @@ fn rootless_overlays_use_userxattr_and_sysfs_falls_back_to_a_read_only_bind() {
     setup(&mut fake, &s).unwrap();
     let c = &fake.calls;
     let discard = position(c, "mount overlay /t/work/root/src overlay");
-    assert!(c[discard].ends_with("workdir=/t/scratch/work,userxattr"), "{}", c[discard]);
+    assert!(
+        c[discard].ends_with("workdir=/t/scratch/work,userxattr"),
+        "{}",
+        c[discard]
+    );
     // Root on the host: no option, sysfs as before.
     let mut fake = image();
     fake.fs.insert("/ctx".into(), Kind::Dir);
@@ -571,10 +575,19 @@ fn a_refused_rootless_overlay_says_so() {
     fake.fail_mount_on = Some("/t/work/root".into());
     let err = setup(&mut fake, &spec()).unwrap_err();
     assert!(
-        matches!(err, ExecError::RootlessOverlay { source: Errno::EPERM, .. }),
+        matches!(
+            err,
+            ExecError::RootlessOverlay {
+                source: Errno::EPERM,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("overlayfs refused to mount"), "{err}");
+    assert!(
+        err.to_string().contains("overlayfs refused to mount"),
+        "{err}"
+    );
     assert!(!fake.calls.iter().any(|l| l.starts_with("pivot")));
 }
 

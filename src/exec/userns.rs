@@ -297,35 +297,36 @@ fn enter_mapped(tools: &[(PathBuf, String)]) -> Result<(), UsernsError> {
             if unshared.is_ok() {
                 let _ = go.write_all(b"g");
             }
-            drop(go);
-            let mut verdict = String::new();
-            let read = File::from(verdict_r).read_to_string(&mut verdict);
-            loop {
-                match waitpid(child, None) {
-                    Err(Errno::EINTR) => continue,
-                    _ => break,
-                }
-            }
+            drop(go); // without the byte, the child exits at once
+            let verdict = await_mapper(child, verdict_r);
             unshared?;
-            read.map_err(|_| UsernsError::Setup {
-                step: "reading the id mapper's verdict",
-                source: Errno::EIO,
-            })?;
-            match serde_json::from_str::<Option<[String; 5]>>(&verdict) {
-                Ok(None) => Ok(()),
-                Ok(Some([tool, pid, args, status, stderr])) => Err(UsernsError::MapTool {
-                    tool,
-                    pid: pid.parse().unwrap_or(0),
-                    args,
-                    status,
-                    stderr,
-                }),
-                Err(_) => Err(UsernsError::Setup {
-                    step: "the id mapper died without a verdict",
-                    source: Errno::EIO,
-                }),
-            }
+            verdict
         }
+    }
+}
+
+/// Reads the id mapper's verdict (see [`run_tools`]) and reaps it.
+fn await_mapper(child: Pid, verdict: std::os::fd::OwnedFd) -> Result<(), UsernsError> {
+    let mut text = String::new();
+    let read = File::from(verdict).read_to_string(&mut text);
+    while let Err(Errno::EINTR) = waitpid(child, None) {}
+    read.map_err(|_| UsernsError::Setup {
+        step: "reading the id mapper's verdict",
+        source: Errno::EIO,
+    })?;
+    match serde_json::from_str::<Option<[String; 5]>>(&text) {
+        Ok(None) => Ok(()),
+        Ok(Some([tool, pid, args, status, stderr])) => Err(UsernsError::MapTool {
+            tool,
+            pid: pid.parse().unwrap_or(0),
+            args,
+            status,
+            stderr,
+        }),
+        Err(_) => Err(UsernsError::Setup {
+            step: "the id mapper died without a verdict",
+            source: Errno::EIO,
+        }),
     }
 }
 
