@@ -119,7 +119,7 @@ pub enum UnpackMode {
 /// refused in a user namespace): an empty regular file whose xattr holds `c MAJ:MIN`
 /// or `b MAJ:MIN`. [`unpack`] makes it, `walk` packs it back as the device's tar entry
 /// (without the xattr), so a layer re-packed rootless has the root build's bytes. Layers
-/// that carry a `user.kiln.` xattr themselves are refused.
+/// that carry this xattr themselves are refused.
 pub const RDEV_XATTR: &str = "user.kiln.rdev";
 
 /// The tar stream of a layer with no entries: the end-of-archive marker alone
@@ -217,8 +217,9 @@ pub enum LayerError {
     },
     /// An entry's owner does not exist in the user namespace kiln runs in.
     #[error(
-        "unpacking layer entry {entry:?}: its owner {uid}:{gid} does not exist in kiln's user \
-         namespace, which maps only uid and gid 0 (rootless without subordinate ids): as root, \
+        "unpacking layer entry {entry:?}: its owner {uid}:{gid} does not exist in the user \
+         namespace kiln runs in (rootless, a single-ID mapping has only uid and gid 0, and \
+         subordinate ids only as many as their range): give the user a range, as root, \
          `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER` (or the line \
          `USER:100000:65536` in /etc/subuid and /etc/subgid), with Debian's uidmap installed"
     )]
@@ -281,5 +282,41 @@ mod tests {
             packed.diff_id.to_string(),
             "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
         );
+    }
+
+    /// Packs `dir` uncompressed.
+    fn tar_of(dir: &std::path::Path) -> Vec<u8> {
+        let opts = PackOptions {
+            compression: Compression::None,
+            source_date_epoch: Some(0),
+            ..PackOptions::default()
+        };
+        let mut out = Vec::new();
+        pack(dir, SourceKind::Plain, &opts, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_device_stand_in_packs_to_the_devices_bytes() {
+        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+        use std::os::unix::fs::PermissionsExt;
+        let (real, stand_in) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let node = real.path().join("null");
+        mknod(&node, SFlag::S_IFCHR, Mode::empty(), makedev(1, 3)).unwrap();
+        let file = stand_in.path().join("null");
+        std::fs::write(&file, b"").unwrap();
+        xattr::set(&file, RDEV_XATTR, b"c 1:3").unwrap();
+        for p in [&node, &file] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        }
+        assert_eq!(tar_of(real.path()), tar_of(stand_in.path()));
+        // A stand-in that is not empty, or names no device, is a plain file with its
+        // xattr, which unpacking then refuses (an image may not forge one).
+        std::fs::write(&file, b"x").unwrap();
+        let tar = tar_of(stand_in.path());
+        assert_ne!(tar, tar_of(real.path()));
+        let dest = tempfile::tempdir().unwrap();
+        let err = unpack(&tar[..], dest.path(), UnpackMode::Snapshot).unwrap_err();
+        assert!(err.to_string().contains("device stand-in xattr"), "{err}");
     }
 }

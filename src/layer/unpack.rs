@@ -2,7 +2,9 @@
 //! directory, confined to it (see [`super::confine`]), hashing the tar stream as it goes.
 //!
 //! Ownership, modes (setuid/setgid/sticky included), xattrs, mtimes and devices are
-//! restored; it expects to run as root. Metadata is set in the order that keeps it:
+//! restored; it expects to run as root, on the host or of kiln's user namespace
+//! (rootless: opaque dirs are then marked `user.overlay.opaque`, and devices, which
+//! that namespace may not make, become stand-ins: see [`super::RDEV_XATTR`]). Metadata is set in the order that keeps it:
 //! data, owner (which clears setuid and capabilities), mode, xattrs, then mtime;
 //! directory mtimes last of all, since creating children changes them.
 
@@ -193,7 +195,13 @@ impl Unpacker<'_> {
         let dir = self.confined.parent(parents, &name, true)?;
         let dir = dir.ok_or_else(|| unsafe_entry(&name, "its parent directory is missing"))?;
         let path = dir.join(OsStr::from_bytes(base));
-        let meta = read_meta(e, &name)?;
+        let mut meta = read_meta(e, &name)?;
+        if self.mode == UnpackMode::Snapshot {
+            // A rootless overlay (`userxattr`) would read these as its own marks, where
+            // root's ignores them: left out, a snapshot looks the same to both.
+            meta.xattrs
+                .retain(|(k, _)| !k.starts_with(b"user.overlay."));
+        }
         clear_for(&path, node == Node::Dir)
             .map_err(|s| extract(&name, "removing what was there", s))?;
         self.create(e, node, &path, &meta, &name)?;
@@ -237,8 +245,7 @@ impl Unpacker<'_> {
             }
             Node::Special => make_node(e.header(), path, name)?,
         }
-        apply_meta(path, meta, node == Node::Symlink, node == Node::Dir, name)?;
-        Ok(())
+        apply_meta(path, meta, node == Node::Symlink, node == Node::Dir, name)
     }
 
     /// `.wh.<name>` and `.wh..wh..opq`, according to the mode.
@@ -412,11 +419,14 @@ fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, Lay
             let ext = ext.map_err(LayerError::ReadArchive)?;
             let key = ext.key_bytes();
             if let Some(attr) = key.strip_prefix(b"SCHILY.xattr.") {
-                if attr.starts_with(b"trusted.overlay.") || attr.starts_with(b"user.overlay.") {
+                if attr.starts_with(b"trusted.overlay.") {
                     return Err(unsafe_entry(name, "it carries an overlayfs xattr"));
                 }
-                if attr.starts_with(b"user.kiln.") {
-                    return Err(unsafe_entry(name, "it carries kiln's own xattr"));
+                if attr == RDEV_XATTR.as_bytes() {
+                    return Err(unsafe_entry(
+                        name,
+                        "it carries kiln's device stand-in xattr",
+                    ));
                 }
                 meta.xattrs
                     .push((attr.to_vec(), ext.value_bytes().to_vec()));
