@@ -75,6 +75,7 @@ fn ensure_user(name: &str, ranges: bool) {
 struct User {
     name: &'static str,
     home: PathBuf,
+    exe: PathBuf,
 }
 
 impl User {
@@ -85,7 +86,13 @@ impl User {
         let home = env.path(&format!("home-{name}"));
         fs::create_dir_all(&home).unwrap();
         crate::common::run(Command::new("chown").arg(name).arg(&home));
-        Self { name, home }
+        // The build's own binary may sit where the user cannot reach it (a checkout
+        // under /root): the user runs a copy in the temp dir.
+        let exe = env.path("kiln");
+        if !exe.exists() {
+            fs::copy(env!("CARGO_BIN_EXE_kiln"), &exe).unwrap();
+        }
+        Self { name, home, exe }
     }
 
     /// The store kiln picks by default for this user: `~/.local/share/kiln`.
@@ -98,7 +105,7 @@ impl User {
         // By its path: a test may give kiln a PATH without it.
         let mut cmd = Command::new("/usr/bin/setpriv");
         cmd.args(["--reuid", self.name, "--regid", self.name, "--init-groups"])
-            .arg(env!("CARGO_BIN_EXE_kiln"))
+            .arg(&self.exe)
             .args(args)
             .env("HOME", &self.home)
             .env_remove("KILN_ROOT")
@@ -332,7 +339,7 @@ fn in_namespace_without_userns(user: &User, store: &Path, ctx: &str) -> String {
             "echo unshared; read go; exec sh -c \"$0\" \"$@\"",
         ])
         .arg(&inner)
-        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg(&user.exe)
         .arg(store)
         .arg(ctx)
         .env("HOME", &user.home)
