@@ -6,6 +6,7 @@ mod cache;
 mod checks;
 mod common;
 mod conformance;
+mod container;
 mod credentials;
 mod exec;
 mod fixtures;
