@@ -4,6 +4,7 @@ mod architecture;
 mod build;
 mod cache;
 mod checks;
+mod ciimage;
 mod common;
 mod conformance;
 mod container;
