@@ -1,8 +1,10 @@
 //! kiln's own image (`dist/Dockerfile`), built by `scripts/image` with kiln:
-//! read back by skopeo, loaded into a store and run with `kiln run --rm`.
+//! read back by skopeo, loaded into a store and run with `kiln run --rm`; and
+//! its debug target, whose shell CI systems run job scripts with.
 //! The test's kiln is dynamically linked, so the script copies its libraries
 //! into the image beside it; the release image uses the static build instead.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::build::Env;
@@ -12,12 +14,7 @@ use crate::common::{ok, run};
 fn kilns_image_is_read_by_skopeo_and_its_entrypoint_runs_kiln() {
     let env = Env::new();
     let tar = env.path("kiln.tar");
-    run(
-        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/image"))
-            .arg("--kiln")
-            .arg(env!("CARGO_BIN_EXE_kiln"))
-            .arg(&tar),
-    );
+    scripts_image(&[], &tar);
     let config = run(Command::new("skopeo")
         .args(["inspect", "--config"])
         .arg(format!("oci-archive:{}", tar.display())));
@@ -37,4 +34,28 @@ fn kilns_image_is_read_by_skopeo_and_its_entrypoint_runs_kiln() {
     // The non-root user of the user-namespace mode is in the image's passwd.
     let out = ok(env.kiln(&["run", "--rm", "-u", "kiln", &image, "--version"], None));
     assert_eq!(out, format!("kiln {version}\n"));
+
+    // The debug target: kiln on the PATH of a busybox shell.
+    let debug = env.path("kiln-debug.tar");
+    scripts_image(&["--debug"], &debug);
+    ok(env.kiln(&["load", "-i", debug.to_str().unwrap()], None));
+    let image = format!("kiln:{version}-debug");
+    let script = "kiln --version && which tail";
+    let entrypoint = ["run", "--rm", "--entrypoint", "/busybox/sh"];
+    let out = ok(env.kiln(&[&entrypoint[..], &[&image, "-c", script]].concat(), None));
+    assert_eq!(out, format!("kiln {version}\n/busybox/tail\n"));
+}
+
+/// `scripts/image FLAGS OUT` with the test's kiln. Its layers are left
+/// uncompressed: the test's kiln is 160 MB of debug build, and gzip is not
+/// what is tested here.
+fn scripts_image(flags: &[&str], out: &Path) {
+    run(
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/image"))
+            .arg("--kiln")
+            .arg(env!("CARGO_BIN_EXE_kiln"))
+            .args(flags)
+            .arg(out)
+            .args(["--compression", "uncompressed"]),
+    );
 }
