@@ -1,6 +1,7 @@
 //! kiln's own image (`dist/Dockerfile`), built by `scripts/image` with kiln:
 //! read back by skopeo, loaded into a store and run with `kiln run --rm`; and
-//! its debug target, whose shell CI systems run job scripts with.
+//! its debug target, whose shell CI systems run job scripts with
+//! (`tests/it/container.rs` also builds a Dockerfile in it, as a CI job would).
 //! The test's kiln is dynamically linked, so the script copies its libraries
 //! into the image beside it; the release image uses the static build instead.
 
@@ -14,7 +15,7 @@ use crate::common::{ok, run};
 fn kilns_image_is_read_by_skopeo_and_its_entrypoint_runs_kiln() {
     let env = Env::new();
     let tar = env.path("kiln.tar");
-    scripts_image(&[], &tar);
+    scripts_image(&[], &tar, &[]);
     let config = run(Command::new("skopeo")
         .args(["inspect", "--config"])
         .arg(format!("oci-archive:{}", tar.display())));
@@ -37,7 +38,7 @@ fn kilns_image_is_read_by_skopeo_and_its_entrypoint_runs_kiln() {
 
     // The debug target: kiln on the PATH of a busybox shell.
     let debug = env.path("kiln-debug.tar");
-    scripts_image(&["--debug"], &debug);
+    scripts_image(&["--debug"], &debug, &[]);
     ok(env.kiln(&["load", "-i", debug.to_str().unwrap()], None));
     let image = format!("kiln:{version}-debug");
     let script = "kiln --version && which tail";
@@ -46,16 +47,17 @@ fn kilns_image_is_read_by_skopeo_and_its_entrypoint_runs_kiln() {
     assert_eq!(out, format!("kiln {version}\n/busybox/tail\n"));
 }
 
-/// `scripts/image FLAGS OUT` with the test's kiln. Its layers are left
-/// uncompressed: the test's kiln is 160 MB of debug build, and gzip is not
-/// what is tested here.
-fn scripts_image(flags: &[&str], out: &Path) {
+/// `scripts/image FLAGS OUT BUILD_FLAGS` with the test's kiln. Its layers are
+/// left uncompressed: the test's kiln is 160 MB of debug build, and gzip is
+/// not what is tested here.
+pub fn scripts_image(flags: &[&str], out: &Path, build_flags: &[&str]) {
     run(
         Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/image"))
             .arg("--kiln")
             .arg(env!("CARGO_BIN_EXE_kiln"))
             .args(flags)
             .arg(out)
-            .args(["--compression", "uncompressed"]),
+            .args(["--compression", "uncompressed"])
+            .args(build_flags),
     );
 }

@@ -1,7 +1,8 @@
 //! kiln inside a real unprivileged container (issue 12: "kaniko's place"): runc or
 //! crun with `docker run`'s default configuration (see `container/harness.rs`),
-//! with and without a user namespace. The build there must give the same image
-//! manifest as the root build of the same Dockerfile on the host.
+//! with and without a user namespace, its root busybox and the test's kiln, or
+//! kiln's own debug image. The build there must give the same image manifest
+//! as the root build of the same Dockerfile on the host.
 
 #[path = "container/harness.rs"]
 pub mod harness;
@@ -47,10 +48,17 @@ const SCRIPT: &str = r#"if unshare -m true 2>/dev/null; then
 fi
 exec "$@""#;
 
-/// Builds [`DOCKERFILE`] in a `runtime` container (`userns`: with a user
-/// namespace); returns the image manifest digest of the archive it wrote.
+/// Builds [`DOCKERFILE`] in a `runtime` container with busybox and the test's
+/// kiln (`userns`: with a user namespace); the image manifest digest of the
+/// archive it wrote.
 fn build_in_container(runtime: Runtime, userns: bool) -> String {
-    let c = Container::new(userns);
+    build_in(&Container::new(userns), runtime, "/bin/sh")
+}
+
+/// Builds [`DOCKERFILE`] in `c` (whose kiln is at [`KILN`], and `shell` a
+/// POSIX shell with `unshare` on the PATH); the image manifest digest of the
+/// archive it wrote.
+pub fn build_in(c: &Container, runtime: Runtime, shell: &str) -> String {
     write_context(&c.host_path("/ctx"));
     let store = kiln::store::open(&c.host_path("/store")).unwrap();
     crate::fixtures::busybox_image(&store);
@@ -58,7 +66,7 @@ fn build_in_container(runtime: Runtime, userns: bool) -> String {
     c.writable_dir("/store");
     c.writable_dir("/out");
     let build = [
-        "/bin/sh",
+        shell,
         "-c",
         SCRIPT,
         "sh",
@@ -77,16 +85,16 @@ fn build_in_container(runtime: Runtime, userns: bool) -> String {
     let out = c.run(runtime, &build, &[]);
     assert!(
         out.status.success(),
-        "kiln build in a {runtime:?} container (userns: {userns}) failed: {}\n{}",
+        "kiln build in a {runtime:?} container failed: {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     archive_manifest_digest(&c.host_path("/out/image.tar"))
 }
 
-#[test]
-fn a_build_in_an_unprivileged_container_gives_the_root_builds_image() {
-    // The root build on the host, in kiln's namespace sandbox.
+/// The manifest digest of [`DOCKERFILE`] built as root on the host, in
+/// kiln's namespace sandbox.
+pub fn root_build() -> String {
     let env = Env::new();
     crate::fixtures::busybox_image(&env.store());
     let ctx = env.path("ctx");
@@ -98,12 +106,30 @@ fn a_build_in_an_unprivileged_container_gives_the_root_builds_image() {
         &format!("type=oci,dest={}", tar.display()),
         ctx.to_str().unwrap(),
     ]);
-    let host = archive_manifest_digest(&tar);
+    archive_manifest_digest(&tar)
+}
 
+#[test]
+fn a_build_in_an_unprivileged_container_gives_the_root_builds_image() {
+    let host = root_build();
     assert_eq!(build_in_container(Runtime::Runc, false), host, "runc");
     assert_eq!(
         build_in_container(Runtime::Crun, true),
         host,
         "crun, user namespace"
     );
+}
+
+/// kiln's image as a CI job runs it: the debug target (`scripts/image
+/// --debug`, with the test's kiln) unpacked as the root of an unprivileged
+/// container with a user namespace, its kiln building [`DOCKERFILE`].
+#[test]
+fn kilns_debug_image_builds_in_an_unprivileged_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    let unpack = format!("type=local,dest={}", rootfs.display());
+    let tar = dir.path().join("kiln-debug.tar");
+    crate::ciimage::scripts_image(&["--debug"], &tar, &["-o", &unpack]);
+    let job = Container::from_rootfs(&rootfs, true);
+    assert_eq!(build_in(&job, Runtime::Runc, "/busybox/sh"), root_build());
 }

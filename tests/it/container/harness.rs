@@ -9,14 +9,15 @@
 //! Docker: its time namespace (runc 1.1 does not know it), cgroup limits, and
 //! AppArmor (not on these machines).
 //!
-//! The root filesystem is the host's static busybox with its applets, and kiln:
-//! the test binary's kiln is dynamically linked, so the host's `/usr/lib` and
-//! `/lib64` are bind-mounted read-only (a static kiln, `scripts/static`, would
-//! need neither). What the container may write (its store, an output dir,
-//! `/tmp`) belongs to the container's root: host uid 0, or [`MAPPED_ROOT`] with
-//! a user namespace.
+//! The root filesystem is either the host's static busybox with its applets
+//! and kiln ([`Container::new`]: the test binary's kiln is dynamically linked,
+//! so the host's `/usr/lib` and `/lib64` are bind-mounted read-only; a static
+//! kiln, `scripts/static`, would need neither), or a copy of a directory such
+//! as kiln's own image unpacked ([`Container::from_rootfs`]). What the
+//! container may write (its store, an output dir, `/tmp`) belongs to the
+//! container's root: host uid 0, or [`MAPPED_ROOT`] with a user namespace.
 //!
-//! Reusable: [`Container::new`], then [`Container::host_path`] /
+//! Reusable: a constructor, then [`Container::host_path`] /
 //! [`Container::writable_dir`] to put files in, then [`Container::run`].
 
 use std::fs;
@@ -77,17 +78,15 @@ impl Runtime {
 pub struct Container {
     dir: tempfile::TempDir,
     userns: bool,
+    /// Bind the test's kiln and the host's libraries in (the busybox rootfs).
+    host_kiln: bool,
 }
 
 impl Container {
     /// A bundle whose rootfs holds busybox (`/bin/sh` and every applet) and
     /// kiln; `userns`: run it in a user namespace.
     pub fn new(userns: bool) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        // The container's root (host uid 100000 with a user namespace) must
-        // reach the bundle through the temp dir, which tempfile makes 0700.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let c = Container { dir, userns };
+        let c = Self::bundle(userns, true);
         let root = c.rootfs();
         for d in [
             "bin", "dev", "etc", "lib64", "proc", "root", "sys", "usr/bin", "usr/lib",
@@ -114,6 +113,30 @@ impl Container {
         c.writable_dir("/tmp");
         c.writable_dir("/root");
         c
+    }
+
+    /// A bundle whose rootfs is a copy of `src` (owners and modes kept), with
+    /// the mount points the config needs and a writable `/tmp`.
+    pub fn from_rootfs(src: &Path, userns: bool) -> Self {
+        let c = Self::bundle(userns, false);
+        crate::common::run(Command::new("cp").arg("-a").arg(src).arg(c.rootfs()));
+        for d in ["dev", "proc", "sys"] {
+            fs::create_dir_all(c.rootfs().join(d)).unwrap();
+        }
+        c.writable_dir("/tmp");
+        c
+    }
+
+    /// The bundle dir: the container's root (host uid 100000 with a user
+    /// namespace) must reach it through the temp dir, which tempfile makes 0700.
+    fn bundle(userns: bool, host_kiln: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        Container {
+            dir,
+            userns,
+            host_kiln,
+        }
     }
 
     fn rootfs(&self) -> PathBuf {
@@ -153,9 +176,10 @@ impl Container {
             json!({"type": "ipc"}),
         ];
         let mut env: Vec<String> = env.iter().map(|e| e.to_string()).collect();
+        // Docker's default PATH, and kaniko-style debug images' /busybox.
         env.insert(
             0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/busybox".into(),
         );
         env.push("HOME=/root".into());
         let ro_bind = |src: &str, dest: &str| {
@@ -188,9 +212,6 @@ impl Container {
                  "options": ["nosuid", "noexec", "nodev"]},
                 {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                  "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-                ro_bind("/usr/lib", "/usr/lib"),
-                ro_bind("/lib64", "/lib64"),
-                ro_bind(env!("CARGO_BIN_EXE_kiln"), KILN),
             ],
             "linux": {
                 "namespaces": [],
@@ -213,6 +234,12 @@ impl Container {
             config["linux"]["gidMappings"] = map;
         }
         config["linux"]["namespaces"] = Value::Array(namespaces);
+        if self.host_kiln {
+            let mounts = config["mounts"].as_array_mut().unwrap();
+            mounts.push(ro_bind("/usr/lib", "/usr/lib"));
+            mounts.push(ro_bind("/lib64", "/lib64"));
+            mounts.push(ro_bind(env!("CARGO_BIN_EXE_kiln"), KILN));
+        }
         config
     }
 
