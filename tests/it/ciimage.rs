@@ -21,7 +21,10 @@ fn kilns_image_is_read_by_skopeo_and_its_entrypoint_runs_kiln() {
         .arg(format!("oci-archive:{}", tar.display())));
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     let config = &config["config"];
-    assert_eq!(config["Entrypoint"], serde_json::json!(["/usr/local/bin/kiln"]));
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/kiln"])
+    );
     assert_eq!(config["User"], "root");
     assert_eq!(config["WorkingDir"], "/workspace");
 

@@ -89,8 +89,17 @@ impl Container {
         let c = Self::bundle(userns, true);
         let root = c.rootfs();
         for d in [
-            "bin", "dev", "etc", "lib64", "proc", "root", "sys", "usr/bin", "usr/lib",
-            "usr/local/bin", "usr/sbin",
+            "bin",
+            "dev",
+            "etc",
+            "lib64",
+            "proc",
+            "root",
+            "sys",
+            "usr/bin",
+            "usr/lib",
+            "usr/local/bin",
+            "usr/sbin",
         ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
