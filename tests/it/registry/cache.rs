@@ -129,3 +129,39 @@ fn cache_to_and_from_a_registry_on_the_command_line() {
     let out = env.kiln(&["build", "--cache-from", gone, c], None);
     assert!(!out.status.success());
 }
+
+/// The kaniko-style one-liner of docs/ci.md, as written there (the registry
+/// and the context replaced): a first runner builds, pushes the image and its
+/// cache; a second, with an empty store, takes every step from that cache.
+#[test]
+fn the_one_liner_in_docs_ci_md_pushes_and_shares_its_cache() {
+    let doc = include_str!("../../../docs/ci.md");
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("kiln build --file /workspace/Dockerfile"))
+        .expect("docs/ci.md has lost its one-liner");
+    let reg = Registry::start(false, Auth::None);
+    let run_it = |env: &Env| {
+        let ctx = env.context(
+            "ctx",
+            &[("a.txt", "a"), ("b.txt", "b"), ("Dockerfile", DOCKERFILE)],
+        );
+        let line = line
+            .replace("registry.example.com", &reg.host)
+            .replace("/workspace", ctx.to_str().unwrap());
+        let mut args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        args.insert(1, "--progress=plain");
+        let out = env.kiln(&args, None);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{line}\n{log}");
+        cached_steps(&log)
+    };
+    assert_eq!(run_it(&Env::new()), [false, false]);
+    assert_eq!(run_it(&Env::new()), [true, true]);
+    let pushed = crate::common::run(
+        std::process::Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(format!("docker://{}/team/app:1.0", reg.host)),
+    );
+    assert!(pushed.contains("schemaVersion"), "{pushed}");
+}
