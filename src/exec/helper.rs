@@ -59,10 +59,13 @@ fn run_helper() -> Result<i32, ExecError> {
     std::io::stdin()
         .read_to_end(&mut json)
         .map_err(|e| helper_err("reading the run spec", ExecError::errno_of(&e)))?;
-    let spec: RunSpec = serde_json::from_slice(&json).map_err(|source| ExecError::Protocol {
-        what: "run spec".into(),
-        source,
-    })?;
+    let spec = match protocol::decode_request(&json)? {
+        protocol::Request::Sandbox(spec) => spec,
+        protocol::Request::Chroot(req) => {
+            redirect_stdin(req.spec.stdin.as_deref())?;
+            return super::chroot::run_helper(&req);
+        }
+    };
     match spec.foreground {
         Some(fg) if fg.stdin => {
             dup2(STDIN_FD, 0).map_err(|e| helper_err("taking kiln's stdin", e))?;
@@ -135,22 +138,7 @@ fn init_main(spec: &RunSpec, pipe: OwnedFd) -> ! {
 }
 
 fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallible, ExecError> {
-    // The sandbox dies with the helper.
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .map_err(|e| helper_err("setting the parent-death signal", e))?;
-    // Rust ignores SIGPIPE in kiln; an ignored signal stays ignored across exec, and
-    // the command must die of a closed pipe as it would under runc (`yes | head`).
-    // SAFETY: setting a default disposition runs no code of ours in a handler.
-    unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    }
-    .map_err(|e| helper_err("restoring SIGPIPE", e))?;
-    // COMPAT(buildkit): runc runs steps with umask 0022; inheriting the caller's would
-    // make a RUN layer's modes depend on who ran the build.
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    child_basics()?;
     let points = rootfs::setup(&mut RealSys, spec)?;
     protocol::send(pipe, &InitMsg::MountPoints(points))
         .and_then(|()| pipe.flush())
@@ -162,6 +150,17 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
         // While CAP_SYS_ADMIN is still effective: no PR_SET_NO_NEW_PRIVS needed.
         seccomp::install()?;
     }
+    let home = become_user(spec)?;
+    if spec.foreground.is_some_and(|f| f.init) {
+        return init_process(spec, &home, pipe);
+    }
+    exec(spec, &home)
+}
+
+/// In the command's root: creates the working directory, takes the spec's user (its
+/// supplementary groups, gid and uid, resolved in the root's /etc/passwd and
+/// /etc/group) and enters the directory. Returns the user's home for `HOME`.
+pub(super) fn become_user(spec: &RunSpec) -> Result<String, ExecError> {
     let passwd = read_id_file("/etc/passwd")?;
     let group = read_id_file("/etc/group")?;
     let ids = user::resolve(&spec.user, &passwd, &group)?;
@@ -182,10 +181,29 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
     nix::unistd::setgid(Gid::from_raw(ids.gid)).map_err(user_err)?;
     nix::unistd::setuid(Uid::from_raw(ids.uid)).map_err(user_err)?;
     nix::unistd::chdir(spec.cwd.as_str()).map_err(chdir_err)?;
-    if spec.foreground.is_some_and(|f| f.init) {
-        return init_process(spec, &ids.home, pipe);
+    Ok(ids.home)
+}
+
+/// What every command's process sets first: death with its parent, SIGPIPE's default
+/// disposition, umask 0022.
+pub(super) fn child_basics() -> Result<(), ExecError> {
+    // The sandbox dies with the helper.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| helper_err("setting the parent-death signal", e))?;
+    // Rust ignores SIGPIPE in kiln; an ignored signal stays ignored across exec, and
+    // the command must die of a closed pipe as it would under runc (`yes | head`).
+    // SAFETY: setting a default disposition runs no code of ours in a handler.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
     }
-    exec(spec, &ids.home)
+    .map_err(|e| helper_err("restoring SIGPIPE", e))?;
+    // COMPAT(buildkit): runc runs steps with umask 0022; inheriting the caller's would
+    // make a RUN layer's modes depend on who ran the build.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    Ok(())
 }
 
 /// `kiln run --init`: forks the command and stays PID 1, passing signals on to it and
@@ -226,7 +244,7 @@ fn init_process(
 }
 
 /// `--ulimit`: each limit, in order.
-fn set_ulimits(limits: &[Ulimit]) -> Result<(), ExecError> {
+pub(super) fn set_ulimits(limits: &[Ulimit]) -> Result<(), ExecError> {
     for l in limits {
         let resource = match l.resource {
             Resource::Core => libc::RLIMIT_CORE,
@@ -261,7 +279,7 @@ fn set_ulimits(limits: &[Ulimit]) -> Result<(), ExecError> {
 }
 
 /// Execs the command with the spec's env, plus `HOME` when the env has none.
-fn exec(spec: &RunSpec, home: &str) -> Result<std::convert::Infallible, ExecError> {
+pub(super) fn exec(spec: &RunSpec, home: &str) -> Result<std::convert::Infallible, ExecError> {
     let argv0 = spec.argv.first().cloned().unwrap_or_default();
     let exec_err = |source| ExecError::Exec {
         argv0: argv0.clone(),
@@ -341,7 +359,7 @@ fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
-fn helper_err(step: &str, source: Errno) -> ExecError {
+pub(super) fn helper_err(step: &str, source: Errno) -> ExecError {
     ExecError::Helper {
         step: step.into(),
         source,
