@@ -178,6 +178,11 @@ impl Vertex {
         });
     }
 
+    /// Sends a build warning (shown with the build's others), from this vertex's step.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.progress.warn(message);
+    }
+
     /// Marks the vertex finished.
     pub fn done(self) {
         self.progress.send(Event::Done {
