@@ -319,9 +319,10 @@ impl Differ<'_> {
                 emitted = true;
             }
         }
-        for (name, _) in &lower {
+        let present: HashSet<&str> = names.iter().filter_map(|n| n.to_str()).collect();
+        for name in lower.keys() {
             let child = rel.join(name);
-            if self.skip.contains(&child) || names.iter().any(|n| n.to_str() == Some(name)) {
+            if self.skip.contains(&child) || present.contains(name.as_str()) {
                 continue;
             }
             self.ensure_upper(rel)?;

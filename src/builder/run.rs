@@ -20,13 +20,15 @@ use crate::plan::{NetworkMode, RunOp, Security};
 
 use super::copy::CopyError;
 use super::event::{Stream, Vertex};
-use super::isolation::{choose, Chosen};
 use super::snapshot::{remove_tree, staging_dir, SnapshotError};
 use super::source::Source;
 use super::ssh::AgentRelay;
 
 mod cache_mount;
 mod chroot;
+mod isolation;
+pub use isolation::Isolation;
+use isolation::{choose, Chosen};
 mod mounts;
 use mounts::{files_mount, materialise, prepare_mount};
 
@@ -52,7 +54,7 @@ pub struct SandboxOptions {
     /// `--shm-size`: /dev/shm's size in bytes (the sandbox's 64 MiB when absent).
     pub shm_size: Option<u64>,
     /// `--isolation`: the namespace sandbox, a chroot, or whichever works here.
-    pub isolation: super::Isolation,
+    pub isolation: Isolation,
 }
 
 /// One `--add-host HOST:IP`.

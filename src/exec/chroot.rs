@@ -26,7 +26,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
-use super::helper::{become_user, child_basics, exec, helper_err, set_ulimits};
+use super::command::{become_user, child_basics, exec, helper_err, set_ulimits};
 use super::parent::{check_command, launch};
 use super::protocol::{self, ChrootRequest, InitMsg};
 use super::{ExecError, Output, RunResult, RunSpec};

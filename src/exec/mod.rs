@@ -39,6 +39,7 @@
 mod caps;
 mod chroot;
 mod cleanup;
+mod command;
 mod error;
 mod forward;
 mod helper;

@@ -63,7 +63,10 @@ pub fn probe_sandbox(exe: &Path, scratch: &Path) -> Result<(), ExecError> {
     };
     match super::run(&spec, exe, &mut |_| {}) {
         Ok(_) => Ok(()),
-        Err(ExecError::Exec { source, .. }) if source == nix::errno::Errno::ENOENT => Ok(()),
+        Err(ExecError::Exec {
+            source: nix::errno::Errno::ENOENT,
+            ..
+        }) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -97,7 +100,7 @@ mod tests {
     #[test]
     fn missing_capabilities_are_named() {
         assert!(missing_from(u64::MAX).is_empty());
-        let all_but_chroot = u64::MAX & !(1 << 18);
+        let all_but_chroot = !(1u64 << 18);
         assert_eq!(missing_from(all_but_chroot), ["CAP_SYS_CHROOT"]);
         assert_eq!(missing_from(0).len(), CHROOT_NEEDS.len());
     }

@@ -1,6 +1,6 @@
 //! `--isolation`: which isolation a build's RUN steps get. `sandbox` is kiln's
 //! namespace sandbox; `chroot` a chroot of a copied-up root with no further
-//! isolation (for containers that may not make namespaces: see `run/chroot.rs`);
+//! isolation (for containers that may not make namespaces: see `chroot.rs`);
 //! `auto` (the default) probes once per process whether the sandbox can start here
 //! and falls back to chroot when it cannot, saying so once in the progress.
 //!
@@ -14,9 +14,9 @@ use std::sync::{Arc, OnceLock};
 use crate::exec::{self, ExecError};
 use crate::oci::Store;
 
-use super::event::Vertex;
-use super::run::RunError;
-use super::snapshot::{remove_tree, staging_dir};
+use super::RunError;
+use crate::builder::event::Vertex;
+use crate::builder::snapshot::{remove_tree, staging_dir};
 
 /// What `--isolation` (or `KILN_ISOLATION`) asks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
