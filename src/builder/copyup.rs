@@ -73,10 +73,12 @@ fn image_path(dir: &str, name: &str) -> String {
 /// times. Sockets are left out (a layer cannot hold them either).
 pub fn copy_up(lower: &MergedFs, root: &Path) -> Result<(), CopyUpError> {
     copy_dir(lower, "/", root)?;
-    if let Some(node) = lower.resolve("/", false)? {
-        apply_meta(root, &node.host, &node.meta)?;
+    match lower.resolve("/", false)? {
+        Some(node) => apply_meta(root, &node.host, &node.meta),
+        // scratch: a root anyone may enter, as an empty overlay's.
+        None => fs::set_permissions(root, fs::Permissions::from_mode(0o755))
+            .map_err(ioerr("setting the mode of", root)),
     }
-    Ok(())
 }
 
 fn copy_dir(lower: &MergedFs, dir: &str, host: &Path) -> Result<(), CopyUpError> {
@@ -173,6 +175,7 @@ fn identity(m: &Metadata) -> Identity {
 pub struct PreState {
     entries: HashMap<PathBuf, (Identity, i64, i64)>,
     newest: (i64, i64),
+    dirs: Vec<PathBuf>,
 }
 
 impl PreState {
@@ -180,6 +183,7 @@ impl PreState {
     pub fn record(root: &Path) -> Result<Self, CopyUpError> {
         let mut entries = HashMap::new();
         let mut newest = (0, 0);
+        let mut dirs = Vec::new();
         for e in walkdir::WalkDir::new(root).min_depth(1) {
             let e = e.map_err(|e| {
                 let path = e.path().unwrap_or(root).to_path_buf();
@@ -200,9 +204,16 @@ impl PreState {
                 .unwrap_or(e.path())
                 .to_path_buf();
             newest = newest.max((m.ctime(), m.ctime_nsec()));
+            if m.is_dir() {
+                dirs.push(rel.clone());
+            }
             entries.insert(rel, (identity(&m), m.ctime(), m.ctime_nsec()));
         }
-        Ok(Self { entries, newest })
+        Ok(Self {
+            entries,
+            newest,
+            dirs,
+        })
     }
 
     /// Returns once the coarse clock (what file timestamps are taken from) is past the
@@ -229,6 +240,11 @@ impl PreState {
         }
     }
 
+    /// The directories (relative), for [`super::write_watch::WriteWatch`].
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
     fn same_inode(&self, rel: &Path, m: &Metadata) -> bool {
         self.entries
             .get(rel)
@@ -248,12 +264,15 @@ impl PreState {
 /// directory is recreated when something under it changed or its own metadata
 /// differs from the lower one; a lower entry gone from the root becomes a whiteout.
 /// Paths in `skip` (relative; the run's own temporary files) are neither diffed nor
-/// whited out. `root` is left partly emptied: the caller discards it.
+/// whited out; files in `written` (opened for writing, maybe unchanged) move up as
+/// overlayfs would have copied them up. `root` is left partly emptied: the caller
+/// discards it.
 pub fn diff(
     root: &Path,
     lower: &MergedFs,
     pre: &PreState,
     skip: &HashSet<PathBuf>,
+    written: &HashSet<PathBuf>,
     upper: &Path,
 ) -> Result<(), CopyUpError> {
     let d = Differ {
@@ -262,6 +281,7 @@ pub fn diff(
         lower,
         pre,
         skip,
+        written,
     };
     d.dir(Path::new(""))?;
     Ok(())
@@ -273,6 +293,7 @@ struct Differ<'a> {
     lower: &'a MergedFs,
     pre: &'a PreState,
     skip: &'a HashSet<PathBuf>,
+    written: &'a HashSet<PathBuf>,
 }
 
 impl Differ<'_> {
@@ -314,7 +335,7 @@ impl Differ<'_> {
                 emitted = true;
             } else if m.is_dir() {
                 emitted |= self.dir(&child)?;
-            } else if self.pre.ctime_moved(&child, &m) {
+            } else if self.pre.ctime_moved(&child, &m) || self.written.contains(&child) {
                 self.move_up(rel, &child)?;
                 emitted = true;
             }

@@ -36,6 +36,7 @@ mod ssh;
 mod stage;
 mod stepkey;
 mod streamed_context;
+mod write_watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -25,6 +25,7 @@ use filetime::FileTime;
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
 use crate::builder::copyup::{copy_up, diff, PreState};
+use crate::builder::write_watch::WriteWatch;
 use crate::exec::{self, MountKind, RunSpec};
 use crate::layer::MergedFs;
 use crate::plan::{NetworkMode, RunMount, RunOp, Sharing};
@@ -165,29 +166,37 @@ pub(super) fn run_step(
     let aside = staging_dir(cx.store, "aside-")?;
     temps.dirs.push(aside.clone());
     let lower = MergedFs::new(cx.lower.clone());
+    let started = std::time::Instant::now();
     copy_up(&lower, &root)?;
+    tracing::debug!(elapsed = ?started.elapsed(), root = %root.display(), "copied the step's root up");
     let mut placed = Vec::new();
     let outcome = place_all(&root, &aside, wanted, &mut placed).and_then(|()| {
         let pre = PreState::record(&root)?;
         pre.wait_past();
+        tracing::debug!(elapsed = ?started.elapsed(), "recorded the root's pre-state");
+        let watch = WriteWatch::start(&root, pre.dirs());
         let spec = chroot_spec(cx, op, env);
-        collect(op, vertex, |out| {
+        let ran = collect(op, vertex, |out| {
             exec::run_chroot(&root, &spec, cx.exe, out)
-        })?;
-        Ok(pre)
+        });
+        let written = watch.map(WriteWatch::finish).unwrap_or_default();
+        ran?;
+        tracing::debug!(elapsed = ?started.elapsed(), "the command exited");
+        Ok((pre, written))
     });
     let skip: HashSet<PathBuf> = placed
         .iter()
         .filter_map(|p| p.host.strip_prefix(&root).ok().map(Path::to_path_buf))
         .collect();
     let restored = restore(placed);
-    let pre = outcome?;
+    let (pre, written) = outcome?;
     restored?;
     let upper = staging_dir(cx.store, "upper-")?;
-    if let Err(e) = diff(&root, &lower, &pre, &skip, &upper) {
+    if let Err(e) = diff(&root, &lower, &pre, &skip, &written, &upper) {
         let _ = remove_tree(&upper);
         return Err(e.into());
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "diffed the root into the upper dir");
     Ok(upper)
 }
 

@@ -8,8 +8,9 @@ use std::process::{Command, Output};
 use super::Env;
 
 /// RUN creating, changing and deleting files and dirs, chmod, chown, symlinks, hard
-/// links, a dir replaced (opaque), a rename, /dev/null, a bind mount over an image
-/// file, a secret and a cache mount (written by one RUN, read by the next), COPY
+/// links, a dir replaced (opaque), a rename, /dev/null, a file opened for writing
+/// but unchanged (overlayfs copies it up), a bind mount over an image file, a secret,
+/// a tmpfs and a cache mount (written by one RUN, read by the next), a heredoc, COPY
 /// --chown, and a RUN as a user.
 const DOCKERFILE: &str = r#"FROM busybox
 COPY --chown=1000:50 a.txt /home/user/a.txt
@@ -21,6 +22,11 @@ RUN --mount=type=cache,target=/cache --mount=type=secret,id=s,target=/run/s \
     echo u > /home/user/n && busybox chmod 4755 /opt/d/e/f && busybox chown 1000:50 /opt/d/e
 RUN --mount=type=cache,target=/cache --mount=type=bind,source=a.txt,target=/etc/passwd \
     cat /cache/x /etc/passwd > /seen && busybox mv /opt/d/e /opt/moved && rm /bin/false
+RUN --mount=type=tmpfs,target=/scratch <<EOF
+echo kept > /scratch/t
+cat /scratch/t > /from-heredoc
+: >> /etc/passwd
+EOF
 USER user
 RUN id > /tmp/id && echo me > /tmp/me
 "#;
@@ -126,6 +132,13 @@ fn chroot_builds_the_sandbox_image_and_auto_falls_back_to_it_announced() {
         !root.join("dev/null").exists(),
         "the chroot's device nodes left the layer"
     );
+    assert_eq!(
+        std::fs::read_to_string(root.join("from-heredoc")).unwrap(),
+        "kept\n"
+    );
+    assert!(!root.join("scratch").exists());
+    // RUNs appended to the base's /etc/passwd in the root: its snapshot is as it was.
+    crate::common::ok(env.kiln(&["fsck"], None));
 
     // auto, where unshare is refused: chroot, said once, and the same image.
     let out = kiln_without(&env, "", &build_args(&ctx, &secret, "iso:auto"));
