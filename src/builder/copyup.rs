@@ -179,12 +179,16 @@ pub struct PreState {
 }
 
 impl PreState {
-    /// Records `root` (paths relative to it).
-    pub fn record(root: &Path) -> Result<Self, CopyUpError> {
+    /// Records `root` (paths relative to it), but for the trees at `skip` (the run's
+    /// own files, which [`diff`] leaves alone too).
+    pub fn record(root: &Path, skip: &HashSet<PathBuf>) -> Result<Self, CopyUpError> {
         let mut entries = HashMap::new();
         let mut newest = (0, 0);
         let mut dirs = Vec::new();
-        for e in walkdir::WalkDir::new(root).min_depth(1) {
+        let walk = walkdir::WalkDir::new(root).min_depth(1).into_iter();
+        let walk =
+            walk.filter_entry(|e| !skip.contains(e.path().strip_prefix(root).unwrap_or(e.path())));
+        for e in walk {
             let e = e.map_err(|e| {
                 let path = e.path().unwrap_or(root).to_path_buf();
                 CopyUpError::Io {
