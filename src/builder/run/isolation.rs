@@ -88,7 +88,8 @@ pub(super) fn choose(
             if !ANNOUNCED.swap(true, Ordering::SeqCst) {
                 vertex.warn(format!(
                     "RUN steps run with --isolation=chroot: kiln's namespace sandbox cannot start here ({}); \
-                     a RUN shares this container's processes, network and devices (pass --isolation=chroot to choose it)",
+                     a RUN shares this container's processes, network and devices \
+                     (--isolation=chroot chooses it without probing; --isolation=sandbox makes this an error)",
                     chain(&*refused)
                 ));
             }
