@@ -413,3 +413,90 @@ fn set_opaque(dir: &Path) -> Result<(), CopyUpError> {
         Err(e) => Err(ioerr("marking opaque", dir)(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn is_whiteout(p: &Path) -> bool {
+        fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0)
+    }
+
+    #[test]
+    fn a_changed_root_diffs_into_overlay_form_and_the_lower_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lower_dir, root, upper) = (
+            dir.path().join("l"),
+            dir.path().join("r"),
+            dir.path().join("u"),
+        );
+        for d in ["d", "e", "keep", "same"] {
+            fs::create_dir_all(lower_dir.join(d)).unwrap();
+        }
+        for (f, body) in [
+            ("a", "a"),
+            ("d/x", "x"),
+            ("e/y", "y"),
+            ("keep/k", "k"),
+            ("same/s", "s"),
+        ] {
+            fs::write(lower_dir.join(f), body).unwrap();
+        }
+        symlink("a", lower_dir.join("link")).unwrap();
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&upper).unwrap();
+        let lower = MergedFs::new(vec![lower_dir.clone()]);
+        copy_up(&lower, &root).unwrap();
+        let pre = PreState::record(&root, &HashSet::new()).unwrap();
+        pre.wait_past();
+
+        fs::write(root.join("a"), "A").unwrap();
+        fs::remove_dir_all(root.join("d")).unwrap();
+        fs::create_dir(root.join("d")).unwrap();
+        fs::write(root.join("d/z"), "z").unwrap();
+        fs::remove_dir_all(root.join("e")).unwrap();
+        fs::remove_file(root.join("link")).unwrap();
+        fs::set_permissions(root.join("keep"), fs::Permissions::from_mode(0o700)).unwrap();
+        xattr::set(root.join("keep"), "user.t", b"1").unwrap();
+        fs::write(root.join("n"), "new").unwrap();
+        let written: HashSet<PathBuf> = [PathBuf::from("same/s")].into();
+        diff(&root, &lower, &pre, &HashSet::new(), &written, &upper).unwrap();
+
+        assert_eq!(fs::read_to_string(upper.join("a")).unwrap(), "A");
+        assert_eq!(fs::read_to_string(upper.join("d/z")).unwrap(), "z");
+        assert!(!upper.join("d/x").exists());
+        assert_eq!(
+            xattr::get(upper.join("d"), "trusted.overlay.opaque").unwrap(),
+            Some(b"y".to_vec()),
+            "a dir replaced over a lower one is opaque"
+        );
+        assert!(is_whiteout(&upper.join("e")) && is_whiteout(&upper.join("link")));
+        let keep = fs::metadata(upper.join("keep")).unwrap();
+        assert_eq!(keep.mode() & 0o7777, 0o700);
+        assert_eq!(
+            xattr::get(upper.join("keep"), "user.t").unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert!(
+            !upper.join("keep/k").exists(),
+            "an unchanged file stays below"
+        );
+        assert_eq!(fs::read_to_string(upper.join("n")).unwrap(), "new");
+        assert_eq!(
+            fs::read_to_string(upper.join("same/s")).unwrap(),
+            "s",
+            "opened for writing: copied up"
+        );
+        assert_eq!(
+            fs::read_to_string(lower_dir.join("a")).unwrap(),
+            "a",
+            "the snapshot is untouched"
+        );
+        assert_eq!(
+            fs::read_dir(&upper).unwrap().count(),
+            7,
+            "a, d, e, keep, link, n, same"
+        );
+    }
+}
