@@ -2,13 +2,12 @@
 //! namespace sandbox; `chroot` a chroot of a copied-up root with no further
 //! isolation (for containers that may not make namespaces: see `chroot.rs`);
 //! `auto` (the default) probes once per process whether the sandbox can start here
-//! and falls back to chroot when it cannot, saying so once in the progress.
+//! and falls back to chroot when it cannot, saying so once per build in the progress.
 //!
 //! Invariant: the choice is never silent: an `auto` build that runs in a chroot has
-//! warned about it before the first such step runs, and when neither works the error
-//! names what the sandbox was refused and which capabilities the chroot lacks.
+//! warned about it before the first such step runs, and when neither works the
+//! error names what the sandbox was refused and which capabilities the chroot lacks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::exec::{self, ExecError};
@@ -57,8 +56,6 @@ pub(super) enum Chosen {
 
 /// The probe's outcome, once per process (the environment does not change under it).
 static PROBE: OnceLock<Result<(), Arc<ExecError>>> = OnceLock::new();
-/// Whether the fall-back to chroot was announced.
-static ANNOUNCED: AtomicBool = AtomicBool::new(false);
 
 /// Chooses the isolation of a RUN about to run under `vertex`.
 pub(super) fn choose(
@@ -85,14 +82,14 @@ pub(super) fn choose(
             if !missing.is_empty() {
                 return Err(RunError::NoIsolation { refused, missing });
             }
-            if !ANNOUNCED.swap(true, Ordering::SeqCst) {
-                vertex.warn(format!(
+            vertex.warn_once("isolation-chroot", || {
+                format!(
                     "RUN steps run with --isolation=chroot: kiln's namespace sandbox cannot start here ({}); \
                      a RUN shares this container's processes, network and devices \
                      (--isolation=chroot chooses it without probing; --isolation=sandbox makes this an error)",
                     chain(&*refused)
-                ));
-            }
+                )
+            });
             Ok(Chosen::Chroot)
         }
     }
@@ -104,9 +101,11 @@ fn probe(store: &Store, exe: &std::path::Path) -> Result<Result<(), Arc<ExecErro
     if let Some(r) = PROBE.get() {
         return Ok(r.clone());
     }
+    let started = std::time::Instant::now();
     let scratch = staging_dir(store, "probe-")?;
     let outcome = exec::probe_sandbox(exe, &scratch).map_err(Arc::new);
     let _ = remove_tree(&scratch);
+    tracing::debug!(elapsed = ?started.elapsed(), works = outcome.is_ok(), "probed the namespace sandbox");
     if let Err(e) = &outcome {
         tracing::debug!(error = %chain(&**e), "the namespace sandbox cannot start here");
     }
