@@ -199,6 +199,13 @@ impl BuildError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
+            // A RUN the chroot isolation cannot honour is a usage error, as a refused flag.
+            Self::Step { source, .. }
+                if matches!(&**source, StepError::Run(r)
+                    if matches!(**r, RunError::ChrootRefuses { .. })) =>
+            {
+                2
+            }
             Self::Step { .. } => 1,
             // A base that could not be fetched is not a bad Dockerfile: an
             // unreachable registry or a failed read is an I/O error.

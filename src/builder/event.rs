@@ -96,6 +96,8 @@ pub enum Event {
 pub struct Progress {
     tx: Option<Sender<Event>>,
     next: Arc<AtomicUsize>,
+    /// The keys of the warnings sent once per build ([`Progress::warn_once`]).
+    once: Arc<std::sync::Mutex<std::collections::BTreeSet<&'static str>>>,
 }
 
 impl Progress {
@@ -104,6 +106,7 @@ impl Progress {
         Self {
             tx: Some(tx),
             next: Arc::new(AtomicUsize::new(1)),
+            once: Arc::default(),
         }
     }
 
@@ -112,6 +115,7 @@ impl Progress {
         Self {
             tx: None,
             next: Arc::new(AtomicUsize::new(1)),
+            once: Arc::default(),
         }
     }
 
@@ -146,6 +150,15 @@ impl Progress {
         });
     }
 
+    /// Sends a warning the first time this build asks with `key`; later calls with the
+    /// same key send nothing.
+    pub fn warn_once(&self, key: &'static str, message: impl FnOnce() -> String) {
+        let first = self.once.lock().map_or(true, |mut seen| seen.insert(key));
+        if first {
+            self.warn(message());
+        }
+    }
+
     /// Sends a warning.
     pub fn warn(&self, message: impl Into<String>) {
         self.send(Event::Warning {
@@ -176,6 +189,11 @@ impl Vertex {
             stream,
             data: data.to_vec(),
         });
+    }
+
+    /// [`Progress::warn_once`] from this vertex's step.
+    pub fn warn_once(&self, key: &'static str, message: impl FnOnce() -> String) {
+        self.progress.warn_once(key, message);
     }
 
     /// Marks the vertex finished.

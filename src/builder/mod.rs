@@ -14,6 +14,7 @@ mod cache_transfer;
 mod cached;
 mod contexts;
 mod copy;
+mod copyup;
 mod entitlements;
 mod error;
 mod event;
@@ -35,6 +36,7 @@ mod ssh;
 mod stage;
 mod stepkey;
 mod streamed_context;
+mod write_watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,7 +54,7 @@ pub use export::ExportError;
 pub use image::{parse_rfc3339, rfc3339, BuiltImage};
 pub use output::{OutputSpec, OutputSpecError};
 pub use resolver::PullPolicy;
-pub use run::{ExtraHost, SandboxOptions, SecretSource};
+pub use run::{ExtraHost, Isolation, SandboxOptions, SecretSource};
 // `kiln run` prepares an image's root as a RUN step's.
 pub use snapshot::{ensure_snapshots, remove_tree, staging_dir, SnapshotError};
 pub use streamed_context::{read_streamed_context, StreamedContext, StreamedContextError};

@@ -25,6 +25,10 @@ use super::source::Source;
 use super::ssh::AgentRelay;
 
 mod cache_mount;
+mod chroot;
+mod isolation;
+pub use isolation::Isolation;
+use isolation::{choose, Chosen};
 mod mounts;
 use mounts::{files_mount, materialise, prepare_mount};
 
@@ -49,6 +53,8 @@ pub struct SandboxOptions {
     pub ulimits: Vec<exec::Ulimit>,
     /// `--shm-size`: /dev/shm's size in bytes (the sandbox's 64 MiB when absent).
     pub shm_size: Option<u64>,
+    /// `--isolation`: the namespace sandbox, a chroot, or whichever works here.
+    pub isolation: Isolation,
 }
 
 /// One `--add-host HOST:IP`.
@@ -166,6 +172,26 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    /// Neither isolation works here (`--isolation=auto`).
+    #[error("no isolation for RUN works here: kiln's namespace sandbox cannot start (see the cause) and --isolation=chroot needs {}, which kiln does not have", .missing.join(", "))]
+    NoIsolation {
+        /// Why the sandbox cannot start.
+        #[source]
+        refused: std::sync::Arc<ExecError>,
+        /// The capabilities chroot needs and lacks.
+        missing: Vec<String>,
+    },
+    /// Something of the RUN the chroot isolation cannot give.
+    #[error("{what} cannot be honoured with --isolation=chroot: {why}")]
+    ChrootRefuses {
+        /// The feature, e.g. `RUN --network=none`.
+        what: String,
+        /// Why, and what to do.
+        why: &'static str,
+    },
+    /// Copying the step's root or diffing it (`--isolation=chroot`).
+    #[error("--isolation=chroot")]
+    CopyUp(#[from] super::copyup::CopyUpError),
     /// A RUN feature kiln does not support yet, named.
     #[error("{what} is not supported yet")]
     Unsupported {
@@ -226,6 +252,9 @@ impl Drop for Temps {
 /// `RUN --security=insecure` and `--network=host` are checked against
 /// `--allow` before the build starts (see `super::entitlements`).
 pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<PathBuf, RunError> {
+    if choose(cx.sandbox.isolation, cx.store, cx.exe, vertex)? == Chosen::Chroot {
+        return chroot::run_step(cx, op, vertex);
+    }
     let mut temps = Temps::default();
     let mut lower = cx.lower.clone();
     if lower.is_empty() {
@@ -274,6 +303,22 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         read_only_root: false,
         foreground: None,
     };
+    match collect(op, vertex, |out| exec::run(&spec, cx.exe, out)) {
+        Ok(()) => Ok(upper),
+        Err(e) => {
+            let _ = remove_tree(&upper);
+            Err(e)
+        }
+    }
+}
+
+/// Starts the command with `start`, streaming its output to `vertex`: `Ok` when it
+/// exits 0, else why not (with the last lines it printed).
+fn collect(
+    op: &RunOp,
+    vertex: &Vertex,
+    start: impl FnOnce(&mut dyn FnMut(Output<'_>)) -> Result<exec::RunResult, ExecError>,
+) -> Result<(), RunError> {
     let mut tail = OutputTail::default();
     let mut on_output = |o: Output<'_>| match o {
         Output::Stdout(b) => {
@@ -285,14 +330,9 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
             vertex.log(Stream::Stderr, b)
         }
     };
-    let result = exec::run(&spec, cx.exe, &mut on_output);
-    let fail = |e: RunError| {
-        let _ = remove_tree(&upper);
-        Err(e)
-    };
-    match result {
-        Ok(r) if r.status == 0 => Ok(upper),
-        Ok(r) => fail(RunError::Failed {
+    match start(&mut on_output) {
+        Ok(r) if r.status == 0 => Ok(()),
+        Ok(r) => Err(RunError::Failed {
             command: op.argv.join(" "),
             status: r.status,
             note: if exec::userns::single_id_mapping() {
@@ -305,7 +345,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
             },
             tail: tail.lines(),
         }),
-        Err(e) => fail(e.into()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -315,6 +315,27 @@ pub enum ExecError {
         /// Its exit status as the shell shows it.
         status: i32,
     },
+    /// `chroot(2)` into the step's root failed (`--isolation=chroot`).
+    #[error("chroot into {root}")]
+    Chroot {
+        /// The root directory.
+        root: PathBuf,
+        /// The cause.
+        #[serde(with = "errno_serde")]
+        source: Errno,
+    },
+    /// A chroot run was handed something only the namespace sandbox can do.
+    #[error("the chroot run got {what}, which only the namespace sandbox can give")]
+    NotForChroot {
+        /// What it was handed, e.g. `extra mounts`.
+        what: String,
+    },
+    /// The chroot isolation needs capabilities this process does not have.
+    #[error("--isolation=chroot needs the capabilities {}, which kiln does not have here", .missing.join(", "))]
+    MissingCapabilities {
+        /// Their names, `CAP_…`.
+        missing: Vec<String>,
+    },
 }
 
 impl ExecError {

@@ -29,17 +29,24 @@
 //!   finds in an image or a mount source, does not open. Its devices (null, zero, full,
 //!   random, urandom, tty) are bind mounts of the host's; ptmx and pts its own devpts.
 //! - This module is the only place in kiln with `unsafe`, namespaces and mounts.
+//!
+//! Where no namespace can be made, [`run_chroot`] runs a command in a chroot of a
+//! directory the caller prepared (no namespace, no mount: see `chroot.rs` for what it
+//! does not protect), and [`probe_sandbox`] tells which of the two this process can use.
 
 #![allow(unsafe_code)] // the sandbox: the one module that may (lib.rs denies it elsewhere)
 
 mod caps;
+mod chroot;
 mod cleanup;
+mod command;
 mod error;
 mod forward;
 mod helper;
 mod mountpoint;
 mod overlay;
 mod parent;
+mod probe;
 mod protocol;
 pub mod resolvconf;
 mod rootfs;
@@ -53,9 +60,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use caps::{by_name as capability, DEFAULT as DEFAULT_CAPABILITIES, NAMES as CAPABILITY_NAMES};
+pub use chroot::run_chroot;
 pub use error::ExecError;
 pub use helper::helper_main;
 pub use parent::run;
+pub use probe::{chroot_missing_capabilities, probe_sandbox};
 pub use userns::{Rootless, UsernsError};
 
 /// Everything the sandbox needs to run one command.

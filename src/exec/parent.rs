@@ -32,6 +32,17 @@ pub fn run(
         what: "run spec".into(),
         source,
     })?;
+    launch(&spec, &json, exe, on_output)
+}
+
+/// Starts the helper with `json` (the request: a [`RunSpec`] or a chroot run of one)
+/// on its stdin, streams the output and returns its verdict.
+pub(super) fn launch(
+    spec: &RunSpec,
+    json: &[u8],
+    exe: &Path,
+    on_output: &mut dyn FnMut(Output<'_>),
+) -> Result<RunResult, ExecError> {
     let (report_r, report_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ExecError::Pipe {
             step: "creating the report pipe".into(),
@@ -70,7 +81,7 @@ pub fn run(
         unreachable!("stdin is piped")
     };
     // A helper that dies before reading the spec is reported through its exit below.
-    let sent = stdin.write_all(&json);
+    let sent = stdin.write_all(json);
     drop(stdin);
     if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
         stream(stdout, stderr, on_output)?;
@@ -244,22 +255,7 @@ fn checked(spec: &RunSpec) -> Result<RunSpec, ExecError> {
     {
         check_overlay_path(dir)?;
     }
-    if spec.argv.is_empty() {
-        return Err(ExecError::EmptyArgv);
-    }
-    let texts = spec
-        .argv
-        .iter()
-        .chain(&spec.env)
-        .chain([&spec.cwd, &spec.user, &spec.hostname]);
-    if let Some(t) = texts.into_iter().find(|t| t.contains('\0')) {
-        return Err(ExecError::NulByte { text: t.clone() });
-    }
-    if !spec.cwd.starts_with('/') {
-        return Err(ExecError::RelativeCwd {
-            cwd: spec.cwd.clone(),
-        });
-    }
+    check_command(spec)?;
     let mut spec = spec.clone();
     for m in &mut spec.mounts {
         match &mut m.kind {
@@ -282,4 +278,26 @@ fn checked(spec: &RunSpec) -> Result<RunSpec, ExecError> {
         }
     }
     Ok(spec)
+}
+
+/// The checks every request makes of its command: an argv, no NUL byte in a string
+/// bound for the kernel, an absolute working directory.
+pub(super) fn check_command(spec: &RunSpec) -> Result<(), ExecError> {
+    if spec.argv.is_empty() {
+        return Err(ExecError::EmptyArgv);
+    }
+    let texts = spec
+        .argv
+        .iter()
+        .chain(&spec.env)
+        .chain([&spec.cwd, &spec.user, &spec.hostname]);
+    if let Some(t) = texts.into_iter().find(|t| t.contains('\0')) {
+        return Err(ExecError::NulByte { text: t.clone() });
+    }
+    if !spec.cwd.starts_with('/') {
+        return Err(ExecError::RelativeCwd {
+            cwd: spec.cwd.clone(),
+        });
+    }
+    Ok(())
 }

@@ -4,11 +4,12 @@
 //! happened). helper → kiln: one [`Report`] on fd 3.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::rootfs::MountPoints;
-use super::ExecError;
+use super::{ExecError, RunSpec};
 
 /// The fd on which the helper writes its [`Report`].
 pub const REPORT_FD: i32 = 3;
@@ -35,6 +36,45 @@ pub enum Report {
     },
     /// The sandbox could not run the command.
     Failed(ExecError),
+}
+
+/// What kiln asks of the helper, on its stdin: a plain [`RunSpec`] is a sandbox run;
+/// an object with a `chroot_root` is a [`ChrootRequest`].
+#[derive(Debug)]
+pub enum Request {
+    /// Run in the namespace sandbox.
+    Sandbox(RunSpec),
+    /// Run in a chroot.
+    Chroot(ChrootRequest),
+}
+
+/// A run in a chroot of a prepared directory: no namespace, no mount
+/// (`--isolation=chroot`; see `super::chroot`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChrootRequest {
+    /// The directory that becomes `/`.
+    pub chroot_root: PathBuf,
+    /// The command, its user, env, working dir and limits; its overlay fields and
+    /// mounts are unused (and must be empty).
+    pub spec: RunSpec,
+}
+
+/// Decodes the helper's request.
+pub fn decode_request(json: &[u8]) -> Result<Request, ExecError> {
+    let err = |source| ExecError::Protocol {
+        what: "run spec".into(),
+        source,
+    };
+    let value: serde_json::Value = serde_json::from_slice(json).map_err(err)?;
+    if value.get("chroot_root").is_some() {
+        serde_json::from_value(value)
+            .map(Request::Chroot)
+            .map_err(err)
+    } else {
+        serde_json::from_value(value)
+            .map(Request::Sandbox)
+            .map_err(err)
+    }
 }
 
 /// Writes one message as a JSON line. The write is a single `write_all` of a small
@@ -65,7 +105,6 @@ pub fn decode_lines<T: for<'de> Deserialize<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     #[test]
     fn messages_round_trip_as_lines() {

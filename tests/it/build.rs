@@ -22,6 +22,8 @@ mod compression;
 mod docker_flags;
 #[path = "build/errors.rs"]
 mod errors;
+#[path = "build/isolation.rs"]
+mod isolation;
 #[path = "build/library.rs"]
 mod library;
 #[path = "build/metadata.rs"]

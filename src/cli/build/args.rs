@@ -370,6 +370,10 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     opts.sandbox.extra_hosts = extra_hosts(&args.add_hosts)?;
     opts.sandbox.ulimits = ulimits(&args.ulimits)?;
     opts.sandbox.shm_size = shm_size(args.shm_size.as_deref())?;
+    // Checked by `DockerFlags::check` before the options are read.
+    opts.sandbox.isolation = (args.docker.isolation.as_deref())
+        .and_then(crate::builder::Isolation::parse)
+        .unwrap_or_default();
     opts.annotations = super::annotations::manifest_annotations(&args.annotations)?;
     opts.contexts = named_contexts(&args.build_contexts)?;
     opts.check_frontend_version = args

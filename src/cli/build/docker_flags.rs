@@ -30,8 +30,11 @@ pub struct DockerFlags {
     /// `--attest type=provenance,…`, or `type=sbom[,disabled=true]`.
     #[arg(long, hide = true, value_name = "SPEC")]
     pub attest: Vec<String>,
-    /// `--isolation=default` only (docker's one isolation on Linux).
-    #[arg(long, hide = true, value_name = "TYPE")]
+    /// How RUN steps are isolated: `sandbox` (kiln's namespace sandbox), `chroot` (a
+    /// chroot of the step's root, for containers that may not make namespaces: no
+    /// further isolation) or `auto` (the default, also docker's `default`): the sandbox
+    /// where it can start, else chroot, announced.
+    #[arg(long, env = "KILN_ISOLATION", value_name = "auto|sandbox|chroot")]
     pub isolation: Option<String>,
     /// Refused: kiln has no builder instances.
     #[arg(long, hide = true, value_name = "NAME")]
@@ -102,10 +105,14 @@ impl DockerFlags {
     /// Refuses the first flag kiln cannot honour with docker's meaning.
     pub fn check(&self) -> Result<(), Unsupported> {
         let refuse = |flag: String, why| Err(Unsupported { flag, why });
-        if let Some(v) = self.isolation.as_deref().filter(|v| *v != "default") {
+        if let Some(v) = self
+            .isolation
+            .as_deref()
+            .filter(|v| crate::builder::Isolation::parse(v).is_none())
+        {
             return refuse(
                 format!("--isolation {v}"),
-                "on Linux the only isolation is `default` (a RUN runs in kiln's namespace sandbox)",
+                "kiln's isolations are auto (docker's default), sandbox and chroot",
             );
         }
         if let Some(v) = &self.builder {
