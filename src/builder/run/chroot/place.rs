@@ -170,7 +170,12 @@ fn place(
         p.aside = Some(a);
     }
     p.host = host.clone();
-    put(&host, content, &mut p.back)?;
+    if let Err(e) = put(&host, content, &mut p.back) {
+        // Nothing of this placement may stay: a parent made for it (/dev for a device
+        // node a user namespace refuses) would otherwise end up in the layer.
+        undo(&p)?;
+        return Err(e);
+    }
     Ok(p)
 }
 
