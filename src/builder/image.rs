@@ -45,8 +45,12 @@ pub struct BuiltImage {
     /// The attestations the build made (provenance), not yet attached.
     pub attestations: Vec<crate::attest::Attestation>,
     /// The image index holding `manifest` and its attestation manifest,
-    /// once [`Build::execute`](super::Build::execute) attached them.
+    /// once [`Build::execute`](super::Build::execute) attached them; in a
+    /// multi-platform build, every platform's manifest (and attestations).
     pub index: Option<Descriptor>,
+    /// A multi-platform build's other platforms' images, in `--platform`
+    /// order (this image is the first platform's); empty for one platform.
+    pub others: Vec<BuiltImage>,
 }
 
 impl BuiltImage {
@@ -54,6 +58,21 @@ impl BuiltImage {
     /// attestations, else the manifest.
     pub fn descriptor(&self) -> &Descriptor {
         self.index.as_ref().unwrap_or(&self.manifest)
+    }
+
+    /// Every platform's image, this one first.
+    pub fn per_platform(&self) -> impl Iterator<Item = &BuiltImage> {
+        std::iter::once(self).chain(&self.others)
+    }
+
+    /// The platform its config names.
+    pub fn platform(&self) -> Platform {
+        Platform {
+            architecture: self.config.architecture.clone(),
+            os: self.config.os.clone(),
+            variant: self.config.variant.clone(),
+            os_version: None,
+        }
     }
 
     /// The ID buildx prints (`-q`) and writes (`--iidfile`): the config
@@ -135,6 +154,7 @@ pub fn store_image(
         remote: None,
         attestations: Vec::new(),
         index: None,
+        others: Vec::new(),
     })
 }
 

@@ -14,6 +14,7 @@ mod cache_transfer;
 mod cached;
 mod contexts;
 mod copy;
+mod emulation;
 mod entitlements;
 mod error;
 mod event;
@@ -110,6 +111,11 @@ pub struct BuildOptions {
     /// Which attestations to make (`--provenance`, `--attest`): min
     /// provenance by default, as BuildKit 0.28+.
     pub attest: crate::attest::AttestOptions,
+    /// `--platform`: the target platforms. With several, the graph is
+    /// planned and built once per platform (`plan.platform` set to each,
+    /// stages for the build platform shared through the step cache) and the
+    /// result is an index; empty or one: `plan.platform` alone.
+    pub platforms: Vec<crate::oci::Platform>,
 }
 
 impl BuildOptions {
@@ -135,6 +141,7 @@ impl BuildOptions {
             contexts: BTreeMap::new(),
             check_frontend_version: None,
             attest: crate::attest::AttestOptions::default(),
+            platforms: Vec::new(),
         }
     }
 }
@@ -305,6 +312,7 @@ pub fn build(
         from_spans: spans.clone(),
         cache: &cache,
         remote: remote.as_deref(),
+        multi_platform: opts.platforms.len() > 1,
     };
     let (out, stages) = match schedule::run_graph(&env) {
         Ok(out) => out,

@@ -72,10 +72,13 @@ impl ExtraHost {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The command exited non-zero.
-    #[error("process {command:?} did not complete successfully: exit code: {status}")]
+    #[error("process {command:?} did not complete successfully{}: exit code: {status}", on_platform(.platform))]
     Failed {
         /// The argv joined with spaces.
         command: String,
+        /// The platform it ran for, named in a multi-platform build or
+        /// under emulation (`linux/arm64`).
+        platform: Option<String>,
         /// The exit code (128 + signal).
         status: i32,
         /// The last lines the command printed (stdout and stderr), for the report.
@@ -84,6 +87,9 @@ pub enum RunError {
     /// The sandbox could not run it.
     #[error("running in the sandbox")]
     Exec(#[from] ExecError),
+    /// A foreign platform's RUN with no emulator to run it.
+    #[error(transparent)]
+    Emulation(#[from] super::emulation::EmulationError),
     /// Preparing a mount or the upper dir.
     #[error("{step} {path}")]
     Io {
@@ -179,8 +185,19 @@ fn ioerr<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Ru
     }
 }
 
+/// ` on PLATFORM` when a failure names its platform.
+fn on_platform(platform: &Option<String>) -> String {
+    platform
+        .as_ref()
+        .map_or_else(String::new, |p| format!(" on {p}"))
+}
+
 /// What a RUN needs from the build around it.
 pub struct RunContext<'a> {
+    /// The stage's platform: a foreign one runs under QEMU user emulation.
+    pub platform: &'a crate::oci::Platform,
+    /// Whether a failure names the platform (a multi-platform build).
+    pub name_platform: bool,
     /// The store (temp dirs, cache mounts).
     pub store: &'a Store,
     /// The kiln binary to re-execute as the sandbox helper.
@@ -223,6 +240,10 @@ impl Drop for Temps {
 /// `RUN --security=insecure` and `--network=host` are checked against
 /// `--allow` before the build starts (see `super::entitlements`).
 pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<PathBuf, RunError> {
+    let native = super::emulation::is_native(cx.platform);
+    if !native {
+        super::emulation::check(cx.platform)?;
+    }
     let mut temps = Temps::default();
     let mut lower = cx.lower.clone();
     if lower.is_empty() {
@@ -291,6 +312,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         Ok(r) if r.status == 0 => Ok(upper),
         Ok(r) => fail(RunError::Failed {
             command: op.argv.join(" "),
+            platform: (cx.name_platform || !native).then(|| cx.platform.to_specifier()),
             status: r.status,
             tail: tail.lines(),
         }),

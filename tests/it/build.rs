@@ -200,6 +200,7 @@ impl Env {
             remote: None,
             attestations: Vec::new(),
             index: None,
+            others: Vec::new(),
         };
         kiln::builder::flatten(&store, &img, &out).unwrap();
         out
