@@ -130,7 +130,9 @@ impl Build {
             .map_err(ExecuteError::CacheImport)?;
         let mut img = self.build_platforms(store, progress)?;
         self.attach(store, &mut img, progress)?;
-        cache_transfer::export_specs(store, &self.cache, progress, registry)
+        // Every platform's pass logged its build: all are exported.
+        let builds = img.per_platform().count();
+        cache_transfer::export_specs(store, &self.cache, progress, registry, builds)
             .map_err(ExecuteError::CacheExport)?;
         for spec in &self.outputs {
             self.output(store, &img, spec, progress)?;

@@ -82,6 +82,7 @@ fn two_platform_build_pushes_one_index_with_the_native_stage_built_once() {
     let name = format!("{}/app:1", reg.host);
     let archive = env.path("app.tar");
     let local = env.path("local");
+    let cache = env.path("cache");
     let out = env.kiln(
         &[
             "build",
@@ -97,6 +98,8 @@ fn two_platform_build_pushes_one_index_with_the_native_stage_built_once() {
             &format!("type=oci,dest={}", archive.display()),
             "-o",
             &format!("type=local,dest={}", local.display()),
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", cache.display()),
             ctx,
         ],
         None,
@@ -161,6 +164,55 @@ fn two_platform_build_pushes_one_index_with_the_native_stage_built_once() {
     ]);
     let layout = std::fs::read_to_string(copied.join("index.json")).unwrap();
     assert!(layout.contains(&index.digest.to_string()), "{layout}");
+
+    // `kiln load` takes the archive's index whole; `kiln images` lists its
+    // platforms; `kiln save` writes the same index back.
+    let loaded = Env::new();
+    crate::common::ok(loaded.kiln(&["load", "-i", archive.to_str().unwrap()], None));
+    let images = crate::common::ok(loaded.kiln(&["images"], None));
+    assert!(images.contains("linux/amd64,linux/arm64"), "{images}");
+    assert_eq!(loaded.store().resolve(&name).unwrap().digest, index.digest);
+    let saved = loaded.path("saved.tar");
+    crate::common::ok(loaded.kiln(&["save", &name, "-o", saved.to_str().unwrap()], None));
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", saved.display()),
+    ]);
+    assert_eq!(kiln::oci::Digest::of(raw.as_bytes()), index.digest);
+
+    // --cache-to carries both platforms' records: a store that imports them
+    // builds the index with no RUN at all.
+    let cached = Env::new();
+    crate::fixtures::busybox_index(&cached.store());
+    let out = cached.kiln(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--reproducible",
+            "--cache-from",
+            &format!("type=local,src={}", cache.display()),
+            ctx,
+        ],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let runs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("] RUN "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(runs.len(), 4, "{log}");
+    for id in runs {
+        assert!(
+            log.lines().any(|l| l == format!("{id} CACHED")),
+            "{id}: {log}"
+        );
+    }
 
     // --reproducible: a second store builds the same index, byte for byte.
     let again = Env::new();
