@@ -99,9 +99,8 @@ fn row(
     desc: &crate::oci::Descriptor,
     no_trunc: bool,
 ) -> anyhow::Result<Row> {
-    let (manifest, config) = store
-        .load_image(desc)
-        .with_context(|| format!("reading image {}", r.familiar()))?;
+    let (manifest, config) =
+        shown_image(store, desc).with_context(|| format!("reading image {}", r.familiar()))?;
     let id = manifest.config.digest.to_string();
     let id = if no_trunc {
         id
@@ -129,6 +128,42 @@ fn row(
             )
         }),
     })
+}
+
+/// The manifest and config a row describes: the host platform's, or for an
+/// index built for other platforms only (`--platform linux/arm64`), its
+/// first platform's.
+fn shown_image(
+    store: &Store,
+    desc: &crate::oci::Descriptor,
+) -> Result<(crate::oci::Manifest, crate::oci::ImageConfig), crate::oci::StoreError> {
+    match store.load_image(desc) {
+        Err(crate::oci::StoreError::NoPlatform { .. }) => {
+            let bytes = store.read_blob(&desc.digest)?;
+            let first = serde_json::from_slice::<crate::oci::Index>(&bytes)
+                .ok()
+                .and_then(|i| {
+                    i.manifests
+                        .into_iter()
+                        .filter(|d| !d.is_attestation())
+                        .find_map(|d| d.platform)
+                });
+            let Some(p) = first else {
+                return store.load_image(desc);
+            };
+            let (m, _) = store.load_manifest_for(desc, &p)?;
+            let config =
+                serde_json::from_slice(&store.read_blob(&m.config.digest)?).map_err(|source| {
+                    crate::oci::StoreError::ParseBlob {
+                        what: "config",
+                        digest: m.config.digest,
+                        source,
+                    }
+                })?;
+            Ok((m, config))
+        }
+        other => other,
+    }
 }
 
 /// The platforms an index lists (attestation manifests left out), joined

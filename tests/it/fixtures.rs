@@ -227,9 +227,19 @@ pub fn busybox_index(store: &Store) -> Descriptor {
 
 /// Writes the busybox image as an OCI archive (named `busybox:latest`) to `out`.
 pub fn write_busybox_archive(out: &Path) {
+    write_archive_of(out, busybox_image);
+}
+
+/// Writes the two-platform busybox index ([`busybox_index`]) as an OCI
+/// archive (named `busybox:latest`) to `out`.
+pub fn write_busybox_index_archive(out: &Path) {
+    write_archive_of(out, busybox_index);
+}
+
+fn write_archive_of(out: &Path, make: fn(&Store) -> Descriptor) {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
-    let desc = busybox_image(&store);
+    let desc = make(&store);
     let file = std::fs::File::create(out).unwrap();
     let image = NamedImage {
         name: Some("busybox:latest".into()),

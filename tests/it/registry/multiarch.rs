@@ -250,6 +250,45 @@ fn two_platform_build_pushes_one_index_with_the_native_stage_built_once() {
         err.contains("did not complete successfully on linux/arm64: exit code: 1"),
         "{err}"
     );
+    // A stage with no RUN needs no emulator: COPY onto scratch for s390x
+    // builds whatever binfmt_misc holds; its RUN needs QEMU, and without a
+    // registered handler the error names the package and the command.
+    let s390x = env.context(
+        "s390x",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a /a\n"),
+            ("run/Dockerfile", "FROM scratch\nCOPY a /a\nRUN [\"/a\"]\n"),
+            ("a", "a\n"),
+            ("run/a", "a\n"),
+        ],
+    );
+    env.build(&[
+        "--platform",
+        "linux/s390x",
+        "-t",
+        "s390x:1",
+        s390x.to_str().unwrap(),
+    ]);
+    let images = crate::common::ok(env.kiln(&["images", "s390x"], None));
+    assert!(images.contains("linux/s390x"), "{images}");
+    if !Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists() {
+        let out = env.kiln(
+            &[
+                "build",
+                "--platform",
+                "linux/s390x",
+                s390x.join("run").to_str().unwrap(),
+            ],
+            None,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("RUN on linux/s390x needs QEMU user emulation"),
+            "{err}"
+        );
+        assert!(err.contains("apt-get install qemu-user-static"), "{err}");
+    }
     // docker's archive takes one platform: refused before anything is built.
     let out = env.kiln(
         &[
