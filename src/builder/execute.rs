@@ -233,7 +233,8 @@ impl Build {
         progress: &Progress,
     ) -> Result<(), ExecuteError> {
         let attestations = img.per_platform().any(|i| !i.attestations.is_empty());
-        if !(attestations || !img.others.is_empty()) || !self.takes_index() {
+        let several = !img.others.is_empty();
+        if !self.takes_index() || (!attestations && !several) {
             return Ok(());
         }
         let names = self.subject_names();

@@ -185,10 +185,7 @@ impl ImageResolver for StoreResolver<'_> {
         // that platform's entry: the stage's key and layers are its. For
         // the host the index stays the base (its digest the FROM key, as
         // before kiln built for other platforms: existing keys still hit).
-        if !PlatformMatcher::only(&Platform::host())
-            .rank(platform)
-            .is_some_and(|r| r == 0)
-        {
+        if PlatformMatcher::only(&Platform::host()).rank(platform) != Some(0) {
             manifest = self
                 .store
                 .load_manifest_for(&manifest, platform)
