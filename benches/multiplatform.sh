@@ -26,18 +26,20 @@ kiln=$repo/target/release/kiln
 # ~2 s of shell work natively (a compiler's stand-in), ~10x that under QEMU.
 work_loop='i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done'
 cat >"$work/ctx/Dockerfile" <<EOF
-FROM --platform=\$BUILDPLATFORM busybox AS build
+ARG BASE=busybox
+FROM --platform=\$BUILDPLATFORM \$BASE AS build
 RUN $work_loop; mkdir /out && for a in amd64 arm64; do echo "app for \$a" > /out/\$a; done
-FROM busybox
+FROM \$BASE
 ARG TARGETARCH
 COPY --from=build /out/\$TARGETARCH /app
 RUN cat /app > /app.checked
 EOF
 cat >"$work/emulated/Dockerfile" <<EOF
-FROM busybox AS build
+ARG BASE=busybox
+FROM \$BASE AS build
 ARG TARGETARCH
 RUN $work_loop; mkdir /out && echo "app for \$TARGETARCH" > /out/app
-FROM busybox
+FROM \$BASE
 COPY --from=build /out/app /app
 RUN cat /app > /app.checked
 EOF
@@ -69,13 +71,17 @@ printf 'emulated-style / native-stage:     %.2f\n' "$(echo "${med[two-emulated]}
 
 if [ "${NEWBK:-0}" = 1 ]; then
   nb=$repo/../shared/peers/newbk.sh
-  "$nb" docker load -i "$work/busybox.tar" >/dev/null
+  # Both platforms of the base in its image store, as busybox-multi.
+  ctrd=/run/peers/docker-new-exec/containerd/containerd.sock
+  /opt/buildkit-new/bin/ctr -a "$ctrd" -n moby images import --all-platforms \
+    --index-name docker.io/library/busybox-multi:latest "$work/busybox.tar" >/dev/null
   for ctx in ctx emulated; do
     ts=()
     for _ in $(seq "$RUNS"); do
       "$nb" buildx prune -af >/dev/null 2>&1 || true
       t0=$(date +%s.%N)
-      "$nb" build -q --platform linux/amd64,linux/arm64 -o "type=oci,dest=$work/bk.tar" "$work/$ctx" >/dev/null
+      "$nb" build -q --build-arg BASE=busybox-multi --platform linux/amd64,linux/arm64 \
+        -o "type=oci,dest=$work/bk.tar" "$work/$ctx" >/dev/null
       t1=$(date +%s.%N)
       ts+=("$(echo "$t1 - $t0" | bc)")
     done
