@@ -170,7 +170,9 @@ impl Build {
         for p in platforms {
             let mut opts = self.options.clone();
             opts.plan.platform = p.clone();
-            images.push(super::build(store, &opts, progress)?);
+            let mut img = super::build(store, &opts, progress)?;
+            img.target = Some(p.clone());
+            images.push(img);
         }
         let mut first = images.remove(0);
         first.others = images;

@@ -51,6 +51,12 @@ pub struct BuiltImage {
     /// A multi-platform build's other platforms' images, in `--platform`
     /// order (this image is the first platform's); empty for one platform.
     pub others: Vec<BuiltImage>,
+    /// In a multi-platform build, the target platform of the pass that
+    /// made it: its index entry and output directory are named after it,
+    /// whatever its config says (a final stage `FROM
+    /// --platform=$BUILDPLATFORM` is the build platform's image in every
+    /// pass; COMPAT(buildkit): the entry still names the target).
+    pub target: Option<Platform>,
 }
 
 impl BuiltImage {
@@ -65,8 +71,12 @@ impl BuiltImage {
         std::iter::once(self).chain(&self.others)
     }
 
-    /// The platform its config names.
+    /// Its platform: the pass's target in a multi-platform build, else
+    /// the one its config names.
     pub fn platform(&self) -> Platform {
+        if let Some(t) = &self.target {
+            return t.clone();
+        }
         Platform {
             architecture: self.config.architecture.clone(),
             os: self.config.os.clone(),
@@ -155,6 +165,7 @@ pub fn store_image(
         attestations: Vec::new(),
         index: None,
         others: Vec::new(),
+        target: None,
     })
 }
 

@@ -201,6 +201,7 @@ impl Env {
             attestations: Vec::new(),
             index: None,
             others: Vec::new(),
+            target: None,
         };
         kiln::builder::flatten(&store, &img, &out).unwrap();
         out

@@ -56,6 +56,7 @@ fn read_in(env: &Env, index: &kiln::oci::Descriptor, platform: &Platform, file: 
         attestations: Vec::new(),
         index: None,
         others: Vec::new(),
+        target: None,
     };
     let out = tempfile::tempdir().unwrap();
     kiln::builder::flatten(&store, &img, out.path()).unwrap();
@@ -289,6 +290,32 @@ fn two_platform_build_pushes_one_index_with_the_native_stage_built_once() {
         );
         assert!(err.contains("apt-get install qemu-user-static"), "{err}");
     }
+    // A final stage for the build platform is each pass's image: the index
+    // and the local output still name every target (BuildKit's entries).
+    let native = env.context(
+        "native",
+        &[(
+            "Dockerfile",
+            "FROM --platform=$BUILDPLATFORM busybox\nCOPY Dockerfile /\n",
+        )],
+    );
+    let dirs = env.path("native-out");
+    env.build(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        "native:1",
+        "-o",
+        &format!("type=local,dest={}", dirs.display()),
+        native.to_str().unwrap(),
+    ]);
+    let native_index = env.store().resolve("native:1").unwrap();
+    assert_eq!(
+        platforms(&env.store(), &native_index),
+        ["linux/amd64", "linux/arm64"]
+    );
+    assert!(dirs.join("linux_arm64/Dockerfile").is_file());
+    assert!(dirs.join("linux_amd64/Dockerfile").is_file());
     // docker's archive takes one platform: refused before anything is built.
     let out = env.kiln(
         &[
