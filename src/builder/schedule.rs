@@ -246,6 +246,7 @@ mod tests {
             cache: &cache,
             remote: None,
             multi_platform: false,
+            flights: None,
         };
         let res = run_graph(&env);
         drop(env);
