@@ -153,13 +153,10 @@ impl Build {
     }
 
     /// Builds the image, or with several `--platform`s one pass per
-    /// platform, all at once on their own threads: each pass plans the
-    /// graph for its target platform; a stage for the build platform (`FROM
+    /// platform, in order: each pass plans the graph for its target
+    /// platform; a stage for the build platform (`FROM
     /// --platform=$BUILDPLATFORM`) has the same steps and keys in every
-    /// pass, and the passes share a lock per step key
-    /// ([`super::stage::StepFlights`]), so it runs in one pass and is a
-    /// cache hit in the others. The images keep `--platform`'s order; the
-    /// first pass's error (in that order) is the build's.
+    /// pass, so it runs in the first and is a cache hit in the others.
     fn build_platforms(
         &self,
         store: &Store,
@@ -169,25 +166,11 @@ impl Build {
         if platforms.len() < 2 {
             return super::build(store, &self.options, progress);
         }
-        let flights = super::stage::StepFlights::default();
-        let results: Vec<Result<BuiltImage, BuildError>> = std::thread::scope(|s| {
-            let passes: Vec<_> = platforms
-                .iter()
-                .map(|p| {
-                    let mut opts = self.options.clone();
-                    opts.plan.platform = p.clone();
-                    let flights = &flights;
-                    s.spawn(move || super::build_pass(store, &opts, progress, Some(flights)))
-                })
-                .collect();
-            passes
-                .into_iter()
-                .map(|h| h.join().unwrap_or(Err(BuildError::Panicked { stage: 0 })))
-                .collect()
-        });
         let mut images = Vec::with_capacity(platforms.len());
-        for (r, p) in results.into_iter().zip(platforms) {
-            let mut img = r?;
+        for p in platforms {
+            let mut opts = self.options.clone();
+            opts.plan.platform = p.clone();
+            let mut img = super::build(store, &opts, progress)?;
             img.target = Some(p.clone());
             images.push(img);
         }

@@ -286,17 +286,6 @@ pub fn build(
     opts: &BuildOptions,
     progress: &Progress,
 ) -> Result<BuiltImage, BuildError> {
-    build_pass(store, opts, progress, None)
-}
-
-/// [`build`], as one pass of a multi-platform build: `flights` is shared by
-/// the passes running beside it, so a step they all have runs once.
-fn build_pass(
-    store: &Store,
-    opts: &BuildOptions,
-    progress: &Progress,
-    flights: Option<&stage::StepFlights>,
-) -> Result<BuiltImage, BuildError> {
     let (df, v) = load_definition(opts, progress)?;
     let remote = lazy_remote(opts, progress);
     let (graph, ignore) = plan_and_check(store, opts, &df, progress, v, remote.as_deref())?;
@@ -324,7 +313,6 @@ fn build_pass(
         cache: &cache,
         remote: remote.as_deref(),
         multi_platform: opts.platforms.len() > 1,
-        flights,
     };
     let (out, stages) = match schedule::run_graph(&env) {
         Ok(out) => out,

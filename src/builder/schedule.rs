@@ -246,7 +246,6 @@ mod tests {
             cache: &cache,
             remote: None,
             multi_platform: false,
-            flights: None,
         };
         let res = run_graph(&env);
         drop(env);

@@ -69,26 +69,6 @@ pub struct BuildEnv<'a> {
     /// Whether the build makes several platforms (labels and failures name
     /// each stage's platform).
     pub multi_platform: bool,
-    /// Shared by the passes of a multi-platform build running side by side.
-    pub flights: Option<&'a StepFlights>,
-}
-
-/// A lock per step key, shared by the concurrent passes of a multi-platform
-/// build: a step is looked up, run and recorded under its key's lock, so
-/// when two passes reach the same step (a `FROM --platform=$BUILDPLATFORM`
-/// stage) one runs it and the other finds its record: it runs once.
-/// A step holds one key's lock at a time, so passes cannot deadlock.
-#[derive(Debug, Default)]
-pub struct StepFlights {
-    keys: std::sync::Mutex<std::collections::HashMap<StepKey, Arc<std::sync::Mutex<()>>>>,
-}
-
-impl StepFlights {
-    /// The lock of `key`.
-    fn slot(&self, key: StepKey) -> Arc<std::sync::Mutex<()>> {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        keys.entry(key).or_default().clone()
-    }
 }
 
 /// Loads an image from the store as a stage base.
@@ -250,15 +230,6 @@ fn cached_step(
     let kx = env.cache.key_env(env.context);
     let keyed = key_step(&kx, step, parent.as_ref(), outputs)?;
     let listing = kx.take_listing();
-    let flight = match (&keyed, env.flights) {
-        (Keyed::Before(key, _), Some(f)) => Some(f.slot(*key)),
-        _ => None,
-    };
-    // Held until the step is recorded (a panic elsewhere poisons nothing
-    // that matters: the lock guards no data).
-    let _flight = flight
-        .as_ref()
-        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
     if let Keyed::Before(key, _) = &keyed {
         if let Some(rec) = env.cache.lookup(stage, key).map_err(StepError::Cache)? {
             let layer = match &rec.layer {
