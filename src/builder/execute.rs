@@ -167,10 +167,10 @@ impl Build {
             return super::build(store, &self.options, progress);
         }
         let mut images = Vec::with_capacity(platforms.len());
-        for p in platforms {
+        for (i, p) in platforms.iter().enumerate() {
             let mut opts = self.options.clone();
             opts.plan.platform = p.clone();
-            let mut img = super::build(store, &opts, progress)?;
+            let mut img = super::build_pass(store, &opts, progress, i == 0)?;
             img.target = Some(p.clone());
             images.push(img);
         }

@@ -290,6 +290,30 @@ fn two_platform_build_pushes_one_index_with_the_native_stage_built_once() {
         );
         assert!(err.contains("apt-get install qemu-user-static"), "{err}");
     }
+    // The checks run in every pass; their findings are printed once.
+    let warned = env.context(
+        "warned",
+        &[("Dockerfile", "from busybox as Base\nRUN true\n")],
+    );
+    let warnings = |platforms: &str| {
+        let out = env.kiln(
+            &[
+                "build",
+                "--progress",
+                "plain",
+                "--platform",
+                platforms,
+                warned.to_str().unwrap(),
+            ],
+            None,
+        );
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{log}");
+        log.matches("StageNameCasing").count()
+    };
+    let once = warnings("linux/amd64");
+    assert!(once > 0);
+    assert_eq!(warnings("linux/amd64,linux/arm64"), once);
     // A final stage for the build platform is each pass's image: the index
     // and the local output still name every target (BuildKit's entries).
     let native = env.context(
