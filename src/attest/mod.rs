@@ -168,6 +168,72 @@ pub fn attach(
     attestations: &[Attestation],
     form: ManifestForm,
 ) -> Result<Descriptor, AttestError> {
+    let one = PlatformImage {
+        manifest: image,
+        platform,
+        attestations,
+    };
+    attach_all(store, &[one], names, form)
+}
+
+/// One platform's image manifest and the attestations about it, for
+/// [`attach_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct PlatformImage<'a> {
+    /// The platform's image manifest.
+    pub manifest: &'a Descriptor,
+    /// Its platform, as the index entry names it.
+    pub platform: &'a Platform,
+    /// Its attestations (maybe none).
+    pub attestations: &'a [Attestation],
+}
+
+/// The index of a multi-platform image: every platform's manifest (with
+/// its platform), in the order given, then the attestation manifest of each
+/// platform that has attestations, as BuildKit's image exporter orders
+/// them. With one platform this is [`attach`]'s index.
+pub fn attach_all(
+    store: &Store,
+    images: &[PlatformImage<'_>],
+    names: &[String],
+    form: ManifestForm,
+) -> Result<Descriptor, AttestError> {
+    let mut manifests = Vec::with_capacity(images.len() * 2);
+    let mut attestation_manifests = Vec::new();
+    for i in images {
+        let mut img = Descriptor::new(
+            i.manifest.media_type.clone(),
+            i.manifest.digest,
+            i.manifest.size,
+        );
+        img.platform = Some(i.platform.clone());
+        manifests.push(img);
+        if !i.attestations.is_empty() {
+            let att =
+                attestation_manifest(store, i.manifest, i.platform, names, i.attestations, form)?;
+            attestation_manifests.push(att);
+        }
+    }
+    manifests.extend(attestation_manifests);
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.into()),
+        manifests,
+        annotations: BTreeMap::new(),
+    };
+    Ok(store.put_json(media_type::OCI_INDEX, &index)?)
+}
+
+/// Stores the statements about `image` and the attestation manifest
+/// holding them; returns its index entry.
+fn attestation_manifest(
+    store: &Store,
+    image: &Descriptor,
+    platform: &Platform,
+    names: &[String],
+    attestations: &[Attestation],
+    form: ManifestForm,
+) -> Result<Descriptor, AttestError> {
     let subject = subjects(&image.digest, platform, names)?;
     let mut layers = Vec::new();
     for a in attestations {
@@ -193,15 +259,7 @@ pub fn attach(
         REFERENCE_TYPE_ATTESTATION.into(),
     );
     att.platform = Some(unknown_platform());
-    let mut img = Descriptor::new(image.media_type.clone(), image.digest, image.size);
-    img.platform = Some(platform.clone());
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(media_type::OCI_INDEX.into()),
-        manifests: vec![img, att],
-        annotations: BTreeMap::new(),
-    };
-    Ok(store.put_json(media_type::OCI_INDEX, &index)?)
+    Ok(att)
 }
 
 /// The attestation manifest as BuildKit writes it by default.

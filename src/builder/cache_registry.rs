@@ -74,16 +74,18 @@ fn target<'c>(
     Ok((r, client))
 }
 
-/// Pushes the latest build's cache (`mode`) to `reference`.
+/// Pushes the cache (`mode`) of the latest `builds` builds (one per
+/// platform of the last `kiln build`) to `reference`.
 pub fn export(
     store: &Store,
     client: Option<&Client>,
     reference: &str,
     mode: cache::export::Mode,
+    builds: usize,
 ) -> Result<(), CacheTransferError> {
     let (r, client) = target("exporting", reference, client)?;
     let steps = StepCache::with_store(store.clone())?;
-    let spec = cache::export::ExportSpec::latest(&steps, mode)?;
+    let spec = cache::export::ExportSpec::latest_builds(&steps, mode, builds)?;
     let art = cache::export::build_artifact(store, &spec)?;
     registry::push_artifact(
         client,

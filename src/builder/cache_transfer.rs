@@ -205,19 +205,22 @@ pub(super) fn export_specs(
     specs: &[CacheSpec],
     progress: &Progress,
     registry: Option<&Client>,
+    builds: usize,
 ) -> Result<(), CacheTransferError> {
     for spec in specs {
         type Export<'a> = Box<dyn FnOnce() -> Result<(), CacheTransferError> + 'a>;
         let (what, export): (String, Export) = match spec {
             CacheSpec::ToRegistry { reference, mode } => (
                 reference.clone(),
-                Box::new(|| super::cache_registry::export(store, registry, reference, *mode)),
+                Box::new(|| {
+                    super::cache_registry::export(store, registry, reference, *mode, builds)
+                }),
             ),
             CacheSpec::To { dest, mode } => (
                 dest.display().to_string(),
                 Box::new(|| {
                     let steps = StepCache::with_store(store.clone())?;
-                    let es = cache::export::ExportSpec::latest(&steps, *mode)?;
+                    let es = cache::export::ExportSpec::latest_builds(&steps, *mode, builds)?;
                     cache::export::export_layout(store, &es, dest)?;
                     Ok(())
                 }),

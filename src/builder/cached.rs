@@ -18,7 +18,7 @@ use crate::cache::{step_key, BuildLog, InputListing, LoggedStep, OpKind, StepKey
 use crate::cache::{CacheError, CacheRecord, ContextHasher, StepCache};
 use crate::dockerfile::ignore::IgnorePatterns;
 use crate::layer::{Compression, PackOptions};
-use crate::oci::{LayerBlob, Store};
+use crate::oci::{LayerBlob, Platform, Store};
 use crate::plan::{BuildGraph, Stage};
 
 use super::contexts::LocalContext;
@@ -117,7 +117,14 @@ impl CacheSession {
     /// reuse each other's layers; without one the root is the base's key.
     /// The compression is not in the key: it is an output property, and a hit
     /// recorded in another compression is re-encoded ([`Self::encoded`]).
-    pub fn root_key(&self, base: Option<StepKey>) -> Option<StepKey> {
+    /// A stage for a platform the host does not run natively is salted with
+    /// it too ([`crate::cache::platform_key`]); a host-platform stage's
+    /// keys are unchanged.
+    pub fn root_key(&self, base: Option<StepKey>, platform: &Platform) -> Option<StepKey> {
+        let base = match super::emulation::is_native(platform) {
+            true => base,
+            false => Some(crate::cache::platform_key(base.as_ref(), &platform.to_specifier()).0),
+        };
         if self.epoch.is_none() {
             return base;
         }

@@ -66,6 +66,11 @@ pub enum ExecuteError {
         /// What to do instead.
         why: &'static str,
     },
+    /// `type=docker` with several platforms.
+    // COMPAT(buildkit): its docker exporter refuses an index; and docker
+    // 20.10's `docker load` reads one platform's manifest from an archive.
+    #[error("type=docker output cannot hold a multi-platform image: docker exporter does not support exporting manifest lists (docker load takes one platform), use the oci exporter instead (-o type=oci) or build one --platform")]
+    DockerMultiPlatform,
     /// Image outputs disagree on `oci-artifact`.
     #[error("oci-artifact must be the same on every image output: kiln attaches one attestation manifest per build")]
     ArtifactForms,
@@ -89,7 +94,7 @@ impl ExecuteError {
         match self {
             Self::Build(e) => e.exit_code(),
             Self::Output(ExportError::PushName | ExportError::Name { .. }) => 2,
-            Self::AttestOutput { .. } | Self::ArtifactForms => 2,
+            Self::AttestOutput { .. } | Self::ArtifactForms | Self::DockerMultiPlatform => 2,
             Self::Attest(crate::attest::AttestError::Name { .. }) => 2,
             _ => 3,
         }
@@ -119,12 +124,15 @@ impl Build {
     pub fn execute(&self, store: &Store, progress: &Progress) -> Result<BuiltImage, ExecuteError> {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
         self.check_attest_outputs()?;
+        self.check_platform_outputs()?;
         let registry = self.options.registry.as_deref();
         cache_transfer::import_specs(store, &self.cache, progress, registry)
             .map_err(ExecuteError::CacheImport)?;
-        let mut img = super::build(store, &self.options, progress)?;
+        let mut img = self.build_platforms(store, progress)?;
         self.attach(store, &mut img, progress)?;
-        cache_transfer::export_specs(store, &self.cache, progress, registry)
+        // Every platform's pass logged its build: all are exported.
+        let builds = img.per_platform().count();
+        cache_transfer::export_specs(store, &self.cache, progress, registry, builds)
             .map_err(ExecuteError::CacheExport)?;
         for spec in &self.outputs {
             self.output(store, &img, spec, progress)?;
@@ -142,6 +150,49 @@ impl Build {
             write(p, metadata(&img, &self.tags))?;
         }
         Ok(img)
+    }
+
+    /// Builds the image, or with several `--platform`s one pass per
+    /// platform, in order: each pass plans the graph for its target
+    /// platform; a stage for the build platform (`FROM
+    /// --platform=$BUILDPLATFORM`) has the same steps and keys in every
+    /// pass, so it runs in the first and is a cache hit in the others.
+    fn build_platforms(
+        &self,
+        store: &Store,
+        progress: &Progress,
+    ) -> Result<BuiltImage, BuildError> {
+        let platforms = &self.options.platforms;
+        if platforms.len() < 2 {
+            return super::build(store, &self.options, progress);
+        }
+        let mut images = Vec::with_capacity(platforms.len());
+        for (i, p) in platforms.iter().enumerate() {
+            let mut opts = self.options.clone();
+            opts.plan.platform = p.clone();
+            let mut img = super::build_pass(store, &opts, progress, i == 0)?;
+            img.target = Some(p.clone());
+            images.push(img);
+        }
+        let mut first = images.remove(0);
+        first.others = images;
+        Ok(first)
+    }
+
+    /// Refuses, before anything is built, an output that cannot hold a
+    /// multi-platform image.
+    fn check_platform_outputs(&self) -> Result<(), ExecuteError> {
+        if self.options.platforms.len() < 2 {
+            return Ok(());
+        }
+        match self
+            .outputs
+            .iter()
+            .any(|o| matches!(o, OutputSpec::Docker { .. }))
+        {
+            true => Err(ExecuteError::DockerMultiPlatform),
+            false => Ok(()),
+        }
     }
 
     /// Refuses, before anything is built, an explicit attestation request
@@ -183,26 +234,30 @@ impl Build {
         img: &mut BuiltImage,
         progress: &Progress,
     ) -> Result<(), ExecuteError> {
-        if img.attestations.is_empty() || !self.takes_index() {
+        let attestations = img.per_platform().any(|i| !i.attestations.is_empty());
+        let several = !img.others.is_empty();
+        if !self.takes_index() || (!attestations && !several) {
             return Ok(());
         }
         let names = self.subject_names();
         let form = self.manifest_form()?;
-        let v = progress.start("[internal] attaching attestations".to_string(), None);
-        let platform = crate::oci::Platform {
-            architecture: img.config.architecture.clone(),
-            os: img.config.os.clone(),
-            variant: img.config.variant.clone(),
-            os_version: None,
+        let what = match attestations {
+            true => "[internal] attaching attestations",
+            false => "[internal] writing the image index",
         };
-        let attached = crate::attest::attach(
-            store,
-            &img.manifest,
-            &platform,
-            &names,
-            &img.attestations,
-            form,
-        );
+        let v = progress.start(what.to_string(), None);
+        let platforms: Vec<crate::oci::Platform> =
+            img.per_platform().map(|i| i.platform()).collect();
+        let entries: Vec<crate::attest::PlatformImage<'_>> = img
+            .per_platform()
+            .zip(&platforms)
+            .map(|(i, platform)| crate::attest::PlatformImage {
+                manifest: &i.manifest,
+                platform,
+                attestations: &i.attestations,
+            })
+            .collect();
+        let attached = crate::attest::attach_all(store, &entries, &names, form);
         match attached {
             Ok(index) => {
                 log_attached(store, &index, &v);

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use crate::layer::{self, Compression, LayerError, PackOptions, SourceKind, UnpackMode};
 use crate::oci::registry::{self, Client, RegistryError};
 use crate::oci::{
-    normalize_name, write_layout, ArchiveError, ArchivePlan, LayoutError, NamedImage, Reference,
-    ReferenceError, Store, StoreError,
+    normalize_name, platform_dir_name, write_layout, ArchiveError, ArchivePlan, LayoutError,
+    NamedImage, Reference, ReferenceError, Store, StoreError,
 };
 
 use super::image::BuiltImage;
@@ -152,7 +152,9 @@ pub fn export(
             descriptor: img.descriptor().clone(),
         })
     };
-    if !matches!(spec, OutputSpec::Registry { .. }) {
+    // A push fetches a lazy base's layer only when the registry lacks it,
+    // through the first platform's remote; other platforms' are fetched now.
+    if !matches!(spec, OutputSpec::Registry { .. }) || !img.others.is_empty() {
         fetch_layers(store, img)?;
     }
     match spec {
@@ -185,6 +187,13 @@ pub fn export(
             let plan = ArchivePlan::docker(store, &[n]).map_err(aerr(dest))?;
             write_archive(store, dest, plan, keep)
         }
+        OutputSpec::Local { dest } if !img.others.is_empty() => {
+            // COMPAT(buildkit): a directory per platform, `linux_arm64/`.
+            for i in img.per_platform() {
+                export_local(store, i, &dest.join(platform_dir_name(&i.platform())))?;
+            }
+            Ok(Exported::Written)
+        }
         OutputSpec::Local { dest } => export_local(store, img, dest).map(|()| Exported::Written),
         OutputSpec::Tar { dest } => rootfs_tar(store, img, dest).map(|()| Exported::Written),
         OutputSpec::Image { names, push, .. } => {
@@ -205,13 +214,15 @@ pub fn export(
 /// Makes every layer of `img` present in the store: those of a lazily
 /// resolved base are downloaded (all at once) when missing.
 pub fn fetch_layers(store: &Store, img: &BuiltImage) -> Result<(), ExportError> {
-    let Some(remote) = &img.remote else {
-        return Ok(());
-    };
-    let digests: Vec<_> = img.layers.iter().map(|l| l.descriptor.digest).collect();
-    remote
-        .fetch(store, &digests)
-        .map_err(|e| ExportError::Fetch(Box::new(e)))?;
+    for i in img.per_platform() {
+        let Some(remote) = &i.remote else {
+            continue;
+        };
+        let digests: Vec<_> = i.layers.iter().map(|l| l.descriptor.digest).collect();
+        remote
+            .fetch(store, &digests)
+            .map_err(|e| ExportError::Fetch(Box::new(e)))?;
+    }
     Ok(())
 }
 
@@ -456,9 +467,17 @@ fn merge(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// `type=tar`: the flattened root filesystem as one tar; with several
+/// platforms, each under its own directory (`linux_arm64/`), as buildx.
 fn rootfs_tar(store: &Store, img: &BuiltImage, dest: &Path) -> Result<(), ExportError> {
     let dir = staging_dir(store, "rootfs-")?;
-    let res = flatten(store, img, &dir).and_then(|()| {
+    let flattened = match img.others.is_empty() {
+        true => flatten(store, img, &dir),
+        false => img
+            .per_platform()
+            .try_for_each(|i| flatten(store, i, &dir.join(platform_dir_name(&i.platform())))),
+    };
+    let res = flattened.and_then(|()| {
         let werr = |source| ExportError::Write {
             path: dest.into(),
             source,

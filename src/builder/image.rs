@@ -45,8 +45,18 @@ pub struct BuiltImage {
     /// The attestations the build made (provenance), not yet attached.
     pub attestations: Vec<crate::attest::Attestation>,
     /// The image index holding `manifest` and its attestation manifest,
-    /// once [`Build::execute`](super::Build::execute) attached them.
+    /// once [`Build::execute`](super::Build::execute) attached them; in a
+    /// multi-platform build, every platform's manifest (and attestations).
     pub index: Option<Descriptor>,
+    /// A multi-platform build's other platforms' images, in `--platform`
+    /// order (this image is the first platform's); empty for one platform.
+    pub others: Vec<BuiltImage>,
+    /// In a multi-platform build, the target platform of the pass that
+    /// made it: its index entry and output directory are named after it,
+    /// whatever its config says (a final stage `FROM
+    /// --platform=$BUILDPLATFORM` is the build platform's image in every
+    /// pass; COMPAT(buildkit): the entry still names the target).
+    pub target: Option<Platform>,
 }
 
 impl BuiltImage {
@@ -54,6 +64,25 @@ impl BuiltImage {
     /// attestations, else the manifest.
     pub fn descriptor(&self) -> &Descriptor {
         self.index.as_ref().unwrap_or(&self.manifest)
+    }
+
+    /// Every platform's image, this one first.
+    pub fn per_platform(&self) -> impl Iterator<Item = &BuiltImage> {
+        std::iter::once(self).chain(&self.others)
+    }
+
+    /// Its platform: the pass's target in a multi-platform build, else
+    /// the one its config names.
+    pub fn platform(&self) -> Platform {
+        if let Some(t) = &self.target {
+            return t.clone();
+        }
+        Platform {
+            architecture: self.config.architecture.clone(),
+            os: self.config.os.clone(),
+            variant: self.config.variant.clone(),
+            os_version: None,
+        }
     }
 
     /// The ID buildx prints (`-q`) and writes (`--iidfile`): the config
@@ -135,6 +164,8 @@ pub fn store_image(
         remote: None,
         attestations: Vec::new(),
         index: None,
+        others: Vec::new(),
+        target: None,
     })
 }
 

@@ -15,6 +15,7 @@ mod cached;
 mod contexts;
 mod copy;
 mod copyup;
+mod emulation;
 mod entitlements;
 mod error;
 mod event;
@@ -112,6 +113,11 @@ pub struct BuildOptions {
     /// Which attestations to make (`--provenance`, `--attest`): min
     /// provenance by default, as BuildKit 0.28+.
     pub attest: crate::attest::AttestOptions,
+    /// `--platform`: the target platforms. With several, the graph is
+    /// planned and built once per platform (`plan.platform` set to each,
+    /// stages for the build platform shared through the step cache) and the
+    /// result is an index; empty or one: `plan.platform` alone.
+    pub platforms: Vec<crate::oci::Platform>,
 }
 
 impl BuildOptions {
@@ -137,6 +143,7 @@ impl BuildOptions {
             contexts: BTreeMap::new(),
             check_frontend_version: None,
             attest: crate::attest::AttestOptions::default(),
+            platforms: Vec::new(),
         }
     }
 }
@@ -240,7 +247,8 @@ pub fn outline(
 }
 
 /// BuildKit's Dockerfile checks over the planned build, each finding sent
-/// under the vertex that loaded the Dockerfile; with `check=error=true` a
+/// under the vertex that loaded the Dockerfile (none sent without one: a
+/// later pass of a multi-platform build); with `check=error=true` a
 /// finding fails the build.
 fn run_checks(
     df: &crate::dockerfile::Dockerfile,
@@ -248,7 +256,7 @@ fn run_checks(
     ignore: Option<&IgnorePatterns>,
     opts: &BuildOptions,
     progress: &Progress,
-    v: &event::Vertex,
+    v: Option<&event::Vertex>,
 ) -> Result<(), BuildError> {
     let inputs = crate::lint::Inputs {
         ignore,
@@ -264,8 +272,10 @@ fn run_checks(
     let mut findings: Vec<&crate::lint::Finding> = report.findings.iter().collect();
     // COMPAT(buildkit): the load vertex lists them by line.
     findings.sort_by_key(|f| f.start_line);
-    for f in findings {
-        progress.check(v, f.short());
+    if let Some(v) = v {
+        for f in findings {
+            progress.check(v, f.short());
+        }
     }
     match report.error() {
         Some(msg) => Err(BuildError::Checks(msg)),
@@ -281,9 +291,22 @@ pub fn build(
     opts: &BuildOptions,
     progress: &Progress,
 ) -> Result<BuiltImage, BuildError> {
-    let (df, v) = load_definition(opts, progress)?;
+    build_pass(store, opts, progress, true)
+}
+
+/// [`build`] as one pass of a multi-platform build: only the first pass
+/// (`report`) prints the checks' findings and the warnings, which every
+/// pass would repeat; a `check=error=true` finding still fails any pass.
+fn build_pass(
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &Progress,
+    report: bool,
+) -> Result<BuiltImage, BuildError> {
+    let (df, v) = load_definition(opts, progress, report)?;
     let remote = lazy_remote(opts, progress);
-    let (graph, ignore) = plan_and_check(store, opts, &df, progress, v, remote.as_deref())?;
+    let checked = plan_and_check(store, opts, &df, progress, v, remote.as_deref(), report);
+    let (graph, ignore) = checked?;
     let pack = PackOptions {
         compression: opts.compression,
         source_date_epoch: opts.source_date_epoch,
@@ -307,6 +330,7 @@ pub fn build(
         from_spans: spans.clone(),
         cache: &cache,
         remote: remote.as_deref(),
+        multi_platform: opts.platforms.len() > 1,
     };
     let (out, stages) = match schedule::run_graph(&env) {
         Ok(out) => out,
@@ -435,6 +459,7 @@ fn finish(
 fn load_definition(
     opts: &BuildOptions,
     progress: &Progress,
+    report: bool,
 ) -> Result<(crate::dockerfile::Dockerfile, Vertex), BuildError> {
     if !opts.context.is_dir() {
         return Err(BuildError::ContextDir {
@@ -459,7 +484,11 @@ fn load_definition(
             return Err(BuildError::Parse(e));
         }
     };
-    for d in df.directives.iter().filter(|d| d.name == "syntax") {
+    for d in df
+        .directives
+        .iter()
+        .filter(|d| report && d.name == "syntax")
+    {
         // kiln is its own frontend: say so rather than pretend to honour it.
         progress.warn(format!(
             "ignoring `# syntax={}` (line {}): kiln builds with its built-in Dockerfile frontend",
@@ -479,6 +508,7 @@ fn plan_and_check(
     progress: &Progress,
     v: Vertex,
     remote: Option<&crate::oci::registry::RemoteBlobs>,
+    report: bool,
 ) -> Result<(plan::BuildGraph, Option<IgnorePatterns>), BuildError> {
     let graph = match lower(store, opts, df, Some(progress), remote) {
         Ok(g) => g,
@@ -488,7 +518,14 @@ fn plan_and_check(
         }
     };
     let checked = load_ignore(opts).and_then(|ignore| {
-        run_checks(df, &graph, ignore.as_ref(), opts, progress, &v)?;
+        run_checks(
+            df,
+            &graph,
+            ignore.as_ref(),
+            opts,
+            progress,
+            report.then_some(&v),
+        )?;
         Ok(ignore)
     });
     let ignore = match checked {
@@ -508,6 +545,7 @@ fn plan_and_check(
     for arg in graph
         .unused_build_args
         .iter()
+        .filter(|_| report)
         .filter(|a| *a != "SOURCE_DATE_EPOCH" && *a != "BUILDKIT_DOCKERFILE_CHECK")
     {
         progress.warn(format!("build argument {arg} was not consumed"));

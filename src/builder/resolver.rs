@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::error::Error;
 
 use crate::oci::registry::{self, Client, RegistryError, RemoteBlobs};
-use crate::oci::{platform_matches, Platform, Reference, Store, StoreError};
+use crate::oci::{platform_matches, Platform, PlatformMatcher, Reference, Store, StoreError};
 use crate::plan::{ImageResolver, ResolvedImage};
 
 use super::contexts::{self, ContextSource};
@@ -176,14 +176,23 @@ impl ImageResolver for StoreResolver<'_> {
         reference: &str,
         platform: &Platform,
     ) -> Result<ResolvedImage, Box<dyn Error + Send + Sync>> {
-        let manifest = self.manifest(reference, platform)?;
-        let (_, config) =
-            self.store
-                .load_image(&manifest)
-                .map_err(|source| ResolveError::Load {
-                    reference: reference.into(),
-                    source,
-                })?;
+        let load = |source| ResolveError::Load {
+            reference: reference.into(),
+            source,
+        };
+        let mut manifest = self.manifest(reference, platform)?;
+        // A stored index serves another platform than the host's through
+        // that platform's entry: the stage's key and layers are its. For
+        // the host the index stays the base (its digest the FROM key, as
+        // before kiln built for other platforms: existing keys still hit).
+        if PlatformMatcher::only(&Platform::host()).rank(platform) != Some(0) {
+            manifest = self
+                .store
+                .load_manifest_for(&manifest, platform)
+                .map_err(load)?
+                .1;
+        }
+        let (_, config) = self.store.load_image(&manifest).map_err(load)?;
         let found = Platform {
             os: config.os.clone(),
             architecture: config.architecture.clone(),

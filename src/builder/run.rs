@@ -78,10 +78,13 @@ impl ExtraHost {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The command exited non-zero.
-    #[error("process {command:?} did not complete successfully: exit code: {status}{note}")]
+    #[error("process {command:?} did not complete successfully{}: exit code: {status}{note}", on_platform(.platform))]
     Failed {
         /// The argv joined with spaces.
         command: String,
+        /// The platform it ran for, named in a multi-platform build or
+        /// under emulation (`linux/arm64`).
+        platform: Option<String>,
         /// The exit code (128 + signal).
         status: i32,
         /// Empty, or (rootless with a single-ID mapping, where any other owner fails
@@ -93,6 +96,9 @@ pub enum RunError {
     /// The sandbox could not run it.
     #[error("running in the sandbox")]
     Exec(#[from] ExecError),
+    /// A foreign platform's RUN with no emulator to run it.
+    #[error(transparent)]
+    Emulation(#[from] super::emulation::EmulationError),
     /// Preparing a mount or the upper dir.
     #[error("{step} {path}")]
     Io {
@@ -208,8 +214,19 @@ fn ioerr<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Ru
     }
 }
 
+/// ` on PLATFORM` when a failure names its platform.
+fn on_platform(platform: &Option<String>) -> String {
+    platform
+        .as_ref()
+        .map_or_else(String::new, |p| format!(" on {p}"))
+}
+
 /// What a RUN needs from the build around it.
 pub struct RunContext<'a> {
+    /// The stage's platform: a foreign one runs under QEMU user emulation.
+    pub platform: &'a crate::oci::Platform,
+    /// Whether a failure names the platform (a multi-platform build).
+    pub name_platform: bool,
     /// The store (temp dirs, cache mounts).
     pub store: &'a Store,
     /// The kiln binary to re-execute as the sandbox helper.
@@ -252,6 +269,9 @@ impl Drop for Temps {
 /// `RUN --security=insecure` and `--network=host` are checked against
 /// `--allow` before the build starts (see `super::entitlements`).
 pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<PathBuf, RunError> {
+    if !super::emulation::is_native(cx.platform) {
+        super::emulation::check(cx.platform)?;
+    }
     if choose(cx.sandbox.isolation, cx.store, cx.exe, vertex)? == Chosen::Chroot {
         return chroot::run_step(cx, op, vertex);
     }
@@ -303,7 +323,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         read_only_root: false,
         foreground: None,
     };
-    match collect(op, vertex, |out| exec::run(&spec, cx.exe, out)) {
+    match collect(cx, op, vertex, |out| exec::run(&spec, cx.exe, out)) {
         Ok(()) => Ok(upper),
         Err(e) => {
             let _ = remove_tree(&upper);
@@ -315,6 +335,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
 /// Starts the command with `start`, streaming its output to `vertex`: `Ok` when it
 /// exits 0, else why not (with the last lines it printed).
 fn collect(
+    cx: &RunContext<'_>,
     op: &RunOp,
     vertex: &Vertex,
     start: impl FnOnce(&mut dyn FnMut(Output<'_>)) -> Result<exec::RunResult, ExecError>,
@@ -334,6 +355,8 @@ fn collect(
         Ok(r) if r.status == 0 => Ok(()),
         Ok(r) => Err(RunError::Failed {
             command: op.argv.join(" "),
+            platform: (cx.name_platform || !super::emulation::is_native(cx.platform))
+                .then(|| cx.platform.to_specifier()),
             status: r.status,
             note: if exec::userns::single_id_mapping() {
                 format!(

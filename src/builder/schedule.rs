@@ -245,6 +245,7 @@ mod tests {
             from_spans: vec![],
             cache: &cache,
             remote: None,
+            multi_platform: false,
         };
         let res = run_graph(&env);
         drop(env);

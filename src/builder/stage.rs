@@ -66,6 +66,9 @@ pub struct BuildEnv<'a> {
     pub cache: &'a CacheSession,
     /// The layers of base images resolved but not yet downloaded.
     pub remote: Option<&'a RemoteBlobs>,
+    /// Whether the build makes several platforms (labels and failures name
+    /// each stage's platform).
+    pub multi_platform: bool,
 }
 
 /// Loads an image from the store as a stage base.
@@ -91,15 +94,19 @@ pub fn image_output(store: &Store, img: &ResolvedImage) -> Result<StageOutput, S
 }
 
 /// The progress label of a stage: its name, `stage-N` when the Dockerfile
-/// has several stages, nothing for a single-stage file.
-fn label(graph: &BuildGraph, stage: &Stage) -> String {
-    if graph.stages.len() < 2 {
-        return String::new();
+/// has several stages, nothing for a single-stage file; prefixed with its
+/// platform in a multi-platform build or when it is not the host's
+/// (COMPAT(buildkit): `[linux/arm64 build 2/3]`).
+fn label(env: &BuildEnv<'_>, stage: &Stage) -> String {
+    let name = match (&stage.name, env.graph.stages.len()) {
+        (_, n) if n < 2 => String::new(),
+        (Some(n), _) => format!("{n} "),
+        (None, _) => format!("stage-{} ", stage.id.0),
+    };
+    if env.multi_platform || !super::emulation::is_native(&stage.platform) {
+        return format!("{} {name}", stage.platform.to_specifier());
     }
-    match &stage.name {
-        Some(n) => format!("{n} "),
-        None => format!("stage-{} ", stage.id.0),
-    }
+    name
 }
 
 /// Builds `stage` on top of `base`; `outputs` holds the finished stages it
@@ -120,7 +127,7 @@ pub fn build_stage(
     // a stage built on another stage, or on scratch, numbers from its first step.
     let from_image = usize::from(matches!(stage.base, Base::Image(_)));
     let total = visible.len() + from_image;
-    let label = label(env.graph, stage);
+    let label = label(env, stage);
     if let Base::Image(img) = &stage.base {
         let v = env.progress.start(
             format!("[{label}1/{total}] FROM {}", img.reference),
@@ -132,7 +139,7 @@ pub fn build_stage(
         v.done();
     }
     if !matches!(stage.base, Base::Stage(_)) {
-        out.key = env.cache.root_key(out.key);
+        out.key = env.cache.root_key(out.key, &stage.platform);
     }
     let mut n = from_image;
     // History entries of metadata steps that no earlier step dates: they
@@ -238,7 +245,7 @@ fn cached_step(
             });
         }
     }
-    let layer = run_one(env, step, cur, outputs, vertex)?;
+    let layer = run_one(env, &stage.platform, step, cur, outputs, vertex)?;
     let (key, pre) = match keyed {
         Keyed::Before(key, pre) => (key, pre),
         Keyed::AfterRun(op, from) => key_after_run(
@@ -340,6 +347,7 @@ fn hit_layer(env: &BuildEnv<'_>, rec: &CacheRecord, l: &LayerBlob) -> Result<Lay
 /// the step's key and record what they were before empty layers were written).
 fn run_one(
     env: &BuildEnv<'_>,
+    platform: &Platform,
     step: &Step,
     cur: &StageOutput,
     outputs: &BTreeMap<usize, Arc<StageOutput>>,
@@ -376,6 +384,8 @@ fn run_one(
             }
             let lower = cur.rootfs(env.store, env.remote)?.layers().to_vec();
             let cx = RunContext {
+                platform,
+                name_platform: env.multi_platform,
                 store: env.store,
                 exe: env.exe,
                 lower,

@@ -69,12 +69,25 @@ pub struct ExportSpec {
 impl ExportSpec {
     /// The steps of the newest logged build, as `mode` selects them.
     pub fn latest(steps: &StepCache, mode: Mode) -> Result<Self, CacheError> {
+        Self::latest_builds(steps, mode, 1)
+    }
+
+    /// The steps of the `builds` newest logged builds (a multi-platform
+    /// build logs one per platform), each key once, oldest build first.
+    pub fn latest_builds(steps: &StepCache, mode: Mode, builds: usize) -> Result<Self, CacheError> {
         let logs = steps.logs()?;
-        let log = logs.last().ok_or(CacheError::NoBuildLogged)?;
-        let keys = match mode {
-            Mode::Min => log.final_image_keys(),
-            Mode::Max => log.steps.iter().map(|s| s.key).collect(),
-        };
+        if logs.is_empty() {
+            return Err(CacheError::NoBuildLogged);
+        }
+        let mut keys = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for log in &logs[logs.len().saturating_sub(builds.max(1))..] {
+            let these = match mode {
+                Mode::Min => log.final_image_keys(),
+                Mode::Max => log.steps.iter().map(|s| s.key).collect(),
+            };
+            keys.extend(these.into_iter().filter(|k| seen.insert(*k)));
+        }
         Ok(Self { mode, keys })
     }
 }

@@ -73,7 +73,7 @@ pub use keydiff::{diff_values, FieldChange};
 pub use listing::{diff_listings, InputListing};
 pub use log::{BuildLog, LoggedStep, KEEP_LOGS};
 pub use misses::{describe_change, render as render_explanations, MissReason, StepExplanation};
-pub use ops::{copy_key, from_key, run_key, workdir_key, SourceKey};
+pub use ops::{copy_key, from_key, platform_key, run_key, workdir_key, SourceKey};
 pub use prune::CachePruneReport;
 pub use record::{CacheRecord, StepCache};
 pub use statcache::RACY_WINDOW_NS;

@@ -62,6 +62,16 @@ pub fn from_key(manifest: &Digest) -> (StepKey, Vec<u8>) {
     step_key(None, OpKind::From, &op, &[])
 }
 
+/// A stage for a platform the host does not run natively: its root key,
+/// the base's salted with the platform, so a step on it never shares a
+/// record with the same step on the host (a RUN under emulation may write
+/// other bytes, `uname -m` the least). Host-platform stages do not call it:
+/// their keys are what they were before kiln built for other platforms.
+pub fn platform_key(parent: Option<&StepKey>, platform: &str) -> (StepKey, Vec<u8>) {
+    let op = json!({ "platform": platform });
+    step_key(parent, OpKind::From, &op, &[])
+}
+
 /// RUN `op` on top of `parent`. `source` resolves what a bind mount (or a
 /// seeded cache mount) reads, given its `from` and the path in it; `None`
 /// from it (a context path that selects nothing) leaves the step unkeyed

@@ -1,6 +1,8 @@
 //! `kiln images`: the store's named images, as `docker images` shows them
-//! (REPOSITORY TAG IMAGE ID CREATED SIZE). The image ID is the config digest,
-//! SIZE the sum of the (compressed) layer blobs.
+//! (REPOSITORY TAG IMAGE ID CREATED SIZE), then PLATFORM: the platforms of
+//! a multi-platform index (attestation manifests left out), or the config's.
+//! The image ID is the config digest (the host platform's in an index), SIZE
+//! the sum of its (compressed) layer blobs.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,6 +33,7 @@ struct Row {
     id: String,
     created: String,
     size: String,
+    platform: String,
 }
 
 /// Runs `kiln images`.
@@ -61,6 +64,7 @@ pub fn run(cli: &Cli, args: &ImagesArgs) -> anyhow::Result<()> {
         id: "IMAGE ID".into(),
         created: "CREATED".into(),
         size: "SIZE".into(),
+        platform: "PLATFORM".into(),
     };
     let cells = |r: &Row| {
         [
@@ -68,9 +72,10 @@ pub fn run(cli: &Cli, args: &ImagesArgs) -> anyhow::Result<()> {
             r.tag.clone(),
             r.id.clone(),
             r.created.clone(),
+            r.size.clone(),
         ]
     };
-    let mut widths = [0usize; 4];
+    let mut widths = [0usize; 5];
     for r in std::iter::once(&header).chain(&rows) {
         for (w, c) in widths.iter_mut().zip(cells(r)) {
             *w = (*w).max(c.chars().count());
@@ -82,7 +87,7 @@ pub fn run(cli: &Cli, args: &ImagesArgs) -> anyhow::Result<()> {
             // Docker's tabwriter pads each column by three spaces.
             line.push_str(&format!("{c:<width$}", width = w + 3));
         }
-        line.push_str(&r.size);
+        line.push_str(&r.platform);
         writeln!(out, "{line}")?;
     }
     Ok(())
@@ -94,9 +99,8 @@ fn row(
     desc: &crate::oci::Descriptor,
     no_trunc: bool,
 ) -> anyhow::Result<Row> {
-    let (manifest, config) = store
-        .load_image(desc)
-        .with_context(|| format!("reading image {}", r.familiar()))?;
+    let (manifest, config) =
+        shown_image(store, desc).with_context(|| format!("reading image {}", r.familiar()))?;
     let id = manifest.config.digest.to_string();
     let id = if no_trunc {
         id
@@ -114,7 +118,70 @@ fn row(
         id,
         created,
         size: human_size(manifest.layers.iter().map(|l| l.size).sum()),
+        platform: platforms(store, desc).unwrap_or_else(|| {
+            let v = config.variant.as_ref().map(|v| format!("/{v}"));
+            format!(
+                "{}/{}{}",
+                config.os,
+                config.architecture,
+                v.unwrap_or_default()
+            )
+        }),
     })
+}
+
+/// The manifest and config a row describes: the host platform's, or for an
+/// index built for other platforms only (`--platform linux/arm64`), its
+/// first platform's.
+fn shown_image(
+    store: &Store,
+    desc: &crate::oci::Descriptor,
+) -> Result<(crate::oci::Manifest, crate::oci::ImageConfig), crate::oci::StoreError> {
+    match store.load_image(desc) {
+        Err(crate::oci::StoreError::NoPlatform { .. }) => {
+            let bytes = store.read_blob(&desc.digest)?;
+            let first = serde_json::from_slice::<crate::oci::Index>(&bytes)
+                .ok()
+                .and_then(|i| {
+                    i.manifests
+                        .into_iter()
+                        .filter(|d| !d.is_attestation())
+                        .find_map(|d| d.platform)
+                });
+            let Some(p) = first else {
+                return store.load_image(desc);
+            };
+            let (m, _) = store.load_manifest_for(desc, &p)?;
+            let config =
+                serde_json::from_slice(&store.read_blob(&m.config.digest)?).map_err(|source| {
+                    crate::oci::StoreError::ParseBlob {
+                        what: "config",
+                        digest: m.config.digest,
+                        source,
+                    }
+                })?;
+            Ok((m, config))
+        }
+        other => other,
+    }
+}
+
+/// The platforms an index lists (attestation manifests left out), joined
+/// by commas; `None` for a plain manifest.
+fn platforms(store: &Store, desc: &crate::oci::Descriptor) -> Option<String> {
+    use crate::oci::media_type::{DOCKER_MANIFEST_LIST, OCI_INDEX};
+    if ![OCI_INDEX, DOCKER_MANIFEST_LIST].contains(&desc.media_type.as_str()) {
+        return None;
+    }
+    let index: crate::oci::Index =
+        serde_json::from_slice(&store.read_blob(&desc.digest).ok()?).ok()?;
+    let listed: Vec<String> = index
+        .manifests
+        .iter()
+        .filter(|d| !d.is_attestation())
+        .filter_map(|d| d.platform.as_ref().map(crate::oci::Platform::to_specifier))
+        .collect();
+    Some(listed.join(","))
 }
 
 /// Docker's `units.HumanSize`: decimal units, three significant digits.

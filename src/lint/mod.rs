@@ -175,8 +175,9 @@ rule!(EXPOSE_INVALID_FORMAT, "ExposeInvalidFormat", "expose-invalid-format", "IP
 
 /// Every BuildKit rule kiln checks, in BuildKit's `ruleset.go` order (kiln's
 /// own [`FRONTEND_VERSION_PORTABILITY`] is not in the list). BuildKit's
-/// InvalidBaseImagePlatform is not here: kiln builds for the host platform
-/// only and refuses a base image of another one before any check could fire.
+/// InvalidBaseImagePlatform is not here: kiln refuses a base image whose
+/// config names another platform than its stage's before any check could
+/// fire.
 pub static RULES: &[&Rule] = &[
     &STAGE_NAME_CASING,
     &FROM_AS_CASING,

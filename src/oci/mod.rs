@@ -22,7 +22,9 @@ pub use archive::{
 pub use digest::{DiffId, Digest, DigestError, DigestWriter, Hasher};
 pub use layout::{import_layout, import_layout_image, write_layout, LayoutError, NamedImage};
 pub use load::{load, LoadError, LoadedImage};
-pub use platform::{platform_matches, PlatformMatcher};
+pub use platform::{
+    parse_platform, platform_dir_name, platform_matches, PlatformMatcher, PlatformParseError,
+};
 pub use reference::{normalize_name, Reference, ReferenceError};
 pub use spec::{
     canonical_json, media_type, ContainerConfig, Descriptor, Empty, HealthConfig, History,

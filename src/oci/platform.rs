@@ -155,6 +155,51 @@ pub fn platform_matches(candidate: &Platform, wanted: &Platform) -> bool {
     wanted.variant.is_none() && c.0 == w.0 && c.1 == w.1
 }
 
+/// Why a platform specifier (`--platform`, `FROM --platform=`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlatformParseError {
+    /// Not `os/arch[/variant]`.
+    #[error("invalid platform {0:?}: expected os/arch[/variant], e.g. linux/arm64")]
+    Shape(String),
+    /// Another OS than Linux: kiln's RUN sandbox is Linux's.
+    #[error("platform {0:?}: kiln builds linux images only")]
+    Os(String),
+}
+
+/// Parses `os/arch[/variant]` as containerd's `platforms.Parse` reads it:
+/// lowercased, its architecture aliases renamed (`x86_64` → `amd64`,
+/// `aarch64` → `arm64`), the variant kept as written (matching normalizes
+/// it: `arm64` ≡ `arm64/v8`). Only `linux` is accepted.
+pub fn parse_platform(spec: &str) -> Result<Platform, PlatformParseError> {
+    let shape = || PlatformParseError::Shape(spec.to_string());
+    let lower = spec.trim().to_ascii_lowercase();
+    let parts: Vec<&str> = lower.split('/').collect();
+    if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+        return Err(shape());
+    }
+    if parts[0] != "linux" {
+        return Err(PlatformParseError::Os(spec.to_string()));
+    }
+    let architecture = match parts[1] {
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" => "arm64",
+        "i386" => "386",
+        a => a,
+    };
+    Ok(Platform {
+        os: parts[0].to_string(),
+        architecture: architecture.to_string(),
+        variant: parts.get(2).map(|v| v.to_string()),
+        os_version: None,
+    })
+}
+
+/// `spec` for a directory or file name: `linux/arm64/v8` → `linux_arm64_v8`
+/// (buildx's subdirectory per platform of a local or tar output).
+pub fn platform_dir_name(p: &Platform) -> String {
+    p.to_specifier().replace('/', "_")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +236,29 @@ mod tests {
         let idx = index(specs);
         let d = PlatformMatcher::only(&p(wanted)).select(&idx)?;
         d.platform.as_ref().map(Platform::to_specifier)
+    }
+
+    #[test]
+    fn parses_specifiers_as_containerd() {
+        let arm = parse_platform("linux/aarch64").unwrap();
+        assert_eq!(arm.to_specifier(), "linux/arm64");
+        assert_eq!(
+            parse_platform("Linux/ARM/v7").unwrap().to_specifier(),
+            "linux/arm/v7"
+        );
+        assert!(matches!(
+            parse_platform("linux"),
+            Err(PlatformParseError::Shape(_))
+        ));
+        assert!(matches!(
+            parse_platform("linux//v7"),
+            Err(PlatformParseError::Shape(_))
+        ));
+        assert!(matches!(
+            parse_platform("windows/amd64"),
+            Err(PlatformParseError::Os(_))
+        ));
+        assert_eq!(platform_dir_name(&p("linux/arm/v7")), "linux_arm_v7");
     }
 
     #[test]

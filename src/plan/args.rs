@@ -43,21 +43,25 @@ pub(super) fn is_predefined(name: &str) -> bool {
     PLATFORM_ARGS.contains(&name) || PROXY_ARGS.contains(&name)
 }
 
-/// The predefined platform args (build = target = `opts.platform`), each
-/// overridable by a build arg of the same name.
+/// The predefined platform args (`BUILD*` from `opts.build_platform`,
+/// `TARGET*` from `opts.platform`), each overridable by a build arg of the
+/// same name.
 pub(super) fn predefined(opts: &PlanOptions, target_stage: &str) -> Env {
-    let p = &opts.platform;
-    let variant = p.variant.clone().unwrap_or_default();
-    let spec = p.to_specifier();
+    let (b, t) = (&opts.build_platform, &opts.platform);
+    let (b_variant, t_variant) = (
+        b.variant.clone().unwrap_or_default(),
+        t.variant.clone().unwrap_or_default(),
+    );
+    let (b_spec, t_spec) = (b.to_specifier(), t.to_specifier());
     let values = [
-        spec.as_str(),
-        &p.os,
-        &p.architecture,
-        &variant,
-        &spec,
-        &p.os,
-        &p.architecture,
-        &variant,
+        b_spec.as_str(),
+        &b.os,
+        &b.architecture,
+        &b_variant,
+        &t_spec,
+        &t.os,
+        &t.architecture,
+        &t_variant,
         target_stage,
     ];
     let mut env = Env::default();

@@ -101,15 +101,16 @@ pub enum PlanError {
         /// The name.
         name: String,
     },
-    /// `FROM --platform` naming a platform other than the host's.
-    #[error("FROM --platform={platform}: kiln builds only for the host platform {host}")]
+    /// `FROM --platform` naming no platform kiln can build for.
+    #[error("FROM --platform={platform}")]
     Platform {
         /// The FROM's lines.
         span: Span,
-        /// The requested platform.
+        /// The requested platform, expanded.
         platform: String,
-        /// The host platform.
-        host: String,
+        /// Why it was refused.
+        #[source]
+        source: crate::oci::PlatformParseError,
     },
     /// `--target` names no stage.
     #[error("target stage {target:?} could not be found (stages: {})", .stages.join(", "))]

@@ -23,8 +23,12 @@ pub struct PlanOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`: the stage to build (matched case-insensitively); `None` is the last stage.
     pub target: Option<String>,
-    /// The build and target platform (kiln builds for the host only today).
+    /// The target platform of this pass (`TARGETPLATFORM`; a multi-platform
+    /// build plans once per target platform).
     pub platform: Platform,
+    /// The build platform (`BUILDPLATFORM`): where RUN runs natively, the
+    /// host.
+    pub build_platform: Platform,
     /// `--label NAME=VALUE`: applied to the target stage's config last.
     pub labels: BTreeMap<String, String>,
     /// `--network`: the network of a RUN without its own `--network` (or with
@@ -41,6 +45,7 @@ impl Default for PlanOptions {
             build_args: BTreeMap::new(),
             target: None,
             platform: Platform::host(),
+            build_platform: Platform::host(),
             labels: BTreeMap::new(),
             network: NetworkMode::Default,
             contexts: BTreeMap::new(),
@@ -172,7 +177,8 @@ pub struct Stage {
     /// replaced by the stage's own ONBUILD instructions. `rootfs` and
     /// `history` are left as the base had them: the build appends.
     pub config: ImageConfig,
-    /// The platform the stage runs on.
+    /// The platform the stage runs on: its `FROM --platform`, else its base
+    /// stage's, else the target platform.
     pub platform: Platform,
     /// The stage's own ARGs as lowered (empty when not reached).
     pub args: Vec<ArgDecl>,

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::dockerfile::{Dockerfile, Instruction, Span};
-use crate::oci::ImageConfig;
+use crate::oci::{ImageConfig, Platform};
 
 use super::args;
 use super::contexts;
@@ -43,10 +43,11 @@ pub(super) fn lower(
     let names = decls.iter().map(|d| d.name.clone()).collect();
     let mut lw = Lowerer::new(opts, exp, global, names, resolver);
     lw.declared = declared;
+    let platforms = stages::platforms(&decls, opts);
 
-    let mut res = resolve_reached(&mut lw, &decls, target)?;
-    let states = lower_stages(&mut lw, &decls, &mut res)?;
-    let mut graph = assemble(decls, res, states, target, &lw);
+    let mut res = resolve_reached(&mut lw, &decls, &platforms, target)?;
+    let states = lower_stages(&mut lw, &decls, &platforms, &mut res)?;
+    let mut graph = assemble(decls, res, states, target, &platforms, &lw);
     graph.global_args = global_args;
     Ok(graph)
 }
@@ -65,6 +66,7 @@ struct Resolved {
 fn resolve_reached(
     lw: &mut Lowerer<'_>,
     decls: &[StageDecl<'_>],
+    platforms: &[Platform],
     target: StageId,
 ) -> Result<Resolved, PlanError> {
     let n = decls.len();
@@ -82,6 +84,7 @@ fn resolve_reached(
                 continue;
             }
             let span = decl.chunk.from.span;
+            lw.platform = platforms[i].clone();
             let img = match &decl.base {
                 BaseRef::Image(reference) => lw.image(span, reference)?,
                 BaseRef::Context { name, .. } if is_image(lw, name) => {
@@ -113,6 +116,7 @@ fn resolve_reached(
 fn lower_stages(
     lw: &mut Lowerer<'_>,
     decls: &[StageDecl<'_>],
+    platforms: &[Platform],
     res: &mut Resolved,
 ) -> Result<Vec<Option<StageState>>, PlanError> {
     let mut states: Vec<Option<StageState>> = vec![None; decls.len()];
@@ -121,6 +125,7 @@ fn lower_stages(
             continue;
         }
         let id = StageId(i);
+        lw.platform = platforms[i].clone();
         let (mut st, triggers) = match (&decl.base, &res.bases[i]) {
             (BaseRef::Stage(b), _) => {
                 // Invariant: a reached stage's base is reached and has a smaller id.
@@ -137,12 +142,12 @@ fn lower_stages(
                 std::mem::take(&mut res.triggers[i]),
             ),
             (BaseRef::Context { name, .. }, None) => {
-                let mut st = StageState::scratch(id, &lw.opts.platform);
+                let mut st = StageState::scratch(id, &platforms[i]);
                 st.steps
                     .push(contexts::dir_base_step(name, decl.chunk.from.span));
                 (st, Vec::new())
             }
-            _ => (StageState::scratch(id, &lw.opts.platform), Vec::new()),
+            _ => (StageState::scratch(id, &platforms[i]), Vec::new()),
         };
         // Triggers run once, here; the image does not carry them on.
         st.config.config.on_build = None;
@@ -222,9 +227,9 @@ fn assemble(
     res: Resolved,
     states: Vec<Option<StageState>>,
     target: StageId,
+    platforms: &[Platform],
     lw: &Lowerer<'_>,
 ) -> BuildGraph {
-    let platform = &lw.opts.platform;
     let mut stages = Vec::with_capacity(decls.len());
     let reached = res.reached;
     let parts = decls.into_iter().zip(res.deps).zip(res.bases).zip(states);
@@ -243,7 +248,7 @@ fn assemble(
                 deps.extend(st.deps);
                 (st.steps, st.config, st.args)
             }
-            None => (Vec::new(), unreached_config(lw), Vec::new()),
+            None => (Vec::new(), unreached_config(&platforms[i]), Vec::new()),
         };
         stages.push(Stage {
             id: StageId(i),
@@ -253,7 +258,7 @@ fn assemble(
             deps: deps.into_iter().collect(),
             reached: reached[i],
             config,
-            platform: platform.clone(),
+            platform: platforms[i].clone(),
             args,
             from_args: decl.from_args,
         });
@@ -281,8 +286,7 @@ fn is_image(lw: &Lowerer<'_>, name: &str) -> bool {
     lw.opts.contexts.get(name) == Some(&ContextKind::Image)
 }
 
-fn unreached_config(lw: &Lowerer<'_>) -> ImageConfig {
-    let p = &lw.opts.platform;
+fn unreached_config(p: &Platform) -> ImageConfig {
     ImageConfig {
         architecture: p.architecture.clone(),
         os: p.os.clone(),

@@ -94,6 +94,8 @@ pub(super) struct StageDecl<'a> {
     pub base: BaseRef,
     /// The set names its base name and `--platform` looked up.
     pub from_args: BTreeSet<String>,
+    /// Its `--platform`, parsed.
+    pub platform: Option<crate::oci::Platform>,
 }
 
 /// Parses every FROM: expands base and `--platform` with the global scope,
@@ -109,9 +111,10 @@ pub(super) fn declare<'a>(
         let from = chunk.from;
         let flags = Flags::parse(from, &["platform"])?;
         let mut from_args = BTreeSet::new();
+        let mut stage_platform = None;
         if let Some(p) = flags.string("platform")? {
             let (platform, used) = exp.word_matched(from, p, global)?;
-            check_platform(from, &platform, opts)?;
+            stage_platform = Some(parse_stage_platform(from, &platform)?);
             from_args = used;
         }
         let name = match from.args.len() {
@@ -161,6 +164,7 @@ pub(super) fn declare<'a>(
             name,
             base,
             from_args,
+            platform: stage_platform,
         });
     }
     Ok(decls)
@@ -186,25 +190,33 @@ fn checked_name(from: &Instruction, earlier: &[StageDecl<'_>]) -> Result<String,
     Ok(name)
 }
 
-/// Accepts `--platform` only when it names the build platform.
-fn check_platform(from: &Instruction, value: &str, opts: &PlanOptions) -> Result<(), PlanError> {
-    let host = &opts.platform;
-    let mut parts = value.split('/');
-    let os = parts.next().unwrap_or_default();
-    let arch = parts.next();
-    let variant = parts.next();
-    let same = os.eq_ignore_ascii_case(&host.os)
-        && arch.is_none_or(|a| a.eq_ignore_ascii_case(&host.architecture))
-        && variant.is_none_or(|v| Some(v) == host.variant.as_deref())
-        && parts.next().is_none();
-    if same {
-        return Ok(());
-    }
-    Err(PlanError::Platform {
+/// A FROM's expanded `--platform`: any Linux platform (a RUN on one the
+/// host cannot run needs an emulator, which the builder checks for).
+fn parse_stage_platform(
+    from: &Instruction,
+    value: &str,
+) -> Result<crate::oci::Platform, PlanError> {
+    crate::oci::parse_platform(value).map_err(|source| PlanError::Platform {
         span: from.span,
         platform: value.to_string(),
-        host: host.to_specifier(),
+        source,
     })
+}
+
+/// Each stage's platform, in file order: its `--platform`, else its base
+/// stage's (BuildKit's stage state carries its platform), else the target
+/// platform.
+pub(super) fn platforms(decls: &[StageDecl<'_>], opts: &PlanOptions) -> Vec<crate::oci::Platform> {
+    let mut out: Vec<crate::oci::Platform> = Vec::with_capacity(decls.len());
+    for d in decls {
+        let p = match (&d.platform, &d.base) {
+            (Some(p), _) => p.clone(),
+            (None, BaseRef::Stage(b)) if b.0 < out.len() => out[b.0].clone(),
+            _ => opts.platform.clone(),
+        };
+        out.push(p);
+    }
+    out
 }
 
 /// What a `--from` / `from=` value names.

@@ -37,6 +37,9 @@ pub(super) struct Lowerer<'a> {
     pub labels: Vec<String>,
     /// ARG names declared in the global scope or a lowered stage.
     pub declared: BTreeSet<String>,
+    /// The platform of the stage being resolved or lowered: what its base
+    /// and its `--from` images resolve for.
+    pub platform: Platform,
     resolver: &'a dyn ImageResolver,
     images: HashMap<String, ResolvedImage>,
 }
@@ -72,6 +75,7 @@ impl<'a> Lowerer<'a> {
             names,
             labels,
             declared: BTreeSet::new(),
+            platform: opts.platform.clone(),
             resolver,
             images: HashMap::new(),
         }
@@ -99,15 +103,17 @@ impl<'a> Lowerer<'a> {
         reference: String,
         resolve: impl FnOnce(&dyn ImageResolver, &Platform) -> Result<ResolvedImage, super::Cause>,
     ) -> Result<ResolvedImage, PlanError> {
+        // Once per platform too: stages for other platforms resolve the
+        // same name to other manifests.
+        let memo = format!("{}\0{memo}", self.platform.to_specifier());
         if let Some(img) = self.images.get(&memo) {
             return Ok(img.clone());
         }
-        let img =
-            resolve(self.resolver, &self.opts.platform).map_err(|source| PlanError::Resolve {
-                span,
-                reference,
-                source,
-            })?;
+        let img = resolve(self.resolver, &self.platform).map_err(|source| PlanError::Resolve {
+            span,
+            reference,
+            source,
+        })?;
         self.images.insert(memo, img.clone());
         Ok(img)
     }

@@ -202,6 +202,8 @@ impl Env {
             remote: None,
             attestations: Vec::new(),
             index: None,
+            others: Vec::new(),
+            target: None,
         };
         kiln::builder::flatten(&store, &img, &out).unwrap();
         out

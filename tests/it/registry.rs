@@ -11,6 +11,7 @@ mod flaky;
 pub(crate) mod forward;
 mod images;
 mod lazy;
+mod multiarch;
 mod proxy;
 pub(crate) mod server;
 mod token;

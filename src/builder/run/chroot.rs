@@ -63,7 +63,7 @@ pub(super) fn run_step(
         tracing::debug!(elapsed = ?started.elapsed(), "recorded the root's pre-state");
         let watch = WriteWatch::start(&root, pre.dirs());
         let spec = chroot_spec(cx, op, env);
-        let ran = collect(op, vertex, |out| {
+        let ran = collect(cx, op, vertex, |out| {
             exec::run_chroot(&root, &spec, cx.exe, out)
         });
         let written = watch.map(WriteWatch::finish).unwrap_or_default();

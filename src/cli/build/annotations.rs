@@ -1,8 +1,9 @@
 //! `--annotation [TYPE[,TYPE…][PLATFORM]:]KEY=VALUE`, buildx's syntax: with
 //! no type the annotation goes on the image manifest, as in buildx. kiln
-//! builds one platform's manifest; the image index it writes around it when
-//! attestations are on takes no annotations yet, so `manifest` (for the host
-//! platform) is the only level it honours; `index`, `index-descriptor` and
+//! writes the same manifest annotations on every platform's manifest (a
+//! `[PLATFORM]` selector may name the host only); the image index it writes
+//! (attestations, several platforms) takes no annotations yet, so `manifest`
+//! is the only level it honours; `index`, `index-descriptor` and
 //! `manifest-descriptor` are refused by name.
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ pub(in crate::cli) enum AnnotationError {
     Type { value: String, kind: String },
     #[error("--annotation {value:?}: kiln does not support {kind} annotations yet: only the image manifest's (`manifest`, the default) are written")]
     Level { value: String, kind: String },
-    #[error("--annotation {value:?}: kiln builds only for the host platform {host}")]
+    #[error("--annotation {value:?}: a [PLATFORM] selector may name only the host platform {host}: kiln writes the same manifest annotations on every platform's manifest")]
     Platform { value: String, host: String },
 }
 

@@ -16,8 +16,14 @@ use crate::oci::{Platform, Reference};
 pub(in crate::cli) enum UsageError {
     #[error("{flag} {value:?}: expected NAME=VALUE")]
     KeyValue { flag: &'static str, value: String },
-    #[error("--platform {value}: kiln builds only for the host platform {host}")]
-    Platform { value: String, host: String },
+    #[error("--platform {value:?}")]
+    Platform {
+        value: String,
+        #[source]
+        source: crate::oci::PlatformParseError,
+    },
+    #[error("--platform {value:?}: {platform} is listed twice")]
+    PlatformTwice { value: String, platform: String },
     #[error("invalid SOURCE_DATE_EPOCH {value:?}: expected seconds since 1970")]
     Epoch { value: String },
     #[error("--secret {value:?}: expected id=ID,src=FILE or id=ID,env=VAR")]
@@ -321,6 +327,27 @@ pub(super) struct Resolved {
     pub(super) _ssh_key_agents: Vec<KeyAgent>,
 }
 
+/// `--platform a,b`: each parsed (containerd's rules), none twice (by the
+/// matcher: `linux/arm64` and `linux/arm64/v8` are one platform).
+fn platforms(value: &str) -> Result<Vec<Platform>, UsageError> {
+    let mut out: Vec<Platform> = Vec::new();
+    for one in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let p = crate::oci::parse_platform(one).map_err(|source| UsageError::Platform {
+            value: value.to_string(),
+            source,
+        })?;
+        let m = crate::oci::PlatformMatcher::only(&p);
+        if out.iter().any(|o| m.rank(o) == Some(0)) {
+            return Err(UsageError::PlatformTwice {
+                value: value.to_string(),
+                platform: one.to_string(),
+            });
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
 pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     args.docker.check()?;
     let mut plan = builder::PlanOptions {
@@ -330,21 +357,12 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
         network: network(args.network.as_deref())?,
         ..Default::default()
     };
-    if let Some(p) = &args.platform {
-        let host = Platform::host();
-        let ok = p.split(',').all(|one| {
-            let mut parts = one.split('/');
-            parts.next() == Some(host.os.as_str())
-                && parts.next() == Some(host.architecture.as_str())
-        });
-        if !ok {
-            return Err(UsageError::Platform {
-                value: p.clone(),
-                host: host.to_specifier(),
-            });
-        }
-    }
-    plan.platform = Platform::host();
+    let platforms = match &args.platform {
+        Some(p) => platforms(p)?,
+        None => Vec::new(),
+    };
+    // One target platform is a plain build for it; several, one pass each.
+    plan.platform = platforms.first().cloned().unwrap_or_else(Platform::host);
     let epoch_text = plan
         .build_args
         .get("SOURCE_DATE_EPOCH")
@@ -359,6 +377,7 @@ pub(super) fn resolve(args: &BuildArgs) -> Result<Resolved, UsageError> {
     let (outputs, tags) = outputs_and_tags(args)?;
     let mut opts = BuildOptions::new(args.context.clone(), Vec::new());
     opts.plan = plan;
+    opts.platforms = platforms;
     opts.pull = args.pull.into();
     opts.registry = Some(std::sync::Arc::new(args.registry.client()));
     opts.source_date_epoch = source_date_epoch;

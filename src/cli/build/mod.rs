@@ -46,7 +46,8 @@ pub struct BuildArgs {
     /// Annotate the image manifest (`[manifest[PLATFORM]:]KEY=VALUE`, buildx's syntax).
     #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
     pub annotations: Vec<String>,
-    /// The target platform (only the host's is supported).
+    /// The target platforms, comma-separated (`linux/amd64,linux/arm64`):
+    /// several make an image index; RUN on a foreign one needs QEMU.
     #[arg(long)]
     pub platform: Option<String>,
     /// Output (`type=oci|docker|local|tar|image|registry,dest=…`), repeatable.

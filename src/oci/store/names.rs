@@ -242,6 +242,16 @@ impl Store {
     /// Reads a manifest, descending through an index to this host's platform.
     /// Returns the manifest and the descriptor it was read from.
     pub fn load_manifest(&self, desc: &Descriptor) -> Result<(Manifest, Descriptor), StoreError> {
+        self.load_manifest_for(desc, &Platform::host())
+    }
+
+    /// Reads a manifest, descending through an index to `platform`'s entry
+    /// (the matcher's best). Returns the manifest and its descriptor.
+    pub fn load_manifest_for(
+        &self,
+        desc: &Descriptor,
+        platform: &Platform,
+    ) -> Result<(Manifest, Descriptor), StoreError> {
         let bytes = self.read_blob(&desc.digest)?;
         match desc.media_type.as_str() {
             media_type::OCI_MANIFEST | media_type::DOCKER_MANIFEST => {
@@ -259,15 +269,14 @@ impl Store {
                         digest: desc.digest,
                         source,
                     })?;
-                let host = Platform::host();
                 // The same choice a pull makes, variants included.
-                let child = PlatformMatcher::only(&host)
+                let child = PlatformMatcher::only(platform)
                     .select(&index.manifests)
                     .ok_or_else(|| StoreError::NoPlatform {
                         digest: desc.digest,
-                        platform: host.to_specifier(),
+                        platform: platform.to_specifier(),
                     })?;
-                self.load_manifest(child)
+                self.load_manifest_for(child, platform)
             }
             other => Err(StoreError::UnsupportedMediaType {
                 media_type: other.to_string(),

@@ -62,7 +62,7 @@ fn annotation_levels_without_a_place_are_refused() {
         ),
         (
             "manifest[plan9/mips]:a=b",
-            "kiln builds only for the host platform",
+            "may name only the host platform",
         ),
         ("bogus:a=b", "unknown annotation type"),
         ("novalue", "expected key=value"),

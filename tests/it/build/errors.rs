@@ -67,9 +67,16 @@ fn failing_run_reports_the_exit_code() {
 #[test]
 fn usage_errors_exit_2() {
     let env = Env::new();
-    let (code, err) = fail(&env, "FROM scratch\n", &["--platform", "linux/s390x"]);
+    let (code, err) = fail(&env, "FROM scratch\n", &["--platform", "windows/amd64"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("only for the host platform"), "{err}");
+    assert!(err.contains("kiln builds linux images only"), "{err}");
+    let (code, err) = fail(
+        &env,
+        "FROM scratch\n",
+        &["--platform", "linux/arm64,linux/arm64/v8"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("listed twice"), "{err}");
     let (code, err) = fail(&env, "FROM scratch\n", &["-o", "type=registry"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("needs a name"), "{err}");

@@ -23,6 +23,8 @@ use kiln::plan::{
 pub(super) struct Fake {
     images: HashMap<String, ImageConfig>,
     pub(super) asked: RefCell<Vec<String>>,
+    /// Every `reference platform` asked for.
+    pub(super) asked_for: RefCell<Vec<String>>,
 }
 
 impl Fake {
@@ -39,6 +41,7 @@ impl Fake {
         Self {
             images,
             asked: RefCell::new(Vec::new()),
+            asked_for: RefCell::new(Vec::new()),
         }
     }
 
@@ -71,9 +74,13 @@ impl ImageResolver for Fake {
     fn resolve(
         &self,
         reference: &str,
-        _platform: &Platform,
+        platform: &Platform,
     ) -> Result<ResolvedImage, Box<dyn Error + Send + Sync>> {
         self.asked.borrow_mut().push(reference.to_string());
+        let spec = platform.to_specifier();
+        self.asked_for
+            .borrow_mut()
+            .push(format!("{reference} {spec}"));
         let config = self
             .images
             .get(reference)

@@ -141,11 +141,62 @@ fn instructions_before_from_other_than_arg_are_errors() {
 }
 
 #[test]
-fn platform_other_than_the_host_is_refused() {
+fn from_platform_sets_the_stage_platform_and_the_platform_args() {
     let err = plan("FROM --platform=windows/arm busybox\n").unwrap_err();
     assert!(matches!(err, PlanError::Platform { .. }), "{err}");
-    let g = plan("FROM --platform=$BUILDPLATFORM busybox\n").unwrap();
-    assert!(g.target_stage().reached);
+    let err = plan("FROM --platform=linux busybox\n").unwrap_err();
+    assert!(matches!(err, PlanError::Platform { .. }), "{err}");
+    // A pass for linux/arm64 built on linux/amd64.
+    let mut o = opts(&[]);
+    o.platform = kiln::oci::parse_platform("linux/arm64").unwrap();
+    o.build_platform = kiln::oci::parse_platform("linux/amd64").unwrap();
+    let src = "FROM --platform=$BUILDPLATFORM busybox AS build\n\
+               ARG BUILDPLATFORM TARGETPLATFORM TARGETARCH TARGETVARIANT\n\
+               RUN echo $BUILDPLATFORM $TARGETPLATFORM $TARGETARCH.$TARGETVARIANT\n\
+               FROM build AS child\n\
+               FROM --platform=linux/arm/v7 alpine AS arm\n\
+               FROM busybox\n\
+               COPY --from=child / /\n\
+               COPY --from=arm / /\n";
+    let fake = Fake::new();
+    let g = plan_with(src, &o, &fake).unwrap();
+    let specs: Vec<String> = g.stages.iter().map(|s| s.platform.to_specifier()).collect();
+    // The native stage, its child (a stage's platform is inherited), an
+    // explicit one, and the target's.
+    assert_eq!(
+        specs,
+        ["linux/amd64", "linux/amd64", "linux/arm/v7", "linux/arm64"]
+    );
+    // Each base image is resolved for its stage's platform.
+    let asked = fake.asked_for.borrow().clone();
+    assert_eq!(
+        asked,
+        [
+            "busybox linux/amd64",
+            "alpine linux/arm/v7",
+            "busybox linux/arm64"
+        ]
+    );
+    let run = g.stages[0].steps.iter().find_map(|s| match &s.op {
+        kiln::plan::Op::Run(r) => Some(r),
+        _ => None,
+    });
+    assert_eq!(
+        run.unwrap().argv.last().unwrap(),
+        "echo $BUILDPLATFORM $TARGETPLATFORM $TARGETARCH.$TARGETVARIANT"
+    );
+    assert!(
+        run.unwrap()
+            .env
+            .contains(&"TARGETPLATFORM=linux/arm64".to_string()),
+        "{:?}",
+        run.unwrap().env
+    );
+    assert!(run
+        .unwrap()
+        .env
+        .contains(&"BUILDPLATFORM=linux/amd64".to_string()));
+    assert!(run.unwrap().env.contains(&"TARGETVARIANT=".to_string()));
 }
 
 #[test]
