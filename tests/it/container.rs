@@ -78,11 +78,17 @@ fn build_in_container(runtime: Runtime, userns: bool) -> String {
 /// POSIX shell with `unshare` on the PATH); the image manifest digest of the
 /// archive it wrote.
 pub fn build_in(c: &Container, runtime: Runtime, shell: &str) -> String {
-    build_context_in(c, runtime, shell, write_context)
+    build_context_in(c, runtime, shell, write_context).0
 }
 
-/// Builds the context `write` makes in `c`, as [`build_in`] does.
-fn build_context_in(c: &Container, runtime: Runtime, shell: &str, write: fn(&Path)) -> String {
+/// Builds the context `write` makes in `c`, as [`build_in`] does; the
+/// manifest digest and kiln's stderr.
+fn build_context_in(
+    c: &Container,
+    runtime: Runtime,
+    shell: &str,
+    write: fn(&Path),
+) -> (String, String) {
     write(&c.host_path("/ctx"));
     let store = kiln::store::open(&c.host_path("/store")).unwrap();
     crate::fixtures::busybox_image(&store);
@@ -113,7 +119,10 @@ fn build_context_in(c: &Container, runtime: Runtime, shell: &str, write: fn(&Pat
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    archive_manifest_digest(&c.host_path("/out/image.tar"))
+    (
+        archive_manifest_digest(&c.host_path("/out/image.tar")),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The manifest digest of [`DOCKERFILE`] built as root on the host, in
@@ -166,13 +175,18 @@ fn kilns_debug_image_builds_in_an_unprivileged_container() {
 /// The peers' `b-multistage` bench (two stages, a RUN each, `COPY --from`
 /// both) built in an unprivileged runc container with a user namespace gives
 /// the root build's image (`benches/rootless.sh` does this for every bench,
-/// and times it).
+/// and times it). The kernel refuses device nodes in a user namespace, so the
+/// chroot's RUN gets no `/dev/null`: the progress says so.
 #[test]
 fn the_multistage_bench_builds_in_a_container_as_on_the_host() {
     let host = root_build_of(write_multistage_context);
     let c = Container::new(true);
-    let inside = build_context_in(&c, Runtime::Runc, "/bin/sh", write_multistage_context);
+    let (inside, stderr) = build_context_in(&c, Runtime::Runc, "/bin/sh", write_multistage_context);
     assert_eq!(inside, host);
+    assert!(
+        stderr.contains("RUN steps in the chroot have no /dev/null, /dev/zero"),
+        "{stderr}"
+    );
 }
 
 /// Not a test: makes the runc bundle `benches/rootless.sh` runs its
