@@ -52,7 +52,18 @@ pub(super) fn run_step(
     copy_up(&lower, &root)?;
     tracing::debug!(elapsed = ?started.elapsed(), root = %root.display(), "copied the step's root up");
     let mut placed = Vec::new();
-    let placing = place_all(&root, &aside, wanted, &mut placed);
+    let placing = place_all(&root, &aside, wanted, &mut placed).map(|refused| {
+        if !refused.is_empty() {
+            vertex.warn_once("chroot-devices", || {
+                format!(
+                    "RUN steps in the chroot have no /dev/{}: the kernel refuses to make device \
+                     nodes here (EPERM: no CAP_MKNOD, or a user namespace) and nothing can be \
+                     mounted, so a RUN sees only what the image has in /dev",
+                    refused.join(", /dev/")
+                )
+            });
+        }
+    });
     let skip: HashSet<PathBuf> = placed
         .iter()
         .filter_map(|p| p.host.strip_prefix(&root).ok().map(Path::to_path_buf))

@@ -80,6 +80,10 @@ pub struct Container {
     userns: bool,
     /// Bind the test's kiln and the host's libraries in (the busybox rootfs).
     host_kiln: bool,
+    /// The host's kiln bound at [`KILN`] (the test's, unless [`Container::with_kiln`]).
+    kiln: PathBuf,
+    /// Read-only bind mounts of host paths: (host, inside).
+    binds: Vec<(PathBuf, String)>,
 }
 
 impl Container {
@@ -145,7 +149,32 @@ impl Container {
             dir,
             userns,
             host_kiln,
+            kiln: PathBuf::from(env!("CARGO_BIN_EXE_kiln")),
+            binds: Vec::new(),
         }
+    }
+
+    /// Binds `kiln` (a dynamically linked kiln of the host, e.g. a release
+    /// build) at [`KILN`] instead of the test's.
+    pub fn with_kiln(mut self, kiln: &Path) -> Self {
+        self.kiln = kiln.to_path_buf();
+        self
+    }
+
+    /// Binds the host's `host` read-only at `inside` (a directory; its mount
+    /// point is made in the rootfs), as `docker run -v HOST:INSIDE:ro` would.
+    pub fn bind_ro(&mut self, host: &Path, inside: &str) {
+        fs::create_dir_all(self.host_path(inside)).unwrap();
+        self.binds.push((host.to_path_buf(), inside.to_string()));
+    }
+
+    /// Keeps the bundle (it is removed on drop otherwise) and moves it to
+    /// `dest` (on the same filesystem as the temp dir), for a runtime to run
+    /// later: `runc --root DEST/state run --bundle DEST ID`.
+    pub fn keep_at(self, dest: &Path) {
+        let kept = self.dir.keep();
+        fs::rename(&kept, dest)
+            .unwrap_or_else(|e| panic!("moving {} to {}: {e}", kept.display(), dest.display()));
     }
 
     fn rootfs(&self) -> PathBuf {
@@ -247,9 +276,23 @@ impl Container {
             let mounts = config["mounts"].as_array_mut().unwrap();
             mounts.push(ro_bind("/usr/lib", "/usr/lib"));
             mounts.push(ro_bind("/lib64", "/lib64"));
-            mounts.push(ro_bind(env!("CARGO_BIN_EXE_kiln"), KILN));
+            mounts.push(ro_bind(self.kiln.to_str().unwrap(), KILN));
+        }
+        let mounts = config["mounts"].as_array_mut().unwrap();
+        for (host, inside) in &self.binds {
+            mounts.push(ro_bind(host.to_str().unwrap(), inside));
         }
         config
+    }
+
+    /// Writes the bundle's `config.json` for `args` and `env` (see [`Container::config`]).
+    pub fn write_config(&self, args: &[&str], env: &[&str]) {
+        let config = self.config(args, env);
+        fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
     }
 
     /// Runs `args` (a command inside, e.g. `["/bin/sh", "-c", SCRIPT]`) in a
@@ -257,12 +300,7 @@ impl Container {
     /// (`K=V`) beside PATH and HOME; waits for it to exit.
     pub fn run(&self, runtime: Runtime, args: &[&str], env: &[&str]) -> Output {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let config = self.config(args, env);
-        fs::write(
-            self.dir.path().join("config.json"),
-            serde_json::to_vec_pretty(&config).unwrap(),
-        )
-        .unwrap();
+        self.write_config(args, env);
         let id = format!(
             "kiln-it-{}-{}",
             std::process::id(),

@@ -69,13 +69,15 @@ pub(super) struct Placed {
 
 /// Places the devices, then every wanted target in order (a later target may sit
 /// inside an earlier one, as a later mount over an earlier one). `placed` holds what
-/// was done even when a step fails, so the caller can undo it.
+/// was done even when a step fails, so the caller can undo it. Returns the devices
+/// the kernel refused to make (`/dev/null`, …), for the caller to announce.
 pub(super) fn place_all(
     root: &Path,
     aside: &Path,
     wanted: Vec<(String, Content)>,
     placed: &mut Vec<Placed>,
-) -> Result<(), RunError> {
+) -> Result<Vec<&'static str>, RunError> {
+    let mut refused = Vec::new();
     for (name, major, minor) in DEVICES {
         let target = format!("/dev/{name}");
         match place(
@@ -86,9 +88,11 @@ pub(super) fn place_all(
             Content::Device(major, minor),
         ) {
             Ok(p) => placed.push(p),
-            // Without CAP_MKNOD the RUN sees the image's own /dev (documented).
+            // Without CAP_MKNOD, or in a user namespace (where the kernel refuses
+            // device nodes to every process), the RUN sees the image's own /dev.
             Err(RunError::Io { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => {
                 tracing::debug!(device = %target, "cannot make the device node in the chroot");
+                refused.push(name);
             }
             Err(e) => return Err(e),
         }
@@ -97,7 +101,7 @@ pub(super) fn place_all(
         let p = place(root, aside, placed.len(), &target, content)?;
         placed.push(p);
     }
-    Ok(())
+    Ok(refused)
 }
 
 /// Puts `content` at image path `target` in `root`, resolving the parents inside the
