@@ -173,6 +173,28 @@ fn two_platform_build_pushes_one_index_with_the_native_stage_built_once() {
     let images = crate::common::ok(loaded.kiln(&["images"], None));
     assert!(images.contains("linux/amd64,linux/arm64"), "{images}");
     assert_eq!(loaded.store().resolve(&name).unwrap().digest, index.digest);
+    // `kiln inspect` shows the index and the manifest and config of the
+    // platform asked for (the host's by default).
+    for (flag, arch) in [(None, "amd64"), (Some("linux/arm64"), "arm64")] {
+        let mut args = vec!["inspect", name.as_str()];
+        args.extend(flag.map(|p| ["--platform", p]).into_iter().flatten());
+        let out = crate::common::ok(loaded.kiln(&args, None));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v[0]["Descriptor"]["digest"],
+            index.digest.to_string(),
+            "{out}"
+        );
+        assert_eq!(v[0]["Config"]["architecture"], arch, "{out}");
+        assert_eq!(
+            v[0]["ManifestDescriptor"]["platform"]["architecture"], arch,
+            "{out}"
+        );
+        assert!(
+            v[0]["Index"]["manifests"].as_array().unwrap().len() >= 2,
+            "{out}"
+        );
+    }
     let saved = loaded.path("saved.tar");
     crate::common::ok(loaded.kiln(&["save", &name, "-o", saved.to_str().unwrap()], None));
     let raw = skopeo(&[
