@@ -14,6 +14,7 @@ use crate::store::{LockMode, RootError, StoreLock};
 
 pub mod build;
 pub mod cache;
+pub mod exec;
 pub mod fsck;
 pub mod images;
 pub mod inspect;
@@ -86,6 +87,8 @@ pub enum Command {
     Stop(lifecycle::StopArgs),
     /// Stop, then start, containers.
     Restart(lifecycle::StopArgs),
+    /// Run a command in a running container.
+    Exec(Box<exec::ExecArgs>),
     /// Send a signal to running containers.
     Kill(lifecycle::KillArgs),
     /// Remove containers (their writable layer and log too).
@@ -173,6 +176,7 @@ pub fn run(mut cli: Cli) -> i32 {
         Command::Login(a) => return login::run(&cli, a),
         Command::Sandbox => crate::exec::helper_main(),
         Command::Monitor { id } => return lifecycle::monitor(&cli, id),
+        Command::Exec(a) => return exec::run(&cli, a),
         Command::Ps(a) => ps::run(&cli, a),
         Command::Logs(a) => logs::run(&cli, a),
         Command::Start(a) => lifecycle::start(&cli, a),

@@ -21,6 +21,8 @@ use super::Cli;
 
 mod flags;
 
+pub use flags::env_entry;
+
 /// The status docker gives kiln's own failures.
 pub const EXIT_KILN: i32 = 125;
 

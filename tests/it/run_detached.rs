@@ -96,6 +96,32 @@ fn a_detached_container_logs_lists_stops_starts_and_is_removed() {
     assert_eq!(formatted, format!("{short} web running\n"));
     let (code, _, err) = kiln(&env, &["ps", "--format", "{{json .}}"]);
     assert_eq!(code, 2, "{err}");
+    // exec: in the container's namespaces (its root, hostname, PID 1) with its
+    // capability bounding set, never the caller's full one.
+    let ls = ok(&env, &["exec", "web", "ls", "/"]);
+    assert!(ls.contains("bin") && ls.contains("etc"), "{ls}");
+    assert_eq!(
+        ok(&env, &["exec", "web", "cat", "/etc/hostname"]),
+        format!("{short}\n")
+    );
+    let init_cmd = ok(&env, &["exec", short, "cat", "/proc/1/cmdline"]);
+    assert!(init_cmd.contains("sleep"), "{init_cmd:?}");
+    let cap_bnd = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let mine = cap_bnd(&ok(&env, &["exec", "web", "cat", "/proc/self/status"]));
+    let its = cap_bnd(&ok(&env, &["exec", "web", "cat", "/proc/1/status"]));
+    let host = cap_bnd(&fs::read_to_string("/proc/self/status").unwrap());
+    assert_eq!(mine, its);
+    assert_ne!(mine, host, "exec kept the caller's capabilities");
+    assert_eq!(kiln(&env, &["exec", "web", "sh", "-c", "exit 3"]).0, 3);
+    let (code, _, err) = kiln(&env, &["exec", "web", "no-such-command"]);
+    assert_eq!(code, 127, "{err}");
     // A running container is not removed without -f.
     let (code, _, err) = kiln(&env, &["rm", "web"]);
     assert_ne!(code, 0);
