@@ -1,7 +1,8 @@
-//! `kiln run --rm [OPTIONS] IMAGE [COMMAND [ARG…]]`: a foreground container, with
-//! docker's flags and meaning. What kiln cannot do yet (detached and stored
-//! containers, ptys, published ports, private networks…) is refused by name, never
-//! accepted and ignored.
+//! `kiln run --rm [OPTIONS] IMAGE [COMMAND [ARG…]]`: a foreground container, and
+//! `kiln run -d [--name N]`: a stored one its own monitor runs (`container::create`,
+//! `container::start`), with docker's flags and meaning. What kiln cannot do yet
+//! (ptys, published ports, private networks…) is refused by name, never accepted and
+//! ignored.
 //!
 //! Exit status as docker's: the container's own, 125 when kiln fails (bad flag,
 //! unknown image), 126 when the command cannot be executed, 127 when it is not found.
