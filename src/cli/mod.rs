@@ -14,6 +14,7 @@ use crate::store::{LockMode, RootError, StoreLock};
 
 pub mod build;
 pub mod cache;
+pub mod commit;
 pub mod exec;
 pub mod fsck;
 pub mod images;
@@ -89,6 +90,8 @@ pub enum Command {
     Restart(lifecycle::StopArgs),
     /// Run a command in a running container.
     Exec(Box<exec::ExecArgs>),
+    /// Make an image of a stopped container's changes.
+    Commit(commit::CommitArgs),
     /// Send a signal to running containers.
     Kill(lifecycle::KillArgs),
     /// Remove containers (their writable layer and log too).
@@ -177,6 +180,7 @@ pub fn run(mut cli: Cli) -> i32 {
         Command::Sandbox => crate::exec::helper_main(),
         Command::Monitor { id } => return lifecycle::monitor(&cli, id),
         Command::Exec(a) => return exec::run(&cli, a),
+        Command::Commit(a) => commit::run(&cli, a),
         Command::Ps(a) => ps::run(&cli, a),
         Command::Logs(a) => logs::run(&cli, a),
         Command::Start(a) => lifecycle::start(&cli, a),

@@ -18,6 +18,7 @@
 //! - The sandbox is RUN's default one (namespaces, Docker's default capabilities,
 //!   seccomp, standard devices, masked paths) unless [`RunOptions::privileged`].
 
+mod commit;
 mod config;
 pub mod logfile;
 mod monitor;
@@ -27,6 +28,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use commit::{commit, CommitError};
 pub use config::{parse_signal, Capability};
 pub use monitor::{monitor_main, start};
 pub use stored::{

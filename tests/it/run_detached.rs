@@ -198,6 +198,50 @@ fn a_monitor_killed_takes_its_container_along_and_reads_as_exited() {
     let rm = ok(&env, &["run", "-d", "--rm", "busybox", "echo"]);
     let rm_dir = env.root().join("containers").join(rm.trim());
     until("--rm's container to go", || !rm_dir.exists());
+    // commit: the container's change (a new file, a deleted one) as one layer on the
+    // image, read back with umoci.
+    let maker = ok(
+        &env,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "maker",
+            "busybox",
+            "sh",
+            "-c",
+            "echo made > /made && rm /etc/group",
+        ],
+    );
+    until("the maker to exit", || {
+        state(&env, maker.trim())["status"] == "exited"
+    });
+    let digest = ok(&env, &["commit", "maker", "made"]);
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let layout = env.path("made-layout");
+    ok(
+        &env,
+        &[
+            "save",
+            "--format",
+            "oci-dir",
+            "-o",
+            layout.to_str().unwrap(),
+            "made",
+        ],
+    );
+    kiln::oci::validate_layout(&layout).unwrap();
+    let bundle = env.path("made-bundle");
+    crate::common::run(std::process::Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{}:latest", layout.display()),
+        bundle.to_str().unwrap(),
+    ]));
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(fs::read_to_string(rootfs.join("made")).unwrap(), "made\n");
+    assert!(!rootfs.join("etc/group").exists(), "the whiteout was lost");
+    assert!(rootfs.join("etc/passwd").exists());
     let (code, _, err) = kiln(&env, &["run", "-d", "--restart", "always", "busybox"]);
     assert_eq!(code, 125);
     assert!(err.contains("no daemon"), "{err}");
