@@ -60,7 +60,9 @@ fn exec(cli: &Cli, args: &ExecArgs) -> anyhow::Result<i32> {
     if args.detach {
         bail!("kiln exec -d/--detach is not implemented yet (issue 14): the command runs in the foreground");
     }
-    let (name, command) = args.args.split_first().unwrap_or((&args.args[0], &[]));
+    let Some((name, command)) = args.args.split_first() else {
+        bail!("kiln exec needs a CONTAINER and a COMMAND");
+    };
     let store = cli.open_store()?;
     let c = container::find(&store, name)?;
     let state = c.observed();

@@ -76,9 +76,7 @@ impl Proc {
     /// `pid` as it runs now, if it does.
     pub fn of(pid: i32) -> Option<Self> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The name may hold spaces and parentheses: fields start after the last ')'.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
+        let fields = stat_fields(&stat)?;
         // Field 3 (state) is rest[0]; field 22 (starttime) is rest[19].
         let start = fields.get(19)?.parse().ok()?;
         if fields.first() == Some(&"Z") {
@@ -90,14 +88,20 @@ impl Proc {
     /// The parent pid of `pid`.
     pub fn parent_of(pid: i32) -> Option<i32> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let rest = &stat[stat.rfind(')')? + 2..];
-        rest.split(' ').nth(1)?.parse().ok()
+        stat_fields(&stat)?.get(1)?.parse().ok()
     }
 
     /// Whether this very process still runs.
     pub fn alive(&self) -> bool {
         Self::of(self.pid).is_some_and(|p| p.start == self.start)
     }
+}
+
+/// The fields of a `/proc/<pid>/stat` line from field 3 (state) on: the name before
+/// them may hold spaces and parentheses, so they start after the last `)`.
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split(' ').collect())
 }
 
 /// What a container is doing; rewritten whole by whoever changes it.
@@ -338,13 +342,14 @@ impl Container {
     /// Polls the state until it is no longer running, for at most `timeout`;
     /// `Ok(false)` when it still runs then.
     pub fn wait_exited(&mut self, timeout: Duration) -> Result<bool, StoredError> {
-        let until = Instant::now() + timeout;
+        // None: a wait longer than the clock can say, i.e. for ever.
+        let until = Instant::now().checked_add(timeout);
         loop {
             self.reload()?;
             if !self.is_running() {
                 return Ok(true);
             }
-            if Instant::now() >= until {
+            if until.is_some_and(|u| Instant::now() >= u) {
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -358,10 +363,7 @@ impl Container {
             return Ok(());
         }
         if timeout != 0 && self.signal(self.config.stop_signal)? {
-            let wait = match u64::try_from(timeout) {
-                Ok(t) => Duration::from_secs(t),
-                Err(_) => Duration::MAX / 2,
-            };
+            let wait = u64::try_from(timeout).map_or(Duration::MAX, Duration::from_secs);
             if self.wait_exited(wait)? {
                 return Ok(());
             }
@@ -387,7 +389,12 @@ impl Container {
     /// a kill midway leaves either the whole container or a temp dir `prune` clears.
     pub fn remove(&self, store: &Store) -> Result<(), StoredError> {
         let tmp = store.tmp_dir().join(format!("rm-{}", self.config.id));
-        fs::rename(&self.dir, &tmp).map_err(io_err("moving away", &self.dir))?;
+        match fs::rename(&self.dir, &tmp) {
+            Ok(()) => {}
+            // An --rm container's monitor removed it first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("moving away", &self.dir)(e)),
+        }
         crate::builder::remove_tree(&tmp).map_err(|e| StoredError::Io {
             step: "removing",
             path: tmp.clone(),
@@ -569,6 +576,14 @@ mod tests {
         for bad in ["", "a", "-x", "_x", "a b", "a/b", "é1"] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn stat_lines_with_odd_names_parse_and_torn_ones_do_not_panic() {
+        let f = stat_fields("12 (a) b)) S 1 12 12 0 -1").unwrap();
+        assert_eq!(&f[..2], ["S", "1"]);
+        assert!(stat_fields("12 (x)").is_none());
+        assert!(stat_fields("garbage").is_none());
     }
 
     #[test]
