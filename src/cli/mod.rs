@@ -98,7 +98,7 @@ pub enum Command {
     Rm(lifecycle::RmArgs),
     /// List images in the store.
     Images(images::ImagesArgs),
-    /// Show an image's manifest and config as JSON.
+    /// Show an image's manifest and config, or a container's state, as JSON.
     Inspect(inspect::InspectArgs),
     /// Remove image names (blobs are reclaimed by `kiln prune`).
     Rmi(rmi::RmiArgs),

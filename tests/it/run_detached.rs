@@ -122,6 +122,18 @@ fn a_detached_container_logs_lists_stops_starts_and_is_removed() {
     assert_eq!(kiln(&env, &["exec", "web", "sh", "-c", "exit 3"]).0, 3);
     let (code, _, err) = kiln(&env, &["exec", "web", "no-such-command"]);
     assert_eq!(code, 127, "{err}");
+    // inspect: a container first, with docker's field names; --type image skips it.
+    let inspected: serde_json::Value =
+        serde_json::from_str(&ok(&env, &["inspect", "web"])).unwrap();
+    let c = &inspected[0];
+    assert_eq!(c["Id"], id.as_str());
+    assert_eq!(c["Name"], "/web");
+    assert_eq!(c["State"]["Running"], true);
+    assert_eq!(c["State"]["Pid"], state(&env, &id)["init"]["pid"]);
+    assert_eq!(c["Path"], "sh");
+    let image: serde_json::Value =
+        serde_json::from_str(&ok(&env, &["inspect", "--type", "image", "busybox"])).unwrap();
+    assert!(image[0]["Manifest"].is_object(), "{image}");
     // A running container is not removed without -f.
     let (code, _, err) = kiln(&env, &["rm", "web"]);
     assert_ne!(code, 0);
