@@ -4,6 +4,9 @@
 //! itself (every platform's manifest and the attestation manifests, as `docker
 //! buildx imagetools inspect --raw` shows them), and the manifest and config are
 //! those of `--platform` (the host's by default, chosen as a build would).
+//! Per stored container (a name, id or id prefix of one, looked up first as docker
+//! does, or with `--type container`), docker's main fields: Id, Name, Created, Path,
+//! Args, State, Image, Config, LogPath, GraphDriver.
 
 use std::io::Write;
 
@@ -22,6 +25,64 @@ pub struct InspectArgs {
     /// index (`linux/arm64`); the host's by default.
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
+    /// Only `container`s or only `image`s [default: a container by that name or id
+    /// first, else an image].
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["container", "image"])]
+    pub kind: Option<String>,
+}
+
+/// A container's JSON, with docker's names for its fields.
+fn container_json(c: &crate::container::Container) -> serde_json::Value {
+    use crate::container::Status;
+    use crate::oci::time::rfc3339;
+    let s = c.observed();
+    let spec = &c.config.spec;
+    let time = |t: Option<i64>| t.map_or("0001-01-01T00:00:00Z".to_string(), |t| rfc3339(t, 0));
+    let status = match s.status {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Exited => "exited",
+    };
+    json!({
+        "Id": c.config.id,
+        "Name": format!("/{}", c.config.name),
+        "Created": rfc3339(c.config.created, 0),
+        "Path": spec.argv.first(),
+        "Args": spec.argv.get(1..).unwrap_or_default(),
+        "State": {
+            "Status": status,
+            "Running": s.status == Status::Running,
+            "Pid": s.init.map_or(0, |p| p.pid),
+            "ExitCode": s.exit_code.unwrap_or(0),
+            "Error": s.error.unwrap_or_default(),
+            "StartedAt": time(s.started_at),
+            "FinishedAt": time(s.finished_at),
+        },
+        "Image": c.config.image_digest,
+        "Config": {
+            "Image": c.config.image,
+            "Hostname": spec.hostname,
+            "Cmd": spec.argv,
+            "Env": spec.env,
+            "WorkingDir": spec.cwd,
+            "User": spec.user,
+            "StopSignal": c.config.stop_signal,
+            "StopTimeout": c.config.stop_timeout,
+        },
+        "HostConfig": {
+            "AutoRemove": c.config.auto_remove,
+            "Privileged": spec.privileged,
+            "ReadonlyRootfs": spec.read_only_root,
+        },
+        "LogPath": crate::container::logfile::files(&c.dir, &c.config.id).last(),
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "UpperDir": spec.upper_dir,
+                "LowerDir": spec.lower_dirs,
+            },
+        },
+    })
 }
 
 /// Runs `kiln inspect`.
@@ -34,6 +95,17 @@ pub fn run(cli: &Cli, args: &InspectArgs) -> anyhow::Result<()> {
     };
     let mut all = Vec::new();
     for r in &args.references {
+        if args.kind.as_deref() != Some("image") {
+            match crate::container::find(&store, r) {
+                Ok(c) => {
+                    all.push(container_json(&c));
+                    continue;
+                }
+                Err(crate::container::StoredError::NotFound(_))
+                    if args.kind.as_deref() != Some("container") => {}
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("inspecting {r}"))),
+            }
+        }
         let desc = store
             .resolve(r)
             .with_context(|| format!("inspecting {r}"))?;

@@ -14,16 +14,21 @@ use crate::store::{LockMode, RootError, StoreLock};
 
 pub mod build;
 pub mod cache;
+pub mod commit;
+pub mod exec;
 pub mod fsck;
 pub mod images;
 pub mod inspect;
+pub mod lifecycle;
 pub mod load;
 pub mod log;
 pub mod login;
 pub mod logout;
+pub mod logs;
 pub mod parse;
 pub mod progress;
 pub mod prune;
+pub mod ps;
 pub mod pull;
 pub mod push;
 pub mod report;
@@ -60,15 +65,40 @@ pub enum Command {
     /// Internal: the RUN sandbox helper kiln re-executes itself as.
     #[command(hide = true, name = "__sandbox")]
     Sandbox,
+    /// Internal: the monitor of a detached container (`kiln run -d`).
+    #[command(hide = true, name = "__monitor")]
+    Monitor {
+        /// The container's id.
+        id: String,
+    },
     /// Parse a Dockerfile and print BuildKit's AST dump (or `--json`).
     Parse(parse::ParseArgs),
     /// Build an image from a Dockerfile.
     Build(Box<build::BuildArgs>),
-    /// Run a command in a new container from an image, in the foreground (`--rm`).
+    /// Run a command in a new container from an image: in the foreground (`--rm`) or
+    /// detached (`-d`).
     Run(Box<run::RunArgs>),
+    /// List containers.
+    Ps(ps::PsArgs),
+    /// Print a container's output.
+    Logs(logs::LogsArgs),
+    /// Start stopped containers again (with their writable layer).
+    Start(lifecycle::StartArgs),
+    /// Stop running containers: the stop signal, then SIGKILL after a timeout.
+    Stop(lifecycle::StopArgs),
+    /// Stop, then start, containers.
+    Restart(lifecycle::StopArgs),
+    /// Run a command in a running container.
+    Exec(Box<exec::ExecArgs>),
+    /// Make an image of a stopped container's changes.
+    Commit(commit::CommitArgs),
+    /// Send a signal to running containers.
+    Kill(lifecycle::KillArgs),
+    /// Remove containers (their writable layer and log too).
+    Rm(lifecycle::RmArgs),
     /// List images in the store.
     Images(images::ImagesArgs),
-    /// Show an image's manifest and config as JSON.
+    /// Show an image's manifest and config, or a container's state, as JSON.
     Inspect(inspect::InspectArgs),
     /// Remove image names (blobs are reclaimed by `kiln prune`).
     Rmi(rmi::RmiArgs),
@@ -148,6 +178,16 @@ pub fn run(mut cli: Cli) -> i32 {
         Command::Fsck(a) => return fsck::run(&cli, a),
         Command::Login(a) => return login::run(&cli, a),
         Command::Sandbox => crate::exec::helper_main(),
+        Command::Monitor { id } => return lifecycle::monitor(&cli, id),
+        Command::Exec(a) => return exec::run(&cli, a),
+        Command::Commit(a) => commit::run(&cli, a),
+        Command::Ps(a) => ps::run(&cli, a),
+        Command::Logs(a) => logs::run(&cli, a),
+        Command::Start(a) => lifecycle::start(&cli, a),
+        Command::Stop(a) => lifecycle::stop(&cli, a),
+        Command::Restart(a) => lifecycle::restart(&cli, a),
+        Command::Kill(a) => lifecycle::kill(&cli, a),
+        Command::Rm(a) => lifecycle::rm(&cli, a),
         Command::Images(a) => images::run(&cli, a),
         Command::Inspect(a) => inspect::run(&cli, a),
         Command::Rmi(a) => rmi::run(&cli, a),
@@ -208,19 +248,39 @@ pub fn report(e: &anyhow::Error) -> i32 {
     exit_code(e)
 }
 
+/// A bad argument found after clap parsed the line (a `--format` template, a
+/// `--tail` count): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 fn exit_code(e: &anyhow::Error) -> i32 {
+    use crate::container::StoredError;
     let usage = e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<StoreError>(),
-            Some(
-                StoreError::NotFound { .. }
-                    | StoreError::Ambiguous { .. }
-                    | StoreError::Reference(_)
+        c.is::<UsageError>()
+            || matches!(
+                c.downcast_ref::<StoredError>(),
+                Some(
+                    StoredError::NotFound(_)
+                        | StoredError::Ambiguous(_)
+                        | StoredError::BadName(_)
+                        | StoredError::NotRunning(_)
+                        | StoredError::Running(_)
+                )
             )
-        ) || matches!(
-            c.downcast_ref::<LoadError>(),
-            Some(LoadError::TagMany { .. } | LoadError::UnknownFormat { .. })
-        ) || c.is::<crate::oci::ReferenceError>()
+            || matches!(
+                c.downcast_ref::<StoreError>(),
+                Some(
+                    StoreError::NotFound { .. }
+                        | StoreError::Ambiguous { .. }
+                        | StoreError::Reference(_)
+                )
+            )
+            || matches!(
+                c.downcast_ref::<LoadError>(),
+                Some(LoadError::TagMany { .. } | LoadError::UnknownFormat { .. })
+            )
+            || c.is::<crate::oci::ReferenceError>()
             || matches!(
                 c.downcast_ref::<crate::oci::registry::RegistryError>(),
                 Some(

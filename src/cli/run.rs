@@ -1,7 +1,8 @@
-//! `kiln run --rm [OPTIONS] IMAGE [COMMAND [ARG…]]`: a foreground container, with
-//! docker's flags and meaning. What kiln cannot do yet (detached and stored
-//! containers, ptys, published ports, private networks…) is refused by name, never
-//! accepted and ignored.
+//! `kiln run --rm [OPTIONS] IMAGE [COMMAND [ARG…]]`: a foreground container, and
+//! `kiln run -d [--name N]`: a stored one its own monitor runs (`container::create`,
+//! `container::start`), with docker's flags and meaning. What kiln cannot do yet
+//! (ptys, published ports, private networks…) is refused by name, never accepted and
+//! ignored.
 //!
 //! Exit status as docker's: the container's own, 125 when kiln fails (bad flag,
 //! unknown image), 126 when the command cannot be executed, 127 when it is not found.
@@ -21,6 +22,8 @@ use super::Cli;
 
 mod flags;
 
+pub use flags::env_entry;
+
 /// The status docker gives kiln's own failures.
 pub const EXIT_KILN: i32 = 125;
 
@@ -28,9 +31,17 @@ pub const EXIT_KILN: i32 = 125;
 #[derive(Debug, clap::Args)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
-    /// Remove the container when it exits (required: kiln keeps no stopped containers yet).
+    /// Remove the container when it exits (required in the foreground: kiln keeps
+    /// only detached containers).
     #[arg(long)]
     pub rm: bool,
+    /// Run the container in the background, watched by a kiln monitor process of its
+    /// own; print its id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// The detached container's name (unique) [default: its short id].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// Set an environment variable (`K=V`, or `K` to take kiln's own value).
     #[arg(short = 'e', long = "env", value_name = "K[=V]")]
     pub env: Vec<String>,
@@ -138,6 +149,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> i32 {
         return EXIT_KILN;
     }
     let exe = std::path::Path::new("/proc/self/exe");
+    if args.detach {
+        return detached(&store, exe, &opts, args);
+    }
     match container::run(&store, exe, &opts) {
         Ok(status) => status,
         Err(e) => {
@@ -157,6 +171,37 @@ pub fn run(cli: &Cli, args: &RunArgs) -> i32 {
             code
         }
     }
+}
+
+/// `kiln run -d`: makes the stored container, starts its monitor and prints its id
+/// once it runs (or its failure, with docker's status, when it could not start).
+fn detached(store: &Store, exe: &std::path::Path, opts: &RunOptions, args: &RunArgs) -> i32 {
+    let started =
+        container::create(store, opts, args.name.as_deref(), args.rm).and_then(|mut c| {
+            let _lock = c.lock()?;
+            container::start(store, exe, &mut c)?;
+            Ok(c)
+        });
+    let c = match started {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match &e {
+                container::StoredError::Prepare(p) => p.exit_code(),
+                _ => EXIT_KILN,
+            };
+            super::report(&anyhow::Error::new(e).context("kiln run -d"));
+            return code;
+        }
+    };
+    // COMPAT(docker): a command that cannot start is run's error; the container stays.
+    if let (Some(err), Some(code)) = (&c.state.error, c.state.exit_code) {
+        if c.state.status == container::Status::Exited {
+            eprintln!("error: kiln run -d: {err}");
+            return code;
+        }
+    }
+    println!("{}", c.config.id);
+    0
 }
 
 /// `--pull`: fetches `image` from its registry when the policy says so, as docker
@@ -199,8 +244,17 @@ fn pull(store: &Store, image: &str, policy: Option<&str>) -> anyhow::Result<()> 
 /// The flags, validated into [`RunOptions`].
 fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     args.refused.check()?;
-    if !args.rm {
-        bail!("kiln run without --rm would keep the stopped container for `ps`, `logs` and `commit`, which kiln does not have yet (issue 14); add --rm");
+    if !args.rm && !args.detach {
+        bail!("kiln run in the foreground without --rm would keep the stopped container, which kiln does only for detached ones (issue 14); add --rm, or -d");
+    }
+    if args.name.is_some() && !args.detach {
+        bail!("kiln run --name names a stored container, which kiln keeps only for detached ones (-d)");
+    }
+    if args.detach && args.interactive {
+        bail!("kiln run -d -i is not implemented yet (issue 14): a detached container's stdin is /dev/null");
+    }
+    if args.detach && args.init {
+        bail!("kiln run -d --init is not implemented yet (issue 14): the monitor runs the command as PID 1");
     }
     let Some((image, command)) = args.args.split_first() else {
         bail!("kiln run needs an IMAGE");

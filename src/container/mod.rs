@@ -13,16 +13,27 @@
 //!   outright leaves it to `kiln prune`'s stale-temp cleanup, as a killed build does.
 //! - The caller holds the store lock shared for the whole run, so `prune` never
 //!   removes a snapshot (or that dir) under a running container.
+//! - A stored container (`kiln run -d`, `stored.rs`) keeps its files in the store's
+//!   `containers/<id>/` instead, until `kiln rm`; its monitor (`monitor.rs`) runs it.
 //! - The sandbox is RUN's default one (namespaces, Docker's default capabilities,
 //!   seccomp, standard devices, masked paths) unless [`RunOptions::privileged`].
 
+mod commit;
 mod config;
+pub mod logfile;
+mod monitor;
+mod stored;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use commit::{commit, CommitError};
 pub use config::{parse_signal, Capability};
+pub use monitor::{monitor_main, start};
+pub use stored::{
+    create, find, list, now, Container, ContainerConfig, ContainerState, Proc, Status, StoredError,
+};
 
 use crate::builder::{ensure_snapshots, remove_tree, staging_dir, ExtraHost, SnapshotError};
 use crate::exec::{self, ExecError, Foreground, Mount, MountKind, Network, RunSpec, Ulimit};
@@ -197,6 +208,44 @@ impl Drop for Scratch {
 /// sandbox helper; returns the command's exit status (128 + N when signal N killed
 /// it).
 pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, ContainerError> {
+    let scratch =
+        Scratch(
+            staging_dir(store, "run-").map_err(|source| ContainerError::Snapshot {
+                image: opts.image.clone(),
+                source: Box::new(source),
+            })?,
+        );
+    let prepared = prepare(store, opts, &scratch.0)?;
+    let mut spec = prepared.spec;
+    spec.foreground = Some(Foreground {
+        stdin: opts.stdin,
+        stop_signal: prepared.stop_signal,
+        stop_timeout: opts.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+        init: opts.init,
+    });
+    tracing::debug!(image = %opts.image, argv = ?spec.argv, "running a container");
+    let result =
+        exec::run(&spec, exe, &mut |_| {}).map_err(|e| ContainerError::Exec(Box::new(e)))?;
+    drop(scratch);
+    Ok(result.status)
+}
+
+/// A container made ready to run: its sandbox spec (not yet foreground) and the
+/// image facts a stored container keeps.
+#[derive(Debug)]
+pub struct Prepared {
+    /// What the sandbox runs; every file it names is under the dir given to [`prepare`].
+    pub spec: RunSpec,
+    /// The stop signal (the run's, else the image's, else SIGTERM), as a number.
+    pub stop_signal: i32,
+    /// The image's manifest digest.
+    pub image_digest: String,
+}
+
+/// Resolves `opts.image`, unpacks its layers, and lays the container's files in `dir`
+/// (an existing, empty dir in the store): `upper/`, `work/`, hosts, resolv.conf and
+/// hostname; returns the spec that runs it.
+pub fn prepare(store: &Store, opts: &RunOptions, dir: &Path) -> Result<Prepared, ContainerError> {
     let image_err = |source| ContainerError::Image {
         image: opts.image.clone(),
         source: Box::new(source),
@@ -224,8 +273,6 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
     };
     let mut lower = ensure_snapshots(store, &layers, None).map_err(snap_err)?;
     lower.reverse();
-    let scratch = Scratch(staging_dir(store, "run-").map_err(snap_err)?);
-    let dir = &scratch.0;
     let (upper, work) = (dir.join("upper"), dir.join("work"));
     for d in [&upper, &work] {
         fs::create_dir(d).map_err(io_err("creating", d))?;
@@ -273,18 +320,13 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
         shm_size: opts.shm_size,
         capabilities: config::capabilities(&opts.cap_add, &opts.cap_drop),
         read_only_root: opts.read_only,
-        foreground: Some(Foreground {
-            stdin: opts.stdin,
-            stop_signal,
-            stop_timeout: opts.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
-            init: opts.init,
-        }),
+        foreground: None,
     };
-    tracing::debug!(image = %opts.image, argv = ?spec.argv, "running a container");
-    let result =
-        exec::run(&spec, exe, &mut |_| {}).map_err(|e| ContainerError::Exec(Box::new(e)))?;
-    drop(scratch);
-    Ok(result.status)
+    Ok(Prepared {
+        spec,
+        stop_signal,
+        image_digest: desc.digest.to_string(),
+    })
 }
 
 /// `--hostname`; with the host's network, the host's name (as docker does); else a

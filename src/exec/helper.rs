@@ -194,7 +194,7 @@ fn init_process(
     unsafe { libc::_exit(status) }
 }
 
-fn redirect_stdin(path: Option<&Path>) -> Result<(), ExecError> {
+pub(super) fn redirect_stdin(path: Option<&Path>) -> Result<(), ExecError> {
     let path = path.unwrap_or(Path::new("/dev/null"));
     let open_err = |source| ExecError::OpenStdin {
         path: path.to_path_buf(),
@@ -208,7 +208,7 @@ fn redirect_stdin(path: Option<&Path>) -> Result<(), ExecError> {
 }
 
 /// Whether this user namespace refuses setgroups (`/proc/self/setgroups` is `deny`).
-fn thread_count() -> usize {
+pub(super) fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

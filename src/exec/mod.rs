@@ -30,6 +30,8 @@
 //!   random, urandom, tty) are bind mounts of the host's; ptmx and pts its own devpts.
 //! - This module is the only place in kiln with `unsafe`, namespaces and mounts.
 //!
+//! [`enter`] runs a command in a running container's namespaces (`kiln exec`).
+//!
 //! Where no namespace can be made, [`run_chroot`] runs a command in a chroot of a
 //! directory the caller prepared (no namespace, no mount: see `chroot.rs` for what it
 //! does not protect), and [`probe_sandbox`] tells which of the two this process can use.
@@ -40,6 +42,7 @@ mod caps;
 mod chroot;
 mod cleanup;
 mod command;
+mod enter;
 mod error;
 mod forward;
 mod helper;
@@ -61,6 +64,7 @@ use serde::{Deserialize, Serialize};
 
 pub use caps::{by_name as capability, DEFAULT as DEFAULT_CAPABILITIES, NAMES as CAPABILITY_NAMES};
 pub use chroot::run_chroot;
+pub use enter::enter;
 pub use error::ExecError;
 pub use helper::helper_main;
 pub use parent::run;

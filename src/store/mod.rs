@@ -10,6 +10,9 @@
 //! cache/mounts/<sha256>/    RUN --mount=type=cache directories       [`Layout::cache_mount`]
 //! cache/context/            the context stat cache                   [`Layout::context_cache`]
 //! cache/exports/            what kiln last wrote to each archive dest [`Layout::export_record`]
+//! containers/<id>/          a stored container (`kiln run -d`): config.json, state.json,
+//!                           <id>-json.log(.1, .2), lock, upper/, work/  [`Layout::container`]
+//! containers/lock           held while a container is named (names are unique)
 //! lock                      the store-wide lock                      [`lock`]
 //! CACHEDIR.TAG              tells backup tools to skip the store
 //! ```
@@ -168,6 +171,23 @@ impl<'a> Layout<'a> {
         use std::os::unix::ffi::OsStrExt;
         let name = format!("{}.json", Digest::of(dest.as_os_str().as_bytes()).hex());
         self.export_records().join(name)
+    }
+
+    /// `containers/`: one directory per stored container.
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// `containers/<id>`: the container `id` (64 hex digits): its config, state,
+    /// log, lock and writable layer.
+    pub fn container(&self, id: &str) -> PathBuf {
+        self.containers().join(id)
+    }
+
+    /// `containers/lock`: taken exclusive while a container is created, so two
+    /// `kiln run -d --name N` never both get the name.
+    pub fn containers_lock(&self) -> PathBuf {
+        self.containers().join("lock")
     }
 
     /// `lock`: the store-wide lock file.

@@ -41,8 +41,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     // `kiln run`: an image's root prepared as the builder prepares a RUN's
-    // (snapshots, temp dirs), run in the sandbox.
-    ("container", &["builder", "exec", "oci"]),
+    // (snapshots, temp dirs), run in the sandbox; stored containers live in
+    // the store's `containers/` (`store::Layout`).
+    // `kiln commit` packs the writable layer (`layer::pack`).
+    ("container", &["builder", "exec", "layer", "oci", "store"]),
     // cli: builder for `build`; the others for the subcommands that are
     // thin over them (parse, cache, fsck/prune, images) and for errors.
     (

@@ -22,6 +22,7 @@ mod registry;
 mod repro;
 mod rootless;
 mod run;
+mod run_detached;
 mod sbom;
 mod shell;
 mod storelock;

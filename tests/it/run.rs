@@ -157,8 +157,8 @@ fn run_honours_the_image_config_and_docker_merge_rules() {
         ),
         (&["plain", "true"][..], "add --rm"),
         (
-            &["--rm", "-d", "plain"][..],
-            "-d/--detach is not implemented yet (issue 14)",
+            &["-d", "-i", "plain"][..],
+            "-d -i is not implemented yet (issue 14)",
         ),
         (
             &["--rm", "-t", "plain"][..],
@@ -170,7 +170,7 @@ fn run_honours_the_image_config_and_docker_merge_rules() {
         ),
         (
             &["--rm", "--name", "x", "plain"][..],
-            "--name is not implemented yet",
+            "--name names a stored container",
         ),
         (
             &["--rm", "--network", "bridge", "plain"][..],

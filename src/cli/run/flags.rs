@@ -13,9 +13,6 @@ use super::super::build::args::shm_size;
 /// error names it instead of calling it unknown.
 #[derive(Debug, clap::Args)]
 pub struct Refused {
-    /// Refused: kiln runs containers in the foreground only (issue 14).
-    #[arg(short = 'd', long)]
-    detach: bool,
     /// Refused: no pseudo-terminal yet (issue 14).
     #[arg(short = 't', long)]
     tty: bool,
@@ -25,9 +22,6 @@ pub struct Refused {
     /// Refused: no published ports yet (issue 14).
     #[arg(short = 'P', long)]
     publish_all: bool,
-    /// Refused: no stored containers yet (issue 14).
-    #[arg(long, value_name = "NAME")]
-    name: Option<String>,
     /// Refused: no daemon or stored containers to restart (issue 14).
     #[arg(long, value_name = "POLICY")]
     restart: Option<String>,
@@ -66,13 +60,11 @@ pub struct Refused {
 impl Refused {
     /// The first refused flag given, as an error that names it.
     pub fn check(&self) -> anyhow::Result<()> {
-        let given: [(bool, &str, &str); 16] = [
-            (self.detach, "-d/--detach", "kiln runs containers in the foreground only; run it under your shell's job control or a service manager"),
+        let given: [(bool, &str, &str); 14] = [
             (self.tty, "-t/--tty", "kiln gives no pseudo-terminal yet; the container gets kiln's own stdio"),
             (!self.publish.is_empty(), "-p/--publish", "kiln has no private network to publish from; --network host shares the host's ports"),
             (self.publish_all, "-P/--publish-all", "kiln has no private network to publish from; --network host shares the host's ports"),
-            (self.name.is_some(), "--name", "a name is for a stored container, and kiln keeps none yet (--rm)"),
-            (self.restart.is_some(), "--restart", "without a daemon nothing restarts a container; use a service manager (systemd's Restart=)"),
+            (self.restart.is_some(), "--restart", "kiln has no daemon, so no one is there to restart a container; run `kiln run --rm` (foreground) under a service manager instead, e.g. a systemd unit with Restart=always (see the README's Containers section)"),
             (self.platform.is_some(), "--platform", "kiln runs the host's platform only"),
             (!self.security_opt.is_empty(), "--security-opt", "the container has RUN's seccomp filter and masked paths, or none with --privileged"),
             (!self.device.is_empty(), "--device", "the container has the standard devices only (BuildKit's insecure set with --privileged)"),
