@@ -107,11 +107,19 @@ impl Source {
     /// The visible entries of directory `dir` (a canonical path), sorted by
     /// name, symlinks not followed.
     pub fn children(&self, dir: &str) -> Result<Vec<Node>, SourceError> {
+        // The listing already says where each entry is and what it is: no
+        // lookup from the root per entry (that costs an lstat per path
+        // component per layer, and a COPY of a deep tree over several
+        // layers spent most of its time there).
         let mut out = Vec::new();
         for entry in self.fs.children(dir)? {
-            let path = format!("{}/{}", dir.trim_end_matches('/'), entry.name);
-            if let Some(n) = self.lookup(&path, false)? {
-                out.push(n);
+            let node = Node {
+                path: format!("{}/{}", dir.trim_end_matches('/'), entry.name),
+                host: entry.host,
+                meta: entry.meta,
+            };
+            if self.visible(&node) {
+                out.push(node);
             }
         }
         Ok(out)

@@ -76,7 +76,11 @@ pub struct Node {
 pub struct Entry {
     /// Its name in its directory.
     pub name: String,
-    /// `lstat` of the host path that provides it.
+    /// The host path (in the top-most layer that has it) that provides it:
+    /// what [`MergedFs::resolve`] of the entry's path without following it
+    /// gives, so a caller listing a tree needs no lookup per entry.
+    pub host: PathBuf,
+    /// `lstat` of `host`.
     pub meta: Metadata,
 }
 
@@ -288,9 +292,11 @@ impl MergedFs {
                 if seen.contains_key(&name) {
                     continue;
                 }
-                let visible = match lstat(&host.join(&name))? {
+                let child = host.join(&name);
+                let visible = match lstat(&child)? {
                     Some(meta) if !is_whiteout_device(&meta) => Some(Entry {
                         name: name.clone(),
+                        host: child,
                         meta,
                     }),
                     _ => None,

@@ -39,7 +39,8 @@ pub use unpack::{unpack, unpack_tar, unpack_verified};
 /// The compression of a layer blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
-    /// gzip, as concatenated members compressed in parallel.
+    /// gzip, as concatenated members compressed in parallel (stored blocks for chunks
+    /// deflate cannot shrink).
     Gzip,
     /// zstd, multi-threaded.
     Zstd,

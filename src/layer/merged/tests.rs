@@ -75,6 +75,30 @@ fn merges_layers_with_whiteouts_and_opaque_dirs() {
     );
 }
 
+/// Every entry a listing gives is the node a lookup of its path gives (same
+/// host path in the same layer, same lstat): the builder's tree walks use the
+/// listing alone.
+#[test]
+fn listed_entries_are_what_resolve_finds() {
+    fn check(fs: &MergedFs, dir: &str) -> usize {
+        let mut seen = 0;
+        for e in fs.children(dir).unwrap() {
+            let path = format!("{}/{}", dir.trim_end_matches('/'), e.name);
+            let n = fs.resolve(&path, false).unwrap().unwrap();
+            assert_eq!((&n.host, n.meta.ino()), (&e.host, e.meta.ino()), "{path}");
+            seen += 1;
+            if e.meta.is_dir() {
+                seen += check(fs, &path);
+            }
+        }
+        seen
+    }
+    let (_t, fs) = layers();
+    assert_eq!(check(&fs, "/"), 13);
+    let (_t, fs) = layers();
+    assert!(check(&fs.with_tar_whiteouts(), "/") > 0);
+}
+
 /// Tar whiteouts are read only when asked for: in a snapshot or a build
 /// context a `.wh.` name is an ordinary file.
 #[test]
