@@ -19,12 +19,6 @@ pub struct Refused {
     /// Refused: no pseudo-terminal yet (issue 14).
     #[arg(short = 't', long)]
     tty: bool,
-    /// Refused: no published ports yet (issue 14).
-    #[arg(short = 'p', long, value_name = "PORTS")]
-    publish: Vec<String>,
-    /// Refused: no published ports yet (issue 14).
-    #[arg(short = 'P', long)]
-    publish_all: bool,
     /// Refused: no stored containers yet (issue 14).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -43,7 +37,7 @@ pub struct Refused {
     /// Refused: no stored containers to label yet (issue 14).
     #[arg(short = 'l', long, value_name = "K=V")]
     label: Vec<String>,
-    /// Refused: no published ports yet (issue 14).
+    /// Refused: -P publishes the image's ExposedPorts only (issue 14).
     #[arg(long, value_name = "PORT")]
     expose: Vec<String>,
     /// Refused: no stored containers, so no container id (issue 14).
@@ -66,18 +60,16 @@ pub struct Refused {
 impl Refused {
     /// The first refused flag given, as an error that names it.
     pub fn check(&self) -> anyhow::Result<()> {
-        let given: [(bool, &str, &str); 16] = [
+        let given: [(bool, &str, &str); 14] = [
             (self.detach, "-d/--detach", "kiln runs containers in the foreground only; run it under your shell's job control or a service manager"),
             (self.tty, "-t/--tty", "kiln gives no pseudo-terminal yet; the container gets kiln's own stdio"),
-            (!self.publish.is_empty(), "-p/--publish", "kiln has no private network to publish from; --network host shares the host's ports"),
-            (self.publish_all, "-P/--publish-all", "kiln has no private network to publish from; --network host shares the host's ports"),
             (self.name.is_some(), "--name", "a name is for a stored container, and kiln keeps none yet (--rm)"),
             (self.restart.is_some(), "--restart", "without a daemon nothing restarts a container; use a service manager (systemd's Restart=)"),
             (self.platform.is_some(), "--platform", "kiln runs the host's platform only"),
             (!self.security_opt.is_empty(), "--security-opt", "the container has RUN's seccomp filter and masked paths, or none with --privileged"),
             (!self.device.is_empty(), "--device", "the container has the standard devices only (BuildKit's insecure set with --privileged)"),
             (!self.label.is_empty(), "-l/--label", "labels are for stored containers, and kiln keeps none yet"),
-            (!self.expose.is_empty(), "--expose", "kiln has no private network to expose ports on"),
+            (!self.expose.is_empty(), "--expose", "-P publishes the image's ExposedPorts; publish more with -p"),
             (self.cidfile.is_some(), "--cidfile", "kiln keeps no containers, so there is no id to write"),
             (!self.volumes_from.is_empty(), "--volumes-from", "kiln keeps no containers or volumes yet"),
             (self.health_cmd.is_some(), "--health-cmd", "kiln has no monitor to run health checks"),
