@@ -194,10 +194,13 @@ impl UserNet {
                 _ => None,
             };
             self.child = Pid::from_raw(0);
-            return Err(ExecError::NetworkNotReady {
-                status,
-                log: read_log(&self.log_path),
-            });
+            let mut log = read_log(&self.log_path);
+            if log.contains("/dev/net/tun") {
+                log.push_str(
+                    " (slirp4netns opens /dev/net/tun as kiln's user: Debian makes it mode 0666)",
+                );
+            }
+            return Err(ExecError::NetworkNotReady { status, log });
         }
         for port in ports {
             add_hostfwd(&self.sock, port)?;
