@@ -29,7 +29,7 @@ trap cleanup EXIT
 "$repo/scripts/make-busybox-image" "$work/busybox.tar"
 "$kiln" --root "$work/root" load -i "$work/busybox.tar" >/dev/null
 skopeo copy --quiet "oci-archive:$work/busybox.tar" "containers-storage:$tag"
-kiln_cmd="$kiln --root $work/root run --rm busybox true"
+kiln_cmd="$kiln --root $work/root run --rm --network none busybox true"
 # shellcheck disable=SC2086 # PODMAN_FLAGS is a list of words
 podman_cmd="podman run --rm --network none $podman_flags $tag true"
 $kiln_cmd && $podman_cmd

@@ -322,6 +322,7 @@ pub fn run_step(cx: &RunContext<'_>, op: &RunOp, vertex: &Vertex) -> Result<Path
         capabilities: None,
         read_only_root: false,
         foreground: None,
+        ports: Vec::new(),
     };
     match collect(cx, op, vertex, |out| exec::run(&spec, cx.exe, out)) {
         Ok(()) => Ok(upper),

@@ -1,8 +1,8 @@
 //! `kiln run --rm [OPTIONS] IMAGE [COMMAND [ARG…]]`: a foreground container, and
 //! `kiln run -d [--name N]`: a stored one its own monitor runs (`container::create`,
-//! `container::start`), with docker's flags and meaning. What kiln cannot do yet
-//! (ptys, published ports, private networks…) is refused by name, never accepted and
-//! ignored.
+//! `container::start`), with docker's flags and meaning, on a private network with
+//! published ports by default. What kiln cannot do yet (ptys…) is refused by name,
+//! never accepted and ignored.
 //!
 //! Exit status as docker's: the container's own, 125 when kiln fails (bad flag,
 //! unknown image), 126 when the command cannot be executed, 127 when it is not found.
@@ -75,9 +75,17 @@ pub struct RunArgs {
     /// An extra /etc/hosts line, `HOST:IP` or `HOST=IP` (repeatable).
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,
-    /// `none` (the default: only loopback) or `host` (the host's network).
+    /// `private` (the default: its own address, outbound access, published ports),
+    /// `none` (only loopback) or `host` (the host's network).
     #[arg(long, visible_alias = "net", value_name = "MODE")]
     pub network: Option<String>,
+    /// Publish a container port: `[IP:][HOSTPORT:]CTRPORT[/tcp|udp]` (no HOSTPORT: a
+    /// free one, printed on stderr; repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "[IP:][HOST:]CTR")]
+    pub publish: Vec<String>,
+    /// Publish every port of the image's ExposedPorts, each to a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Pass kiln's stdin to the container.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -291,6 +299,12 @@ fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     }
     opts.read_only = args.read_only;
     opts.network = network(args.network.as_deref())?;
+    opts.publish = args
+        .publish
+        .iter()
+        .map(|p| container::PublishSpec::parse(p))
+        .collect::<Result<_, _>>()?;
+    opts.publish_all = args.publish_all;
     opts.stdin = args.interactive;
     if let Some(s) = &args.stop_signal {
         opts.stop_signal = Some(
@@ -324,18 +338,16 @@ fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     Ok(opts)
 }
 
-/// `--network`: `none` unless asked. kiln has no private network with outbound access
-/// yet, and the host's network is a choice to make on purpose (the container then
-/// reaches every service the host listens on, loopback included).
+/// `--network`: private unless asked (docker's `bridge` and `default` name it too).
+/// The host's network is a choice to make on purpose: the container then reaches every
+/// service the host listens on, loopback included.
 fn network(value: Option<&str>) -> anyhow::Result<Network> {
     match value {
-        None | Some("none") => Ok(Network::None),
+        None | Some("private" | "bridge" | "default") => Ok(Network::Private),
+        Some("none") => Ok(Network::None),
         Some("host") => Ok(Network::Host),
-        Some(v @ ("bridge" | "default" | "private")) => bail!(
-            "--network {v} (a private network with outbound access) is not implemented yet (issue 14); use --network none (the default) or --network host"
-        ),
         Some(v) => bail!(
-            "--network {v:?} is not implemented yet (issue 14: kiln has no named networks and no container: mode); use --network none (the default) or --network host"
+            "--network {v:?} is not implemented yet (issue 14: kiln has no named networks and no container: mode); use --network private (the default), none or host"
         ),
     }
 }

@@ -22,6 +22,7 @@ mod commit;
 mod config;
 pub mod logfile;
 mod monitor;
+mod ports;
 mod stored;
 
 use std::fs;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 pub use commit::{commit, CommitError};
 pub use config::{parse_signal, Capability};
 pub use monitor::{monitor_main, start};
+pub use ports::{PublishSpec, PublishSyntaxError};
 pub use stored::{
     create, find, list, now, Container, ContainerConfig, ContainerState, Proc, Status, StoredError,
 };
@@ -68,6 +70,10 @@ pub struct RunOptions {
     pub read_only: bool,
     /// `--network`.
     pub network: Network,
+    /// `-p`, in order (a private network only).
+    pub publish: Vec<PublishSpec>,
+    /// `-P`: the image's ExposedPorts, each to a free host port.
+    pub publish_all: bool,
     /// `-i`: the command reads kiln's stdin.
     pub stdin: bool,
     /// `--stop-signal`, as a number.
@@ -89,7 +95,7 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// The defaults for `image`: its own config, no network, no stdin.
+    /// The defaults for `image`: its own config, a private network, no stdin.
     pub fn new(image: &str) -> Self {
         Self {
             image: image.into(),
@@ -102,7 +108,9 @@ impl RunOptions {
             extra_hosts: Vec::new(),
             mounts: Vec::new(),
             read_only: false,
-            network: Network::None,
+            network: Network::Private,
+            publish: Vec::new(),
+            publish_all: false,
             stdin: false,
             stop_signal: None,
             stop_timeout: None,
@@ -151,6 +159,29 @@ pub enum ContainerError {
     ReadOnlyVolume {
         /// The first volume path not covered by a mount.
         path: String,
+    },
+    /// `-p`/`-P` with a network other than the private one.
+    #[error("publishing ports needs --network private (the default); with --network {network} there is {why}")]
+    PublishWithoutPrivateNetwork {
+        /// `host` or `none`.
+        network: &'static str,
+        /// What that network has instead.
+        why: &'static str,
+    },
+    /// A host port to publish cannot be bound.
+    #[error("publishing {port}: the host port cannot be bound (is it in use?)")]
+    PortInUse {
+        /// `IP:PORT/PROTO`.
+        port: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// An ExposedPorts key of the image that `-P` cannot read.
+    #[error("the image's ExposedPorts {port:?} is not PORT[/tcp|udp]")]
+    ExposedPort {
+        /// As written in the config.
+        port: String,
     },
     /// A file made for the container (its temp dir, /etc/hosts).
     #[error("{step} {path}")]
@@ -264,6 +295,36 @@ pub fn prepare(store: &Store, opts: &RunOptions, dir: &Path) -> Result<Prepared,
             return Err(ContainerError::ReadOnlyVolume { path: v.clone() });
         }
     }
+    let mut publish = opts.publish.clone();
+    if opts.publish_all {
+        publish.extend(ports::exposed(cfg)?);
+    }
+    let port_mappings = match opts.network {
+        Network::Private => {
+            exec::network::find_tool().map_err(|e| ContainerError::Exec(Box::new(e)))?;
+            ports::resolve(&publish)?
+        }
+        Network::Host if !publish.is_empty() => {
+            return Err(ContainerError::PublishWithoutPrivateNetwork {
+                network: "host",
+                why: "no port to publish: the container's ports are the host's",
+            })
+        }
+        Network::None if !publish.is_empty() => {
+            return Err(ContainerError::PublishWithoutPrivateNetwork {
+                network: "none",
+                why: "only loopback, nothing to publish to",
+            })
+        }
+        Network::Host | Network::None => Vec::new(),
+    };
+    for (m, s) in port_mappings.iter().zip(&publish) {
+        if s.host_port.is_none() {
+            // stdout is the container's; the port kiln chose goes to stderr, as
+            // `docker port` would tell it.
+            eprintln!("{m}");
+        }
+    }
     let argv = config::argv(cfg, opts)?;
     let stop_signal = config::stop_signal(cfg, opts)?;
     let layers = LayerBlob::of_image(&manifest, &image);
@@ -285,7 +346,7 @@ pub fn prepare(store: &Store, opts: &RunOptions, dir: &Path) -> Result<Prepared,
     }
     let hostname = hostname(opts)?;
     let hosts = dir.join("hosts");
-    fs::write(&hosts, hosts_file(opts)?).map_err(io_err("writing", &hosts))?;
+    fs::write(&hosts, hosts_file(opts, &hostname)?).map_err(io_err("writing", &hosts))?;
     let resolv = dir.join("resolv.conf");
     fs::write(&resolv, resolv_conf(opts)?).map_err(io_err("writing", &resolv))?;
     // COMPAT(docker): /etc/hostname is the container's own file, holding its name; the
@@ -320,6 +381,7 @@ pub fn prepare(store: &Store, opts: &RunOptions, dir: &Path) -> Result<Prepared,
         shm_size: opts.shm_size,
         capabilities: config::capabilities(&opts.cap_add, &opts.cap_drop),
         read_only_root: opts.read_only,
+        ports: port_mappings,
         foreground: None,
     };
     Ok(Prepared {
@@ -367,16 +429,23 @@ fn resolv_conf(opts: &RunOptions) -> Result<String, ContainerError> {
             }
         }
         Network::None => exec::resolvconf::for_sandbox(false).map_err(err),
+        Network::Private => {
+            exec::resolvconf::for_private_network(exec::network::DNS_ADDR.into()).map_err(err)
+        }
     }
 }
 
 /// /etc/hosts: the host's with the host's network, docker's localhost lines without
 /// it; then one `IP\tHOST` line per `--add-host`.
-fn hosts_file(opts: &RunOptions) -> Result<Vec<u8>, ContainerError> {
+fn hosts_file(opts: &RunOptions, hostname: &str) -> Result<Vec<u8>, ContainerError> {
     // COMPAT(docker): libnetwork's default hosts content for a container.
     const LOCAL: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
     let mut text = match opts.network {
         Network::None => LOCAL.as_bytes().to_vec(),
+        // COMPAT(docker): the container's own address under its hostname.
+        Network::Private => {
+            format!("{LOCAL}{}\t{hostname}\n", exec::network::CONTAINER_ADDR).into_bytes()
+        }
         Network::Host => {
             let host = Path::new("/etc/hosts");
             match fs::read(host) {

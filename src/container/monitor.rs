@@ -191,7 +191,7 @@ fn find_init(done: &Mutex<bool>) -> Option<Proc> {
     while Instant::now() < until && !done.lock().map_or(true, |d| *d) {
         match (helper, init) {
             (None, _) => helper = child_of(me),
-            (Some(h), None) => init = child_of(h).and_then(Proc::of),
+            (Some(h), None) => init = init_of(h).and_then(Proc::of),
             (Some(_), Some(p)) => {
                 let exe = fs::metadata(format!("/proc/{}/exe", p.pid))
                     .ok()
@@ -211,10 +211,30 @@ fn find_init(done: &Mutex<bool>) -> Option<Proc> {
 
 /// A child of `parent`, from /proc.
 fn child_of(parent: i32) -> Option<i32> {
+    children_of(parent).next()
+}
+
+/// The children of `parent`, from /proc.
+fn children_of(parent: i32) -> impl Iterator<Item = i32> {
     fs::read_dir("/proc")
-        .ok()?
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .find(|&pid| Proc::parent_of(pid) == Some(parent))
+        .filter(move |&pid| Proc::parent_of(pid) == Some(parent))
+}
+
+/// The sandbox init among the helper's children: the one in a PID namespace other
+/// than the helper's (a private network's slirp4netns is the helper's child too,
+/// forked before the namespace was made).
+fn init_of(helper: i32) -> Option<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |pid: i32| {
+        fs::metadata(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .map(|m| m.ino())
+    };
+    let own = ns(helper)?;
+    children_of(helper).find(|&pid| ns(pid).is_some_and(|n| n != own))
 }
 
 /// Now, as docker's log times: RFC 3339 with nanoseconds.

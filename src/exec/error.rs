@@ -181,6 +181,44 @@ pub enum ExecError {
         #[serde(with = "errno_serde")]
         source: Errno,
     },
+    /// The private network's program is not installed.
+    #[error("{tool} was not found in PATH: the private network (kiln run's default, --network private) needs it; install Debian's {package} package, or run with --network none (loopback only) or --network host (the host's network)")]
+    NetworkToolMissing {
+        /// The program.
+        tool: String,
+        /// The package that has it.
+        package: String,
+    },
+    /// Starting the private network failed before it was up.
+    #[error("setting up the private network: {step}: {detail}")]
+    NetworkSetup {
+        /// What was being done.
+        step: String,
+        /// The cause, as text (it crosses the helper's pipe).
+        detail: String,
+    },
+    /// The network program exited before it said the network was up.
+    #[error("slirp4netns exited ({}) before the private network was up: {log}", .status.map_or("killed".to_string(), |s| format!("status {s}")))]
+    NetworkNotReady {
+        /// Its exit status.
+        status: Option<i32>,
+        /// The end of its log.
+        log: String,
+    },
+    /// The sandbox init found the helper gone before the network was up.
+    #[error("the private network was not set up (the helper gave up)")]
+    NetworkAbandoned,
+    /// A published port could not be forwarded.
+    #[error("publishing {port}: {detail}")]
+    PublishPort {
+        /// The mapping, `IP:HOSTPORT -> PORT/PROTO`.
+        port: String,
+        /// Why.
+        detail: String,
+    },
+    /// Ports were to be published without a private network.
+    #[error("ports can be published only from a private network (--network private)")]
+    PortsWithoutPrivateNetwork,
     /// A user or group name is not in the image's /etc/passwd or /etc/group.
     #[error("unable to find {kind} {name:?} in the image's {file}")]
     UnknownId {

@@ -8,7 +8,7 @@
 //! helper the exec happened.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
@@ -20,10 +20,11 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{dup2, fork, pipe2, ForkResult};
 
 use super::command::{become_user, child_basics, exec, helper_err, set_ulimits};
+use super::network::UserNet;
 use super::protocol::{self, InitMsg, Report, REPORT_FD, STDIN_FD};
 use super::rootfs::{self, MountPoints};
 use super::sys::RealSys;
-use super::{caps, cleanup, forward, seccomp, ExecError, RunSpec};
+use super::{caps, cleanup, forward, seccomp, ExecError, Network, RunSpec};
 
 /// Entry point of `kiln __sandbox`: reads the spec from stdin, runs it, writes the
 /// `Report` to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
@@ -73,8 +74,24 @@ fn run_helper() -> Result<i32, ExecError> {
         }
         _ => redirect_stdin(spec.stdin.as_deref())?,
     }
+    if !spec.ports.is_empty() && spec.network != Network::Private {
+        return Err(ExecError::PortsWithoutPrivateNetwork);
+    }
+    // Forked before the PID namespace exists, so that slirp4netns is not in it, and
+    // before the init's pipes, so that it holds no copy of them.
+    let mut net = match spec.network {
+        Network::Private => Some(UserNet::prepare(&spec.work_dir)?),
+        _ => None,
+    };
     let (init_r, init_w) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| helper_err("creating the init pipe", e))?;
+    // helper → init: one byte once a private network is up; end of file if not.
+    let go = match spec.network {
+        Network::Private => {
+            Some(pipe2(OFlag::O_CLOEXEC).map_err(|e| helper_err("creating the go pipe", e))?)
+        }
+        _ => None,
+    };
     nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|source| ExecError::Unshare {
         flags: "CLONE_NEWPID".into(),
         source,
@@ -92,19 +109,36 @@ fn run_helper() -> Result<i32, ExecError> {
                 // The command must not inherit a blocked mask.
                 let _ = forward::unblock();
             }
-            init_main(&spec, init_w)
+            init_main(&spec, init_w, go.map(|(r, _)| r))
         }
         ForkResult::Parent { child } => child,
     };
+    let go_w = go.map(|(_, w)| w);
     if let Some(fg) = spec.foreground {
         forward::install(pid, fg)?;
         forward::unblock().map_err(|e| helper_err("unblocking signals", e))?;
     }
     drop(init_w);
+    let read_err =
+        |e: std::io::Error| helper_err("reading from the sandbox init", ExecError::errno_of(&e));
+    let mut init_out = BufReader::new(File::from(init_r));
     let mut bytes = Vec::new();
-    File::from(init_r)
-        .read_to_end(&mut bytes)
-        .map_err(|e| helper_err("reading from the sandbox init", ExecError::errno_of(&e)))?;
+    // `net` is dropped after the init has exited: the network lives as long as the
+    // command.
+    let mut net_err = None;
+    if let (Some(go_w), Some(net)) = (go_w, net.as_mut()) {
+        init_out.read_until(b'\n', &mut bytes).map_err(read_err)?;
+        let first = protocol::decode_lines::<InitMsg>(&bytes, "sandbox init message");
+        if matches!(first.as_deref(), Ok([InitMsg::NetworkNamespace])) {
+            match net.attach(pid.as_raw(), &spec.ports) {
+                // A write that fails means the init is gone; its exit says why.
+                Ok(()) => drop(File::from(go_w).write_all(b"1")),
+                // go_w is dropped here: the init reads end of file and gives up.
+                Err(e) => net_err = Some(e),
+            }
+        }
+    }
+    init_out.read_to_end(&mut bytes).map_err(read_err)?;
     let status = loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => break code,
@@ -113,11 +147,16 @@ fn run_helper() -> Result<i32, ExecError> {
             Err(e) => return Err(helper_err("waiting for the sandbox init", e)),
         }
     };
-    let (mut points, mut failed) = (MountPoints::default(), None);
+    drop(net.take());
+    let (mut points, mut failed) = (MountPoints::default(), net_err.take());
     for msg in protocol::decode_lines::<InitMsg>(&bytes, "sandbox init message")? {
         match msg {
-            InitMsg::Failed(err) => failed = Some(err),
+            // The network's own error says more than the init's giving up.
+            InitMsg::Failed(err) => {
+                failed.get_or_insert(err);
+            }
             InitMsg::MountPoints(p) => points = p,
+            InitMsg::NetworkNamespace => {}
         }
     }
     cleanup::remove_mount_points(&spec.upper_dir, &spec.lower_dirs, &points)?;
@@ -125,9 +164,9 @@ fn run_helper() -> Result<i32, ExecError> {
 }
 
 /// The sandbox init: never returns. Exits 127 after reporting a setup failure.
-fn init_main(spec: &RunSpec, pipe: OwnedFd) -> ! {
+fn init_main(spec: &RunSpec, pipe: OwnedFd, go: Option<OwnedFd>) -> ! {
     let mut pipe = File::from(pipe);
-    let err = match init_setup(spec, &mut pipe) {
+    let err = match init_setup(spec, &mut pipe, go) {
         Ok(never) => match never {},
         Err(err) => err,
     };
@@ -137,8 +176,15 @@ fn init_main(spec: &RunSpec, pipe: OwnedFd) -> ! {
     unsafe { libc::_exit(127) }
 }
 
-fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallible, ExecError> {
+fn init_setup(
+    spec: &RunSpec,
+    pipe: &mut File,
+    go: Option<OwnedFd>,
+) -> Result<std::convert::Infallible, ExecError> {
     child_basics()?;
+    if let Some(go) = go {
+        private_network(pipe, go)?;
+    }
     let points = rootfs::setup(&mut RealSys, spec)?;
     protocol::send(pipe, &InitMsg::MountPoints(points))
         .and_then(|()| pipe.flush())
@@ -155,6 +201,28 @@ fn init_setup(spec: &RunSpec, pipe: &mut File) -> Result<std::convert::Infallibl
         return init_process(spec, &home, pipe);
     }
     exec(spec, &home)
+}
+
+/// A private network: the init enters a network namespace of its own, tells the
+/// helper, and waits until the helper says the network is wired to the host (one byte
+/// on `go`; end of file means it could not be).
+fn private_network(pipe: &mut File, go: OwnedFd) -> Result<(), ExecError> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|source| ExecError::Unshare {
+        flags: "CLONE_NEWNET".into(),
+        source,
+    })?;
+    // COMPAT(docker): a container with a network namespace of its own lets any user
+    // bind ports below 1024 in it (a web server run as a user listens on 80).
+    std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
+        .map_err(|e| helper_err("allowing unprivileged ports", ExecError::errno_of(&e)))?;
+    protocol::send(pipe, &InitMsg::NetworkNamespace)
+        .and_then(|()| pipe.flush())
+        .map_err(|e| helper_err("announcing the network namespace", ExecError::errno_of(&e)))?;
+    let mut byte = [0u8; 1];
+    match File::from(go).read(&mut byte) {
+        Ok(1) => Ok(()),
+        _ => Err(ExecError::NetworkAbandoned),
+    }
 }
 
 /// `kiln run --init`: forks the command and stays PID 1, passing signals on to it and

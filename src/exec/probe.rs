@@ -60,6 +60,7 @@ pub fn probe_sandbox(exe: &Path, scratch: &Path) -> Result<(), ExecError> {
         capabilities: None,
         read_only_root: false,
         foreground: None,
+        ports: Vec::new(),
     };
     match super::run(&spec, exe, &mut |_| {}) {
         Ok(_) => Ok(()),

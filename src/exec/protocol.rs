@@ -20,6 +20,9 @@ pub const STDIN_FD: i32 = 4;
 /// What the sandbox init tells the helper before it execs (or instead).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum InitMsg {
+    /// The init is in its new network namespace and waits, on its go pipe, until the
+    /// helper has wired it to the host ([`super::Network::Private`]).
+    NetworkNamespace,
     /// The mount points setup created, to remove from the upper dir afterwards.
     MountPoints(MountPoints),
     /// Setup failed; the init exits without running the command.

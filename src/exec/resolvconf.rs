@@ -165,6 +165,16 @@ pub fn for_sandbox(host_network: bool) -> Result<String, ExecError> {
     Ok(generate(&text, host_network))
 }
 
+/// The resolv.conf for a private network: the host's search and options, and the one
+/// nameserver `dns`, the network's forwarder, which asks the host's own resolvers
+/// (loopback ones too: it runs in the host's network namespace).
+// COMPAT(podman): what it writes for slirp4netns.
+pub fn for_private_network(dns: IpAddr) -> Result<String, ExecError> {
+    let mut rc = ResolvConf::parse(&read(Path::new(HOST_PATH))?);
+    rc.nameservers = vec![(dns, None)];
+    Ok(rc.generate())
+}
+
 /// A file's text, empty when it is missing. Not UTF-8 bytes become U+FFFD (only an
 /// unknown directive's line could carry them through).
 fn read(path: &Path) -> Result<String, ExecError> {

@@ -31,8 +31,9 @@ fn empty_lower(spec: &RunSpec) -> PathBuf {
     spec.work_dir.join("empty")
 }
 
-/// The namespaces the sandbox init unshares (PID is unshared by the helper before it
-/// forks, since a new PID namespace applies to children).
+/// The namespaces the sandbox init unshares here (PID is unshared by the helper before
+/// it forks, since a new PID namespace applies to children; a private network's
+/// namespace by the init before this setup, so the helper can wire it up first).
 pub fn namespaces(network: Network) -> CloneFlags {
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if network == Network::None {
@@ -88,7 +89,7 @@ pub fn setup(sys: &mut dyn Sys, spec: &RunSpec) -> Result<MountPoints, ExecError
         };
         mount_extra(sys, &cx, &target, &m.kind, &mut points)?;
     }
-    if spec.network == Network::None {
+    if matches!(spec.network, Network::None | Network::Private) {
         sys.loopback_up()
             .map_err(|source| ExecError::Loopback { source })?;
     }

@@ -154,6 +154,7 @@ fn spec() -> RunSpec {
         capabilities: None,
         read_only_root: false,
         foreground: None,
+        ports: Vec::new(),
     }
 }
 

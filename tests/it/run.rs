@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::build::Env;
 
+mod network;
+
 /// `plain`: busybox with every applet, ENV, WORKDIR, USER and a CMD; `ep`: the same
 /// with an ENTRYPOINT that prints `$0` and its arguments, and a CMD.
 const DOCKERFILE: &str = r#"FROM busybox AS plain
@@ -18,6 +20,7 @@ USER user
 CMD ["sh", "-c", "echo cmd-ran"]
 
 FROM plain AS ep
+EXPOSE 8080 53/udp
 ENTRYPOINT ["/bin/sh", "-c", "echo \"ep:$0:$*\"", "ep0"]
 CMD ["c1"]
 "#;
@@ -165,16 +168,17 @@ fn run_honours_the_image_config_and_docker_merge_rules() {
             "-t/--tty is not implemented yet",
         ),
         (
-            &["--rm", "-p", "80:80", "plain"][..],
-            "-p/--publish is not implemented yet",
+            &["--rm", "--network", "host", "-p", "80:80", "plain"][..],
+            "publishing ports needs --network private",
         ),
+        (&["--rm", "-p", "80-81:80", "plain"][..], "port ranges"),
         (
             &["--rm", "--name", "x", "plain"][..],
             "--name names a stored container",
         ),
         (
-            &["--rm", "--network", "bridge", "plain"][..],
-            "--network bridge",
+            &["--rm", "--network", "mynet", "plain"][..],
+            "--network \"mynet\"",
         ),
         (&["--rm", "-v", "vol:/data", "plain"][..], "named volumes"),
         (&["--rm", "-w", "rel", "plain"][..], "absolute"),
@@ -288,8 +292,6 @@ fn run_passes_stdin_only_with_interactive() {
 fn run_network_none_has_only_loopback_and_host_devices_do_not_open() {
     let env = images();
     let ifaces = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '";
-    // `none` is the default.
-    assert_eq!(run_ok(&env, &["plain", "sh", "-c", ifaces]), "lo\n");
     assert_eq!(
         run_ok(&env, &["--network", "none", "plain", "sh", "-c", ifaces]),
         "lo\n"
@@ -516,13 +518,19 @@ fn run_resolv_conf_is_filtered_without_the_host_network() {
         "-c",
         "cat /etc/resolv.conf; echo x >> /etc/resolv.conf || echo ro",
     ];
-    let out = run_with_host_resolv(&env, host, &cat);
+    let mut none = vec!["--network", "none"];
+    none.extend_from_slice(&cat);
+    let out = run_with_host_resolv(&env, host, &none);
     assert_eq!(out, "nameserver 10.9.8.7\nsearch corp.example\nro\n");
+    // COMPAT(podman): a private network's forwarder asks the host's resolvers, the
+    // loopback ones too.
+    let out = run_with_host_resolv(&env, host, &cat);
+    assert_eq!(out, "nameserver 10.0.2.3\nsearch corp.example\nro\n");
     let mut host_net = vec!["--network", "host"];
     host_net.extend_from_slice(&cat);
     let out = run_with_host_resolv(&env, host, &host_net);
     assert_eq!(out, format!("{host}ro\n"));
-    let out = run_with_host_resolv(&env, "nameserver ::1\n", &cat);
+    let out = run_with_host_resolv(&env, "nameserver ::1\n", &none);
     assert!(
         out.starts_with("nameserver 8.8.8.8\nnameserver 8.8.4.4\n"),
         "{out}"

@@ -241,6 +241,7 @@ fn chroot_spec(cx: &RunContext<'_>, op: &RunOp, env: Vec<String>) -> RunSpec {
         capabilities: None,
         read_only_root: false,
         foreground: None,
+        ports: Vec::new(),
     }
 }
 

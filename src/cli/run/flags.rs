@@ -16,12 +16,6 @@ pub struct Refused {
     /// Refused: no pseudo-terminal yet (issue 14).
     #[arg(short = 't', long)]
     tty: bool,
-    /// Refused: no published ports yet (issue 14).
-    #[arg(short = 'p', long, value_name = "PORTS")]
-    publish: Vec<String>,
-    /// Refused: no published ports yet (issue 14).
-    #[arg(short = 'P', long)]
-    publish_all: bool,
     /// Refused: no daemon or stored containers to restart (issue 14).
     #[arg(long, value_name = "POLICY")]
     restart: Option<String>,
@@ -37,7 +31,7 @@ pub struct Refused {
     /// Refused: no stored containers to label yet (issue 14).
     #[arg(short = 'l', long, value_name = "K=V")]
     label: Vec<String>,
-    /// Refused: no published ports yet (issue 14).
+    /// Refused: -P publishes the image's ExposedPorts only (issue 14).
     #[arg(long, value_name = "PORT")]
     expose: Vec<String>,
     /// Refused: no stored containers, so no container id (issue 14).
@@ -60,19 +54,17 @@ pub struct Refused {
 impl Refused {
     /// The first refused flag given, as an error that names it.
     pub fn check(&self) -> anyhow::Result<()> {
-        let given: [(bool, &str, &str); 14] = [
+        let given: [(bool, &str, &str); 12] = [
             (self.tty, "-t/--tty", "kiln gives no pseudo-terminal yet; the container gets kiln's own stdio"),
-            (!self.publish.is_empty(), "-p/--publish", "kiln has no private network to publish from; --network host shares the host's ports"),
-            (self.publish_all, "-P/--publish-all", "kiln has no private network to publish from; --network host shares the host's ports"),
             (self.restart.is_some(), "--restart", "kiln has no daemon, so no one is there to restart a container; run `kiln run --rm` (foreground) under a service manager instead, e.g. a systemd unit with Restart=always (see the README's Containers section)"),
             (self.platform.is_some(), "--platform", "kiln runs the host's platform only"),
             (!self.security_opt.is_empty(), "--security-opt", "the container has RUN's seccomp filter and masked paths, or none with --privileged"),
             (!self.device.is_empty(), "--device", "the container has the standard devices only (BuildKit's insecure set with --privileged)"),
-            (!self.label.is_empty(), "-l/--label", "labels are for stored containers, and kiln keeps none yet"),
-            (!self.expose.is_empty(), "--expose", "kiln has no private network to expose ports on"),
-            (self.cidfile.is_some(), "--cidfile", "kiln keeps no containers, so there is no id to write"),
-            (!self.volumes_from.is_empty(), "--volumes-from", "kiln keeps no containers or volumes yet"),
-            (self.health_cmd.is_some(), "--health-cmd", "kiln has no monitor to run health checks"),
+            (!self.label.is_empty(), "-l/--label", "kiln keeps no labels on its containers yet"),
+            (!self.expose.is_empty(), "--expose", "-P publishes the image's ExposedPorts; publish more with -p"),
+            (self.cidfile.is_some(), "--cidfile", "kiln writes no id file yet; `kiln run -d` prints the id on stdout"),
+            (!self.volumes_from.is_empty(), "--volumes-from", "kiln has no volumes yet"),
+            (self.health_cmd.is_some(), "--health-cmd", "the container monitor runs no health checks yet"),
             (self.memory.is_some(), "-m/--memory", "kiln sets no cgroup limits yet (--ulimit works)"),
             (self.cpus.is_some(), "--cpus", "kiln sets no cgroup limits yet (--ulimit works)"),
         ];

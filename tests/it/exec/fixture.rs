@@ -71,6 +71,7 @@ impl Run {
             capabilities: None,
             read_only_root: false,
             foreground: None,
+            ports: Vec::new(),
         };
         Run { dir, spec }
     }
