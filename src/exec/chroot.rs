@@ -85,14 +85,7 @@ pub(super) fn run_helper(req: &ChrootRequest) -> Result<i32, ExecError> {
     File::from(r)
         .read_to_end(&mut bytes)
         .map_err(|e| helper_err("reading from the command", ExecError::errno_of(&e)))?;
-    let status = loop {
-        match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => break code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
-            Ok(_) | Err(Errno::EINTR) => continue,
-            Err(e) => return Err(helper_err("waiting for the command", e)),
-        }
-    };
+    let status = super::command::wait_status(child, "waiting for the command")?;
     kill_leftovers();
     for msg in protocol::decode_lines::<InitMsg>(&bytes, "chroot command message")? {
         if let InitMsg::Failed(err) = msg {

@@ -18,7 +18,6 @@ use std::os::fd::AsFd;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult};
 
 use super::command::{become_user, child_basics, exec, helper_err, set_ulimits};
@@ -42,7 +41,7 @@ const NAMESPACES: [(&str, CloneFlags); 5] = [
 /// This process stays in the container's namespaces afterwards: call it last.
 pub fn enter(init_pid: i32, spec: &RunSpec, stdin: bool) -> Result<i32, ExecError> {
     super::parent::check_command(spec)?;
-    let threads = super::helper::thread_count();
+    let threads = super::command::thread_count();
     if threads != 1 {
         return Err(ExecError::NotSingleThreaded { threads });
     }
@@ -92,14 +91,7 @@ pub fn enter(init_pid: i32, spec: &RunSpec, stdin: bool) -> Result<i32, ExecErro
     File::from(r)
         .read_to_end(&mut bytes)
         .map_err(|e| helper_err("reading from the command", ExecError::errno_of(&e)))?;
-    let status = loop {
-        match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => break code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
-            Ok(_) | Err(Errno::EINTR) => continue,
-            Err(e) => return Err(helper_err("waiting for the command", e)),
-        }
-    };
+    let status = super::command::wait_status(child, "waiting for the command")?;
     for msg in protocol::decode_lines::<InitMsg>(&bytes, "exec message")? {
         if let InitMsg::Failed(err) = msg {
             return Err(err);

@@ -52,7 +52,7 @@ pub fn helper_main() -> ! {
 }
 
 fn run_helper() -> Result<i32, ExecError> {
-    let threads = thread_count();
+    let threads = super::command::thread_count();
     if threads != 1 {
         return Err(ExecError::NotSingleThreaded { threads });
     }
@@ -139,14 +139,7 @@ fn run_helper() -> Result<i32, ExecError> {
         }
     }
     init_out.read_to_end(&mut bytes).map_err(read_err)?;
-    let status = loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => break code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
-            Ok(_) | Err(Errno::EINTR) => continue,
-            Err(e) => return Err(helper_err("waiting for the sandbox init", e)),
-        }
-    };
+    let status = super::command::wait_status(pid, "waiting for the sandbox init")?;
     drop(net.take());
     let (mut points, mut failed) = (MountPoints::default(), net_err.take());
     for msg in protocol::decode_lines::<InitMsg>(&bytes, "sandbox init message")? {
@@ -273,16 +266,4 @@ pub(super) fn redirect_stdin(path: Option<&Path>) -> Result<(), ExecError> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     dup2(fd.as_raw_fd(), 0).map_err(open_err)?;
     Ok(())
-}
-
-/// Whether this user namespace refuses setgroups (`/proc/self/setgroups` is `deny`).
-pub(super) fn thread_count() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
