@@ -15,7 +15,7 @@ mod cached;
 mod contexts;
 mod copy;
 mod copyup;
-mod emulation;
+pub mod emulation;
 mod entitlements;
 mod error;
 mod event;

@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// Publish every port of the image's ExposedPorts, each to a free host port.
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Run this platform's image of a multi-platform image (`linux/arm64`), under
+    /// QEMU user emulation when the host cannot run it natively [default: the host's].
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// Pass kiln's stdin to the container.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -305,6 +309,10 @@ fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         .map(|p| container::PublishSpec::parse(p))
         .collect::<Result<_, _>>()?;
     opts.publish_all = args.publish_all;
+    if let Some(p) = &args.platform {
+        opts.platform =
+            Some(crate::oci::parse_platform(p).with_context(|| format!("--platform {p}"))?);
+    }
     opts.stdin = args.interactive;
     if let Some(s) = &args.stop_signal {
         opts.stop_signal = Some(

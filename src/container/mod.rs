@@ -92,6 +92,9 @@ pub struct RunOptions {
     pub ulimits: Vec<Ulimit>,
     /// `--shm-size`, in bytes.
     pub shm_size: Option<u64>,
+    /// `--platform`: the manifest of a multi-platform image to run (under QEMU user
+    /// emulation when it is not the host's); the host's when absent.
+    pub platform: Option<crate::oci::Platform>,
 }
 
 impl RunOptions {
@@ -120,6 +123,7 @@ impl RunOptions {
             cap_drop: Vec::new(),
             ulimits: Vec::new(),
             shm_size: None,
+            platform: None,
         }
     }
 }
@@ -127,6 +131,9 @@ impl RunOptions {
 /// Why a container could not run (its command exiting non-zero is not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
+    /// `--platform` names a platform this host cannot run (no QEMU handler).
+    #[error(transparent)]
+    Emulation(crate::builder::emulation::EmulationError),
     /// Finding or reading the image.
     #[error("image {image}")]
     Image {
@@ -282,7 +289,28 @@ pub fn prepare(store: &Store, opts: &RunOptions, dir: &Path) -> Result<Prepared,
         source: Box::new(source),
     };
     let desc = store.resolve(&opts.image).map_err(image_err)?;
-    let (manifest, image) = store.load_image(&desc).map_err(image_err)?;
+    let (manifest, image) = match &opts.platform {
+        None => store.load_image(&desc).map_err(image_err)?,
+        Some(p) => {
+            let (manifest, _) = store.load_manifest_for(&desc, p).map_err(image_err)?;
+            let image: crate::oci::ImageConfig = serde_json::from_slice(
+                &store
+                    .read_blob(&manifest.config.digest)
+                    .map_err(image_err)?,
+            )
+            .map_err(|source| {
+                image_err(crate::oci::StoreError::ParseBlob {
+                    what: "config",
+                    digest: manifest.config.digest,
+                    source,
+                })
+            })?;
+            if !crate::builder::emulation::is_native(p) {
+                crate::builder::emulation::check(p).map_err(ContainerError::Emulation)?;
+            }
+            (manifest, image)
+        }
+    };
     let cfg = &image.config;
     if opts.read_only {
         let covered = |v: &str| {

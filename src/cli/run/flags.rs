@@ -19,9 +19,6 @@ pub struct Refused {
     /// Refused: no daemon or stored containers to restart (issue 14).
     #[arg(long, value_name = "POLICY")]
     restart: Option<String>,
-    /// Refused: the host's platform only (issue 14).
-    #[arg(long, value_name = "PLATFORM")]
-    platform: Option<String>,
     /// Refused (issue 14).
     #[arg(long, value_name = "OPT")]
     security_opt: Vec<String>,
@@ -54,10 +51,9 @@ pub struct Refused {
 impl Refused {
     /// The first refused flag given, as an error that names it.
     pub fn check(&self) -> anyhow::Result<()> {
-        let given: [(bool, &str, &str); 12] = [
+        let given: [(bool, &str, &str); 11] = [
             (self.tty, "-t/--tty", "kiln gives no pseudo-terminal yet; the container gets kiln's own stdio"),
             (self.restart.is_some(), "--restart", "kiln has no daemon, so no one is there to restart a container; run `kiln run --rm` (foreground) under a service manager instead, e.g. a systemd unit with Restart=always (see the README's Containers section)"),
-            (self.platform.is_some(), "--platform", "kiln runs the host's platform only"),
             (!self.security_opt.is_empty(), "--security-opt", "the container has RUN's seccomp filter and masked paths, or none with --privileged"),
             (!self.device.is_empty(), "--device", "the container has the standard devices only (BuildKit's insecure set with --privileged)"),
             (!self.label.is_empty(), "-l/--label", "kiln keeps no labels on its containers yet"),

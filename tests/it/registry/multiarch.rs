@@ -173,6 +173,19 @@ fn two_platform_build_pushes_one_index_with_the_native_stage_built_once() {
     let images = crate::common::ok(loaded.kiln(&["images"], None));
     assert!(images.contains("linux/amd64,linux/arm64"), "{images}");
     assert_eq!(loaded.store().resolve(&name).unwrap().digest, index.digest);
+    // `kiln run --platform` runs that platform's image (arm64 under QEMU);
+    // without it, the host's.
+    for (flag, want) in [
+        (None, "linux/amd64 x86_64"),
+        (Some("linux/arm64"), "linux/arm64 aarch64"),
+    ] {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend(flag.map(|p| ["--platform", p]).into_iter().flatten());
+        args.extend([name.as_str(), "sh", "-c", "cat /uname; uname -m"]);
+        let out = crate::common::ok(loaded.kiln(&args, None));
+        let arch = want.split(' ').nth(1).unwrap();
+        assert_eq!(out, format!("{want}\n{arch}\n"), "{args:?}");
+    }
     // `kiln inspect` shows the index and the manifest and config of the
     // platform asked for (the host's by default).
     for (flag, arch) in [(None, "amd64"), (Some("linux/arm64"), "arm64")] {
