@@ -499,7 +499,7 @@ fn check_name(name: &str) -> Result<(), StoredError> {
 }
 
 /// A fresh 64-hex-digit id.
-fn new_id() -> Result<String, StoredError> {
+pub(super) fn new_id() -> Result<String, StoredError> {
     let mut bytes = [0u8; 32];
     let urandom = Path::new("/dev/urandom");
     io::Read::read_exact(

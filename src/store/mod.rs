@@ -190,6 +190,22 @@ impl<'a> Layout<'a> {
         self.containers().join("lock")
     }
 
+    /// `volumes/`: one directory per volume, named or anonymous.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
+    /// `volumes/<name>`: the volume `name`: its `_data` dir (what containers mount)
+    /// and, for an anonymous volume, the empty file `anonymous`.
+    pub fn volume(&self, name: &str) -> PathBuf {
+        self.volumes().join(name)
+    }
+
+    /// `volumes/<name>/_data`: what a container mounts for the volume `name`.
+    pub fn volume_data(&self, name: &str) -> PathBuf {
+        self.volume(name).join("_data")
+    }
+
     /// `lock`: the store-wide lock file.
     pub fn lock_file(&self) -> PathBuf {
         self.root.join("lock")
