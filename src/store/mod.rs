@@ -13,6 +13,7 @@
 //! containers/<id>/          a stored container (`kiln run -d`): config.json, state.json,
 //!                           <id>-json.log(.1, .2), lock, upper/, work/  [`Layout::container`]
 //! containers/lock           held while a container is named (names are unique)
+//! volumes/<name>/_data      a volume's content (+ `anonymous`)        [`Layout::volume_data`]
 //! lock                      the store-wide lock                      [`lock`]
 //! CACHEDIR.TAG              tells backup tools to skip the store
 //! ```
