@@ -255,8 +255,17 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
         stop_timeout: opts.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
         init: opts.init,
     });
+    let held = volume::hold(store, &volume::used_by(store, &spec));
+    let held = match held {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = volume::remove_anonymous(store, &prepared.anonymous_volumes);
+            return Err(e.into());
+        }
+    };
     tracing::debug!(image = %opts.image, argv = ?spec.argv, "running a container");
     let result = exec::run(&spec, exe, &mut |_| {});
+    drop(held);
     drop(scratch);
     // A foreground container is always --rm: its anonymous volumes go with it.
     let removed = volume::remove_anonymous(store, &prepared.anonymous_volumes);

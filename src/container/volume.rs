@@ -11,9 +11,14 @@
 //!   volume) is copied into `tmp/` and renamed over the empty `_data`, so a kill
 //!   leaves the volume empty or seeded, never half of it; rename(2) refuses a
 //!   non-empty target, so of two seeders one wins.
+//! - A foreground container holds a shared `flock` on each of its volumes' dirs while
+//!   it runs (a stored one is found through its config), so `volume rm` without `-f`
+//!   never removes a volume from under a running `kiln run --rm`.
 
 use std::fs;
 use std::io;
+
+use fs2::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::builder::{copy_up_at, remove_tree, staging_dir};
@@ -241,10 +246,35 @@ pub fn used_by(store: &Store, spec: &crate::exec::RunSpec) -> Vec<String> {
         .collect()
 }
 
-/// Removes the volume `name`; unless `force`, refuses one a stored container mounts.
+/// Holds the volumes `names` in use (a shared `flock` on each one's dir) while the
+/// returned files are open.
+pub fn hold(store: &Store, names: &[String]) -> Result<Vec<fs::File>, VolumeError> {
+    names
+        .iter()
+        .map(|n| {
+            let dir = Layout::of(store).volume(n);
+            let f = fs::File::open(&dir).map_err(io_err("opening", &dir))?;
+            f.lock_shared().map_err(io_err("locking", &dir))?;
+            Ok(f)
+        })
+        .collect()
+}
+
+/// Removes the volume `name`; unless `force`, refuses one a container mounts (a
+/// stored one, or a foreground one that [`hold`]s it).
 pub fn remove(store: &Store, name: &str, force: bool) -> Result<(), VolumeError> {
     get(store, name)?;
+    let dir = Layout::of(store).volume(name);
+    // Held until the volume is moved away, so no container takes it meanwhile
+    // (`hold` then fails to open it, or blocks until it is gone).
+    let held = fs::File::open(&dir).map_err(io_err("opening", &dir))?;
     if !force {
+        if held.try_lock_exclusive().is_err() {
+            return Err(VolumeError::InUse {
+                name: name.into(),
+                ids: vec!["a running kiln run".into()],
+            });
+        }
         let ids: Vec<String> = stored::list(store)?
             .into_iter()
             .filter(|c| used_by(store, &c.config.spec).iter().any(|v| v == name))
@@ -257,7 +287,6 @@ pub fn remove(store: &Store, name: &str, force: bool) -> Result<(), VolumeError>
             });
         }
     }
-    let dir = Layout::of(store).volume(name);
     let tmp = staging_dir(store, "rmvol-").map_err(io_err("staging", &dir))?;
     let moved = tmp.join("v");
     match fs::rename(&dir, &moved) {
@@ -265,6 +294,7 @@ pub fn remove(store: &Store, name: &str, force: bool) -> Result<(), VolumeError>
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err("moving away", &dir)(e)),
     }
+    drop(held);
     remove_tree(&tmp).map_err(io_err("removing", &tmp))
 }
 

@@ -361,6 +361,25 @@ fn volumes_keep_data_are_seeded_and_anonymous_ones_go_with_rm() {
     assert_ne!(code, 0);
     assert_eq!(out, "v2\n");
     assert!(err.contains("get nope: no such volume"), "{err}");
+    // A running foreground container holds its volumes.
+    let child = start(
+        &env,
+        &[
+            "--stop-timeout",
+            "0",
+            "-v",
+            "data:/x",
+            "vol",
+            "sh",
+            "-c",
+            "echo ready; sleep 1000",
+        ],
+    );
+    let (code, _, err) = volume(&env, &["rm", "data"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("remove data: volume is in use"), "{err}");
+    sigterm(&child);
+    child.wait_with_output().unwrap();
     // A stored container's volumes: rm refuses one in use (docker's words) unless -f;
     // `kiln rm -v` takes the container's anonymous volume with it.
     let (code, _, err) = run(
