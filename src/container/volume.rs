@@ -254,7 +254,7 @@ pub fn hold(store: &Store, names: &[String]) -> Result<Vec<fs::File>, VolumeErro
         .map(|n| {
             let dir = Layout::of(store).volume(n);
             let f = fs::File::open(&dir).map_err(io_err("opening", &dir))?;
-            f.lock_shared().map_err(io_err("locking", &dir))?;
+            FileExt::lock_shared(&f).map_err(io_err("locking", &dir))?;
             Ok(f)
         })
         .collect()
@@ -269,7 +269,7 @@ pub fn remove(store: &Store, name: &str, force: bool) -> Result<(), VolumeError>
     // (`hold` then fails to open it, or blocks until it is gone).
     let held = fs::File::open(&dir).map_err(io_err("opening", &dir))?;
     if !force {
-        if held.try_lock_exclusive().is_err() {
+        if FileExt::try_lock_exclusive(&held).is_err() {
             return Err(VolumeError::InUse {
                 name: name.into(),
                 ids: vec!["a running kiln run".into()],
