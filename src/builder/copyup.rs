@@ -81,6 +81,20 @@ pub fn copy_up(lower: &MergedFs, root: &Path) -> Result<(), CopyUpError> {
     }
 }
 
+/// Copies what `lower` shows under its directory `dir` into the empty directory
+/// `root`, and gives `root` the owner, mode and times of `dir` (a volume seeded from
+/// an image: docker copies the image's content at the mount point into an empty
+/// volume). Nothing is copied when `dir` is not a directory in `lower`.
+pub fn copy_up_at(lower: &MergedFs, dir: &str, root: &Path) -> Result<(), CopyUpError> {
+    match lower.resolve(dir, true)? {
+        Some(node) if node.meta.is_dir() => {
+            copy_dir(lower, dir, root)?;
+            apply_meta(root, &node.host, &node.meta)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn copy_dir(lower: &MergedFs, dir: &str, host: &Path) -> Result<(), CopyUpError> {
     for entry in lower.children(dir)? {
         let path = image_path(dir, &entry.name);

@@ -57,6 +57,7 @@ pub use output::{OutputSpec, OutputSpecError};
 pub use resolver::PullPolicy;
 pub use run::{ExtraHost, Isolation, SandboxOptions, SecretSource};
 // `kiln run` prepares an image's root as a RUN step's.
+pub use copyup::{copy_up_at, CopyUpError};
 pub use snapshot::{ensure_snapshots, remove_tree, staging_dir, SnapshotError};
 pub use streamed_context::{read_streamed_context, StreamedContext, StreamedContextError};
 // The option types `BuildOptions` is made of, so a caller needs only this module.

@@ -54,6 +54,9 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the container's anonymous volumes too.
+    #[arg(short, long)]
+    pub volumes: bool,
     /// The containers: names, ids or id prefixes.
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -147,7 +150,13 @@ pub fn rm(cli: &Cli, args: &RmArgs) -> anyhow::Result<()> {
             c.wait_gone()?;
         }
         c.remove(store)
-            .with_context(|| format!("removing container {}", c.config.name))
+            .with_context(|| format!("removing container {}", c.config.name))?;
+        if args.volumes {
+            let used = container::volume::used_by(store, &c.config.spec);
+            container::volume::remove_anonymous(store, &used)
+                .with_context(|| format!("removing the anonymous volumes of {}", c.config.name))?;
+        }
+        Ok(())
     })
 }
 

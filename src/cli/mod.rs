@@ -35,6 +35,7 @@ pub mod report;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod volume;
 
 /// kiln: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
@@ -96,6 +97,8 @@ pub enum Command {
     Kill(lifecycle::KillArgs),
     /// Remove containers (their writable layer and log too).
     Rm(lifecycle::RmArgs),
+    /// Manage volumes: create, ls, rm, inspect.
+    Volume(volume::VolumeArgs),
     /// List images in the store.
     Images(images::ImagesArgs),
     /// Show an image's manifest and config, or a container's state, as JSON.
@@ -188,6 +191,7 @@ pub fn run(mut cli: Cli) -> i32 {
         Command::Restart(a) => lifecycle::restart(&cli, a),
         Command::Kill(a) => lifecycle::kill(&cli, a),
         Command::Rm(a) => lifecycle::rm(&cli, a),
+        Command::Volume(a) => volume::run(&cli, a),
         Command::Images(a) => images::run(&cli, a),
         Command::Inspect(a) => inspect::run(&cli, a),
         Command::Rmi(a) => rmi::run(&cli, a),

@@ -57,10 +57,12 @@ pub struct RunArgs {
     /// Replace the image's entrypoint (`''` clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// Bind mount `HOST:CTR[:ro|rw]` (HOST absolute or `./relative`).
-    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
+    /// Bind mount `HOST:CTR[:ro|rw]` (HOST absolute or `./relative`), named volume
+    /// `NAME:CTR[:ro|rw]`, or anonymous volume `CTR`.
+    #[arg(short = 'v', long = "volume", value_name = "HOST|NAME:CTR[:ro]")]
     pub volumes: Vec<String>,
-    /// `type=bind,src=HOST,dst=CTR[,readonly]` or `type=tmpfs,dst=CTR[,tmpfs-size=N]`.
+    /// `type=bind,src=HOST,dst=CTR[,readonly]`, `type=volume,[src=NAME,]dst=CTR[,readonly]`
+    /// or `type=tmpfs,dst=CTR[,tmpfs-size=N]`.
     #[arg(long = "mount", value_name = "SPEC")]
     pub mounts: Vec<String>,
     /// A tmpfs at `CTR[:size=N]`.
@@ -292,11 +294,12 @@ fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     opts.user = args.user.clone();
     opts.hostname = args.hostname.clone();
     opts.extra_hosts = extra_hosts(&args.add_hosts)?;
-    for v in &args.volumes {
-        opts.mounts.push(flags::volume(v)?);
-    }
-    for m in &args.mounts {
-        opts.mounts.push(flags::mount(m)?);
+    let parsed = args.volumes.iter().map(|v| flags::volume(v));
+    for p in parsed.chain(args.mounts.iter().map(|m| flags::mount(m))) {
+        match p? {
+            flags::Parsed::Mount(m) => opts.mounts.push(m),
+            flags::Parsed::Volume(v) => opts.volumes.push(v),
+        }
     }
     for t in &args.tmpfs {
         opts.mounts.push(flags::tmpfs(t)?);

@@ -24,6 +24,7 @@ pub mod logfile;
 mod monitor;
 mod ports;
 mod stored;
+pub mod volume;
 
 use std::fs;
 use std::io;
@@ -66,6 +67,8 @@ pub struct RunOptions {
     pub extra_hosts: Vec<ExtraHost>,
     /// Bind and tmpfs mounts, in order.
     pub mounts: Vec<Mount>,
+    /// `-v NAME:/path`, `-v /path`, `--mount type=volume`: mounted after `mounts`.
+    pub volumes: Vec<VolumeMount>,
     /// `--read-only`.
     pub read_only: bool,
     /// `--network`.
@@ -110,6 +113,7 @@ impl RunOptions {
             hostname: None,
             extra_hosts: Vec::new(),
             mounts: Vec::new(),
+            volumes: Vec::new(),
             read_only: false,
             network: Network::Private,
             publish: Vec::new(),
@@ -161,12 +165,9 @@ pub enum ContainerError {
         /// As written in the config.
         signal: String,
     },
-    /// `--read-only` over an image that declares volumes.
-    #[error("--read-only with an image that declares VOLUME {path} is not implemented yet (issue 14: anonymous volumes); mount something there with -v or --tmpfs")]
-    ReadOnlyVolume {
-        /// The first volume path not covered by a mount.
-        path: String,
-    },
+    /// Making, seeding or removing a volume.
+    #[error(transparent)]
+    Volume(#[from] volume::VolumeError),
     /// `-p`/`-P` with a network other than the private one.
     #[error("publishing ports needs --network private (the default); with --network {network} there is {why}")]
     PublishWithoutPrivateNetwork {
@@ -261,10 +262,22 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
         stop_timeout: opts.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
         init: opts.init,
     });
+    let held = volume::hold(store, &volume::used_by(store, &spec));
+    let held = match held {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = volume::remove_anonymous(store, &prepared.anonymous_volumes);
+            return Err(e.into());
+        }
+    };
     tracing::debug!(image = %opts.image, argv = ?spec.argv, "running a container");
-    let result =
-        exec::run(&spec, exe, &mut |_| {}).map_err(|e| ContainerError::Exec(Box::new(e)))?;
+    let result = exec::run(&spec, exe, &mut |_| {});
+    drop(held);
     drop(scratch);
+    // A foreground container is always --rm: its anonymous volumes go with it.
+    let removed = volume::remove_anonymous(store, &prepared.anonymous_volumes);
+    let result = result.map_err(|e| ContainerError::Exec(Box::new(e)))?;
+    removed?;
     Ok(result.status)
 }
 
@@ -278,6 +291,8 @@ pub struct Prepared {
     pub stop_signal: i32,
     /// The image's manifest digest.
     pub image_digest: String,
+    /// The anonymous volumes made for the container (removed with it by `--rm`).
+    pub anonymous_volumes: Vec<String>,
 }
 
 /// Resolves `opts.image`, unpacks its layers, and lays the container's files in `dir`
@@ -312,17 +327,6 @@ pub fn prepare(store: &Store, opts: &RunOptions, dir: &Path) -> Result<Prepared,
         }
     };
     let cfg = &image.config;
-    if opts.read_only {
-        let covered = |v: &str| {
-            let v = v.trim_end_matches('/');
-            opts.mounts
-                .iter()
-                .any(|m| m.target.trim_end_matches('/') == v)
-        };
-        if let Some(v) = cfg.volumes.keys().find(|v| !covered(v)) {
-            return Err(ContainerError::ReadOnlyVolume { path: v.clone() });
-        }
-    }
     let mut publish = opts.publish.clone();
     if opts.publish_all {
         publish.extend(ports::exposed(cfg)?);
@@ -390,6 +394,8 @@ pub fn prepare(store: &Store, opts: &RunOptions, dir: &Path) -> Result<Prepared,
         },
     }];
     mounts.extend(opts.mounts.iter().cloned());
+    let (volume_mounts, anonymous) = volumes(store, opts, &cfg.volumes, &lower)?;
+    mounts.extend(volume_mounts);
     let spec = RunSpec {
         lower_dirs: lower,
         upper_dir: upper,
@@ -416,7 +422,92 @@ pub fn prepare(store: &Store, opts: &RunOptions, dir: &Path) -> Result<Prepared,
         spec,
         stop_signal,
         image_digest: desc.digest.to_string(),
+        anonymous_volumes: anonymous,
     })
+}
+
+/// A volume mount of `kiln run`: `-v NAME:/path[:ro]`, `-v /path` (anonymous),
+/// `--mount type=volume,[src=NAME,]dst=/path[,readonly]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// The volume's name; `None` for a fresh anonymous volume.
+    pub name: Option<String>,
+    /// Absolute, not `/`.
+    pub target: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// The run's volume mounts as binds of `volumes/<name>/_data`, and the names of the
+/// anonymous volumes made for it: one per `-v /path`, and one per image VOLUME no
+/// other mount covers (docker's). Each volume is made on first use and, while empty,
+/// seeded with the image's content at its mount point.
+fn volumes(
+    store: &Store,
+    opts: &RunOptions,
+    image_volumes: &std::collections::BTreeMap<String, crate::oci::spec::Empty>,
+    lower_top_first: &[std::path::PathBuf],
+) -> Result<(Vec<Mount>, Vec<String>), ContainerError> {
+    let norm = |p: &str| {
+        let t = p.trim_end_matches('/');
+        if t.is_empty() {
+            "/".to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    let covered = |v: &str| {
+        let v = norm(v);
+        opts.mounts.iter().any(|m| norm(&m.target) == v)
+            || opts.volumes.iter().any(|m| norm(&m.target) == v)
+    };
+    let mut wanted: Vec<VolumeMount> = image_volumes
+        .keys()
+        .filter(|v| !covered(v) && norm(v) != "/")
+        .map(|v| VolumeMount {
+            name: None,
+            target: norm(v),
+            readonly: false,
+        })
+        .collect();
+    wanted.extend(opts.volumes.iter().cloned());
+    let image = crate::layer::MergedFs::new(lower_top_first.to_vec());
+    let (mut mounts, mut anonymous) = (Vec::new(), Vec::new());
+    for v in wanted {
+        let made = match &v.name {
+            Some(n) => volume::ensure(store, n, false),
+            None => stored::new_id()
+                .map_err(|e| volume::VolumeError::Io {
+                    step: "naming",
+                    path: "an anonymous volume".into(),
+                    message: e.to_string(),
+                })
+                .and_then(|n| {
+                    let data = volume::ensure(store, &n, true)?;
+                    anonymous.push(n);
+                    Ok(data)
+                }),
+        };
+        let seeded = made.and_then(|data| {
+            volume::seed(store, &data, &image, &norm(&v.target))?;
+            Ok(data)
+        });
+        let data = match seeded {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = volume::remove_anonymous(store, &anonymous);
+                return Err(e.into());
+            }
+        };
+        mounts.push(Mount {
+            target: v.target.clone(),
+            kind: MountKind::Bind {
+                source: data,
+                readonly: v.readonly,
+            },
+        });
+    }
+    Ok((mounts, anonymous))
 }
 
 /// `--hostname`; with the host's network, the host's name (as docker does); else a

@@ -172,6 +172,13 @@ fn supervise(store: &Store, exe: &Path, c: &mut Container) -> Result<(), StoredE
     written?;
     if c.config.auto_remove {
         c.remove(store)?;
+        // COMPAT(docker): --rm removes the container's anonymous volumes too.
+        super::volume::remove_anonymous(store, &super::volume::used_by(store, &c.config.spec))
+            .map_err(|e| StoredError::Io {
+                step: "removing the anonymous volumes of",
+                path: c.dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
     }
     Ok(())
 }

@@ -499,7 +499,7 @@ fn check_name(name: &str) -> Result<(), StoredError> {
 }
 
 /// A fresh 64-hex-digit id.
-fn new_id() -> Result<String, StoredError> {
+pub(super) fn new_id() -> Result<String, StoredError> {
     let mut bytes = [0u8; 32];
     let urandom = Path::new("/dev/urandom");
     io::Read::read_exact(
@@ -558,9 +558,14 @@ pub fn create(
         spec: prepared.spec,
     };
     let state = ContainerState::created();
-    write_json(store, &dir.join("state.json"), &state)?;
-    // Last: the container exists from here on.
-    write_json(store, &dir.join("config.json"), &config)?;
+    let written = write_json(store, &dir.join("state.json"), &state)
+        // Last: the container exists from here on.
+        .and_then(|()| write_json(store, &dir.join("config.json"), &config));
+    if let Err(e) = written {
+        // No container will ever name the anonymous volumes made for it.
+        let _ = super::volume::remove_anonymous(store, &prepared.anonymous_volumes);
+        return Err(e);
+    }
     Ok(Container { dir, config, state })
 }
 

@@ -13,6 +13,7 @@
 //! containers/<id>/          a stored container (`kiln run -d`): config.json, state.json,
 //!                           <id>-json.log(.1, .2), lock, upper/, work/  [`Layout::container`]
 //! containers/lock           held while a container is named (names are unique)
+//! volumes/<name>/_data      a volume's content (+ `anonymous`)        [`Layout::volume_data`]
 //! lock                      the store-wide lock                      [`lock`]
 //! CACHEDIR.TAG              tells backup tools to skip the store
 //! ```
@@ -188,6 +189,22 @@ impl<'a> Layout<'a> {
     /// `kiln run -d --name N` never both get the name.
     pub fn containers_lock(&self) -> PathBuf {
         self.containers().join("lock")
+    }
+
+    /// `volumes/`: one directory per volume, named or anonymous.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
+    /// `volumes/<name>`: the volume `name`: its `_data` dir (what containers mount)
+    /// and, for an anonymous volume, the empty file `anonymous`.
+    pub fn volume(&self, name: &str) -> PathBuf {
+        self.volumes().join(name)
+    }
+
+    /// `volumes/<name>/_data`: what a container mounts for the volume `name`.
+    pub fn volume_data(&self, name: &str) -> PathBuf {
+        self.volume(name).join("_data")
     }
 
     /// `lock`: the store-wide lock file.

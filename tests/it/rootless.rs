@@ -231,12 +231,18 @@ fn a_rootless_build_with_subuid_ranges_has_the_root_builds_digest() {
         "none",
         "--user",
         "0",
+        "-v",
+        "rvol:/vol",
         "img",
-        "cat",
-        "/tmp/who",
-        "/from-cache",
+        "sh",
+        "-c",
+        "cat /tmp/who /from-cache && echo v > /vol/f",
     ]);
     assert_eq!(crate::common::ok(out), "1000\ncached\n");
+    // A named volume is the user's too, written by root in the container.
+    let vol = user.store().join("volumes/rvol/_data/f");
+    assert_eq!(fs::read_to_string(&vol).unwrap(), "v\n");
+    assert_eq!(crate::build::attrs(&vol).1.to_string(), uid.trim());
 }
 
 #[test]

@@ -10,7 +10,8 @@ use crate::build::Env;
 
 mod network;
 
-/// `plain`: busybox with every applet, ENV, WORKDIR, USER and a CMD; `ep`: the same
+/// `plain`: busybox with every applet, ENV, WORKDIR, USER and a CMD; `vol`: `plain`
+/// as root with a file in its `VOLUME /seed` (built by the test that uses it); `ep`: the same
 /// with an ENTRYPOINT that prints `$0` and its arguments, and a CMD.
 const DOCKERFILE: &str = r#"FROM busybox AS plain
 RUN busybox --install -s /bin && mkdir /app && echo data > /app/file
@@ -18,6 +19,11 @@ ENV A=image B=image C=image
 WORKDIR /app
 USER user
 CMD ["sh", "-c", "echo cmd-ran"]
+
+FROM plain AS vol
+USER root
+RUN mkdir /seed && echo seeded > /seed/f
+VOLUME /seed
 
 FROM plain AS ep
 EXPOSE 8080 53/udp
@@ -180,7 +186,10 @@ fn run_honours_the_image_config_and_docker_merge_rules() {
             &["--rm", "--network", "mynet", "plain"][..],
             "--network \"mynet\"",
         ),
-        (&["--rm", "-v", "vol:/data", "plain"][..], "named volumes"),
+        (
+            &["--rm", "-v", "d@ta:/data", "plain"][..],
+            "invalid characters for a local volume name",
+        ),
         (&["--rm", "-w", "rel", "plain"][..], "absolute"),
         (&["--rm", "--no-such-flag", "plain"][..], "--no-such-flag"),
     ] {
@@ -265,6 +274,135 @@ fn run_mounts_binds_tmpfs_and_a_read_only_root() {
         &["-u", "0", "plain", "sh", "-c", "echo changed > /app/file"],
     );
     assert_eq!(run_ok(&env, &["plain", "cat", "/app/file"]), "data\n");
+    assert_eq!(tmp_entries(&env), Vec::<String>::new());
+}
+
+/// `kiln volume ARGS`; (status, stdout, stderr).
+fn volume(env: &Env, args: &[&str]) -> (i32, String, String) {
+    let mut full = vec!["volume"];
+    full.extend_from_slice(args);
+    decode(env.kiln(&full, None))
+}
+
+#[test]
+fn volumes_keep_data_are_seeded_and_anonymous_ones_go_with_rm() {
+    let (env, ctx) = Env::busybox_dockerfile(DOCKERFILE);
+    env.build(&["-q", "--target", "vol", "-t", "vol", ctx.to_str().unwrap()]);
+    let ls = |env: &Env| volume(env, &["ls", "-q"]).1;
+    // A named volume is made on first use, seeded from the image at its mount point.
+    let out = run_ok(
+        &env,
+        &[
+            "-v",
+            "data:/seed",
+            "vol",
+            "sh",
+            "-c",
+            "cat /seed/f; echo kept > /seed/g",
+        ],
+    );
+    assert_eq!(out, "seeded\n");
+    // It keeps its data for the next container, at any path, seeded once only.
+    let out = run_ok(
+        &env,
+        &[
+            "-v",
+            "data:/x:ro",
+            "vol",
+            "sh",
+            "-c",
+            "cat /x/g /x/f; ls /x",
+        ],
+    );
+    assert_eq!(out, "kept\nseeded\nf\ng\n");
+    assert_eq!(ls(&env), "data\n");
+    // The image's VOLUME gets an anonymous volume (seeded, a mount of its own, writable
+    // under --read-only) that --rm removes.
+    let out = run_ok(
+        &env,
+        &[
+            "--read-only",
+            "vol",
+            "sh",
+            "-c",
+            "echo w > /seed/w && cat /seed/f && grep -c ' /seed ' /proc/self/mounts && ls /seed",
+        ],
+    );
+    assert_eq!(out, "seeded\n1\nf\nw\n");
+    assert_eq!(ls(&env), "data\n");
+    // -v /path and --mount type=volume without src are anonymous too.
+    let out = run_ok(
+        &env,
+        &[
+            "-v",
+            "/a1",
+            "--mount",
+            "type=volume,dst=/a2",
+            "vol",
+            "sh",
+            "-c",
+            "ls /seed; touch /a1/x /a2/y; grep -c ' /a[12] ' /proc/self/mounts",
+        ],
+    );
+    assert_eq!(out, "f\n2\n");
+    assert_eq!(ls(&env), "data\n");
+    // volume create, ls, inspect, rm.
+    assert_eq!(volume(&env, &["create", "v2"]).1, "v2\n");
+    assert_eq!(ls(&env), "data\nv2\n");
+    let (code, out, _) = volume(&env, &["inspect", "v2"]);
+    assert_eq!(code, 0);
+    let inspected: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(inspected[0]["Name"], "v2");
+    assert_eq!(
+        inspected[0]["Mountpoint"],
+        env.root().join("volumes/v2/_data").to_str().unwrap()
+    );
+    let (code, out, err) = volume(&env, &["rm", "v2", "nope"]);
+    assert_ne!(code, 0);
+    assert_eq!(out, "v2\n");
+    assert!(err.contains("get nope: no such volume"), "{err}");
+    // A running foreground container holds its volumes.
+    let child = start(
+        &env,
+        &[
+            "--stop-timeout",
+            "0",
+            "-v",
+            "data:/x",
+            "vol",
+            "sh",
+            "-c",
+            "echo ready; sleep 1000",
+        ],
+    );
+    let (code, _, err) = volume(&env, &["rm", "data"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("remove data: volume is in use"), "{err}");
+    sigterm(&child);
+    child.wait_with_output().unwrap();
+    // A stored container's volumes: rm refuses one in use (docker's words) unless -f;
+    // `kiln rm -v` takes the container's anonymous volume with it.
+    let (code, _, err) = run(
+        &env,
+        &["-d", "--name", "vuser", "-v", "data:/x", "vol", "true"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        ls(&env).lines().count(),
+        2,
+        "data and /seed's anonymous volume"
+    );
+    let (code, _, err) = volume(&env, &["rm", "data"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("remove data: volume is in use - ["), "{err}");
+    assert!(env
+        .kiln(&["rm", "-f", "-v", "vuser"], None)
+        .status
+        .success());
+    assert_eq!(ls(&env), "data\n");
+    assert_eq!(volume(&env, &["rm", "data"]).0, 0);
+    assert_eq!(ls(&env), "");
     assert_eq!(tmp_entries(&env), Vec::<String>::new());
 }
 

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::container::volume::validate_name;
+use crate::container::VolumeMount;
 use crate::exec::{Mount, MountKind};
 
 use super::super::build::args::shm_size;
@@ -34,7 +36,7 @@ pub struct Refused {
     /// Refused: no stored containers, so no container id (issue 14).
     #[arg(long, value_name = "FILE")]
     cidfile: Option<String>,
-    /// Refused: no stored containers or named volumes (issue 14).
+    /// Refused: mount a volume by name instead (issue 14).
     #[arg(long, value_name = "CONTAINER")]
     volumes_from: Vec<String>,
     /// Refused: no health monitor yet (issue 14).
@@ -59,7 +61,7 @@ impl Refused {
             (!self.label.is_empty(), "-l/--label", "kiln keeps no labels on its containers yet"),
             (!self.expose.is_empty(), "--expose", "-P publishes the image's ExposedPorts; publish more with -p"),
             (self.cidfile.is_some(), "--cidfile", "kiln writes no id file yet; `kiln run -d` prints the id on stdout"),
-            (!self.volumes_from.is_empty(), "--volumes-from", "kiln has no volumes yet"),
+            (!self.volumes_from.is_empty(), "--volumes-from", "mount the other container's volumes by name with -v NAME:/path"),
             (self.health_cmd.is_some(), "--health-cmd", "the container monitor runs no health checks yet"),
             (self.memory.is_some(), "-m/--memory", "kiln sets no cgroup limits yet (--ulimit works)"),
             (self.cpus.is_some(), "--cpus", "kiln sets no cgroup limits yet (--ulimit works)"),
@@ -137,18 +139,31 @@ fn host_path(p: &str) -> anyhow::Result<PathBuf> {
         .join(p))
 }
 
-/// `-v HOST:CTR[:ro|rw]`. A missing HOST directory is created, as docker does.
-pub fn volume(v: &str) -> anyhow::Result<Mount> {
+/// A `-v` or a volume `--mount`: a bind of a host path, or a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A bind or tmpfs.
+    Mount(Mount),
+    /// A named or anonymous volume.
+    Volume(VolumeMount),
+}
+
+/// `-v HOST:CTR[:ro|rw]` (a missing HOST directory is created, as docker does),
+/// `-v NAME:CTR[:ro|rw]` (a named volume) or `-v CTR` (an anonymous one).
+pub fn volume(v: &str) -> anyhow::Result<Parsed> {
     let parts: Vec<&str> = v.split(':').collect();
     let (host, ctr, opts) = match parts.as_slice() {
-        [ctr] => bail!("-v {ctr}: anonymous volumes are not implemented yet (issue 14); bind a host directory (-v HOST:{ctr}) or use --tmpfs {ctr}"),
+        [ctr] => {
+            return Ok(Parsed::Volume(VolumeMount {
+                name: None,
+                target: container_path(ctr, "-v")?,
+                readonly: false,
+            }))
+        }
         [h, c] => (*h, *c, ""),
         [h, c, o] => (*h, *c, *o),
         _ => bail!("-v {v:?}: expected HOST:CTR[:OPTIONS]"),
     };
-    if !(host.starts_with('/') || host.starts_with('.')) {
-        bail!("-v {v}: named volumes are not implemented yet (issue 14); give a host path (absolute, or ./relative)");
-    }
     let target = container_path(ctr, "-v")?;
     let mut readonly = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -160,19 +175,28 @@ pub fn volume(v: &str) -> anyhow::Result<Mount> {
             ),
         }
     }
+    if !(host.starts_with('/') || host.starts_with('.')) {
+        validate_name(host).with_context(|| format!("-v {v}"))?;
+        return Ok(Parsed::Volume(VolumeMount {
+            name: Some(host.to_string()),
+            target,
+            readonly,
+        }));
+    }
     let source = host_path(host)?;
     if !source.exists() {
         std::fs::create_dir_all(&source)
             .with_context(|| format!("-v {v}: creating {}", source.display()))?;
     }
-    Ok(Mount {
+    Ok(Parsed::Mount(Mount {
         target,
         kind: MountKind::Bind { source, readonly },
-    })
+    }))
 }
 
-/// `--mount type=bind,src=HOST,dst=CTR[,readonly]` or `type=tmpfs,dst=CTR[,tmpfs-size=N]`.
-pub fn mount(spec: &str) -> anyhow::Result<Mount> {
+/// `--mount type=bind,src=HOST,dst=CTR[,readonly]`, `type=tmpfs,dst=CTR[,tmpfs-size=N]`
+/// or `type=volume,[src=NAME,]dst=CTR[,readonly]` (docker's default type).
+pub fn mount(spec: &str) -> anyhow::Result<Parsed> {
     let (mut kind, mut src, mut dst, mut readonly, mut size) = (None, None, None, false, None);
     for field in spec.split(',') {
         let (k, val) = match field.split_once('=') {
@@ -199,26 +223,43 @@ pub fn mount(spec: &str) -> anyhow::Result<Mount> {
             let src = src.with_context(|| format!("--mount {spec}: src is required"))?;
             let source = host_path(src)?;
             if !source.exists() {
-                bail!("--mount {spec}: bind source path does not exist: {}", source.display());
+                bail!(
+                    "--mount {spec}: bind source path does not exist: {}",
+                    source.display()
+                );
             }
-            Ok(Mount {
+            Ok(Parsed::Mount(Mount {
                 target,
                 kind: MountKind::Bind { source, readonly },
-            })
+            }))
         }
         "tmpfs" => {
             if src.is_some() || readonly {
                 bail!("--mount {spec}: a tmpfs takes no src and is never read-only");
             }
-            Ok(Mount {
+            Ok(Parsed::Mount(Mount {
                 target,
                 kind: MountKind::Tmpfs {
                     size: shm_size(size)?,
                 },
-            })
+            }))
         }
-        "volume" => bail!("--mount {spec}: volumes are not implemented yet (issue 14); use type=bind or type=tmpfs"),
-        other => bail!("--mount {spec}: type {other:?} is not implemented; use type=bind or type=tmpfs"),
+        "volume" => {
+            if size.is_some() {
+                bail!("--mount {spec}: tmpfs-size is for type=tmpfs");
+            }
+            if let Some(n) = src {
+                validate_name(n).with_context(|| format!("--mount {spec}"))?;
+            }
+            Ok(Parsed::Volume(VolumeMount {
+                name: src.map(str::to_string),
+                target,
+                readonly,
+            }))
+        }
+        other => bail!(
+            "--mount {spec}: type {other:?} is not implemented; use type=bind, volume or tmpfs"
+        ),
     }
 }
 
@@ -246,7 +287,9 @@ mod tests {
 
     #[test]
     fn volumes_parse_and_refuse_by_name() {
-        let m = volume("/tmp:/data:ro").unwrap();
+        let Parsed::Mount(m) = volume("/tmp:/data:ro").unwrap() else {
+            panic!("a bind")
+        };
         assert_eq!(m.target, "/data");
         assert_eq!(
             m.kind,
@@ -255,10 +298,21 @@ mod tests {
                 readonly: true
             }
         );
-        let named = volume("data:/x").unwrap_err().to_string();
-        assert!(named.contains("named volumes"), "{named}");
-        let anon = volume("/x").unwrap_err().to_string();
-        assert!(anon.contains("anonymous volumes"), "{anon}");
+        let vm = |name: Option<&str>, target: &str, readonly| {
+            Parsed::Volume(VolumeMount {
+                name: name.map(str::to_string),
+                target: target.into(),
+                readonly,
+            })
+        };
+        assert_eq!(volume("data:/x:ro").unwrap(), vm(Some("data"), "/x", true));
+        assert_eq!(volume("/x").unwrap(), vm(None, "/x", false));
+        assert!(volume("d@ta:/x").is_err());
+        assert_eq!(
+            mount("type=volume,src=v1,dst=/v,readonly").unwrap(),
+            vm(Some("v1"), "/v", true)
+        );
+        assert_eq!(mount("dst=/v").unwrap(), vm(None, "/v", false));
         assert!(volume("/tmp:rel").is_err());
         assert!(volume("/tmp:/").is_err());
         assert!(volume("/tmp:/x:z")
@@ -269,16 +323,20 @@ mod tests {
 
     #[test]
     fn mounts_and_tmpfs_parse() {
-        let m = mount("type=bind,src=/tmp,dst=/d,readonly").unwrap();
+        let Ok(Parsed::Mount(m)) = mount("type=bind,src=/tmp,dst=/d,readonly") else {
+            panic!("a bind")
+        };
         assert!(matches!(m.kind, MountKind::Bind { readonly: true, .. }));
-        let m = mount("type=tmpfs,destination=/t,tmpfs-size=1m").unwrap();
+        let Ok(Parsed::Mount(m)) = mount("type=tmpfs,destination=/t,tmpfs-size=1m") else {
+            panic!("a tmpfs")
+        };
         assert_eq!(
             m.kind,
             MountKind::Tmpfs {
                 size: Some(1 << 20)
             }
         );
-        assert!(mount("type=volume,src=v,dst=/v").is_err());
+        assert!(mount("type=volume,src=/abs,dst=/v").is_err());
         assert!(mount("type=bind,src=/nonexistent-kiln,dst=/d").is_err());
         assert!(mount("type=bind,src=/tmp,dst=/d,bind-propagation=shared").is_err());
         let t = tmpfs("/run:rw,size=64k").unwrap();
