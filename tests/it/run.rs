@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::build::Env;
 
 mod network;
+mod tty;
 
 /// `plain`: busybox with every applet, ENV, WORKDIR, USER and a CMD; `ep`: the same
 /// with an ENTRYPOINT that prints `$0` and its arguments, and a CMD.
