@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -55,14 +55,24 @@ impl Term {
     /// `kiln run --rm ARGS` with the slave as its stdin, stdout and stderr.
     fn kiln(&self, env: &Env, args: &[&str]) -> Child {
         let io = || Stdio::from(self.slave.try_clone().unwrap());
-        Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args(["--root", env.root().to_str().unwrap(), "run", "--rm"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        cmd.args(["--root", env.root().to_str().unwrap(), "run", "--rm"])
             .args(args)
             .stdin(io())
             .stdout(io())
-            .stderr(io())
-            .spawn()
-            .unwrap()
+            .stderr(io());
+        // kiln leads a session whose controlling terminal is the slave, as in a shell
+        // (so that a resize sends it SIGWINCH).
+        // SAFETY: setsid and ioctl are async-signal-safe and allocate nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn().unwrap()
     }
 
     fn type_(&mut self, text: &str) {
@@ -123,6 +133,25 @@ fn run_it_gives_a_real_pty_with_size_ctrl_c_ctrl_d_and_restores_the_terminal() {
     term.type_("busybox stty size; echo W$((1+1))\r");
     let out = term.expect("W2");
     assert!(out.contains("33 111"), "{out:?}");
+    // A resize reaches the container (SIGWINCH to kiln, TIOCSWINSZ on the master). The
+    // signal is pending before the next line is typed, so kiln has passed the size on
+    // before it forwards that line's output.
+    let size = Winsize {
+        ws_row: 20,
+        ws_col: 70,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize through a valid pointer.
+    assert_eq!(
+        unsafe { libc::ioctl(term.master.as_raw_fd(), libc::TIOCSWINSZ, &size) },
+        0
+    );
+    term.type_("echo R$((1+1))\r");
+    term.expect("R2");
+    term.type_("busybox stty size; echo V$((1+1))\r");
+    let out = term.expect("V2");
+    assert!(out.contains("20 70"), "{out:?}");
 
     // Ctrl-C is a byte to the container's line discipline: SIGINT for the
     // foreground job (sleep, or the shell before it forks it), and the shell goes on;
