@@ -94,7 +94,10 @@ pub fn receive_master(sock: &OwnedFd) -> Result<Option<OwnedFd>, ExecError> {
             other => break other.map_err(|e| helper_err("receiving the container's pty", e))?,
         }
     };
-    for c in msg.cmsgs().map_err(|e| helper_err("receiving the container's pty", e))? {
+    for c in msg
+        .cmsgs()
+        .map_err(|e| helper_err("receiving the container's pty", e))?
+    {
         if let ControlMessageOwned::ScmRights(fds) = c {
             let mut owned = fds
                 .into_iter()
@@ -165,13 +168,19 @@ impl Console {
     pub fn copy(&self, master: &OwnedFd, input: bool) -> Result<(), ExecError> {
         let io_err = |step: &str, e: Errno| helper_err(step, e);
         copy_winsize(master);
-        let winch_r = self.winch.as_ref().map(|(r, _)| r.as_raw_fd()).unwrap_or(-1);
+        let winch_r = self
+            .winch
+            .as_ref()
+            .map(|(r, _)| r.as_raw_fd())
+            .unwrap_or(-1);
         let mut stdin_open = input;
         let mut buf = vec![0u8; 16 * 1024];
         let mut out = std::io::stdout().lock();
-        let mut to_master = File::from(master.try_clone().map_err(|e| {
-            io_err("copying the pty fd", ExecError::errno_of(&e))
-        })?);
+        let mut to_master = File::from(
+            master
+                .try_clone()
+                .map_err(|e| io_err("copying the pty fd", ExecError::errno_of(&e)))?,
+        );
         loop {
             let stdin = std::io::stdin();
             // SAFETY: the fd lives as long as these borrows (this loop iteration).
@@ -188,7 +197,10 @@ impl Console {
             let stdin_fd = stdin.lock();
             let stdin_at = fds.len();
             if stdin_open {
-                fds.push(PollFd::new(std::os::fd::AsFd::as_fd(&stdin_fd), PollFlags::POLLIN));
+                fds.push(PollFd::new(
+                    std::os::fd::AsFd::as_fd(&stdin_fd),
+                    PollFlags::POLLIN,
+                ));
             }
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(Errno::EINTR) => continue,

@@ -165,8 +165,8 @@ fn run_honours_the_image_config_and_docker_merge_rules() {
             "-d -i is not implemented yet (issue 14)",
         ),
         (
-            &["--rm", "-t", "plain"][..],
-            "-t/--tty is not implemented yet",
+            &["-d", "-t", "plain"][..],
+            "-d -t is not implemented: a detached container's pty needs `attach`",
         ),
         (
             &["--rm", "--network", "host", "-p", "80:80", "plain"][..],
