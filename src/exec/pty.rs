@@ -109,7 +109,7 @@ pub fn receive_master(sock: &OwnedFd) -> Result<Option<OwnedFd>, ExecError> {
     Ok(None)
 }
 
-/// The read end of the SIGWINCH pipe's write end, for the handler.
+/// The write end of the SIGWINCH pipe, for the handler (-1: none).
 static WINCH_W: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_winch(_: libc::c_int) {

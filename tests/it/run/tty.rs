@@ -198,4 +198,25 @@ fn run_it_gives_a_real_pty_with_size_ctrl_c_ctrl_d_and_restores_the_terminal() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "yes\r\n");
+    // The console belongs to the command's user, as runc makes it.
+    let out = env.kiln(
+        &[
+            "run",
+            "--rm",
+            "-t",
+            "-u",
+            "user",
+            "busybox",
+            "sh",
+            "-c",
+            "busybox stat -c %u $(busybox tty)",
+        ],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1000\r\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
