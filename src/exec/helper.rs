@@ -249,6 +249,9 @@ fn init_process(
     // SAFETY: the init is single-threaded (forked from the single-threaded helper).
     let child = match unsafe { fork() }.map_err(|e| helper_err("forking the command", e))? {
         ForkResult::Child => {
+            if spec.foreground.is_some_and(|f| f.tty) {
+                pty::own_foreground()?;
+            }
             let _ = forward::unblock();
             return exec(spec, home);
         }

@@ -77,6 +77,24 @@ pub fn open_console(sock: RawFd) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// `--init -t`, in the command the init forks: a process group of its own, made the
+/// console's foreground (as tini does), so that Ctrl-C's SIGINT reaches the command
+/// once, not also through the init that would pass it on again.
+pub fn own_foreground() -> Result<(), ExecError> {
+    let err = |step: &str, e: Errno| helper_err(&format!("{step} (kiln run --init -t)"), e);
+    nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
+        .map_err(|e| err("starting a process group", e))?;
+    // tcsetpgrp from a background group stops it with SIGTTOU unless ignored; the
+    // default comes back before the exec.
+    // SAFETY: SIG_IGN and SIG_DFL are not handlers: nothing runs in signal context.
+    let old = unsafe { signal::signal(Signal::SIGTTOU, SigHandler::SigIgn) }
+        .map_err(|e| err("ignoring SIGTTOU", e))?;
+    let set = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
+    // SAFETY: as above (the old disposition is the default, inherited from the init).
+    let _ = unsafe { signal::signal(Signal::SIGTTOU, old) };
+    set.map_err(|e| err("taking the console's foreground", e))
+}
+
 /// kiln's side: receives the master from the helper's socket; `None` when the sandbox
 /// ended before it sent one (its report says why).
 pub fn receive_master(sock: &OwnedFd) -> Result<Option<OwnedFd>, ExecError> {

@@ -198,6 +198,20 @@ fn run_it_gives_a_real_pty_with_size_ctrl_c_ctrl_d_and_restores_the_terminal() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "yes\r\n");
+    // --init: the command leads the console's foreground process group (its pgrp and
+    // the tty's are its pid, 2), so Ctrl-C's SIGINT reaches it once, not again via the
+    // init.
+    let stat = "read p c s pp pg se tt tp rest < /proc/$$/stat; echo $pg $tp";
+    let out = env.kiln(
+        &["run", "--rm", "-t", "--init", "busybox", "sh", "-c", stat],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2 2\r\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The console belongs to the command's user, as runc makes it.
     let out = env.kiln(
         &[
