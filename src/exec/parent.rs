@@ -1,7 +1,8 @@
 //! kiln's side of a run: checks the spec, starts `exe __sandbox` with the spec on its
 //! stdin and a report pipe on fd 3, streams the command's stdout and stderr to the
 //! caller as they arrive (a foreground run's go straight to kiln's own, and kiln's
-//! signals to the helper: see `super::forward`), and turns the helper's report into a result. Safe to call
+//! signals to the helper: see `super::forward`; with `-t`, the container's pty master,
+//! received on fd 5, is copied to and from kiln's stdio: see `super::pty`), and turns the helper's report into a result. Safe to call
 //! from many threads at once: every pipe is created close-on-exec, so a concurrent
 //! spawn never inherits another run's pipe.
 
@@ -146,7 +147,7 @@ pub(super) fn launch(
 }
 
 /// A close-on-exec copy of `fd` numbered 10 or above, clear of the fds the helper's
-/// protocol places (3 and 4).
+/// protocol places (3, 4 and `-t`'s 5).
 fn high_dup(fd: i32) -> Result<OwnedFd, ExecError> {
     let err = |source| ExecError::Pipe {
         step: "passing kiln's stdin".into(),
