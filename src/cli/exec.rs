@@ -55,7 +55,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> i32 {
 
 fn exec(cli: &Cli, args: &ExecArgs) -> anyhow::Result<i32> {
     if args.tty {
-        bail!("kiln exec -t/--tty is not implemented yet (issue 14): kiln gives no pseudo-terminal; the command gets kiln's stdio");
+        bail!("kiln exec -t/--tty is not implemented yet (issue 14): only `kiln run -t` gives a pseudo-terminal; the exec'd command gets kiln's stdio");
     }
     if args.detach {
         bail!("kiln exec -d/--detach is not implemented yet (issue 14): the command runs in the foreground");

@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// Pass kiln's stdin to the container.
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give the command a pseudo-terminal (its stdio and controlling terminal); kiln's
+    /// terminal is raw while it runs (foreground only).
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// The signal a stop sends (Ctrl-C or SIGTERM to kiln) [default: the image's
     /// StopSignal, else SIGTERM].
     #[arg(long, value_name = "SIGNAL")]
@@ -267,6 +271,9 @@ fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     if args.detach && args.interactive {
         bail!("kiln run -d -i is not implemented yet (issue 14): a detached container's stdin is /dev/null");
     }
+    if args.detach && args.tty {
+        bail!("kiln run -d -t is not implemented: a detached container's pty needs `attach`, which kiln does not have; run -t in the foreground (--rm)");
+    }
     if args.detach && args.init {
         bail!("kiln run -d --init is not implemented yet (issue 14): the monitor runs the command as PID 1");
     }
@@ -317,6 +324,12 @@ fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
             Some(crate::oci::parse_platform(p).with_context(|| format!("--platform {p}"))?);
     }
     opts.stdin = args.interactive;
+    opts.tty = args.tty;
+    if args.tty && args.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        // COMPAT(docker): docker refuses here; kiln still gives the command its pty and
+        // copies the input as it comes.
+        eprintln!("warning: the input device is not a TTY");
+    }
     if let Some(s) = &args.stop_signal {
         opts.stop_signal = Some(
             container::parse_signal(s)

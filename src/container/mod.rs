@@ -79,6 +79,8 @@ pub struct RunOptions {
     pub publish_all: bool,
     /// `-i`: the command reads kiln's stdin.
     pub stdin: bool,
+    /// `-t`: the command runs on a pseudo-terminal (foreground runs only).
+    pub tty: bool,
     /// `--stop-signal`, as a number.
     pub stop_signal: Option<i32>,
     /// `--stop-timeout`, in seconds.
@@ -119,6 +121,7 @@ impl RunOptions {
             publish: Vec::new(),
             publish_all: false,
             stdin: false,
+            tty: false,
             stop_signal: None,
             stop_timeout: None,
             privileged: false,
@@ -261,6 +264,7 @@ pub fn run(store: &Store, exe: &Path, opts: &RunOptions) -> Result<i32, Containe
         stop_signal: prepared.stop_signal,
         stop_timeout: opts.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
         init: opts.init,
+        tty: opts.tty,
     });
     let held = volume::hold(store, &volume::used_by(store, &spec));
     let held = match held {

@@ -50,6 +50,12 @@ pub(super) fn become_user(spec: &RunSpec) -> Result<String, ExecError> {
         nix::errno::Errno::EINVAL if super::userns::single_id_mapping() => unmapped(),
         source => user_err(source),
     };
+    if spec.foreground.is_some_and(|f| f.tty) {
+        // COMPAT(runc): the console belongs to the command's user, so that it can
+        // reopen it by name (`tty`'s path) as well as use the open fds. Best effort, as
+        // the fds work either way: a --cap-drop CHOWN or an unmapped uid leaves it root's.
+        let _ = nix::unistd::fchown(0, Some(Uid::from_raw(ids.uid)), None);
+    }
     nix::unistd::setgid(Gid::from_raw(ids.gid)).map_err(unmapped)?;
     nix::unistd::setuid(Uid::from_raw(ids.uid)).map_err(unmapped)?;
     nix::unistd::chdir(spec.cwd.as_str()).map_err(chdir_err)?;

@@ -24,7 +24,7 @@ use super::network::UserNet;
 use super::protocol::{self, InitMsg, Report, REPORT_FD, STDIN_FD};
 use super::rootfs::{self, MountPoints};
 use super::sys::RealSys;
-use super::{caps, cleanup, forward, seccomp, ExecError, Network, RunSpec};
+use super::{caps, cleanup, forward, pty, seccomp, ExecError, Network, RunSpec};
 
 /// Entry point of `kiln __sandbox`: reads the spec from stdin, runs it, writes the
 /// `Report` to fd 3 and exits 0 (exit 3 when fd 3 is not a pipe from kiln).
@@ -38,8 +38,10 @@ pub fn helper_main() -> ! {
             std::process::exit(3);
         }
     };
-    // The command must not inherit the report pipe.
+    // The command must not inherit the report pipe (nor, `-t`, the console socket:
+    // slirp4netns must not hold it either, or kiln would never see its end).
     let _ = fcntl(REPORT_FD, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    let _ = fcntl(pty::CONSOLE_FD, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     let msg = match run_helper() {
         Ok(status) => Report::Exited { status },
         Err(err) => Report::Failed(err),
@@ -68,7 +70,7 @@ fn run_helper() -> Result<i32, ExecError> {
         }
     };
     match spec.foreground {
-        Some(fg) if fg.stdin => {
+        Some(fg) if fg.stdin && !fg.tty => {
             dup2(STDIN_FD, 0).map_err(|e| helper_err("taking kiln's stdin", e))?;
             let _ = nix::unistd::close(STDIN_FD);
         }
@@ -113,6 +115,11 @@ fn run_helper() -> Result<i32, ExecError> {
         }
         ForkResult::Parent { child } => child,
     };
+    if spec.foreground.is_some_and(|f| f.tty) {
+        // The init holds the console socket now; kiln must see its end when the init
+        // ends without sending the pty.
+        let _ = nix::unistd::close(pty::CONSOLE_FD);
+    }
     let go_w = go.map(|(_, w)| w);
     if let Some(fg) = spec.foreground {
         forward::install(pid, fg)?;
@@ -182,6 +189,10 @@ fn init_setup(
     protocol::send(pipe, &InitMsg::MountPoints(points))
         .and_then(|()| pipe.flush())
         .map_err(|e| helper_err("sending mount points", ExecError::errno_of(&e)))?;
+    if spec.foreground.is_some_and(|f| f.tty) {
+        // After the pivot: /dev/ptmx is the sandbox's own devpts instance.
+        pty::open_console(pty::CONSOLE_FD)?;
+    }
     // Before the capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
     set_ulimits(&spec.ulimits)?;
     if !spec.privileged {
@@ -231,6 +242,9 @@ fn init_process(
     // SAFETY: the init is single-threaded (forked from the single-threaded helper).
     let child = match unsafe { fork() }.map_err(|e| helper_err("forking the command", e))? {
         ForkResult::Child => {
+            if spec.foreground.is_some_and(|f| f.tty) {
+                pty::own_foreground()?;
+            }
             let _ = forward::unblock();
             return exec(spec, home);
         }

@@ -54,6 +54,7 @@ mod overlay;
 mod parent;
 mod probe;
 mod protocol;
+mod pty;
 pub mod resolvconf;
 mod rootfs;
 mod seccomp;
@@ -162,6 +163,10 @@ pub struct Foreground {
     /// docker's tini does; it exits with the command's status.
     #[serde(default)]
     pub init: bool,
+    /// `-t`: the command's stdio and controlling terminal are a pty of the sandbox's
+    /// own devpts, whose master kiln copies to and from its own stdio (see `pty`).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// One resource limit (`setrlimit`); `u64::MAX` is unlimited.

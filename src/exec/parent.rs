@@ -1,7 +1,8 @@
 //! kiln's side of a run: checks the spec, starts `exe __sandbox` with the spec on its
 //! stdin and a report pipe on fd 3, streams the command's stdout and stderr to the
 //! caller as they arrive (a foreground run's go straight to kiln's own, and kiln's
-//! signals to the helper: see `super::forward`), and turns the helper's report into a result. Safe to call
+//! signals to the helper: see `super::forward`; with `-t`, the container's pty master,
+//! received on fd 5, is copied to and from kiln's stdio: see `super::pty`), and turns the helper's report into a result. Safe to call
 //! from many threads at once: every pipe is created close-on-exec, so a concurrent
 //! spawn never inherits another run's pipe.
 
@@ -13,10 +14,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use nix::fcntl::OFlag;
+use nix::sys::socket;
 
 use super::forward::KilnSignals;
 use super::overlay::check_overlay_path;
 use super::protocol::{self, Report, REPORT_FD, STDIN_FD};
+use super::pty;
 use super::{ExecError, MountKind, Output, RunResult, RunSpec};
 
 /// Runs `spec` in a sandbox by re-executing `exe` (normally `/proc/self/exe`, the kiln
@@ -58,25 +61,44 @@ pub(super) fn launch(
         privileged = spec.privileged,
         "starting the sandbox helper"
     );
+    let tty = spec.foreground.is_some_and(|f| f.tty);
     let stdin_copy = match spec.foreground {
-        Some(fg) if fg.stdin => Some(high_dup(0)?),
+        Some(fg) if fg.stdin && !fg.tty => Some(high_dup(0)?),
         _ => None,
     };
     let signals = match spec.foreground {
         Some(_) => Some(KilnSignals::install()?),
         None => None,
     };
+    // `-t`: kiln's end, and the helper's (numbered 10 or above, as stdin's copy).
+    let console = if tty {
+        let (ours, theirs) = socket::socketpair(
+            socket::AddressFamily::Unix,
+            socket::SockType::Stream,
+            None,
+            socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| ExecError::Pipe {
+            step: "creating the console socket".into(),
+            source: e.into(),
+        })?;
+        Some((ours, high_dup(theirs.as_raw_fd())?))
+    } else {
+        None
+    };
     let mut child = spawn(
         exe,
         &report_w,
         spec.foreground.is_some(),
         stdin_copy.as_ref(),
+        console.as_ref().map(|(_, theirs)| theirs),
     )?;
     if let Some(s) = &signals {
         s.helper_started(child.id());
     }
     drop(report_w);
     drop(stdin_copy);
+    let console = console.map(|(ours, _)| ours);
     let Some(mut stdin) = child.stdin.take() else {
         unreachable!("stdin is piped")
     };
@@ -85,6 +107,15 @@ pub(super) fn launch(
     drop(stdin);
     if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
         stream(stdout, stderr, on_output)?;
+    }
+    if let Some(sock) = console {
+        // Only once the sandbox has sent the master does the terminal turn raw; a
+        // sandbox that fails first closes the socket, and its report says why.
+        if let Some(master) = pty::receive_master(&sock)? {
+            let term = pty::Console::enter()?;
+            term.copy(&master, spec.foreground.is_some_and(|f| f.stdin))?;
+            drop(term);
+        }
     }
     let mut report = Vec::new();
     std::fs::File::from(report_r)
@@ -116,7 +147,7 @@ pub(super) fn launch(
 }
 
 /// A close-on-exec copy of `fd` numbered 10 or above, clear of the fds the helper's
-/// protocol places (3 and 4).
+/// protocol places (3, 4 and `-t`'s 5).
 fn high_dup(fd: i32) -> Result<OwnedFd, ExecError> {
     let err = |source| ExecError::Pipe {
         step: "passing kiln's stdin".into(),
@@ -139,9 +170,11 @@ fn spawn(
     report_w: &OwnedFd,
     foreground: bool,
     stdin: Option<&OwnedFd>,
+    console: Option<&OwnedFd>,
 ) -> Result<std::process::Child, ExecError> {
     let fd = report_w.as_raw_fd();
     let stdin_fd = stdin.map(AsRawFd::as_raw_fd);
+    let console_fd = console.map(AsRawFd::as_raw_fd);
     let blocked = super::forward::blocked_set();
     let mut cmd = Command::new(exe);
     cmd.arg("__sandbox").stdin(Stdio::piped());
@@ -180,6 +213,11 @@ fn spawn(
             // Numbered 10 or above (`high_dup`): the dup2 above did not touch it.
             if let Some(s) = stdin_fd {
                 if libc::dup2(s, STDIN_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(c) = console_fd {
+                if libc::dup2(c, pty::CONSOLE_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }

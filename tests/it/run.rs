@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::build::Env;
 
 mod network;
+mod tty;
 
 /// `plain`: busybox with every applet, ENV, WORKDIR, USER and a CMD; `vol`: `plain`
 /// as root with a file in its `VOLUME /seed` (built by the test that uses it); `ep`: the same
@@ -170,8 +171,8 @@ fn run_honours_the_image_config_and_docker_merge_rules() {
             "-d -i is not implemented yet (issue 14)",
         ),
         (
-            &["--rm", "-t", "plain"][..],
-            "-t/--tty is not implemented yet",
+            &["-d", "-t", "plain"][..],
+            "-d -t is not implemented: a detached container's pty needs `attach`",
         ),
         (
             &["--rm", "--network", "host", "-p", "80:80", "plain"][..],

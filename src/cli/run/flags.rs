@@ -15,9 +15,6 @@ use super::super::build::args::shm_size;
 /// error names it instead of calling it unknown.
 #[derive(Debug, clap::Args)]
 pub struct Refused {
-    /// Refused: no pseudo-terminal yet (issue 14).
-    #[arg(short = 't', long)]
-    tty: bool,
     /// Refused: no daemon or stored containers to restart (issue 14).
     #[arg(long, value_name = "POLICY")]
     restart: Option<String>,
@@ -53,8 +50,7 @@ pub struct Refused {
 impl Refused {
     /// The first refused flag given, as an error that names it.
     pub fn check(&self) -> anyhow::Result<()> {
-        let given: [(bool, &str, &str); 11] = [
-            (self.tty, "-t/--tty", "kiln gives no pseudo-terminal yet; the container gets kiln's own stdio"),
+        let given: [(bool, &str, &str); 10] = [
             (self.restart.is_some(), "--restart", "kiln has no daemon, so no one is there to restart a container; run `kiln run --rm` (foreground) under a service manager instead, e.g. a systemd unit with Restart=always (see the README's Containers section)"),
             (!self.security_opt.is_empty(), "--security-opt", "the container has RUN's seccomp filter and masked paths, or none with --privileged"),
             (!self.device.is_empty(), "--device", "the container has the standard devices only (BuildKit's insecure set with --privileged)"),
