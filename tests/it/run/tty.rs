@@ -154,9 +154,12 @@ fn run_it_gives_a_real_pty_with_size_ctrl_c_ctrl_d_and_restores_the_terminal() {
     assert!(out.contains("20 70"), "{out:?}");
 
     // Ctrl-C is a byte to the container's line discipline: SIGINT for the
-    // foreground job (sleep, or the shell before it forks it), and the shell goes on;
-    // an uninterrupted sleep would hold the next echo for 100 s, past the deadline.
-    term.type_("echo S$((1+1)); busybox sleep 100\r");
+    // foreground job, and the shell goes on; an uninterrupted sleep would hold the
+    // next echo for 100 s, past the deadline. The job prints S2 itself and then
+    // becomes the sleep (exec), so once S2 shows, the job is the foreground process
+    // group: a Ctrl-C typed between the shell's echo and its fork of sleep would
+    // reach the shell instead and leave the sleep running (seen under load).
+    term.type_("busybox sh -c 'echo S$((1+1)); exec busybox sleep 100'\r");
     term.expect("S2");
     term.type_("\x03");
     term.type_("echo A$((3+4))\r");
