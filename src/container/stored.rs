@@ -562,8 +562,17 @@ pub fn create(
         // Last: the container exists from here on.
         .and_then(|()| write_json(store, &dir.join("config.json"), &config));
     if let Err(e) = written {
-        // No container will ever name the anonymous volumes made for it.
-        let _ = super::volume::remove_anonymous(store, &prepared.anonymous_volumes);
+        // No container will ever name the anonymous volumes made for it. Fresh and
+        // known to no one else, each is moved out of volumes/ at once (a kill leaves
+        // no half volume) and deleted; not through `volume::remove`, which reads the
+        // stored containers (this file) to refuse volumes in use.
+        for name in &prepared.anonymous_volumes {
+            let dir = Layout::of(store).volume(name);
+            if let Ok(tmp) = crate::builder::staging_dir(store, "rmvol-") {
+                let _ = fs::rename(&dir, tmp.join("volume"));
+                let _ = crate::builder::remove_tree(&tmp);
+            }
+        }
         return Err(e);
     }
     Ok(Container { dir, config, state })

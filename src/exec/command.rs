@@ -188,19 +188,6 @@ pub(super) fn helper_err(step: &str, source: Errno) -> ExecError {
     }
 }
 
-/// The number of threads this process has (0 when /proc cannot tell): namespaces and
-/// forks that must happen single-threaded check it first.
-pub(super) fn thread_count() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Waits for `child` to end: its exit code, or 128 + N when signal N killed it, as a
 /// shell reports it. `step` names the wait in an error.
 pub(super) fn wait_status(child: nix::unistd::Pid, step: &str) -> Result<i32, ExecError> {

@@ -41,7 +41,7 @@ const NAMESPACES: [(&str, CloneFlags); 5] = [
 /// This process stays in the container's namespaces afterwards: call it last.
 pub fn enter(init_pid: i32, spec: &RunSpec, stdin: bool) -> Result<i32, ExecError> {
     super::parent::check_command(spec)?;
-    let threads = super::command::thread_count();
+    let threads = super::userns::thread_count();
     if threads != 1 {
         return Err(ExecError::NotSingleThreaded { threads });
     }

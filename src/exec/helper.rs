@@ -54,7 +54,7 @@ pub fn helper_main() -> ! {
 }
 
 fn run_helper() -> Result<i32, ExecError> {
-    let threads = super::command::thread_count();
+    let threads = super::userns::thread_count();
     if threads != 1 {
         return Err(ExecError::NotSingleThreaded { threads });
     }

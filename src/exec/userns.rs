@@ -158,7 +158,7 @@ pub fn enter() -> Result<Option<Rootless>, UsernsError> {
     if max_user_namespaces() == Some(0) {
         return Err(UsernsError::Disabled);
     }
-    let threads = super::command::thread_count();
+    let threads = thread_count();
     if threads != 1 {
         return Err(UsernsError::Threads { threads });
     }
@@ -415,6 +415,19 @@ fn max_user_namespaces() -> Option<u64> {
     std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
         .ok()
         .and_then(|s| s.trim().parse().ok())
+}
+
+/// The number of threads this process has (0 when /proc cannot tell): namespaces and
+/// forks that must happen single-threaded check it first.
+pub(super) fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
