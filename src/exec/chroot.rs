@@ -16,7 +16,7 @@
 //! a root command can leave a chroot. The caller's container is the isolation.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -81,11 +81,7 @@ pub(super) fn run_helper(req: &ChrootRequest) -> Result<i32, ExecError> {
         ForkResult::Parent { child } => child,
     };
     drop(w);
-    let mut bytes = Vec::new();
-    File::from(r)
-        .read_to_end(&mut bytes)
-        .map_err(|e| helper_err("reading from the command", ExecError::errno_of(&e)))?;
-    let status = super::command::wait_status(child, "waiting for the command")?;
+    let (bytes, status) = super::command::messages_and_status(r, child)?;
     kill_leftovers();
     for msg in protocol::decode_lines::<InitMsg>(&bytes, "chroot command message")? {
         if let InitMsg::Failed(err) = msg {

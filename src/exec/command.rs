@@ -201,3 +201,18 @@ pub(super) fn wait_status(child: nix::unistd::Pid, step: &str) -> Result<i32, Ex
         }
     }
 }
+
+/// Reads all a forked command reports on `r` (its setup messages; end of file once it
+/// has exec'd or exited), then waits for it: the messages and its status.
+pub(super) fn messages_and_status(
+    r: std::os::fd::OwnedFd,
+    child: nix::unistd::Pid,
+) -> Result<(Vec<u8>, i32), ExecError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::from(r)
+        .read_to_end(&mut bytes)
+        .map_err(|e| helper_err("reading from the command", ExecError::errno_of(&e)))?;
+    let status = wait_status(child, "waiting for the command")?;
+    Ok((bytes, status))
+}

@@ -12,7 +12,6 @@
 //! /etc/passwd, read after the mount namespace is joined).
 
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
@@ -87,11 +86,7 @@ pub fn enter(init_pid: i32, spec: &RunSpec, stdin: bool) -> Result<i32, ExecErro
         ForkResult::Parent { child } => child,
     };
     drop(w);
-    let mut bytes = Vec::new();
-    File::from(r)
-        .read_to_end(&mut bytes)
-        .map_err(|e| helper_err("reading from the command", ExecError::errno_of(&e)))?;
-    let status = super::command::wait_status(child, "waiting for the command")?;
+    let (bytes, status) = super::command::messages_and_status(r, child)?;
     for msg in protocol::decode_lines::<InitMsg>(&bytes, "exec message")? {
         if let InitMsg::Failed(err) = msg {
             return Err(err);
